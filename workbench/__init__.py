@@ -1,0 +1,1 @@
+"""int3 workbench."""
