@@ -210,9 +210,10 @@ class FtraceState:
         """The stores that make ftrace_ops_list hold exactly this state's ops."""
         im, out = self.image, []
         chain = self.ops_list() + [im.sym("ftrace_list_end")]
+        names = {slot[0]: n for n, slot in self._slots.items()}
         # link from the tail so a concurrent reader never sees a dangling next
         for a, nxt in reversed(list(zip(chain, chain[1:]))):
-            out.append(DataWrite(f"{im.name_at(a)}.next", a + EQU["OPS_NEXT"], nxt))
+            out.append(DataWrite(f"{names[a]}.next", a + EQU["OPS_NEXT"], nxt))
         out.append(DataWrite("ftrace_ops_list", im.sym("ftrace_ops_list"), chain[0]))
         return out
 
@@ -263,7 +264,8 @@ def plan_transition(before: FtraceState, after: FtraceState, per_site: bool = Fa
     elif site_changes:
         steps.append(TextBatch("sites", tuple(site_changes)))
     final = after.trampoline_bytes(func1)
-    if any(cur[c] != final[c] for c in TRAMPOLINE_CALLS) or func0 != func1:
+    # The list function ignores function_trace_op: publish it only for a single handler.
+    if func1 != "ftrace_ops_list_func" and (func0 != func1 or cur != final):
         steps.append(DataWrite("function_trace_op", im.sym("function_trace_op"), after.function_trace_op()))
         steps.append(Sync("ftrace_sync_ipi"))
         for c in TRAMPOLINE_CALLS:

@@ -1,0 +1,409 @@
+"""Interleave a patch with calling CPUs and record what every call did.
+
+Two modes over the same :class:`Run`:
+
+* **exhaustive**, one calling CPU: every instruction boundary of one call at
+  which each patch step can land (the steps before it landed earlier, the
+  ones after follow every *patch_gap* instructions). Placements between
+  which the CPU neither executes a block holding the step's bytes, nor reads
+  its data, nor enters the int3 handler are equivalent; one of each class is
+  executed, and its weight is the number of raw placements it stands for.
+* **random**, several CPUs: seeded random slices and step times.
+
+Every call becomes a row of the calls frame (docs/ARCHITECTURE.md): its
+evidence read from emulated memory, classified against the handlers the old
+and new instruction run, which are measured by reference runs. An emulated
+crash is a row, never an exception.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ
+
+from .errors import ConfigError, check_choice, check_range
+from .ftrace import TRAMPOLINE_CALLS
+from .image import build_image
+from .int3 import STRATEGIES, get_strategy
+from .machine import ENTRIES, Machine
+from .outcomes import classify, observe
+from .scenario import load_scenario
+from .text_poke import PROTOCOLS, poke_steps
+
+__all__ = ["Run", "explore", "outcome_table", "MODES", "OUTCOME_COLUMNS"]
+
+MODES = ("exhaustive", "random")
+OUTCOME_COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "delay_traps")
+_CAP = 20000  # instructions after which a call that has not returned is a hang
+_IPI_KINDS = ("sync", "stop")
+_EFLAGS_IF = 1 << 9
+
+
+class Run:
+    """A scenario's patch under one strategy and entry, ready to interleave.
+
+    *protocol* defaults to the strategy's own (``breakpoint``, or
+    ``stop_machine`` for that strategy); the negative controls ``naive`` and
+    ``no_sync`` can be forced. Raises ConfigError for unknown names.
+    """
+
+    def __init__(self, scenario="seed", strategy="emulate_new", entry="v5.3", protocol=None,
+                 n_ordinary=8, per_site=False, ncpus=1):
+        self.scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
+        self.strategy = get_strategy(strategy)
+        self.entry = check_choice("entry", entry, ENTRIES)
+        self.protocol = check_choice("protocol", protocol or self.strategy.protocol, PROTOCOLS)
+        self.image = build_image(n_ordinary)
+        self.before, self.after = self.scenario.states(self.image)
+        self.steps = poke_steps(self.scenario.plan(self.image, per_site), self.protocol)
+        self.machine = Machine(self.image, ncpus, entry, int3_handler=self._handler)
+        self.ref = Machine(self.image, 1, entry)  # reference runs: no int3 handler needed
+        self._ref_cache: dict = {}
+        self.phase = 0
+        self.traps: dict[tuple[int, int], list] = {}
+        self.stalls = 0
+
+    # -- the patcher -----------------------------------------------------------------
+    def phase_name(self, p: int) -> str:
+        return "before" if p == 0 else ("done" if p >= len(self.steps) else self.steps[p - 1].name)
+
+    def step_ready(self) -> bool:
+        """Can the next step land now? A sync is an IPI round: it completes only
+        when every live CPU has interrupts enabled, so never while a CPU is
+        between an int3 and its iret (the int3 gate clears IF)."""
+        if self.phase >= len(self.steps) or self.steps[self.phase].kind not in _IPI_KINDS:
+            return True
+        return all(c.crash is not None or c.reg("eflags") & _EFLAGS_IF for c in self.machine.cpus)
+
+    def apply_step(self, machine=None) -> None:
+        m = machine or self.machine
+        step = self.steps[self.phase]
+        step.apply(m)
+        if step.kind == "stop":
+            self.stalls += 1  # every CPU held while the whole instructions are written
+        self.phase += 1
+        m.write32(self.image.sym("patch_phase"), self.phase)
+
+    def _handler(self, m, cpu, regs):
+        key = (cpu.index, cpu.completed_calls())
+        self.traps.setdefault(key, []).append((self.phase, regs.ip - 1))
+        return self.strategy(m, cpu, regs)
+
+    def reset(self) -> None:
+        """Machine back to the scenario's before state, patch not started."""
+        m = self.machine
+        m.mem[:] = m._pristine
+        self.before.apply(m)
+        m.text_poke_state = None
+        self.phase, self.traps, self.stalls = 0, {}, 0
+        m.write32(self.image.sym("patch_phase"), 0)
+
+    # -- what the old and the new instruction do -------------------------------------
+    def expected(self, phase: int, fn: str, override=None) -> frozenset[str]:
+        """Handlers one call of *fn* runs with the text of *phase*, and *override*
+        ``(addr, bytes)`` in place (None: the text as it is)."""
+        key = (phase, fn, override)
+        if key not in self._ref_cache:
+            r = self.ref
+            r.mem[:] = r._pristine
+            self.before.apply(r)
+            for s in self.steps[:phase]:
+                s.apply(r)
+            r.text_poke_state = None
+            if override:
+                r.write(*override)
+            r.sync_core()
+            cpu = r.cpus[0]
+            cpu.reset([(self.image.functions[fn].site, 0)])
+            cpu.run(_CAP, until=self.image.sym("workload_logged"))
+            recs = cpu.drain()
+            self._ref_cache[key] = observe(cpu, recs[0]).handlers if recs else frozenset()
+        return self._ref_cache[key]
+
+    # -- turning evidence into rows -------------------------------------------------------
+    def rows(self, cpu, records, weight=1, crashed_seq=None) -> list[dict]:
+        """Rows of the calls frame for *records* of *cpu* (plus the call in flight if it crashed)."""
+        out = []
+        for rec in records:
+            out.append(self._row(cpu, rec["seq"], observe(cpu, rec), rec["phase0"], weight))
+        if cpu.crash is not None and crashed_seq is not None:
+            out.append(self._row(cpu, crashed_seq, None, self.phase, weight))
+        return out
+
+    def _row(self, cpu, seq, obs, phase0, weight) -> dict:
+        im = self.image
+        traps = self.traps.get((cpu.index, seq), [])
+        fn = obs.function if obs else self._fn_in_flight(cpu)
+        row = {
+            "scenario": self.scenario.name, "entry": self.entry, "strategy": self.strategy.name,
+            "protocol": self.protocol, "cpu": cpu.index, "seq": seq, "function": fn,
+            "site_kind": "livepatched" if fn in self.scenario.livepatched() else "ordinary",
+            "phase": self.phase_name(phase0), "weight": weight,
+            "trapped": bool(traps), "traps": len(traps), "trap_site": "", "trap_phase": "",
+            "tracer_runs": obs.tracer_runs if obs else 0,
+            "livepatch_ran": bool(obs and obs.body == "new"),
+            "body": obs.body if obs else "none",
+            "expected_old": "", "expected_new": "",
+            "violation": 0, "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0,
+            "crash": obs is None, "crash_addr": -1, "crash_reason": "",
+            "delay_traps": max(len(traps) - 1, 0), "stale": False,
+        }
+        if obs is None:
+            row["crash_addr"] = cpu.crash.addr
+            row["crash_reason"] = cpu.crash.reason
+        if traps:
+            tphase, taddr = traps[0]
+            name = im.name_at(taddr)
+            row["trap_site"] = name if name in TRAMPOLINE_CALLS else "fentry"
+            row["trap_phase"] = self.phase_name(tphase)
+            ch = self._change_at(tphase, taddr)
+            if ch is not None and fn in im.functions:
+                old = self.expected(tphase, fn, (taddr, ch.old))
+                new = self.expected(tphase, fn, (taddr, ch.new))
+                row["expected_old"], row["expected_new"] = ",".join(sorted(old)), ",".join(sorted(new))
+                if obs is not None:
+                    row.update(classify(obs, old, new, self.scenario.registered()))
+        elif obs is not None and phase0 >= len(self.steps) and fn in im.functions:
+            want = self.expected(len(self.steps), fn)
+            row["stale"] = obs.handlers != want or obs.body == "none"
+        if obs is not None and (obs.corrupt or obs.body == "none"):
+            row["crash"] = True
+            row["crash_reason"] = f"caller state corrupted (bits {obs.corrupt:#x})" if obs.corrupt \
+                else "no body ran"
+        return row
+
+    def _change_at(self, phase, addr):
+        """The instruction change at *addr* of the latest batch started by *phase*."""
+        for s in reversed(self.steps[:phase]):
+            for c in s.changes:
+                if c.addr == addr:
+                    return c
+        return None
+
+    def _fn_in_flight(self, cpu) -> str:
+        m = self.machine
+        i = (cpu.thread_info("next") - 1) % max(cpu.thread_info("ncalls"), 1)
+        return self.image.name_at(m.read32(cpu.calls + 8 * i))
+
+
+# -- exhaustive: one calling CPU, every placement of every step -----------------------------
+
+def _calibrate(run: Run, k: int, cap: int):
+    """Instructions of the call in state k, and the indices where step k could be seen."""
+    cpu, im = run.machine.cpus[0], run.image
+    step = run.steps[k]
+    ranges = step.addrs or tuple((im.text[0], im.text[1]) for _ in (0,))
+    count, events = [0], set()
+
+    def on_code(uc, addr, size, _):
+        count[0] += 1
+        if addr == do_int3:
+            events.add(count[0] - 1)
+
+    def on_block(uc, addr, size, _):
+        if any(addr < hi and lo < addr + size for lo, hi in ranges):
+            events.add(count[0])
+
+    def on_read(uc, access, addr, size, value, _):
+        events.add(count[0] - 1)
+
+    do_int3 = im.sym("do_int3")
+    hooks = [cpu.uc.hook_add(UC_HOOK_CODE, on_code), cpu.uc.hook_add(UC_HOOK_BLOCK, on_block)]
+    if step.kind == "data":
+        lo, hi = step.addrs[0]
+        hooks.append(cpu.uc.hook_add(UC_HOOK_MEM_READ, on_read, begin=lo, end=hi - 1))
+    cpu.run(cap, until=im.sym("workload_return"))
+    for h in hooks:
+        cpu.uc.hook_del(h)
+    return count[0], sorted(e for e in events if e <= count[0])
+
+
+def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
+                         calib_cap: int = 2000) -> tuple[list, int, int]:
+    m, im = run.machine, run.image
+    cpu = m.cpus[0]
+    rows, raw, distinct = [], 0, 0
+    for k in range(len(run.steps)):
+        # steps [0, k) landed before the call; the CPU stands at the call instruction
+        run.reset()
+        cpu.reset([(im.functions[fn].site, 0)])
+        for _ in range(k):
+            run.apply_step()
+        m.sync_core()
+        cpu.run(cap, until=im.sym("workload_call"))
+        ctx_k = cpu.uc.context_save()
+        mem_k, bp_k, stalls_k = m.mem.copy(), m.text_poke_state, run.stalls
+
+        def restore():
+            m.mem[:] = mem_k
+            m.text_poke_state = bp_k
+            run.phase, run.traps, run.stalls = k, {}, stalls_k
+            cpu.crash, cpu.drained = None, 0
+            cpu.uc.context_restore(ctx_k)
+            cpu.eip = im.sym("workload_call")
+            m.sync_core()  # cold translations, as in the calibration
+
+        restore()
+        length, events = _calibrate(run, k, calib_cap)
+        cuts = sorted({0, *(e + 1 for e in events if e + 1 <= length)})
+        weights = np.diff(cuts + [length + 1])
+        raw += length + 1
+        distinct += len(cuts)
+        for i, w in zip(cuts, weights):
+            restore()
+            if i:
+                cpu.run(i)
+            budget = cap
+            while not run.step_ready() and cpu.crash is None and budget > 0:
+                cpu.run(1)  # the IPI waits for the CPU to leave the int3 path
+                budget -= 1
+            run.apply_step()
+            # go on until the patch is done and one whole call has run after it
+            target = None
+            while cpu.crash is None and budget > 0:
+                if run.phase == len(run.steps) and target is None:
+                    target = max(cpu.completed_calls(), 1) + 2
+                if target is not None and cpu.completed_calls() >= target:
+                    break
+                cpu.run(patch_gap)
+                budget -= patch_gap
+                while run.phase < len(run.steps) and not run.step_ready() and cpu.crash is None:
+                    cpu.run(1)
+                if run.phase < len(run.steps):
+                    run.apply_step()
+            recs = cpu.drain()
+            in_flight = cpu.completed_calls() if cpu.crash is not None else None
+            if cpu.crash is None and cpu.completed_calls() == 0:
+                cpu.crash = _hang(cpu)
+                in_flight = 0
+            after = [r for r in recs if r["phase0"] >= len(run.steps) and r["seq"] > 0]
+            keep = [r for r in recs if r["seq"] == 0] + after[:1]
+            for row in run.rows(cpu, keep, int(w), in_flight):
+                row.update(mode="exhaustive", schedule=k, placement=i)
+                rows.append(row)
+        progress(1)
+    return rows, raw, distinct
+
+
+def _hang(cpu):
+    from .machine import Crash
+
+    return Crash(cpu.eip, cpu.eip, f"hang: the call did not return in {_CAP} instructions")
+
+
+# -- random: several CPUs, seeded slices and step times ---------------------------------------
+
+def _random_schedule(run: Run, seed: int, functions, slice_mean: int, patch_gap: int,
+                     gap_mean: float, warmup: int, tail: int, progress) -> list:
+    m, im = run.machine, run.image
+    rng = np.random.default_rng(seed)
+    run.reset()
+    sites = [im.functions[f].site for f in functions]
+    for cpu in m.cpus:
+        fns = rng.integers(0, len(sites), 4096)
+        gaps = rng.geometric(1.0 / (1.0 + gap_mean), 4096) - 1 if gap_mean > 0 else np.zeros(4096, int)
+        cpu.reset(list(zip([sites[i] for i in fns], gaps.tolist())))
+        cpu.run(int(rng.integers(1, slice_mean + 1)))  # desynchronise the CPUs
+    rows, now = [], 0
+    next_step = warmup + int(rng.exponential(patch_gap))
+    done_at = None
+    in_flight = {}
+    while done_at is None or now < done_at + tail:
+        for c in rng.permutation(len(m.cpus)):
+            cpu = m.cpus[c]
+            if cpu.crash is None:
+                before = cpu.completed_calls()
+                if not cpu.run(int(rng.integers(slice_mean // 2 + 1, 3 * slice_mean // 2 + 2))):
+                    in_flight[c] = cpu.completed_calls()
+                del before
+        now += slice_mean
+        while run.phase < len(run.steps) and now >= next_step and run.step_ready():
+            run.apply_step()
+            next_step += max(1, int(rng.exponential(patch_gap)))
+            if run.phase == len(run.steps):
+                done_at = now
+        for cpu in m.cpus:
+            recs = cpu.drain()
+            rows += run.rows(cpu, recs, 1, in_flight.pop(cpu.index, None))
+    progress(1)
+    for row in rows:
+        row.update(mode="random", schedule=seed, placement=-1)
+    return rows
+
+
+# -- the public entry points --------------------------------------------------------------------
+
+def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", functions=None,
+            protocol=None, cpus=None, schedules=20, seed=0, patch_gap=500, per_site=False,
+            n_ordinary=8, progress=True, slice_mean=200, gap_mean=50.0) -> tuple[pd.DataFrame, dict]:
+    """Interleave the scenario's patch with calling CPUs under each strategy.
+
+    Returns ``(calls, stats)``: the calls frame (docs/ARCHITECTURE.md) and
+    per-strategy schedule counts (``raw``, ``distinct``). *strategies* is a
+    name, a list, or ``"all"``; *functions* defaults to one livepatched and
+    one ordinary function. Exhaustive mode uses one calling CPU (*cpus* must
+    be 1 or None); random mode runs *schedules* seeded schedules on *cpus*
+    CPUs (default 4). Raises ConfigError for bad input.
+    """
+    from tqdm.auto import tqdm
+
+    check_choice("mode", mode, MODES)
+    names = list(STRATEGIES) if strategies in ("all", None) else \
+        ([strategies] if isinstance(strategies, str) else list(strategies))
+    for n in names:
+        get_strategy(n)
+    if mode == "exhaustive" and cpus not in (None, 1):
+        raise ConfigError(f"cpus: exhaustive mode explores one calling CPU; got {cpus} (use --mode random)")
+    ncpus = 1 if mode == "exhaustive" else int(check_range("cpus", 4 if cpus is None else cpus, 1, 16, integer=True))
+    schedules = int(check_range("schedules", schedules, 1, 100000, integer=True))
+    patch_gap = int(check_range("patch_gap", patch_gap, 1, 10**7, integer=True))
+    sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
+    image = build_image(n_ordinary)
+    if functions is None:
+        lp = [f for f in image.functions if f in sc.livepatched()]
+        functions = lp[:1] + [next(f for f in image.functions if f not in sc.livepatched())]
+    functions = [image.function(f).name for f in functions]
+    rows, stats = [], {}
+    runs = {n: Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus) for n in names}
+    total = sum(len(r.steps) for r in runs.values()) * len(functions) if mode == "exhaustive" \
+        else schedules * len(names)
+    with tqdm(total=total, desc=f"explore {sc.name} {entry}", unit="step" if mode == "exhaustive" else "schedule",
+              disable=not progress, leave=False) as bar:
+        for n, run in runs.items():
+            if mode == "exhaustive":
+                raw = distinct = 0
+                for fn in functions:
+                    r, a, d = _exhaustive_function(run, fn, patch_gap, _CAP, bar.update)
+                    rows += r
+                    raw, distinct = raw + a, distinct + d
+                stats[n] = {"raw": raw, "distinct": distinct, "stalls": run.stalls and len(
+                    [s for s in run.steps if s.kind == "stop"])}
+            else:
+                for s in range(schedules):
+                    rows += _random_schedule(run, seed * 100003 + s, functions, slice_mean, patch_gap,
+                                             gap_mean, 2000, 4 * patch_gap, bar.update)
+                stats[n] = {"raw": schedules, "distinct": schedules,
+                            "stalls": len([s for s in run.steps if s.kind == "stop"])}
+    return pd.DataFrame(rows), stats
+
+
+def outcome_table(calls: pd.DataFrame) -> pd.DataFrame:
+    """Per-trapped-call means by (scenario, entry, strategy, site_kind, trap_site).
+
+    Weighted by the number of raw schedules each row stands for; columns
+    ``n_trapped`` and :data:`OUTCOME_COLUMNS`.
+    """
+    keys = ["scenario", "entry", "strategy", "site_kind", "trap_site"]
+    t = calls[calls["trapped"]].copy()
+    if t.empty:
+        return pd.DataFrame(columns=keys + ["n_trapped", *OUTCOME_COLUMNS])
+    t["crash"] = t["crash"].astype(float)
+    w = t["weight"].astype(float)
+    agg = {c: (t[c].astype(float) * w) for c in OUTCOME_COLUMNS}
+    df = pd.DataFrame({**{k: t[k] for k in keys}, "n_trapped": w, **agg})
+    g = df.groupby(keys, sort=True).sum().reset_index()
+    for c in OUTCOME_COLUMNS:
+        g[c] = g[c] / g["n_trapped"]
+    g["n_trapped"] = g["n_trapped"].astype(int)
+    return g

@@ -1,0 +1,598 @@
+"""The statistical race simulator: trapped, dropped and stalled calls on N CPUs.
+
+It answers: on N CPUs calling these functions at these rates, while ftrace
+patches these sites with this protocol and these timings, how many calls
+trap on an int3, what do they do under each handler strategy, and what does
+it cost? Two answers side by side: a closed form (:func:`closed_form`) and a
+vectorised Monte Carlo (:func:`simulate`) that checks it.
+
+The model (documented in ``docs/RACE.md``):
+
+* **Workload** (:class:`Workload`). Calls to each traced function arrive on
+  each CPU as a Poisson process with a per-CPU rate: named hot functions plus
+  a tail of M ordinary functions with a Zipf profile and a total rate. With
+  ``dispersion > 0`` a window's rate is multiplied by a Gamma(1/d, d) factor
+  (gamma-Poisson: same mean, variance ``mu + d mu^2``) for bursty calls.
+* **Patch timeline** (:data:`PLANS`, :mod:`workbench.timing`). The ftrace
+  order of DOMAIN.md section 4: trampoline calls (``ftrace_call``,
+  ``ftrace_regs_call``) first, one breakpoint protocol each; then the call
+  sites, one protocol per site (``per_site``), one for all (``batched``), or
+  everything under ``stop_machine``. A site is armed from its int3 write
+  until every CPU has synced after its final write: ``2w + R1 + R2 + R3``
+  for one site, ``(3K - i) w + R1 + R2 + R3`` for the i-th of K batched
+  sites (w: write cost, R: sync rounds). A trampoline call's window traps
+  the calls of every function routed through that trampoline at the time.
+* **Outcomes** (:class:`PerCallOutcomes`). Trapped calls in a window with
+  per-CPU rate sum L on N CPUs are Poisson(N L W); each is multiplied by the
+  per-trapped-call means that the emulator measured for (strategy, site
+  kind, trap site) (``workbench.explore.load_outcome_table``), never typed in.
+* **Cost** (``stall_ns``): the int3 handler per trapped call (45 ns single,
+  180 ns batch search); ``spin`` adds each trapped call's wait until its site
+  is released (uniform within the window: ``E = N L E[W^2] / 2``);
+  ``stop_machine`` stalls all N CPUs for the whole patch.
+
+Aggregation keeps it cheap: sites of one kind sharing a window are one group
+with a summed rate (a sum of independent Poissons is Poisson). Per-site
+windows differ, so the ``EXACT_SITES`` busiest sites of a kind get their own
+drawn rounds and the rest enter as a rate-weighted window sum drawn from a
+gamma with the exact mean and variance. Every Monte Carlo mean is unbiased for
+its closed form; only higher moments of those aggregated parts are approximate.
+Write order within a batch is assumed independent of call rates.
+"""
+
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+import math
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, check_choice, check_range
+from .timing import BRISTOT, Timing, gamma_matched
+
+__all__ = [
+    "STRATEGIES", "SCENARIOS", "PROTOCOLS", "SITE_KINDS", "TRAP_SITES", "METRICS",
+    "LIVEPATCHED", "PLANS", "Stage", "Workload", "RaceConfig", "PerCallOutcomes",
+    "closed_form", "simulate", "simulate_many", "load_outcomes", "bristot_comparison",
+    "EXACT_SITES",
+]
+
+STRATEGIES = ("skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine")
+SCENARIOS = ("seed", "seed_reverse", "shared_regs_caller")
+PROTOCOLS = ("per_site", "batched", "stop_machine")
+SITE_KINDS = ("livepatched", "ordinary")
+TRAP_SITES = ("fentry", "ftrace_call", "ftrace_regs_call")
+#: reported metrics, in column order
+METRICS = ("trapped", "violations", "dropped_tracer", "dropped_livepatch", "spurious",
+           "crashes", "stall_ns", "window_ns", "patch_ns", "ipis")
+#: metric <- outcome-table column (per-trapped-call mean)
+_OUTCOME_COLUMNS = {"violations": "violation", "dropped_tracer": "dropped_tracer",
+                    "dropped_livepatch": "dropped_livepatch", "spurious": "spurious",
+                    "crashes": "crash"}
+#: the busiest sites of a kind whose per-site windows are drawn one by one
+EXACT_SITES = 16
+_CHUNK = 32768  # trials per vectorised chunk: bounds memory, not results
+_NS = 1e-9      # rates are per second, times in ns
+
+#: functions whose sites are live patched in every scenario (DOMAIN.md §5)
+LIVEPATCHED = ("do_IRQ", "__migrate_task")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a scenario's ordered patch plan.
+
+    ``target`` is ``ftrace_call`` / ``ftrace_regs_call`` (one trampoline call
+    rewritten; ``kinds`` = site kinds routed through that trampoline then),
+    ``sites`` (``kinds`` = site kinds whose call sites change) or ``publish``
+    (one sync round after publishing the ops pointer, no text change).
+    """
+
+    target: str
+    kinds: tuple = ()
+
+
+#: Ordered plans per scenario, following DOMAIN.md §4: switch the trampoline
+#: calls to the list function before the sites, restore the final function
+#: after them. Who is routed through a trampoline while its call changes
+#: decides what its window traps. To be cross-checked against workbench.ftrace.
+PLANS = {
+    # live_patch_trampoline sites -> ftrace_regs_caller, NOPs -> ftrace_caller;
+    # nothing uses the generic trampolines while their calls change.
+    "seed": (Stage("ftrace_call"), Stage("ftrace_regs_call"),
+             Stage("sites", ("livepatched", "ordinary"))),
+    # tracer removed: sites go back first; one ops is left, so publish, sync
+    # and point the trampoline calls at its function (routed: nobody).
+    "seed_reverse": (Stage("sites", ("livepatched", "ordinary")), Stage("publish"),
+                     Stage("ftrace_call"), Stage("ftrace_regs_call")),
+    # livepatch already calls through the shared ftrace_regs_caller: its
+    # sites are routed through ftrace_regs_call while it changes; only the
+    # ordinary sites are rewritten.
+    "shared_regs_caller": (Stage("ftrace_call"), Stage("ftrace_regs_call", ("livepatched",)),
+                           Stage("sites", ("ordinary",))),
+}
+
+#: illustrative per-CPU call rates (calls/s) under a busy build; assumptions
+DEFAULT_HOT = (("do_IRQ", 1000.0), ("__migrate_task", 20.0), ("schedule", 5000.0))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Per-CPU call rates (calls per second) of the traced functions.
+
+    ``hot``: named functions and rates (a dict or pairs). ``tail_functions``:
+    M ordinary functions whose rates follow ``j^-zipf_s`` and sum to
+    ``tail_rate``. Defaults are illustrative: M = 40,000 is ftrace's batch
+    size (Rostedt, 2019); the rates are assumptions, not measurements.
+    ``dispersion`` d >= 0 makes calls bursty (gamma-Poisson). Raises
+    :class:`ConfigError` for a negative rate or an out-of-range parameter.
+    """
+
+    hot: tuple = DEFAULT_HOT
+    tail_functions: int = 40_000
+    tail_rate: float = 2e6
+    zipf_s: float = 1.0
+    dispersion: float = 0.0
+
+    def __post_init__(self):
+        pairs = self.hot.items() if isinstance(self.hot, dict) else self.hot
+        hot = []
+        for name, rate in pairs:
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"rate: function names must be non-empty strings, got {name!r}")
+            hot.append((name, check_range(f"rate[{name}]", rate, 0.0, 1e12)))
+        object.__setattr__(self, "hot", tuple(hot))
+        object.__setattr__(self, "tail_functions",
+                           int(check_range("tail_functions", self.tail_functions, 0, 2_000_000, integer=True)))
+        object.__setattr__(self, "tail_rate", check_range("tail_rate", self.tail_rate, 0.0, 1e12))
+        object.__setattr__(self, "zipf_s", check_range("zipf_s", self.zipf_s, 0.0, 10.0))
+        object.__setattr__(self, "dispersion", check_range("dispersion", self.dispersion, 0.0, 1e4))
+        if self.tail_functions == 0 and self.tail_rate > 0:
+            raise ConfigError("tail_rate: must be 0 when tail_functions is 0")
+
+
+@lru_cache(maxsize=256)
+def _zipf_profile(m, s):
+    """Top ``EXACT_SITES`` normalised Zipf weights and the sum of all squares."""
+    w = np.arange(1, m + 1, dtype=float) ** -s
+    w /= w.sum()
+    return w[:EXACT_SITES].copy(), float(np.dot(w, w))
+
+
+@dataclass
+class _Sites:
+    """Sites of one kind: the busiest exactly, the rest as sums."""
+
+    count: int
+    top: np.ndarray
+    rest_total: float
+    rest_sumsq: float
+
+    @property
+    def total(self):
+        return float(self.top.sum()) + self.rest_total
+
+
+@lru_cache(maxsize=256)
+def _site_summary(workload):
+    hot = dict(workload.hot)
+    lp = np.array([hot[n] for n in LIVEPATCHED], dtype=float)
+    other = np.array([r for n, r in workload.hot if n not in LIVEPATCHED], dtype=float)
+    m = workload.tail_functions
+    if m:
+        top_w, sumsq_w = _zipf_profile(m, workload.zipf_s)
+        tail_top, tail_sumsq = workload.tail_rate * top_w, workload.tail_rate ** 2 * sumsq_w
+    else:
+        tail_top, tail_sumsq = np.zeros(0), 0.0
+    rates = np.sort(np.concatenate([other, tail_top]))[::-1]
+    top, rest = rates[:EXACT_SITES], rates[EXACT_SITES:]
+    # everything not in `top`: the rest of the listed rates plus the tail
+    # beyond its first EXACT_SITES entries
+    tail_rest = workload.tail_rate - tail_top.sum()
+    tail_rest_sq = tail_sumsq - float(np.dot(tail_top, tail_top))
+    return {
+        "livepatched": _Sites(len(lp), np.sort(lp)[::-1], 0.0, 0.0),
+        "ordinary": _Sites(len(other) + m, top, float(rest.sum()) + max(tail_rest, 0.0),
+                           float(np.dot(rest, rest)) + max(tail_rest_sq, 0.0)),
+    }
+
+
+@dataclass(frozen=True)
+class RaceConfig:
+    """One configuration of the race: scenario, strategy, protocol, CPUs, workload, timing.
+
+    ``protocol`` defaults to ``stop_machine`` for the ``stop_machine``
+    strategy and ``batched`` (ftrace's protocol) otherwise; the two must
+    agree. ``trampolines=False`` drops the trampoline-call stages (a plain
+    text_poke batch, as in Bristot's jump-label measurement). The expected
+    patch (hence every armed window) must fit in ``horizon_ns``. Raises
+    :class:`ConfigError` naming the bad parameter.
+    """
+
+    scenario: str = "seed"
+    strategy: str = "skip"
+    protocol: str = None
+    cpus: int = 64
+    workload: Workload = field(default_factory=Workload)
+    timing: Timing = field(default_factory=Timing)
+    trampolines: bool = True
+    horizon_ns: float = 3.6e12
+
+    def __post_init__(self):
+        check_choice("scenario", self.scenario, SCENARIOS)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        implied = "stop_machine" if self.strategy == "stop_machine" else "batched"
+        protocol = implied if self.protocol is None else check_choice("protocol", self.protocol, PROTOCOLS)
+        if (protocol == "stop_machine") != (self.strategy == "stop_machine"):
+            raise ConfigError(f"protocol: {protocol!r} does not go with strategy {self.strategy!r}; "
+                              "stop_machine is both a strategy and its protocol")
+        object.__setattr__(self, "protocol", protocol)
+        object.__setattr__(self, "cpus", int(check_range("cpus", self.cpus, 1, 65536, integer=True)))
+        object.__setattr__(self, "horizon_ns", check_range("horizon_ns", self.horizon_ns, 1.0, 1e15))
+        if not isinstance(self.workload, Workload) or not isinstance(self.timing, Timing):
+            raise ConfigError("workload/timing: expected Workload and Timing instances")
+        missing = [n for n in LIVEPATCHED if n not in dict(self.workload.hot)]
+        if missing:
+            raise ConfigError(f"rate: scenario {self.scenario!r} live patches {', '.join(LIVEPATCHED)}; "
+                              f"give {', '.join(missing)} a rate")
+        patch = _closed(self, None)["patch_ns"]
+        if patch > self.horizon_ns:
+            raise ConfigError(f"horizon_ns: the patch and its armed windows last {patch / 1e9:.4g} s "
+                              f"on average, longer than the horizon {self.horizon_ns / 1e9:.4g} s; "
+                              "raise horizon_ns (at most 1e15) or shorten the timing")
+
+
+class PerCallOutcomes:
+    """Per-trapped-call expected outcomes for one scenario and kernel entry.
+
+    Built from the emulator's outcome table (one row per scenario, entry,
+    strategy, site_kind, trap_site with ``n_trapped`` and per-call means; see
+    docs/ARCHITECTURE.md). Several rows for one key are averaged weighted by
+    ``n_trapped``. A key with no row (``stop_machine`` never traps) counts as
+    zero per call (:meth:`has` tells; :func:`simulate` notes it).
+    """
+
+    COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "delay_insns")
+    KEY = ("strategy", "site_kind", "trap_site")
+
+    def __init__(self, frame, scenario, entry="v5.3"):
+        self.scenario, self.entry = scenario, entry
+        need = set(self.KEY) | set(self.COLUMNS) | {"n_trapped"}
+        if not need <= set(frame.columns):
+            raise ConfigError(f"outcomes: table lacks columns {sorted(need - set(frame.columns))}")
+        rows = frame
+        for col, val in (("scenario", scenario), ("entry", entry)):
+            if col in rows.columns:
+                rows = rows[rows[col] == val]
+        if len(frame) and not len(rows):
+            raise ConfigError(f"outcomes: table has no rows for scenario {scenario!r}, entry {entry!r}")
+        values = rows[list(self.COLUMNS)].to_numpy(float)
+        if np.any(values < 0) or not np.all(np.isfinite(values)):
+            raise ConfigError("outcomes: per-call means must be finite and >= 0")
+        self._means, self._n = {}, {}
+        weights = rows["n_trapped"].to_numpy(float)
+        for key, idx in rows.groupby(list(self.KEY)).indices.items():
+            w = weights[idx] if weights[idx].sum() > 0 else np.ones(len(idx))
+            self._means[key] = np.average(values[idx], axis=0, weights=w)
+            self._n[key] = int(weights[idx].sum())
+
+    @classmethod
+    def empty(cls, scenario, entry="v5.3"):
+        """No measured outcomes: every trapped call counts zero (counting only)."""
+        cols = ("scenario", "entry", "n_trapped") + cls.KEY + cls.COLUMNS
+        return cls(pd.DataFrame(columns=cols), scenario, entry)
+
+    def per_call(self, strategy, site_kind, trap_site):
+        """Mapping metric -> expected count per trapped call (0 where no row)."""
+        means = self._means.get((strategy, site_kind, trap_site))
+        if means is None:
+            means = np.zeros(len(self.COLUMNS))
+        return {m: float(means[self.COLUMNS.index(c)]) for m, c in _OUTCOME_COLUMNS.items()}
+
+    def has(self, strategy, site_kind, trap_site):
+        """Whether the table has a row for this key."""
+        return (strategy, site_kind, trap_site) in self._means
+
+    def n_trapped(self, strategy, site_kind, trap_site):
+        """How many emulated trapped calls stand behind a row (0 if none)."""
+        return self._n.get((strategy, site_kind, trap_site), 0)
+
+
+def load_outcomes(scenario, entry="v5.3"):
+    """Run/load the emulator's outcome table (cached by code version there)."""
+    from .explore import load_outcome_table  # lazy: the emulator is heavy
+    check_choice("scenario", scenario, SCENARIOS)
+    return PerCallOutcomes(load_outcome_table(scenario, entry), scenario, entry)
+
+
+# -- the timeline shared by the closed form and the Monte Carlo ---------------
+
+@dataclass
+class _Group:
+    kind: str
+    trap_site: str
+    handler_ns: float
+    sites: _Sites
+    outcome: dict
+
+
+@dataclass
+class _Stage:
+    what: str       # trampoline | publish | batched | per_site
+    sites: int
+    groups: list
+    d_mean: float = 0.0   # mean write offset of an armed window
+    d_var: float = 0.0    # its variance over the sites of the stage
+
+
+def _timeline(cfg, outcomes):
+    t, summary = cfg.timing, _site_summary(cfg.workload)
+    look = (lambda kind, site: outcomes.per_call(cfg.strategy, kind, site)) if outcomes else \
+        (lambda kind, site: dict.fromkeys(_OUTCOME_COLUMNS, 0.0))
+    stages = []
+    for st in PLANS[cfg.scenario]:
+        if st.target in ("ftrace_call", "ftrace_regs_call"):
+            if not cfg.trampolines:
+                continue
+            # everything routed through the trampoline shares its one window
+            groups = [_Group(k, st.target, t.handler_ns,
+                             _Sites(summary[k].count, np.zeros(0), summary[k].total, 0.0),
+                             look(k, st.target)) for k in st.kinds]
+            stages.append(_Stage("trampoline", 1, groups, 2 * t.write_ns))
+        elif st.target == "publish":
+            if cfg.trampolines:
+                stages.append(_Stage("publish", 0, []))
+        else:
+            k = sum(summary[kind].count for kind in st.kinds)
+            if cfg.protocol == "per_site":
+                groups = [_Group(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"))
+                          for kind in st.kinds]
+                stages.append(_Stage("per_site", k, groups, 2 * t.write_ns))
+            else:
+                h = t.handler_batch_ns if k > 1 else t.handler_ns  # no search for one entry
+                groups = [_Group(kind, "fentry", h,
+                                 _Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
+                                 look(kind, "fentry")) for kind in st.kinds]
+                stages.append(_Stage("batched", k, groups, (3 * k - (k + 1) / 2) * t.write_ns,
+                                     t.write_ns ** 2 * (k * k - 1) / 12))
+    return stages
+
+
+def _ipis(cfg, stages):
+    if cfg.protocol == "stop_machine":
+        return 1  # the stop_machine rendezvous
+    return sum(1 if s.what == "publish" else 3 * (s.sites if s.what == "per_site" else 1) for s in stages)
+
+
+def _closed(cfg, outcomes):
+    """Closed-form expectations of every metric; see closed_form()."""
+    t, n = cfg.timing, cfg.cpus
+    mu, var = t.round_moments(n)
+    stages = _timeline(cfg, outcomes)
+    out = dict.fromkeys(METRICS, 0.0)
+    out["ipis"] = float(_ipis(cfg, stages))
+    sites = sum(s.sites for s in stages if s.what in ("batched", "per_site"))
+    if cfg.protocol == "stop_machine":
+        writes = sum(s.sites for s in stages)  # one whole-instruction write each
+        sm_mean, _ = t.stop_machine_moments(n)
+        out["patch_ns"] = sm_mean + writes * t.write_ns + sites * t.prepare_ns
+        out["stall_ns"] = n * out["patch_ns"]
+        return out
+    for s in stages:
+        if s.what == "publish":
+            out["patch_ns"] += mu
+            continue
+        per = s.sites if s.what == "per_site" else 1
+        out["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + 3 * per * mu
+        ew = s.d_mean + 3 * mu
+        ew2 = 3 * var + ew * ew + s.d_var
+        if s.what in ("batched", "per_site"):
+            out["window_ns"] = ew
+        for g in s.groups:
+            trapped = n * _NS * g.sites.total * ew
+            out["trapped"] += trapped
+            for m, v in g.outcome.items():
+                out[m] += trapped * v
+            out["stall_ns"] += trapped * g.handler_ns
+            if cfg.strategy == "spin":
+                out["stall_ns"] += n * _NS * g.sites.total * ew2 / 2
+    return out
+
+
+def closed_form(config, outcomes):
+    """Expected value of every metric in :data:`METRICS` for *config*.
+
+    ``trapped = N * sum_groups L_g E[W_g]``; each outcome adds the trapped
+    count times its per-call mean; ``stall_ns`` adds the handler cost per
+    trapped call, ``N L E[W^2] / 2`` for spin, and ``N * E[patch]`` for
+    stop_machine. Window moments come from :meth:`Timing.round_moments`.
+    """
+    return _closed(config, outcomes)
+
+
+def _draw_chunk(cfg, stages, rng, size):
+    """Per-trial values of every metric for *size* trials (arrays)."""
+    t, n = cfg.timing, cfg.cpus
+    res = {m: np.zeros(size) for m in METRICS}
+    res["ipis"][:] = _ipis(cfg, stages)
+    if cfg.protocol == "stop_machine":
+        sites = sum(s.sites for s in stages if s.what in ("batched", "per_site"))
+        writes = sum(s.sites for s in stages)
+        patch = (t.stop_machine_ns + t.draw_rounds(rng, n, size)
+                 + writes * t.write_ns + sites * t.prepare_ns)
+        res["patch_ns"], res["stall_ns"] = patch, n * patch
+        return res
+    mu, var = t.round_moments(n)
+    disp = cfg.workload.dispersion
+    for s in stages:
+        if s.what == "publish":
+            res["patch_ns"] += t.draw_round_sum(rng, n, 1, size)
+            continue
+        exposures = []  # (group, X = sum rate*window, Y = sum rate*window^2)
+        if s.what in ("trampoline", "batched"):
+            rounds = t.draw_round_sum(rng, n, 3, size)
+            w = s.d_mean + rounds
+            # staggered batch windows: w + Var(d)/w keeps E[X * wx] = sum rate * E[W^2]
+            wx = w + np.divide(s.d_var, w, out=np.zeros(size), where=w > 0)
+            res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + rounds
+            if s.what == "batched":
+                res["window_ns"] = w
+            exposures = [(g, g.sites.total * w, g.sites.total * w * wx) for g in s.groups]
+        else:  # per_site: every site its own three rounds
+            ew = s.d_mean + 3 * mu
+            all_rounds = np.zeros(size)
+            for g in s.groups:
+                x, y = np.zeros(size), np.zeros(size)
+                top = g.sites.top
+                if top.size:
+                    r = t.draw_rounds(rng, n, (size, top.size, 3)).sum(axis=2)
+                    all_rounds += r.sum(axis=1)
+                    w = s.d_mean + r
+                    x += w @ top
+                    y += (w * w) @ top
+                rest = g.sites.count - top.size
+                all_rounds += t.draw_round_sum(rng, n, 3 * rest, size)
+                if g.sites.rest_total > 0:
+                    x += gamma_matched(rng, g.sites.rest_total * ew, g.sites.rest_sumsq * 3 * var, size)
+                    y += g.sites.rest_total * (3 * var + ew * ew)
+                exposures.append((g, x, y))
+            res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + all_rounds
+            res["window_ns"] = s.d_mean + all_rounds / max(s.sites, 1)
+        for g, x, y in exposures:
+            if g.sites.total <= 0:
+                continue
+            lam = n * _NS * x
+            if disp > 0:
+                lam = lam * rng.gamma(1 / disp, disp, size)
+            k = rng.poisson(lam)
+            res["trapped"] += k
+            for m, v in g.outcome.items():
+                if v > 0:
+                    whole, frac = math.floor(v), v - math.floor(v)
+                    res[m] += whole * k + (rng.binomial(k, frac) if frac > 0 else 0)
+            res["stall_ns"] += k * g.handler_ns
+            if cfg.strategy == "spin":
+                # sum of k uniform positions (Irwin-Hall) by its normal
+                # approximation, clipped symmetrically so the mean stays k/2
+                half = np.clip(k / 2 + np.sqrt(k / 12) * rng.standard_normal(size), 0, k)
+                res["stall_ns"] += half * np.divide(y, x, out=np.zeros(size), where=x > 0)
+    return res
+
+
+def _config_columns(cfg, outcomes, trials, seed, stream):
+    w, t = cfg.workload, cfg.timing
+    stages = _timeline(cfg, None)
+    row = {"scenario": cfg.scenario, "entry": outcomes.entry, "strategy": cfg.strategy,
+           "protocol": cfg.protocol, "cpus": cfg.cpus,
+           "n_sites": sum(s.sites for s in stages if s.what in ("batched", "per_site")),
+           "hot_rates": ",".join(f"{k}={v:g}" for k, v in w.hot),
+           "tail_functions": w.tail_functions, "tail_rate": w.tail_rate, "zipf_s": w.zipf_s,
+           "dispersion": w.dispersion, "trampolines": cfg.trampolines}
+    row.update({f.name: getattr(t, f.name) for f in fields(Timing)})
+    row.update({"ipi_round_ns": t.round_moments(cfg.cpus)[0], "horizon_ns": cfg.horizon_ns,
+                "trials": trials, "seed": seed, "stream": stream})
+    return row
+
+
+def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
+    """Monte Carlo of *config*: a one-row tidy frame beside the closed form.
+
+    Columns: the configuration, then per metric ``<m>_mean``, ``<m>_se``
+    (standard error of the mean), ``<m>_lo``/``<m>_hi`` (normal interval of
+    the mean at *level*, default 95%) and ``<m>_cf`` (closed form), and
+    ``outcome_note`` naming (strategy, site kind, trap site) keys the outcome
+    table lacks (counted as 0). Random numbers come from
+    ``SeedSequence(seed, spawn_key=(stream,))``: same inputs, same numbers.
+    Raises :class:`ConfigError` for bad trials, seed, level, or an outcome
+    table of another scenario.
+    """
+    trials = int(check_range("trials", trials, 2, 10**8, integer=True))
+    seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
+    stream = int(check_range("stream", stream, 0, 2**63 - 1, integer=True))
+    level = check_range("level", level, 0.5, 0.999999)
+    if outcomes.scenario != config.scenario:
+        raise ConfigError(f"outcomes: table is for scenario {outcomes.scenario!r}, "
+                          f"config is {config.scenario!r}")
+    stages = _timeline(config, outcomes)
+    cf = _closed(config, outcomes)
+    missing = sorted({(config.strategy, g.kind, g.trap_site) for s in stages for g in s.groups
+                      if g.sites.total > 0 and config.protocol != "stop_machine"
+                      and not outcomes.has(config.strategy, g.kind, g.trap_site)})
+    note = "; ".join(f"no emulator rows for {'/'.join(k)}: counted as 0" for k in missing)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
+    count, mean, m2 = 0, dict.fromkeys(METRICS, 0.0), dict.fromkeys(METRICS, 0.0)
+    for start in range(0, trials, _CHUNK):
+        size = min(_CHUNK, trials - start)
+        chunk = _draw_chunk(config, stages, rng, size)
+        for m in METRICS:  # Chan et al.'s pairwise update of mean and M2
+            cm = float(chunk[m].mean())
+            cm2 = float(((chunk[m] - cm) ** 2).sum())
+            delta, total = cm - mean[m], count + size
+            mean[m] += delta * size / total
+            m2[m] += cm2 + delta * delta * count * size / total
+        count += size
+    z = _normal_quantile(0.5 + level / 2)
+    row = _config_columns(config, outcomes, trials, seed, stream)
+    for m in METRICS:
+        se = math.sqrt(m2[m] / (trials - 1) / trials)
+        row.update({f"{m}_mean": mean[m], f"{m}_se": se, f"{m}_lo": mean[m] - z * se,
+                    f"{m}_hi": mean[m] + z * se, f"{m}_cf": cf[m]})
+    row["outcome_note"] = note
+    return pd.DataFrame([row])
+
+
+def simulate_many(configs, outcomes, trials=10_000, seed=0, *, level=0.95):
+    """:func:`simulate` each config (stream = its index); concatenated frame.
+
+    *outcomes* is one :class:`PerCallOutcomes` or a mapping scenario -> it.
+    Each point's stream depends only on *seed* and its index, so results do
+    not depend on how points are split across workers.
+    """
+    frames = []
+    for i, cfg in enumerate(configs):
+        table = outcomes[cfg.scenario] if isinstance(outcomes, dict) else outcomes
+        frames.append(simulate(cfg, table, trials, seed, stream=i, level=level))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _normal_quantile(p):
+    """Standard normal quantile by bisection on erf (no scipy needed)."""
+    lo, hi = -40.0, 40.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 0.5 * math.erfc(-mid / math.sqrt(2)) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def bristot_comparison(timing=None, anchor=BRISTOT):
+    """The model beside Bristot's measurement (closed form, no trampolines).
+
+    56 sites on 24 CPUs patched per site and batched. IPI rounds are
+    structural; update times match by construction (the timing defaults are
+    derived from them); the int3-hit ratio is a prediction of the exposure
+    model: batched windows overlap, per-site windows tile the update, so the
+    ratio is ``E[W_batched] / E[W_per_site]``, independent of call rates.
+    """
+    timing = timing or Timing()
+    hot = {n: 1000.0 for n in LIVEPATCHED}
+    work = Workload(hot=hot, tail_functions=anchor.sites - len(hot), tail_rate=1e4)
+    runs = {p: _closed(RaceConfig("seed", "skip", p, anchor.cpus, work, timing, trampolines=False), None)
+            for p in ("per_site", "batched")}
+    rows = [
+        ("IPI rounds per update", runs["per_site"]["ipis"], runs["batched"]["ipis"],
+         anchor.ipis_per_site, anchor.ipis_batched, "structural"),
+        ("update time (ms)", runs["per_site"]["patch_ns"] / 1e6, runs["batched"]["patch_ns"] / 1e6,
+         anchor.update_per_site_ns / 1e6, anchor.update_batched_ns / 1e6, "calibrated"),
+        ("int3 handler (ns)", timing.handler_ns, timing.handler_batch_ns,
+         anchor.handler_ns, anchor.handler_batch_ns, "input"),
+        ("int3 hits per update (relative)", 1.0, runs["batched"]["trapped"] / runs["per_site"]["trapped"],
+         1.0, anchor.hits_ratio, "prediction"),
+    ]
+    frame = pd.DataFrame(rows, columns=["quantity", "model_per_site", "model_batched",
+                                        "measured_per_site", "measured_batched", "kind"])
+    frame.insert(3, "model_ratio", frame.model_batched / frame.model_per_site)
+    frame.insert(6, "measured_ratio", frame.measured_batched / frame.measured_per_site)
+    return frame
