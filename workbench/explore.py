@@ -31,7 +31,7 @@ from .outcomes import classify, observe
 from .scenario import load_scenario
 from .text_poke import PROTOCOLS, poke_steps
 
-__all__ = ["Run", "explore", "outcome_table", "MODES", "OUTCOME_COLUMNS"]
+__all__ = ["Run", "explore", "outcome_table", "transition_table", "load_outcome_table", "MODES", "OUTCOME_COLUMNS"]
 
 MODES = ("exhaustive", "random")
 OUTCOME_COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "delay_traps")
@@ -407,3 +407,47 @@ def outcome_table(calls: pd.DataFrame) -> pd.DataFrame:
         g[c] = g[c] / g["n_trapped"]
     g["n_trapped"] = g["n_trapped"].astype(int)
     return g
+
+
+def transition_table(calls: pd.DataFrame) -> pd.DataFrame:
+    """Every call, trapped or not, per (strategy, protocol, site_kind): crashes and stale text.
+
+    ``stale`` counts calls that started after the patch was done yet did not
+    run what the final text runs (a CPU still executing bytes it fetched
+    before the patch: the missing-sync control).
+    """
+    keys = ["scenario", "entry", "strategy", "protocol", "site_kind"]
+    c = calls.assign(n=calls["weight"], crashed=calls["crash"] * calls["weight"],
+                     stale_w=calls["stale"] * calls["weight"], trapped_w=calls["trapped"] * calls["weight"])
+    g = c.groupby(keys, sort=True)[["n", "trapped_w", "crashed", "stale_w"]].sum().reset_index()
+    return g.rename(columns={"n": "calls", "trapped_w": "trapped", "crashed": "crashes", "stale_w": "stale"})
+
+
+def load_outcome_table(scenario: str = "seed", entry: str = "v5.3", progress: bool = True) -> pd.DataFrame:
+    """The exhaustive outcome table of *scenario* for every strategy, cached by code version.
+
+    Computed once per code version by :func:`explore` (about ten seconds)
+    and kept as Parquet under ``data/cache/outcomes``; the race simulator
+    reads its per-trapped-call means from here.
+    """
+    import os
+
+    from .paths import cache_dir
+    from .version import code_version
+
+    sc = load_scenario(scenario)
+    check_choice("entry", entry, ENTRIES)
+    path = cache_dir("outcomes", code_version()) / f"{sc.name}_{entry}.parquet"
+    if path.exists():
+        try:
+            return pd.read_parquet(path)
+        except Exception:  # a torn or corrupted cache entry: recompute it
+            path.unlink(missing_ok=True)
+    calls, stats = explore(sc, "all", entry, "exhaustive", progress=progress)
+    table = outcome_table(calls)
+    table["schedules_raw"] = table["strategy"].map(lambda s: stats[s]["raw"])
+    table["schedules_distinct"] = table["strategy"].map(lambda s: stats[s]["distinct"])
+    tmp = path.with_suffix(f".{os.getpid()}.part")
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return table

@@ -22,8 +22,10 @@ __all__ = [
     "ftrace_call_replace", "plan_transition", "OPS_KINDS",
 ]
 
-OPS_KINDS = ("tracer", "livepatch")
-_HANDLER = {"tracer": "function_trace_call", "livepatch": "klp_ftrace_handler"}
+#: tracer: the function tracer; livepatch: klp; probe: copies the pt_regs it gets (SAVE_REGS)
+OPS_KINDS = ("tracer", "livepatch", "probe")
+_HANDLER = {"tracer": "function_trace_call", "livepatch": "klp_ftrace_handler",
+            "probe": "regs_probe_handler"}
 TRAMPOLINE_CALLS = ("ftrace_call", "ftrace_regs_call")
 
 
@@ -55,6 +57,8 @@ class FtraceOps:
     def flags(self) -> int:
         if self.kind == "livepatch":
             return EQU["FTRACE_OPS_FL_SAVE_REGS"] | EQU["FTRACE_OPS_FL_IPMODIFY"]
+        if self.kind == "probe":
+            return EQU["FTRACE_OPS_FL_SAVE_REGS"]
         return 0
 
     @property

@@ -11,8 +11,8 @@ The model (documented in ``docs/RACE.md``):
 * **Workload** (:class:`Workload`). Calls to each traced function arrive on
   each CPU as a Poisson process with a per-CPU rate: named hot functions plus
   a tail of M ordinary functions with a Zipf profile and a total rate. With
-  ``dispersion > 0`` a window's rate is multiplied by a Gamma(1/d, d) factor
-  (gamma-Poisson: same mean, variance ``mu + d mu^2``) for bursty calls.
+  ``dispersion > 0`` each window's group rate is multiplied by a Gamma(1/d, d)
+  factor (gamma-Poisson: same mean, variance ``mu + d mu^2``): bursty calls.
 * **Patch timeline** (:data:`PLANS`, :mod:`workbench.timing`). The ftrace
   order of DOMAIN.md section 4: trampoline calls (``ftrace_call``,
   ``ftrace_regs_call``) first, one breakpoint protocol each; then the call
@@ -48,13 +48,13 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, check_choice, check_range
-from .timing import BRISTOT, Timing, gamma_matched
+from .timing import BRISTOT, Timing, finite_range, gamma_matched
 
 __all__ = [
     "STRATEGIES", "SCENARIOS", "PROTOCOLS", "SITE_KINDS", "TRAP_SITES", "METRICS",
     "LIVEPATCHED", "PLANS", "Stage", "Workload", "RaceConfig", "PerCallOutcomes",
     "closed_form", "simulate", "simulate_many", "load_outcomes", "bristot_comparison",
-    "EXACT_SITES",
+    "derive_plan", "EXACT_SITES",
 ]
 
 STRATEGIES = ("skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine")
@@ -112,6 +112,40 @@ PLANS = {
                            Stage("sites", ("ordinary",))),
 }
 
+_TRAMPOLINE_OF = {"ftrace_call": "ftrace_caller", "ftrace_regs_call": "ftrace_regs_caller"}
+
+
+def derive_plan(scenario):
+    """The :class:`Stage` tuple of *scenario* derived from the emulator's plan.
+
+    Walks ``workbench.scenario.load_scenario(scenario).plan(image)`` (the
+    kernel-ordered text batches and syncs) and, for each trampoline-call
+    batch, records the site kinds whose sites call that trampoline at that
+    moment (the before state until the sites batch, the after state from
+    then on). Used to check :data:`PLANS`; needs the emulator (binutils).
+    """
+    from .ftrace import Sync, TextBatch
+    from .image import build_image
+    from .scenario import load_scenario
+    sc, image = load_scenario(scenario), build_image()
+    before, after = sc.states(image)
+    lp = sc.livepatched()
+    kind = {fn: "livepatched" if fn in lp else "ordinary" for fn in image.functions}
+    stages, state = [], before
+    for step in sc.plan(image):
+        if isinstance(step, Sync):
+            stages.append(Stage("publish"))
+        elif isinstance(step, TextBatch) and step.name == "sites":
+            stages.append(Stage("sites", tuple(k for k in SITE_KINDS
+                                               if any(kind[c.name] == k for c in step.changes))))
+            state = after
+        elif isinstance(step, TextBatch):
+            target = step.name.split(":")[0]
+            routed = {kind[fn] for fn in image.functions if state.site_target(fn) == _TRAMPOLINE_OF[target]}
+            stages.append(Stage(target, tuple(k for k in SITE_KINDS if k in routed)))
+    return tuple(stages)
+
+
 #: illustrative per-CPU call rates (calls/s) under a busy build; assumptions
 DEFAULT_HOT = (("do_IRQ", 1000.0), ("__migrate_task", 20.0), ("schedule", 5000.0))
 
@@ -124,7 +158,10 @@ class Workload:
     M ordinary functions whose rates follow ``j^-zipf_s`` and sum to
     ``tail_rate``. Defaults are illustrative: M = 40,000 is ftrace's batch
     size (Rostedt, 2019); the rates are assumptions, not measurements.
-    ``dispersion`` d >= 0 makes calls bursty (gamma-Poisson). Raises
+    ``dispersion`` d >= 0 makes calls bursty (gamma-Poisson): in each armed
+    window the rate of a whole site group (one kind, one stage) is scaled by
+    one Gamma(1/d, d) factor, bursts moving a kind's functions together, so
+    a group's trapped count has variance ``mu + d mu^2``. Raises
     :class:`ConfigError` for a negative rate or an out-of-range parameter.
     """
 
@@ -140,13 +177,13 @@ class Workload:
         for name, rate in pairs:
             if not isinstance(name, str) or not name:
                 raise ConfigError(f"rate: function names must be non-empty strings, got {name!r}")
-            hot.append((name, check_range(f"rate[{name}]", rate, 0.0, 1e12)))
+            hot.append((name, finite_range(f"rate[{name}]", rate, 0)))
         object.__setattr__(self, "hot", tuple(hot))
         object.__setattr__(self, "tail_functions",
                            int(check_range("tail_functions", self.tail_functions, 0, 2_000_000, integer=True)))
-        object.__setattr__(self, "tail_rate", check_range("tail_rate", self.tail_rate, 0.0, 1e12))
-        object.__setattr__(self, "zipf_s", check_range("zipf_s", self.zipf_s, 0.0, 10.0))
-        object.__setattr__(self, "dispersion", check_range("dispersion", self.dispersion, 0.0, 1e4))
+        object.__setattr__(self, "tail_rate", finite_range("tail_rate", self.tail_rate, 0))
+        object.__setattr__(self, "zipf_s", check_range("zipf_s", self.zipf_s, 0, 10))
+        object.__setattr__(self, "dispersion", check_range("dispersion", self.dispersion, 0, 10_000))
         if self.tail_functions == 0 and self.tail_rate > 0:
             raise ConfigError("tail_rate: must be 0 when tail_functions is 0")
 
@@ -228,7 +265,7 @@ class RaceConfig:
                               "stop_machine is both a strategy and its protocol")
         object.__setattr__(self, "protocol", protocol)
         object.__setattr__(self, "cpus", int(check_range("cpus", self.cpus, 1, 65536, integer=True)))
-        object.__setattr__(self, "horizon_ns", check_range("horizon_ns", self.horizon_ns, 1.0, 1e15))
+        object.__setattr__(self, "horizon_ns", finite_range("horizon_ns", self.horizon_ns, 1))
         if not isinstance(self.workload, Workload) or not isinstance(self.timing, Timing):
             raise ConfigError("workload/timing: expected Workload and Timing instances")
         missing = [n for n in LIVEPATCHED if n not in dict(self.workload.hot)]
@@ -239,7 +276,7 @@ class RaceConfig:
         if patch > self.horizon_ns:
             raise ConfigError(f"horizon_ns: the patch and its armed windows last {patch / 1e9:.4g} s "
                               f"on average, longer than the horizon {self.horizon_ns / 1e9:.4g} s; "
-                              "raise horizon_ns (at most 1e15) or shorten the timing")
+                              "raise horizon_ns or shorten the timing")
 
 
 class PerCallOutcomes:
@@ -249,10 +286,12 @@ class PerCallOutcomes:
     strategy, site_kind, trap_site with ``n_trapped`` and per-call means; see
     docs/ARCHITECTURE.md). Several rows for one key are averaged weighted by
     ``n_trapped``. A key with no row (``stop_machine`` never traps) counts as
-    zero per call (:meth:`has` tells; :func:`simulate` notes it).
+    zero per call (:meth:`has` tells; :func:`simulate` notes it). Delay
+    columns (``delay_insns``/``delay_traps``) are not used: real-time cost is
+    modelled by the handler cost and, for spin, the remaining window.
     """
 
-    COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "delay_insns")
+    COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash")
     KEY = ("strategy", "site_kind", "trap_site")
 
     def __init__(self, frame, scenario, entry="v5.3"):
@@ -521,10 +560,13 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     note = "; ".join(f"no emulator rows for {'/'.join(k)}: counted as 0" for k in missing)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
     count, mean, m2 = 0, dict.fromkeys(METRICS, 0.0), dict.fromkeys(METRICS, 0.0)
+    lo = dict.fromkeys(METRICS, math.inf)
+    hi = dict.fromkeys(METRICS, -math.inf)
     for start in range(0, trials, _CHUNK):
         size = min(_CHUNK, trials - start)
         chunk = _draw_chunk(config, stages, rng, size)
         for m in METRICS:  # Chan et al.'s pairwise update of mean and M2
+            lo[m], hi[m] = min(lo[m], float(chunk[m].min())), max(hi[m], float(chunk[m].max()))
             cm = float(chunk[m].mean())
             cm2 = float(((chunk[m] - cm) ** 2).sum())
             delta, total = cm - mean[m], count + size
@@ -534,6 +576,8 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     z = _normal_quantile(0.5 + level / 2)
     row = _config_columns(config, outcomes, trials, seed, stream)
     for m in METRICS:
+        if lo[m] == hi[m]:  # a constant (IPI count, no traps): exact, no rounding noise
+            mean[m], m2[m] = lo[m], 0.0
         se = math.sqrt(m2[m] / (trials - 1) / trials)
         row.update({f"{m}_mean": mean[m], f"{m}_se": se, f"{m}_lo": mean[m] - z * se,
                     f"{m}_hi": mean[m] + z * se, f"{m}_cf": cf[m]})

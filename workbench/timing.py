@@ -56,6 +56,7 @@ __all__ = [
     "Timing",
     "derive_write_and_round",
     "gamma_matched",
+    "finite_range",
     "tail_max_moments",
     "EXACT_ROUNDS",
 ]
@@ -165,8 +166,8 @@ class Timing:
     def __post_init__(self):
         for name in ("write_ns", "prepare_ns", "ipi_base_ns", "irq_off_scale_ns",
                      "handler_ns", "handler_batch_ns", "stop_machine_ns"):
-            object.__setattr__(self, name, check_range(name, getattr(self, name), 0.0, 1e12))
-        object.__setattr__(self, "irq_off_prob", check_range("irq_off_prob", self.irq_off_prob, 0.0, 1.0))
+            object.__setattr__(self, name, finite_range(name, getattr(self, name), 0))
+        object.__setattr__(self, "irq_off_prob", check_range("irq_off_prob", self.irq_off_prob, 0, 1))
 
     @classmethod
     def from_round(cls, round_ns, cpus=BRISTOT.cpus, **overrides):
@@ -179,7 +180,7 @@ class Timing:
         """
         base = Timing(**overrides)
         cpus = int(check_range("cpus", cpus, 1, 65536, integer=True))
-        check_range("ipi_round_ns", round_ns, base.ipi_base_ns, 1e12)
+        finite_range("ipi_round_ns", round_ns, base.ipi_base_ns)
         m1, _ = tail_max_moments(cpus - 1, base.irq_off_prob)
         if m1 == 0.0:
             if round_ns != base.ipi_base_ns:
@@ -190,7 +191,7 @@ class Timing:
 
     def scaled(self, factor):
         """The same model with every write and sync cost multiplied by *factor*."""
-        factor = check_range("timing_scale", factor, 0.0, 1e6)
+        factor = finite_range("timing_scale", factor, 0)
         return replace(self, write_ns=self.write_ns * factor, prepare_ns=self.prepare_ns * factor,
                        ipi_base_ns=self.ipi_base_ns * factor,
                        irq_off_scale_ns=self.irq_off_scale_ns * factor)
@@ -237,6 +238,14 @@ class Timing:
         """Mean and variance of stop_machine's fixed cost plus its rendezvous."""
         mean, var = self.round_moments(cpus)
         return self.stop_machine_ns + mean, var
+
+
+def finite_range(name, value, lo=None, hi=None, *, integer=False):
+    """:func:`check_range` that also refuses infinity (rates and costs must be finite)."""
+    v = check_range(name, value, lo, hi, integer=integer)
+    if not math.isfinite(v):
+        raise ConfigError(f"{name}: {value!r} is not a finite number")
+    return v
 
 
 def gamma_matched(rng, mean, var, size):

@@ -230,3 +230,27 @@ ring_buffers:	.space RB_SIZE * MAX_CPUS
 call_logs:	.space (LOG_N << CR_SHIFT) * MAX_CPUS
 	.globl	workload_calls
 workload_calls:	.space 8 * 4096 * MAX_CPUS
+
+	.text
+/*
+ * The int3 selftest of 7457c0da024b: an int3 whose handler emulates a call
+ * to int3_magic(&val), which sets the flag; returns val in eax.
+ */
+ENTRY int3_selftest
+	pushl	$0				/* unsigned int val = 0 */
+	movl	%esp, %eax			/* "a" (&val) */
+	.globl	int3_selftest_ip
+int3_selftest_ip:
+	int3
+	nop
+	nop
+	nop
+	nop
+	popl	%eax
+	ret
+END int3_selftest
+
+ENTRY int3_magic
+	movl	$1, (%eax)
+	ret
+END int3_magic

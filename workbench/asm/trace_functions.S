@@ -27,3 +27,31 @@ ENTRY function_trace_call
 	popl	%ebx
 	ret
 END function_trace_call
+
+/*
+ * A probe callback for tests and notebooks: copy the struct pt_regs it is
+ * given (or nothing, for regs = NULL) into regs_probe, and count its calls.
+ */
+ENTRY regs_probe_handler
+	movl	4(%esp), %ecx			/* regs */
+	incl	regs_probe_calls
+	testl	%ecx, %ecx
+	jz	2f
+	pushl	%esi
+	pushl	%edi
+	movl	%ecx, %esi
+	movl	$regs_probe, %edi
+	movl	$(PT_SIZE / 4), %ecx
+	cld
+	rep movsl
+	popl	%edi
+	popl	%esi
+2:	ret
+END regs_probe_handler
+
+	.data
+	.p2align 2
+	.globl	regs_probe
+regs_probe:	.space PT_SIZE
+	.globl	regs_probe_calls
+regs_probe_calls:	.long 0

@@ -1,0 +1,8 @@
+import pytest
+
+from workbench.image import build_image
+
+
+@pytest.fixture(scope="session")
+def image():
+    return build_image(8)
