@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_READ
 
 from .errors import ConfigError, check_choice, check_range
 from .ftrace import TRAMPOLINE_CALLS
@@ -49,7 +49,7 @@ class Run:
     """
 
     def __init__(self, scenario="seed", strategy="emulate_new", entry="v5.3", protocol=None,
-                 n_ordinary=8, per_site=False, ncpus=1):
+                 n_ordinary=8, per_site=False, ncpus=1, coherent_fetch=False):
         self.scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
         self.strategy = get_strategy(strategy)
         self.entry = check_choice("entry", entry, ENTRIES)
@@ -57,7 +57,8 @@ class Run:
         self.image = build_image(n_ordinary)
         self.before, self.after = self.scenario.states(self.image)
         self.steps = poke_steps(self.scenario.plan(self.image, per_site), self.protocol)
-        self.machine = Machine(self.image, ncpus, entry, int3_handler=self._handler)
+        self.machine = Machine(self.image, ncpus, entry, int3_handler=self._handler,
+                               coherent_fetch=coherent_fetch)
         self.ref = Machine(self.image, 1, entry)  # reference runs: no int3 handler needed
         self._ref_cache: dict = {}
         self.phase = 0
@@ -203,13 +204,20 @@ def _calibrate(run: Run, k: int, cap: int):
 
     def on_block(uc, addr, size, _):
         if any(addr < hi and lo < addr + size for lo, hi in ranges):
+            # Unicorn may translate the next block before a count stop takes
+            # effect, so the fetch falls at this boundary or the one before it
             events.add(count[0])
+            events.add(count[0] - 1)
 
     def on_read(uc, access, addr, size, value, _):
         events.add(count[0] - 1)
 
+    def on_trap(uc, intno, _):
+        count[0] -= 1  # a trapping int3 does not retire: emu_start's count skips it too
+
     do_int3 = im.sym("do_int3")
-    hooks = [cpu.uc.hook_add(UC_HOOK_CODE, on_code), cpu.uc.hook_add(UC_HOOK_BLOCK, on_block)]
+    hooks = [cpu.uc.hook_add(UC_HOOK_CODE, on_code), cpu.uc.hook_add(UC_HOOK_BLOCK, on_block),
+             cpu.uc.hook_add(UC_HOOK_INTR, on_trap)]
     if step.kind == "data":
         lo, hi = step.addrs[0]
         hooks.append(cpu.uc.hook_add(UC_HOOK_MEM_READ, on_read, begin=lo, end=hi - 1))
@@ -220,7 +228,7 @@ def _calibrate(run: Run, k: int, cap: int):
 
 
 def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
-                         calib_cap: int = 2000) -> tuple[list, int, int]:
+                         calib_cap: int = 2000, merge: bool = True) -> tuple[list, int, int]:
     m, im = run.machine, run.image
     cpu = m.cpus[0]
     rows, raw, distinct = [], 0, 0
@@ -246,7 +254,7 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
 
         restore()
         length, events = _calibrate(run, k, calib_cap)
-        cuts = sorted({0, *(e + 1 for e in events if e + 1 <= length)})
+        cuts = sorted({0, *(e + 1 for e in events if e + 1 <= length)}) if merge else list(range(length + 1))
         weights = np.diff(cuts + [length + 1])
         raw += length + 1
         distinct += len(cuts)
@@ -294,41 +302,58 @@ def _hang(cpu):
 
 # -- random: several CPUs, seeded slices and step times ---------------------------------------
 
-def _random_schedule(run: Run, seed: int, functions, slice_mean: int, patch_gap: int,
-                     gap_mean: float, warmup: int, tail: int, progress) -> list:
+def _step_gap(run: Run, rng, timing, ns_per_insn: float, patch_gap: int) -> int:
+    """Instructions until the next step lands: a sync round, the writes, or an exponential gap."""
+    if timing is None:
+        return max(1, int(rng.exponential(patch_gap)))
+    step = run.steps[run.phase]
+    if step.kind in _IPI_KINDS:
+        ns = float(timing.draw_rounds(rng, len(run.machine.cpus), 1)[0])
+    elif step.kind == "text":
+        ns = len(step.changes) * timing.write_ns
+    else:
+        ns = 0.0
+    return int(round(ns / ns_per_insn))
+
+
+def _random_schedule(run: Run, seed, functions, slice_mean: int, patch_gap: int, gap_mean: float,
+                     warmup: int, tail: int, timing, ns_per_insn: float, tally: dict) -> list:
     m, im = run.machine, run.image
     rng = np.random.default_rng(seed)
     run.reset()
     sites = [im.functions[f].site for f in functions]
     for cpu in m.cpus:
         fns = rng.integers(0, len(sites), 4096)
+        # geometric idle gaps: call starts form a renewal process of known rate
         gaps = rng.geometric(1.0 / (1.0 + gap_mean), 4096) - 1 if gap_mean > 0 else np.zeros(4096, int)
         cpu.reset(list(zip([sites[i] for i in fns], gaps.tolist())))
-        cpu.run(int(rng.integers(1, slice_mean + 1)))  # desynchronise the CPUs
-    rows, now = [], 0
-    next_step = warmup + int(rng.exponential(patch_gap))
-    done_at = None
-    in_flight = {}
+    rows, now, insns = [], 0, 0
+    next_step = warmup + int(rng.integers(0, max(warmup, 1)))
+    done_at, in_flight, landed = None, {}, []
     while done_at is None or now < done_at + tail:
         for c in rng.permutation(len(m.cpus)):
             cpu = m.cpus[c]
             if cpu.crash is None:
-                before = cpu.completed_calls()
-                if not cpu.run(int(rng.integers(slice_mean // 2 + 1, 3 * slice_mean // 2 + 2))):
+                n = int(rng.integers(slice_mean // 2, 3 * slice_mean // 2 + 1))
+                if not cpu.run(n):
                     in_flight[c] = cpu.completed_calls()
-                del before
+                else:
+                    insns += n
         now += slice_mean
         while run.phase < len(run.steps) and now >= next_step and run.step_ready():
+            landed.append(now)
             run.apply_step()
-            next_step += max(1, int(rng.exponential(patch_gap)))
             if run.phase == len(run.steps):
                 done_at = now
+            else:
+                next_step = max(next_step, now) + _step_gap(run, rng, timing, ns_per_insn, patch_gap)
         for cpu in m.cpus:
-            recs = cpu.drain()
-            rows += run.rows(cpu, recs, 1, in_flight.pop(cpu.index, None))
-    progress(1)
+            rows += run.rows(cpu, cpu.drain(), 1, in_flight.pop(cpu.index, None))
+    tally["cpu_insns"] = tally.get("cpu_insns", 0) + insns
+    tally["calls"] = tally.get("calls", 0) + len(rows)
+    tally.setdefault("step_times", []).append(landed)
     for row in rows:
-        row.update(mode="random", schedule=seed, placement=-1)
+        row.update(mode="random", placement=-1)
     return rows
 
 
@@ -336,7 +361,8 @@ def _random_schedule(run: Run, seed: int, functions, slice_mean: int, patch_gap:
 
 def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", functions=None,
             protocol=None, cpus=None, schedules=20, seed=0, patch_gap=500, per_site=False,
-            n_ordinary=8, progress=True, slice_mean=200, gap_mean=50.0) -> tuple[pd.DataFrame, dict]:
+            n_ordinary=8, progress=True, slice_mean=200, gap_mean=50.0, timing=None,
+            ns_per_insn=1.0, coherent_fetch=False) -> tuple[pd.DataFrame, dict]:
     """Interleave the scenario's patch with calling CPUs under each strategy.
 
     Returns ``(calls, stats)``: the calls frame (docs/ARCHITECTURE.md) and
@@ -344,7 +370,16 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
     name, a list, or ``"all"``; *functions* defaults to one livepatched and
     one ordinary function. Exhaustive mode uses one calling CPU (*cpus* must
     be 1 or None); random mode runs *schedules* seeded schedules on *cpus*
-    CPUs (default 4). Raises ConfigError for bad input.
+    CPUs (default 4), each calling *functions* uniformly after geometric
+    idle loops of mean *gap_mean* iterations. Steps land *patch_gap*
+    instructions apart on average or, with *timing* (a
+    :class:`workbench.timing.Timing`), a sync step one drawn IPI round after
+    the previous step and a text step its writes after it, converted with
+    the time base *ns_per_insn*; ``stats`` then also has ``cpu_insns``,
+    ``calls`` and each schedule's ``step_times`` (in instructions).
+    *coherent_fetch* makes text writes visible at the next fetch
+    (:class:`~workbench.machine.Machine`). Raises
+    ConfigError for bad input.
     """
     from tqdm.auto import tqdm
 
@@ -358,6 +393,8 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
     ncpus = 1 if mode == "exhaustive" else int(check_range("cpus", 4 if cpus is None else cpus, 1, 16, integer=True))
     schedules = int(check_range("schedules", schedules, 1, 100000, integer=True))
     patch_gap = int(check_range("patch_gap", patch_gap, 1, 10**7, integer=True))
+    gap_mean = check_range("gap_mean", gap_mean, 0, 10**7)
+    ns_per_insn = check_range("ns_per_insn", ns_per_insn, 1e-6, 1e6)
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     image = build_image(n_ordinary)
     if functions is None:
@@ -365,7 +402,7 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
         functions = lp[:1] + [next(f for f in image.functions if f not in sc.livepatched())]
     functions = [image.function(f).name for f in functions]
     rows, stats = [], {}
-    runs = {n: Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus) for n in names}
+    runs = {n: Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch) for n in names}
     total = sum(len(r.steps) for r in runs.values()) * len(functions) if mode == "exhaustive" \
         else schedules * len(names)
     with tqdm(total=total, desc=f"explore {sc.name} {entry}", unit="step" if mode == "exhaustive" else "schedule",
@@ -380,11 +417,16 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
                 stats[n] = {"raw": raw, "distinct": distinct, "stalls": run.stalls and len(
                     [s for s in run.steps if s.kind == "stop"])}
             else:
-                for s in range(schedules):
-                    rows += _random_schedule(run, seed * 100003 + s, functions, slice_mean, patch_gap,
-                                             gap_mean, 2000, 4 * patch_gap, bar.update)
+                tally: dict = {}
+                # one seed sequence per schedule, shared by every strategy: common random numbers
+                for s, ss in enumerate(np.random.SeedSequence(seed).spawn(schedules)):
+                    for row in _random_schedule(run, ss, functions, slice_mean, patch_gap, gap_mean,
+                                                2000, 4 * patch_gap, timing, ns_per_insn, tally):
+                        row["schedule"] = s
+                        rows.append(row)
+                    bar.update(1)
                 stats[n] = {"raw": schedules, "distinct": schedules,
-                            "stalls": len([s for s in run.steps if s.kind == "stop"])}
+                            "stalls": len([s for s in run.steps if s.kind == "stop"]), **tally}
     return pd.DataFrame(rows), stats
 
 

@@ -237,9 +237,15 @@ class Machine:
     bool`` (see :mod:`workbench.int3`); with none installed every int3 is
     an oops. Raises :class:`ConfigError` for a CPU count outside
     [1, MAX_CPUS] or an unknown entry.
+
+    By default a CPU keeps executing what it fetched until it syncs, the
+    worst case x86 allows for cross-modifying code. With *coherent_fetch*
+    every text write by the patcher is seen at the next fetch, as snooping
+    hardware does in practice; the race simulator's windows assume that.
     """
 
-    def __init__(self, image: KernelImage, ncpus: int = 1, entry: str = "v5.3", int3_handler=None):
+    def __init__(self, image: KernelImage, ncpus: int = 1, entry: str = "v5.3", int3_handler=None,
+                 coherent_fetch: bool = False):
         ncpus = int(check_range("cpus", ncpus, 1, EQU["MAX_CPUS"], integer=True))
         self.entry = check_choice("entry", entry, ENTRIES)
         self.image = image
@@ -248,6 +254,8 @@ class Machine:
         self.u32 = self.mem.view(np.uint32)
         self.int3_handler = int3_handler
         self.text_poke_state = None  # set by workbench.text_poke while a patch is in flight
+        self.coherent_fetch = bool(coherent_fetch)
+        self.coherent_fetch = bool(coherent_fetch)
         self.cpus = [Cpu(self, i) for i in range(ncpus)]
 
     # -- host access (the patcher and the handlers' C code) ------------------

@@ -63,6 +63,8 @@ def _text_write(changes, pick):
         for c in changes:
             off, data = pick(c)
             m.write(c.addr + off, data)
+            if m.coherent_fetch:  # snooping: every CPU refetches the line at once
+                m.sync_core(c.addr, c.addr + len(c.new))
     return apply
 
 
