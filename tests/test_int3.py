@@ -10,13 +10,22 @@ from workbench.machine import Machine
 @pytest.fixture(scope="module")
 def seed_v53():
     calls, stats = explore("seed", "all", "v5.3", progress=False)
-    return calls, outcome_table(calls).set_index(["strategy", "site_kind"]), stats
+    return calls, _by_kind(outcome_table(calls)), stats
 
 
 @pytest.fixture(scope="module")
 def seed_v51():
     calls, stats = explore("seed", "all", "v5.1", progress=False)
-    return calls, outcome_table(calls).set_index(["strategy", "site_kind"])
+    return calls, _by_kind(outcome_table(calls))
+
+
+def _by_kind(table):
+    """Per-trapped-call means per (strategy, site_kind), over trap sites and phases."""
+    cols = ["violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "delay_traps"]
+    w = table[cols].mul(table["n_trapped"], axis=0).assign(n_trapped=table["n_trapped"])
+    g = w.groupby([table["strategy"], table["site_kind"]]).sum()
+    g[cols] = g[cols].div(g["n_trapped"], axis=0)
+    return g
 
 
 # DOMAIN.md §5 and the seed thread: what a trapped call of do_IRQ and of an
@@ -202,3 +211,7 @@ def test_user_scenario_runs(tmp_path):
     t = outcome_table(calls)
     # a single ops: the site and then ftrace_call (list function -> the tracer) change
     assert (t.dropped_tracer == 1).all() and set(t.trap_site) == {"fentry", "ftrace_call"}
+    # traps happen only inside a breakpoint window: after an int3 step, before its batch is done
+    for phase in t.trap_phase:
+        batch, step = phase.rsplit(":", 1)
+        assert batch in ("sites", "ftrace_call:final") and step != "done"

@@ -194,7 +194,7 @@ def _calibrate(run: Run, k: int, cap: int):
     """Instructions of the call in state k, and the indices where step k could be seen."""
     cpu, im = run.machine.cpus[0], run.image
     step = run.steps[k]
-    ranges = step.addrs or tuple((im.text[0], im.text[1]) for _ in (0,))
+    ranges = step.addrs or (im.text,)  # a plan-level sync touches all text
     count, events = [0], set()
 
     def on_code(uc, addr, size, _):
@@ -431,12 +431,13 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
 
 
 def outcome_table(calls: pd.DataFrame) -> pd.DataFrame:
-    """Per-trapped-call means by (scenario, entry, strategy, site_kind, trap_site).
+    """Per-trapped-call means by strategy, site kind, trap site and the phase trapped in.
 
-    Weighted by the number of raw schedules each row stands for; columns
+    Keys ``(scenario, entry, strategy, site_kind, trap_site, trap_phase)``;
+    weighted by the number of raw schedules each row stands for; columns
     ``n_trapped`` and :data:`OUTCOME_COLUMNS`.
     """
-    keys = ["scenario", "entry", "strategy", "site_kind", "trap_site"]
+    keys = ["scenario", "entry", "strategy", "site_kind", "trap_site", "trap_phase"]
     t = calls[calls["trapped"]].copy()
     if t.empty:
         return pd.DataFrame(columns=keys + ["n_trapped", *OUTCOME_COLUMNS])
