@@ -16,6 +16,8 @@ def configure(p):
     p.add_argument("--entry", default="v5.3", help=f"int3 entry, one of {', '.join(ENTRIES)}")
     p.add_argument("--protocol", default=None,
                    help=f"force a protocol ({', '.join(PROTOCOLS)}); default: the strategy's own")
+    p.add_argument("--per-site", action="store_true",
+                   help="one breakpoint protocol per site instead of ftrace's batch")
     p.add_argument("--functions", default=None, help="comma-separated traced functions to call")
     p.add_argument("--cpus", type=int, default=None, help="random mode: calling CPUs (1-16, default 4)")
     p.add_argument("--schedules", type=int, default=20, help="random mode: schedules per strategy")
@@ -31,7 +33,8 @@ def run(args):
     strategies = args.strategy if args.strategy == "all" else args.strategy.split(",")
     fns = args.functions.split(",") if args.functions else None
     calls, stats = explore(args.scenario, strategies, args.entry, args.mode, fns, args.protocol,
-                           args.cpus, args.schedules, args.seed, progress=not args.quiet)
+                           args.cpus, args.schedules, args.seed, per_site=args.per_site,
+                           progress=not args.quiet)
     dt = time.perf_counter() - t0
     table = {"outcomes": outcome_table, "transition": transition_table, "calls": lambda c: c}[args.table](calls)
     if args.table != "calls":
