@@ -11,32 +11,6 @@
 	.include "defs.inc"
 	.text
 
-.macro SAVE_REST				/* fs .. ebx, below gs/orig_ax/ip/cs/flags */
-	pushl	%fs
-	pushl	%es
-	pushl	%ds
-	pushl	%eax
-	pushl	%ebp
-	pushl	%edi
-	pushl	%esi
-	pushl	%edx
-	pushl	%ecx
-	pushl	%ebx
-.endm
-
-.macro RESTORE_REST
-	popl	%ebx
-	popl	%ecx
-	popl	%edx
-	popl	%esi
-	popl	%edi
-	popl	%ebp
-	popl	%eax
-	popl	%ds
-	popl	%es
-	popl	%fs
-.endm
-
 .macro COUNT_TRAP
 	GET_THREAD_INFO %ecx
 	incl	TI_TRAPS(%ecx)
@@ -110,6 +84,25 @@ ENTRY do_int3
 	ret
 END do_int3
 
+/* reg := this CPU's current call record (thread_info in %ebp) */
+.macro LOG_RECORD reg
+	movl	TI_LOG_HEAD(%ebp), \reg
+	andl	$(LOG_N - 1), \reg
+	shll	$CR_SHIFT, \reg
+	addl	TI_LOG(%ebp), \reg
+.endm
+
+/* the patch phase, ring-buffer head and int3 count, into the record at %edi */
+.macro SNAPSHOT phase, rb, traps
+	movl	patch_phase, %eax
+	movl	%eax, \phase(%edi)
+	movl	TI_RB(%ebp), %eax
+	movl	RB_HEAD(%eax), %eax
+	movl	%eax, \rb(%edi)
+	movl	TI_TRAPS(%ebp), %eax
+	movl	%eax, \traps(%edi)
+.endm
+
 /*
  * The per-CPU workload: forever call thread_info->calls[i].fn after an idle
  * loop of calls[i].gap iterations, and log each call: which body ran, the
@@ -132,18 +125,9 @@ ENTRY cpu_workload
 	jz	3f
 	decl	%edx
 	jmp	2b
-3:	movl	TI_LOG_HEAD(%ebp), %edi
-	andl	$(LOG_N - 1), %edi
-	shll	$CR_SHIFT, %edi
-	addl	TI_LOG(%ebp), %edi
+3:	LOG_RECORD %edi
 	movl	%esi, CR_FN(%edi)
-	movl	patch_phase, %eax
-	movl	%eax, CR_PHASE0(%edi)
-	movl	TI_RB(%ebp), %eax
-	movl	RB_HEAD(%eax), %eax
-	movl	%eax, CR_RB0(%edi)
-	movl	TI_TRAPS(%ebp), %eax
-	movl	%eax, CR_TRAPS0(%edi)
+	SNAPSHOT CR_PHASE0, CR_RB0, CR_TRAPS0
 	movl	TI_KLP(%ebp), %eax
 	movl	%eax, CR_KLP(%edi)
 	movl	$0, TI_BODY(%ebp)
@@ -168,10 +152,7 @@ workload_return:
 5:	cmpl	$CANARY_EBX, %ebx
 	je	6f
 	orl	$4, %ecx			/* ebx lost */
-6:	movl	TI_LOG_HEAD(%ebp), %eax
-	andl	$(LOG_N - 1), %eax
-	shll	$CR_SHIFT, %eax
-	addl	TI_LOG(%ebp), %eax
+6:	LOG_RECORD %eax
 	cmpl	%eax, %edi
 	je	7f
 	orl	$8, %ecx			/* edi lost */
@@ -184,16 +165,10 @@ workload_return:
 	movl	%eax, CR_BODY(%edi)
 	movl	TI_BODY_CNT(%ebp), %eax
 	movl	%eax, CR_BODY_CNT(%edi)
-	movl	TI_RB(%ebp), %eax
-	movl	RB_HEAD(%eax), %eax
-	movl	%eax, CR_RB1(%edi)
-	movl	TI_TRAPS(%ebp), %eax
-	movl	%eax, CR_TRAPS1(%edi)
+	SNAPSHOT CR_PHASE1, CR_RB1, CR_TRAPS1
 	movl	TI_KLP(%ebp), %eax
 	subl	CR_KLP(%edi), %eax
 	movl	%eax, CR_KLP(%edi)		/* livepatch redirections during the call */
-	movl	patch_phase, %eax
-	movl	%eax, CR_PHASE1(%edi)
 	movl	TI_LOG_HEAD(%ebp), %eax
 	movl	%eax, CR_SEQ(%edi)
 	incl	TI_LOG_HEAD(%ebp)

@@ -69,16 +69,7 @@ END ftrace_caller
 	popf
 	movl	PT_EIP(%esp), %eax		/* the handler may have changed regs->ip */
 	movl	%eax, PT_EFLAGS(%esp)
-	popl	%ebx
-	popl	%ecx
-	popl	%edx
-	popl	%esi
-	popl	%edi
-	popl	%ebp
-	popl	%eax
-	popl	%ds
-	popl	%es
-	popl	%fs
+	RESTORE_REST
 	popl	%gs
 	lea	3*4(%esp), %esp			/* skip orig_ax, ip and cs */
 	ret
