@@ -17,18 +17,24 @@ The model (documented in ``docs/RACE.md``):
   order of DOMAIN.md section 4: trampoline calls (``ftrace_call``,
   ``ftrace_regs_call``) first, one breakpoint protocol each; then the call
   sites, one protocol per site (``per_site``), one for all (``batched``), or
-  everything under ``stop_machine``. A site is armed from its int3 write
-  until every CPU has synced after its final write: ``2w + R1 + R2 + R3``
-  for one site, ``(3K - i) w + R1 + R2 + R3`` for the i-th of K batched
-  sites (w: write cost, R: sync rounds). A trampoline call's window traps
-  the calls of every function routed through that trampoline at the time.
+  everything under ``stop_machine``. A site traps calls from its int3
+  write until its new first byte is written (coherent instruction fetch,
+  as on snooping x86 hardware and in the emulator with ``coherent_fetch``;
+  the final sync only bounds how long a CPU may hold stale bytes):
+  ``W = 2w + R1 + R2`` for one site (int3 written; sync; tail write; sync;
+  first-byte write) and ``W_i = 2Kw + R1 + R2`` for every one of K batched
+  sites written in the same order in each pass (w: write cost, R: sync
+  rounds; the third round R3 and the int3 write itself lie outside the
+  window but inside ``patch_ns``). A trampoline call's window traps the
+  calls of every function routed through that trampoline at the time.
 * **Outcomes** (:class:`PerCallOutcomes`). Trapped calls in a window with
   per-CPU rate sum L on N CPUs are Poisson(N L W); each is multiplied by the
   per-trapped-call means that the emulator measured for (strategy, site
   kind, trap site) (``workbench.explore.load_outcome_table``), never typed in.
 * **Cost** (``stall_ns``): the int3 handler per trapped call (45 ns single,
-  180 ns batch search); ``spin`` adds each trapped call's wait until its site
-  is released (uniform within the window: ``E = N L E[W^2] / 2``);
+  180 ns batch search); ``spin`` adds each trapped call's wait until its
+  site's first byte is written (uniform within the window:
+  ``E = N L E[W^2] / 2``);
   ``stop_machine`` stalls all N CPUs for the whole patch.
 
 Aggregation keeps it cheap: sites of one kind sharing a window are one group
@@ -37,7 +43,8 @@ windows differ, so the ``EXACT_SITES`` busiest sites of a kind get their own
 drawn rounds and the rest enter as a rate-weighted window sum drawn from a
 gamma with the exact mean and variance. Every Monte Carlo mean is unbiased for
 its closed form; only higher moments of those aggregated parts are approximate.
-Write order within a batch is assumed independent of call rates.
+A window's two rounds are the first two of the three rounds its protocol run
+draws, so window and ``patch_ns`` stay coupled within a trial.
 """
 
 from dataclasses import dataclass, field, fields
@@ -95,7 +102,8 @@ class Stage:
 #: Ordered plans per scenario, following DOMAIN.md §4: switch the trampoline
 #: calls to the list function before the sites, restore the final function
 #: after them. Who is routed through a trampoline while its call changes
-#: decides what its window traps. To be cross-checked against workbench.ftrace.
+#: decides what its window traps. derive_plan() rebuilds these from the
+#: emulator's own plan (workbench.ftrace.plan_transition); a test checks both agree.
 PLANS = {
     # live_patch_trampoline sites -> ftrace_regs_caller, NOPs -> ftrace_caller;
     # nothing uses the generic trampolines while their calls change.
@@ -360,14 +368,13 @@ class _Stage:
     what: str       # trampoline | publish | batched | per_site
     sites: int
     groups: list
-    d_mean: float = 0.0   # mean write offset of an armed window
-    d_var: float = 0.0    # its variance over the sites of the stage
+    d_write: float = 0.0  # write time inside every armed window of the stage
 
 
 def _timeline(cfg, outcomes):
     t, summary = cfg.timing, _site_summary(cfg.workload)
-    look = (lambda kind, site: outcomes.per_call(cfg.strategy, kind, site)) if outcomes else \
-        (lambda kind, site: dict.fromkeys(_OUTCOME_COLUMNS, 0.0))
+    look = (lambda kind, site: dict.fromkeys(_OUTCOME_COLUMNS, 0.0)) if outcomes is None else \
+        (lambda kind, site: outcomes.per_call(cfg.strategy, kind, site))
     stages = []
     for st in PLANS[cfg.scenario]:
         if st.target in ("ftrace_call", "ftrace_regs_call"):
@@ -377,12 +384,15 @@ def _timeline(cfg, outcomes):
             groups = [_Group(k, st.target, t.handler_ns,
                              _Sites(summary[k].count, np.zeros(0), summary[k].total, 0.0),
                              look(k, st.target)) for k in st.kinds]
+            # one site: tail write + first-byte write inside the window
             stages.append(_Stage("trampoline", 1, groups, 2 * t.write_ns))
         elif st.target == "publish":
             if cfg.trampolines:
                 stages.append(_Stage("publish", 0, []))
         else:
             k = sum(summary[kind].count for kind in st.kinds)
+            if k == 0:  # nothing to rewrite: ftrace runs no protocol
+                continue
             if cfg.protocol == "per_site":
                 groups = [_Group(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"))
                           for kind in st.kinds]
@@ -392,8 +402,9 @@ def _timeline(cfg, outcomes):
                 groups = [_Group(kind, "fentry", h,
                                  _Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
                                  look(kind, "fentry")) for kind in st.kinds]
-                stages.append(_Stage("batched", k, groups, (3 * k - (k + 1) / 2) * t.write_ns,
-                                     t.write_ns ** 2 * (k * k - 1) / 12))
+                # site i: int3 done at i*w; R1; K tails; R2; first bytes in
+                # the same order, site i's done at 2Kw + R1 + R2 + i*w
+                stages.append(_Stage("batched", k, groups, 2 * k * t.write_ns))
     return stages
 
 
@@ -422,9 +433,11 @@ def _closed(cfg, outcomes):
             out["patch_ns"] += mu
             continue
         per = s.sites if s.what == "per_site" else 1
+        # a protocol run: 3 writes per site and 3 rounds; its window holds
+        # 2 of the writes and the first 2 rounds
         out["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + 3 * per * mu
-        ew = s.d_mean + 3 * mu
-        ew2 = 3 * var + ew * ew + s.d_var
+        ew = s.d_write + 2 * mu
+        ew2 = 2 * var + ew * ew
         if s.what in ("batched", "per_site"):
             out["window_ns"] = ew
         for g in s.groups:
@@ -469,34 +482,41 @@ def _draw_chunk(cfg, stages, rng, size):
             continue
         exposures = []  # (group, X = sum rate*window, Y = sum rate*window^2)
         if s.what in ("trampoline", "batched"):
-            rounds = t.draw_round_sum(rng, n, 3, size)
-            w = s.d_mean + rounds
-            # staggered batch windows: w + Var(d)/w keeps E[X * wx] = sum rate * E[W^2]
-            wx = w + np.divide(s.d_var, w, out=np.zeros(size), where=w > 0)
-            res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + rounds
+            # one protocol run: three rounds; the window is the write time
+            # plus the first two (it closes at the first-byte write, before R3)
+            rounds = t.draw_rounds(rng, n, (size, 3))
+            w = s.d_write + rounds[:, 0] + rounds[:, 1]
+            res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + rounds.sum(axis=1)
             if s.what == "batched":
                 res["window_ns"] = w
-            exposures = [(g, g.sites.total * w, g.sites.total * w * wx) for g in s.groups]
-        else:  # per_site: every site its own three rounds
-            ew = s.d_mean + 3 * mu
-            all_rounds = np.zeros(size)
+            exposures = [(g, g.sites.total * w, g.sites.total * w * w) for g in s.groups]
+        else:  # per_site: every site its own three rounds, its window the first two
+            ew = s.d_write + 2 * mu
+            all_rounds, window_rounds = np.zeros(size), np.zeros(size)
             for g in s.groups:
                 x, y = np.zeros(size), np.zeros(size)
                 top = g.sites.top
                 if top.size:
-                    r = t.draw_rounds(rng, n, (size, top.size, 3)).sum(axis=2)
-                    all_rounds += r.sum(axis=1)
-                    w = s.d_mean + r
+                    r = t.draw_rounds(rng, n, (size, top.size, 3))
+                    r12 = r[:, :, 0] + r[:, :, 1]
+                    all_rounds += r.sum(axis=(1, 2))
+                    window_rounds += r12.sum(axis=1)
+                    w = s.d_write + r12
                     x += w @ top
                     y += (w * w) @ top
                 rest = g.sites.count - top.size
-                all_rounds += t.draw_round_sum(rng, n, 3 * rest, size)
+                # the rest's window rounds and third rounds, summed apart so
+                # window_ns and patch_ns share them (the rate-weighted
+                # exposure below is drawn from its own exact moments)
+                r12_rest = t.draw_round_sum(rng, n, 2 * rest, size)
+                window_rounds += r12_rest
+                all_rounds += r12_rest + t.draw_round_sum(rng, n, rest, size)
                 if g.sites.rest_total > 0:
-                    x += gamma_matched(rng, g.sites.rest_total * ew, g.sites.rest_sumsq * 3 * var, size)
-                    y += g.sites.rest_total * (3 * var + ew * ew)
+                    x += gamma_matched(rng, g.sites.rest_total * ew, g.sites.rest_sumsq * 2 * var, size)
+                    y += g.sites.rest_total * (2 * var + ew * ew)
                 exposures.append((g, x, y))
             res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + all_rounds
-            res["window_ns"] = s.d_mean + all_rounds / max(s.sites, 1)
+            res["window_ns"] = s.d_write + window_rounds / max(s.sites, 1)
         for g, x, y in exposures:
             if g.sites.total <= 0:
                 continue
@@ -542,6 +562,7 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     ``outcome_note`` naming (strategy, site kind, trap site) keys the outcome
     table lacks (counted as 0). Random numbers come from
     ``SeedSequence(seed, spawn_key=(stream,))``: same inputs, same numbers.
+    *outcomes* None loads the emulator's table (:func:`load_outcomes`).
     Raises :class:`ConfigError` for bad trials, seed, level, or an outcome
     table of another scenario.
     """
@@ -549,6 +570,8 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
     stream = int(check_range("stream", stream, 0, 2**63 - 1, integer=True))
     level = check_range("level", level, 0.5, 0.999999)
+    if outcomes is None:
+        outcomes = load_outcomes(config.scenario)
     if outcomes.scenario != config.scenario:
         raise ConfigError(f"outcomes: table is for scenario {outcomes.scenario!r}, "
                           f"config is {config.scenario!r}")
@@ -588,13 +611,18 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
 def simulate_many(configs, outcomes, trials=10_000, seed=0, *, level=0.95):
     """:func:`simulate` each config (stream = its index); concatenated frame.
 
-    *outcomes* is one :class:`PerCallOutcomes` or a mapping scenario -> it.
-    Each point's stream depends only on *seed* and its index, so results do
+    *outcomes* is one :class:`PerCallOutcomes`, a mapping scenario -> it, or
+    None (load each scenario's emulator table once). Each point's stream depends only on *seed* and its index, so results do
     not depend on how points are split across workers.
     """
-    frames = []
+    frames, loaded = [], {}
     for i, cfg in enumerate(configs):
-        table = outcomes[cfg.scenario] if isinstance(outcomes, dict) else outcomes
+        if outcomes is None:
+            if cfg.scenario not in loaded:
+                loaded[cfg.scenario] = load_outcomes(cfg.scenario)
+            table = loaded[cfg.scenario]
+        else:
+            table = outcomes[cfg.scenario] if isinstance(outcomes, dict) else outcomes
         frames.append(simulate(cfg, table, trials, seed, stream=i, level=level))
     return pd.concat(frames, ignore_index=True)
 
@@ -618,7 +646,10 @@ def bristot_comparison(timing=None, anchor=BRISTOT):
     structural; update times match by construction (the timing defaults are
     derived from them); the int3-hit ratio is a prediction of the exposure
     model: batched windows overlap, per-site windows tile the update, so the
-    ratio is ``E[W_batched] / E[W_per_site]``, independent of call rates.
+    ratio is ``E[W_batched] / E[W_per_site] = (Kw + R) / (w + R)``,
+    independent of call rates. With ``prepare_ns`` 0 each window is two
+    thirds of its protocol run (2 of 3 writes per site, 2 of 3 rounds), so
+    the ratio is ``K T_batched / T_per_site`` = 56 x 1.4 / 57 = 1.375.
     """
     timing = timing or Timing()
     hot = {n: 1000.0 for n in LIVEPATCHED}
