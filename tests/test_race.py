@@ -375,10 +375,18 @@ def test_bad_simulate_arguments():
         simulate(cfg, synthetic("seed_reverse"), trials=10)
 
 
-def test_static_plans_match_the_emulator_plan():
-    """PLANS mirrors workbench.scenario/ftrace's kernel-ordered plan."""
-    for s in SCENARIOS:
-        assert derive_plan(s) == PLANS[s], s
+def test_plans_follow_the_kernel_order():
+    """DOMAIN.md §4-5: trampoline calls first (routing decides what they trap), then sites."""
+    from workbench.race import Stage
+    assert PLANS["seed"] == (Stage("ftrace_call"), Stage("ftrace_regs_call"),
+                             Stage("sites", ("livepatched", "ordinary")))
+    # one ops left after the tracer goes: publish function_trace_op, sync, final function
+    assert PLANS["seed_reverse"] == (Stage("sites", ("livepatched", "ordinary")), Stage("publish"),
+                                     Stage("ftrace_call"), Stage("ftrace_regs_call"))
+    # livepatch already reaches klp_ftrace_handler through ftrace_regs_call
+    assert PLANS["shared_regs_caller"] == (Stage("ftrace_call"), Stage("ftrace_regs_call", ("livepatched",)),
+                                           Stage("sites", ("ordinary",)))
+    assert derive_plan("seed") is not PLANS["seed"] and derive_plan("seed") == PLANS["seed"]
 
 
 # -- command line -------------------------------------------------------------

@@ -65,7 +65,15 @@ __all__ = [
 ]
 
 STRATEGIES = ("skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine")
-SCENARIOS = ("seed", "seed_reverse", "shared_regs_caller")
+
+
+def _scenarios():
+    from .scenario import scenario_names
+    return tuple(scenario_names())
+
+
+#: the named scenarios (workbench/scenarios/*.toml)
+SCENARIOS = _scenarios()
 PROTOCOLS = ("per_site", "batched", "stop_machine")
 SITE_KINDS = ("livepatched", "ordinary")
 TRAP_SITES = ("fentry", "ftrace_call", "ftrace_regs_call")
@@ -99,26 +107,18 @@ class Stage:
     kinds: tuple = ()
 
 
-#: Ordered plans per scenario, following DOMAIN.md §4: switch the trampoline
-#: calls to the list function before the sites, restore the final function
-#: after them. Who is routed through a trampoline while its call changes
-#: decides what its window traps. derive_plan() rebuilds these from the
-#: emulator's own plan (workbench.ftrace.plan_transition); a test checks both agree.
-PLANS = {
-    # live_patch_trampoline sites -> ftrace_regs_caller, NOPs -> ftrace_caller;
-    # nothing uses the generic trampolines while their calls change.
-    "seed": (Stage("ftrace_call"), Stage("ftrace_regs_call"),
-             Stage("sites", ("livepatched", "ordinary"))),
-    # tracer removed: sites go back first; one ops is left, so publish, sync
-    # and point the trampoline calls at its function (routed: nobody).
-    "seed_reverse": (Stage("sites", ("livepatched", "ordinary")), Stage("publish"),
-                     Stage("ftrace_call"), Stage("ftrace_regs_call")),
-    # livepatch already calls through the shared ftrace_regs_caller: its
-    # sites are routed through ftrace_regs_call while it changes; only the
-    # ordinary sites are rewritten.
-    "shared_regs_caller": (Stage("ftrace_call"), Stage("ftrace_regs_call", ("livepatched",)),
-                           Stage("sites", ("ordinary",))),
-}
+class _Plans(dict):
+    """Ordered plans per scenario, derived once from the emulator's own
+    kernel-ordered plan (:func:`derive_plan`), so the simulator and the
+    emulator can never patch in different orders."""
+
+    def __missing__(self, scenario):
+        self[scenario] = plan = derive_plan(scenario)
+        return plan
+
+
+#: scenario -> tuple of :class:`Stage` (filled on first use)
+PLANS = _Plans()
 
 _TRAMPOLINE_OF = {"ftrace_call": "ftrace_caller", "ftrace_regs_call": "ftrace_regs_caller"}
 
@@ -130,7 +130,7 @@ def derive_plan(scenario):
     kernel-ordered text batches and syncs) and, for each trampoline-call
     batch, records the site kinds whose sites call that trampoline at that
     moment (the before state until the sites batch, the after state from
-    then on). Used to check :data:`PLANS`; needs the emulator (binutils).
+    then on). Fills :data:`PLANS`; needs the emulator's image (binutils).
     """
     from .ftrace import Sync, TextBatch
     from .image import build_image
