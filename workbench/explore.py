@@ -467,7 +467,7 @@ def transition_table(calls: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_outcome_table(scenario: str = "seed", entry: str = "v5.3", progress: bool = True) -> pd.DataFrame:
-    """The exhaustive outcome table of *scenario* for every strategy, cached by code version.
+    """The exhaustive outcome table of *scenario* for every strategy, cached by emulator version.
 
     Computed once per code version by :func:`explore` (about ten seconds)
     and kept as Parquet under ``data/cache/outcomes``; the race simulator
@@ -476,11 +476,11 @@ def load_outcome_table(scenario: str = "seed", entry: str = "v5.3", progress: bo
     import os
 
     from .paths import cache_dir
-    from .version import code_version
+    from .version import emulator_version
 
     sc = load_scenario(scenario)
     check_choice("entry", entry, ENTRIES)
-    path = cache_dir("outcomes", code_version()) / f"{sc.name}_{entry}.parquet"
+    path = cache_dir("outcomes", emulator_version()) / f"{sc.name}_{entry}.parquet"
     if path.exists():
         try:
             return pd.read_parquet(path)

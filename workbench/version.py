@@ -1,22 +1,42 @@
-"""The code version that caches are keyed by.
+"""The code versions that caches are keyed by.
 
-A hash of every source file of the package (Python, assembly, linker
-script, scenarios): change any of them and every cached result is stale.
+:func:`code_version` hashes every source file of the package (Python,
+assembly, linker script, scenarios): change any of them and every cached
+result is stale. :func:`emulator_version` hashes only what decides an
+emulated outcome (the i386 sources, the scenarios and the emulator's
+modules), so editing a figure does not rerun the emulator.
 """
 
 import functools
 import hashlib
 from pathlib import Path
 
-__all__ = ["code_version"]
+__all__ = ["code_version", "emulator_version", "EMULATOR_MODULES"]
 
 _PKG = Path(__file__).resolve().parent
+_SUFFIXES = {".py", ".S", ".inc", ".ld", ".toml"}
+#: the modules whose code decides what an emulated call does
+EMULATOR_MODULES = ("image", "layout", "machine", "ptrace", "ftrace", "text_poke", "int3",
+                    "outcomes", "scenario", "explore")
+
+
+def _digest(paths) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(str(p.relative_to(_PKG)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    h = hashlib.sha256()
-    for p in sorted(_PKG.rglob("*")):
-        if p.suffix in {".py", ".S", ".inc", ".ld", ".toml"} and "__pycache__" not in p.parts:
-            h.update(str(p.relative_to(_PKG)).encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()[:16]
+    """Hash of every source file of the package."""
+    return _digest(p for p in _PKG.rglob("*")
+                   if p.suffix in _SUFFIXES and "__pycache__" not in p.parts)
+
+
+@functools.lru_cache(maxsize=1)
+def emulator_version() -> str:
+    """Hash of the emulator's sources: the i386 text, scenarios and emulator modules."""
+    files = [*(_PKG / "asm").iterdir(), *(_PKG / "scenarios").glob("*.toml"),
+             *(_PKG / f"{m}.py" for m in EMULATOR_MODULES)]
+    return _digest(p for p in files if p.suffix in _SUFFIXES)
