@@ -4,7 +4,7 @@ Two modes over the same :class:`Run`:
 
 * **exhaustive**, one calling CPU: every instruction boundary of one call at
   which each patch step can land (the steps before it landed earlier, the
-  ones after follow every *patch_gap* instructions). Placements between
+  ones after follow every *patch_gap* instructions, 200 by default). Placements between
   which the CPU neither executes a block holding the step's bytes, nor reads
   its data, nor enters the int3 handler are equivalent; one of each class is
   executed, and its weight is the number of raw placements it stands for.
@@ -228,7 +228,7 @@ def _calibrate(run: Run, k: int, cap: int):
 
 
 def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
-                         calib_cap: int = 2000, merge: bool = True) -> tuple[list, int, int]:
+                         calib_cap: int = 1000, merge: bool = True) -> tuple[list, int, int]:
     m, im = run.machine, run.image
     cpu = m.cpus[0]
     rows, raw, distinct = [], 0, 0
@@ -360,7 +360,7 @@ def _random_schedule(run: Run, seed, functions, slice_mean: int, patch_gap: int,
 # -- the public entry points --------------------------------------------------------------------
 
 def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", functions=None,
-            protocol=None, cpus=None, schedules=20, seed=0, patch_gap=500, per_site=False,
+            protocol=None, cpus=None, schedules=20, seed=0, patch_gap=None, per_site=False,
             n_ordinary=8, progress=True, slice_mean=200, gap_mean=50.0, timing=None,
             ns_per_insn=1.0, coherent_fetch=False) -> tuple[pd.DataFrame, dict]:
     """Interleave the scenario's patch with calling CPUs under each strategy.
@@ -369,9 +369,10 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
     per-strategy schedule counts (``raw``, ``distinct``). *strategies* is a
     name, a list, or ``"all"``; *functions* defaults to one livepatched and
     one ordinary function. Exhaustive mode uses one calling CPU (*cpus* must
-    be 1 or None); random mode runs *schedules* seeded schedules on *cpus*
+    be 1 or None); placements reach 1000 instructions into the call (past
+    that only ``spin``'s CPU is still in it, spinning); random mode runs *schedules* seeded schedules on *cpus*
     CPUs (default 4), each calling *functions* uniformly after geometric
-    idle loops of mean *gap_mean* iterations. Steps land *patch_gap*
+    idle loops of mean *gap_mean* iterations. Steps land *patch_gap* (500)
     instructions apart on average or, with *timing* (a
     :class:`workbench.timing.Timing`), a sync step one drawn IPI round after
     the previous step and a text step its writes after it, converted with
@@ -392,14 +393,20 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
         raise ConfigError(f"cpus: exhaustive mode explores one calling CPU; got {cpus} (use --mode random)")
     ncpus = 1 if mode == "exhaustive" else int(check_range("cpus", 4 if cpus is None else cpus, 1, 16, integer=True))
     schedules = int(check_range("schedules", schedules, 1, 100000, integer=True))
-    patch_gap = int(check_range("patch_gap", patch_gap, 1, 10**7, integer=True))
+    # exhaustive: the steps after the placed one follow about one call apart
+    patch_gap = int(check_range("patch_gap", patch_gap or (200 if mode == "exhaustive" else 500),
+                                1, 10**7, integer=True))
     gap_mean = check_range("gap_mean", gap_mean, 0, 10**7)
     ns_per_insn = check_range("ns_per_insn", ns_per_insn, 1e-6, 1e6)
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     image = build_image(n_ordinary)
     if functions is None:
+        # a livepatched function (its calls may cross a patched trampoline call even
+        # when its own site stays) and an ordinary one whose site the patch rewrites
+        b, a = sc.states(image)
+        changed = [f for f in image.functions if b.site_bytes(f) != a.site_bytes(f)] or list(image.functions)
         lp = [f for f in image.functions if f in sc.livepatched()]
-        functions = lp[:1] + [next(f for f in image.functions if f not in sc.livepatched())]
+        functions = lp[:1] + [f for f in changed if f not in sc.livepatched()][:1]
     functions = [image.function(f).name for f in functions]
     rows, stats = [], {}
     runs = {n: Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch) for n in names}

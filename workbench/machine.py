@@ -80,6 +80,7 @@ class Cpu:
         gdt = im.sym("gdt_table")
         uc.reg_write(X.UC_X86_REG_GDTR, (0, gdt, im.sym("gdt_table_end") - gdt - 1, 0))
         uc.reg_write(X.UC_X86_REG_CS, EQU["__KERNEL_CS"])
+        self._cs = EQU["__KERNEL_CS"]
         for seg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES, X.UC_X86_REG_SS):
             uc.reg_write(seg, EQU["__KERNEL_DS"])
         self.uc = uc
@@ -175,11 +176,11 @@ class Cpu:
             return self._die(eip, f"exception {intno} at {eip:#010x}")
         esp = uc.reg_read(X.UC_X86_REG_ESP)
         flags = uc.reg_read(X.UC_X86_REG_EFLAGS)
-        try:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
-            for i, v in enumerate((eip, uc.reg_read(X.UC_X86_REG_CS), flags)):
-                self.machine.kernel_write32(esp - 12 + 4 * i, v)
-        except KernelFault as f:
-            return self._die(f.addr, f"double fault: {f}")
+        m = self.machine
+        d0, d1 = m.image.data
+        if not d0 <= esp - 12 < esp <= d1:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
+            return self._die(esp - 12, f"double fault: no stack at {esp - 12:#010x}")
+        m.write(esp - 12, np.array((eip, self._cs, flags), dtype=np.uint32).tobytes())
         uc.reg_write(X.UC_X86_REG_ESP, esp - 12)
         uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~(_EFLAGS_IF | _EFLAGS_TF))
         uc.reg_write(X.UC_X86_REG_EIP, self._entry)
