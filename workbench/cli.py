@@ -21,6 +21,7 @@ COMMANDS = {
     "scenarios": ("scenarios", "list the named patch scenarios"),
     "explore": ("explore", "interleave a patch with calling CPUs; print the outcome table"),
     "simulate": ("simulate", "race simulator: dropped invocations on N CPUs"),
+    "sweep": ("sweep", "run a grid of race-simulator configurations (local or Dask)"),
     "figures": ("figures", "regenerate every figure and summary table into data/"),
 }
 

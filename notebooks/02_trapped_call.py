@@ -1,0 +1,94 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · A trapped call under each strategy, stepped through
+#
+# While ftrace rewrites a call site it first writes `int3` (0xCC) over the
+# first byte. A CPU that calls the function then traps, and **the int3
+# handler decides what that call does**. This notebook stops the seed
+# scenario's patch right after the int3 lands on the site of a live-patched
+# function, runs one call, and compares the strategies (DOMAIN.md section 2):
+#
+# * `skip` resumes after the site: no handler runs, the old body runs;
+# * `emulate_regs_caller` emulates a call to `ftrace_regs_caller` (v5.2);
+# * `emulate_new` emulates the instruction being written (v5.6);
+# * `emulate_old` emulates the instruction being replaced;
+# * `spin` returns to the int3 until the patch completes (here: never);
+# * `stop_machine` has no int3 window at all.
+
+# %% tags=["parameters"]
+function = "do_IRQ"
+entry = "v5.3"
+strategy = "emulate_regs_caller"   # the one to step through below
+
+# %%
+import pandas as pd
+from IPython.display import HTML, display
+
+from workbench.explore import load_outcome_table
+from workbench.widgets import CallStepper, StepViewer, render_state, trapped_calls
+
+pd.set_option("display.max_colwidth", 140)
+
+# %% [markdown]
+# ## One trapped call per strategy
+#
+# `path` lists the symbols the CPU entered. Under `skip` the call leaves the
+# int3 handler straight back into the *old* body: neither the tracer nor the
+# live patch runs. The emulating strategies enter a trampoline from the
+# handler. `spin` keeps re-entering the int3 because, in this replay, the
+# patch never moves on.
+
+# %%
+trapped_calls(function, entry)
+
+# %% [markdown]
+# ## Stepping through one of them
+#
+# The state just before `do_int3` runs (the `pt_regs` the entry built, with
+# `ip` one past the int3), then just after the strategy changed it.
+
+# %%
+stepper = CallStepper("seed", strategy, entry, function)
+k = stepper.trap_step()
+print("patch steps:", ", ".join(stepper.step_names()))
+before = stepper.seek(k, lambda cpu: cpu["where"] == "do_int3")
+display(HTML(render_state(before)))
+
+# %%
+display(HTML(render_state(stepper.state(k, before["cpus"][0]["executed"] + 1))))
+
+# %%
+end = stepper.state(k, stepper.length(k))
+display(HTML(render_state(end)))
+
+# %% [markdown]
+# ## What every interleaving does
+#
+# The emulator's exhaustive exploration places each patch step at every
+# distinguishable instruction of a call and classifies what the call did
+# against what the old and the new instruction would have done
+# (docs/ARCHITECTURE.md). Per trapped call:
+
+# %%
+table = load_outcome_table("seed", entry)
+table[["strategy", "site_kind", "trap_site", "n_trapped", "violation", "dropped_tracer",
+       "dropped_livepatch", "spurious", "crash", "delay_traps"]]
+
+# %% [markdown]
+# ## Interactive
+#
+# In JupyterLab, move the sliders: the patch step (each write and sync of
+# the breakpoint protocol) and the instruction of the call.
+
+# %%
+viewer = StepViewer("seed", strategy, entry, function, cpus=2)
+viewer.widget

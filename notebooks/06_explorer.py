@@ -1,0 +1,49 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Interactive explorer
+#
+# Two explorers (`workbench.widgets`), best used in JupyterLab (`make lab`):
+#
+# * the **race explorer**: choose the scenario, the strategies, a CPU range,
+#   the call rates and the IPI sync-round latency; the plot and the table
+#   follow every change (the race simulator runs in this process, a few
+#   hundred milliseconds per change at the default trials);
+# * the **step-through viewer**: a patch-step slider and an instruction
+#   slider over one call on the emulator, showing the site's bytes and
+#   disassembly, each CPU's EIP and next instruction, and `pt_regs` while a
+#   CPU is inside a frame that holds one.
+
+# %% tags=["parameters"]
+strategies = ("skip", "emulate_regs_caller", "emulate_old", "stop_machine")
+cpus = (1, 64)
+trials = 500
+viewer_strategy = "emulate_new"
+viewer_entry = "v5.3"
+
+# %%
+from workbench.widgets import Explorer, StepViewer
+
+# %%
+explorer = Explorer(strategies=strategies, cpus=cpus, trials=trials)
+explorer.widget
+
+# %% [markdown]
+# Every control is an ordinary widget: setting one from code runs the same
+# update as moving it.
+
+# %%
+explorer.metric.value = "dropped_tracer"
+explorer.frame[["strategy", "cpus", "dropped_tracer_mean", "dropped_tracer_cf"]].head()
+
+# %%
+viewer = StepViewer("seed", viewer_strategy, viewer_entry, "do_IRQ", cpus=2)
+viewer.widget

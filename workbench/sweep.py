@@ -1,0 +1,676 @@
+"""Sweeps: run a grid of configurations, return one tidy pandas frame.
+
+One function, :func:`sweep`, runs every point of a :class:`Grid` through an
+:class:`Experiment` (by default :data:`RACE`, the race simulator of
+:mod:`workbench.race`) and returns a frame with one row per point (or more,
+if an experiment returns several): the point's parameters first, then what
+the experiment measured.
+
+Where the work runs (``backend``):
+
+* ``"local"`` (default): local processes through joblib's loky backend;
+* ``"dask"``: a ``dask.distributed`` cluster, either at ``scheduler``
+  (``tcp://HOST:PORT``), an existing ``client``, or a fresh ``LocalCluster``;
+* ``"serial"``: this process (notebooks, widgets, tests).
+
+The backend never changes a number. Each point draws its random numbers from
+``SeedSequence(seed, spawn_key=(stream,))``, where *seed* is the sweep's one
+seed and *stream* is spawned from a hash of the point's own parameters (not
+from its position in the grid). So a point gives the same numbers whatever
+grid it is in, whatever chunk or worker runs it, on any backend, and two
+figures that share a point share its cached result.
+
+Every finished point is cached under ``data/cache/sweep/<code version>/``,
+keyed by the experiment, its parameters, the seed and
+:func:`workbench.version.code_version`. Entries are written atomically
+(temporary file, then ``os.replace``) by the coordinating process as results
+arrive, so an interrupted sweep keeps what it finished and a rerun computes
+only the missing points. Each entry carries the SHA-256 of its payload and
+its own key: a torn or corrupted entry is detected, reported, and
+recomputed. The payload is JSON, whose floats round-trip exactly, and fresh
+results take the same JSON round trip, so a cached frame is bit-identical to
+a freshly computed one.
+
+Bad input (an unknown parameter, an empty range, a value the experiment
+refuses) raises :class:`workbench.errors.ConfigError` with a one-line
+message before any work starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, check_choice, check_range
+
+__all__ = [
+    "BACKENDS", "Grid", "Experiment", "FunctionExperiment", "RaceExperiment", "RACE",
+    "RACE_PARAMETERS", "race_grid", "sweep", "point_stream", "timing_for_round",
+    "SweepCache", "save_frame", "load_frame", "sweep_path", "dask_client", "long_metrics",
+    "parse_assignments",
+]
+
+BACKENDS = ("local", "dask", "serial")
+
+#: the CPU count at which ``sync_round_ns`` is defined: Bristot's 24-CPU machine,
+#: where the default timing was calibrated (workbench.timing)
+REFERENCE_CPUS = 24
+
+_MAGIC = b"wbsweep1"
+_LOG = logging.getLogger(__name__)
+
+
+# -- canonical forms: keys and seeds must not depend on dict order or float spelling --
+
+def _plain(value):
+    """*value* as plain JSON-able Python (numpy scalars unwrapped, tuples as lists)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _canonical(obj) -> bytes:
+    # sort_keys: a dict's order must not change a key; repr floats round-trip exactly
+    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
+
+
+def point_stream(experiment: str, params: dict) -> int:
+    """The 63-bit stream of a point: its child key under the sweep's SeedSequence.
+
+    A hash of the experiment name and the point's (normalised) parameters,
+    and nothing else, so it is the same in every grid, chunk, worker and
+    backend, and unchanged by an edit of the code.
+    """
+    digest = hashlib.sha256(_canonical({"experiment": experiment, "params": params})).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+# -- grids ----------------------------------------------------------------------------
+
+class Grid:
+    """The Cartesian product of parameter ranges, as a list of points.
+
+    *axes* maps a parameter name to its values (a list, tuple, range or
+    array; a scalar or a string is one value). Points come out in product
+    order, the first axis varying slowest. ``Grid.concat`` joins grids
+    (e.g. per-value derived parameters). Raises :class:`ConfigError` for an
+    empty range or a parameter name that is not a valid identifier; unknown
+    names are refused by the experiment when the sweep starts.
+    """
+
+    def __init__(self, axes=None, **more):
+        axes = {**dict(axes or {}), **more}
+        self.axes = {}
+        for name, values in axes.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ConfigError(f"grid: parameter names must be identifiers, got {name!r}")
+            if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+                values = [values]
+            values = [_plain(v) for v in values]
+            if not values:
+                raise ConfigError(f"{name}: empty range; give at least one value")
+            self.axes[name] = values
+        self._extra = []  # points of grids joined by concat()
+
+    @classmethod
+    def concat(cls, grids):
+        """One grid holding the points of each of *grids*, in order."""
+        out = cls()
+        out._extra = [p for g in grids for p in g.points()]
+        if not out._extra:
+            raise ConfigError("grid: empty range; concat() was given no points")
+        return out
+
+    def points(self) -> list[dict]:
+        """Every point as a dict of parameter values."""
+        if self._extra:
+            return [dict(p) for p in self._extra]
+        names = list(self.axes)
+        return [dict(zip(names, combo)) for combo in itertools.product(*self.axes.values())]
+
+    def __len__(self):
+        return len(self._extra) if self._extra else math.prod(len(v) for v in self.axes.values())
+
+    def __repr__(self):
+        if self._extra:
+            return f"Grid(<{len(self._extra)} points>)"
+        return "Grid(" + ", ".join(f"{k}={v!r}" for k, v in self.axes.items()) + ")"
+
+
+# -- experiments ----------------------------------------------------------------------
+
+class Experiment:
+    """What a sweep runs at each point. Subclass and fill in :meth:`run`.
+
+    ``name`` keys the cache and the seed streams; ``parameters`` maps every
+    accepted parameter to its default. :meth:`normalize` resolves a point to
+    concrete values (raising :class:`ConfigError` for bad ones);
+    :meth:`prepare` runs once in the coordinating process and returns
+    read-only data every point needs (shipped to the workers);
+    :meth:`run` computes one point and returns a dict (one row) or a frame.
+    """
+
+    name = "experiment"
+    parameters: dict = {}
+
+    def normalize(self, params: dict) -> dict:
+        """Defaults filled in and values checked; the result keys the cache."""
+        unknown = [k for k in params if k not in self.parameters]
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown sweep parameter for {self.name}; choose from "
+                              + ", ".join(self.parameters))
+        return {**self.parameters, **params}
+
+    def prepare(self, points: list[dict], progress: bool = True):
+        """Shared read-only context for *points* (default: none)."""
+        return None
+
+    def run(self, params: dict, seed: int, stream: int, context):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def columns(self, params: dict) -> dict:
+        """The parameter columns a point's rows start with (scalars only)."""
+        return {k: (v if v is None or isinstance(v, (bool, int, float, str)) else
+                    json.dumps(v, sort_keys=True)) for k, v in params.items()}
+
+
+class FunctionExperiment(Experiment):
+    """An experiment from a plain function ``fn(params, seed, stream, context)``.
+
+    *parameters* maps each accepted parameter to its default. For the
+    ``local`` and ``dask`` backends *fn* must be importable by the workers
+    (a module-level function).
+    """
+
+    def __init__(self, name: str, fn, parameters: dict):
+        self.name, self.fn, self.parameters = name, fn, dict(parameters)
+
+    def run(self, params, seed, stream, context):
+        return self.fn(params, seed, stream, context)
+
+
+def timing_for_round(sync_round_ns=None, *, write_ns=None, irq_off_prob=None, stop_machine_ns=None,
+                     ref_cpus=REFERENCE_CPUS):
+    """A :class:`workbench.timing.Timing` whose mean sync round on *ref_cpus* CPUs is *sync_round_ns*.
+
+    Both parts of a round, the IPI floor (``ipi_base_ns``) and the irq-off
+    tail (``irq_off_scale_ns``), are scaled by one factor, so the shape of
+    the round-latency model is kept and rounds on other CPU counts grow as
+    the model says. Writes are not scaled. ``None`` keeps the calibrated
+    default (0.337 ms on 24 CPUs). Raises :class:`ConfigError` for a
+    non-positive or non-finite round.
+    """
+    from .timing import Timing, finite_range
+
+    kw = {k: v for k, v in (("write_ns", write_ns), ("irq_off_prob", irq_off_prob),
+                            ("stop_machine_ns", stop_machine_ns)) if v is not None}
+    base = Timing(**kw)
+    if sync_round_ns is None:
+        return base
+    target = finite_range("sync_round_ns", sync_round_ns, 1e-3)
+    now = base.round_moments(ref_cpus)[0]
+    f = target / now
+    return replace(base, ipi_base_ns=base.ipi_base_ns * f, irq_off_scale_ns=base.irq_off_scale_ns * f)
+
+
+#: every race-sweep parameter and its default (None: the model's calibrated default)
+RACE_PARAMETERS = {
+    "scenario": "seed",          # workbench.race.SCENARIOS
+    "strategy": "skip",          # workbench.race.STRATEGIES
+    "protocol": None,            # per_site | batched | stop_machine (None: the strategy's own)
+    "entry": "v5.3",             # kernel int3 entry whose emulated outcomes are used
+    "cpus": 64,                  # 1..65536
+    "sync_round_ns": None,       # mean IPI sync round on 24 CPUs (None: 0.337 ms, Bristot)
+    "write_ns": None,            # one text_poke write (None: 2.32 us, Bristot)
+    "irq_off_prob": None,        # share of time a CPU has interrupts off (None: 0.1)
+    "stop_machine_ns": None,     # stop_machine fixed cost (None: 2 ms)
+    "hot": None,                 # {function: per-CPU calls/s} (None: race.DEFAULT_HOT)
+    "tail_functions": 40_000,    # ordinary functions besides the hot ones
+    "tail_rate": 2e6,            # their total per-CPU calls/s
+    "zipf_s": 1.0,               # Zipf exponent of the tail
+    "dispersion": 0.0,           # gamma-Poisson over-dispersion (0: Poisson)
+    "trampolines": True,         # patch the trampoline calls too (False: a text_poke batch)
+    "outcomes": "emulator",      # emulator: measured per-call outcomes; none: count traps only
+    "trials": 10_000,            # Monte Carlo trials per point
+}
+
+_OUTCOME_METRICS = ("violations", "dropped_tracer", "dropped_livepatch", "spurious", "crashes")
+
+
+class RaceExperiment(Experiment):
+    """The race simulator at one configuration (:func:`workbench.race.simulate`).
+
+    Parameters are :data:`RACE_PARAMETERS`. Each row holds the
+    configuration (as :func:`workbench.race.simulate` reports it, plus
+    ``sync_round_ns`` and ``outcomes``) and, per metric, ``_mean``, ``_se``,
+    ``_lo``/``_hi`` (95% interval of the mean) and ``_cf`` (closed form).
+    With ``outcomes="none"`` the outcome metrics (violations, drops,
+    spurious, crashes) are NaN: only trapped calls, stall, windows, patch
+    time and IPIs are counted. The emulator's outcome tables are loaded once
+    per (scenario, entry) by :meth:`prepare`.
+    """
+
+    name = "race"
+    parameters = RACE_PARAMETERS
+
+    def normalize(self, params):
+        from .race import DEFAULT_HOT, RaceConfig, Workload
+
+        p = super().normalize(params)
+        check_choice("outcomes", p["outcomes"], ("emulator", "none"))
+        from .machine import ENTRIES  # light: no Unicorn engine is created
+        check_choice("entry", p["entry"], ENTRIES)
+        if not isinstance(p["trampolines"], bool):
+            raise ConfigError(f"trampolines: expected true or false, got {p['trampolines']!r}")
+        p["trials"] = int(check_range("trials", p["trials"], 2, 10**8, integer=True))
+        timing = timing_for_round(p["sync_round_ns"], write_ns=p["write_ns"], irq_off_prob=p["irq_off_prob"],
+                                  stop_machine_ns=p["stop_machine_ns"])
+        hot = DEFAULT_HOT if p["hot"] is None else p["hot"]
+        if isinstance(hot, dict):
+            hot = tuple(hot.items())
+        try:
+            hot = tuple((str(n), float(r)) for n, r in hot)
+        except (TypeError, ValueError):
+            raise ConfigError(f"hot: expected a mapping of function name to calls/s, got {p['hot']!r}") from None
+        workload = Workload(hot=hot, tail_functions=p["tail_functions"], tail_rate=p["tail_rate"],
+                            zipf_s=p["zipf_s"], dispersion=p["dispersion"])
+        cfg = RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
+                         trampolines=p["trampolines"])
+        p.update(protocol=cfg.protocol, cpus=cfg.cpus, hot=dict(workload.hot),
+                 tail_functions=workload.tail_functions, tail_rate=workload.tail_rate,
+                 zipf_s=workload.zipf_s, dispersion=workload.dispersion,
+                 sync_round_ns=float(timing.round_moments(REFERENCE_CPUS)[0]),
+                 write_ns=timing.write_ns, irq_off_prob=timing.irq_off_prob,
+                 stop_machine_ns=timing.stop_machine_ns)
+        return p
+
+    def config(self, p):
+        """The :class:`workbench.race.RaceConfig` of a normalised point."""
+        from .race import RaceConfig, Workload
+
+        timing = timing_for_round(p["sync_round_ns"], write_ns=p["write_ns"], irq_off_prob=p["irq_off_prob"],
+                                  stop_machine_ns=p["stop_machine_ns"])
+        workload = Workload(hot=tuple(p["hot"].items()), tail_functions=p["tail_functions"],
+                            tail_rate=p["tail_rate"], zipf_s=p["zipf_s"], dispersion=p["dispersion"])
+        return RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
+                          trampolines=p["trampolines"])
+
+    @staticmethod
+    def _needs_table(p):
+        return p["outcomes"] == "emulator" and p["strategy"] != "stop_machine"
+
+    def prepare(self, points, progress=True):
+        """The emulator's outcome table of every (scenario, entry) the points need."""
+        from .explore import load_outcome_table
+
+        keys = sorted({(p["scenario"], p["entry"]) for p in points if self._needs_table(p)})
+        return {f"{s}/{e}": load_outcome_table(s, e, progress=progress) for s, e in keys}
+
+    def run(self, p, seed, stream, context):
+        from .race import PerCallOutcomes, simulate
+
+        if self._needs_table(p):
+            outcomes = PerCallOutcomes(context[f"{p['scenario']}/{p['entry']}"], p["scenario"], p["entry"])
+        else:  # nothing traps under stop_machine; "none" counts traps only
+            outcomes = PerCallOutcomes.empty(p["scenario"], p["entry"])
+        row = simulate(self.config(p), outcomes, p["trials"], seed, stream=stream).iloc[0].to_dict()
+        if p["outcomes"] == "none":
+            for m in _OUTCOME_METRICS:
+                for suffix in ("_mean", "_se", "_lo", "_hi", "_cf"):
+                    row[m + suffix] = math.nan
+        row.pop("hot_rates", None)  # the "hot" parameter column says the same
+        return row
+
+    def columns(self, p):
+        cols = super().columns(p)
+        cols["hot"] = ",".join(f"{k}={v:g}" for k, v in p["hot"].items())
+        return cols
+
+
+#: the race simulator as a sweep experiment
+RACE = RaceExperiment()
+
+
+def race_grid(**params) -> Grid:
+    """A :class:`Grid` of race-simulator points: each keyword is a value or a list.
+
+    Names are those of :data:`RACE_PARAMETERS`. Raises :class:`ConfigError`
+    at once for an unknown name or an empty range; values are checked when
+    the sweep starts, before any work.
+    """
+    for name in params:
+        if name not in RACE_PARAMETERS:
+            raise ConfigError(f"{name}: unknown sweep parameter for race; choose from "
+                              + ", ".join(RACE_PARAMETERS))
+    return Grid(params)
+
+
+# -- the cache ---------------------------------------------------------------------------
+
+class SweepCache:
+    """One file per finished point under *root*/<code version>/.
+
+    An entry is ``wbsweep1 <sha256 of payload>\\n`` followed by the JSON
+    payload (the point's key, experiment, parameters and rows). :meth:`get`
+    returns ``None`` for a missing entry and ``"corrupt"`` for one that
+    fails its checksum, its JSON, or its key (then it is removed).
+    """
+
+    def __init__(self, root=None, version=None):
+        from .paths import cache_dir
+        from .version import code_version
+
+        self.version = version or code_version()
+        self.root = Path(root) if root is not None else cache_dir("sweep")
+        self.dir = self.root / self.version
+
+    def key(self, experiment: str, params: dict, seed: int) -> str:
+        blob = {"experiment": experiment, "params": params, "seed": seed, "version": self.version}
+        return hashlib.sha256(_canonical(blob)).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.json"
+
+    def get(self, key: str):
+        path = self.path(key)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        head, _, payload = data.partition(b"\n")
+        try:
+            magic, digest = head.split(b" ")
+            ok = magic == _MAGIC and hashlib.sha256(payload).hexdigest().encode() == digest
+            entry = json.loads(payload) if ok else None
+            ok = ok and entry.get("key") == key and isinstance(entry.get("rows"), list)
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            ok = False
+        if not ok:
+            _LOG.warning("sweep cache: corrupted entry %s; recomputing it", path.name)
+            path.unlink(missing_ok=True)
+            return "corrupt"
+        return entry["rows"]
+
+    def put(self, key: str, experiment: str, params: dict, rows: list) -> None:
+        payload = json.dumps({"key": key, "experiment": experiment, "params": _plain(params),
+                              "rows": rows}, separators=(",", ":"), allow_nan=True).encode()
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(_MAGIC + b" " + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+        os.replace(tmp, path)  # atomic: a reader sees the whole entry or none
+
+    def __len__(self):
+        return sum(1 for _ in self.dir.glob("*/*.json")) if self.dir.exists() else 0
+
+
+# -- running points ----------------------------------------------------------------------
+
+def _rows(result) -> list[dict]:
+    """An experiment's result as JSON-round-tripped rows (what the cache will return)."""
+    if isinstance(result, pd.DataFrame):
+        rows = result.to_dict("records")
+    elif isinstance(result, dict):
+        rows = [result]
+    else:
+        rows = list(result)
+    # the same round trip as a cache entry, so fresh and cached frames are identical
+    return json.loads(json.dumps(_plain(rows), allow_nan=True))
+
+
+def _run_chunk(experiment, chunk, seed, context):
+    """Run the points of *chunk* (``(index, params, stream)`` triples) in a worker."""
+    return [(i, _rows(experiment.run(p, seed, stream, context))) for i, p, stream in chunk]
+
+
+@contextmanager
+def dask_client(scheduler=None, client=None, jobs=None, processes=True):
+    """A ``distributed.Client``: *client* as is, one at *scheduler*, or a LocalCluster.
+
+    A LocalCluster has *jobs* single-threaded workers (default: CPU count),
+    in processes unless *processes* is False, and is closed on exit.
+    """
+    if client is not None:
+        yield client
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as c:
+            yield c
+        return
+    n = jobs or os.cpu_count() or 1
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+        yield c
+
+
+def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client, processes):
+    """Yield the results of *chunks* as they finish, on *backend*."""
+    if backend == "serial" or (backend == "local" and len(chunks) == 1):
+        for chunk in chunks:  # one chunk: a process pool would only add its start-up
+            yield _run_chunk(experiment, chunk, seed, context)
+    elif backend == "local":
+        from joblib import Parallel, delayed
+
+        # unordered: finished chunks are cached at once, whatever their order
+        yield from Parallel(n_jobs=jobs or -1, backend="loky", return_as="generator_unordered")(
+            delayed(_run_chunk)(experiment, c, seed, context) for c in chunks)
+    else:
+        from distributed import as_completed
+
+        with dask_client(scheduler, client, jobs, processes) as c:
+            ctx = c.scatter([context], broadcast=True)[0]  # one copy per worker, not per task
+            futures = c.map(_run_chunk, [experiment] * len(chunks), chunks, seed=seed, context=ctx,
+                            pure=False)
+            try:
+                for f in as_completed(futures):
+                    yield f.result()
+            finally:
+                c.cancel(futures)
+
+
+def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, scheduler=None, client=None,
+          processes=True, chunk_size=None, cache=True, cache_root=None, progress=True, desc=None,
+          save=None) -> pd.DataFrame:
+    """Run every point of *grid* through *experiment*; one tidy frame.
+
+    *grid* is a :class:`Grid` or a list of point dicts; *experiment*
+    defaults to :data:`RACE`. Every point is normalised (defaults filled in,
+    values checked) before any work starts. Cached points are read from
+    ``data/cache/sweep`` (*cache_root*); the rest run on *backend*
+    (``local``: *jobs* loky processes, default all CPUs; ``dask``: the
+    cluster at *scheduler*, *client*, or a LocalCluster of *jobs* workers;
+    ``serial``), in chunks of *chunk_size* points (default: 1 when serial,
+    else a few chunks per worker), under a ``tqdm.auto`` progress bar; each
+    finished chunk's points are cached as soon as the chunk returns. Results are
+    in grid order whatever the backend. *save* names a Parquet file to write
+    (a bare name goes to ``data/sweeps/<name>.parquet``).
+
+    A point listed twice is computed once. The frame's ``attrs["sweep"]``
+    holds ``points``, ``cached``, ``computed`` (distinct points run), ``corrupt`` (entries that failed their check and were
+    recomputed), ``backend`` and ``seed``. Raises :class:`ConfigError` for
+    an unknown parameter, an empty range, a bad value, backend, jobs,
+    chunk size or seed; ``KeyboardInterrupt`` passes through with the
+    finished points cached.
+    """
+    from tqdm.auto import tqdm
+
+    experiment = RACE if experiment is None else experiment
+    check_choice("backend", backend, BACKENDS)
+    seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
+    if jobs is not None:
+        jobs = int(check_range("jobs", jobs, 1, 4096, integer=True))
+    if chunk_size is not None:
+        chunk_size = int(check_range("chunk_size", chunk_size, 1, 10**6, integer=True))
+    if scheduler is not None and backend != "dask":
+        raise ConfigError(f"scheduler: a scheduler address needs backend 'dask', not {backend!r}")
+    if client is not None and backend != "dask":
+        raise ConfigError(f"client: a Dask client needs backend 'dask', not {backend!r}")
+    raw = grid.points() if isinstance(grid, Grid) else [dict(p) for p in grid]
+    if not raw:
+        raise ConfigError("grid: empty range; the sweep has no points")
+    points = [experiment.normalize(p) for p in raw]  # every error before any work
+
+    store = SweepCache(cache_root) if cache else None
+    results, todo, corrupt, twins = [None] * len(points), [], 0, {}
+    keys = [store.key(experiment.name, p, seed) if store is not None else None for p in points]
+    first = {}
+    for i, (p, key) in enumerate(zip(points, keys)):
+        if key is not None and key in first:  # the same point twice: compute it once
+            twins.setdefault(first[key], []).append(i)
+            continue
+        first[key] = i
+        got = store.get(key) if store is not None else None
+        if got == "corrupt":
+            corrupt += 1
+            got = None
+        if got is None:
+            todo.append((i, p, point_stream(experiment.name, p)))
+        else:
+            results[i] = got
+    cached = len(points) - len(todo) - sum(len(v) for i, v in twins.items() if results[i] is None)
+
+    if todo:
+        context = experiment.prepare([p for _, p, _ in todo], progress=progress)
+        workers = jobs or os.cpu_count() or 1
+        # serial: one point per chunk, so each is cached the moment it is done;
+        # workers: a few chunks each, to amortise dispatch yet balance the load
+        size = chunk_size or (1 if backend == "serial" else
+                              max(1, min(16, math.ceil(len(todo) / (4 * workers)))))
+        chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
+        with tqdm(total=len(points), initial=cached, desc=desc or f"sweep {experiment.name}",
+                  unit="pt", disable=not progress, leave=False, file=sys.stderr) as bar:
+            for done in _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client,
+                                 processes):
+                for i, rows in done:
+                    results[i] = rows
+                    if store is not None:
+                        store.put(keys[i], experiment.name, points[i], rows)
+                bar.update(len(done) + sum(len(twins.get(i, ())) for i, _ in done))
+    for i, copies in twins.items():
+        for j in copies:
+            results[j] = results[i]
+
+    records = [{**experiment.columns(p), **row} for p, rows in zip(points, results) for row in rows]
+    frame = pd.DataFrame.from_records(records)
+    frame.attrs["sweep"] = {"points": len(points), "cached": cached, "computed": len(todo),
+                            "corrupt": corrupt, "backend": backend, "seed": seed}
+    if save:
+        save_frame(frame, save)
+    return frame
+
+
+# -- results on disk ----------------------------------------------------------------------
+
+def sweep_path(name) -> Path:
+    """``data/sweeps/<name>.parquet`` for a bare name; a path with a suffix as is."""
+    from .paths import data_dir
+
+    p = Path(name)
+    if p.suffix:
+        return p
+    d = data_dir() / "sweeps"
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"{name}.parquet"
+
+
+def save_frame(frame: pd.DataFrame, name) -> Path:
+    """Write *frame* as Parquet (atomically) to :func:`sweep_path` (*name*); return the path.
+
+    ``frame.attrs`` is not written, so equal data give equal files.
+    """
+    path = sweep_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    plain = frame.copy()
+    plain.attrs = {}  # pandas would store attrs (cache statistics): the same data, the same bytes
+    plain.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def load_frame(name) -> pd.DataFrame:
+    """Read a frame written by :func:`save_frame`. Raises :class:`ConfigError` if missing."""
+    path = sweep_path(name)
+    if not path.exists():
+        raise ConfigError(f"sweep: no saved sweep {str(name)!r} at {path}")
+    return pd.read_parquet(path)
+
+
+def long_metrics(frame: pd.DataFrame, metrics=None) -> pd.DataFrame:
+    """Race-sweep results in long form: one row per (point, metric).
+
+    Columns: the configuration columns, ``metric``, ``mean``, ``se``,
+    ``lo``, ``hi``, ``cf``.
+    """
+    from .race import METRICS
+
+    metrics = list(metrics or METRICS)
+    stat_cols = {f"{m}_{s}" for m in METRICS for s in ("mean", "se", "lo", "hi", "cf")}
+    ids = [c for c in frame.columns if c not in stat_cols]
+    parts = []
+    for m in metrics:
+        part = frame[ids].copy()
+        part["metric"] = m
+        for s in ("mean", "se", "lo", "hi", "cf"):
+            part[s] = frame[f"{m}_{s}"].to_numpy()
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def parse_assignments(items, experiment=None) -> Grid:
+    """A :class:`Grid` from ``NAME=V1,V2,...`` strings (the command line's ``--set``).
+
+    Values are parsed as JSON where they can be (numbers, true/false, null),
+    else kept as strings; ``1e3:1e7:5`` is a log-spaced range of 5 values.
+    Raises :class:`ConfigError` for a malformed item or an unknown name.
+    """
+    experiment = RACE if experiment is None else experiment
+    axes = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ConfigError(f"grid: expected NAME=V1,V2,..., got {item!r}")
+        if name not in experiment.parameters:
+            raise ConfigError(f"{name}: unknown sweep parameter for {experiment.name}; choose from "
+                              + ", ".join(experiment.parameters))
+        if text.count(":") == 2:
+            try:
+                lo, hi, n = text.split(":")
+                lo, hi, n = float(lo), float(hi), int(n)
+            except ValueError:
+                raise ConfigError(f"{name}: expected LO:HI:COUNT, got {text!r}") from None
+            check_range(f"{name} count", n, 1, 10**6, integer=True)
+            check_range(f"{name} bounds", lo, 1e-300)
+            check_range(f"{name} bounds", hi, lo)
+            values = [float(v) for v in np.geomspace(lo, hi, n)]
+        else:
+            values = []
+            for v in (t.strip() for t in text.split(",")):
+                if not v:
+                    continue
+                try:
+                    values.append(json.loads(v))
+                except ValueError:
+                    values.append(v)
+        if not values:
+            raise ConfigError(f"{name}: empty range; give at least one value")
+        axes[name] = values
+    return Grid(axes)
