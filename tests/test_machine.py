@@ -71,3 +71,19 @@ def test_cpu_count_is_checked(image, n):
 def test_unknown_entry(image):
     with pytest.raises(ConfigError, match="entry: unknown value 'v4'; choose from v5.1, v5.3"):
         Machine(image, 1, entry="v4")
+
+
+@pytest.mark.parametrize("reg, bit", [("ebx", 4), ("esi", 16), ("edi", 8)])
+def test_workload_detects_a_callee_that_loses_callee_saved_registers(image, reg, bit):
+    from workbench.outcomes import classify, observe
+
+    m = Machine(image, 1)
+    cpu = m.cpus[0]
+    _loop(m, cpu, "fn_00004")
+    cpu.run(10**4, until=image.sym("workload_call"))
+    cpu.run(1)  # into the traced function
+    cpu.set_reg(reg, 0xDEAD)
+    cpu.run(10**4, until=image.sym("workload_logged"))
+    obs = observe(cpu, cpu.drain()[0])
+    assert obs.corrupt == bit
+    assert classify(obs, frozenset(), frozenset(), frozenset())["crash"]

@@ -103,6 +103,15 @@ END do_int3
 	movl	%eax, \traps(%edi)
 .endm
 
+/* %ecx |= bit unless want == have, then repair what the caller needs */
+.macro CHECK want, have, bit, repair:vararg
+	cmpl	\want, \have
+	je	1f
+	orl	$\bit, %ecx
+	\repair
+1:
+.endm
+
 /*
  * The per-CPU workload: forever call thread_info->calls[i].fn after an idle
  * loop of calls[i].gap iterations, and log each call: which body ran, the
@@ -141,26 +150,13 @@ workload_call:
 workload_return:
 	xorl	%ecx, %ecx			/* corruption bits */
 	GET_THREAD_INFO %eax
-	cmpl	%eax, %ebp
-	je	4f
-	orl	$1, %ecx			/* ebp lost */
-	movl	%eax, %ebp
-4:	cmpl	TI_SAVED_ESP(%ebp), %esp
-	je	5f
-	orl	$2, %ecx			/* esp moved */
-	movl	TI_SAVED_ESP(%ebp), %esp
-5:	cmpl	$CANARY_EBX, %ebx
-	je	6f
-	orl	$4, %ecx			/* ebx lost */
-6:	LOG_RECORD %eax
-	cmpl	%eax, %edi
-	je	7f
-	orl	$8, %ecx			/* edi lost */
-	movl	%eax, %edi
-7:	cmpl	CR_FN(%edi), %esi
-	je	8f
-	orl	$16, %ecx			/* esi lost */
-8:	movl	%ecx, CR_CORRUPT(%edi)
+	CHECK	%eax, %ebp, 1, movl %eax, %ebp			/* ebp lost */
+	CHECK	TI_SAVED_ESP(%ebp), %esp, 2, movl TI_SAVED_ESP(%ebp), %esp	/* esp moved */
+	CHECK	$CANARY_EBX, %ebx, 4				/* ebx lost */
+	LOG_RECORD %eax
+	CHECK	%eax, %edi, 8, movl %eax, %edi			/* edi lost */
+	CHECK	CR_FN(%edi), %esi, 16				/* esi lost */
+	movl	%ecx, CR_CORRUPT(%edi)
 	movl	TI_BODY(%ebp), %eax
 	movl	%eax, CR_BODY(%edi)
 	movl	TI_BODY_CNT(%ebp), %eax
