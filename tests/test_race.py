@@ -51,10 +51,13 @@ FIXED = Timing(irq_off_prob=0.0, ipi_base_ns=50_000.0)  # deterministic rounds
 
 
 def _grid():
-    """24 configurations across scenarios, strategies, protocols, CPUs, timings."""
+    """27 configurations across scenarios, strategies, protocols, CPUs, timings."""
     lognormalish = Timing(irq_off_prob=1.0, irq_off_scale_ns=20_000.0)
     bursty = Workload(hot=dict(SMALL.hot), tail_functions=300, tail_rate=5e4, dispersion=0.4)
     steep = Workload(hot=dict(SMALL.hot), tail_functions=2000, tail_rate=2e5, zipf_s=1.4)
+    # about one call per CPU per window: spin's 1 - e^{-L W} far from both limits
+    slow = Workload(hot={"do_IRQ": 300.0, "__migrate_task": 100.0, "schedule": 200.0},
+                    tail_functions=40, tail_rate=500.0, dispersion=0.6)
     rows = [
         ("seed", "skip", "batched", 1, SMALL, Timing(), True),
         ("seed", "skip", "per_site", 2, SMALL, Timing(), True),
@@ -80,6 +83,9 @@ def _grid():
         ("shared_regs_caller", "emulate_regs_caller", "per_site", 512, SMALL, FIXED, True),
         ("shared_regs_caller", "stop_machine", None, 4096, steep, Timing(), True),
         ("shared_regs_caller", "skip", "per_site", 24, bursty, Timing(), False),
+        ("seed", "spin", "batched", 24, slow, Timing(), True),
+        ("seed", "spin", "per_site", 64, slow, Timing(), True),
+        ("shared_regs_caller", "spin", "batched", 64, slow, lognormalish, True),
     ]
     return [RaceConfig(s, st, p, n, w, t, trampolines=tr) for s, st, p, n, w, t, tr in rows]
 
@@ -179,9 +185,13 @@ def test_spin_and_stop_machine_costs_by_hand():
     work = Workload(hot={"do_IRQ": 5000.0, "__migrate_task": 0.0}, tail_functions=0, tail_rate=0.0)
     cf = closed_form(RaceConfig("seed", "spin", "per_site", n, work, t), outcomes)
     w = 2 * t.write_ns + 2 * t.ipi_base_ns  # spin waits until the first byte is written
-    trapped = n * 5000.0 * w * 1e-9
-    assert cf["trapped"] == pytest.approx(trapped)
-    assert cf["stall_ns"] == pytest.approx(trapped * t.handler_ns + n * 5000.0 * 1e-9 * w * w / 2)
+    lam = 5000.0 * 1e-9
+    # a spinning CPU makes no further calls: it traps at most once per window,
+    # with probability 1 - e^{-L W}, and then waits W - T_first
+    trapped = n * -math.expm1(-lam * w)
+    assert cf["trapped"] == pytest.approx(trapped, rel=1e-12)
+    wait = n * (w + math.expm1(-lam * w) / lam)
+    assert cf["stall_ns"] == pytest.approx(trapped * t.handler_ns + wait, rel=1e-12)
     sm = closed_form(RaceConfig("seed", "stop_machine", cpus=n, workload=work, timing=t), outcomes)
     patch = t.stop_machine_ns + t.ipi_base_ns + (2 + 2) * t.write_ns  # 2 trampoline calls + 2 sites
     assert sm["trapped"] == 0 and sm["ipis"] == 1
@@ -209,9 +219,13 @@ def test_batched_window_by_hand():
     win = 2 * k * w + 2 * r
     cf = closed_form(RaceConfig("seed", "spin", "batched", n, work, t), outcomes)
     assert cf["window_ns"] == pytest.approx(win, rel=1e-12)
-    assert cf["trapped"] == pytest.approx(n * rate * 1e-9 * win, rel=1e-12)
-    # spin: uniform position in a fixed window, E[wait] = W / 2 per trapped call
-    assert cf["stall_ns"] == pytest.approx(cf["trapped"] * (t.handler_batch_ns + win / 2), rel=1e-12)
+    # spin: each CPU traps at most once in the shared window, at its first call
+    lam = rate * 1e-9
+    assert cf["trapped"] == pytest.approx(-n * math.expm1(-lam * win), rel=1e-12)
+    assert cf["stall_ns"] == pytest.approx(cf["trapped"] * t.handler_batch_ns
+                                           + n * (win + math.expm1(-lam * win) / lam), rel=1e-12)
+    skip = closed_form(RaceConfig("seed", "skip", "batched", n, work, t), outcomes)
+    assert skip["trapped"] == pytest.approx(n * lam * win, rel=1e-12)  # others don't block
     assert cf["patch_ns"] == pytest.approx(2 * (3 * w + 3 * r) + 3 * k * w + 3 * r, rel=1e-12)
     assert cf["ipis"] == 9
     per = closed_form(RaceConfig("seed", "spin", "per_site", n, work, t), outcomes)
@@ -222,6 +236,163 @@ def test_batched_window_by_hand():
     f = simulate(RaceConfig("seed", "skip", "batched", n, work, t), outcomes, trials=500, seed=4)
     assert f.window_ns_se[0] == 0 and f.window_ns_mean[0] == pytest.approx(win, rel=1e-12)
     assert f.patch_ns_mean[0] == pytest.approx(cf["patch_ns"], rel=1e-12)
+
+
+# -- spin: a spinning CPU makes no further calls -------------------------------
+
+NO_HANDLER = Timing(handler_ns=0.0, handler_batch_ns=0.0)  # stall = the waits alone
+
+
+def _seven_sites(scale, dispersion=0.0):
+    """K = 7 call sites, all among the EXACT_SITES (no lumped rest); rates x *scale*."""
+    return Workload(hot={"do_IRQ": 1000.0 * scale, "__migrate_task": 20.0 * scale,
+                         "schedule": 5000.0 * scale},
+                    tail_functions=4, tail_rate=4000.0 * scale, dispersion=dispersion)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("cpus", [2, 24, 4096, 65536])
+def test_round_quadrature_matches_the_round(p, cpus):
+    """The closed form's quadrature of a sync round: atom, mean, variance, and the draws."""
+    from workbench.race import _round_nodes
+    t = Timing(irq_off_prob=p)
+    values, weights = _round_nodes(t, cpus)
+    mu, var = t.round_moments(cpus)
+    assert weights.sum() == pytest.approx(1.0, rel=1e-14)
+    assert weights @ values == pytest.approx(mu, rel=1e-10)
+    assert weights @ values ** 2 - mu ** 2 == pytest.approx(var, rel=1e-8)
+    if p < 1:  # every other CPU had interrupts on: the round is exactly its base
+        assert values[0] == t.ipi_base_ns
+        assert weights[0] == pytest.approx((1 - p) ** (cpus - 1), rel=1e-12)
+    # a nonlinear function against Timing.draw_rounds itself
+    g = lambda r: np.exp(-(r - t.ipi_base_ns) / mu)  # noqa: E731
+    draws = g(t.draw_rounds(np.random.default_rng(cpus), cpus, 400_000))
+    assert abs(weights @ g(values) - draws.mean()) < 4.5 * draws.std() / math.sqrt(draws.size)
+
+
+def test_spin_helpers_small_and_large_x():
+    """p = 1 - e^-x; wait/W = 1 - (1-e^-x)/x; Var(W-T | T<W)/W^2; bursty forms by quadrature."""
+    from workbench.race import _spin_p, _spin_q, _spin_v
+    x = np.array([1e-9, 1e-4, 0.999e-3, 1.001e-3, 0.5, 3.0, 40.0, 1e5])
+    reference = np.where(x < 1e-3, x - x * x / 2 + x ** 3 / 6 - x ** 4 / 24, 1 - np.exp(-x))
+    assert np.allclose(_spin_p(x), reference, rtol=1e-12, atol=0)
+    exact = np.array([1 - (1 - math.exp(-v)) / v if v > 0.5 else
+                      sum((-1) ** (k + 1) * v ** k / math.factorial(k + 1) for k in range(1, 16))
+                      for v in x])
+    assert np.allclose(_spin_q(x), exact, rtol=1e-11, atol=0)
+    # the truncated exponential's variance, by quadrature of its density
+    nodes, gl = np.polynomial.legendre.leggauss(200)
+    u = (nodes + 1) / 2
+    for v in (1e-3, 0.009, 0.011, 0.7, 6.0, 80.0):
+        dens = v * np.exp(-v * u) / -math.expm1(-v)
+        m1, m2 = (gl / 2) @ (u * dens), (gl / 2) @ (u * u * dens)
+        assert _spin_v(np.array([v]))[0] == pytest.approx(m2 - m1 * m1, rel=1e-8)
+    # bursty (Gamma(1/d, d) factor averaged out) against a quadrature over u
+    for d in (1e-6, 0.4, 1.0, 3.0):
+        for v in (1e-5, 2e-3, 0.3, 7.0, 500.0):
+            integral = (gl / 2) @ np.exp(-np.log1p(d * v * u) / d)
+            assert _spin_q(np.array([v]), d)[0] == pytest.approx(1 - integral, rel=1e-9)
+            limit = 1 - (1 + d * v) ** (-1 / d) if d > 0.1 else -math.expm1(-v)  # d -> 0: Poisson
+            assert _spin_p(np.array([v]), d)[0] == pytest.approx(limit, rel=1e-12 if d > 0.1 else 1e-4)
+
+
+@pytest.mark.parametrize("protocol", ["batched", "per_site"])
+def test_spin_limits(protocol):
+    """L -> 0: the old N L E[W] and N L E[W^2]/2; L -> inf: N per window, N E[W] each."""
+    t, n = NO_HANDLER, 64
+    windows = 7 if protocol == "per_site" else 1
+    d_write = 2 * t.write_ns * (1 if protocol == "per_site" else 7)
+    mu, var = t.round_moments(n)
+    ew = d_write + 2 * mu
+    ew2 = 2 * var + ew * ew
+    rate = (1000.0 + 20.0 + 5000.0 + 4000.0) * 1e-9  # per CPU and ns
+    low = closed_form(RaceConfig("seed", "spin", protocol, n, _seven_sites(1e-6), t, trampolines=False), None)
+    assert low["trapped"] == pytest.approx(n * rate * 1e-6 * ew, rel=1e-5)
+    assert low["stall_ns"] == pytest.approx(n * rate * 1e-6 * ew2 / 2, rel=1e-5)
+    high = closed_form(RaceConfig("seed", "spin", protocol, n, _seven_sites(1e6), t, trampolines=False), None)
+    assert high["trapped"] == pytest.approx(n * windows, rel=1e-12)
+    assert high["stall_ns"] == pytest.approx(n * windows * ew, rel=1e-3)
+    assert high["stall_ns"] < n * windows * ew
+    # the strategies that do not block keep N L E[W]
+    skip = closed_form(RaceConfig("seed", "skip", protocol, n, _seven_sites(1e6), t, trampolines=False), None)
+    assert skip["trapped"] == pytest.approx(n * rate * 1e6 * ew, rel=1e-12)
+
+
+@pytest.mark.parametrize("protocol", ["batched", "per_site"])
+@pytest.mark.parametrize("scale,dispersion", [(1e-2, 0.0), (1.0, 0.0), (30.0, 0.7), (1e4, 0.0), (1e4, 2.0)])
+def test_spin_never_waits_longer_than_the_windows(protocol, scale, dispersion):
+    """Every trial: waits <= N x the windows, trapped <= N per window; MC mean = closed form."""
+    from workbench.race import _draw_chunk, _timeline
+    n, k = 32, 7
+    cfg = RaceConfig("seed", "spin", protocol, n, _seven_sites(scale, dispersion), NO_HANDLER,
+                     trampolines=False)
+    res = _draw_chunk(cfg, _timeline(cfg, None), np.random.default_rng(int(scale) + 7), 20_000)
+    windows = k if protocol == "per_site" else 1
+    total_window = res["window_ns"] * windows  # per site: the mean window x K = their sum
+    assert (res["stall_ns"] >= 0).all()
+    assert (res["stall_ns"] <= n * total_window * (1 + 1e-12)).all()
+    assert (res["trapped"] <= n * windows).all()
+    cf = closed_form(cfg, None)
+    for m in ("trapped", "stall_ns"):
+        se = res[m].std() / math.sqrt(res[m].size)
+        assert abs(res[m].mean() - cf[m]) <= 4.5 * se + 1e-9 * cf[m], m
+
+
+@pytest.mark.parametrize("cpus", [24, 256, 4096])
+@pytest.mark.parametrize("protocol", ["batched", "per_site"])
+def test_spin_default_workload_is_physical(cpus, protocol):
+    """Default workload: spin's stall stays below CPUs x patch time; batched, every CPU traps once per window."""
+    cf = closed_form(RaceConfig("seed", "spin", protocol, cpus), None)
+    assert cf["stall_ns"] < cpus * cf["patch_ns"]
+    if protocol == "batched":  # seed's trampoline calls route nothing: one window traps
+        assert cf["trapped"] == pytest.approx(cpus, rel=1e-9)
+        assert cf["stall_ns"] < cpus * cf["window_ns"] * (1 + 1e-6) + cpus * Timing().handler_batch_ns
+    # fewer traps than N L E[W] (a spinning CPU calls nothing else): the busy
+    # sites' windows saturate at one trap per CPU
+    skip = closed_form(RaceConfig("seed", "skip", protocol, cpus), None)
+    assert cf["trapped"] < skip["trapped"] * (0.8 if protocol == "per_site" else 1e-3)
+
+
+@pytest.mark.parametrize("d,rates", [(0.4, (3000.0, 60000.0)), (1.0, (50.0, 400.0)), (3.0, (1e6, 2e3))])
+def test_spin_shared_window_with_bursty_groups(d, rates):
+    """Two bursty groups in one window (numeric in t) against sampling their burst factors."""
+    from workbench.race import _spin_shared, _window_nodes
+    t, n = Timing(), 24
+    d_write = 100 * t.write_ns
+    traps, wait = _spin_shared(t, n, d_write, rates, d)
+    W, w = _window_nodes(t, n, d_write)
+    lam = np.array(rates) * 1e-9
+    phi = np.prod([(1 + d * l * W) ** (-1 / d) for l in lam], axis=0)
+    assert sum(traps) == pytest.approx(w @ (1 - phi), rel=1e-12)  # P(trap at all)
+    rng = np.random.default_rng(5)
+    m = 400_000
+    gains = rng.gamma(1 / d, d, (m, 2))
+    ww = W[rng.choice(W.size, m, p=w / w.sum())]
+    total = gains @ lam
+    p = -np.expm1(-total * ww)
+    first = gains[:, 0] * lam[0] / total * p
+    waits = ww - p / total
+    for mine, sample in ((traps[0], first), (wait, waits)):
+        assert abs(mine - sample.mean()) < 4.5 * sample.std() / math.sqrt(m)
+
+
+@pytest.mark.parametrize("work", [Workload(), Workload(tail_functions=3000, zipf_s=1.4, dispersion=0.5)])
+def test_spin_per_site_rest_sums_match_site_by_site(work):
+    """The lumped rest (table in ln rate) equals the sum site by site; same sites as _site_summary."""
+    from workbench.race import _rest_rates, _rest_sums, _site_summary, _site_terms, _window_nodes
+    rest = _rest_rates(work, "ordinary")
+    summary = _site_summary(work)["ordinary"]
+    assert rest.size == summary.count - summary.top.size
+    assert rest.sum() == pytest.approx(summary.rest_total, rel=1e-12)
+    assert (rest ** 2).sum() == pytest.approx(summary.rest_sumsq, rel=1e-9)
+    W, w = _window_nodes(Timing(), 64, 2 * Timing().write_ns)
+    traps, wait, var = _rest_sums(rest, W, w, work.dispersion)
+    exact = _site_terms(rest * 1e-9, W, w, work.dispersion)
+    assert traps == pytest.approx(exact[0].sum(), rel=1e-7)
+    assert wait == pytest.approx(exact[1].sum(), rel=1e-7)
+    assert var == pytest.approx((exact[2] - exact[0] ** 2).sum(), rel=1e-5)
+    # most of the rest is far from the low-rate limit: p_i ~ l_i W_i would overcount
+    assert traps < 0.9 * summary.rest_total * 1e-9 * w @ W
 
 
 @pytest.mark.parametrize("protocol", ["batched", "per_site"])
