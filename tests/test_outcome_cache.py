@@ -1,6 +1,5 @@
 """The outcome table is cached by emulator version, atomically, and heals a corrupted entry."""
 
-import time
 
 import workbench.explore as ex
 

@@ -254,7 +254,7 @@ def _seven_sites(scale, dispersion=0.0):
 @pytest.mark.parametrize("cpus", [2, 24, 4096, 65536])
 def test_round_quadrature_matches_the_round(p, cpus):
     """The closed form's quadrature of a sync round: atom, mean, variance, and the draws."""
-    from workbench.race import _round_nodes
+    from workbench.spin import _round_nodes
     t = Timing(irq_off_prob=p)
     values, weights = _round_nodes(t, cpus)
     mu, var = t.round_moments(cpus)
@@ -272,7 +272,7 @@ def test_round_quadrature_matches_the_round(p, cpus):
 
 def test_spin_helpers_small_and_large_x():
     """p = 1 - e^-x; wait/W = 1 - (1-e^-x)/x; Var(W-T | T<W)/W^2; bursty forms by quadrature."""
-    from workbench.race import _spin_p, _spin_q, _spin_v
+    from workbench.spin import _spin_p, _spin_q, _spin_v
     x = np.array([1e-9, 1e-4, 0.999e-3, 1.001e-3, 0.5, 3.0, 40.0, 1e5])
     reference = np.where(x < 1e-3, x - x * x / 2 + x ** 3 / 6 - x ** 4 / 24, 1 - np.exp(-x))
     assert np.allclose(_spin_p(x), reference, rtol=1e-12, atol=0)
@@ -356,7 +356,7 @@ def test_spin_default_workload_is_physical(cpus, protocol):
 @pytest.mark.parametrize("d,rates", [(0.4, (3000.0, 60000.0)), (1.0, (50.0, 400.0)), (3.0, (1e6, 2e3))])
 def test_spin_shared_window_with_bursty_groups(d, rates):
     """Two bursty groups in one window (numeric in t) against sampling their burst factors."""
-    from workbench.race import _spin_shared, _window_nodes
+    from workbench.spin import _spin_shared, _window_nodes
     t, n = Timing(), 24
     d_write = 100 * t.write_ns
     traps, wait = _spin_shared(t, n, d_write, rates, d)
@@ -379,7 +379,8 @@ def test_spin_shared_window_with_bursty_groups(d, rates):
 @pytest.mark.parametrize("work", [Workload(), Workload(tail_functions=3000, zipf_s=1.4, dispersion=0.5)])
 def test_spin_per_site_rest_sums_match_site_by_site(work):
     """The lumped rest (table in ln rate) equals the sum site by site; same sites as _site_summary."""
-    from workbench.race import _rest_rates, _rest_sums, _site_summary, _site_terms, _window_nodes
+    from workbench.spin import _rest_rates, _rest_sums, _site_terms, _window_nodes
+    from workbench.workload import _site_summary
     rest = _rest_rates(work, "ordinary")
     summary = _site_summary(work)["ordinary"]
     assert rest.size == summary.count - summary.top.size

@@ -239,7 +239,7 @@ RACE_PARAMETERS = {
     "write_ns": None,            # one text_poke write (None: 2.32 us, Bristot)
     "irq_off_prob": None,        # share of time a CPU has interrupts off (None: 0.1)
     "stop_machine_ns": None,     # stop_machine fixed cost (None: 2 ms)
-    "hot": None,                 # {function: per-CPU calls/s} (None: race.DEFAULT_HOT)
+    "hot": None,                 # {function: per-CPU calls/s} (None: workload.DEFAULT_HOT)
     "tail_functions": 40_000,    # ordinary functions besides the hot ones
     "tail_rate": 2e6,            # their total per-CPU calls/s
     "zipf_s": 1.0,               # Zipf exponent of the tail
@@ -269,7 +269,8 @@ class RaceExperiment(Experiment):
     parameters = RACE_PARAMETERS
 
     def normalize(self, params):
-        from .race import DEFAULT_HOT, RaceConfig, Workload
+        from .race import RaceConfig, Workload
+        from .workload import DEFAULT_HOT
 
         p = super().normalize(params)
         check_choice("outcomes", p["outcomes"], ("emulator", "none"))

@@ -13,7 +13,7 @@ from unicorn import UC_HOOK_CODE
 
 from .errors import ConfigError
 from .ftrace import FtraceOps, FtraceState
-from .image import HOT_FUNCTIONS, build_image
+from .image import build_image
 from .machine import Machine
 from .outcomes import observe
 

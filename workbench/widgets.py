@@ -412,7 +412,7 @@ class Explorer:
 
     def grid(self):
         """The :class:`workbench.sweep.Grid` the controls describe."""
-        from .race import DEFAULT_HOT
+        from .workload import DEFAULT_HOT
         from .sweep import Grid, race_grid
 
         lo, hi = self.cpus.value
