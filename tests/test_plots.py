@@ -171,3 +171,12 @@ def test_regenerate_twice_gives_identical_files_and_uses_the_cache(tmp_path, mon
 def test_regenerate_refuses_unknown_figures(tmp_path):
     with pytest.raises(ConfigError, match="figure: unknown 'fig9'"):
         figures.regenerate(only=["fig9"], outdir=tmp_path, progress=False)
+
+
+def test_style_save_and_checks_are_still_importable_from_plots():
+    from workbench import figstyle
+
+    for name in plots.__all__:
+        assert hasattr(plots, name), name
+    for name in set(figstyle.__all__) & set(plots.__all__):
+        assert getattr(plots, name) is getattr(figstyle, name), name

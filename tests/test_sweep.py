@@ -320,3 +320,17 @@ def test_a_point_listed_twice_is_computed_once(tmp_path):
     assert sorted(CALLS) == [1, 2, 3] and list(f.y) == [1, 4, 4, 9]
     assert f.noise.iloc[1] == f.noise.iloc[2]
     assert (f.attrs["sweep"]["computed"], f.attrs["sweep"]["cached"]) == (3, 0)
+
+
+def test_experiments_and_cache_are_still_importable_from_sweep():
+    from workbench import experiments, sweep_cache
+
+    for name in sw.__all__:
+        assert hasattr(sw, name), name
+    for module in (experiments, sweep_cache):
+        for name in set(module.__all__) & set(sw.__all__):
+            assert getattr(sw, name) is getattr(module, name), name
+    # experiments imports sweep lazily: either module may be imported first
+    code = "import workbench.experiments as e; print(e.race_grid(cpus=[1, 2]).points())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[{'cpus': 1}, {'cpus': 2}]"

@@ -10,7 +10,7 @@ The job, in order, each step under a progress bar:
    batched over the number of sites; each is saved as
    ``data/sweeps/<name>.parquet``;
 3. the summary tables, ``data/summary/<name>.csv``;
-4. the figures, ``data/figures/<name>.svg/.pdf/.png`` (:func:`workbench.plots.save`).
+4. the figures, ``data/figures/<name>.svg/.pdf/.png`` (:func:`workbench.figstyle.save`).
 
 Everything is cached by parameters and code version, and every random
 number comes from one seed, so a second run is served from the caches and
@@ -91,7 +91,8 @@ def batching_grid(sites, trials, cpus=24, site_rate=SITE_RATE):
     called *site_rate* times per second per CPU; outcomes are not needed
     (``outcomes="none"``): the figure counts IPIs, time and trapped calls.
     """
-    from .sweep import Grid, race_grid
+    from .experiments import race_grid
+    from .sweep import Grid
 
     return Grid.concat(
         race_grid(scenario="shared_regs_caller", strategy="skip", protocol=["per_site", "batched"],
@@ -103,7 +104,7 @@ def batching_grid(sites, trials, cpus=24, site_rate=SITE_RATE):
 
 def grids(quick=False) -> dict:
     """The job's sweeps: name -> :class:`workbench.sweep.Grid`."""
-    from .sweep import race_grid
+    from .experiments import race_grid
 
     g = GRIDS["quick" if quick else "full"]
     trials = g["trials"]
@@ -224,12 +225,12 @@ def _draw(name, frames, tables):
 
 def _render(name, frames, tables, outdir):
     """Draw, check and save one figure (in a worker process when there are several CPUs)."""
-    from . import plots
+    from .figstyle import figure_check, save
 
     fig = _draw(name, frames, tables)
-    problems = plots.figure_check(fig)  # lays the figure out once
+    problems = figure_check(fig)  # lays the figure out once
     fig.set_layout_engine("none")  # keep that layout for all three formats
-    return name, plots.save(fig, name, outdir), problems
+    return name, save(fig, name, outdir), problems
 
 
 def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, client=None, seed=0,

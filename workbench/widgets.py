@@ -412,8 +412,9 @@ class Explorer:
 
     def grid(self):
         """The :class:`workbench.sweep.Grid` the controls describe."""
+        from .experiments import race_grid
+        from .sweep import Grid
         from .workload import DEFAULT_HOT
-        from .sweep import Grid, race_grid
 
         lo, hi = self.cpus.value
         cpus = [c for c in CPU_CHOICES if lo <= c <= hi]
@@ -430,6 +431,7 @@ class Explorer:
     def update(self, change=None):
         """Run the grid, redraw the plot and the table (errors go to the status line)."""
         from . import plots
+        from .figstyle import style
         from .sweep import sweep
 
         t0 = time.perf_counter()
@@ -446,7 +448,7 @@ class Explorer:
                 scaled[f"{m}_{s}"] = scaled[f"{m}_{s}"] / 1e6
         fig = plots.drops(scaled, x="cpus", metrics=[m], size="wide")
         buf = io.BytesIO()
-        with plots.style():
+        with style():
             fig.axes[0].set_title(f"{m} per patch ({self.scenario.value}, {self.protocol.value}, "
                                   f"entry {self.entry.value})")
             fig.savefig(buf, format="png", dpi=90)

@@ -18,7 +18,7 @@ _SHOWN = ("trapped", "violations", "dropped_tracer", "dropped_livepatch", "stall
 
 def configure(parser):
     """Add the sweep options to *parser*."""
-    from ..sweep import RACE_PARAMETERS
+    from ..experiments import RACE_PARAMETERS
 
     parser.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2,...",
                         help="a swept parameter (repeatable): " + ", ".join(RACE_PARAMETERS))
@@ -35,7 +35,8 @@ def configure(parser):
 
 def run(args):
     """Parse the grid, sweep, save, print a summary."""
-    from ..sweep import RACE_PARAMETERS, parse_assignments, sweep
+    from ..experiments import RACE_PARAMETERS
+    from ..sweep import parse_assignments, sweep
 
     if not args.set:
         raise ConfigError("set: give at least one NAME=V1,V2,... (parameters: " + ", ".join(RACE_PARAMETERS) + ")")
