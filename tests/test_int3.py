@@ -153,24 +153,51 @@ def test_exhaustive_counts_are_identical_between_runs():
     assert a.equals(b)
 
 
-def test_merged_placements_equal_every_raw_placement():
-    """The equivalence classes are sound: executing every placement agrees."""
+@pytest.mark.parametrize("strategy, steps", [
+    ("skip", None), ("emulate_new", None), ("emulate_old", None),
+    # spin's trap counts depend on where every later step lands: its sync and tail steps
+    ("spin", ("sites:sync1", "sites:tail", "sites:sync2")),
+])
+def test_merged_placements_equal_every_raw_placement(strategy, steps):
+    """The equivalence classes are sound: executing every placement agrees,
+    down to the phase each call trapped in and how often it trapped."""
     import workbench.explore as ex
 
-    run = Run("seed", "emulate_old", "v5.3")
-    merged, raw_m, dist_m = ex._exhaustive_function(run, "do_IRQ", 500, ex._CAP, lambda n: None)
-    full, raw_f, dist_f = ex._exhaustive_function(run, "do_IRQ", 500, ex._CAP, lambda n: None, merge=False)
+    run = Run("seed", strategy, "v5.3")
+    ks = None if steps is None else [i for i, s in enumerate(run.steps) if s.name in steps]
+    merged, raw_m, dist_m = ex._exhaustive_function(run, "do_IRQ", 200, ex._CAP, lambda n: None, steps=ks)
+    full, raw_f, dist_f = ex._exhaustive_function(run, "do_IRQ", 200, ex._CAP, lambda n: None,
+                                                  merge=False, steps=ks)
     assert raw_m == raw_f and dist_f == raw_f > dist_m
 
     def dist(rows):
         out = {}
         for r in rows:
             if r["seq"] == 0:
-                k = (r["schedule"], r["trapped"], r["body"], r["tracer_runs"], r["crash"])
+                k = (r["schedule"], r["trapped"], r["trap_phase"], r["traps"], r["body"],
+                     r["tracer_runs"], r["crash"])
                 out[k] = out.get(k, 0) + r["weight"]
         return out
 
     assert dist(merged) == dist(full)
+
+
+def test_bad_exploration_input():
+    from workbench.errors import ConfigError
+
+    for kw, msg in [(dict(slice_mean=1), "slice_mean: 1 is outside"), (dict(functions=[]), "functions: give"),
+                    (dict(strategies=3), "strategies: expected"), (dict(patch_gap=0), "patch_gap: 0 is outside")]:
+        args = dict(strategies="skip", mode="random", schedules=1, progress=False) | kw
+        with pytest.raises(ConfigError, match=msg):
+            explore("seed", **args)
+
+
+def test_spinning_cpus_let_the_ipi_in():
+    """Several CPUs spinning on int3s must not hold a sync round forever."""
+    calls, _ = explore("seed", "spin", "v5.3", mode="random", cpus=4, schedules=2, progress=False)
+    spun = calls[calls.trapped]
+    assert len(spun) > 0 and not calls.crash.any()
+    assert (spun.delay_traps > 0).any() and spun.delay_traps.max() < 1000
 
 
 def test_random_mode_several_cpus_is_reproducible():

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_READ
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ
+from unicorn.x86_const import UC_X86_REG_EFLAGS as X86_REG_EFLAGS
 
 from .errors import ConfigError, check_choice, check_range
 from .ftrace import TRAMPOLINE_CALLS
 from .image import build_image
 from .int3 import STRATEGIES, get_strategy
-from .machine import ENTRIES, Machine
+from .layout import EQU
+from .machine import ENTRIES, Crash, Machine
 from .outcomes import classify, observe
 from .scenario import load_scenario
 from .text_poke import PROTOCOLS, poke_steps
@@ -69,13 +71,25 @@ class Run:
     def phase_name(self, p: int) -> str:
         return "before" if p == 0 else ("done" if p >= len(self.steps) else self.steps[p - 1].name)
 
-    def step_ready(self) -> bool:
-        """Can the next step land now? A sync is an IPI round: it completes only
-        when every live CPU has interrupts enabled, so never while a CPU is
-        between an int3 and its iret (the int3 gate clears IF)."""
+    def await_interrupts(self, budget: int = 1000) -> int:
+        """Let the next step's IPI round be taken: run every CPU that has
+        interrupts off (between an int3 and its iret: the int3 gate clears
+        IF) one instruction at a time until it can take the IPI, as hardware
+        delivers it at the first boundary with IF set. Returns the
+        instructions spent; a CPU still unable after *budget* is a hang."""
         if self.phase >= len(self.steps) or self.steps[self.phase].kind not in _IPI_KINDS:
-            return True
-        return all(c.crash is not None or c.reg("eflags") & _EFLAGS_IF for c in self.machine.cpus)
+            return 0
+        spent = 0
+        for cpu in self.machine.cpus:
+            n = 0
+            while cpu.crash is None and not cpu.reg("eflags") & _EFLAGS_IF:
+                if n == budget:
+                    cpu.crash = _hang(cpu, f"interrupts off for {budget} instructions: the IPI never lands")
+                    break
+                cpu.run(1)
+                n += 1
+            spent += n
+        return spent
 
     def apply_step(self, machine=None) -> None:
         m = machine or self.machine
@@ -129,7 +143,10 @@ class Run:
         for rec in records:
             out.append(self._row(cpu, rec["seq"], observe(cpu, rec), rec["phase0"], weight))
         if cpu.crash is not None and crashed_seq is not None:
-            out.append(self._row(cpu, crashed_seq, None, self.phase, weight))
+            # the workload logged the call's starting phase before it made the call
+            rec = cpu.log + ((crashed_seq % EQU["LOG_N"]) << EQU["CR_SHIFT"])
+            phase0 = self.machine.read32(rec + EQU["CR_PHASE0"])
+            out.append(self._row(cpu, crashed_seq, None, phase0, weight))
         return out
 
     def _row(self, cpu, seq, obs, phase0, weight) -> dict:
@@ -196,11 +213,18 @@ def _calibrate(run: Run, k: int, cap: int):
     step = run.steps[k]
     ranges = step.addrs or (im.text,)  # a plan-level sync touches all text
     count, events = [0], set()
+    ipi = step.kind in _IPI_KINDS
+    last_if = [cpu.reg("eflags") & _EFLAGS_IF]
 
     def on_code(uc, addr, size, _):
         count[0] += 1
         if addr == do_int3:
             events.add(count[0] - 1)
+        if ipi:  # an IPI lands at the next boundary with IF set: IF changes are events
+            flag = uc.reg_read(X86_REG_EFLAGS) & _EFLAGS_IF
+            if flag != last_if[0]:
+                events.add(count[0] - 1)
+                last_if[0] = flag
 
     def on_block(uc, addr, size, _):
         if any(addr < hi and lo < addr + size for lo, hi in ranges):
@@ -212,12 +236,9 @@ def _calibrate(run: Run, k: int, cap: int):
     def on_read(uc, access, addr, size, value, _):
         events.add(count[0] - 1)
 
-    def on_trap(uc, intno, _):
-        count[0] -= 1  # a trapping int3 does not retire: emu_start's count skips it too
 
     do_int3 = im.sym("do_int3")
-    hooks = [cpu.uc.hook_add(UC_HOOK_CODE, on_code), cpu.uc.hook_add(UC_HOOK_BLOCK, on_block),
-             cpu.uc.hook_add(UC_HOOK_INTR, on_trap)]
+    hooks = [cpu.uc.hook_add(UC_HOOK_CODE, on_code), cpu.uc.hook_add(UC_HOOK_BLOCK, on_block)]
     if step.kind == "data":
         lo, hi = step.addrs[0]
         hooks.append(cpu.uc.hook_add(UC_HOOK_MEM_READ, on_read, begin=lo, end=hi - 1))
@@ -228,11 +249,11 @@ def _calibrate(run: Run, k: int, cap: int):
 
 
 def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
-                         calib_cap: int = 1000, merge: bool = True) -> tuple[list, int, int]:
+                         calib_cap: int = 1000, merge: bool = True, steps=None) -> tuple[list, int, int]:
     m, im = run.machine, run.image
     cpu = m.cpus[0]
     rows, raw, distinct = [], 0, 0
-    for k in range(len(run.steps)):
+    for k in (range(len(run.steps)) if steps is None else steps):
         # steps [0, k) landed before the call; the CPU stands at the call instruction
         run.reset()
         cpu.reset([(im.functions[fn].site, 0)])
@@ -254,7 +275,10 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
 
         restore()
         length, events = _calibrate(run, k, calib_cap)
-        cuts = sorted({0, *(e + 1 for e in events if e + 1 <= length)}) if merge else list(range(length + 1))
+        # cut on both sides of every event: which side an observation falls on
+        # depends on how Unicorn counts around traps and block lookups
+        cuts = sorted({c for e in events for c in (e, e + 1) if 0 <= c <= length} | {0}) \
+            if merge else list(range(length + 1))
         weights = np.diff(cuts + [length + 1])
         raw += length + 1
         distinct += len(cuts)
@@ -262,24 +286,28 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
             restore()
             if i:
                 cpu.run(i)
-            budget = cap
-            while not run.step_ready() and cpu.crash is None and budget > 0:
-                cpu.run(1)  # the IPI waits for the CPU to leave the int3 path
-                budget -= 1
+            done = i + run.await_interrupts()
+            budget = cap - done
             run.apply_step()
-            # go on until the patch is done and one whole call has run after it
+            # the later steps land at a time that does not depend on the placement:
+            # patch_gap after the call's calibrated end, then every patch_gap
+            if length + patch_gap > done:
+                cpu.run(length + patch_gap - done)
+                budget -= length + patch_gap - done
             target = None
             while cpu.crash is None and budget > 0:
+                if run.phase < len(run.steps):
+                    budget -= run.await_interrupts()
+                    if cpu.crash is not None:
+                        break
+                    run.apply_step()
                 if run.phase == len(run.steps) and target is None:
+                    # go on until one whole call has run after the patch
                     target = max(cpu.completed_calls(), 1) + 2
                 if target is not None and cpu.completed_calls() >= target:
                     break
                 cpu.run(patch_gap)
                 budget -= patch_gap
-                while run.phase < len(run.steps) and not run.step_ready() and cpu.crash is None:
-                    cpu.run(1)
-                if run.phase < len(run.steps):
-                    run.apply_step()
             recs = cpu.drain()
             in_flight = cpu.completed_calls() if cpu.crash is not None else None
             if cpu.crash is None and cpu.completed_calls() == 0:
@@ -294,10 +322,8 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
     return rows, raw, distinct
 
 
-def _hang(cpu):
-    from .machine import Crash
-
-    return Crash(cpu.eip, cpu.eip, f"hang: the call did not return in {_CAP} instructions")
+def _hang(cpu, reason=f"hang: the call did not return in {_CAP} instructions"):
+    return Crash(cpu.eip, cpu.eip, reason)
 
 
 # -- random: several CPUs, seeded slices and step times ---------------------------------------
@@ -340,7 +366,8 @@ def _random_schedule(run: Run, seed, functions, slice_mean: int, patch_gap: int,
                 else:
                     insns += n
         now += slice_mean
-        while run.phase < len(run.steps) and now >= next_step and run.step_ready():
+        while run.phase < len(run.steps) and now >= next_step:
+            run.await_interrupts()
             landed.append(now)
             run.apply_step()
             if run.phase == len(run.steps):
@@ -385,8 +412,15 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
     from tqdm.auto import tqdm
 
     check_choice("mode", mode, MODES)
-    names = list(STRATEGIES) if strategies in ("all", None) else \
-        ([strategies] if isinstance(strategies, str) else list(strategies))
+    if strategies in ("all", None):
+        names = list(STRATEGIES)
+    elif isinstance(strategies, str):
+        names = strategies.split(",")
+    elif isinstance(strategies, (list, tuple)) and strategies:
+        names = list(strategies)
+    else:
+        raise ConfigError(f"strategies: expected 'all', a name or a list of names from "
+                          f"{', '.join(STRATEGIES)}; got {strategies!r}")
     for n in names:
         get_strategy(n)
     if mode == "exhaustive" and cpus not in (None, 1):
@@ -394,9 +428,11 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
     ncpus = 1 if mode == "exhaustive" else int(check_range("cpus", 4 if cpus is None else cpus, 1, 16, integer=True))
     schedules = int(check_range("schedules", schedules, 1, 100000, integer=True))
     # exhaustive: the steps after the placed one follow about one call apart
-    patch_gap = int(check_range("patch_gap", patch_gap or (200 if mode == "exhaustive" else 500),
-                                1, 10**7, integer=True))
+    if patch_gap is None:
+        patch_gap = 200 if mode == "exhaustive" else 500
+    patch_gap = int(check_range("patch_gap", patch_gap, 1, 10**7, integer=True))
     gap_mean = check_range("gap_mean", gap_mean, 0, 10**7)
+    slice_mean = int(check_range("slice_mean", slice_mean, 2, 10**6, integer=True))
     ns_per_insn = check_range("ns_per_insn", ns_per_insn, 1e-6, 1e6)
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     image = build_image(n_ordinary)
@@ -407,6 +443,10 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
         changed = [f for f in image.functions if b.site_bytes(f) != a.site_bytes(f)] or list(image.functions)
         lp = [f for f in image.functions if f in sc.livepatched()]
         functions = lp[:1] + [f for f in changed if f not in sc.livepatched()][:1]
+    if isinstance(functions, str):
+        functions = functions.split(",")
+    if not functions:
+        raise ConfigError("functions: give at least one traced function")
     functions = [image.function(f).name for f in functions]
     rows, stats = [], {}
     runs = {n: Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch) for n in names}

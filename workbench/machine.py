@@ -29,7 +29,9 @@ from .ptrace import PtRegs
 
 __all__ = ["Machine", "Cpu", "Crash", "KernelFault", "ENTRIES", "UNBOUNDED"]
 
-#: int3 entry variants: v5.1 (pt_regs on the interrupted stack) and v5.3 (with the gap)
+#: int3 entry variants: v5.1 (pt_regs on the interrupted stack) and v5.3 (with the gap).
+#: Only the int3 entry changes: ftrace_regs_caller builds the v5.1 frame in both
+#: (its own v5.3 gap and real regs->sp do not change what a trapped call does).
 ENTRIES = ("v5.1", "v5.3")
 #: Unicorn ignores counts in blocks translated without one: always pass a count
 UNBOUNDED = 10**9
@@ -140,6 +142,8 @@ class Cpu:
         """
         if self.crash is not None:
             return False
+        if count <= 0:  # Unicorn reads count 0 as "no limit"
+            return True
         try:
             self.uc.emu_start(self.eip, until, count=int(count))
         except UcError as exc:
