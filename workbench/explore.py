@@ -65,7 +65,8 @@ class Run:
         self._ref_cache: dict = {}
         self.phase = 0
         self.traps: dict[tuple[int, int], list] = {}
-        self.stalls = 0
+        #: stop_machine rounds the patch takes: each holds every CPU while it writes
+        self.stop_rounds = sum(s.kind == "stop" for s in self.steps)
 
     # -- the patcher -----------------------------------------------------------------
     def phase_name(self, p: int) -> str:
@@ -91,12 +92,9 @@ class Run:
             spent += n
         return spent
 
-    def apply_step(self, machine=None) -> None:
-        m = machine or self.machine
-        step = self.steps[self.phase]
-        step.apply(m)
-        if step.kind == "stop":
-            self.stalls += 1  # every CPU held while the whole instructions are written
+    def apply_step(self) -> None:
+        m = self.machine
+        self.steps[self.phase].apply(m)
         self.phase += 1
         m.write32(self.image.sym("patch_phase"), self.phase)
 
@@ -111,7 +109,7 @@ class Run:
         m.mem[:] = m._pristine
         self.before.apply(m)
         m.text_poke_state = None
-        self.phase, self.traps, self.stalls = 0, {}, 0
+        self.phase, self.traps = 0, {}
         m.write32(self.image.sym("patch_phase"), 0)
 
     # -- what the old and the new instruction do -------------------------------------
@@ -262,12 +260,12 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
         m.sync_core()
         cpu.run(cap, until=im.sym("workload_call"))
         ctx_k = cpu.uc.context_save()
-        mem_k, bp_k, stalls_k = m.mem.copy(), m.text_poke_state, run.stalls
+        mem_k, bp_k = m.mem.copy(), m.text_poke_state
 
         def restore():
             m.mem[:] = mem_k
             m.text_poke_state = bp_k
-            run.phase, run.traps, run.stalls = k, {}, stalls_k
+            run.phase, run.traps = k, {}
             cpu.crash, cpu.drained = None, 0
             cpu.uc.context_restore(ctx_k)
             cpu.eip = im.sym("workload_call")
@@ -397,8 +395,8 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
     name, a list, or ``"all"``; *functions* defaults to one livepatched and
     one ordinary function. Exhaustive mode uses one calling CPU (*cpus* must
     be 1 or None); placements reach 1000 instructions into the call (past
-    that only ``spin``'s CPU is still in it, spinning); random mode runs *schedules* seeded schedules on *cpus*
-    CPUs (default 4), each calling *functions* uniformly after geometric
+    that only ``spin``'s CPU is still in it, spinning); random mode runs
+    *schedules* seeded schedules on *cpus* CPUs (default 4), each calling *functions* uniformly after geometric
     idle loops of mean *gap_mean* iterations. Steps land *patch_gap* (500)
     instructions apart on average or, with *timing* (a
     :class:`workbench.timing.Timing`), a sync step one drawn IPI round after
@@ -461,8 +459,7 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
                     r, a, d = _exhaustive_function(run, fn, patch_gap, _CAP, bar.update)
                     rows += r
                     raw, distinct = raw + a, distinct + d
-                stats[n] = {"raw": raw, "distinct": distinct, "stalls": run.stalls and len(
-                    [s for s in run.steps if s.kind == "stop"])}
+                stats[n] = {"raw": raw, "distinct": distinct, "stalls": run.stop_rounds}
             else:
                 tally: dict = {}
                 # one seed sequence per schedule, shared by every strategy: common random numbers
@@ -473,7 +470,7 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
                         rows.append(row)
                     bar.update(1)
                 stats[n] = {"raw": schedules, "distinct": schedules,
-                            "stalls": len([s for s in run.steps if s.kind == "stop"]), **tally}
+                            "stalls": run.stop_rounds, **tally}
     return pd.DataFrame(rows), stats
 
 
