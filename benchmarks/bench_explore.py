@@ -11,11 +11,11 @@ must cost.
 
 import time
 
-from workbench.explore import explore
-from workbench.ftrace import FtraceState
-from workbench.image import build_image
-from workbench.machine import Machine
-from workbench.watch import make_ops
+from workbench.emulate.explore import explore
+from workbench.kernel.ftrace import FtraceState
+from workbench.kernel.image import build_image
+from workbench.kernel.machine import Machine
+from workbench.emulate.watch import make_ops
 
 
 def baseline_per_call(n=2000):

@@ -13,10 +13,10 @@ import numpy as np
 from unicorn import UC_ARCH_X86, UC_MODE_32, UC_PROT_ALL, Uc
 from unicorn import x86_const as X
 
-from workbench.ftrace import FtraceState
-from workbench.image import build_image
-from workbench.machine import Machine
-from workbench.watch import make_ops
+from workbench.kernel.ftrace import FtraceState
+from workbench.kernel.image import build_image
+from workbench.kernel.machine import Machine
+from workbench.emulate.watch import make_ops
 
 INSNS = 20_000_000
 

@@ -19,9 +19,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from workbench.race import (SITE_KINDS, STRATEGIES, TRAP_SITES, PerCallOutcomes, RaceConfig,
+from workbench.race.simulator import (SITE_KINDS, STRATEGIES, TRAP_SITES, PerCallOutcomes, RaceConfig,
                             Workload, load_outcomes, simulate, simulate_many)
-from workbench.timing import Timing
+from workbench.race.timing import Timing
 
 RATIO_AIM, SWEEP_AIM_S = 0.25, 30.0
 NUMPY_CAP = 50_000_000  # variates timed for real; larger counts are extrapolated

@@ -13,7 +13,8 @@ import time
 
 import pandas as pd
 
-from workbench.sweep import dask_client, race_grid, sweep
+from workbench.race.experiment import race_grid
+from workbench.sweep.engine import dask_client, sweep
 
 STRATEGIES = ["skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine"]
 

@@ -29,9 +29,9 @@ ops = "livepatch,tracer"
 # %%
 from IPython.display import HTML, display
 
-from workbench.image import build_image
-from workbench.watch import watch_call
-from workbench.widgets import CallStepper, render_state
+from workbench.kernel.image import build_image
+from workbench.emulate.watch import watch_call
+from workbench.ui.widgets import CallStepper, render_state
 
 image = build_image()
 

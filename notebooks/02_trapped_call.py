@@ -33,8 +33,8 @@ strategy = "emulate_regs_caller"   # the one to step through below
 import pandas as pd
 from IPython.display import HTML, display
 
-from workbench.explore import load_outcome_table
-from workbench.widgets import CallStepper, StepViewer, render_state, trapped_calls
+from workbench.emulate.explore import load_outcome_table
+from workbench.ui.widgets import CallStepper, StepViewer, render_state, trapped_calls
 
 pd.set_option("display.max_colwidth", 140)
 

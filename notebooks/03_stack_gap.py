@@ -32,9 +32,9 @@ function = "do_IRQ"
 import pandas as pd
 from IPython.display import HTML, display
 
-from workbench import plots
-from workbench.explore import load_outcome_table
-from workbench.widgets import CallStepper, render_state
+from workbench.figures import plots
+from workbench.emulate.explore import load_outcome_table
+from workbench.ui.widgets import CallStepper, render_state
 
 # %% [markdown]
 # ## The frame as `do_int3` sees it

@@ -12,11 +12,11 @@
 # # 04 · Race sweeps over CPUs and patch timings
 #
 # The emulator says *what* a trapped call does; the race simulator
-# (`workbench.race`) says *how often* it happens. Calls arrive on N CPUs as
+# (`workbench.race.simulator`) says *how often* it happens. Calls arrive on N CPUs as
 # Poisson processes while ftrace patches ~40,000 sites in one batch; each
 # trapped call is multiplied by the per-call outcomes the emulator measured.
 #
-# `workbench.sweep.sweep` runs a grid of configurations and returns one
+# `workbench.sweep.engine.sweep` runs a grid of configurations and returns one
 # tidy frame. Every point's random numbers come from one seed, spawned per
 # point, so the numbers do not depend on the backend (`serial`, `local`
 # processes, or `dask`). Finished points are cached; rerunning a cell is
@@ -30,8 +30,9 @@ trials = 500
 backend = "serial"                 # "local" (processes) or "dask" for bigger grids
 
 # %%
-from workbench import plots
-from workbench.sweep import race_grid, sweep
+from workbench.figures import plots
+from workbench.race.experiment import race_grid
+from workbench.sweep.engine import sweep
 
 # %% [markdown]
 # ## Drops against the number of CPUs

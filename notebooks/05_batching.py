@@ -26,10 +26,10 @@ trials = 500
 backend = "serial"
 
 # %%
-from workbench import plots
-from workbench.figures import batching_grid
-from workbench.race import bristot_comparison
-from workbench.sweep import sweep
+from workbench.figures import plots
+from workbench.figures.job import batching_grid
+from workbench.race.simulator import bristot_comparison
+from workbench.sweep.engine import sweep
 
 # %% [markdown]
 # ## The model beside the measurement

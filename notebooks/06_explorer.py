@@ -11,7 +11,7 @@
 # %% [markdown]
 # # 06 · Interactive explorer
 #
-# Two explorers (`workbench.widgets`), best used in JupyterLab (`make lab`):
+# Two explorers (`workbench.ui.widgets`), best used in JupyterLab (`make lab`):
 #
 # * the **race explorer**: choose the scenario, the strategies, a CPU range,
 #   the call rates and the IPI sync-round latency; the plot and the table
@@ -30,7 +30,7 @@ viewer_strategy = "emulate_new"
 viewer_entry = "v5.3"
 
 # %%
-from workbench.widgets import Explorer, StepViewer
+from workbench.ui.widgets import Explorer, StepViewer
 
 # %%
 explorer = Explorer(strategies=strategies, cpus=cpus, trials=trials)

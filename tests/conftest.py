@@ -1,6 +1,6 @@
 import pytest
 
-from workbench.image import build_image
+from workbench.kernel.image import build_image
 
 
 @pytest.fixture(scope="session")

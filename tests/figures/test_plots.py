@@ -1,0 +1,184 @@
+"""Tests of workbench.figures.plots and the figures job: content, labels, overlaps, byte-stable files."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.figures import job as figures
+from workbench.figures import plots
+from workbench.base.errors import ConfigError
+from workbench.emulate.explore import load_outcome_table
+from workbench.figures.job import batching_grid
+from workbench.race.experiment import race_grid
+from workbench.sweep.engine import sweep
+
+STRATS = list(plots.STRATEGY_ORDER)
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweepcache")
+    run = dict(backend="serial", cache_root=root, progress=False)
+    return {
+        "cpus": sweep(race_grid(strategy=STRATS, cpus=[1, 16, 256], trials=200), **run),
+        "timing": sweep(race_grid(strategy=STRATS, cpus=64, sync_round_ns=[1e3, 1e5, 1e7], trials=200), **run),
+        "heatmap": sweep(race_grid(strategy="skip", cpus=[1, 16, 256], sync_round_ns=[1e3, 1e5, 1e7],
+                                   trials=200), **run),
+        "batching": sweep(batching_grid([1, 56, 1000], 200), **run),
+    }
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return pd.concat([load_outcome_table("seed", e, progress=False) for e in ("v5.1", "v5.3")], ignore_index=True)
+
+
+def all_figures(frames, tables):
+    return {
+        "drops_cpus": (plots.drops(frames["cpus"], x="cpus"), "wide"),
+        "drops_timing": (plots.drops(frames["timing"], x="sync_round_ns"), "wide"),
+        "heatmap": (plots.heatmap(frames["heatmap"]), "wide_tall"),
+        "batching": (plots.batching(frames["batching"]), "grid"),
+        "tradeoff": (plots.tradeoff(frames["cpus"]), "wide_tall"),
+        "closed": (plots.closed_vs_monte_carlo(pd.concat([frames["cpus"], frames["timing"]])), "wide_tall"),
+        "outcomes": (plots.outcome_grid(tables), "grid"),
+    }
+
+
+def test_every_figure_has_labels_legends_no_overlaps_and_its_fixed_size(frames, tables):
+    for name, (fig, size) in all_figures(frames, tables).items():
+        assert plots.figure_check(fig) == [], name
+        assert tuple(fig.get_size_inches()) == plots.SIZES[size], name
+        for ax in fig.axes:
+            if ax.get_label() != "<colorbar>" and (ax.lines or ax.collections):
+                assert ax.get_xlabel() and ax.get_ylabel() or not ax.get_subplotspec().is_first_col(), name
+
+
+def test_units_are_in_the_axis_labels(frames, tables):
+    figs = all_figures(frames, tables)
+    labels = [ax.get_xlabel() + " | " + ax.get_ylabel() for f, _ in figs.values() for ax in f.axes]
+    joined = "\n".join(labels)
+    assert "(µs)" in joined and "(ms)" in joined and "per patch" in joined and "CPUs" in joined
+
+
+def test_drops_draws_one_line_per_strategy_with_its_style_and_bands(frames):
+    fig = plots.drops(frames["cpus"], x="cpus")
+    ax = fig.axes[0]
+    assert len(ax.lines) == len(STRATS)
+    for line, s in zip(ax.lines, STRATS):
+        colour, marker, label = plots.STRATEGY_STYLE[s]
+        assert (line.get_color(), line.get_marker(), line.get_label()) == (colour, marker, label)
+        assert list(line.get_xdata()) == [1, 16, 256]
+    skip = frames["cpus"][frames["cpus"].strategy == "skip"].sort_values("cpus")
+    assert np.allclose(ax.lines[0].get_ydata(), skip.violations_mean)
+    # bands only for strategies that drop something: skip in the violations panel
+    assert len(ax.collections) == 1
+    # the four strategies that never violate coincide on 0: their markers are staggered
+    zero = [ln.get_markevery() for ln, s in zip(ax.lines, STRATS) if s != "skip"]
+    assert sorted(m[0] for m in zero if m) == [0, 1, 2, 3, 4]
+    assert fig.legends and len(fig.legends[0].get_texts()) == len(STRATS)
+
+
+def test_palette_is_okabe_ito_with_distinct_colours_and_markers():
+    colours = [c for c, _, _ in plots.STRATEGY_STYLE.values()]
+    markers = [m for _, m, _ in plots.STRATEGY_STYLE.values()]
+    assert len(set(colours)) == len(colours) and len(set(markers)) == len(markers)
+    assert set(colours) <= set(plots.OKABE_ITO.values())
+
+
+def test_batching_marks_bristot_and_counts_ipis(frames):
+    fig = plots.batching(frames["batching"])
+    ipi = fig.axes[0]
+    stars = [ln for ln in ipi.lines if ln.get_marker() == "*"]
+    assert len(stars) == 1 and list(stars[0].get_ydata()) == [168, 3]
+    b = frames["batching"]
+    assert list(b[b.protocol == "per_site"].sort_values("n_sites").ipis_mean) == [3, 168, 3000]
+    assert set(b[b.protocol == "batched"].ipis_mean) == {3}
+
+
+def test_outcome_grid_cells_follow_the_table(tables):
+    fig = plots.outcome_grid(tables)
+    texts = [t.get_text() for t in fig.axes[0].texts]  # v5.1 panel, row-major
+    assert texts[0].startswith("violation") and "drops tracer" in texts[1]  # skip
+    assert texts[2].startswith("crash")  # emulate ftrace_regs_caller under v5.1
+    assert all(t.startswith("never traps") for t in texts[-2:])  # stop_machine
+    v53 = [t.get_text() for t in fig.axes[1].texts]
+    assert v53[2].startswith("correct") and v53[3].startswith("correct")
+    assert plots._cell(None)[0] == "never traps"
+    row = {"violation": 0.5, "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0, "crash": 0,
+           "n_trapped": 4}
+    assert plots._cell(row) == ("violation", "violation ×0.50\n(n=4)")
+
+
+def test_figure_functions_refuse_frames_that_lack_columns():
+    with pytest.raises(ConfigError, match="drops: frame lacks columns"):
+        plots.drops(pd.DataFrame({"x": [1]}))
+    with pytest.raises(ConfigError, match="strategy: the frame has no rows for 'skip'"):
+        plots.heatmap(pd.DataFrame({"strategy": ["spin"], "cpus": [1], "sync_round_ns": [1.0],
+                                    "violations_mean": [0.0], "dropped_tracer_mean": [0.0]}))
+
+
+def test_overlap_check_can_fail():
+    fig, axes = plots.new_figure("single")
+    axes[0, 0].text(0.5, 0.5, "one label here")
+    axes[0, 0].text(0.5, 0.5, "another label")
+    fig.text(0.97, 0.5, "outside the figure")  # sticks out of the right edge
+    bad = plots.text_overlaps(fig)
+    assert ("one label here", "another label") in bad
+    assert ("outside the figure", "<figure edge>") in bad
+
+
+def test_save_is_byte_stable_and_carries_no_dates(frames, tmp_path):
+    a = plots.save(plots.drops(frames["cpus"]), "f", tmp_path / "a")
+    b = plots.save(plots.drops(frames["cpus"]), "f", tmp_path / "b")
+    assert [p.suffix for p in a] == [".svg", ".pdf", ".png"]
+    for pa, pb in zip(a, b):
+        assert pa.read_bytes() == pb.read_bytes(), pa.name
+    svg, pdf, png = (p.read_bytes() for p in a)
+    assert b"<dc:date>" not in svg and b"CreationDate" not in pdf and b"ModDate" not in pdf
+    assert b"int3-workbench" in pdf and b"int3-workbench" in png
+    assert not re.search(rb"20\d\d-\d\d-\d\d", svg + png)
+    from PIL import Image
+
+    with Image.open(a[2]) as im:  # fixed size: 7 x 2.9 in at 200 dpi
+        assert im.size == (1400, 580)
+        assert im.info.get("Software") == "int3-workbench (matplotlib)"
+    assert not list((tmp_path / "a").glob(".*"))  # no temporary files left behind
+
+
+def test_regenerate_twice_gives_identical_files_and_uses_the_cache(tmp_path, monkeypatch):
+    small = {"cpus": [1, 64], "sync_round_ns": [1e3, 1e7], "sites": [1, 56], "trials": 100}
+    monkeypatch.setitem(figures.GRIDS, "quick", small)
+    kw = dict(quick=True, backend="serial", outdir=tmp_path / "out", progress=False, cache_root=tmp_path / "c")
+    first = figures.regenerate(**kw)
+    names = sorted(p.name for p in first.files)
+    for f in figures.FIGURES:
+        for ext in plots.FORMATS:
+            assert f"{f.name}.{ext}" in names
+    for table in ("drops_vs_cpus", "drops_vs_timing", "heatmap_skip", "batching", "bristot", "tradeoff",
+                  "closed_form_check", "outcomes"):
+        assert f"{table}.csv" in names
+    assert first.problems == []
+    assert first.sweeps["cpus"]["cached"] == 0  # a cold cache (later sweeps share some points)
+    before = figures.digest(first.files)
+    second = figures.regenerate(**kw)
+    assert all(s["cached"] == s["points"] and s["computed"] == 0 for s in second.sweeps.values())
+    assert figures.digest(second.files) == before
+    bristot = pd.read_csv(tmp_path / "out" / "summary" / "bristot.csv")
+    assert list(bristot.measured_per_site[:2]) == [168, 57]
+
+
+def test_regenerate_refuses_unknown_figures(tmp_path):
+    with pytest.raises(ConfigError, match="figure: unknown 'fig9'"):
+        figures.regenerate(only=["fig9"], outdir=tmp_path, progress=False)
+
+
+def test_style_save_and_checks_are_still_importable_from_plots():
+    from workbench.figures import style as figstyle
+
+    for name in plots.__all__:
+        assert hasattr(plots, name), name
+    for name in set(figstyle.__all__) & set(plots.__all__):
+        assert getattr(plots, name) is getattr(figstyle, name), name

@@ -1,0 +1,121 @@
+"""Widget callbacks tested without a browser: set a control's value, check what changed."""
+
+import numpy as np
+import pytest
+
+from workbench.base.errors import ConfigError
+from workbench.ui.widgets import CallStepper, Explorer, StepViewer, render_state, trapped_calls
+
+PNG = b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return Explorer(strategies=("skip", "emulate_old"), cpus=(1, 4), trials=60)
+
+
+def test_explorer_starts_with_a_plot_and_a_table(explorer):
+    f = explorer.frame
+    assert sorted(set(f.strategy)) == ["emulate_old", "skip"] and sorted(set(f.cpus)) == [1, 2, 4]
+    assert bytes(explorer.plot.value).startswith(PNG)
+    assert "violations_mean" in explorer.table.value and "error" not in explorer.status.value
+
+
+def test_explorer_controls_drive_the_sweep(explorer):
+    explorer.cpus.value = (4, 16)
+    assert sorted(set(explorer.frame.cpus)) == [4, 8, 16]
+
+    before = explorer.frame.set_index(["strategy", "cpus"])["violations_cf"]
+    explorer.do_irq_rate.value = explorer.do_irq_rate.value * 10 ** 0.5
+    after = explorer.frame.set_index(["strategy", "cpus"])["violations_cf"]
+    # the live-patched do_IRQ carries the violations: 10^0.5 the rate, 10^0.5 the violations (closed form)
+    assert np.allclose(after.loc["skip"] / before.loc["skip"], 10 ** 0.5, rtol=0.02)
+    assert (after.loc["emulate_old"] == 0).all()
+
+    explorer.sync_round_us.value = 1000.0
+    assert np.allclose(explorer.frame.sync_round_ns, 1e6)
+
+    old_png = explorer.plot.value
+    explorer.metric.value = "dropped_tracer"
+    assert "dropped_tracer_mean" in explorer.table.value and "violations_mean" not in explorer.table.value
+    assert bytes(explorer.plot.value) != bytes(old_png)
+
+    explorer.strategies.value = ("stop_machine",)
+    assert set(explorer.frame.protocol) == {"stop_machine"}  # its own protocol, whatever the dropdown
+    explorer.protocol.value = "per_site"
+    explorer.strategies.value = ("skip", "stop_machine")
+    assert set(zip(explorer.frame.strategy, explorer.frame.protocol)) == {("skip", "per_site"),
+                                                                          ("stop_machine", "stop_machine")}
+
+
+def test_explorer_shows_bad_settings_as_a_one_line_error(explorer):
+    frame = explorer.frame
+    explorer.strategies.value = ()
+    assert "error" in explorer.status.value and "strategies: choose at least one" in explorer.status.value
+    assert explorer.frame is frame  # the last good result stays
+    explorer.strategies.value = ("skip",)
+    assert "error" not in explorer.status.value and set(explorer.frame.strategy) == {"skip"}
+
+
+def test_step_viewer_starts_on_the_armed_site():
+    v = StepViewer(strategy="emulate_regs_caller", entry="v5.3", cpus=2)
+    assert v.stepper.step_names()[v.step.value].endswith("int3")
+    assert v.state["site"]["int3"] and v.state["site"]["bytes"].startswith("cc")
+    assert v.insn.max >= v.stepper.length(v.step.value)
+    assert "int3 armed" in v.view.value
+
+
+def test_step_viewer_sliders_step_into_the_trap_and_show_pt_regs():
+    v = StepViewer(strategy="emulate_regs_caller", entry="v5.3", cpus=2)
+    site = v.stepper.site
+    at = v.stepper.seek(v.step.value, lambda c: c["where"] == "do_int3")
+    v.insn.value = at["cpus"][0]["executed"]
+    c0, c1 = v.state["cpus"]
+    assert c0["where"] == "do_int3" and c0["trapped"]
+    assert c0["pt_regs_from"] == "int3 entry" and c0["pt_regs"]["ip"] == site + 1  # one past the int3
+    assert c1["executed"] == c0["executed"] - v.stepper.lag  # the second CPU lags behind
+    assert "pt_regs @" in v.view.value
+    v.insn.value += 1  # do_int3 ran the strategy: the trapped call now "returns" into the trampoline
+    assert v.state["cpus"][0]["pt_regs"]["ip"] == v.stepper.image.sym("ftrace_regs_caller")
+    v.insn.value = v.insn.max
+    assert v.state["cpus"][0]["returned"] and "klp_new_do_IRQ" in v.state["cpus"][0]["path"]
+
+
+def test_step_viewer_rebuilds_on_strategy_entry_and_function():
+    v = StepViewer(strategy="emulate_regs_caller", entry="v5.3", cpus=1)
+    v.entry.value = "v5.1"  # the i386 frame without the gap: the emulated push faults
+    v.insn.value = v.insn.max
+    assert v.state["entry"] == "v5.1" and "oops" in (v.state["cpus"][0]["crash"] or "")
+    v.strategy.value = "skip"
+    v.insn.value = v.insn.max
+    c = v.state["cpus"][0]
+    assert c["returned"] and c["trapped"] and not any("caller" in p for p in c["path"])
+    old_site = v.state["site"]["address"]
+    v.function.value = "__migrate_task"
+    assert v.state["function"] == "__migrate_task" and v.state["site"]["address"] != old_site
+    v.step.value = 0  # before the patch: the site calls the live-patch trampoline
+    assert not v.state["site"]["int3"] and "live_patch_trampoline" in v.state["site"]["insn"]
+
+
+def test_call_stepper_is_deterministic_and_checks_its_input():
+    cs = CallStepper(strategy="skip", cpus=1)
+    k = cs.trap_step()
+    assert cs.state(k, 10) == cs.state(k, 10)
+    with pytest.raises(ConfigError, match="step"):
+        cs.state(cs.n_steps + 1, 0)
+    with pytest.raises(ConfigError, match="cpus"):
+        CallStepper(cpus=9)
+    with pytest.raises(ConfigError, match="function: unknown 'nope'"):
+        CallStepper(function="nope")
+    html = render_state(cs.state(k, cs.length(k)))
+    assert html.startswith("<pre") and "returned" in html
+
+
+def test_trapped_calls_summarises_every_strategy():
+    t = trapped_calls("do_IRQ", "v5.3").set_index("strategy")
+    assert t.loc["skip", "returned"] and "ftrace_regs_caller" not in t.loc["skip", "path"]
+    assert "ftrace_regs_caller" in t.loc["emulate_regs_caller", "path"]
+    assert not t.loc["spin", "returned"]  # the patch never completes in this replay
+    assert not t.loc["stop_machine", "trapped"]
+    v51 = trapped_calls("do_IRQ", "v5.1").set_index("strategy")
+    assert "oops" in v51.loc["emulate_new", "crash"]

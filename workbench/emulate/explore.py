@@ -1,0 +1,540 @@
+"""Interleave a patch with calling CPUs and record what every call did.
+
+Two modes over the same :class:`Run`:
+
+* **exhaustive**, one calling CPU: every instruction boundary of one call at
+  which each patch step can land (the steps before it landed earlier, the
+  ones after follow every *patch_gap* instructions, 200 by default). Placements between
+  which the CPU neither executes a block holding the step's bytes, nor reads
+  its data, nor enters the int3 handler are equivalent; one of each class is
+  executed, and its weight is the number of raw placements it stands for.
+* **random**, several CPUs: seeded random slices and step times.
+
+Every call becomes a row of the calls frame (docs/ARCHITECTURE.md): its
+evidence read from emulated memory, classified against the handlers the old
+and new instruction run, which are measured by reference runs. An emulated
+crash is a row, never an exception.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ
+from unicorn.x86_const import UC_X86_REG_EFLAGS as X86_REG_EFLAGS
+
+from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.kernel.ftrace import TRAMPOLINE_CALLS
+from workbench.kernel.image import build_image
+from workbench.kernel.int3 import STRATEGIES, get_strategy
+from workbench.kernel.layout import EQU
+from workbench.kernel.machine import ENTRIES, Crash, Machine
+from workbench.emulate.outcomes import classify, observe
+from workbench.emulate.scenario import load_scenario
+from workbench.kernel.text_poke import PROTOCOLS, poke_steps
+
+__all__ = ["Run", "explore", "outcome_table", "transition_table", "load_outcome_table", "MODES", "OUTCOME_COLUMNS"]
+
+MODES = ("exhaustive", "random")
+OUTCOME_COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "delay_traps")
+_CAP = 20000  # instructions after which a call that has not returned is a hang
+_IPI_KINDS = ("sync", "stop")
+_EFLAGS_IF = 1 << 9
+
+
+class Run:
+    """A scenario's patch under one strategy and entry, ready to interleave.
+
+    *protocol* defaults to the strategy's own (``breakpoint``, or
+    ``stop_machine`` for that strategy); the negative controls ``naive`` and
+    ``no_sync`` can be forced. Raises ConfigError for unknown names.
+    """
+
+    def __init__(self, scenario="seed", strategy="emulate_new", entry="v5.3", protocol=None,
+                 n_ordinary=8, per_site=False, ncpus=1, coherent_fetch=False):
+        self.scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
+        self.strategy = get_strategy(strategy)
+        self.entry = check_choice("entry", entry, ENTRIES)
+        self.protocol = check_choice("protocol", protocol or self.strategy.protocol, PROTOCOLS)
+        self.image = build_image(n_ordinary)
+        self.before, self.after = self.scenario.states(self.image)
+        self.steps = poke_steps(self.scenario.plan(self.image, per_site), self.protocol)
+        self.machine = Machine(self.image, ncpus, entry, int3_handler=self._handler,
+                               coherent_fetch=coherent_fetch)
+        self.ref = Machine(self.image, 1, entry)  # reference runs: no int3 handler needed
+        self._ref_cache: dict = {}
+        self.phase = 0
+        self.traps: dict[tuple[int, int], list] = {}
+        #: stop_machine rounds the patch takes: each holds every CPU while it writes
+        self.stop_rounds = sum(s.kind == "stop" for s in self.steps)
+
+    # -- the patcher -----------------------------------------------------------------
+    def phase_name(self, p: int) -> str:
+        return "before" if p == 0 else ("done" if p >= len(self.steps) else self.steps[p - 1].name)
+
+    def await_interrupts(self, budget: int = 1000) -> int:
+        """Let the next step's IPI round be taken: run every CPU that has
+        interrupts off (between an int3 and its iret: the int3 gate clears
+        IF) one instruction at a time until it can take the IPI, as hardware
+        delivers it at the first boundary with IF set. Returns the
+        instructions spent; a CPU still unable after *budget* is a hang."""
+        if self.phase >= len(self.steps) or self.steps[self.phase].kind not in _IPI_KINDS:
+            return 0
+        spent = 0
+        for cpu in self.machine.cpus:
+            n = 0
+            while cpu.crash is None and not cpu.reg("eflags") & _EFLAGS_IF:
+                if n == budget:
+                    cpu.crash = _hang(cpu, f"interrupts off for {budget} instructions: the IPI never lands")
+                    break
+                cpu.run(1)
+                n += 1
+            spent += n
+        return spent
+
+    def apply_step(self) -> None:
+        m = self.machine
+        self.steps[self.phase].apply(m)
+        self.phase += 1
+        m.write32(self.image.sym("patch_phase"), self.phase)
+
+    def _handler(self, m, cpu, regs):
+        key = (cpu.index, cpu.completed_calls())
+        self.traps.setdefault(key, []).append((self.phase, regs.ip - 1))
+        return self.strategy(m, cpu, regs)
+
+    def reset(self) -> None:
+        """Machine back to the scenario's before state, patch not started."""
+        m = self.machine
+        m.mem[:] = m._pristine
+        self.before.apply(m)
+        m.text_poke_state = None
+        self.phase, self.traps = 0, {}
+        m.write32(self.image.sym("patch_phase"), 0)
+
+    # -- what the old and the new instruction do -------------------------------------
+    def expected(self, phase: int, fn: str, override=None) -> frozenset[str]:
+        """Handlers one call of *fn* runs with the text of *phase*, and *override*
+        ``(addr, bytes)`` in place (None: the text as it is)."""
+        key = (phase, fn, override)
+        if key not in self._ref_cache:
+            r = self.ref
+            r.mem[:] = r._pristine
+            self.before.apply(r)
+            for s in self.steps[:phase]:
+                s.apply(r)
+            r.text_poke_state = None
+            if override:
+                r.write(*override)
+            r.sync_core()
+            cpu = r.cpus[0]
+            cpu.reset([(self.image.functions[fn].site, 0)])
+            cpu.run(_CAP, until=self.image.sym("workload_logged"))
+            recs = cpu.drain()
+            self._ref_cache[key] = observe(cpu, recs[0]).handlers if recs else frozenset()
+        return self._ref_cache[key]
+
+    # -- turning evidence into rows -------------------------------------------------------
+    def rows(self, cpu, records, weight=1, crashed_seq=None) -> list[dict]:
+        """Rows of the calls frame for *records* of *cpu* (plus the call in flight if it crashed)."""
+        out = []
+        for rec in records:
+            out.append(self._row(cpu, rec["seq"], observe(cpu, rec), rec["phase0"], weight))
+        if cpu.crash is not None and crashed_seq is not None:
+            # the workload logged the call's starting phase before it made the call
+            rec = cpu.log + ((crashed_seq % EQU["LOG_N"]) << EQU["CR_SHIFT"])
+            phase0 = self.machine.read32(rec + EQU["CR_PHASE0"])
+            out.append(self._row(cpu, crashed_seq, None, phase0, weight))
+        return out
+
+    def _row(self, cpu, seq, obs, phase0, weight) -> dict:
+        im = self.image
+        traps = self.traps.get((cpu.index, seq), [])
+        fn = obs.function if obs else self._fn_in_flight(cpu)
+        row = {
+            "scenario": self.scenario.name, "entry": self.entry, "strategy": self.strategy.name,
+            "protocol": self.protocol, "cpu": cpu.index, "seq": seq, "function": fn,
+            "site_kind": "livepatched" if fn in self.scenario.livepatched() else "ordinary",
+            "phase": self.phase_name(phase0), "weight": weight,
+            "trapped": bool(traps), "traps": len(traps), "trap_site": "", "trap_phase": "",
+            "tracer_runs": obs.tracer_runs if obs else 0,
+            "livepatch_ran": bool(obs and obs.body == "new"),
+            "body": obs.body if obs else "none",
+            "expected_old": "", "expected_new": "",
+            "violation": 0, "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0,
+            "crash": obs is None, "crash_addr": -1, "crash_reason": "",
+            "delay_traps": max(len(traps) - 1, 0), "stale": False,
+        }
+        if obs is None:
+            row["crash_addr"] = cpu.crash.addr
+            row["crash_reason"] = cpu.crash.reason
+        if traps:
+            tphase, taddr = traps[0]
+            name = im.name_at(taddr)
+            row["trap_site"] = name if name in TRAMPOLINE_CALLS else "fentry"
+            row["trap_phase"] = self.phase_name(tphase)
+            ch = self._change_at(tphase, taddr)
+            if ch is not None and fn in im.functions:
+                old = self.expected(tphase, fn, (taddr, ch.old))
+                new = self.expected(tphase, fn, (taddr, ch.new))
+                row["expected_old"], row["expected_new"] = ",".join(sorted(old)), ",".join(sorted(new))
+                if obs is not None:
+                    row.update(classify(obs, old, new, self.scenario.registered()))
+        elif obs is not None and phase0 >= len(self.steps) and fn in im.functions:
+            want = self.expected(len(self.steps), fn)
+            row["stale"] = obs.handlers != want or obs.body == "none"
+        if obs is not None and (obs.corrupt or obs.body == "none"):
+            row["crash"] = True
+            row["crash_reason"] = f"caller state corrupted (bits {obs.corrupt:#x})" if obs.corrupt \
+                else "no body ran"
+        return row
+
+    def _change_at(self, phase, addr):
+        """The instruction change at *addr* of the latest batch started by *phase*."""
+        for s in reversed(self.steps[:phase]):
+            for c in s.changes:
+                if c.addr == addr:
+                    return c
+        return None
+
+    def _fn_in_flight(self, cpu) -> str:
+        m = self.machine
+        i = (cpu.thread_info("next") - 1) % max(cpu.thread_info("ncalls"), 1)
+        return self.image.name_at(m.read32(cpu.calls + 8 * i))
+
+
+# -- exhaustive: one calling CPU, every placement of every step -----------------------------
+
+def _calibrate(run: Run, k: int, cap: int):
+    """Instructions of the call in state k, and the indices where step k could be seen."""
+    cpu, im = run.machine.cpus[0], run.image
+    step = run.steps[k]
+    ranges = step.addrs or (im.text,)  # a plan-level sync touches all text
+    count, events = [0], set()
+    ipi = step.kind in _IPI_KINDS
+    last_if = [cpu.reg("eflags") & _EFLAGS_IF]
+
+    def on_code(uc, addr, size, _):
+        count[0] += 1
+        if addr == do_int3:
+            events.add(count[0] - 1)
+        if ipi:  # an IPI lands at the next boundary with IF set: IF changes are events
+            flag = uc.reg_read(X86_REG_EFLAGS) & _EFLAGS_IF
+            if flag != last_if[0]:
+                events.add(count[0] - 1)
+                last_if[0] = flag
+
+    def on_block(uc, addr, size, _):
+        if any(addr < hi and lo < addr + size for lo, hi in ranges):
+            # Unicorn may translate the next block before a count stop takes
+            # effect, so the fetch falls at this boundary or the one before it
+            events.add(count[0])
+            events.add(count[0] - 1)
+
+    def on_read(uc, access, addr, size, value, _):
+        events.add(count[0] - 1)
+
+
+    do_int3 = im.sym("do_int3")
+    hooks = [cpu.uc.hook_add(UC_HOOK_CODE, on_code), cpu.uc.hook_add(UC_HOOK_BLOCK, on_block)]
+    if step.kind == "data":
+        lo, hi = step.addrs[0]
+        hooks.append(cpu.uc.hook_add(UC_HOOK_MEM_READ, on_read, begin=lo, end=hi - 1))
+    cpu.run(cap, until=im.sym("workload_return"))
+    for h in hooks:
+        cpu.uc.hook_del(h)
+    return count[0], sorted(e for e in events if e <= count[0])
+
+
+def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
+                         calib_cap: int = 1000, merge: bool = True, steps=None) -> tuple[list, int, int]:
+    m, im = run.machine, run.image
+    cpu = m.cpus[0]
+    rows, raw, distinct = [], 0, 0
+    for k in (range(len(run.steps)) if steps is None else steps):
+        # steps [0, k) landed before the call; the CPU stands at the call instruction
+        run.reset()
+        cpu.reset([(im.functions[fn].site, 0)])
+        for _ in range(k):
+            run.apply_step()
+        m.sync_core()
+        cpu.run(cap, until=im.sym("workload_call"))
+        ctx_k = cpu.uc.context_save()
+        mem_k, bp_k = m.mem.copy(), m.text_poke_state
+
+        def restore():
+            m.mem[:] = mem_k
+            m.text_poke_state = bp_k
+            run.phase, run.traps = k, {}
+            cpu.crash, cpu.drained = None, 0
+            cpu.uc.context_restore(ctx_k)
+            cpu.eip = im.sym("workload_call")
+            m.sync_core()  # cold translations, as in the calibration
+
+        restore()
+        length, events = _calibrate(run, k, calib_cap)
+        # cut on both sides of every event: which side an observation falls on
+        # depends on how Unicorn counts around traps and block lookups
+        cuts = sorted({c for e in events for c in (e, e + 1) if 0 <= c <= length} | {0}) \
+            if merge else list(range(length + 1))
+        weights = np.diff(cuts + [length + 1])
+        raw += length + 1
+        distinct += len(cuts)
+        for i, w in zip(cuts, weights):
+            restore()
+            if i:
+                cpu.run(i)
+            done = i + run.await_interrupts()
+            budget = cap - done
+            run.apply_step()
+            # the later steps land at a time that does not depend on the placement:
+            # patch_gap after the call's calibrated end, then every patch_gap
+            if length + patch_gap > done:
+                cpu.run(length + patch_gap - done)
+                budget -= length + patch_gap - done
+            target = None
+            while cpu.crash is None and budget > 0:
+                if run.phase < len(run.steps):
+                    budget -= run.await_interrupts()
+                    if cpu.crash is not None:
+                        break
+                    run.apply_step()
+                if run.phase == len(run.steps) and target is None:
+                    # go on until one whole call has run after the patch
+                    target = max(cpu.completed_calls(), 1) + 2
+                if target is not None and cpu.completed_calls() >= target:
+                    break
+                cpu.run(patch_gap)
+                budget -= patch_gap
+            recs = cpu.drain()
+            in_flight = cpu.completed_calls() if cpu.crash is not None else None
+            if cpu.crash is None and cpu.completed_calls() == 0:
+                cpu.crash = _hang(cpu)
+                in_flight = 0
+            after = [r for r in recs if r["phase0"] >= len(run.steps) and r["seq"] > 0]
+            keep = [r for r in recs if r["seq"] == 0] + after[:1]
+            for row in run.rows(cpu, keep, int(w), in_flight):
+                row.update(mode="exhaustive", schedule=k, placement=i)
+                rows.append(row)
+        progress(1)
+    return rows, raw, distinct
+
+
+def _hang(cpu, reason=f"hang: the call did not return in {_CAP} instructions"):
+    return Crash(cpu.eip, cpu.eip, reason)
+
+
+# -- random: several CPUs, seeded slices and step times ---------------------------------------
+
+def _step_gap(run: Run, rng, timing, ns_per_insn: float, patch_gap: int) -> int:
+    """Instructions until the next step lands: a sync round, the writes, or an exponential gap."""
+    if timing is None:
+        return max(1, int(rng.exponential(patch_gap)))
+    step = run.steps[run.phase]
+    if step.kind in _IPI_KINDS:
+        ns = float(timing.draw_rounds(rng, len(run.machine.cpus), 1)[0])
+    elif step.kind == "text":
+        ns = len(step.changes) * timing.write_ns
+    else:
+        ns = 0.0
+    return int(round(ns / ns_per_insn))
+
+
+def _random_schedule(run: Run, seed, functions, slice_mean: int, patch_gap: int, gap_mean: float,
+                     warmup: int, tail: int, timing, ns_per_insn: float, tally: dict) -> list:
+    m, im = run.machine, run.image
+    rng = np.random.default_rng(seed)
+    run.reset()
+    sites = [im.functions[f].site for f in functions]
+    for cpu in m.cpus:
+        fns = rng.integers(0, len(sites), 4096)
+        # geometric idle gaps: call starts form a renewal process of known rate
+        gaps = rng.geometric(1.0 / (1.0 + gap_mean), 4096) - 1 if gap_mean > 0 else np.zeros(4096, int)
+        cpu.reset(list(zip([sites[i] for i in fns], gaps.tolist())))
+    rows, now, insns = [], 0, 0
+    next_step = warmup + int(rng.integers(0, max(warmup, 1)))
+    done_at, in_flight, landed = None, {}, []
+    while done_at is None or now < done_at + tail:
+        for c in rng.permutation(len(m.cpus)):
+            cpu = m.cpus[c]
+            if cpu.crash is None:
+                n = int(rng.integers(slice_mean // 2, 3 * slice_mean // 2 + 1))
+                if not cpu.run(n):
+                    in_flight[c] = cpu.completed_calls()
+                else:
+                    insns += n
+        now += slice_mean
+        while run.phase < len(run.steps) and now >= next_step:
+            run.await_interrupts()
+            landed.append(now)
+            run.apply_step()
+            if run.phase == len(run.steps):
+                done_at = now
+            else:
+                next_step = max(next_step, now) + _step_gap(run, rng, timing, ns_per_insn, patch_gap)
+        for cpu in m.cpus:
+            rows += run.rows(cpu, cpu.drain(), 1, in_flight.pop(cpu.index, None))
+    tally["cpu_insns"] = tally.get("cpu_insns", 0) + insns
+    tally["calls"] = tally.get("calls", 0) + len(rows)
+    tally.setdefault("step_times", []).append(landed)
+    for row in rows:
+        row.update(mode="random", placement=-1)
+    return rows
+
+
+# -- the public entry points --------------------------------------------------------------------
+
+def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", functions=None,
+            protocol=None, cpus=None, schedules=20, seed=0, patch_gap=None, per_site=False,
+            n_ordinary=8, progress=True, slice_mean=200, gap_mean=50.0, timing=None,
+            ns_per_insn=1.0, coherent_fetch=False) -> tuple[pd.DataFrame, dict]:
+    """Interleave the scenario's patch with calling CPUs under each strategy.
+
+    Returns ``(calls, stats)``: the calls frame (docs/ARCHITECTURE.md) and
+    per-strategy schedule counts (``raw``, ``distinct``). *strategies* is a
+    name, a list, or ``"all"``; *functions* defaults to one livepatched and
+    one ordinary function. Exhaustive mode uses one calling CPU (*cpus* must
+    be 1 or None); placements reach 1000 instructions into the call (past
+    that only ``spin``'s CPU is still in it, spinning); random mode runs
+    *schedules* seeded schedules on *cpus* CPUs (default 4), each calling *functions* uniformly after geometric
+    idle loops of mean *gap_mean* iterations. Steps land *patch_gap* (500)
+    instructions apart on average or, with *timing* (a
+    :class:`workbench.race.timing.Timing`), a sync step one drawn IPI round after
+    the previous step and a text step its writes after it, converted with
+    the time base *ns_per_insn*; ``stats`` then also has ``cpu_insns``,
+    ``calls`` and each schedule's ``step_times`` (in instructions).
+    *coherent_fetch* makes text writes visible at the next fetch
+    (:class:`~workbench.kernel.machine.Machine`). Raises
+    ConfigError for bad input.
+    """
+    from tqdm.auto import tqdm
+
+    check_choice("mode", mode, MODES)
+    if strategies in ("all", None):
+        names = list(STRATEGIES)
+    elif isinstance(strategies, str):
+        names = strategies.split(",")
+    elif isinstance(strategies, (list, tuple)) and strategies:
+        names = list(strategies)
+    else:
+        raise ConfigError(f"strategies: expected 'all', a name or a list of names from "
+                          f"{', '.join(STRATEGIES)}; got {strategies!r}")
+    for n in names:
+        get_strategy(n)
+    if mode == "exhaustive" and cpus not in (None, 1):
+        raise ConfigError(f"cpus: exhaustive mode explores one calling CPU; got {cpus} (use --mode random)")
+    ncpus = 1 if mode == "exhaustive" else int(check_range("cpus", 4 if cpus is None else cpus, 1, 16, integer=True))
+    schedules = int(check_range("schedules", schedules, 1, 100000, integer=True))
+    # exhaustive: the steps after the placed one follow about one call apart
+    if patch_gap is None:
+        patch_gap = 200 if mode == "exhaustive" else 500
+    patch_gap = int(check_range("patch_gap", patch_gap, 1, 10**7, integer=True))
+    gap_mean = check_range("gap_mean", gap_mean, 0, 10**7)
+    slice_mean = int(check_range("slice_mean", slice_mean, 2, 10**6, integer=True))
+    ns_per_insn = check_range("ns_per_insn", ns_per_insn, 1e-6, 1e6)
+    sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
+    image = build_image(n_ordinary)
+    if functions is None:
+        # a livepatched function (its calls may cross a patched trampoline call even
+        # when its own site stays) and an ordinary one whose site the patch rewrites
+        b, a = sc.states(image)
+        changed = [f for f in image.functions if b.site_bytes(f) != a.site_bytes(f)] or list(image.functions)
+        lp = [f for f in image.functions if f in sc.livepatched()]
+        functions = lp[:1] + [f for f in changed if f not in sc.livepatched()][:1]
+    if isinstance(functions, str):
+        functions = functions.split(",")
+    if not functions:
+        raise ConfigError("functions: give at least one traced function")
+    functions = [image.function(f).name for f in functions]
+    rows, stats = [], {}
+    runs = {n: Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch) for n in names}
+    total = sum(len(r.steps) for r in runs.values()) * len(functions) if mode == "exhaustive" \
+        else schedules * len(names)
+    with tqdm(total=total, desc=f"explore {sc.name} {entry}", unit="step" if mode == "exhaustive" else "schedule",
+              disable=not progress, leave=False) as bar:
+        for n, run in runs.items():
+            if mode == "exhaustive":
+                raw = distinct = 0
+                for fn in functions:
+                    r, a, d = _exhaustive_function(run, fn, patch_gap, _CAP, bar.update)
+                    rows += r
+                    raw, distinct = raw + a, distinct + d
+                stats[n] = {"raw": raw, "distinct": distinct, "stalls": run.stop_rounds}
+            else:
+                tally: dict = {}
+                # one seed sequence per schedule, shared by every strategy: common random numbers
+                for s, ss in enumerate(np.random.SeedSequence(seed).spawn(schedules)):
+                    for row in _random_schedule(run, ss, functions, slice_mean, patch_gap, gap_mean,
+                                                2000, 4 * patch_gap, timing, ns_per_insn, tally):
+                        row["schedule"] = s
+                        rows.append(row)
+                    bar.update(1)
+                stats[n] = {"raw": schedules, "distinct": schedules,
+                            "stalls": run.stop_rounds, **tally}
+    return pd.DataFrame(rows), stats
+
+
+def outcome_table(calls: pd.DataFrame) -> pd.DataFrame:
+    """Per-trapped-call means by strategy, site kind, trap site and the phase trapped in.
+
+    Keys ``(scenario, entry, strategy, site_kind, trap_site, trap_phase)``;
+    weighted by the number of raw schedules each row stands for; columns
+    ``n_trapped`` and :data:`OUTCOME_COLUMNS`.
+    """
+    keys = ["scenario", "entry", "strategy", "site_kind", "trap_site", "trap_phase"]
+    t = calls[calls["trapped"]].copy()
+    if t.empty:
+        return pd.DataFrame(columns=keys + ["n_trapped", *OUTCOME_COLUMNS])
+    t["crash"] = t["crash"].astype(float)
+    w = t["weight"].astype(float)
+    agg = {c: (t[c].astype(float) * w) for c in OUTCOME_COLUMNS}
+    df = pd.DataFrame({**{k: t[k] for k in keys}, "n_trapped": w, **agg})
+    g = df.groupby(keys, sort=True).sum().reset_index()
+    for c in OUTCOME_COLUMNS:
+        g[c] = g[c] / g["n_trapped"]
+    g["n_trapped"] = g["n_trapped"].astype(int)
+    return g
+
+
+def transition_table(calls: pd.DataFrame) -> pd.DataFrame:
+    """Every call, trapped or not, per (strategy, protocol, site_kind): crashes and stale text.
+
+    ``stale`` counts calls that started after the patch was done yet did not
+    run what the final text runs (a CPU still executing bytes it fetched
+    before the patch: the missing-sync control).
+    """
+    keys = ["scenario", "entry", "strategy", "protocol", "site_kind"]
+    c = calls.assign(n=calls["weight"], crashed=calls["crash"] * calls["weight"],
+                     stale_w=calls["stale"] * calls["weight"], trapped_w=calls["trapped"] * calls["weight"])
+    g = c.groupby(keys, sort=True)[["n", "trapped_w", "crashed", "stale_w"]].sum().reset_index()
+    return g.rename(columns={"n": "calls", "trapped_w": "trapped", "crashed": "crashes", "stale_w": "stale"})
+
+
+def load_outcome_table(scenario: str = "seed", entry: str = "v5.3", progress: bool = True) -> pd.DataFrame:
+    """The exhaustive outcome table of *scenario* for every strategy, cached by emulator version.
+
+    Computed once per code version by :func:`explore` (about ten seconds)
+    and kept as Parquet under ``data/cache/outcomes``; the race simulator
+    reads its per-trapped-call means from here.
+    """
+    import os
+
+    from workbench.base.paths import cache_dir
+    from workbench.base.version import emulator_version
+
+    sc = load_scenario(scenario)
+    check_choice("entry", entry, ENTRIES)
+    path = cache_dir("outcomes", emulator_version()) / f"{sc.name}_{entry}.parquet"
+    if path.exists():
+        try:
+            return pd.read_parquet(path)
+        except Exception:  # a torn or corrupted cache entry: recompute it
+            path.unlink(missing_ok=True)
+    calls, stats = explore(sc, "all", entry, "exhaustive", progress=progress)
+    table = outcome_table(calls)
+    table["schedules_raw"] = table["strategy"].map(lambda s: stats[s]["raw"])
+    table["schedules_distinct"] = table["strategy"].map(lambda s: stats[s]["distinct"])
+    tmp = path.with_suffix(f".{os.getpid()}.part")
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return table

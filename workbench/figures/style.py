@@ -1,0 +1,347 @@
+"""How every figure of the workbench looks, is written and is checked.
+
+The look: strategies always get the same colour from the Okabe-Ito palette
+(:data:`OKABE_ITO`, safe for the common forms of colour blindness) *and* the
+same marker (:data:`STRATEGY_STYLE`, in :data:`STRATEGY_ORDER`), so a figure
+reads in grey too; figures have fixed sizes (:data:`SIZES`, inches) and one
+set of matplotlib settings (:func:`style`); metrics have one axis label
+each (:data:`METRIC_LABELS`). :func:`new_figure` makes a figure without
+pyplot, and the private helpers at the end give the figures of
+:mod:`workbench.figures.plots` their shared axis scales (log CPU counts, symlog
+counts that keep zeros visible) and markers that stay visible on
+coinciding lines.
+
+:func:`save` writes SVG, PDF and PNG whose bytes depend only on the figure:
+a fixed SVG hash salt, no dates, a fixed creator string and PNG metadata,
+and files replaced atomically. :func:`text_overlaps` lists text that
+collides (tick labels, labels, legends, annotations) and
+:func:`figure_check` adds unlabelled axes and missing legends; the figures
+job and the tests require both to be empty.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, Locator, LogLocator
+
+from workbench.base.errors import check_choice
+
+__all__ = [
+    "OKABE_ITO", "STRATEGY_STYLE", "STRATEGY_ORDER", "SIZES", "FORMATS", "PNG_DPI", "METRIC_LABELS",
+    "PlotFigure", "style", "new_figure", "save", "text_overlaps", "figure_check",
+]
+
+#: Okabe & Ito (2008), "Color Universal Design"
+OKABE_ITO = {
+    "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73", "yellow": "#F0E442",
+    "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7", "black": "#000000",
+    "grey": "#999999",
+}
+
+STRATEGY_ORDER = ("skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine")
+
+#: strategy -> (colour, marker, legend label); yellow is left out: too pale on white
+STRATEGY_STYLE = {
+    "skip": (OKABE_ITO["vermillion"], "o", "skip"),
+    "emulate_regs_caller": (OKABE_ITO["blue"], "s", "emulate ftrace_regs_caller"),
+    "emulate_new": (OKABE_ITO["bluish_green"], "^", "emulate new insn"),
+    "emulate_old": (OKABE_ITO["orange"], "D", "emulate old insn"),
+    "spin": (OKABE_ITO["reddish_purple"], "v", "spin"),
+    "stop_machine": (OKABE_ITO["black"], "X", "stop_machine"),
+}
+
+#: figure sizes in inches (width, height)
+SIZES = {"single": (3.5, 2.6), "wide": (7.0, 2.9), "wide_tall": (7.0, 3.6), "grid": (7.0, 5.4)}
+
+FORMATS = ("svg", "pdf", "png")
+PNG_DPI = 200
+_CREATOR = "int3-workbench (matplotlib)"
+
+#: metric -> axis label (with units)
+METRIC_LABELS = {
+    "violations": "violations per patch\n(live-patched call ran old body)",
+    "dropped_tracer": "dropped tracer calls per patch",
+    "dropped_livepatch": "dropped livepatch calls per patch",
+    "trapped": "trapped calls per patch",
+    "stall_ns": "stall CPU-time per patch (ms)",
+    "patch_ns": "patch duration (ms)",
+    "ipis": "IPI sync rounds per patch",
+    "spurious": "spurious calls per patch",
+    "crashes": "crashes per patch",
+    "window_ns": "int3 window (ms)",
+}
+
+_RC = {
+    "font.family": "DejaVu Sans",  # ships with matplotlib: the same glyphs everywhere
+    "font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8, "legend.fontsize": 7,
+    "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.linewidth": 0.6, "lines.linewidth": 1.2,
+    "lines.markersize": 4.5, "grid.linewidth": 0.4, "grid.alpha": 0.5, "axes.grid": True,
+    "legend.frameon": False, "svg.hashsalt": "int3-workbench", "svg.fonttype": "path",
+    "pdf.fonttype": 42, "figure.dpi": 100, "savefig.dpi": PNG_DPI, "axes.spines.top": False,
+    "axes.spines.right": False, "figure.constrained_layout.use": True,
+    "path.simplify": False,  # simplification may depend on the renderer: keep every vertex
+}
+
+
+@contextmanager
+def style():
+    """The workbench's matplotlib settings, for figures made inside the block."""
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        yield
+
+
+def _styled(fn):
+    """Run a figure function inside :func:`style`: rcParams are read as artists are made."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kw):
+        with style():
+            return fn(*args, **kw)
+    return wrapper
+
+
+class PlotFigure(Figure):
+    """A Figure that shows itself in Jupyter without pyplot (as a PNG)."""
+
+    def _repr_png_(self):
+        buf = io.BytesIO()
+        with style():
+            self.savefig(buf, format="png", dpi=110)
+        return buf.getvalue()
+
+
+def new_figure(size="wide", nrows=1, ncols=1, **kw):
+    """``(fig, axes)`` of a fixed *size* (a :data:`SIZES` name), constrained layout.
+
+    Uses ``matplotlib.figure.Figure`` directly (no pyplot state), so it is
+    safe in workers and widgets. Raises :class:`ConfigError` for an unknown size.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    check_choice("size", size, SIZES)
+    with style():
+        fig = PlotFigure(figsize=SIZES[size], layout="constrained")
+        FigureCanvasAgg(fig)  # a canvas of its own: draws without pyplot or a display
+        axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    fig.get_layout_engine().set(w_pad=0.04, h_pad=0.04, wspace=0.06, hspace=0.06)
+    return fig, axes
+
+
+def save(fig, name, outdir=None, formats=FORMATS) -> list[Path]:
+    """Write *fig* as ``<outdir>/<name>.svg/.pdf/.png`` (default ``data/figures``).
+
+    Output is byte-stable: the SVG hash salt is fixed and its date removed,
+    the PDF has no creation/modification date and a fixed creator and
+    producer, the PNG carries only a fixed ``Software`` entry, and fonts are
+    drawn as paths (SVG) or embedded (PDF). Each file is written to a
+    temporary name and renamed, so a reader never sees half a figure.
+    Returns the paths written. Raises :class:`ConfigError` for an unknown format.
+    """
+    from workbench.base.paths import data_dir
+
+    outdir = Path(outdir) if outdir is not None else data_dir() / "figures"
+    outdir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "svg": {"Date": None, "Creator": _CREATOR},
+        "pdf": {"CreationDate": None, "ModDate": None, "Creator": _CREATOR, "Producer": _CREATOR},
+        "png": {"Software": _CREATOR},
+    }
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    paths = []
+    with style():
+        engine = fig.get_layout_engine()
+        if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
+            # lay out once, then keep it: constrained layout would otherwise run
+            # again for every format (most of the cost of saving)
+            fig.canvas.draw()
+            fig.set_layout_engine("none")
+        for fmt in formats:
+            check_choice("format", fmt, FORMATS)
+            path = outdir / f"{name}.{fmt}"
+            tmp = outdir / f".{name}.{os.getpid()}.{fmt}"
+            fig.savefig(tmp, format=fmt, metadata=meta[fmt], dpi=PNG_DPI)
+            os.replace(tmp, path)
+            paths.append(path)
+    return paths
+
+
+# -- checks: text that collides, axes without labels ----------------------------------------
+
+def _drawn_texts(fig):
+    """(label, bbox) of every visible, non-empty text actually drawn."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    skip = set()
+    out = []
+    for ax in fig.axes:
+        for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            # compare in the axis' scale (log, symlog), where "inside the view" is linear
+            tr = axis.get_transform()
+            with np.errstate(all="ignore"):
+                lo, hi = sorted(float(v) for v in tr.transform(np.array([lo, hi])))
+            tol = (hi - lo) * 1e-9
+
+            def inside(loc):
+                with np.errstate(all="ignore"):
+                    v = float(tr.transform(np.array([loc]))[0])
+                return np.isfinite(v) and lo - tol <= v <= hi + tol
+
+            # get_*_ticks() returns one tick per current location; spare Tick
+            # objects (majorTicks beyond those) keep stale labels and are not drawn
+            drawn = {id(lab) for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+                     if inside(tick.get_loc()) for lab in (tick.label1, tick.label2)}
+            skip.update(id(lab) for tick in axis.majorTicks + axis.minorTicks
+                        for lab in (tick.label1, tick.label2) if id(lab) not in drawn)
+    for t in fig.findobj(Text):
+        if id(t) in skip or not t.get_visible() or not t.get_text().strip():
+            continue
+        if t.axes is not None and not t.get_figure():
+            continue
+        bb = t.get_window_extent(renderer)
+        if bb.width <= 0 or bb.height <= 0:
+            continue
+        out.append((t.get_text(), bb))
+    return out
+
+
+def text_overlaps(fig, pad=0.5) -> list[tuple[str, str]]:
+    """Pairs of drawn texts of *fig* whose boxes overlap (by more than *pad* px).
+
+    Also reports text that sticks out of the figure, paired with
+    ``"<figure edge>"``.
+    """
+    texts = _drawn_texts(fig)
+    W, H = fig.bbox.width, fig.bbox.height
+    bad = []
+    for i, (a, ba) in enumerate(texts):
+        if ba.x0 < -pad or ba.y0 < -pad or ba.x1 > W + pad or ba.y1 > H + pad:
+            bad.append((a, "<figure edge>"))
+        for b, bb in texts[i + 1:]:
+            if (min(ba.x1, bb.x1) - max(ba.x0, bb.x0) > pad and
+                    min(ba.y1, bb.y1) - max(ba.y0, bb.y0) > pad):
+                bad.append((a, b))
+    return bad
+
+
+def figure_check(fig) -> list[str]:
+    """Problems a published figure must not have: colliding text, unlabelled
+    axes of plotted data, several plotted series and no legend."""
+    problems = [f"text overlaps: {a!r} / {b!r}" for a, b in text_overlaps(fig)]
+    has_legend = bool(fig.legends) or any(ax.get_legend() for ax in fig.axes)
+    for ax in fig.axes:
+        if not (ax.lines or ax.collections or ax.images or ax.patches):
+            continue
+        if ax.get_label() == "<colorbar>":
+            if not ax.get_ylabel() and not ax.get_xlabel():
+                problems.append("colorbar without a label")
+            continue
+        if not ax.get_xlabel() and not ax.xaxis.get_ticklabels() and ax.xaxis.get_visible():
+            problems.append(f"axes {ax.get_title()!r}: no x label")
+        if not ax.get_ylabel() and ax.get_subplotspec() and ax.get_subplotspec().is_first_col():
+            problems.append(f"axes {ax.get_title()!r}: no y label")
+        if len([ln for ln in ax.lines if not ln.get_label().startswith("_")]) > 1 and not has_legend:
+            problems.append(f"axes {ax.get_title()!r}: several series, no legend")
+    return problems
+
+
+# -- shared by the figures: strategy order and look, axis scales ------------------------------
+
+def _strategies(frame):
+    present = list(dict.fromkeys(frame["strategy"]))
+    return [s for s in STRATEGY_ORDER if s in present] + [s for s in present if s not in STRATEGY_ORDER]
+
+
+def _style(strategy):
+    return STRATEGY_STYLE.get(strategy, (OKABE_ITO["grey"], "P", strategy))
+
+
+def _stagger(series):
+    """markevery per series so that coinciding lines each show their markers.
+
+    Series whose values agree within 2% everywhere form a group; the k-th of
+    a group of g shows markers at points k, k+g, k+2g, ...
+    """
+    keys = list(series)
+    groups = []
+    for k in keys:
+        y = np.asarray(series[k], float)
+        for g in groups:
+            z = np.asarray(series[g[0]], float)
+            if y.shape == z.shape and np.allclose(y, z, rtol=0.02, atol=1e-9, equal_nan=True):
+                g.append(k)
+                break
+        else:
+            groups.append([k])
+    every = {}
+    for g in groups:
+        for j, k in enumerate(g):
+            every[k] = (j, len(g)) if len(g) > 1 else None
+    return every
+
+
+_X = {
+    "cpus": ("CPUs", 1.0, "log2"),
+    "sync_round_ns": ("mean IPI sync round on 24 CPUs (µs)", 1e-3, "log10"),
+    "tail_functions": ("call sites patched", 1.0, "log10"),
+    "n_sites": ("call sites patched", 1.0, "log10"),
+}
+
+
+def _set_x(ax, x):
+    label, _, kind = _X.get(x, (x, 1.0, "linear"))
+    ax.set_xlabel(label)
+    if kind == "log2":
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    elif kind == "log10":
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(10))
+        ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+
+
+def _eng(v, _=None):
+    """1, 10, 100, 1k, 10k ... for log axes."""
+    if v <= 0:
+        return "0"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{v / div:g}{suffix}"
+    return f"{v:g}"
+
+
+def _symlog_y(ax, top):
+    """A y axis from 0 to *top*: linear below 1, logarithmic above (zeros stay visible)."""
+    ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
+    ax.set_ylim(-0.45, max(top, 10) * 3)  # room below 0 for the markers of lines on 0
+    exps = np.log10(max(top, 10) * 3)
+    step = 2 if exps > 6 else 1  # at most ~5 labels: they must not collide
+    ax.yaxis.set_major_locator(_DecadeLocator(step))
+    ax.yaxis.set_major_formatter(FuncFormatter(_eng))
+    ax.yaxis.set_minor_locator(_DecadeLocator(1))
+
+
+class _DecadeLocator(Locator):
+    """0 and every *step*-th power of ten inside the view (for symlog axes)."""
+
+    def __init__(self, step=1):
+        self.step = step
+
+    def __call__(self):
+        lo, hi = self.axis.get_view_interval()
+        return self.tick_values(lo, hi)
+
+    def tick_values(self, vmin, vmax):
+        top = int(np.floor(np.log10(max(vmax, 1))))
+        vals = [0.0] + [10.0 ** e for e in range(0, top + 1) if e % self.step == 0]
+        return [v for v in vals if vmin <= v <= vmax]

@@ -1,0 +1,278 @@
+"""ftrace ops bookkeeping: what each site and trampoline call should hold.
+
+Models ``kernel/trace/ftrace.c`` (``update_ftrace_function``,
+``ftrace_ops_list_func``'s inputs, ``ftrace_modify_all_code``) and
+``arch/x86/kernel/ftrace.c`` (``ftrace_call_replace``): from the registered
+:class:`FtraceOps`, compute the text of every site and of the trampolines'
+patchable calls, write ops, hashes and the livepatch table into emulated
+memory, and order the changes of a transition the way the kernel does
+(59338f754a55).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from workbench.base.errors import ConfigError, check_choice
+from workbench.kernel.image import NOP5, KernelImage
+from workbench.kernel.layout import EQU
+
+__all__ = [
+    "FtraceOps", "FtraceState", "TextChange", "DataWrite", "TextBatch", "Sync",
+    "ftrace_call_replace", "plan_transition", "OPS_KINDS",
+]
+
+#: tracer: the function tracer; livepatch: klp; probe: copies the pt_regs it gets (SAVE_REGS)
+OPS_KINDS = ("tracer", "livepatch", "probe")
+_HANDLER = {"tracer": "function_trace_call", "livepatch": "klp_ftrace_handler",
+            "probe": "regs_probe_handler"}
+TRAMPOLINE_CALLS = ("ftrace_call", "ftrace_regs_call")
+
+
+@dataclass(frozen=True)
+class FtraceOps:
+    """``struct ftrace_ops``: a handler and the functions it traces.
+
+    ``functions`` is the filter hash (None: every function); ``notrace`` the
+    notrace hash. A livepatch ops saves regs and modifies ip
+    (``FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_IPMODIFY``); with
+    ``trampoline`` its sites call ``live_patch_trampoline`` when it is the
+    only ops on them.
+    """
+
+    name: str
+    kind: str
+    functions: frozenset[str] | None = None
+    notrace: frozenset[str] = frozenset()
+    trampoline: bool = False
+
+    def __post_init__(self):
+        check_choice(f"ops {self.name!r} kind", self.kind, OPS_KINDS)
+        if self.kind == "livepatch" and not self.functions:
+            raise ConfigError(f"ops {self.name!r} functions: a livepatch names at least one function")
+        if self.trampoline and self.kind != "livepatch":
+            raise ConfigError(f"ops {self.name!r} trampoline: only a livepatch ops has its own trampoline")
+
+    @property
+    def flags(self) -> int:
+        if self.kind == "livepatch":
+            return EQU["FTRACE_OPS_FL_SAVE_REGS"] | EQU["FTRACE_OPS_FL_IPMODIFY"]
+        if self.kind == "probe":
+            return EQU["FTRACE_OPS_FL_SAVE_REGS"]
+        return 0
+
+    @property
+    def handler(self) -> str:
+        return _HANDLER[self.kind]
+
+    def traces(self, fn: str) -> bool:
+        """ftrace_ops_test(): does this ops trace *fn*?"""
+        return (self.functions is None or fn in self.functions) and fn not in self.notrace
+
+
+def ftrace_call_replace(site: int, target: int) -> bytes:
+    """The 5-byte ``call target`` placed at *site* (``E8 rel32``)."""
+    return b"\xe8" + ((target - (site + 5)) & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+@dataclass(frozen=True)
+class TextChange:
+    """One 5-byte instruction changing at ``addr`` from ``old`` to ``new``."""
+
+    addr: int
+    old: bytes
+    new: bytes
+    name: str  #: the function or trampoline call it belongs to
+
+
+@dataclass(frozen=True)
+class TextBatch:
+    """Instructions changed together by one breakpoint protocol run."""
+
+    name: str
+    changes: tuple[TextChange, ...]
+
+
+@dataclass(frozen=True)
+class DataWrite:
+    """A 32-bit store to kernel data (ops list, ``function_trace_op``)."""
+
+    name: str
+    addr: int
+    value: int
+
+
+@dataclass(frozen=True)
+class Sync:
+    """An IPI round that only orders data (``ftrace_sync_ipi``)."""
+
+    name: str
+
+
+@dataclass
+class FtraceState:
+    """The text and data that a set of registered ops calls for.
+
+    *all_ops* fixes where each ops lives in emulated memory, so that the
+    before and after states of a transition agree on addresses.
+    """
+
+    image: KernelImage
+    ops: tuple[FtraceOps, ...]
+    all_ops: tuple[FtraceOps, ...] = ()
+    _slots: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        names = [o.name for o in self.ops]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"ops: duplicate names in {names}")
+        pool = list(self.all_ops) + [o for o in self.ops if o not in self.all_ops]
+        for o in self.ops:
+            for fn in (o.functions or frozenset()) | o.notrace:
+                self.image.function(fn)  # ConfigError naming the choices
+            if o.kind == "livepatch":
+                for fn in o.functions:
+                    if self.image.functions[fn].new_body is None:
+                        raise ConfigError(f"ops {o.name!r} functions: {fn!r} has no replacement "
+                                          "body; livepatch one of do_IRQ, __migrate_task, schedule")
+        self.all_ops = tuple(pool)
+        arena = self.image.sym("ftrace_arena")
+        ops_end = arena + len(pool) * EQU["OPS_SIZE"]
+        hashes = ops_end
+        for i, o in enumerate(pool):
+            filt = None if o.functions is None else sorted(self.image.functions[f].site for f in o.functions)
+            notr = sorted(self.image.functions[f].site for f in o.notrace)
+            fa = 0
+            if filt is not None:
+                fa, hashes = hashes, hashes + 4 * (1 + len(filt))
+            na, hashes = hashes, hashes + 4 * (1 + len(notr))
+            self._slots[o.name] = (arena + i * EQU["OPS_SIZE"], fa, filt, na, notr)
+        if hashes > self.image.sym("ftrace_arena_end"):
+            raise ConfigError("ops: filter hashes too large for the emulated ftrace arena")
+
+    # -- what the text should be ------------------------------------------------
+    def ops_for(self, fn: str) -> list[FtraceOps]:
+        return [o for o in self.ops if o.traces(fn)]
+
+    def site_target(self, fn: str) -> str | None:
+        """The symbol the site of *fn* calls, or None for the NOP."""
+        ops = self.ops_for(fn)
+        if not ops:
+            return None
+        if len(ops) == 1 and ops[0].trampoline:
+            return "live_patch_trampoline"
+        return "ftrace_regs_caller" if any(o.flags & EQU["FTRACE_OPS_FL_SAVE_REGS"] for o in ops) \
+            else "ftrace_caller"
+
+    def trace_function(self) -> str:
+        """update_ftrace_function(): ftrace_stub, the one handler, or the list function."""
+        if not self.ops:
+            return "ftrace_stub"
+        if len(self.ops) == 1:
+            return self.ops[0].handler
+        return "ftrace_ops_list_func"
+
+    def function_trace_op(self) -> int:
+        if len(self.ops) == 1:
+            return self._slots[self.ops[0].name][0]
+        return self.image.sym("ftrace_list_end")
+
+    def site_bytes(self, fn: str) -> bytes:
+        f = self.image.functions[fn]
+        target = self.site_target(fn)
+        return NOP5 if target is None else ftrace_call_replace(f.site, self.image.sym(target))
+
+    def trampoline_bytes(self, func: str | None = None) -> dict[str, bytes]:
+        func = func or self.trace_function()
+        return {c: ftrace_call_replace(self.image.sym(c), self.image.sym(func)) for c in TRAMPOLINE_CALLS}
+
+    def ops_list(self) -> list[int]:
+        """Addresses of the registered ops, head first (add_ftrace_ops() pushes at the head)."""
+        return [self._slots[o.name][0] for o in reversed(self.ops)]
+
+    # -- writing it --------------------------------------------------------------
+    def write_ops(self, machine) -> None:
+        """Write every ops structure, hash and the livepatch table (not the list links)."""
+        im = self.image
+        for o in self.all_ops:
+            addr, fa, filt, na, notr = self._slots[o.name]
+            for off, v in ((0, im.sym(o.handler)), (8, o.flags), (12, fa), (16, na), (20, 0)):
+                machine.write32(addr + off, v)
+            if filt is not None:
+                for i, v in enumerate([len(filt)] + filt):
+                    machine.write32(fa + 4 * i, v)
+            for i, v in enumerate([len(notr)] + notr):
+                machine.write32(na + 4 * i, v)
+        table = im.sym("klp_funcs")
+        pairs = sorted({(im.functions[f].site, im.functions[f].new_body)
+                        for o in self.all_ops if o.kind == "livepatch" for f in o.functions})
+        for i, (old, new) in enumerate(pairs + [(0, 0)]):
+            machine.write32(table + 8 * i, old)
+            machine.write32(table + 8 * i + 4, new)
+
+    def link_writes(self) -> list[DataWrite]:
+        """The stores that make ftrace_ops_list hold exactly this state's ops."""
+        im, out = self.image, []
+        chain = self.ops_list() + [im.sym("ftrace_list_end")]
+        names = {slot[0]: n for n, slot in self._slots.items()}
+        # link from the tail so a concurrent reader never sees a dangling next
+        for a, nxt in reversed(list(zip(chain, chain[1:]))):
+            out.append(DataWrite(f"{names[a]}.next", a + EQU["OPS_NEXT"], nxt))
+        out.append(DataWrite("ftrace_ops_list", im.sym("ftrace_ops_list"), chain[0]))
+        return out
+
+    def text(self) -> dict[int, tuple[str, bytes]]:
+        """Every patchable instruction: address -> (name, the 5 bytes it should hold)."""
+        out = {self.image.functions[fn].site: (fn, self.site_bytes(fn)) for fn in self.image.functions}
+        for c, b in self.trampoline_bytes().items():
+            out[self.image.sym(c)] = (c, b)
+        return out
+
+    def apply(self, machine) -> None:
+        """Put the machine in this stable state at once (no patch protocol) and sync."""
+        self.write_ops(machine)
+        for w in self.link_writes():
+            machine.write32(w.addr, w.value)
+        machine.write32(self.image.sym("function_trace_op"), self.function_trace_op())
+        for addr, (_, b) in self.text().items():
+            machine.write(addr, b)
+        machine.sync_core()
+
+
+def plan_transition(before: FtraceState, after: FtraceState, per_site: bool = False):
+    """The kernel's ordered list of changes from *before* to *after*.
+
+    ftrace_modify_all_code(): switch the trampoline calls to
+    ftrace_ops_list_func if the trace function changes (one protocol each),
+    patch every changed site in one batch (or one protocol per site with
+    *per_site*), then publish ``function_trace_op``, sync, and switch the
+    trampoline calls to the final function. Ops being added are linked into
+    the list first; ops being removed are unlinked first (ftrace_shutdown()
+    unregisters before it patches).
+    """
+    im = before.image
+    steps: list = []
+    if set(after.ops) - set(before.ops) or set(before.ops) - set(after.ops):
+        steps += after.link_writes()
+    func0, func1 = before.trace_function(), after.trace_function()
+    cur = before.trampoline_bytes(func0)
+    if func0 != func1:
+        for c, b in before.trampoline_bytes("ftrace_ops_list_func").items():
+            if cur[c] != b:
+                steps.append(TextBatch(f"{c}:list", (TextChange(im.sym(c), cur[c], b, c),)))
+                cur[c] = b
+    site_changes = [TextChange(f.site, before.site_bytes(fn), after.site_bytes(fn), fn)
+                    for fn, f in im.functions.items() if before.site_bytes(fn) != after.site_bytes(fn)]
+    if per_site:
+        steps += [TextBatch(f"site:{c.name}", (c,)) for c in site_changes]
+    elif site_changes:
+        steps.append(TextBatch("sites", tuple(site_changes)))
+    final = after.trampoline_bytes(func1)
+    # The list function ignores function_trace_op: publish it only for a single handler.
+    if func1 != "ftrace_ops_list_func" and (func0 != func1 or cur != final):
+        steps.append(DataWrite("function_trace_op", im.sym("function_trace_op"), after.function_trace_op()))
+        steps.append(Sync("ftrace_sync_ipi"))
+        for c in TRAMPOLINE_CALLS:
+            if cur[c] != final[c]:
+                steps.append(TextBatch(f"{c}:final", (TextChange(im.sym(c), cur[c], final[c], c),)))
+    return steps

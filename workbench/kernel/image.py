@@ -1,0 +1,229 @@
+"""The emulated kernel image: i386 sources assembled and linked with GNU binutils.
+
+Models ``vmlinux``: the trampolines of ``arch/x86/kernel/ftrace_32.S``, the
+int3 entry of ``arch/x86/entry/entry_32.S``, the ftrace list function, the
+function tracer, the livepatch handler and the traced functions, linked at
+``0xc1000000``. Symbols and the ``__mcount_loc`` site list are read with
+pyelftools; listings come from capstone. Builds are cached by the hash of the
+sources, the generated function list and the assembler's version.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import capstone
+from elftools.elf.elffile import ELFFile
+
+from workbench.base.errors import ConfigError, check_range
+from workbench.base.paths import cache_dir
+
+__all__ = [
+    "KernelImage",
+    "TracedFunction",
+    "build_image",
+    "MCOUNT_INSN_SIZE",
+    "NOP5",
+    "HOT_FUNCTIONS",
+]
+
+MCOUNT_INSN_SIZE = 5
+#: ideal_nops[NOP_ATOMIC5]: what ftrace_init() leaves at every site
+NOP5 = bytes.fromhex("0f1f440000")
+#: named traced functions, each with a livepatch replacement body in the image
+HOT_FUNCTIONS = ("do_IRQ", "__migrate_task", "schedule")
+
+_ASM_DIR = Path(__file__).resolve().parent / "asm"
+_SOURCES = ("entry_32.S", "ftrace_32.S", "ftrace_ops.S", "trace_functions.S", "livepatch.S")
+
+
+@dataclass(frozen=True)
+class TracedFunction:
+    """A traced function: its name, body id, 5-byte site and replacement body."""
+
+    name: str
+    id: int
+    site: int  #: address of the 5-byte ftrace site (the function's first byte)
+    new_body: int | None  #: ``klp_new_<name>``, or None if it has no replacement
+    kind: str  #: ``hot`` for the named functions, ``ordinary`` for the tail
+
+
+@dataclass
+class KernelImage:
+    """A linked image: its bytes as laid out in memory, symbols and regions."""
+
+    base: int
+    memory: bytes  #: initial contents of [base, base + len(memory))
+    symbols: dict[str, int]
+    sizes: dict[str, int]
+    text: tuple[int, int]  #: [start, end) read-only, executable
+    data: tuple[int, int]  #: [start, end) read-write (data and bss)
+    functions: dict[str, TracedFunction]
+    digest: str
+    _by_addr: list = field(default_factory=list, repr=False)
+
+    def __post_init__(self):
+        self._by_addr = sorted((a, n) for n, a in self.symbols.items())
+
+    def sym(self, name: str) -> int:
+        """Address of *name*; raises :class:`ConfigError` naming close choices."""
+        try:
+            return self.symbols[name]
+        except KeyError:
+            near = sorted(s for s in self.symbols if not s.startswith((".", "_")))
+            raise ConfigError(f"symbol: unknown {name!r}; known symbols include "
+                              + ", ".join(near[:15]) + ", ...") from None
+
+    def function(self, name: str) -> TracedFunction:
+        """The traced function *name*; raises :class:`ConfigError` listing the choices."""
+        try:
+            return self.functions[name]
+        except KeyError:
+            names = list(self.functions)
+            shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+            raise ConfigError(f"function: unknown {name!r}; choose from {shown}") from None
+
+    def name_at(self, addr: int) -> str:
+        """``symbol+off`` for an address (the nearest symbol at or below it)."""
+        import bisect
+
+        i = bisect.bisect_right(self._by_addr, (addr, "\uffff")) - 1
+        if i < 0:
+            return hex(addr)
+        a, n = self._by_addr[i]
+        return n if a == addr else f"{n}+{addr - a:#x}"
+
+    def read(self, addr: int, size: int) -> bytes:
+        off = addr - self.base
+        return self.memory[off:off + size]
+
+    def disassemble(self, code: bytes, addr: int):
+        """Capstone instructions (AT&T syntax) for *code* placed at *addr*."""
+        return list(_capstone().disasm(code, addr))
+
+    def listing(self, name: str) -> str:
+        """Text listing of symbol *name*: address, bytes, AT&T text, target symbols."""
+        start = self.sym(name)
+        size = self.sizes.get(name) or 16
+        lines = [f"{start:08x} <{name}>:"]
+        for insn in self.disassemble(self.read(start, size), start):
+            label = self.name_at(insn.address)
+            text = f"{insn.mnemonic} {insn.op_str}".strip()
+            if insn.mnemonic.startswith(("call", "jmp", "j")) and insn.op_str.startswith("0x"):
+                text += f"  <{self.name_at(int(insn.op_str, 16))}>"
+            tag = f"  <{label}>" if "+" not in label and insn.address != start else ""
+            lines.append(f"{insn.address:08x}:  {insn.bytes.hex(' '):<24} {text}{tag}")
+        return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=1)
+def _capstone():
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
+    md.syntax = capstone.CS_OPT_SYNTAX_ATT
+    return md
+
+
+def _traced_source(n_ordinary: int) -> str:
+    lines = ['\t.include "defs.inc"', '\t.include "traced.inc"', "\t.text"]
+    names = list(HOT_FUNCTIONS) + [f"fn_{i:05d}" for i in range(n_ordinary)]
+    for i, name in enumerate(names, start=1):
+        lines.append(f"\tTRACED {name}, {i}")
+    for i, name in enumerate(HOT_FUNCTIONS, start=1):
+        lines.append(f"\tLIVEPATCHED {name}, {i}")
+    return "\n".join(lines) + "\n"
+
+
+def _tool_version(tool: str) -> str:
+    if shutil.which(tool) is None:
+        raise ConfigError(f"{tool}: GNU binutils not found on PATH; install binutils "
+                          "(Debian: apt-get install binutils, conda: binutils)")
+    return subprocess.run([tool, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+
+
+def build_image(n_ordinary: int = 8) -> KernelImage:
+    """Assemble and link the kernel with *n_ordinary* tail functions (cached).
+
+    Raises :class:`ConfigError` if ``n_ordinary`` is outside [0, 4096] or
+    binutils is missing, and ``RuntimeError`` with the assembler's message if
+    the sources do not assemble.
+    """
+    n_ordinary = int(check_range("n_ordinary", n_ordinary, 0, 4096, integer=True))
+    return _build_cached(n_ordinary)
+
+
+@functools.lru_cache(maxsize=8)
+def _build_cached(n_ordinary: int) -> KernelImage:
+    generated = _traced_source(n_ordinary)
+    h = hashlib.sha256()
+    for f in sorted(_ASM_DIR.iterdir()):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    h.update(generated.encode())
+    h.update(_tool_version("as").encode() + _tool_version("ld").encode())
+    digest = h.hexdigest()[:16]
+    out = cache_dir("image", digest) / "vmlinux"
+    if not out.exists():
+        _link(generated, out)
+    return _load(out.read_bytes(), digest)
+
+
+def _link(generated: str, out: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="wb-image-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "traced.S").write_text(generated)
+        objs = []
+        for src in [_ASM_DIR / s for s in _SOURCES] + [tmp / "traced.S"]:
+            obj = tmp / (src.stem + ".o")
+            _run(["as", "--32", "-I", str(_ASM_DIR), "-o", str(obj), str(src)])
+            objs.append(str(obj))
+        linked = tmp / "vmlinux"
+        _run(["ld", "-m", "elf_i386", "-T", str(_ASM_DIR / "kernel.ld"), "-o", str(linked), *objs])
+        part = out.with_suffix(f".{os.getpid()}.part")
+        shutil.copyfile(linked, part)
+        os.replace(part, out)  # atomic: a concurrent builder sees all or nothing
+
+
+def _run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"{cmd[0]} failed:\n{r.stderr.strip()}")
+
+
+def _load(elf_bytes: bytes, digest: str) -> KernelImage:
+    elf = ELFFile(io.BytesIO(elf_bytes))
+    symtab = elf.get_section_by_name(".symtab")
+    symbols, sizes, funcs = {}, {}, set()
+    for s in symtab.iter_symbols():
+        if s.name and s["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE", "STT_OBJECT") \
+                and s["st_shndx"] != "SHN_UNDEF" and not s.name.startswith(".L"):
+            symbols[s.name] = s["st_value"]
+            if s["st_size"]:
+                sizes[s.name] = s["st_size"]
+            if s["st_info"]["type"] == "STT_FUNC":
+                funcs.add(s.name)
+    base, end = symbols["_text"], symbols["_end"]
+    mem = bytearray(end - base)
+    for sec in elf.iter_sections():
+        if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_addr"]:
+            a = sec["sh_addr"] - base
+            mem[a:a + sec["sh_size"]] = sec.data()
+    sites = sorted(int.from_bytes(elf.get_section_by_name("__mcount_loc").data()[i:i + 4], "little")
+                   for i in range(0, elf.get_section_by_name("__mcount_loc")["sh_size"], 4))
+    by_site = {symbols[n]: n for n in funcs if symbols[n] in set(sites)}
+    functions = {}
+    for i, site in enumerate(sites):
+        name = by_site[site]
+        hot = name in HOT_FUNCTIONS
+        functions[name] = TracedFunction(name, i + 1, site, symbols.get(f"klp_new_{name}"),
+                                         "hot" if hot else "ordinary")
+    functions = dict(sorted(functions.items(), key=lambda kv: kv[1].site))
+    return KernelImage(base=base, memory=bytes(mem), symbols=symbols, sizes=sizes,
+                       text=(base, symbols["_etext"]), data=(symbols["_sdata"], end),
+                       functions=functions, digest=digest)

@@ -1,0 +1,48 @@
+"""``struct pt_regs`` of i386, as a view on emulated memory.
+
+Models ``arch/x86/include/asm/ptrace.h``. A :class:`PtRegs` reads and writes
+the 68-byte frame that the int3 entry built on an emulated CPU's stack, so a
+handler strategy changes exactly what the entry code will restore.
+"""
+
+from __future__ import annotations
+
+from workbench.kernel.layout import EQU, PT_REGS_FIELDS, pt_offset
+
+__all__ = ["PtRegs", "PT_REGS_SIZE"]
+
+PT_REGS_SIZE = EQU["PT_SIZE"]
+
+
+class PtRegs:
+    """``struct pt_regs *regs`` at *addr* in *machine*'s memory.
+
+    Attribute access (``regs.ip``, ``regs.sp``, ...) reads or writes the
+    field in emulated memory. Writes go through
+    :meth:`workbench.kernel.machine.Machine.kernel_write32`, so a frame placed
+    somewhere unwritable faults like the kernel would
+    (:class:`workbench.kernel.machine.KernelFault`).
+    """
+
+    __slots__ = ("machine", "addr")
+
+    def __init__(self, machine, addr: int):
+        object.__setattr__(self, "machine", machine)
+        object.__setattr__(self, "addr", addr)
+
+    def __getattr__(self, name):
+        if name in PT_REGS_FIELDS:
+            return self.machine.kernel_read32(self.addr + pt_offset(name))
+        raise AttributeError(name)
+
+    def __setattr__(self, name, value):
+        if name not in PT_REGS_FIELDS:
+            raise AttributeError(f"struct pt_regs has no member {name!r}")
+        self.machine.kernel_write32(self.addr + pt_offset(name), value & 0xFFFFFFFF)
+
+    def as_dict(self) -> dict[str, int]:
+        """Every field by name."""
+        return {f: getattr(self, f) for f in PT_REGS_FIELDS}
+
+    def __repr__(self):
+        return "PtRegs(" + ", ".join(f"{k}={v:#x}" for k, v in self.as_dict().items()) + ")"

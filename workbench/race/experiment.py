@@ -1,0 +1,210 @@
+"""What a sweep runs at each point: the :class:`Experiment` protocol and the race simulator.
+
+An :class:`Experiment` names itself (the name keys the cache and the seed
+streams), lists its parameters with their defaults, normalises and checks a
+point, prepares read-only data every point needs, and runs one point.
+:class:`FunctionExperiment` wraps a plain function; :class:`RaceExperiment`
+(:data:`RACE`, the default of :func:`workbench.sweep.engine.sweep`) is the race
+simulator of :mod:`workbench.race.simulator` over :data:`RACE_PARAMETERS`, with the
+patch timing set by the mean sync round (:func:`timing_for_round`).
+:func:`race_grid` builds a grid of its points.
+
+Bad input (an unknown parameter, a value the experiment refuses) raises
+:class:`workbench.base.errors.ConfigError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pandas as pd
+
+from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.sweep.engine import Grid
+from workbench.sweep.experiment import Experiment
+from workbench.race.simulator import METRICS
+
+__all__ = ["RACE", "RACE_PARAMETERS", "REFERENCE_CPUS", "RaceExperiment", "long_metrics", "race_grid",
+           "timing_for_round"]
+
+#: the CPU count at which ``sync_round_ns`` is defined: Bristot's 24-CPU machine,
+#: where the default timing was calibrated (workbench.race.timing)
+REFERENCE_CPUS = 24
+
+
+def timing_for_round(sync_round_ns=None, *, write_ns=None, irq_off_prob=None, stop_machine_ns=None,
+                     ref_cpus=REFERENCE_CPUS):
+    """A :class:`workbench.race.timing.Timing` whose mean sync round on *ref_cpus* CPUs is *sync_round_ns*.
+
+    Both parts of a round, the IPI floor (``ipi_base_ns``) and the irq-off
+    tail (``irq_off_scale_ns``), are scaled by one factor, so the shape of
+    the round-latency model is kept and rounds on other CPU counts grow as
+    the model says. Writes are not scaled. ``None`` keeps the calibrated
+    default (0.337 ms on 24 CPUs). Raises :class:`ConfigError` for a
+    non-positive or non-finite round.
+    """
+    from workbench.race.timing import Timing, finite_range
+
+    kw = {k: v for k, v in (("write_ns", write_ns), ("irq_off_prob", irq_off_prob),
+                            ("stop_machine_ns", stop_machine_ns)) if v is not None}
+    base = Timing(**kw)
+    if sync_round_ns is None:
+        return base
+    target = finite_range("sync_round_ns", sync_round_ns, 1e-3)
+    now = base.round_moments(ref_cpus)[0]
+    f = target / now
+    return replace(base, ipi_base_ns=base.ipi_base_ns * f, irq_off_scale_ns=base.irq_off_scale_ns * f)
+
+
+#: every race-sweep parameter and its default (None: the model's calibrated default)
+RACE_PARAMETERS = {
+    "scenario": "seed",          # workbench.race.simulator.SCENARIOS
+    "strategy": "skip",          # workbench.race.simulator.STRATEGIES
+    "protocol": None,            # per_site | batched | stop_machine (None: the strategy's own)
+    "entry": "v5.3",             # kernel int3 entry whose emulated outcomes are used
+    "cpus": 64,                  # 1..65536
+    "sync_round_ns": None,       # mean IPI sync round on 24 CPUs (None: 0.337 ms, Bristot)
+    "write_ns": None,            # one text_poke write (None: 2.32 us, Bristot)
+    "irq_off_prob": None,        # share of time a CPU has interrupts off (None: 0.1)
+    "stop_machine_ns": None,     # stop_machine fixed cost (None: 2 ms)
+    "hot": None,                 # {function: per-CPU calls/s} (None: workload.DEFAULT_HOT)
+    "tail_functions": 40_000,    # ordinary functions besides the hot ones
+    "tail_rate": 2e6,            # their total per-CPU calls/s
+    "zipf_s": 1.0,               # Zipf exponent of the tail
+    "dispersion": 0.0,           # gamma-Poisson over-dispersion (0: Poisson)
+    "trampolines": True,         # patch the trampoline calls too (False: a text_poke batch)
+    "outcomes": "emulator",      # emulator: measured per-call outcomes; none: count traps only
+    "trials": 10_000,            # Monte Carlo trials per point
+}
+
+_OUTCOME_METRICS = ("violations", "dropped_tracer", "dropped_livepatch", "spurious", "crashes")
+
+
+class RaceExperiment(Experiment):
+    """The race simulator at one configuration (:func:`workbench.race.simulator.simulate`).
+
+    Parameters are :data:`RACE_PARAMETERS`. Each row holds the
+    configuration (as :func:`workbench.race.simulator.simulate` reports it, plus
+    ``sync_round_ns`` and ``outcomes``) and, per metric, ``_mean``, ``_se``,
+    ``_lo``/``_hi`` (95% interval of the mean) and ``_cf`` (closed form).
+    With ``outcomes="none"`` the outcome metrics (violations, drops,
+    spurious, crashes) are NaN: only trapped calls, stall, windows, patch
+    time and IPIs are counted. The emulator's outcome tables are loaded once
+    per (scenario, entry) by :meth:`prepare`.
+    """
+
+    name = "race"
+    parameters = RACE_PARAMETERS
+
+    def normalize(self, params):
+        from workbench.race.simulator import RaceConfig, Workload
+        from workbench.race.workload import DEFAULT_HOT
+
+        p = super().normalize(params)
+        check_choice("outcomes", p["outcomes"], ("emulator", "none"))
+        from workbench.kernel.machine import ENTRIES  # light: no Unicorn engine is created
+        check_choice("entry", p["entry"], ENTRIES)
+        if not isinstance(p["trampolines"], bool):
+            raise ConfigError(f"trampolines: expected true or false, got {p['trampolines']!r}")
+        p["trials"] = int(check_range("trials", p["trials"], 2, 10**8, integer=True))
+        timing = timing_for_round(p["sync_round_ns"], write_ns=p["write_ns"], irq_off_prob=p["irq_off_prob"],
+                                  stop_machine_ns=p["stop_machine_ns"])
+        hot = DEFAULT_HOT if p["hot"] is None else p["hot"]
+        if isinstance(hot, dict):
+            hot = tuple(hot.items())
+        try:
+            hot = tuple((str(n), float(r)) for n, r in hot)
+        except (TypeError, ValueError):
+            raise ConfigError(f"hot: expected a mapping of function name to calls/s, got {p['hot']!r}") from None
+        workload = Workload(hot=hot, tail_functions=p["tail_functions"], tail_rate=p["tail_rate"],
+                            zipf_s=p["zipf_s"], dispersion=p["dispersion"])
+        cfg = RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
+                         trampolines=p["trampolines"])
+        p.update(protocol=cfg.protocol, cpus=cfg.cpus, hot=dict(workload.hot),
+                 tail_functions=workload.tail_functions, tail_rate=workload.tail_rate,
+                 zipf_s=workload.zipf_s, dispersion=workload.dispersion,
+                 sync_round_ns=float(timing.round_moments(REFERENCE_CPUS)[0]),
+                 write_ns=timing.write_ns, irq_off_prob=timing.irq_off_prob,
+                 stop_machine_ns=timing.stop_machine_ns)
+        return p
+
+    def config(self, p):
+        """The :class:`workbench.race.simulator.RaceConfig` of a normalised point."""
+        from workbench.race.simulator import RaceConfig, Workload
+
+        timing = timing_for_round(p["sync_round_ns"], write_ns=p["write_ns"], irq_off_prob=p["irq_off_prob"],
+                                  stop_machine_ns=p["stop_machine_ns"])
+        workload = Workload(hot=tuple(p["hot"].items()), tail_functions=p["tail_functions"],
+                            tail_rate=p["tail_rate"], zipf_s=p["zipf_s"], dispersion=p["dispersion"])
+        return RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
+                          trampolines=p["trampolines"])
+
+    @staticmethod
+    def _needs_table(p):
+        return p["outcomes"] == "emulator" and p["strategy"] != "stop_machine"
+
+    def prepare(self, points, progress=True):
+        """The emulator's outcome table of every (scenario, entry) the points need."""
+        from workbench.emulate.explore import load_outcome_table
+
+        keys = sorted({(p["scenario"], p["entry"]) for p in points if self._needs_table(p)})
+        return {f"{s}/{e}": load_outcome_table(s, e, progress=progress) for s, e in keys}
+
+    def run(self, p, seed, stream, context):
+        from workbench.race.simulator import PerCallOutcomes, simulate
+
+        if self._needs_table(p):
+            outcomes = PerCallOutcomes(context[f"{p['scenario']}/{p['entry']}"], p["scenario"], p["entry"])
+        else:  # nothing traps under stop_machine; "none" counts traps only
+            outcomes = PerCallOutcomes.empty(p["scenario"], p["entry"])
+        row = simulate(self.config(p), outcomes, p["trials"], seed, stream=stream).iloc[0].to_dict()
+        if p["outcomes"] == "none":
+            for m in _OUTCOME_METRICS:
+                for suffix in ("_mean", "_se", "_lo", "_hi", "_cf"):
+                    row[m + suffix] = math.nan
+        row.pop("hot_rates", None)  # the "hot" parameter column says the same
+        return row
+
+    def columns(self, p):
+        cols = super().columns(p)
+        cols["hot"] = ",".join(f"{k}={v:g}" for k, v in p["hot"].items())
+        return cols
+
+
+#: the race simulator as a sweep experiment
+RACE = RaceExperiment()
+
+
+def race_grid(**params) -> Grid:
+    """A :class:`Grid` of race-simulator points: each keyword is a value or a list.
+
+    Names are those of :data:`RACE_PARAMETERS`. Raises :class:`ConfigError`
+    at once for an unknown name or an empty range; values are checked when
+    the sweep starts, before any work.
+    """
+    for name in params:
+        if name not in RACE_PARAMETERS:
+            raise ConfigError(f"{name}: unknown sweep parameter for race; choose from "
+                              + ", ".join(RACE_PARAMETERS))
+    return Grid(params, experiment=RACE)
+
+
+def long_metrics(frame: pd.DataFrame, metrics=None) -> pd.DataFrame:
+    """Race-sweep results in long form: one row per (point, metric).
+
+    Columns: the configuration columns, ``metric``, ``mean``, ``se``,
+    ``lo``, ``hi``, ``cf``.
+    """
+    metrics = list(metrics or METRICS)
+    stat_cols = {f"{m}_{s}" for m in METRICS for s in ("mean", "se", "lo", "hi", "cf")}
+    ids = [c for c in frame.columns if c not in stat_cols]
+    parts = []
+    for m in metrics:
+        part = frame[ids].copy()
+        part["metric"] = m
+        for s in ("mean", "se", "lo", "hi", "cf"):
+            part[s] = frame[f"{m}_{s}"].to_numpy()
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)

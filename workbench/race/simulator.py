@@ -1,0 +1,617 @@
+"""The statistical race simulator: trapped, dropped and stalled calls on N CPUs.
+
+It answers: on N CPUs calling these functions at these rates, while ftrace
+patches these sites with this protocol and these timings, how many calls
+trap on an int3, what do they do under each handler strategy, and what does
+it cost? Two answers side by side: a closed form (:func:`closed_form`) and a
+vectorised Monte Carlo (:func:`simulate`) that checks it.
+
+The model (documented in ``docs/RACE.md``):
+
+* **Workload** (:class:`workbench.race.workload.Workload`). Calls to each traced function arrive on
+  each CPU as a Poisson process with a per-CPU rate: named hot functions plus
+  a tail of M ordinary functions with a Zipf profile and a total rate. With
+  ``dispersion > 0`` each window's group rate is multiplied by a Gamma(1/d, d)
+  factor (gamma-Poisson: same mean, variance ``mu + d mu^2``): bursty calls.
+* **Patch timeline** (:data:`PLANS`, :mod:`workbench.race.timing`). The ftrace
+  order of DOMAIN.md section 4: trampoline calls (``ftrace_call``,
+  ``ftrace_regs_call``) first, one breakpoint protocol each; then the call
+  sites, one protocol per site (``per_site``), one for all (``batched``), or
+  everything under ``stop_machine``. A site traps calls from its int3
+  write until its new first byte is written (coherent instruction fetch,
+  as on snooping x86 hardware and in the emulator with ``coherent_fetch``;
+  the final sync only bounds how long a CPU may hold stale bytes):
+  ``W = 2w + R1 + R2`` for one site (int3 written; sync; tail write; sync;
+  first-byte write) and ``W_i = 2Kw + R1 + R2`` for every one of K batched
+  sites written in the same order in each pass (w: write cost, R: sync
+  rounds; the third round R3 and the int3 write itself lie outside the
+  window but inside ``patch_ns``). A trampoline call's window traps the
+  calls of every function routed through that trampoline at the time.
+* **Outcomes** (:class:`PerCallOutcomes`). Trapped calls in a window with
+  per-CPU rate sum L on N CPUs are Poisson(N L W) for the strategies that
+  do not block; each is multiplied by the per-trapped-call means that the
+  emulator measured for (strategy, site kind, trap site)
+  (``workbench.emulate.explore.load_outcome_table``), never typed in.
+* **spin blocks.** A CPU spinning on an int3 makes no further calls until
+  the site's new first byte is written (the end of the window), so it traps
+  at most once per window: its first call into the window's armed sites at
+  ``T ~ Exp(L)`` traps if ``T < W``, with probability ``1 - e^(-L W)``, and
+  it then waits ``W - T``: ``E[wait | W] = W - (1 - e^(-L W)) / L``. Sites
+  sharing a window (a batch, a trampoline call) share L (their rates
+  summed; the trap's site kind is drawn by rate); per-site windows are
+  disjoint, so a CPU may trap once in each. On N CPUs the trapping CPUs are
+  Binomial(N, 1 - e^(-L W)). Expectations over the random W are taken by
+  quadrature over its two rounds (:func:`_round_nodes`); as L -> 0 they
+  tend to ``N L E[W]`` and ``N L E[W^2] / 2``, as L -> inf to N per window
+  and ``N E[W]``.
+* **Cost** (``stall_ns``): the int3 handler per trapped call (45 ns single,
+  180 ns batch search); ``spin`` adds each trapped CPU's wait;
+  ``stop_machine`` stalls all N CPUs for the whole patch.
+
+Aggregation keeps it cheap: sites of one kind sharing a window are one group
+with a summed rate (a sum of independent Poissons is Poisson). Per-site
+windows differ, so the ``EXACT_SITES`` busiest sites of a kind get their own
+drawn rounds and the rest enter as a rate-weighted window sum drawn from a
+gamma with the exact mean and variance (under spin: their summed trap
+probabilities, with the exact mean of ``sum_i E[1 - e^(-l_i W_i)]`` over the
+rest's own rates, see :func:`_rest_sums`). Every Monte Carlo mean is unbiased for
+its closed form; only higher moments of those aggregated parts are approximate.
+A window's two rounds are the first two of the three rounds its protocol run
+draws, so window and ``patch_ns`` stay coupled within a trial.
+"""
+
+from dataclasses import dataclass, field, fields
+import math
+
+import numpy as np
+import pandas as pd
+
+from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.race.spin import _spin_draw_shared, _spin_expect, _spin_per_site, _spin_wait
+from workbench.race.timing import BRISTOT, Timing, finite_range, gamma_matched
+from workbench.race.workload import _NS, EXACT_SITES, LIVEPATCHED, Workload, _Sites, _site_summary
+
+__all__ = [
+    "STRATEGIES", "SCENARIOS", "PROTOCOLS", "SITE_KINDS", "TRAP_SITES", "METRICS",
+    "LIVEPATCHED", "PLANS", "Stage", "Workload", "RaceConfig", "PerCallOutcomes",
+    "closed_form", "simulate", "simulate_many", "load_outcomes", "bristot_comparison",
+    "derive_plan", "EXACT_SITES",
+]
+
+STRATEGIES = ("skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine")
+
+
+def _scenarios():
+    from workbench.emulate.scenario import scenario_names
+    return tuple(scenario_names())
+
+
+#: the named scenarios (workbench/scenarios/*.toml)
+SCENARIOS = _scenarios()
+PROTOCOLS = ("per_site", "batched", "stop_machine")
+SITE_KINDS = ("livepatched", "ordinary")
+TRAP_SITES = ("fentry", "ftrace_call", "ftrace_regs_call")
+#: reported metrics, in column order
+METRICS = ("trapped", "violations", "dropped_tracer", "dropped_livepatch", "spurious",
+           "crashes", "stall_ns", "window_ns", "patch_ns", "ipis")
+#: metric <- outcome-table column (per-trapped-call mean)
+_OUTCOME_COLUMNS = {"violations": "violation", "dropped_tracer": "dropped_tracer",
+                    "dropped_livepatch": "dropped_livepatch", "spurious": "spurious",
+                    "crashes": "crash"}
+_CHUNK = 32768  # trials per vectorised chunk: bounds memory, not results
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a scenario's ordered patch plan.
+
+    ``target`` is ``ftrace_call`` / ``ftrace_regs_call`` (one trampoline call
+    rewritten; ``kinds`` = site kinds routed through that trampoline then),
+    ``sites`` (``kinds`` = site kinds whose call sites change) or ``publish``
+    (one sync round after publishing the ops pointer, no text change).
+    """
+
+    target: str
+    kinds: tuple = ()
+
+
+class _Plans(dict):
+    """Ordered plans per scenario, derived once from the emulator's own
+    kernel-ordered plan (:func:`derive_plan`), so the simulator and the
+    emulator can never patch in different orders."""
+
+    def __missing__(self, scenario):
+        self[scenario] = plan = derive_plan(scenario)
+        return plan
+
+
+#: scenario -> tuple of :class:`Stage` (filled on first use)
+PLANS = _Plans()
+
+_TRAMPOLINE_OF = {"ftrace_call": "ftrace_caller", "ftrace_regs_call": "ftrace_regs_caller"}
+
+
+def derive_plan(scenario):
+    """The :class:`Stage` tuple of *scenario* derived from the emulator's plan.
+
+    Walks ``workbench.emulate.scenario.load_scenario(scenario).plan(image)`` (the
+    kernel-ordered text batches and syncs) and, for each trampoline-call
+    batch, records the site kinds whose sites call that trampoline at that
+    moment (the before state until the sites batch, the after state from
+    then on). Fills :data:`PLANS`; needs the emulator's image (binutils).
+    """
+    from workbench.kernel.ftrace import Sync, TextBatch
+    from workbench.kernel.image import build_image
+    from workbench.emulate.scenario import load_scenario
+    sc, image = load_scenario(scenario), build_image()
+    before, after = sc.states(image)
+    lp = sc.livepatched()
+    kind = {fn: "livepatched" if fn in lp else "ordinary" for fn in image.functions}
+    stages, state = [], before
+    for step in sc.plan(image):
+        if isinstance(step, Sync):
+            stages.append(Stage("publish"))
+        elif isinstance(step, TextBatch) and step.name == "sites":
+            stages.append(Stage("sites", tuple(k for k in SITE_KINDS
+                                               if any(kind[c.name] == k for c in step.changes))))
+            state = after
+        elif isinstance(step, TextBatch):
+            target = step.name.split(":")[0]
+            routed = {kind[fn] for fn in image.functions if state.site_target(fn) == _TRAMPOLINE_OF[target]}
+            stages.append(Stage(target, tuple(k for k in SITE_KINDS if k in routed)))
+    return tuple(stages)
+
+
+@dataclass(frozen=True)
+class RaceConfig:
+    """One configuration of the race: scenario, strategy, protocol, CPUs, workload, timing.
+
+    ``protocol`` defaults to ``stop_machine`` for the ``stop_machine``
+    strategy and ``batched`` (ftrace's protocol) otherwise; the two must
+    agree. ``trampolines=False`` drops the trampoline-call stages (a plain
+    text_poke batch, as in Bristot's jump-label measurement). The expected
+    patch (hence every armed window) must fit in ``horizon_ns``. Raises
+    :class:`ConfigError` naming the bad parameter.
+    """
+
+    scenario: str = "seed"
+    strategy: str = "skip"
+    protocol: str = None
+    cpus: int = 64
+    workload: Workload = field(default_factory=Workload)
+    timing: Timing = field(default_factory=Timing)
+    trampolines: bool = True
+    horizon_ns: float = 3.6e12
+
+    def __post_init__(self):
+        check_choice("scenario", self.scenario, SCENARIOS)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        implied = "stop_machine" if self.strategy == "stop_machine" else "batched"
+        protocol = implied if self.protocol is None else check_choice("protocol", self.protocol, PROTOCOLS)
+        if (protocol == "stop_machine") != (self.strategy == "stop_machine"):
+            raise ConfigError(f"protocol: {protocol!r} does not go with strategy {self.strategy!r}; "
+                              "stop_machine is both a strategy and its protocol")
+        object.__setattr__(self, "protocol", protocol)
+        object.__setattr__(self, "cpus", int(check_range("cpus", self.cpus, 1, 65536, integer=True)))
+        object.__setattr__(self, "horizon_ns", finite_range("horizon_ns", self.horizon_ns, 1))
+        if not isinstance(self.workload, Workload) or not isinstance(self.timing, Timing):
+            raise ConfigError("workload/timing: expected Workload and Timing instances")
+        missing = [n for n in LIVEPATCHED if n not in dict(self.workload.hot)]
+        if missing:
+            raise ConfigError(f"rate: scenario {self.scenario!r} live patches {', '.join(LIVEPATCHED)}; "
+                              f"give {', '.join(missing)} a rate")
+        patch = _closed(self, None)["patch_ns"]
+        if patch > self.horizon_ns:
+            raise ConfigError(f"horizon_ns: the patch and its armed windows last {patch / 1e9:.4g} s "
+                              f"on average, longer than the horizon {self.horizon_ns / 1e9:.4g} s; "
+                              "raise horizon_ns or shorten the timing")
+
+
+class PerCallOutcomes:
+    """Per-trapped-call expected outcomes for one scenario and kernel entry.
+
+    Built from the emulator's outcome table (one row per scenario, entry,
+    strategy, site_kind, trap_site with ``n_trapped`` and per-call means; see
+    docs/ARCHITECTURE.md). Several rows for one key are averaged weighted by
+    ``n_trapped``. A key with no row (``stop_machine`` never traps) counts as
+    zero per call (:meth:`has` tells; :func:`simulate` notes it). Delay
+    columns (``delay_insns``/``delay_traps``) are not used: real-time cost is
+    modelled by the handler cost and, for spin, the remaining window.
+    """
+
+    COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash")
+    KEY = ("strategy", "site_kind", "trap_site")
+
+    def __init__(self, frame, scenario, entry="v5.3"):
+        self.scenario, self.entry = scenario, entry
+        need = set(self.KEY) | set(self.COLUMNS) | {"n_trapped"}
+        if not need <= set(frame.columns):
+            raise ConfigError(f"outcomes: table lacks columns {sorted(need - set(frame.columns))}")
+        rows = frame
+        for col, val in (("scenario", scenario), ("entry", entry)):
+            if col in rows.columns:
+                rows = rows[rows[col] == val]
+        if len(frame) and not len(rows):
+            raise ConfigError(f"outcomes: table has no rows for scenario {scenario!r}, entry {entry!r}")
+        values = rows[list(self.COLUMNS)].to_numpy(float)
+        if np.any(values < 0) or not np.all(np.isfinite(values)):
+            raise ConfigError("outcomes: per-call means must be finite and >= 0")
+        self._means, self._n = {}, {}
+        weights = rows["n_trapped"].to_numpy(float)
+        for key, idx in rows.groupby(list(self.KEY)).indices.items():
+            w = weights[idx] if weights[idx].sum() > 0 else np.ones(len(idx))
+            self._means[key] = np.average(values[idx], axis=0, weights=w)
+            self._n[key] = int(weights[idx].sum())
+
+    @classmethod
+    def empty(cls, scenario, entry="v5.3"):
+        """No measured outcomes: every trapped call counts zero (counting only)."""
+        cols = ("scenario", "entry", "n_trapped") + cls.KEY + cls.COLUMNS
+        return cls(pd.DataFrame(columns=cols), scenario, entry)
+
+    def per_call(self, strategy, site_kind, trap_site):
+        """Mapping metric -> expected count per trapped call (0 where no row)."""
+        means = self._means.get((strategy, site_kind, trap_site))
+        if means is None:
+            means = np.zeros(len(self.COLUMNS))
+        return {m: float(means[self.COLUMNS.index(c)]) for m, c in _OUTCOME_COLUMNS.items()}
+
+    def has(self, strategy, site_kind, trap_site):
+        """Whether the table has a row for this key."""
+        return (strategy, site_kind, trap_site) in self._means
+
+    def n_trapped(self, strategy, site_kind, trap_site):
+        """How many emulated trapped calls stand behind a row (0 if none)."""
+        return self._n.get((strategy, site_kind, trap_site), 0)
+
+
+def load_outcomes(scenario, entry="v5.3"):
+    """Run/load the emulator's outcome table (cached by code version there)."""
+    from workbench.emulate.explore import load_outcome_table  # lazy: the emulator is heavy
+    check_choice("scenario", scenario, SCENARIOS)
+    return PerCallOutcomes(load_outcome_table(scenario, entry), scenario, entry)
+
+
+# -- the timeline shared by the closed form and the Monte Carlo ---------------
+
+@dataclass
+class _Group:
+    kind: str
+    trap_site: str
+    handler_ns: float
+    sites: _Sites
+    outcome: dict
+
+
+@dataclass
+class _Stage:
+    what: str       # trampoline | publish | batched | per_site
+    sites: int
+    groups: list
+    d_write: float = 0.0  # write time inside every armed window of the stage
+
+
+def _timeline(cfg, outcomes):
+    t, summary = cfg.timing, _site_summary(cfg.workload)
+    look = (lambda kind, site: dict.fromkeys(_OUTCOME_COLUMNS, 0.0)) if outcomes is None else \
+        (lambda kind, site: outcomes.per_call(cfg.strategy, kind, site))
+    stages = []
+    for st in PLANS[cfg.scenario]:
+        if st.target in ("ftrace_call", "ftrace_regs_call"):
+            if not cfg.trampolines:
+                continue
+            # everything routed through the trampoline shares its one window
+            groups = [_Group(k, st.target, t.handler_ns,
+                             _Sites(summary[k].count, np.zeros(0), summary[k].total, 0.0),
+                             look(k, st.target)) for k in st.kinds]
+            # one site: tail write + first-byte write inside the window
+            stages.append(_Stage("trampoline", 1, groups, 2 * t.write_ns))
+        elif st.target == "publish":
+            if cfg.trampolines:
+                stages.append(_Stage("publish", 0, []))
+        else:
+            k = sum(summary[kind].count for kind in st.kinds)
+            if k == 0:  # nothing to rewrite: ftrace runs no protocol
+                continue
+            if cfg.protocol == "per_site":
+                groups = [_Group(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"))
+                          for kind in st.kinds]
+                stages.append(_Stage("per_site", k, groups, 2 * t.write_ns))
+            else:
+                h = t.handler_batch_ns if k > 1 else t.handler_ns  # no search for one entry
+                groups = [_Group(kind, "fentry", h,
+                                 _Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
+                                 look(kind, "fentry")) for kind in st.kinds]
+                # site i: int3 done at i*w; R1; K tails; R2; first bytes in
+                # the same order, site i's done at 2Kw + R1 + R2 + i*w
+                stages.append(_Stage("batched", k, groups, 2 * k * t.write_ns))
+    return stages
+
+
+def _ipis(cfg, stages):
+    if cfg.protocol == "stop_machine":
+        return 1  # the stop_machine rendezvous
+    return sum(1 if s.what == "publish" else 3 * (s.sites if s.what == "per_site" else 1) for s in stages)
+
+
+def _count(res, g, k, rng):
+    """Add *k* trapped calls of group *g*: the count, its outcomes, handler time."""
+    res["trapped"] += k
+    for m, v in g.outcome.items():
+        if v > 0:
+            whole, frac = math.floor(v), v - math.floor(v)
+            res[m] += whole * k + (rng.binomial(k, frac) if frac > 0 else 0)
+    res["stall_ns"] += k * g.handler_ns
+
+
+def _closed(cfg, outcomes):
+    """Closed-form expectations of every metric; see closed_form()."""
+    t, n = cfg.timing, cfg.cpus
+    mu, var = t.round_moments(n)
+    stages = _timeline(cfg, outcomes)
+    out = dict.fromkeys(METRICS, 0.0)
+    out["ipis"] = float(_ipis(cfg, stages))
+    sites = sum(s.sites for s in stages if s.what in ("batched", "per_site"))
+    if cfg.protocol == "stop_machine":
+        writes = sum(s.sites for s in stages)  # one whole-instruction write each
+        sm_mean, _ = t.stop_machine_moments(n)
+        out["patch_ns"] = sm_mean + writes * t.write_ns + sites * t.prepare_ns
+        out["stall_ns"] = n * out["patch_ns"]
+        return out
+    for s in stages:
+        if s.what == "publish":
+            out["patch_ns"] += mu
+            continue
+        per = s.sites if s.what == "per_site" else 1
+        # a protocol run: 3 writes per site and 3 rounds; its window holds
+        # 2 of the writes and the first 2 rounds
+        out["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + 3 * per * mu
+        ew = s.d_write + 2 * mu
+        if s.what in ("batched", "per_site"):
+            out["window_ns"] = ew
+        # spin: a trapped CPU makes no further calls until the window closes
+        spin = _spin_expect(cfg, s) if cfg.strategy == "spin" else None
+        for i, g in enumerate(s.groups):
+            trapped = n * (spin[0][i] if spin is not None else _NS * g.sites.total * ew)
+            out["trapped"] += trapped
+            for m, v in g.outcome.items():
+                out[m] += trapped * v
+            out["stall_ns"] += trapped * g.handler_ns
+        if spin is not None:
+            out["stall_ns"] += n * spin[1]
+    return out
+
+
+def closed_form(config, outcomes):
+    """Expected value of every metric in :data:`METRICS` for *config*.
+
+    ``trapped = N * sum_groups L_g E[W_g]``, except for spin, where a CPU
+    traps at most once per window: ``N E[1 - e^(-L W)]`` per shared window
+    (split over its groups by rate) and per per-site window; each outcome
+    adds the trapped count times its per-call mean; ``stall_ns`` adds the
+    handler cost per trapped call, for spin each trapped CPU's wait
+    (``N E[W - (1 - e^(-L W)) / L]`` per window), and ``N * E[patch]`` for
+    stop_machine. Window moments come from :meth:`Timing.round_moments`;
+    spin's expectations over W from a quadrature over its two rounds.
+    """
+    return _closed(config, outcomes)
+
+
+def _draw_chunk(cfg, stages, rng, size):
+    """Per-trial values of every metric for *size* trials (arrays)."""
+    t, n = cfg.timing, cfg.cpus
+    res = {m: np.zeros(size) for m in METRICS}
+    res["ipis"][:] = _ipis(cfg, stages)
+    if cfg.protocol == "stop_machine":
+        sites = sum(s.sites for s in stages if s.what in ("batched", "per_site"))
+        writes = sum(s.sites for s in stages)
+        patch = (t.stop_machine_ns + t.draw_rounds(rng, n, size)
+                 + writes * t.write_ns + sites * t.prepare_ns)
+        res["patch_ns"], res["stall_ns"] = patch, n * patch
+        return res
+    mu, var = t.round_moments(n)
+    disp = cfg.workload.dispersion
+    spin = cfg.strategy == "spin"
+    for s in stages:
+        if s.what == "publish":
+            res["patch_ns"] += t.draw_round_sum(rng, n, 1, size)
+            continue
+        exposures = []  # (group, X = sum of rate * window)
+        if s.what in ("trampoline", "batched"):
+            # one protocol run: three rounds; the window is the write time
+            # plus the first two (it closes at the first-byte write, before R3)
+            rounds = t.draw_rounds(rng, n, (size, 3))
+            w = s.d_write + rounds[:, 0] + rounds[:, 1]
+            res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + rounds.sum(axis=1)
+            if s.what == "batched":
+                res["window_ns"] = w
+            if spin:
+                _spin_draw_shared(res, s.groups, w, n, disp, rng, size, _count)
+                continue
+            exposures = [(g, g.sites.total * w) for g in s.groups]
+        else:  # per_site: every site its own three rounds, its window the first two
+            ew = s.d_write + 2 * mu
+            all_rounds, window_rounds = np.zeros(size), np.zeros(size)
+            for g in s.groups:
+                x = np.zeros(size)
+                gain = (rng.gamma(1 / disp, disp, size)
+                        if spin and disp > 0 and g.sites.total > 0 else None)
+                top = g.sites.top
+                if top.size:
+                    r = t.draw_rounds(rng, n, (size, top.size, 3))
+                    r12 = r[:, :, 0] + r[:, :, 1]
+                    all_rounds += r.sum(axis=(1, 2))
+                    window_rounds += r12.sum(axis=1)
+                    w = s.d_write + r12
+                    if spin:  # each CPU traps at most once in each site's window
+                        xs = w * (top * _NS) * (1.0 if gain is None else gain[:, None])
+                        k = rng.binomial(n, -np.expm1(-xs))
+                        _count(res, g, k.sum(axis=1), rng)
+                        res["stall_ns"] += _spin_wait(rng, k, w, xs)
+                    else:
+                        x += w @ top
+                rest = g.sites.count - top.size
+                # the rest's window rounds and third rounds, summed apart so
+                # window_ns and patch_ns share them (the rate-weighted
+                # exposure below is drawn from its own exact moments)
+                r12_rest = t.draw_round_sum(rng, n, 2 * rest, size)
+                window_rounds += r12_rest
+                all_rounds += r12_rest + t.draw_round_sum(rng, n, rest, size)
+                if spin:
+                    # the rest's traps per CPU from their exact mean and
+                    # variance (_rest_sums); each waits the rest's mean wait
+                    _, _, (rest_p, rest_b, rest_v) = _spin_per_site(t, n, s.d_write, cfg.workload, g.kind)
+                    if rest_p > 0:
+                        lam = n * gamma_matched(rng, rest_p, rest_v, size)
+                        k = rng.poisson(lam if gain is None else lam * gain)
+                        _count(res, g, k, rng)
+                        res["stall_ns"] += k * (rest_b / rest_p)
+                    continue
+                if g.sites.rest_total > 0:
+                    x += gamma_matched(rng, g.sites.rest_total * ew, g.sites.rest_sumsq * 2 * var, size)
+                exposures.append((g, x))
+            res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + all_rounds
+            res["window_ns"] = s.d_write + window_rounds / max(s.sites, 1)
+        for g, x in exposures:
+            if g.sites.total <= 0:
+                continue
+            lam = n * _NS * x
+            if disp > 0:
+                lam = lam * rng.gamma(1 / disp, disp, size)
+            _count(res, g, rng.poisson(lam), rng)
+    return res
+
+
+def _config_columns(cfg, outcomes, trials, seed, stream):
+    w, t = cfg.workload, cfg.timing
+    stages = _timeline(cfg, None)
+    row = {"scenario": cfg.scenario, "entry": outcomes.entry, "strategy": cfg.strategy,
+           "protocol": cfg.protocol, "cpus": cfg.cpus,
+           "n_sites": sum(s.sites for s in stages if s.what in ("batched", "per_site")),
+           "hot_rates": ",".join(f"{k}={v:g}" for k, v in w.hot),
+           "tail_functions": w.tail_functions, "tail_rate": w.tail_rate, "zipf_s": w.zipf_s,
+           "dispersion": w.dispersion, "trampolines": cfg.trampolines}
+    row.update({f.name: getattr(t, f.name) for f in fields(Timing)})
+    row.update({"ipi_round_ns": t.round_moments(cfg.cpus)[0], "horizon_ns": cfg.horizon_ns,
+                "trials": trials, "seed": seed, "stream": stream})
+    return row
+
+
+def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
+    """Monte Carlo of *config*: a one-row tidy frame beside the closed form.
+
+    Columns: the configuration, then per metric ``<m>_mean``, ``<m>_se``
+    (standard error of the mean), ``<m>_lo``/``<m>_hi`` (normal interval of
+    the mean at *level*, default 95%) and ``<m>_cf`` (closed form), and
+    ``outcome_note`` naming (strategy, site kind, trap site) keys the outcome
+    table lacks (counted as 0). Random numbers come from
+    ``SeedSequence(seed, spawn_key=(stream,))``: same inputs, same numbers.
+    *outcomes* None loads the emulator's table (:func:`load_outcomes`).
+    Raises :class:`ConfigError` for bad trials, seed, level, or an outcome
+    table of another scenario.
+    """
+    trials = int(check_range("trials", trials, 2, 10**8, integer=True))
+    seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
+    stream = int(check_range("stream", stream, 0, 2**63 - 1, integer=True))
+    level = check_range("level", level, 0.5, 0.999999)
+    if outcomes is None:
+        outcomes = load_outcomes(config.scenario)
+    if outcomes.scenario != config.scenario:
+        raise ConfigError(f"outcomes: table is for scenario {outcomes.scenario!r}, "
+                          f"config is {config.scenario!r}")
+    stages = _timeline(config, outcomes)
+    cf = _closed(config, outcomes)
+    missing = sorted({(config.strategy, g.kind, g.trap_site) for s in stages for g in s.groups
+                      if g.sites.total > 0 and config.protocol != "stop_machine"
+                      and not outcomes.has(config.strategy, g.kind, g.trap_site)})
+    note = "; ".join(f"no emulator rows for {'/'.join(k)}: counted as 0" for k in missing)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
+    count, mean, m2 = 0, dict.fromkeys(METRICS, 0.0), dict.fromkeys(METRICS, 0.0)
+    lo = dict.fromkeys(METRICS, math.inf)
+    hi = dict.fromkeys(METRICS, -math.inf)
+    for start in range(0, trials, _CHUNK):
+        size = min(_CHUNK, trials - start)
+        chunk = _draw_chunk(config, stages, rng, size)
+        for m in METRICS:  # Chan et al.'s pairwise update of mean and M2
+            lo[m], hi[m] = min(lo[m], float(chunk[m].min())), max(hi[m], float(chunk[m].max()))
+            cm = float(chunk[m].mean())
+            cm2 = float(((chunk[m] - cm) ** 2).sum())
+            delta, total = cm - mean[m], count + size
+            mean[m] += delta * size / total
+            m2[m] += cm2 + delta * delta * count * size / total
+        count += size
+    z = _normal_quantile(0.5 + level / 2)
+    row = _config_columns(config, outcomes, trials, seed, stream)
+    for m in METRICS:
+        if lo[m] == hi[m]:  # a constant (IPI count, no traps): exact, no rounding noise
+            mean[m], m2[m] = lo[m], 0.0
+        se = math.sqrt(m2[m] / (trials - 1) / trials)
+        row.update({f"{m}_mean": mean[m], f"{m}_se": se, f"{m}_lo": mean[m] - z * se,
+                    f"{m}_hi": mean[m] + z * se, f"{m}_cf": cf[m]})
+    row["outcome_note"] = note
+    return pd.DataFrame([row])
+
+
+def simulate_many(configs, outcomes, trials=10_000, seed=0, *, level=0.95):
+    """:func:`simulate` each config (stream = its index); concatenated frame.
+
+    *outcomes* is one :class:`PerCallOutcomes`, a mapping scenario -> it, or
+    None (load each scenario's emulator table once). Each point's stream depends only on *seed* and its index, so results do
+    not depend on how points are split across workers.
+    """
+    frames, loaded = [], {}
+    for i, cfg in enumerate(configs):
+        if outcomes is None:
+            if cfg.scenario not in loaded:
+                loaded[cfg.scenario] = load_outcomes(cfg.scenario)
+            table = loaded[cfg.scenario]
+        else:
+            table = outcomes[cfg.scenario] if isinstance(outcomes, dict) else outcomes
+        frames.append(simulate(cfg, table, trials, seed, stream=i, level=level))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _normal_quantile(p):
+    """Standard normal quantile by bisection on erf (no scipy needed)."""
+    lo, hi = -40.0, 40.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 0.5 * math.erfc(-mid / math.sqrt(2)) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def bristot_comparison(timing=None, anchor=BRISTOT):
+    """The model beside Bristot's measurement (closed form, no trampolines).
+
+    56 sites on 24 CPUs patched per site and batched. IPI rounds are
+    structural; update times match by construction (the timing defaults are
+    derived from them); the int3-hit ratio is a prediction of the exposure
+    model: batched windows overlap, per-site windows tile the update, so the
+    ratio is ``E[W_batched] / E[W_per_site] = (Kw + R) / (w + R)``,
+    independent of call rates. With ``prepare_ns`` 0 each window is two
+    thirds of its protocol run (2 of 3 writes per site, 2 of 3 rounds), so
+    the ratio is ``K T_batched / T_per_site`` = 56 x 1.4 / 57 = 1.375.
+    """
+    timing = timing or Timing()
+    hot = {n: 1000.0 for n in LIVEPATCHED}
+    work = Workload(hot=hot, tail_functions=anchor.sites - len(hot), tail_rate=1e4)
+    runs = {p: _closed(RaceConfig("seed", "skip", p, anchor.cpus, work, timing, trampolines=False), None)
+            for p in ("per_site", "batched")}
+    rows = [
+        ("IPI rounds per update", runs["per_site"]["ipis"], runs["batched"]["ipis"],
+         anchor.ipis_per_site, anchor.ipis_batched, "structural"),
+        ("update time (ms)", runs["per_site"]["patch_ns"] / 1e6, runs["batched"]["patch_ns"] / 1e6,
+         anchor.update_per_site_ns / 1e6, anchor.update_batched_ns / 1e6, "calibrated"),
+        ("int3 handler (ns)", timing.handler_ns, timing.handler_batch_ns,
+         anchor.handler_ns, anchor.handler_batch_ns, "input"),
+        ("int3 hits per update (relative)", 1.0, runs["batched"]["trapped"] / runs["per_site"]["trapped"],
+         1.0, anchor.hits_ratio, "prediction"),
+    ]
+    frame = pd.DataFrame(rows, columns=["quantity", "model_per_site", "model_batched",
+                                        "measured_per_site", "measured_batched", "kind"])
+    frame.insert(3, "model_ratio", frame.model_batched / frame.model_per_site)
+    frame.insert(6, "measured_ratio", frame.measured_batched / frame.measured_per_site)
+    return frame

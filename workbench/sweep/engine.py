@@ -1,0 +1,368 @@
+"""Sweeps: run a grid of configurations, return one tidy pandas frame.
+
+One function, :func:`sweep`, runs every point of a :class:`Grid` through an
+:class:`~workbench.sweep.experiment.Experiment` (the one passed, else the
+grid's own: a grid from :func:`workbench.race.experiment.race_grid` carries
+the race simulator; this engine holds no experiment of its own) and returns a frame
+with one row per point (or more, if an experiment returns several): the
+point's parameters first, then what the experiment measured.
+
+Where the work runs (``backend``):
+
+* ``"local"`` (default): local processes through joblib's loky backend;
+* ``"dask"``: a ``dask.distributed`` cluster, either at ``scheduler``
+  (``tcp://HOST:PORT``), an existing ``client``, or a fresh ``LocalCluster``;
+* ``"serial"``: this process (notebooks, widgets, tests).
+
+The backend never changes a number. Each point draws its random numbers from
+``SeedSequence(seed, spawn_key=(stream,))``, where *seed* is the sweep's one
+seed and *stream* is spawned from a hash of the point's own parameters (not
+from its position in the grid). So a point gives the same numbers whatever
+grid it is in, whatever chunk or worker runs it, on any backend, and two
+figures that share a point share its cached result.
+
+Every finished point is cached (:class:`~workbench.sweep.cache.SweepCache`,
+in :mod:`workbench.sweep.cache`: atomic, checksummed entries keyed by the
+experiment, its parameters, the seed and the code version), so an
+interrupted sweep keeps what it finished and a rerun computes only the
+missing points. Fresh results take the same JSON round trip as a cache
+entry, so a cached frame is bit-identical to a freshly computed one.
+Frames are saved and loaded as Parquet (:func:`save_frame`,
+:func:`load_frame`).
+
+Bad input (an unknown parameter, an empty range, a value the experiment
+refuses) raises :class:`workbench.base.errors.ConfigError` with a one-line
+message before any work starts.
+
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.sweep.experiment import Experiment, FunctionExperiment
+from workbench.sweep.cache import SweepCache, _canonical, _plain
+
+__all__ = ["BACKENDS", "Experiment", "FunctionExperiment", "Grid", "SweepCache", "dask_client", "load_frame",
+           "parse_assignments", "point_stream", "save_frame", "sweep", "sweep_path"]
+
+BACKENDS = ("local", "dask", "serial")
+
+
+# -- seeds ------------------------------------------------------------------------------
+
+def point_stream(experiment: str, params: dict) -> int:
+    """The 63-bit stream of a point: its child key under the sweep's SeedSequence.
+
+    A hash of the experiment name and the point's (normalised) parameters,
+    and nothing else, so it is the same in every grid, chunk, worker and
+    backend, and unchanged by an edit of the code.
+    """
+    digest = hashlib.sha256(_canonical({"experiment": experiment, "params": params})).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+# -- grids ----------------------------------------------------------------------------
+
+class Grid:
+    """The Cartesian product of parameter ranges, as a list of points.
+
+    *axes* maps a parameter name to its values (a list, tuple, range or
+    array; a scalar or a string is one value). Points come out in product
+    order, the first axis varying slowest. ``Grid.concat`` joins grids
+    (e.g. per-value derived parameters). Raises :class:`ConfigError` for an
+    empty range or a parameter name that is not a valid identifier; unknown
+    names are refused by the experiment when the sweep starts.
+    """
+
+    def __init__(self, axes=None, *, experiment: Experiment | None = None, **more):
+        self.experiment = experiment  # what sweep() runs when not told otherwise
+        axes = {**dict(axes or {}), **more}
+        self.axes = {}
+        for name, values in axes.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ConfigError(f"grid: parameter names must be identifiers, got {name!r}")
+            if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+                values = [values]
+            values = [_plain(v) for v in values]
+            if not values:
+                raise ConfigError(f"{name}: empty range; give at least one value")
+            self.axes[name] = values
+        self._extra = []  # points of grids joined by concat()
+
+    @classmethod
+    def concat(cls, grids):
+        """One grid holding the points of each of *grids*, in order."""
+        grids = list(grids)
+        kinds = {id(g.experiment): g.experiment for g in grids}
+        out = cls(experiment=next(iter(kinds.values())) if len(kinds) == 1 else None)
+        out._extra = [p for g in grids for p in g.points()]
+        if not out._extra:
+            raise ConfigError("grid: empty range; concat() was given no points")
+        return out
+
+    def points(self) -> list[dict]:
+        """Every point as a dict of parameter values."""
+        if self._extra:
+            return [dict(p) for p in self._extra]
+        names = list(self.axes)
+        return [dict(zip(names, combo)) for combo in itertools.product(*self.axes.values())]
+
+    def __len__(self):
+        return len(self._extra) if self._extra else math.prod(len(v) for v in self.axes.values())
+
+    def __repr__(self):
+        if self._extra:
+            return f"Grid(<{len(self._extra)} points>)"
+        return "Grid(" + ", ".join(f"{k}={v!r}" for k, v in self.axes.items()) + ")"
+
+
+# -- running points ----------------------------------------------------------------------
+
+def _rows(result) -> list[dict]:
+    """An experiment's result as JSON-round-tripped rows (what the cache will return)."""
+    if isinstance(result, pd.DataFrame):
+        rows = result.to_dict("records")
+    elif isinstance(result, dict):
+        rows = [result]
+    else:
+        rows = list(result)
+    # the same round trip as a cache entry, so fresh and cached frames are identical
+    return json.loads(json.dumps(_plain(rows), allow_nan=True))
+
+
+def _run_chunk(experiment, chunk, seed, context):
+    """Run the points of *chunk* (``(index, params, stream)`` triples) in a worker."""
+    return [(i, _rows(experiment.run(p, seed, stream, context))) for i, p, stream in chunk]
+
+
+@contextmanager
+def dask_client(scheduler=None, client=None, jobs=None, processes=True):
+    """A ``distributed.Client``: *client* as is, one at *scheduler*, or a LocalCluster.
+
+    A LocalCluster has *jobs* single-threaded workers (default: CPU count),
+    in processes unless *processes* is False, and is closed on exit.
+    """
+    if client is not None:
+        yield client
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as c:
+            yield c
+        return
+    n = jobs or os.cpu_count() or 1
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+        yield c
+
+
+def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client, processes):
+    """Yield the results of *chunks* as they finish, on *backend*."""
+    if backend == "serial" or (backend == "local" and len(chunks) == 1):
+        for chunk in chunks:  # one chunk: a process pool would only add its start-up
+            yield _run_chunk(experiment, chunk, seed, context)
+    elif backend == "local":
+        from joblib import Parallel, delayed
+
+        # unordered: finished chunks are cached at once, whatever their order
+        yield from Parallel(n_jobs=jobs or -1, backend="loky", return_as="generator_unordered")(
+            delayed(_run_chunk)(experiment, c, seed, context) for c in chunks)
+    else:
+        from distributed import as_completed
+
+        with dask_client(scheduler, client, jobs, processes) as c:
+            ctx = c.scatter([context], broadcast=True)[0]  # one copy per worker, not per task
+            futures = c.map(_run_chunk, [experiment] * len(chunks), chunks, seed=seed, context=ctx,
+                            pure=False)
+            try:
+                for f in as_completed(futures):
+                    yield f.result()
+            finally:
+                c.cancel(futures)
+
+
+def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, scheduler=None, client=None,
+          processes=True, chunk_size=None, cache=True, cache_root=None, progress=True, desc=None,
+          save=None) -> pd.DataFrame:
+    """Run every point of *grid* through *experiment*; one tidy frame.
+
+    *grid* is a :class:`Grid` or a list of point dicts; *experiment*
+    defaults to the grid's own (``grid.experiment``). Every point is normalised (defaults filled in,
+    values checked) before any work starts. Cached points are read from
+    ``data/cache/sweep`` (*cache_root*); the rest run on *backend*
+    (``local``: *jobs* loky processes, default all CPUs; ``dask``: the
+    cluster at *scheduler*, *client*, or a LocalCluster of *jobs* workers;
+    ``serial``), in chunks of *chunk_size* points (default: 1 when serial,
+    else a few chunks per worker), under a ``tqdm.auto`` progress bar; each
+    finished chunk's points are cached as soon as the chunk returns. Results are
+    in grid order whatever the backend. *save* names a Parquet file to write
+    (a bare name goes to ``data/sweeps/<name>.parquet``).
+
+    A point listed twice is computed once. The frame's ``attrs["sweep"]``
+    holds ``points``, ``cached``, ``computed`` (distinct points run), ``corrupt`` (entries that failed their check and were
+    recomputed), ``backend`` and ``seed``. Raises :class:`ConfigError` for
+    an unknown parameter, an empty range, a bad value, backend, jobs,
+    chunk size or seed; ``KeyboardInterrupt`` passes through with the
+    finished points cached.
+    """
+    from tqdm.auto import tqdm
+
+    if experiment is None:
+        experiment = getattr(grid, "experiment", None)
+        if experiment is None:
+            raise ConfigError("experiment: this grid names no experiment; pass one "
+                              "(e.g. workbench.race.experiment.RACE)")
+    check_choice("backend", backend, BACKENDS)
+    seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
+    if jobs is not None:
+        jobs = int(check_range("jobs", jobs, 1, 4096, integer=True))
+    if chunk_size is not None:
+        chunk_size = int(check_range("chunk_size", chunk_size, 1, 10**6, integer=True))
+    if scheduler is not None and backend != "dask":
+        raise ConfigError(f"scheduler: a scheduler address needs backend 'dask', not {backend!r}")
+    if client is not None and backend != "dask":
+        raise ConfigError(f"client: a Dask client needs backend 'dask', not {backend!r}")
+    raw = grid.points() if isinstance(grid, Grid) else [dict(p) for p in grid]
+    if not raw:
+        raise ConfigError("grid: empty range; the sweep has no points")
+    points = [experiment.normalize(p) for p in raw]  # every error before any work
+
+    store = SweepCache(cache_root) if cache else None
+    results, todo, corrupt, twins = [None] * len(points), [], 0, {}
+    keys = [store.key(experiment.name, p, seed) if store is not None else None for p in points]
+    first = {}
+    for i, (p, key) in enumerate(zip(points, keys)):
+        if key is not None and key in first:  # the same point twice: compute it once
+            twins.setdefault(first[key], []).append(i)
+            continue
+        first[key] = i
+        got = store.get(key) if store is not None else None
+        if got == "corrupt":
+            corrupt += 1
+            got = None
+        if got is None:
+            todo.append((i, p, point_stream(experiment.name, p)))
+        else:
+            results[i] = got
+    cached = len(points) - len(todo) - sum(len(v) for i, v in twins.items() if results[i] is None)
+
+    if todo:
+        context = experiment.prepare([p for _, p, _ in todo], progress=progress)
+        workers = jobs or os.cpu_count() or 1
+        # serial: one point per chunk, so each is cached the moment it is done;
+        # workers: a few chunks each, to amortise dispatch yet balance the load
+        size = chunk_size or (1 if backend == "serial" else
+                              max(1, min(16, math.ceil(len(todo) / (4 * workers)))))
+        chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
+        with tqdm(total=len(points), initial=cached, desc=desc or f"sweep {experiment.name}",
+                  unit="pt", disable=not progress, leave=False, file=sys.stderr) as bar:
+            for done in _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client,
+                                 processes):
+                for i, rows in done:
+                    results[i] = rows
+                    if store is not None:
+                        store.put(keys[i], experiment.name, points[i], rows)
+                bar.update(len(done) + sum(len(twins.get(i, ())) for i, _ in done))
+    for i, copies in twins.items():
+        for j in copies:
+            results[j] = results[i]
+
+    records = [{**experiment.columns(p), **row} for p, rows in zip(points, results) for row in rows]
+    frame = pd.DataFrame.from_records(records)
+    frame.attrs["sweep"] = {"points": len(points), "cached": cached, "computed": len(todo),
+                            "corrupt": corrupt, "backend": backend, "seed": seed}
+    if save:
+        save_frame(frame, save)
+    return frame
+
+
+# -- results on disk ----------------------------------------------------------------------
+
+def sweep_path(name) -> Path:
+    """``data/sweeps/<name>.parquet`` for a bare name; a path with a suffix as is."""
+    from workbench.base.paths import data_dir
+
+    p = Path(name)
+    if p.suffix:
+        return p
+    d = data_dir() / "sweeps"
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"{name}.parquet"
+
+
+def save_frame(frame: pd.DataFrame, name) -> Path:
+    """Write *frame* as Parquet (atomically) to :func:`sweep_path` (*name*); return the path.
+
+    ``frame.attrs`` is not written, so equal data give equal files.
+    """
+    path = sweep_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    plain = frame.copy()
+    plain.attrs = {}  # pandas would store attrs (cache statistics): the same data, the same bytes
+    plain.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def load_frame(name) -> pd.DataFrame:
+    """Read a frame written by :func:`save_frame`. Raises :class:`ConfigError` if missing."""
+    path = sweep_path(name)
+    if not path.exists():
+        raise ConfigError(f"sweep: no saved sweep {str(name)!r} at {path}")
+    return pd.read_parquet(path)
+
+
+def parse_assignments(items, experiment: Experiment) -> Grid:
+    """A :class:`Grid` from ``NAME=V1,V2,...`` strings (the command line's ``--set``).
+
+    Values are parsed as JSON where they can be (numbers, true/false, null),
+    else kept as strings; ``1e3:1e7:5`` is a log-spaced range of 5 values.
+    Raises :class:`ConfigError` for a malformed item or an unknown name.
+    """
+    axes = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ConfigError(f"grid: expected NAME=V1,V2,..., got {item!r}")
+        if name not in experiment.parameters:
+            raise ConfigError(f"{name}: unknown sweep parameter for {experiment.name}; choose from "
+                              + ", ".join(experiment.parameters))
+        if text.count(":") == 2:
+            try:
+                lo, hi, n = text.split(":")
+                lo, hi, n = float(lo), float(hi), int(n)
+            except ValueError:
+                raise ConfigError(f"{name}: expected LO:HI:COUNT, got {text!r}") from None
+            check_range(f"{name} count", n, 1, 10**6, integer=True)
+            check_range(f"{name} bounds", lo, 1e-300)
+            check_range(f"{name} bounds", hi, lo)
+            values = [float(v) for v in np.geomspace(lo, hi, n)]
+        else:
+            values = []
+            for v in (t.strip() for t in text.split(",")):
+                if not v:
+                    continue
+                try:
+                    values.append(json.loads(v))
+                except ValueError:
+                    values.append(v)
+        if not values:
+            raise ConfigError(f"{name}: empty range; give at least one value")
+        axes[name] = values
+    return Grid(axes, experiment=experiment)

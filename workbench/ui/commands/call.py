@@ -1,0 +1,37 @@
+"""``call``: one traced call in a stable ftrace state, and what ran."""
+
+import json
+
+from workbench.kernel.machine import ENTRIES
+from workbench.emulate.watch import OPS_CHOICES, watch_call
+
+
+def configure(p):
+    p.add_argument("--function", default="do_IRQ", help="traced function to call (default do_IRQ)")
+    p.add_argument("--ops", default="livepatch,tracer",
+                   help=f"comma-separated registered ops from {', '.join(OPS_CHOICES)}, or none")
+    p.add_argument("--entry", default="v5.3", choices=ENTRIES)
+    p.add_argument("--functions", type=int, default=8, metavar="N", help="ordinary traced functions in the image")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args):
+    r = watch_call(args.function, args.ops, args.functions, args.entry)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"{r['function']} with ops [{', '.join(r['ops']) or 'none'}]  (entry {r['entry']})")
+    s = r["site"]
+    print(f"  site       {s['address']:#010x}: {s['bytes']}  {s['insn']}  -> {s['target']}")
+    print(f"  trampoline calls hold: {r['trace_function']}")
+    if r["crash"]:
+        print(f"  CRASH: {r['crash']}")
+        return 0
+    print(f"  path       {' -> '.join(r['path'])}")
+    print(f"  handlers   {', '.join(r['handlers']) or 'none'}")
+    print(f"  body       {r['body']}")
+    print(f"  tracer     {len(r['tracer_records'])} record(s)" + "".join(
+        f"\n               ip={t['ip']:#010x} parent_ip={t['parent_ip']:#010x} cpu={t['cpu']}"
+        for t in r["tracer_records"]))
+    print(f"  executed   {r['instructions']} instructions")
+    return 0
