@@ -89,7 +89,7 @@ def main(argv=None):
 
     sweep_trials = 1_000 if args.quick else trials
     cpus = (1, 2, 8, 24, 64, 256, 1024, 4096)
-    timings = [Timing.from_round(r) for r in np.geomspace(2e4, 2e6, 10)]
+    timings = [Timing.for_round(r) for r in np.geomspace(2e4, 2e6, 10)]
     configs = [RaceConfig("seed", s, None, n, timing=t) for s in STRATEGIES for n in cpus for t in timings]
     start = time.perf_counter()
     frame = simulate_many(configs, outcomes, sweep_trials, seed=1)

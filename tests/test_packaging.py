@@ -1,5 +1,9 @@
 """pyproject.toml is the one dependency list; environment.yml points at it."""
 
+import json
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -28,3 +32,22 @@ def test_dependencies_are_ranges():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for dep in project["dependencies"]:
         assert ">=" in dep, f"{dep} has no lower bound"
+
+
+def test_a_non_editable_install_runs_call_and_explore(tmp_path):
+    """The wheel carries everything the emulator reads (asm sources, defs.inc, scenarios)."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(target), "WORKBENCH_DATA": str(tmp_path / "data")}
+    run = dict(cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    where = subprocess.run([sys.executable, "-c", "import workbench.kernel.image as m; print(m.__file__)"], **run)
+    assert where.stdout.strip().startswith(str(target)), where.stdout + where.stderr
+    call = subprocess.run([sys.executable, "-m", "workbench", "call", "--function", "do_IRQ",
+                           "--ops", "livepatch,tracer", "--json"], **run)
+    assert call.returncode == 0, call.stderr
+    assert json.loads(call.stdout)["body"] == "new"
+    explore = subprocess.run([sys.executable, "-m", "workbench", "explore", "--scenario", "seed_reverse",
+                              "--strategy", "skip", "--mode", "exhaustive", "--functions", "fn_00001"], **run)
+    assert explore.returncode == 0, explore.stderr
+    assert "skip" in explore.stdout

@@ -1,17 +1,95 @@
 """int3 workbench: what happens to calls that hit an int3 while ftrace patches a site.
 
-The main entry points:
+The public API, by floor (each floor imports only the floors above it in this
+list, its own modules and nothing of a floor below; see docs/ARCHITECTURE.md):
 
-- :func:`workbench.kernel.image.build_image` and :class:`workbench.kernel.machine.Machine`:
-  the emulated i386 kernel on N CPUs sharing one memory.
-- :func:`workbench.emulate.watch.watch_call`: one traced call, watched.
-- :func:`workbench.emulate.explore.explore` and
-  :func:`workbench.emulate.explore.load_outcome_table`: interleave a patch with calling
-  CPUs under each int3 strategy; the outcome table.
-- :mod:`workbench.race.simulator`: the race simulator, closed form and Monte Carlo.
-- :mod:`workbench.sweep.engine`, :mod:`workbench.figures.plots`, :mod:`workbench.ui.widgets`:
-  grids, figures and explorers.
+========== ================================================================
+floor      what it holds
+========== ================================================================
+base       errors, paths, code versions, the vocabulary of names and units
+kernel     the emulated i386 kernel: image, machine, ftrace, text_poke, int3
+emulate    scenarios, one watched call, interleavings, the outcome table
+sweep      grids of points run serially, in processes or on Dask; the cache
+race       the race simulator: timing, workload, closed form, Monte Carlo
+figures    the figures and the ``make figures`` job
+ui         the command line and the Jupyter widgets
+========== ================================================================
+
+The names below are importable from ``workbench`` itself; each is loaded on
+first use (``import workbench`` stays cheap: Unicorn, pandas and matplotlib
+load only with the floor that needs them).
 """
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+#: the floors, bottom first: a module imports only its own floor and those before it
+LAYERS = ("base", "kernel", "emulate", "sweep", "race", "figures", "ui")
+
+#: public name -> the module that defines it (the table of contents)
+_API = {
+    # base
+    "ConfigError": "workbench.base.errors",
+    "COLUMNS": "workbench.base.vocabulary",
+    "column": "workbench.base.vocabulary",
+    # kernel
+    "KernelImage": "workbench.kernel.image",
+    "build_image": "workbench.kernel.image",
+    "Machine": "workbench.kernel.machine",
+    "Crash": "workbench.kernel.machine",
+    "ENTRIES": "workbench.kernel.machine",
+    "PtRegs": "workbench.kernel.ptrace",
+    "FtraceOps": "workbench.kernel.ftrace",
+    "FtraceState": "workbench.kernel.ftrace",
+    "plan_transition": "workbench.kernel.ftrace",
+    "poke_steps": "workbench.kernel.text_poke",
+    "STRATEGIES": "workbench.kernel.int3",
+    "get_strategy": "workbench.kernel.int3",
+    # emulate
+    "Scenario": "workbench.emulate.scenario",
+    "load_scenario": "workbench.emulate.scenario",
+    "watch_call": "workbench.emulate.watch",
+    "explore": "workbench.emulate.explore",
+    "outcome_table": "workbench.emulate.explore",
+    "load_outcome_table": "workbench.emulate.explore",
+    # sweep
+    "Grid": "workbench.sweep.engine",
+    "sweep": "workbench.sweep.engine",
+    "Experiment": "workbench.sweep.experiment",
+    "FunctionExperiment": "workbench.sweep.experiment",
+    # race
+    "Timing": "workbench.race.timing",
+    "Workload": "workbench.race.workload",
+    "RaceConfig": "workbench.race.simulator",
+    "simulate": "workbench.race.simulator",
+    "closed_form": "workbench.race.simulator",
+    "load_outcomes": "workbench.race.simulator",
+    "RACE": "workbench.race.experiment",
+    "race_grid": "workbench.race.experiment",
+    # figures
+    "regenerate": "workbench.figures.job",
+    # ui
+    "main": "workbench.ui.cli",
+    "Explorer": "workbench.ui.widgets",
+    "StepViewer": "workbench.ui.widgets",
+}
+
+__all__ = sorted(["LAYERS", "__version__", *_API])
+
+
+def __getattr__(name: str):
+    """Load a public name from its module on first use (PEP 562)."""
+    try:
+        module = _API[name]
+    except KeyError:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

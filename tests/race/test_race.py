@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from workbench.base.errors import ConfigError
-from workbench.race.simulator import (METRICS, PLANS, SCENARIOS, SITE_KINDS, STRATEGIES, TRAP_SITES,
+from workbench.emulate.scenario import scenario_names
+from workbench.race.simulator import (METRICS, PLANS, SITE_KINDS, STRATEGIES, TRAP_SITES,
                             PerCallOutcomes, RaceConfig, Workload, bristot_comparison,
                             closed_form, derive_plan, simulate, simulate_many)
 from workbench.race.timing import BRISTOT, Timing
@@ -110,7 +111,7 @@ def test_monte_carlo_agrees_with_closed_form_on_a_grid():
     """
     configs = _grid()
     assert len(configs) >= 20
-    outcomes = {s: synthetic(s) for s in SCENARIOS}
+    outcomes = {s: synthetic(s) for s in scenario_names()}
     frame = simulate_many(configs, outcomes, trials=3000, seed=2024)
     z99 = 2.5758293035489
     for m in METRICS:
@@ -155,7 +156,7 @@ def test_skip_violations_grow_with_cpus_and_window():
                for n in (1, 2, 8, 64, 512, 4096)]
     assert all(b > a for a, b in zip(by_cpus, by_cpus[1:]))
     by_window = [closed_form(RaceConfig("seed", "skip", cpus=64, workload=SMALL,
-                                        timing=Timing.from_round(r)), outcomes)["violations"]
+                                        timing=Timing.for_round(r)), outcomes)["violations"]
                  for r in (1e5, 3e5, 1e6, 3e6)]
     assert all(b > a for a, b in zip(by_window, by_window[1:]))
     # linear in N at a fixed window (Poisson baseline): 64x CPUs, 64x violations
@@ -573,8 +574,8 @@ def _cli(argv, capsys):
 @pytest.mark.parametrize("argv,name", [
     (["--cpus", "0"], "cpus"),
     (["--strategy", "retry"], "strategy"),
-    (["--rate", "do_IRQ=-5"], r"rate\[do_IRQ\]"),
-    (["--horizon-ns", "1000"], "horizon_ns"),
+    (["--hot", "do_IRQ=-5,__migrate_task=20"], r"rate\[do_IRQ\]"),
+    (["--trampolines", "maybe"], "trampolines"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(argv, name, capsys):
     status, out, err = _cli(argv + ["--trials", "10"], capsys)

@@ -44,7 +44,7 @@ def test_max_moments_edge_cases():
 
 @pytest.mark.parametrize("cpus,prob", [(1, 0.1), (2, 0.1), (24, 0.1), (24, 1.0), (4096, 0.1), (4096, 0.01)])
 def test_round_draws_match_moments(cpus, prob):
-    t = Timing.from_round(300_000.0, irq_off_prob=prob) if cpus > 1 else Timing(irq_off_prob=prob)
+    t = Timing.for_round(300_000.0, irq_off_prob=prob)
     mean, var = t.round_moments(cpus)
     x = t.draw_rounds(np.random.default_rng(5), cpus, 400_000)
     assert x.min() >= t.ipi_base_ns
@@ -77,8 +77,8 @@ def test_same_seed_same_draws():
     assert np.array_equal(a, b)
 
 
-def test_from_round_and_scaled():
-    t = Timing.from_round(1e6, cpus=64)
+def test_for_round_and_scaled():
+    t = Timing.for_round(1e6, cpus=64)
     assert t.round_moments(64)[0] == pytest.approx(1e6)
     s = Timing().scaled(2.0)
     assert s.round_moments(24)[0] == pytest.approx(2 * Timing().round_moments(24)[0])
@@ -98,6 +98,7 @@ def test_bad_timing_names_the_parameter(kw, name):
         Timing(**kw)
 
 
-def test_from_round_below_base_is_an_error():
-    with pytest.raises(ConfigError, match="^ipi_round_ns: .*valid range"):
-        Timing.from_round(1.0)
+def test_for_round_refuses_a_non_positive_round():
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ConfigError, match="^sync_round_ns: "):
+            Timing.for_round(bad)

@@ -15,7 +15,8 @@ import pytest
 from workbench.sweep import engine as sw
 from workbench.base.errors import ConfigError
 from workbench.race.simulator import load_outcomes, simulate
-from workbench.race.experiment import RACE, RaceExperiment, long_metrics, race_grid, timing_for_round
+from workbench.race.experiment import RACE, RaceExperiment, long_metrics, race_grid
+from workbench.race.timing import Timing
 from workbench.sweep.engine import FunctionExperiment, Grid, SweepCache, parse_assignments, point_stream, sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,19 +114,17 @@ def test_normalize_fills_defaults_so_equal_points_share_a_key():
     assert b["sync_round_ns"] == pytest.approx(a["sync_round_ns"])
 
 
-def test_timing_for_round_hits_the_round_and_keeps_writes():
-    from workbench.race.timing import Timing
-
+def test_for_round_hits_the_round_and_keeps_writes():
     base = Timing()
     for target in (1e3, 3.37e5, 1e7):
-        t = timing_for_round(target)
+        t = Timing.for_round(target)
         assert t.round_moments(24)[0] == pytest.approx(target, rel=1e-12)
         assert t.write_ns == base.write_ns
         # floor and tail scaled together: the shape of the model is kept
         assert t.ipi_base_ns / t.irq_off_scale_ns == pytest.approx(base.ipi_base_ns / base.irq_off_scale_ns)
-    assert timing_for_round(None) == base
+    assert Timing.for_round(None) == base
     with pytest.raises(ConfigError, match="sync_round_ns"):
-        timing_for_round(0.0)
+        Timing.for_round(0.0)
 
 
 # -- what a point computes -----------------------------------------------------------------------------

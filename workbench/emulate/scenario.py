@@ -24,7 +24,7 @@ from workbench.base.errors import ConfigError, check_choice
 from workbench.kernel.ftrace import OPS_KINDS, FtraceOps, FtraceState, plan_transition
 from workbench.kernel.image import KernelImage
 
-__all__ = ["Scenario", "load_scenario", "scenario_names", "SCENARIO_DIR"]
+__all__ = ["check_scenario", "Scenario", "load_scenario", "scenario_names", "SCENARIO_DIR"]
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 _OPS_KEYS = {"kind", "functions", "notrace", "trampoline"}
@@ -66,7 +66,18 @@ class Scenario:
 
 
 def scenario_names() -> list[str]:
+    """The named scenarios shipped in ``workbench/emulate/scenarios/``, read now (not at import)."""
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+
+
+def check_scenario(name_or_path: str) -> str:
+    """*name_or_path* if it is a named scenario or a valid scenario file; else ConfigError.
+
+    A path is loaded and validated (:func:`load_scenario`), so a bad file is
+    refused before any work, with the same one-line message.
+    """
+    load_scenario(name_or_path)
+    return name_or_path
 
 
 def load_scenario(name_or_path: str) -> Scenario:

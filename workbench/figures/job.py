@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.base.vocabulary import STRATEGIES
 from workbench.base.errors import ConfigError, check_range
 
 __all__ = ["GRIDS", "FIGURES", "FigureSpec", "regenerate", "grids", "batching_grid", "summaries", "Report",
@@ -53,7 +54,6 @@ GRIDS = {
     },
 }
 
-STRATEGIES = ("skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine")
 #: CPU count of the timing sweep (figure 2)
 TIMING_CPUS = 64
 #: per-CPU calls/s of each patched site in the batching sweep (uniform: 2e6 calls/s over 40,000)

@@ -31,6 +31,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, Locator, LogLocator
 
+from workbench.base.vocabulary import STRATEGIES
 from workbench.base.errors import check_choice
 
 __all__ = [
@@ -45,7 +46,7 @@ OKABE_ITO = {
     "grey": "#999999",
 }
 
-STRATEGY_ORDER = ("skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine")
+STRATEGY_ORDER = STRATEGIES
 
 #: strategy -> (colour, marker, legend label); yellow is left out: too pale on white
 STRATEGY_STYLE = {

@@ -196,7 +196,8 @@ class FtraceState:
         im = self.image
         for o in self.all_ops:
             addr, fa, filt, na, notr = self._slots[o.name]
-            for off, v in ((0, im.sym(o.handler)), (8, o.flags), (12, fa), (16, na), (20, 0)):
+            for off, v in ((EQU["OPS_FUNC"], im.sym(o.handler)), (EQU["OPS_FLAGS"], o.flags),
+                           (EQU["OPS_FILTER"], fa), (EQU["OPS_NOTRACE"], na), (EQU["OPS_PRIVATE"], 0)):
                 machine.write32(addr + off, v)
             if filt is not None:
                 for i, v in enumerate([len(filt)] + filt):

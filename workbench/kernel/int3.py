@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from workbench.base.errors import check_choice
+from workbench.base.vocabulary import STRATEGIES as VOCABULARY_STRATEGIES
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS
 
 __all__ = [
@@ -104,7 +105,13 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 def strategy(name: str, shipped: str, protocol: str = "breakpoint"):
-    """Register ``handler(machine, cpu, regs, change) -> bool`` as strategy *name*."""
+    """Register ``handler(machine, cpu, regs, change) -> bool`` as strategy *name*.
+
+    *name* must be one of the vocabulary's strategies
+    (:data:`workbench.base.vocabulary.STRATEGIES`), the one list of names.
+    """
+    check_choice("strategy", name, VOCABULARY_STRATEGIES)
+
     def register(fn):
         STRATEGIES[name] = Strategy(name, protocol, fn, shipped)
         return fn
@@ -159,3 +166,6 @@ def _spin(machine, cpu, regs, change):
 @strategy("stop_machine", "powerpc; early x86", protocol="stop_machine")
 def _stop_machine(machine, cpu, regs, change):
     return False  # stop_machine leaves no int3 in text; one hit here is a bug
+
+if tuple(STRATEGIES) != VOCABULARY_STRATEGIES:  # every named strategy has its code, in the same order
+    raise ImportError(f"int3 strategies {tuple(STRATEGIES)} differ from the vocabulary's {VOCABULARY_STRATEGIES}")

@@ -22,6 +22,7 @@ from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_INVALI
                      UC_MODE_32, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError)
 from unicorn import x86_const as X
 
+from workbench.base.vocabulary import ENTRIES
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.kernel.image import KernelImage
 from workbench.kernel.layout import EQU
@@ -32,7 +33,6 @@ __all__ = ["Machine", "Cpu", "Crash", "KernelFault", "ENTRIES", "UNBOUNDED"]
 #: int3 entry variants: v5.1 (pt_regs on the interrupted stack) and v5.3 (with the gap).
 #: Only the int3 entry changes: ftrace_regs_caller builds the v5.1 frame in both
 #: (its own v5.3 gap and real regs->sp do not change what a trapped call does).
-ENTRIES = ("v5.1", "v5.3")
 #: Unicorn ignores counts in blocks translated without one: always pass a count
 UNBOUNDED = 10**9
 

@@ -6,7 +6,7 @@ point, prepares read-only data every point needs, and runs one point.
 :class:`FunctionExperiment` wraps a plain function; :class:`RaceExperiment`
 (:data:`RACE`, the default of :func:`workbench.sweep.engine.sweep`) is the race
 simulator of :mod:`workbench.race.simulator` over :data:`RACE_PARAMETERS`, with the
-patch timing set by the mean sync round (:func:`timing_for_round`).
+patch timing set by the mean sync round (:meth:`workbench.race.timing.Timing.for_round`).
 :func:`race_grid` builds a grid of its points.
 
 Bad input (an unknown parameter, a value the experiment refuses) raises
@@ -25,42 +25,19 @@ from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.sweep.engine import Grid
 from workbench.sweep.experiment import Experiment
 from workbench.race.simulator import METRICS
+from workbench.race.timing import Timing
 
 __all__ = ["RACE", "RACE_PARAMETERS", "REFERENCE_CPUS", "RaceExperiment", "long_metrics", "race_grid",
-           "timing_for_round"]
+           ]
 
 #: the CPU count at which ``sync_round_ns`` is defined: Bristot's 24-CPU machine,
 #: where the default timing was calibrated (workbench.race.timing)
 REFERENCE_CPUS = 24
 
 
-def timing_for_round(sync_round_ns=None, *, write_ns=None, irq_off_prob=None, stop_machine_ns=None,
-                     ref_cpus=REFERENCE_CPUS):
-    """A :class:`workbench.race.timing.Timing` whose mean sync round on *ref_cpus* CPUs is *sync_round_ns*.
-
-    Both parts of a round, the IPI floor (``ipi_base_ns``) and the irq-off
-    tail (``irq_off_scale_ns``), are scaled by one factor, so the shape of
-    the round-latency model is kept and rounds on other CPU counts grow as
-    the model says. Writes are not scaled. ``None`` keeps the calibrated
-    default (0.337 ms on 24 CPUs). Raises :class:`ConfigError` for a
-    non-positive or non-finite round.
-    """
-    from workbench.race.timing import Timing, finite_range
-
-    kw = {k: v for k, v in (("write_ns", write_ns), ("irq_off_prob", irq_off_prob),
-                            ("stop_machine_ns", stop_machine_ns)) if v is not None}
-    base = Timing(**kw)
-    if sync_round_ns is None:
-        return base
-    target = finite_range("sync_round_ns", sync_round_ns, 1e-3)
-    now = base.round_moments(ref_cpus)[0]
-    f = target / now
-    return replace(base, ipi_base_ns=base.ipi_base_ns * f, irq_off_scale_ns=base.irq_off_scale_ns * f)
-
-
 #: every race-sweep parameter and its default (None: the model's calibrated default)
 RACE_PARAMETERS = {
-    "scenario": "seed",          # workbench.race.simulator.SCENARIOS
+    "scenario": "seed",          # a named scenario or a scenario TOML file
     "strategy": "skip",          # workbench.race.simulator.STRATEGIES
     "protocol": None,            # per_site | batched | stop_machine (None: the strategy's own)
     "entry": "v5.3",             # kernel int3 entry whose emulated outcomes are used
@@ -80,6 +57,12 @@ RACE_PARAMETERS = {
 }
 
 _OUTCOME_METRICS = ("violations", "dropped_tracer", "dropped_livepatch", "spurious", "crashes")
+
+
+def _timing(p: dict):
+    """The :class:`~workbench.race.timing.Timing` of a point: the one timing model."""
+    kw = {k: p[k] for k in ("write_ns", "irq_off_prob", "stop_machine_ns") if p.get(k) is not None}
+    return Timing.for_round(p.get("sync_round_ns"), REFERENCE_CPUS, **kw)
 
 
 class RaceExperiment(Experiment):
@@ -109,8 +92,7 @@ class RaceExperiment(Experiment):
         if not isinstance(p["trampolines"], bool):
             raise ConfigError(f"trampolines: expected true or false, got {p['trampolines']!r}")
         p["trials"] = int(check_range("trials", p["trials"], 2, 10**8, integer=True))
-        timing = timing_for_round(p["sync_round_ns"], write_ns=p["write_ns"], irq_off_prob=p["irq_off_prob"],
-                                  stop_machine_ns=p["stop_machine_ns"])
+        timing = _timing(p)
         hot = DEFAULT_HOT if p["hot"] is None else p["hot"]
         if isinstance(hot, dict):
             hot = tuple(hot.items())
@@ -134,8 +116,7 @@ class RaceExperiment(Experiment):
         """The :class:`workbench.race.simulator.RaceConfig` of a normalised point."""
         from workbench.race.simulator import RaceConfig, Workload
 
-        timing = timing_for_round(p["sync_round_ns"], write_ns=p["write_ns"], irq_off_prob=p["irq_off_prob"],
-                                  stop_machine_ns=p["stop_machine_ns"])
+        timing = _timing(p)
         workload = Workload(hot=tuple(p["hot"].items()), tail_functions=p["tail_functions"],
                             tail_rate=p["tail_rate"], zipf_s=p["zipf_s"], dispersion=p["dispersion"])
         return RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,

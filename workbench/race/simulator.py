@@ -66,34 +66,25 @@ import math
 import numpy as np
 import pandas as pd
 
+from workbench.base.vocabulary import METRICS, PROTOCOLS, STRATEGIES
+from workbench.emulate.scenario import check_scenario
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.race.spin import _spin_draw_shared, _spin_expect, _spin_per_site, _spin_wait
 from workbench.race.timing import BRISTOT, Timing, finite_range, gamma_matched
 from workbench.race.workload import _NS, EXACT_SITES, LIVEPATCHED, Workload, _Sites, _site_summary
 
 __all__ = [
-    "STRATEGIES", "SCENARIOS", "PROTOCOLS", "SITE_KINDS", "TRAP_SITES", "METRICS",
+    "STRATEGIES", "PROTOCOLS", "SITE_KINDS", "TRAP_SITES", "METRICS",
     "LIVEPATCHED", "PLANS", "Stage", "Workload", "RaceConfig", "PerCallOutcomes",
     "closed_form", "simulate", "simulate_many", "load_outcomes", "bristot_comparison",
     "derive_plan", "EXACT_SITES",
 ]
 
-STRATEGIES = ("skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine")
 
 
-def _scenarios():
-    from workbench.emulate.scenario import scenario_names
-    return tuple(scenario_names())
-
-
-#: the named scenarios (workbench/scenarios/*.toml)
-SCENARIOS = _scenarios()
-PROTOCOLS = ("per_site", "batched", "stop_machine")
 SITE_KINDS = ("livepatched", "ordinary")
 TRAP_SITES = ("fentry", "ftrace_call", "ftrace_regs_call")
 #: reported metrics, in column order
-METRICS = ("trapped", "violations", "dropped_tracer", "dropped_livepatch", "spurious",
-           "crashes", "stall_ns", "window_ns", "patch_ns", "ipis")
 #: metric <- outcome-table column (per-trapped-call mean)
 _OUTCOME_COLUMNS = {"violations": "violation", "dropped_tracer": "dropped_tracer",
                     "dropped_livepatch": "dropped_livepatch", "spurious": "spurious",
@@ -184,7 +175,7 @@ class RaceConfig:
     horizon_ns: float = 3.6e12
 
     def __post_init__(self):
-        check_choice("scenario", self.scenario, SCENARIOS)
+        check_scenario(self.scenario)
         check_choice("strategy", self.strategy, STRATEGIES)
         implied = "stop_machine" if self.strategy == "stop_machine" else "batched"
         protocol = implied if self.protocol is None else check_choice("protocol", self.protocol, PROTOCOLS)
@@ -268,7 +259,7 @@ class PerCallOutcomes:
 def load_outcomes(scenario, entry="v5.3"):
     """Run/load the emulator's outcome table (cached by code version there)."""
     from workbench.emulate.explore import load_outcome_table  # lazy: the emulator is heavy
-    check_choice("scenario", scenario, SCENARIOS)
+    check_scenario(scenario)
     return PerCallOutcomes(load_outcome_table(scenario, entry), scenario, entry)
 
 

@@ -38,7 +38,7 @@ is then calibrated so that a round on 24 CPUs averages the derived R.
 ``stop_machine_ns`` (2 ms) stands for "a few ms on an idle system" (Josh
 Poimboeuf, 2014): an assumption inside a quoted range, not a measurement.
 
-Every default can be overridden; :meth:`Timing.from_round` recalibrates the
+Every default can be overridden; :meth:`Timing.for_round` sets the
 irq-off tail to another mean round.
 """
 
@@ -170,24 +170,25 @@ class Timing:
         object.__setattr__(self, "irq_off_prob", check_range("irq_off_prob", self.irq_off_prob, 0, 1))
 
     @classmethod
-    def from_round(cls, round_ns, cpus=BRISTOT.cpus, **overrides):
-        """Timing whose mean sync round on *cpus* CPUs is *round_ns*.
+    def for_round(cls, sync_round_ns: float | None, cpus: int = BRISTOT.cpus, **overrides) -> "Timing":
+        """The one way to set the sync round: Timing whose mean round on *cpus* CPUs is *sync_round_ns* ns.
 
-        Keeps ``ipi_base_ns`` and ``irq_off_prob`` (defaults or *overrides*)
-        and solves for ``irq_off_scale_ns``. Raises :class:`ConfigError` if
-        *round_ns* is below the base cost, or *cpus* is 1 (no tail to scale)
-        while *round_ns* differs from the base.
+        Both parts of a round, the IPI floor (``ipi_base_ns``) and the
+        irq-off tail (``irq_off_scale_ns``), are scaled by one factor, so the
+        shape of the round-latency model is kept and rounds on other CPU
+        counts grow as the model says; writes are not scaled. *overrides*
+        set other fields first (e.g. ``write_ns``, ``irq_off_prob``);
+        ``None`` keeps the calibrated round (0.337 ms on 24 CPUs). Used
+        alike by ``simulate``, the sweeps and the widgets. Raises
+        :class:`ConfigError` for a non-positive or non-finite round.
         """
-        base = Timing(**overrides)
-        cpus = int(check_range("cpus", cpus, 1, 65536, integer=True))
-        finite_range("ipi_round_ns", round_ns, base.ipi_base_ns)
-        m1, _ = tail_max_moments(cpus - 1, base.irq_off_prob)
-        if m1 == 0.0:
-            if round_ns != base.ipi_base_ns:
-                raise ConfigError("ipi_round_ns: with one CPU or irq_off_prob 0 a round "
-                                  f"is exactly ipi_base_ns = {base.ipi_base_ns:g}")
+        base = cls(**overrides)
+        if sync_round_ns is None:
             return base
-        return replace(base, irq_off_scale_ns=(round_ns - base.ipi_base_ns) / m1)
+        target = finite_range("sync_round_ns", sync_round_ns, 1e-3)
+        cpus = int(check_range("cpus", cpus, 1, 65536, integer=True))
+        f = target / base.round_moments(cpus)[0]
+        return replace(base, ipi_base_ns=base.ipi_base_ns * f, irq_off_scale_ns=base.irq_off_scale_ns * f)
 
     def scaled(self, factor):
         """The same model with every write and sync cost multiplied by *factor*."""

@@ -23,6 +23,7 @@ COMMANDS = {
     "simulate": ("simulate", "race simulator: dropped invocations on N CPUs"),
     "sweep": ("sweep", "run a grid of race-simulator configurations (local or Dask)"),
     "figures": ("figures", "regenerate every figure and summary table into data/"),
+    "columns": ("columns", "every parameter and data column: unit and meaning"),
 }
 
 

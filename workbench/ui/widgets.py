@@ -377,11 +377,12 @@ class Explorer:
     def __init__(self, scenario="seed", strategies=("skip", "emulate_regs_caller", "emulate_old", "stop_machine"),
                  cpus=(1, 64), do_irq_rate=1000.0, tail_rate=2e6, sync_round_us=337.0, metric="violations",
                  trials=1000, entry="v5.3", protocol="batched"):
-        from workbench.race.simulator import PROTOCOLS, SCENARIOS, STRATEGIES
+        from workbench.race.simulator import PROTOCOLS, STRATEGIES
+        from workbench.emulate.scenario import scenario_names
 
         w = _widgets()
         style = {"description_width": "110px"}
-        self.scenario = w.Dropdown(options=list(SCENARIOS), value=scenario, description="scenario", style=style)
+        self.scenario = w.Dropdown(options=scenario_names(), value=scenario, description="scenario", style=style)
         self.entry = w.Dropdown(options=["v5.1", "v5.3"], value=entry, description="int3 entry", style=style)
         self.protocol = w.Dropdown(options=[p for p in PROTOCOLS if p != "stop_machine"], value=protocol,
                                    description="protocol", style=style)

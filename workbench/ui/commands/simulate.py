@@ -1,100 +1,85 @@
 """``python -m workbench simulate``: the race simulator on the command line.
 
-Prints, per configuration (every strategy x CPU count given), the Monte Carlo
-mean, standard error and 95% interval of trapped calls, violations, dropped
-tracer and livepatch invocations, spurious calls, crashes, stall, window,
-patch duration and IPI rounds next to the closed form. ``--json`` prints the
+The options are the race experiment's parameters
+(:data:`workbench.race.experiment.RACE_PARAMETERS`), under the same names as
+``sweep --set`` and the sweep's columns, and a configuration runs exactly as
+a sweep point does (one timing model, one seed stream per configuration): so
+``simulate --cpus 64 --sync-round-ns 1e5`` and the sweep point
+``cpus=64, sync_round_ns=1e5`` give the same numbers. ``--strategy`` and
+``--cpus`` take comma-separated lists; every combination is a configuration.
+
+Prints, per configuration, the Monte Carlo mean, standard error and 95%
+interval of every metric next to the closed form. ``--json`` prints the
 records; ``--bristot`` prints the model beside Bristot's measurement. The
 per-call outcomes come from the emulator (``workbench.emulate.explore``).
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import math
-import sys
 
-from workbench.base.errors import ConfigError, check_range
-from workbench.race.simulator import (METRICS, PROTOCOLS, SCENARIOS, STRATEGIES, RaceConfig, Workload,
-                    PerCallOutcomes, bristot_comparison, load_outcomes, simulate_many)
+from workbench.base.errors import ConfigError
+from workbench.base.vocabulary import COLUMNS, METRICS
+from workbench.race.experiment import RACE, RACE_PARAMETERS
 from workbench.race.timing import Timing
+from workbench.race.simulator import bristot_comparison
+from workbench.sweep.engine import Grid, parse_assignments, sweep
 
 __all__ = ["configure", "run"]
 
+#: parameters that take a comma-separated list (each value is a configuration)
+_LISTS = ("strategy", "cpus")
+#: what a default of None stands for, where it is not the timing model's calibrated value
+_NONE_MEANS = {"protocol": "the strategy's own (batched; stop_machine for that strategy)",
+               "hot": "do_IRQ=1000,__migrate_task=20,schedule=5000"}
 
-def _csv(kind):
-    def parse(text):
+
+def _hot(text: str) -> str:
+    """``NAME=RATE,NAME=RATE`` as the JSON object ``parse_assignments`` reads."""
+    rates = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        name, sep, value = item.partition("=")
         try:
-            return [kind(x) for x in text.split(",") if x.strip()]
+            if not sep or not name:
+                raise ValueError
+            rates[name.strip()] = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}")
-    return parse
-
-
-def _rate(text):
-    name, sep, value = text.partition("=")
-    try:
-        if not sep or not name:
-            raise ValueError
-        return name, float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected NAME=CALLS_PER_SECOND, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected NAME=CALLS_PER_SECOND,..., got {text!r}") from None
+    return json.dumps(rates)
 
 
 def configure(parser):
-    """Add the simulate options to *parser*."""
-    d, t = Workload(), Timing()
-    add = parser.add_argument
-    add("--scenario", default="seed", help=f"patch scenario: {', '.join(SCENARIOS)} (default seed)")
-    add("--strategy", type=_csv(str), default=["skip"],
-        help=f"int3 strategy, or several comma-separated: {', '.join(STRATEGIES)}")
-    add("--protocol", default=None, help=f"{', '.join(PROTOCOLS)} (default batched; stop_machine for "
-                                         "that strategy)")
-    add("--cpus", type=_csv(int), default=[64], help="CPU count(s), 1..65536, comma-separated")
-    add("--trials", type=int, default=10_000, help="Monte Carlo trials (default 10000)")
-    add("--seed", type=int, default=0, help="random seed; same seed, same numbers")
-    add("--entry", default="v5.3", help="kernel entry of the emulated outcome table (default v5.3)")
-    add("--json", action="store_true", help="print the summary records as JSON")
-    add("--bristot", action="store_true", help="print the model beside Bristot's 24-CPU measurement")
-    g = parser.add_argument_group("workload (per-CPU calls per second; illustrative defaults)")
-    g.add_argument("--rate", type=_rate, action="append", default=None, metavar="NAME=R",
-                   help="rate of a named hot function (repeatable; replaces the default list: "
-                        + ", ".join(f"{n}={r:g}" for n, r in d.hot) + ")")
-    g.add_argument("--sites", type=int, default=d.tail_functions,
-                   help=f"ordinary tail functions besides the named ones (default {d.tail_functions})")
-    g.add_argument("--tail-rate", type=float, default=d.tail_rate, help=f"total tail rate (default {d.tail_rate:g})")
-    g.add_argument("--zipf", type=float, default=d.zipf_s, help=f"Zipf exponent of the tail (default {d.zipf_s:g})")
-    g.add_argument("--dispersion", type=float, default=d.dispersion,
-                   help="gamma-Poisson over-dispersion, 0 = Poisson (default 0)")
-    g = parser.add_argument_group("timing (ns; defaults derived from DOMAIN.md section 6)")
-    g.add_argument("--write-ns", type=float, default=t.write_ns, help=f"one text_poke write (default {t.write_ns:.0f})")
-    g.add_argument("--prepare-ns", type=float, default=t.prepare_ns, help="per-site work outside the window")
-    g.add_argument("--ipi-base-ns", type=float, default=t.ipi_base_ns, help=f"sync round floor (default {t.ipi_base_ns:g})")
-    g.add_argument("--irq-off-prob", type=float, default=t.irq_off_prob, help="P(a CPU has IRQs off)")
-    g.add_argument("--irq-off-scale-ns", type=float, default=None,
-                   help=f"mean irq-off residual (default {t.irq_off_scale_ns:.0f}, calibrated)")
-    g.add_argument("--ipi-round-ns", type=float, default=None,
-                   help="recalibrate the irq-off tail so a round on 24 CPUs averages this")
-    g.add_argument("--handler-ns", type=float, default=t.handler_ns, help="int3 handler, one site (45)")
-    g.add_argument("--handler-batch-ns", type=float, default=t.handler_batch_ns, help="int3 handler, batch (180)")
-    g.add_argument("--stop-machine-ns", type=float, default=t.stop_machine_ns, help="stop_machine fixed cost")
-    g.add_argument("--horizon-ns", type=float, default=3.6e12, help="longest allowed patch (default 1 h)")
-    g.add_argument("--no-trampolines", action="store_true", help="patch call sites only (a text_poke batch)")
+    """Add one option per race parameter (same name as the sweep's), plus seed, json, bristot."""
+    for name, default in RACE_PARAMETERS.items():
+        term = COLUMNS[name]
+        shown = (_NONE_MEANS.get(name, "the model's calibrated default") if default is None
+                 else json.dumps(default))
+        extra = " (comma-separated list)" if name in _LISTS else ""
+        unit = f" [{term.unit}]" if term.unit not in ("text", "bool", "count", "1") else ""
+        kw = dict(type=_hot, metavar="NAME=RATE,...") if name == "hot" else {}
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, **kw,
+                            help=f"{term.meaning}{unit}{extra}; default {shown}")
+    parser.add_argument("--seed", type=int, default=0, help="the one random seed; same seed, same numbers")
+    parser.add_argument("--json", action="store_true", help="print the summary records as JSON")
+    parser.add_argument("--bristot", action="store_true", help="print the model beside Bristot's 24-CPU measurement")
 
 
-def _timing(args):
-    kw = dict(write_ns=args.write_ns, prepare_ns=args.prepare_ns, ipi_base_ns=args.ipi_base_ns,
-              irq_off_prob=args.irq_off_prob, handler_ns=args.handler_ns,
-              handler_batch_ns=args.handler_batch_ns, stop_machine_ns=args.stop_machine_ns)
-    if args.ipi_round_ns is not None:
-        if args.irq_off_scale_ns is not None:
-            raise ConfigError("ipi_round_ns: give either --ipi-round-ns or --irq-off-scale-ns, not both")
-        return Timing.from_round(args.ipi_round_ns, **kw)
-    if args.irq_off_scale_ns is not None:
-        kw["irq_off_scale_ns"] = args.irq_off_scale_ns
-    return Timing(**kw)
+def grid_of(args) -> Grid:
+    """The race grid the options describe (what ``sweep --set`` would build)."""
+    given = {name: getattr(args, name) for name in RACE_PARAMETERS if getattr(args, name) is not None}
+    for name, text in given.items():
+        if name not in _LISTS and name != "hot" and "," in text:
+            raise ConfigError(f"{name}: takes one value, got {text!r}")
+    sets = [f"{name}={text}" for name, text in given.items() if name != "hot"]
+    axes = dict(parse_assignments(sets, RACE).axes) if sets else {}
+    if "hot" in given:  # one mapping, not a list of values
+        axes["hot"] = [json.loads(given["hot"])]
+    return Grid(axes, experiment=RACE)
 
 
-def _table(frame):
+def _table(frame) -> str:
     """One readable block per configuration."""
     blocks = []
     for _, r in frame.iterrows():
@@ -117,27 +102,15 @@ def _jsonable(value):
 
 
 def run(args):
-    """Build the configurations, load the outcome table, simulate, print."""
-    timing = _timing(args)
+    """Build the configurations, simulate each as a sweep point, print."""
+    grid = grid_of(args)
     if args.bristot:
+        point = RACE.normalize(grid.points()[0])
+        timing = Timing.for_round(point["sync_round_ns"], write_ns=point["write_ns"],
+                                  irq_off_prob=point["irq_off_prob"], stop_machine_ns=point["stop_machine_ns"])
         print(bristot_comparison(timing).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         return 0
-    check_range("trials", args.trials, 2, 10**8, integer=True)
-    hot = dict(args.rate) if args.rate else Workload().hot
-    workload = Workload(hot=hot, tail_functions=args.sites, tail_rate=args.tail_rate,
-                        zipf_s=args.zipf, dispersion=args.dispersion)
-    configs = [RaceConfig(args.scenario, strategy, args.protocol, cpus, workload, timing,
-                          trampolines=not args.no_trampolines, horizon_ns=args.horizon_ns)
-               for strategy in args.strategy for cpus in args.cpus]
-    if all(c.strategy == "stop_machine" for c in configs):
-        outcomes = PerCallOutcomes.empty(args.scenario, args.entry)  # nothing traps
-    else:
-        try:
-            outcomes = load_outcomes(args.scenario, args.entry)
-        except (ImportError, AttributeError) as exc:  # the emulator is not built yet
-            print(f"error: the emulator's outcome table is unavailable ({exc})", file=sys.stderr)
-            return 1
-    frame = simulate_many(configs, outcomes, args.trials, args.seed)
+    frame = sweep(grid, RACE, seed=args.seed, backend="serial", progress=False)
     if args.json:
         records = [{k: _jsonable(v) for k, v in rec.items()} for rec in frame.to_dict("records")]
         print(json.dumps(records, indent=2))

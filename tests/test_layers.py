@@ -1,0 +1,103 @@
+"""The package's floors: imports only go down, no cycles, no private names across modules.
+
+The layers, bottom to top, are listed in :data:`workbench.LAYERS`. A module may
+import its own layer and the layers below it; it may not import a module's
+``_private`` name from another module, and it imports at module level (an
+import inside a function needs a comment giving the start-up cost it avoids).
+"""
+
+import ast
+from pathlib import Path
+
+import workbench
+
+PKG = Path(workbench.__file__).resolve().parent
+
+
+def _modules():
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG).with_suffix("")
+        parts = [p for p in rel.parts if p != "__init__"]
+        yield ".".join(["workbench", *parts]), path, path.name == "__init__.py"
+
+
+def _imports(name, path, is_pkg):
+    """(line, imported module, imported names, inside a function, line text) of every workbench import."""
+    tree = ast.parse(path.read_text())
+    lines = path.read_text().splitlines()
+    parents = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level:
+                base = name.split(".") if is_pkg else name.split(".")[:-1]
+                base = base[: len(base) - node.level + 1]
+                mod = ".".join([*base, mod] if mod else base)
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            mod, names = None, []
+            for a in node.names:
+                if a.name.startswith("workbench"):
+                    mod = a.name
+        else:
+            continue
+        if not mod or not mod.startswith("workbench"):
+            continue
+        p, in_fn = node, False
+        while p in parents:
+            p = parents[p]
+            if isinstance(p, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                in_fn = True
+        yield node.lineno, mod, names, in_fn, lines[node.lineno - 1]
+
+
+def _layer(module):
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in workbench.LAYERS else None
+
+
+def test_every_module_is_in_a_layer():
+    loose = [m for m, _, _ in _modules() if m != "workbench" and _layer(m) is None
+             and m not in ("workbench.__main__",)]
+    assert loose == []
+
+
+def test_imports_only_go_down():
+    rank = {layer: i for i, layer in enumerate(workbench.LAYERS)}
+    upward = []
+    for name, path, is_pkg in _modules():
+        mine = _layer(name)
+        if mine is None:
+            continue
+        for line, mod, _, _, _ in _imports(name, path, is_pkg):
+            theirs = _layer(mod) if mod != "workbench" else None
+            if theirs is None or rank[theirs] > rank[mine]:
+                upward.append(f"{name}:{line} imports {mod}")
+    assert upward == []
+
+
+def test_no_import_cycles():
+    graph = {}
+    for name, path, is_pkg in _modules():
+        graph[name] = {mod for _, mod, _, in_fn, _ in _imports(name, path, is_pkg) if mod in dict.fromkeys(
+            m for m, _, _ in _modules())}
+    seen, stack, cycles = set(), [], []
+
+    def visit(n):
+        if n in stack:
+            cycles.append(stack[stack.index(n):] + [n])
+            return
+        if n in seen:
+            return
+        seen.add(n)
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            visit(m)
+        stack.pop()
+
+    for n in sorted(graph):
+        visit(n)
+    assert cycles == []

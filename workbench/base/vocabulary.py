@@ -1,0 +1,150 @@
+"""The workbench's vocabulary: every parameter and data column, its unit and meaning, once.
+
+The command line, the sweep grid, the Parquet and CSV columns, the widgets
+and the figures all use the names defined here. ``python -m workbench
+columns`` prints this dictionary; :func:`write_columns` writes it beside a
+data file, restricted to the columns that file has.
+
+Units are spelled once: ``ns`` (nanoseconds), ``calls/s`` (calls per second
+on one CPU), ``count`` (a number of things per patch, or per trapped call
+where the meaning says so), ``1`` (a dimensionless ratio or probability),
+``bool``, ``text``. A column whose name ends in ``_ns`` is in nanoseconds,
+always.
+
+The race simulator's summary statistics come as ``<metric>_<stat>``: for
+every metric in :data:`METRICS` and every stat in :data:`STATS`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["COLUMNS", "ENTRIES", "METRICS", "PROTOCOLS", "STATS", "STRATEGIES", "Term", "column",
+           "columns_frame_rows", "write_columns"]
+
+
+@dataclass(frozen=True)
+class Term:
+    """One named quantity: its unit and a one-line meaning."""
+
+    name: str
+    unit: str
+    meaning: str
+
+
+#: the int3 handler strategies, in the order every table and figure uses
+#: (their code and the kernel commit each follows: :mod:`workbench.kernel.int3`)
+STRATEGIES = ("skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine")
+
+#: the int3 entries (``arch/x86/entry/entry_32.S``): v5.1 leaves pt_regs on the
+#: interrupted stack; v5.3 (3c88c692c287) copies it down behind a 5-word gap
+ENTRIES = ("v5.1", "v5.3")
+
+#: how the race simulator patches the sites: one breakpoint protocol per site,
+#: ftrace's one batch, or stop_machine (the emulator's byte-level protocols,
+#: including the negative controls, are :data:`workbench.kernel.text_poke.PROTOCOLS`)
+PROTOCOLS = ("per_site", "batched", "stop_machine")
+
+#: what the race simulator counts per patch
+METRICS = ("trapped", "violations", "dropped_tracer", "dropped_livepatch", "spurious", "crashes",
+           "stall_ns", "window_ns", "patch_ns", "ipis")
+
+#: the summary statistics of each metric
+STATS = {
+    "mean": "Monte Carlo mean over the trials",
+    "se": "standard error of that mean",
+    "lo": "lower end of the 95% interval of the mean",
+    "hi": "upper end of the 95% interval of the mean",
+    "cf": "closed-form expectation",
+}
+
+_TERMS = [
+    # what was run
+    Term("scenario", "text", "patch scenario: which ftrace ops are registered before and after"),
+    Term("strategy", "text", "int3 handler strategy: " + ", ".join(STRATEGIES)),
+    Term("entry", "text", "int3 entry whose outcomes are used: " + ", ".join(ENTRIES)),
+    Term("protocol", "text", "how the sites are patched: " + ", ".join(PROTOCOLS)),
+    Term("mode", "text", "emulator interleaving: exhaustive or random"),
+    Term("seed", "count", "the one random seed of a run; same seed, same numbers"),
+    Term("stream", "count", "per-point random stream, spawned from a hash of the point's parameters"),
+    Term("trials", "count", "Monte Carlo trials per point"),
+    Term("outcomes", "text", "emulator: per-call outcomes measured by the emulator; none: count traps only"),
+    # the machine and the workload
+    Term("cpus", "count", "CPUs calling traced functions"),
+    Term("hot", "calls/s", "per-CPU call rate of each named hot function, NAME=RATE,..."),
+    Term("tail_functions", "count", "ordinary traced functions besides the hot ones"),
+    Term("tail_rate", "calls/s", "total per-CPU call rate of the ordinary functions"),
+    Term("zipf_s", "1", "Zipf exponent of the ordinary functions' rates"),
+    Term("dispersion", "1", "gamma-Poisson over-dispersion of call counts (0: Poisson)"),
+    Term("trampolines", "bool", "the trampolines' own calls are patched too (false: call sites only)"),
+    Term("n_sites", "count", "call sites the patch changes"),
+    # timing
+    Term("sync_round_ns", "ns", "mean IPI sync round on 24 CPUs: the one knob of the round-latency model"),
+    Term("ipi_round_ns", "ns", "mean IPI sync round at this point's CPU count (derived from sync_round_ns)"),
+    Term("write_ns", "ns", "one text_poke write of an int3, a tail or a first byte"),
+    Term("irq_off_prob", "1", "share of time a CPU runs with interrupts off"),
+    Term("irq_off_scale_ns", "ns", "mean residual irq-off time a sync waits for"),
+    Term("ipi_base_ns", "ns", "floor of a sync round on an idle machine"),
+    Term("prepare_ns", "ns", "per-site work outside the int3 window"),
+    Term("handler_ns", "ns", "int3 handler time, one site"),
+    Term("handler_batch_ns", "ns", "int3 handler time, a batch (bsearch over its sites)"),
+    Term("stop_machine_ns", "ns", "fixed cost of one stop_machine round"),
+    Term("horizon_ns", "ns", "longest patch the simulator follows"),
+    # race metrics
+    Term("trapped", "count", "calls that hit an int3 (per patch; in the emulator's calls frame, 0 or 1 per call)"),
+    Term("violations", "count", "trapped calls that missed a handler both instructions run (per patch)"),
+    Term("dropped_tracer", "count", "tracer invocations lost by trapped calls (per patch)"),
+    Term("dropped_livepatch", "count", "livepatch invocations lost by trapped calls (per patch)"),
+    Term("spurious", "count", "handlers that ran although neither instruction runs them (per patch)"),
+    Term("crashes", "count", "trapped calls whose CPU crashed (per patch)"),
+    Term("stall_ns", "ns", "CPU time stalled: stop_machine rounds, spinning in the int3 handler"),
+    Term("window_ns", "ns", "time the int3 windows are open, summed over the patch"),
+    Term("patch_ns", "ns", "duration of the whole patch"),
+    Term("ipis", "count", "IPI sync rounds of the patch"),
+    Term("outcome_note", "text", "what the outcome table could not say for this point"),
+    # the emulator's calls frame and outcome table
+    Term("schedule", "count", "schedule index (exhaustive) or seed (random) of an emulated run"),
+    Term("cpu", "count", "emulated CPU that made the call"),
+    Term("function", "text", "traced function called"),
+    Term("site_kind", "text", "livepatched (the scenario's live-patched functions) or ordinary"),
+    Term("trap_site", "text", "where the call trapped: fentry, ftrace_call, ftrace_regs_call"),
+    Term("trap_phase", "text", "patch step in force when the call trapped"),
+    Term("phase", "text", "patch step in force when the call started"),
+    Term("n_trapped", "count", "trapped instruction placements behind a row of the outcome table"),
+    Term("violation", "count", "per trapped call: a handler both instructions run did not run"),
+    Term("crash", "count", "per trapped call: the emulated CPU faulted or its state was corrupted"),
+    Term("delay_traps", "count", "per trapped call: int3 entries beyond the first (spin's delay)"),
+    Term("schedules_raw", "count", "instruction placements explored"),
+    Term("schedules_distinct", "count", "placements left after merging equivalent ones"),
+]
+
+#: name -> :class:`Term`, for every parameter and column
+COLUMNS: dict[str, Term] = {t.name: t for t in _TERMS}
+for _m in METRICS:
+    for _s, _what in STATS.items():
+        _base = COLUMNS[_m]
+        COLUMNS[f"{_m}_{_s}"] = Term(f"{_m}_{_s}", _base.unit, f"{_what} of: {_base.meaning}")
+del _m, _s, _what, _base
+
+
+def column(name: str) -> Term:
+    """The :class:`Term` of *name*; raises ``KeyError`` naming the column if it is undefined."""
+    try:
+        return COLUMNS[name]
+    except KeyError:
+        raise KeyError(f"{name}: not in the workbench vocabulary (workbench.base.vocabulary)") from None
+
+
+def columns_frame_rows(names=None) -> list[dict]:
+    """Rows ``{column, unit, meaning}`` for *names* (default: the whole vocabulary)."""
+    names = list(COLUMNS) if names is None else list(names)
+    return [{"column": n, "unit": column(n).unit, "meaning": column(n).meaning} for n in names]
+
+
+def write_columns(data_path: Path, names) -> Path:
+    """Write ``<data_path>.columns.json``: unit and meaning of each of *names*, beside the data."""
+    out = Path(f"{data_path}.columns.json")
+    out.write_text(json.dumps(columns_frame_rows(names), indent=1) + "\n")
+    return out
