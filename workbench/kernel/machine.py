@@ -13,7 +13,10 @@ while each keeps its own translated code until it syncs.
 
 from __future__ import annotations
 
+import ctypes
+import weakref
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_INVALID,
@@ -21,6 +24,12 @@ from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_INVALI
                      UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED,
                      UC_MODE_32, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError)
 from unicorn import x86_const as X
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TB_REMOVE_CACHE
+# The binding's loaded libunicorn with its prototypes, and its C callback types:
+# the hot paths (emu_start, register access, hooks) call the C API directly,
+# without the binding's per-call Python layers (unicorn>=2.1.1,<2.2, pinned).
+from unicorn.unicorn_py3.unicorn import (HOOK_CODE_CFUNC, HOOK_INTR_CFUNC,
+                                         HOOK_MEM_INVALID_CFUNC, uc_hook_h, uclib)
 
 from workbench.base.vocabulary import ENTRIES
 from workbench.base.errors import ConfigError, check_choice, check_range
@@ -28,7 +37,7 @@ from workbench.kernel.image import KernelImage
 from workbench.kernel.layout import EQU
 from workbench.kernel.ptrace import PtRegs
 
-__all__ = ["Machine", "Cpu", "Crash", "KernelFault", "ENTRIES", "UNBOUNDED"]
+__all__ = ["Cpu", "Crash", "ENTRIES", "KernelFault", "Machine", "UNBOUNDED"]
 
 #: int3 entry variants: v5.1 (pt_regs on the interrupted stack) and v5.3 (with the gap).
 #: Only the int3 entry changes: ftrace_regs_caller builds the v5.1 frame in both
@@ -43,6 +52,10 @@ _ACCESS = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
            UC_MEM_FETCH_UNMAPPED: "fetch", UC_MEM_READ_PROT: "read",
            UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "fetch"}
 _EFLAGS_IF, _EFLAGS_TF = 1 << 9, 1 << 8
+_EMU_START, _REG_READ, _REG_WRITE = uclib.uc_emu_start, uclib.uc_reg_read, uclib.uc_reg_write
+_EMU_STOP, _HOOK_ADD = uclib.uc_emu_stop, uclib.uc_hook_add
+_R_EIP, _R_ESP, _R_EAX, _R_EFLAGS = (X.UC_X86_REG_EIP, X.UC_X86_REG_ESP, X.UC_X86_REG_EAX,
+                                     X.UC_X86_REG_EFLAGS)
 
 
 class KernelFault(Exception):
@@ -62,16 +75,49 @@ class Crash:
     reason: str
 
 
+#: 32-bit registers read and written through the C API directly (the rest through the binding)
+_REG32 = {n: getattr(X, f"UC_X86_REG_{n.upper()}")
+          for n in ("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "eip", "eflags")}
+# uc_ctl() codes as the binding encodes them: (I/O direction << 30) | (argument count << 26) | control
+_TB_REMOVE_CACHE = (UC_CTL_IO_WRITE << 30) | (2 << 26) | UC_CTL_TB_REMOVE_CACHE
+_TB_FLUSH = (UC_CTL_IO_WRITE << 30) | UC_CTL_TB_FLUSH
+
+
+def _guarded(ref: "weakref.ref[Cpu]", method: Callable, failed=None) -> Callable:
+    """A C hook callback calling ``method(cpu, *args)`` on the CPU behind *ref*.
+
+    Holds the CPU weakly (no reference cycle through the engine's callbacks)
+    and, like the binding's own wrapper, keeps the first exception it raises
+    on the CPU and stops the engine; :meth:`Cpu.run` re-raises it.
+    """
+    def callback(handle, *args):
+        cpu = ref()
+        if cpu is None:
+            return failed
+        try:
+            return method(cpu, *args[:-1])  # the last argument is the unused user data
+        except BaseException as exc:  # noqa: BLE001 - re-raised by Cpu.run
+            if cpu._hook_error is None:
+                cpu._hook_error = exc
+            _EMU_STOP(handle)
+            return failed
+    return callback
+
+
 class Cpu:
     """One emulated CPU: a Unicorn engine over the machine's shared memory.
 
     Its kernel stack is ``cpu_stacks[index]`` with ``thread_info`` at the
     bottom, as on old i386 kernels. :meth:`run` executes a slice of
     instructions; a fault becomes :attr:`crash` instead of an exception.
+    The CPU holds its machine weakly and its engine's hooks hold the CPU
+    weakly, so dropping the :class:`Machine` (or :meth:`Machine.close`)
+    releases the engine at once, without waiting for the garbage collector.
     """
 
     def __init__(self, machine: "Machine", index: int):
-        self.machine, self.index = machine, index
+        self._machine = weakref.ref(machine)
+        self.index = index
         im = machine.image
         uc = Uc(UC_ARCH_X86, UC_MODE_32)
         ptr = machine.mem.ctypes.data
@@ -86,21 +132,60 @@ class Cpu:
         for seg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES, X.UC_X86_REG_SS):
             uc.reg_write(seg, EQU["__KERNEL_DS"])
         self.uc = uc
+        self._h = uc._uch  # the engine handle the C calls take (the binding's public field)
+        self._val = ctypes.c_uint64(0)  # register transfer buffer of the C calls
+        self._pval = ctypes.byref(self._val)
+        self._base = im.base
+        self._d0, self._d1 = d0, d1
         self.ti = im.sym("cpu_stacks") + index * EQU["THREAD_SIZE"]
         self.stack_top = self.ti + EQU["THREAD_SIZE"]
         self.log = im.sym("call_logs") + index * (EQU["LOG_N"] << EQU["CR_SHIFT"])
         self.rb = im.sym("ring_buffers") + index * EQU["RB_SIZE"]
         self.calls = im.sym("workload_calls") + index * 8 * 4096
+        self._workload = im.sym("cpu_workload")
         self._do_int3 = im.sym("do_int3")
         self._entry = im.sym("int3_entry_" + machine.entry.replace(".", ""))
         self.crash: Crash | None = None
-        self.eip = im.sym("cpu_workload")
+        self.eip = self._workload
         self.drained = 0
         self._fault = None
-        uc.hook_add(UC_HOOK_INTR, self._on_trap)
-        uc.hook_add(UC_HOOK_CODE, self._on_do_int3, begin=self._do_int3, end=self._do_int3)
-        uc.hook_add(UC_HOOK_MEM_INVALID, self._on_bad_access)
+        self._hook_error: BaseException | None = None
+        ref = weakref.ref(self)
+        # the C callbacks must live as long as the engine: the CPU owns both
+        self._callbacks = (HOOK_INTR_CFUNC(_guarded(ref, Cpu._on_trap)),
+                           HOOK_CODE_CFUNC(_guarded(ref, Cpu._on_do_int3)),
+                           HOOK_MEM_INVALID_CFUNC(_guarded(ref, Cpu._on_bad_access, False)))
+        for kind, cb, lo, hi in ((UC_HOOK_INTR, self._callbacks[0], 1, 0),
+                                 (UC_HOOK_CODE, self._callbacks[1], self._do_int3, self._do_int3),
+                                 (UC_HOOK_MEM_INVALID, self._callbacks[2], 1, 0)):
+            handle = uc_hook_h()
+            status = _HOOK_ADD(self._h, ctypes.byref(handle), kind, ctypes.cast(cb, ctypes.c_void_p),
+                               None, ctypes.c_uint64(lo), ctypes.c_uint64(hi))
+            if status:
+                raise UcError(status)
         self.reset()
+
+    @property
+    def machine(self) -> "Machine":
+        """The :class:`Machine` this CPU belongs to (held weakly)."""
+        m = self._machine()
+        if m is None:
+            raise ReferenceError(f"cpu{self.index}: its Machine was released; keep a reference to it")
+        return m
+
+    def close(self) -> None:
+        """Release the Unicorn engine now; the CPU cannot run afterwards."""
+        self.uc = self._h = None
+        self._callbacks = ()
+
+    # -- fast register access ------------------------------------------------
+    def _get(self, reg: int) -> int:
+        _REG_READ(self._h, reg, self._pval)
+        return self._val.value & 0xFFFFFFFF
+
+    def _put(self, reg: int, value: int) -> None:
+        self._val.value = value & 0xFFFFFFFF
+        _REG_WRITE(self._h, reg, self._pval)
 
     # -- state -------------------------------------------------------------
     def reset(self, calls=None):
@@ -110,28 +195,30 @@ class Cpu:
         the workload loops over (default: keep the current list).
         """
         m = self.machine
-        n_old = m.read32(self.ti + _TI["TI_NCALLS"])
-        m.mem[self.ti - m.image.base:self.ti - m.image.base + 64] = 0
-        m.write32(self.ti + _TI["TI_CPU"], self.index)
-        m.write32(self.ti + _TI["TI_LOG"], self.log)
-        m.write32(self.ti + _TI["TI_RB"], self.rb)
-        m.write32(self.ti + _TI["TI_CALLS"], self.calls)
+        u32 = m.u32
+        ti = (self.ti - self._base) >> 2
+        n_old = int(u32[ti + (_TI["TI_NCALLS"] >> 2)])
+        u32[ti:ti + 16] = 0  # the first 64 bytes of thread_info
+        u32[ti + (_TI["TI_CPU"] >> 2)] = self.index
+        u32[ti + (_TI["TI_LOG"] >> 2)] = self.log
+        u32[ti + (_TI["TI_RB"] >> 2)] = self.rb
+        u32[ti + (_TI["TI_CALLS"] >> 2)] = self.calls
         if calls is not None:
             calls = list(calls)
             if not 1 <= len(calls) <= 4096:
                 raise ConfigError(f"calls: {len(calls)} workload entries; valid range [1, 4096]")
             arr = np.asarray(calls, dtype=np.uint32).reshape(-1, 2)
-            off = self.calls - m.image.base
-            m.mem[off:off + arr.nbytes] = arr.view(np.uint8).ravel()
+            off = (self.calls - self._base) >> 2
+            u32[off:off + arr.size] = arr.ravel()
             n_old = len(calls)
-        m.write32(self.ti + _TI["TI_NCALLS"], n_old)
-        rb = self.rb - m.image.base
-        m.mem[rb:rb + 16] = 0
+        u32[ti + (_TI["TI_NCALLS"] >> 2)] = n_old
+        rb = (self.rb - self._base) >> 2
+        u32[rb:rb + 4] = 0
         self.drained = 0
         self.crash = None
-        self.eip = m.image.sym("cpu_workload")
-        self.uc.reg_write(X.UC_X86_REG_ESP, self.stack_top - 16)
-        self.uc.reg_write(X.UC_X86_REG_EFLAGS, 0x2 | _EFLAGS_IF)
+        self.eip = self._workload
+        self._put(_R_ESP, self.stack_top - 16)
+        self._put(_R_EFLAGS, 0x2 | _EFLAGS_IF)
 
     # -- execution ---------------------------------------------------------
     def run(self, count: int, until: int = 0) -> bool:
@@ -144,93 +231,134 @@ class Cpu:
             return False
         if count <= 0:  # Unicorn reads count 0 as "no limit"
             return True
-        try:
-            self.uc.emu_start(self.eip, until, count=int(count))
-        except UcError as exc:
-            eip = self.uc.reg_read(X.UC_X86_REG_EIP)
+        self._hook_error = None
+        status = _EMU_START(self._h, self.eip, until, 0, count)
+        if status:
+            eip = self._get(_R_EIP)
             addr, access = self._fault or (eip, "exec")
-            self.crash = Crash(eip, addr, f"{exc} ({access} {addr:#010x})")
+            self.crash = Crash(eip, addr, f"{UcError(status)} ({access} {addr:#010x})")
+        elif self._hook_error is not None:
+            exc, self._hook_error = self._hook_error, None
+            raise exc
         self._fault = None
-        self.eip = self.uc.reg_read(X.UC_X86_REG_EIP)
+        self.eip = self._get(_R_EIP)
         return self.crash is None
+
+    def interrupts_enabled(self) -> bool:
+        """EFLAGS.IF: whether an interrupt (an IPI) can be taken at this boundary."""
+        return bool(self._get(_R_EFLAGS) & _EFLAGS_IF)
 
     def reg(self, name: str) -> int:
         """Read register *name* (``"eip"``, ``"esp"``, ...)."""
+        reg = _REG32.get(name.lower())
+        if reg is not None:
+            return self._get(reg)
         return self.uc.reg_read(getattr(X, f"UC_X86_REG_{name.upper()}"))
 
     def set_reg(self, name: str, value: int) -> None:
-        self.uc.reg_write(getattr(X, f"UC_X86_REG_{name.upper()}"), value & 0xFFFFFFFF)
+        """Write register *name*; 32-bit registers are masked to 32 bits."""
+        reg = _REG32.get(name.lower())
+        if reg is not None:
+            self._put(reg, value)
+        else:
+            self.uc.reg_write(getattr(X, f"UC_X86_REG_{name.upper()}"), value & 0xFFFFFFFF)
         if name.lower() == "eip":
             self.eip = value
 
     def sync_core(self, lo: int | None = None, hi: int | None = None) -> None:
-        """Drop this CPU's translations of [lo, hi) (all text by default)."""
-        t0, t1 = self.machine.image.text
-        self.uc.ctl_remove_cache(t0 if lo is None else lo, t1 if hi is None else hi)
+        """Drop this CPU's translations of [lo, hi) (all text by default).
 
-    # -- hooks ---------------------------------------------------------------
+        All text is all the executable memory, so the default flushes the
+        whole translation cache, which also rewinds Unicorn's code buffer:
+        removing ranges only retires their code, and a long-lived engine
+        that always removed all text grew by the size of every retranslation
+        (tens of KB per call) up to the 1 GB buffer.
+        """
+        if lo is None and hi is None:
+            status = uclib.uc_ctl(self._h, _TB_FLUSH)
+        else:
+            t0, t1 = self.machine.image.text
+            status = uclib.uc_ctl(self._h, _TB_REMOVE_CACHE, ctypes.c_uint64(t0 if lo is None else lo),
+                                  ctypes.c_uint64(t1 if hi is None else hi))
+        if status:
+            raise UcError(status)
+
+    # -- hooks (called from the engine through _guarded) ------------------------------
     def _die(self, addr: int, reason: str):
-        self.crash = Crash(self.uc.reg_read(X.UC_X86_REG_EIP), addr, reason)
-        self.uc.emu_stop()
+        self.crash = Crash(self._get(_R_EIP), addr, reason)
+        _EMU_STOP(self._h)
 
-    def _on_trap(self, uc, intno, _):
-        eip = uc.reg_read(X.UC_X86_REG_EIP)
+    def _on_trap(self, intno):
+        eip = self._get(_R_EIP)
         if intno != 3:
             # Only int3 has a handler here; any other exception is an oops.
             return self._die(eip, f"exception {intno} at {eip:#010x}")
-        esp = uc.reg_read(X.UC_X86_REG_ESP)
-        flags = uc.reg_read(X.UC_X86_REG_EFLAGS)
-        m = self.machine
-        d0, d1 = m.image.data
-        if not d0 <= esp - 12 < esp <= d1:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
+        esp = self._get(_R_ESP)
+        flags = self._get(_R_EFLAGS)
+        if not self._d0 <= esp - 12 < esp <= self._d1:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
             return self._die(esp - 12, f"double fault: no stack at {esp - 12:#010x}")
-        m.write(esp - 12, np.array((eip, self._cs, flags), dtype=np.uint32).tobytes())
-        uc.reg_write(X.UC_X86_REG_ESP, esp - 12)
-        uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~(_EFLAGS_IF | _EFLAGS_TF))
-        uc.reg_write(X.UC_X86_REG_EIP, self._entry)
+        m = self.machine
+        if esp & 3:
+            m.write(esp - 12, np.array((eip, self._cs, flags), dtype=np.uint32).tobytes())
+        else:
+            o = (esp - 12 - self._base) >> 2
+            m.u32[o], m.u32[o + 1], m.u32[o + 2] = eip, self._cs, flags
+        self._put(_R_ESP, esp - 12)
+        self._put(_R_EFLAGS, flags & ~(_EFLAGS_IF | _EFLAGS_TF))
+        self._put(_R_EIP, self._entry)
 
-    def _on_do_int3(self, uc, address, size, _):
-        regs = PtRegs(self.machine, uc.reg_read(X.UC_X86_REG_EAX))
+    def _on_do_int3(self, address, size):
+        m = self.machine
+        regs = PtRegs(m, self._get(_R_EAX))
         try:
-            handled = self.machine.handle_int3(self, regs)
+            handled = m.handle_int3(self, regs)
         except KernelFault as f:
             return self._die(f.addr, f"oops in int3 handler: {f}")
         if not handled:
-            self._die(regs.ip - 1, f"unhandled int3 at {self.machine.image.name_at(regs.ip - 1)}")
+            self._die(regs.ip - 1, f"unhandled int3 at {m.image.name_at(regs.ip - 1)}")
 
-    def _on_bad_access(self, uc, access, address, size, value, _):
+    def _on_bad_access(self, access, address, size, value):
         self._fault = (address, _ACCESS.get(access, "access"))
         return False
 
     # -- the workload's records ------------------------------------------------
     def completed_calls(self) -> int:
-        return self.machine.read32(self.ti + _TI["TI_LOG_HEAD"])
+        """Calls the workload has completed and logged (``thread_info.log_head``)."""
+        return int(self.machine.u32[(self.ti + _TI["TI_LOG_HEAD"] - self._base) >> 2])
 
-    def drain(self) -> list[dict]:
-        """Call records logged since the last drain (oldest first)."""
+    def drain_array(self) -> np.ndarray:
+        """Call records logged since the last drain, oldest first, as a copy of
+        the log's rows: one row per call, columns in the order of the record
+        fields (``fn, phase0, rb0, ...``, see defs.inc)."""
         head = self.completed_calls()
         n = EQU["LOG_N"]
         if head - self.drained > n:
             raise RuntimeError(f"cpu{self.index}: call log overrun; drain more often")
         words = EQU["LOG_N"] << EQU["CR_SHIFT"] >> 2
-        base = (self.log - self.machine.image.base) >> 2
+        base = (self.log - self._base) >> 2
         log = self.machine.u32[base:base + words].reshape(n, -1)
+        rows = log[np.arange(self.drained, head) % n, :len(_CR_FIELDS)]
+        self.drained = head
+        return rows
+
+    def drain(self) -> list[dict]:
+        """Call records logged since the last drain (oldest first)."""
         out = []
-        for seq in range(self.drained, head):
-            rec = dict(zip(_CR_FIELDS, map(int, log[seq % n, :len(_CR_FIELDS)])))
+        for row in self.drain_array().tolist():
+            rec = dict(zip(_CR_FIELDS, row))
             rec["cpu"] = self.index
             out.append(rec)
-        self.drained = head
         return out
 
     def trace_records(self, start: int, end: int) -> np.ndarray:
         """Ring-buffer entries ``[start, end)`` as rows of (ip, parent_ip, cpu, seq)."""
         n = EQU["RB_N"]
-        base = (self.rb + EQU["RB_RECS"] - self.machine.image.base) >> 2
+        base = (self.rb + EQU["RB_RECS"] - self._base) >> 2
         recs = self.machine.u32[base:base + 4 * n].reshape(n, 4)
         return recs[np.arange(start, end) % n]
 
     def thread_info(self, field: str) -> int:
+        """The thread_info field *field* (``"ncalls"``, ``"traps"``, ...) of this CPU."""
         return self.machine.read32(self.ti + _TI[f"TI_{field.upper()}"])
 
 
@@ -260,8 +388,19 @@ class Machine:
         self.int3_handler = int3_handler
         self.text_poke_state = None  # set by workbench.kernel.text_poke while a patch is in flight
         self.coherent_fetch = bool(coherent_fetch)
-        self.coherent_fetch = bool(coherent_fetch)
+        self._base, self._end = image.base, image.base + len(self.mem)
         self.cpus = [Cpu(self, i) for i in range(ncpus)]
+
+    def close(self) -> None:
+        """Release every CPU's Unicorn engine now (also done when the machine is dropped)."""
+        for cpu in self.cpus:
+            cpu.close()
+
+    def __enter__(self) -> "Machine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- host access (the patcher and the handlers' C code) ------------------
     def _off(self, addr: int, size: int) -> int:
@@ -271,6 +410,7 @@ class Machine:
         return off
 
     def read(self, addr: int, size: int) -> bytes:
+        """*size* bytes at *addr*; raises KernelFault outside the image."""
         off = self._off(addr, size)
         return self.mem[off:off + size].tobytes()
 
@@ -280,10 +420,17 @@ class Machine:
         self.mem[off:off + len(data)] = np.frombuffer(bytes(data), dtype=np.uint8)
 
     def read32(self, addr: int) -> int:
+        """The 32-bit little-endian word at *addr*."""
+        if not addr & 3 and self._base <= addr < self._end:
+            return int(self.u32[(addr - self._base) >> 2])
         return int.from_bytes(self.read(addr, 4), "little")
 
     def write32(self, addr: int, value: int) -> None:
-        self.write(addr, (value & 0xFFFFFFFF).to_bytes(4, "little"))
+        """Store the 32-bit word *value* (masked) at *addr*, as :meth:`write` does."""
+        if not addr & 3 and self._base <= addr < self._end:
+            self.u32[(addr - self._base) >> 2] = value & 0xFFFFFFFF
+        else:
+            self.write(addr, (value & 0xFFFFFFFF).to_bytes(4, "little"))
 
     def kernel_read32(self, addr: int) -> int:
         """A load by kernel C code: faults outside mapped memory."""
