@@ -15,10 +15,10 @@ def test_cache_serves_and_heals(tmp_path, monkeypatch):
     first = ex.load_outcome_table(str(sc), progress=False)
     assert len(runs) == 1 and len(first) > 0
     files = list((tmp_path / "cache" / "outcomes").rglob("*.parquet"))
-    assert len(files) == 1 and not list((tmp_path / "cache").rglob("*.part"))
+    assert len(files) == 1 and not list((tmp_path / "cache").rglob("*.tmp"))
     again = ex.load_outcome_table(str(sc), progress=False)
     assert len(runs) == 1 and again.equals(first)  # served from the cache
     files[0].write_bytes(b"not parquet")
     healed = ex.load_outcome_table(str(sc), progress=False)
     assert len(runs) == 2 and healed.equals(first)
-    assert files[0].read_bytes()[:4] == b"PAR1"
+    assert files[0].read_bytes().startswith(b"wbstore1 ") and b"PAR1" in files[0].read_bytes()

@@ -1,40 +1,76 @@
 """The code versions that caches are keyed by.
 
-:func:`code_version` hashes every source file of the package (Python,
+Models no kernel file; it decides which cached results still describe the
+code. :func:`code_version` hashes every source file of the package (Python,
 assembly, linker script, scenarios): change any of them and every cached
 result is stale. :func:`emulator_version` hashes only what decides an
 emulated outcome (the i386 sources, the scenarios and the emulator's
 modules), so editing a figure does not rerun the emulator.
+
+Both are recomputed from the files on every call (a file's digest is
+remembered while its size, modification time and inode stay the same, so
+a call costs a few ``stat`` calls), so a source edited in a live notebook
+kernel changes the key at once. :func:`loaded_code_version` is the version
+this process saw first: what a worker process, which never reloads a
+module, is running.
 """
 
-import functools
-import hashlib
-from pathlib import Path
+from __future__ import annotations
 
-__all__ = ["code_version", "emulator_version", "EMULATOR_PACKAGES"]
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterable
+
+__all__ = ["EMULATOR_PACKAGES", "code_version", "emulator_version", "files_digest", "loaded_code_version"]
 
 _PKG = Path(__file__).resolve().parents[1]
 _SUFFIXES = {".py", ".S", ".inc", ".ld", ".toml"}
 #: the modules whose code decides what an emulated call does
 EMULATOR_PACKAGES = ("kernel", "emulate", "base")
+#: path -> ((size, mtime_ns, ctime_ns, inode), sha256 of the contents)
+_MEMO: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+_LOADED: list[str] = []
 
 
-def _digest(paths) -> str:
+def _file_hash(path: Path) -> bytes:
+    st = os.stat(path)
+    sig = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    hit = _MEMO.get(str(path))
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    digest = hashlib.sha256(path.read_bytes()).digest()
+    _MEMO[str(path)] = (sig, digest)
+    return digest
+
+
+def files_digest(paths: Iterable[Path], root: Path | None = None) -> str:
+    """16 hex digits of SHA-256 over the names (relative to *root*) and contents of *paths*."""
     h = hashlib.sha256()
     for p in sorted(paths):
-        h.update(str(p.relative_to(_PKG)).encode() + b"\0" + p.read_bytes())
+        name = str(p.relative_to(root)) if root is not None else p.name
+        h.update(name.encode() + b"\0" + _file_hash(p))
     return h.hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=1)
+def _sources(packages=None) -> list[Path]:
+    roots = [_PKG] if packages is None else [_PKG / p for p in packages]
+    return [p for r in roots for p in r.rglob("*")
+            if p.suffix in _SUFFIXES and "__pycache__" not in p.parts and p.is_file()]
+
+
 def code_version() -> str:
-    """Hash of every source file of the package."""
-    return _digest(p for p in _PKG.rglob("*")
-                   if p.suffix in _SUFFIXES and "__pycache__" not in p.parts)
+    """Hash of every source file of the package as it is on disk now (16 hex digits)."""
+    return files_digest(_sources(), _PKG)
 
 
-@functools.lru_cache(maxsize=1)
 def emulator_version() -> str:
-    """Hash of the emulator's sources: the i386 text, scenarios and emulator modules."""
-    return _digest(p for pkg in EMULATOR_PACKAGES for p in (_PKG / pkg).rglob("*")
-                   if p.suffix in _SUFFIXES and "__pycache__" not in p.parts)
+    """Hash of the emulator's sources on disk now: the i386 text, scenarios and emulator modules."""
+    return files_digest(_sources(EMULATOR_PACKAGES), _PKG)
+
+
+def loaded_code_version() -> str:
+    """:func:`code_version` as this process first saw it (the code a worker process runs)."""
+    if not _LOADED:
+        _LOADED.append(code_version())
+    return _LOADED[0]

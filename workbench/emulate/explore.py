@@ -18,12 +18,18 @@ crash is a row, never an exception.
 
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import pandas as pd
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ
 from unicorn.x86_const import UC_X86_REG_EFLAGS as X86_REG_EFLAGS
 
 from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.paths import cache_dir
+from workbench.base.store import load_entry, store_entry
+from workbench.base.version import emulator_version
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS
 from workbench.kernel.image import build_image
 from workbench.kernel.int3 import STRATEGIES, get_strategy
@@ -513,28 +519,44 @@ def transition_table(calls: pd.DataFrame) -> pd.DataFrame:
 def load_outcome_table(scenario: str = "seed", entry: str = "v5.3", progress: bool = True) -> pd.DataFrame:
     """The exhaustive outcome table of *scenario* for every strategy, cached by emulator version.
 
-    Computed once per code version by :func:`explore` (about ten seconds)
-    and kept as Parquet under ``data/cache/outcomes``; the race simulator
-    reads its per-trapped-call means from here.
+    Computed by :func:`explore` (about ten seconds) whenever the emulator's
+    sources (:func:`workbench.base.version.emulator_version`, read at each
+    call) have no entry yet, and kept as a verified Parquet entry under
+    ``data/cache/outcomes`` (:mod:`workbench.base.store`): an entry that is
+    damaged, unreadable, of another version or with impossible content (no
+    rows, missing columns, a strategy missing) is reported in one line and
+    recomputed. The race simulator reads its per-trapped-call means from here.
     """
-    import os
-
-    from workbench.base.paths import cache_dir
-    from workbench.base.version import emulator_version
-
     sc = load_scenario(scenario)
     check_choice("entry", entry, ENTRIES)
-    path = cache_dir("outcomes", emulator_version()) / f"{sc.name}_{entry}.parquet"
-    if path.exists():
-        try:
-            return pd.read_parquet(path)
-        except Exception:  # a torn or corrupted cache entry: recompute it
-            path.unlink(missing_ok=True)
+    version = emulator_version()
+    path = cache_dir("outcomes", version) / f"{sc.name}_{entry}.parquet"
+    got = load_entry(path, lambda b: _parse_outcome_entry(b, version, sc.name, entry), what="outcome cache")
+    if isinstance(got, pd.DataFrame):
+        return got
     calls, stats = explore(sc, "all", entry, "exhaustive", progress=progress)
     table = outcome_table(calls)
     table["schedules_raw"] = table["strategy"].map(lambda s: stats[s]["raw"])
     table["schedules_distinct"] = table["strategy"].map(lambda s: stats[s]["distinct"])
-    tmp = path.with_suffix(f".{os.getpid()}.part")
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    if not table.empty and emulator_version() == version:  # the sources did not change while it ran
+        buf = io.BytesIO()
+        table.to_parquet(buf, index=False)
+        meta = json.dumps({"version": version, "scenario": sc.name, "entry": entry}).encode()
+        store_entry(path, meta + b"\n" + buf.getvalue(), what="outcome cache")
+    return table
+
+
+def _parse_outcome_entry(payload: bytes, version: str, scenario: str, entry: str) -> pd.DataFrame:
+    """A verified outcome-cache payload as a table; raises ValueError for impossible content."""
+    head, _, body = payload.partition(b"\n")
+    meta = json.loads(head)
+    if meta != {"version": version, "scenario": scenario, "entry": entry}:
+        raise ValueError(f"made for {meta}")
+    table = pd.read_parquet(io.BytesIO(body))
+    need = {"strategy", "site_kind", "trap_site", "trap_phase", "n_trapped", "schedules_raw",
+            "schedules_distinct", *OUTCOME_COLUMNS}
+    if table.empty or not need <= set(table.columns):
+        raise ValueError("no rows or missing columns")
+    if not set(table["strategy"]) <= set(STRATEGIES) or (table["n_trapped"] <= 0).any():
+        raise ValueError("unknown strategies or rows without trapped calls")
     return table

@@ -5,7 +5,10 @@ int3 entry of ``arch/x86/entry/entry_32.S``, the ftrace list function, the
 function tracer, the livepatch handler and the traced functions, linked at
 ``0xc1000000``. Symbols and the ``__mcount_loc`` site list are read with
 pyelftools; listings come from capstone. Builds are cached by the hash of the
-sources, the generated function list and the assembler's version.
+sources as they are at each call (an edit in a live session relinks), the
+generated function list and the assembler's version; a cached ``vmlinux`` is
+a verified entry (:mod:`workbench.base.store`): a damaged or unloadable one
+is reported in one line and relinked.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import os
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +27,8 @@ from elftools.elf.elffile import ELFFile
 
 from workbench.base.errors import ConfigError, check_range
 from workbench.base.paths import cache_dir
+from workbench.base.store import load_entry, store_entry
+from workbench.base.version import files_digest
 
 __all__ = [
     "KernelImage",
@@ -141,6 +145,7 @@ def _traced_source(n_ordinary: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+@functools.lru_cache(maxsize=4)
 def _tool_version(tool: str) -> str:
     if shutil.which(tool) is None:
         raise ConfigError(f"{tool}: GNU binutils not found on PATH; install binutils "
@@ -159,22 +164,29 @@ def build_image(n_ordinary: int = 8) -> KernelImage:
     return _build_cached(n_ordinary)
 
 
-@functools.lru_cache(maxsize=8)
 def _build_cached(n_ordinary: int) -> KernelImage:
+    """The image of the sources as they are now: keyed by their digest, so an edit relinks."""
     generated = _traced_source(n_ordinary)
     h = hashlib.sha256()
-    for f in sorted(_ASM_DIR.iterdir()):
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    h.update(files_digest([f for f in _ASM_DIR.iterdir() if f.is_file()]).encode())
     h.update(generated.encode())
     h.update(_tool_version("as").encode() + _tool_version("ld").encode())
-    digest = h.hexdigest()[:16]
+    return _load_cached(h.hexdigest()[:16], generated)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(digest: str, generated: str) -> KernelImage:
     out = cache_dir("image", digest) / "vmlinux"
-    if not out.exists():
-        _link(generated, out)
-    return _load(out.read_bytes(), digest)
+    image = load_entry(out, lambda elf: _load(elf, digest), what="image cache")
+    if isinstance(image, KernelImage):
+        return image
+    elf = _link(generated)
+    store_entry(out, elf, what="image cache")
+    return _load(elf, digest)
 
 
-def _link(generated: str, out: Path) -> None:
+def _link(generated: str) -> bytes:
+    """Assemble and link; the ELF bytes of ``vmlinux``."""
     with tempfile.TemporaryDirectory(prefix="wb-image-") as tmp:
         tmp = Path(tmp)
         (tmp / "traced.S").write_text(generated)
@@ -185,9 +197,7 @@ def _link(generated: str, out: Path) -> None:
             objs.append(str(obj))
         linked = tmp / "vmlinux"
         _run(["ld", "-m", "elf_i386", "-T", str(_ASM_DIR / "kernel.ld"), "-o", str(linked), *objs])
-        part = out.with_suffix(f".{os.getpid()}.part")
-        shutil.copyfile(linked, part)
-        os.replace(part, out)  # atomic: a concurrent builder sees all or nothing
+        return linked.read_bytes()
 
 
 def _run(cmd):

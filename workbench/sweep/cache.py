@@ -2,13 +2,15 @@
 
 Every finished point of a :func:`workbench.sweep.engine.sweep` is cached under
 ``data/cache/sweep/<code version>/``, keyed by the experiment, its
-parameters, the seed and :func:`workbench.base.version.code_version`. Entries are
-written atomically (temporary file, then ``os.replace``) by the coordinating
-process as results arrive, so an interrupted sweep keeps what it finished
-and a rerun computes only the missing points. Each entry carries the
-SHA-256 of its payload and its own key: a torn or corrupted entry is
-detected, reported, and recomputed. The payload is JSON, whose floats
-round-trip exactly.
+parameters, the seed and the code version that computed it
+(:func:`workbench.base.version.code_version`, read from the sources at
+every sweep). Entries are written atomically by the coordinating process as
+results arrive (:mod:`workbench.base.store`), so an interrupted sweep keeps
+what it finished and a rerun computes only the missing points. Each entry
+carries the SHA-256 of its payload, its own key and its version: a torn,
+corrupted or unreadable entry is detected, reported in one line, and
+recomputed. The payload is JSON, whose floats round-trip exactly. Models no
+kernel file.
 
 Keys (and the sweep's seed streams) are hashes of a canonical JSON form
 (:func:`_canonical`), which depends neither on dict order nor on how a
@@ -19,17 +21,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from workbench.base import version as _version
+from workbench.base.paths import cache_dir
+from workbench.base.store import DAMAGED, load_entry, store_entry
+
 __all__ = ["SweepCache"]
 
-_MAGIC = b"wbsweep1"
-# the sweep's logger: cache warnings keep the name they have always been logged under
-_LOG = logging.getLogger("workbench.sweep.engine")
 
 
 # -- canonical forms: keys and seeds must not depend on dict order or float spelling --
@@ -53,57 +54,56 @@ def _canonical(obj) -> bytes:
 # -- the cache ---------------------------------------------------------------------------
 
 class SweepCache:
-    """One file per finished point under *root*/<code version>/.
+    """One verified entry per finished point under *root*/<code version>/.
 
-    An entry is ``wbsweep1 <sha256 of payload>\\n`` followed by the JSON
-    payload (the point's key, experiment, parameters and rows). :meth:`get`
-    returns ``None`` for a missing entry and ``"corrupt"`` for one that
-    fails its checksum, its JSON, or its key (then it is removed).
+    An entry (:func:`workbench.base.store.store_entry`) holds the point's
+    key, experiment, parameters, the code version it was computed with and
+    its rows. :meth:`get` returns ``None`` for a missing entry and
+    ``"corrupt"`` for one that is unreadable, fails its checksum, or holds
+    another key, another version, or no rows (it is then removed).
+    *version* fixes the code version (default: :func:`code_version` now).
     """
 
     def __init__(self, root=None, version=None):
-        from workbench.base.paths import cache_dir
-        from workbench.base.version import code_version
-
-        self.version = version or code_version()
+        self.version = version or _version.code_version()
         self.root = Path(root) if root is not None else cache_dir("sweep")
         self.dir = self.root / self.version
 
+    def for_version(self, version: str) -> "SweepCache":
+        """The same cache keyed by another code version (what a worker ran)."""
+        return self if version == self.version else SweepCache(self.root, version)
+
     def key(self, experiment: str, params: dict, seed: int) -> str:
+        """The SHA-256 key of a point: experiment, normalised parameters, seed and code version."""
         blob = {"experiment": experiment, "params": params, "seed": seed, "version": self.version}
         return hashlib.sha256(_canonical(blob)).hexdigest()
 
     def path(self, key: str) -> Path:
+        """Where the entry of *key* lives."""
         return self.dir / key[:2] / f"{key}.json"
 
     def get(self, key: str):
-        path = self.path(key)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        head, _, payload = data.partition(b"\n")
-        try:
-            magic, digest = head.split(b" ")
-            ok = magic == _MAGIC and hashlib.sha256(payload).hexdigest().encode() == digest
-            entry = json.loads(payload) if ok else None
-            ok = ok and entry.get("key") == key and isinstance(entry.get("rows"), list)
-        except (ValueError, AttributeError, UnicodeDecodeError):
-            ok = False
-        if not ok:
-            _LOG.warning("sweep cache: corrupted entry %s; recomputing it", path.name)
-            path.unlink(missing_ok=True)
-            return "corrupt"
-        return entry["rows"]
+        """The rows of *key*, ``None`` if missing, ``"corrupt"`` if damaged (and removed)."""
+        def parse(payload: bytes):
+            entry = json.loads(payload)
+            if entry.get("key") != key:
+                raise ValueError("holds another point's key")
+            if entry.get("version", self.version) != self.version:
+                raise ValueError("computed by another code version")
+            rows = entry.get("rows")
+            if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+                raise ValueError("no rows")
+            return rows
+
+        got = load_entry(self.path(key), parse, what="sweep cache")
+        return "corrupt" if got is DAMAGED else got
 
     def put(self, key: str, experiment: str, params: dict, rows: list) -> None:
+        """Store the rows of *key* (atomically; a cache that cannot be written costs a warning)."""
         payload = json.dumps({"key": key, "experiment": experiment, "params": _plain(params),
-                              "rows": rows}, separators=(",", ":"), allow_nan=True).encode()
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(_MAGIC + b" " + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-        os.replace(tmp, path)  # atomic: a reader sees the whole entry or none
+                              "version": self.version, "rows": rows},
+                             separators=(",", ":"), allow_nan=True).encode()
+        store_entry(self.path(key), payload, what="sweep cache")
 
     def __len__(self):
         return sum(1 for _ in self.dir.glob("*/*.json")) if self.dir.exists() else 0

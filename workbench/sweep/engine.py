@@ -39,6 +39,7 @@ message before any work starts.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -52,6 +53,9 @@ import numpy as np
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.process import die_with_parent
+from workbench.base.store import check_writable, read_regular, write_atomic
+from workbench.base.version import loaded_code_version
 from workbench.sweep.experiment import Experiment, FunctionExperiment
 from workbench.sweep.cache import SweepCache, _canonical, _plain
 
@@ -59,6 +63,7 @@ __all__ = ["BACKENDS", "Experiment", "FunctionExperiment", "Grid", "SweepCache",
            "parse_assignments", "point_stream", "save_frame", "sweep", "sweep_path"]
 
 BACKENDS = ("local", "dask", "serial")
+_LOG = logging.getLogger("workbench.sweep.engine")
 
 
 # -- seeds ------------------------------------------------------------------------------
@@ -143,9 +148,19 @@ def _rows(result) -> list[dict]:
     return json.loads(json.dumps(_plain(rows), allow_nan=True))
 
 
-def _run_chunk(experiment, chunk, seed, context):
-    """Run the points of *chunk* (``(index, params, stream)`` triples) in a worker."""
-    return [(i, _rows(experiment.run(p, seed, stream, context))) for i, p, stream in chunk]
+def _run_chunk(experiment, chunk, seed, context, coordinator=None):
+    """Run the points of *chunk* (``(index, params, stream)`` triples); ``(version, [(index, rows)])``.
+
+    In a worker process (not *coordinator*, the coordinating process's pid)
+    the worker first arranges to die with its parent, and *version* is the
+    code version the worker loaded (it never reloads a module); in the
+    coordinating process it is ``None`` (the sweep's own version).
+    """
+    version = None
+    if coordinator is not None and os.getpid() != coordinator:
+        die_with_parent()
+        version = loaded_code_version()
+    return version, [(i, _rows(experiment.run(p, seed, stream, context))) for i, p, stream in chunk]
 
 
 @contextmanager
@@ -172,6 +187,7 @@ def dask_client(scheduler=None, client=None, jobs=None, processes=True):
 
 def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client, processes):
     """Yield the results of *chunks* as they finish, on *backend*."""
+    me = os.getpid()
     if backend == "serial" or (backend == "local" and len(chunks) == 1):
         for chunk in chunks:  # one chunk: a process pool would only add its start-up
             yield _run_chunk(experiment, chunk, seed, context)
@@ -180,14 +196,14 @@ def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client
 
         # unordered: finished chunks are cached at once, whatever their order
         yield from Parallel(n_jobs=jobs or -1, backend="loky", return_as="generator_unordered")(
-            delayed(_run_chunk)(experiment, c, seed, context) for c in chunks)
+            delayed(_run_chunk)(experiment, c, seed, context, me) for c in chunks)
     else:
         from distributed import as_completed
 
         with dask_client(scheduler, client, jobs, processes) as c:
             ctx = c.scatter([context], broadcast=True)[0]  # one copy per worker, not per task
             futures = c.map(_run_chunk, [experiment] * len(chunks), chunks, seed=seed, context=ctx,
-                            pure=False)
+                            coordinator=me, pure=False)
             try:
                 for f in as_completed(futures):
                     yield f.result()
@@ -240,6 +256,8 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
     if not raw:
         raise ConfigError("grid: empty range; the sweep has no points")
     points = [experiment.normalize(p) for p in raw]  # every error before any work
+    if save:
+        check_writable(sweep_path(save), what="out")
 
     store = SweepCache(cache_root) if cache else None
     results, todo, corrupt, twins = [None] * len(points), [], 0, {}
@@ -260,6 +278,7 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
             results[i] = got
     cached = len(points) - len(todo) - sum(len(v) for i, v in twins.items() if results[i] is None)
 
+    stale = set()
     if todo:
         context = experiment.prepare([p for _, p, _ in todo], progress=progress)
         workers = jobs or os.cpu_count() or 1
@@ -270,13 +289,26 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
         chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
         with tqdm(total=len(points), initial=cached, desc=desc or f"sweep {experiment.name}",
                   unit="pt", disable=not progress, leave=False, file=sys.stderr) as bar:
-            for done in _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client,
-                                 processes):
+            for version, done in _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client,
+                                          processes):
                 for i, rows in done:
                     results[i] = rows
-                    if store is not None:
+                    if store is not None and version in (None, store.version):
                         store.put(keys[i], experiment.name, points[i], rows)
+                    elif store is not None:  # a worker ran other code: its entry is keyed by that code
+                        other = store.for_version(version)
+                        other.put(other.key(experiment.name, points[i], seed), experiment.name, points[i], rows)
+                        stale.add(version)
                 bar.update(len(done) + sum(len(twins.get(i, ())) for i, _ in done))
+        if stale:
+            _LOG.warning("sweep: workers ran code %s, not the sources' %s; their results are cached under "
+                         "their own version (restart the workers to use the edited code)",
+                         ", ".join(sorted(stale)), store.version)
+            if backend == "local":  # the next sweep gets fresh workers
+                # imported here, not at the top: joblib's start-up cost is paid only by parallel runs
+                from joblib.externals.loky import get_reusable_executor
+
+                get_reusable_executor().shutdown(wait=True, kill_workers=True)
     for i, copies in twins.items():
         for j in copies:
             results[j] = results[i]
@@ -296,6 +328,8 @@ def sweep_path(name) -> Path:
     """``data/sweeps/<name>.parquet`` for a bare name; a path with a suffix as is."""
     from workbench.base.paths import data_dir
 
+    if not str(name).strip():
+        raise ConfigError("out: empty name; give a file name (a bare name goes to data/sweeps/<name>.parquet)")
     p = Path(name)
     if p.suffix:
         return p
@@ -310,21 +344,26 @@ def save_frame(frame: pd.DataFrame, name) -> Path:
     ``frame.attrs`` is not written, so equal data give equal files.
     """
     path = sweep_path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     plain = frame.copy()
     plain.attrs = {}  # pandas would store attrs (cache statistics): the same data, the same bytes
-    plain.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    buf = io.BytesIO()
+    plain.to_parquet(buf, index=False)
+    return write_atomic(path, buf.getvalue(), what="out")
 
 
 def load_frame(name) -> pd.DataFrame:
     """Read a frame written by :func:`save_frame`. Raises :class:`ConfigError` if missing."""
     path = sweep_path(name)
-    if not path.exists():
+    try:
+        data = read_regular(path)
+    except OSError as exc:
+        raise ConfigError(f"sweep: cannot read {str(path)!r} ({exc.strerror or exc}); give a saved sweep") from None
+    if data is None:
         raise ConfigError(f"sweep: no saved sweep {str(name)!r} at {path}")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises several kinds for a damaged file
+        raise ConfigError(f"sweep: {str(path)!r} is not a readable Parquet file ({type(exc).__name__})") from None
 
 
 def parse_assignments(items, experiment: Experiment) -> Grid:
