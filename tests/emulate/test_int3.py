@@ -21,7 +21,7 @@ def seed_v51():
 
 def _by_kind(table):
     """Per-trapped-call means per (strategy, site_kind), over trap sites and phases."""
-    cols = ["violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "delay_traps"]
+    cols = ["violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "deadlock", "delay_traps"]
     w = table[cols].mul(table["n_trapped"], axis=0).assign(n_trapped=table["n_trapped"])
     g = w.groupby([table["strategy"], table["site_kind"]]).sum()
     g[cols] = g[cols].div(g["n_trapped"], axis=0)
@@ -29,18 +29,22 @@ def _by_kind(table):
 
 
 # DOMAIN.md §5 and the seed thread: what a trapped call of do_IRQ and of an
-# ordinary function drops under each strategy (1 = always, 0 = never)
+# ordinary function drops under each strategy (1 = always, 0 = never). The
+# seed registers the tracer: function_enabled is 0 for the whole patch
+# (tracing_start_function_trace()), so a missed tracer is never a drop here
+# (tests/emulate/test_kernel_rules.py has the scenarios where it is).
 EXPECT = {
-    ("skip", "livepatched"): dict(violation=1, dropped_tracer=1, dropped_livepatch=1),
-    ("emulate_old", "livepatched"): dict(violation=0, dropped_tracer=1, dropped_livepatch=0),
+    ("skip", "livepatched"): dict(violation=1, dropped_tracer=0, dropped_livepatch=1),
+    ("emulate_old", "livepatched"): dict(violation=0, dropped_tracer=0, dropped_livepatch=0),
     ("emulate_regs_caller", "livepatched"): dict(violation=0, dropped_tracer=0, dropped_livepatch=0),
     ("emulate_new", "livepatched"): dict(violation=0, dropped_tracer=0, dropped_livepatch=0),
-    ("spin", "livepatched"): dict(violation=0, dropped_tracer=0, dropped_livepatch=0),
-    ("skip", "ordinary"): dict(violation=0, dropped_tracer=1, dropped_livepatch=0),
-    ("emulate_old", "ordinary"): dict(violation=0, dropped_tracer=1, dropped_livepatch=0),
+    # do_IRQ runs with interrupts off: spinning there never lets the sync IPI in
+    ("spin", "livepatched"): dict(violation=0, dropped_tracer=0, dropped_livepatch=0, deadlock=1),
+    ("skip", "ordinary"): dict(violation=0, dropped_tracer=0, dropped_livepatch=0),
+    ("emulate_old", "ordinary"): dict(violation=0, dropped_tracer=0, dropped_livepatch=0),
     ("emulate_regs_caller", "ordinary"): dict(violation=0, dropped_tracer=0, dropped_livepatch=0),
     ("emulate_new", "ordinary"): dict(violation=0, dropped_tracer=0, dropped_livepatch=0),
-    ("spin", "ordinary"): dict(violation=0, dropped_tracer=0, dropped_livepatch=0),
+    ("spin", "ordinary"): dict(violation=0, dropped_tracer=0, dropped_livepatch=0, deadlock=0),
 }
 
 
@@ -66,7 +70,8 @@ def test_stop_machine_traps_nothing_and_reports_its_stall(seed_v53):
     assert "stop_machine" not in table.index.get_level_values("strategy")
     sm = calls[calls.strategy == "stop_machine"]
     assert len(sm) > 0 and not sm.trapped.any() and not sm.crash.any()
-    assert stats["stop_machine"]["stalls"] == 3  # ftrace_call, ftrace_regs_call, the sites
+    # the sites only: with the DYNAMIC livepatch the trampolines already call the list function
+    assert stats["stop_machine"]["stalls"] == 1
 
 
 def test_no_crash_or_spurious_anywhere_in_the_seed(seed_v53):
@@ -236,8 +241,9 @@ def test_user_scenario_runs(tmp_path):
                  '[transition]\nbefore = []\nafter = ["t"]\n')
     calls, _ = explore(str(p), "skip", "v5.3", functions=["fn_00001"], progress=False)
     t = outcome_table(calls)
-    # a single ops: the site and then ftrace_call (list function -> the tracer) change
-    assert (t.dropped_tracer == 1).all() and set(t.trap_site) == {"fentry", "ftrace_call"}
+    # a single ops: the site and then ftrace_call (list function -> the tracer) change;
+    # the tracer is being registered (function_enabled = 0): its misses are no drops
+    assert (t.dropped_tracer == 0).all() and set(t.trap_site) == {"fentry", "ftrace_call"}
     # traps happen only inside a breakpoint window: after an int3 step, before its batch is done
     for phase in t.trap_phase:
         batch, step = phase.rsplit(":", 1)

@@ -33,6 +33,7 @@ def test_changed_text_is_seen_only_after_sync_core(image):
     # but a call into the tracer leaves a ring-buffer record we can see
     m.write(site, ftrace_call_replace(site, image.sym("ftrace_caller")))
     m.write32(image.sym("function_trace_op"), image.sym("ftrace_list_end"))
+    m.write32(image.sym("function_enabled"), 1)  # the tracer is registered, not registering
     m.write(image.sym("ftrace_call"), ftrace_call_replace(image.sym("ftrace_call"),
                                                           image.sym("function_trace_call")))
     cpu.run(300)

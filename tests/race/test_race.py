@@ -140,7 +140,8 @@ def test_poisson_baseline_by_hand():
     for cpus in (1, 16, 256):
         cfg = RaceConfig("seed", "skip", "per_site", cpus, work, t)
         w = 2 * t.write_ns + 2 * t.ipi_base_ns
-        expected_lp = cpus * 1020.0 * w * 1e-9
+        # the patching CPU is reached only by do_IRQ (interrupt context)
+        expected_lp = ((cpus - 1) * 1020.0 + 1000.0) * w * 1e-9
         f = simulate(cfg, outcomes, trials=20_000, seed=cpus)
         assert f.window_ns_mean[0] == pytest.approx(w)
         assert closed_form(cfg, outcomes)["violations"] == pytest.approx(expected_lp, rel=1e-12)
@@ -160,8 +161,8 @@ def test_skip_violations_grow_with_cpus_and_window():
                  for r in (1e5, 3e5, 1e6, 3e6)]
     assert all(b > a for a, b in zip(by_window, by_window[1:]))
     # linear in N at a fixed window (Poisson baseline): 64x CPUs, 64x violations
-    a, b = (closed_form(RaceConfig("seed", "skip", cpus=n, workload=SMALL, timing=FIXED), outcomes)
-            for n in (8, 512))
+    a, b = (closed_form(RaceConfig("seed", "skip", cpus=n, workload=SMALL, timing=FIXED,
+                                   patcher_calls=True), outcomes) for n in (8, 512))
     assert b["violations"] / a["violations"] == pytest.approx(64, rel=1e-12)
 
 
@@ -184,7 +185,7 @@ def test_spin_and_stop_machine_costs_by_hand():
     t, n = FIXED, 16
     outcomes = synthetic("seed")
     work = Workload(hot={"do_IRQ": 5000.0, "__migrate_task": 0.0}, tail_functions=0, tail_rate=0.0)
-    cf = closed_form(RaceConfig("seed", "spin", "per_site", n, work, t), outcomes)
+    cf = closed_form(RaceConfig("seed", "spin", "per_site", n, work, t, patcher_calls=True), outcomes)
     w = 2 * t.write_ns + 2 * t.ipi_base_ns  # spin waits until the first byte is written
     lam = 5000.0 * 1e-9
     # a spinning CPU makes no further calls: it traps at most once per window,
@@ -194,7 +195,7 @@ def test_spin_and_stop_machine_costs_by_hand():
     wait = n * (w + math.expm1(-lam * w) / lam)
     assert cf["stall_ns"] == pytest.approx(trapped * t.handler_ns + wait, rel=1e-12)
     sm = closed_form(RaceConfig("seed", "stop_machine", cpus=n, workload=work, timing=t), outcomes)
-    patch = t.stop_machine_ns + t.ipi_base_ns + (2 + 2) * t.write_ns  # 2 trampoline calls + 2 sites
+    patch = t.stop_machine_ns + t.ipi_base_ns + 2 * t.write_ns  # 2 sites (the trampolines keep the list func)
     assert sm["trapped"] == 0 and sm["ipis"] == 1
     assert sm["patch_ns"] == pytest.approx(patch)
     assert sm["stall_ns"] == pytest.approx(n * patch)
@@ -218,21 +219,25 @@ def test_batched_window_by_hand():
     outcomes = synthetic("seed")
     k = 7
     win = 2 * k * w + 2 * r
-    cf = closed_form(RaceConfig("seed", "spin", "batched", n, work, t), outcomes)
+    cf = closed_form(RaceConfig("seed", "spin", "batched", n, work, t, patcher_calls=True), outcomes)
     assert cf["window_ns"] == pytest.approx(win, rel=1e-12)
     # spin: each CPU traps at most once in the shared window, at its first call
     lam = rate * 1e-9
     assert cf["trapped"] == pytest.approx(-n * math.expm1(-lam * win), rel=1e-12)
     assert cf["stall_ns"] == pytest.approx(cf["trapped"] * t.handler_batch_ns
                                            + n * (win + math.expm1(-lam * win) / lam), rel=1e-12)
-    skip = closed_form(RaceConfig("seed", "skip", "batched", n, work, t), outcomes)
+    skip = closed_form(RaceConfig("seed", "skip", "batched", n, work, t, patcher_calls=True), outcomes)
     assert skip["trapped"] == pytest.approx(n * lam * win, rel=1e-12)  # others don't block
-    assert cf["patch_ns"] == pytest.approx(2 * (3 * w + 3 * r) + 3 * k * w + 3 * r, rel=1e-12)
-    assert cf["ipis"] == 9
+    # the kernel's patching CPU: only do_IRQ (interrupt context) reaches it
+    kern = closed_form(RaceConfig("seed", "skip", "batched", n, work, t), outcomes)
+    assert kern["trapped"] == pytest.approx(((n - 1) * rate + 1000.0) * 1e-9 * win, rel=1e-12)
+    # seed: the DYNAMIC livepatch already put the list function in the trampolines
+    assert cf["patch_ns"] == pytest.approx(3 * k * w + 3 * r, rel=1e-12)
+    assert cf["ipis"] == 3
     per = closed_form(RaceConfig("seed", "spin", "per_site", n, work, t), outcomes)
     assert per["window_ns"] == pytest.approx(2 * w + 2 * r, rel=1e-12)
-    assert per["patch_ns"] == pytest.approx((2 + k) * (3 * w + 3 * r), rel=1e-12)
-    assert per["ipis"] == 3 * (2 + k)
+    assert per["patch_ns"] == pytest.approx(k * (3 * w + 3 * r), rel=1e-12)
+    assert per["ipis"] == 3 * k
     # the Monte Carlo: fixed rounds make every window exactly the same
     f = simulate(RaceConfig("seed", "skip", "batched", n, work, t), outcomes, trials=500, seed=4)
     assert f.window_ns_se[0] == 0 and f.window_ns_mean[0] == pytest.approx(win, rel=1e-12)
@@ -307,15 +312,18 @@ def test_spin_limits(protocol):
     ew = d_write + 2 * mu
     ew2 = 2 * var + ew * ew
     rate = (1000.0 + 20.0 + 5000.0 + 4000.0) * 1e-9  # per CPU and ns
-    low = closed_form(RaceConfig("seed", "spin", protocol, n, _seven_sites(1e-6), t, trampolines=False), None)
+    low = closed_form(RaceConfig("seed", "spin", protocol, n, _seven_sites(1e-6), t, trampolines=False,
+                                 patcher_calls=True), None)
     assert low["trapped"] == pytest.approx(n * rate * 1e-6 * ew, rel=1e-5)
     assert low["stall_ns"] == pytest.approx(n * rate * 1e-6 * ew2 / 2, rel=1e-5)
-    high = closed_form(RaceConfig("seed", "spin", protocol, n, _seven_sites(1e6), t, trampolines=False), None)
+    high = closed_form(RaceConfig("seed", "spin", protocol, n, _seven_sites(1e6), t, trampolines=False,
+                                  patcher_calls=True), None)
     assert high["trapped"] == pytest.approx(n * windows, rel=1e-12)
     assert high["stall_ns"] == pytest.approx(n * windows * ew, rel=1e-3)
     assert high["stall_ns"] < n * windows * ew
     # the strategies that do not block keep N L E[W]
-    skip = closed_form(RaceConfig("seed", "skip", protocol, n, _seven_sites(1e6), t, trampolines=False), None)
+    skip = closed_form(RaceConfig("seed", "skip", protocol, n, _seven_sites(1e6), t, trampolines=False,
+                                  patcher_calls=True), None)
     assert skip["trapped"] == pytest.approx(n * rate * 1e6 * ew, rel=1e-12)
 
 
@@ -467,7 +475,7 @@ def test_tens_of_thousands_of_sites_are_cheap():
     start = time.perf_counter()
     f = simulate(cfg, outcomes, trials=10_000, seed=1)
     assert time.perf_counter() - start < 5.0  # typically ~0.05 s
-    assert f.n_sites[0] == 200_003 and f.ipis_mean[0] == 3 * 200_003 + 6
+    assert f.n_sites[0] == 200_003 and f.ipis_mean[0] == 3 * 200_003  # seed: no trampoline update
 
 
 def test_no_changed_sites_means_no_site_protocol():
@@ -551,14 +559,19 @@ def test_bad_simulate_arguments():
 def test_plans_follow_the_kernel_order():
     """DOMAIN.md §4-5: trampoline calls first (routing decides what they trap), then sites."""
     from workbench.race.simulator import Stage
-    assert PLANS["seed"] == (Stage("ftrace_call"), Stage("ftrace_regs_call"),
-                             Stage("sites", ("livepatched", "ordinary")))
-    # one ops left after the tracer goes: publish function_trace_op, sync, final function
-    assert PLANS["seed_reverse"] == (Stage("sites", ("livepatched", "ordinary")), Stage("publish"),
-                                     Stage("ftrace_call"), Stage("ftrace_regs_call"))
-    # livepatch already reaches klp_ftrace_handler through ftrace_regs_call
+    # the livepatch is DYNAMIC: the trampolines hold ftrace_ops_list_func before and
+    # after the tracer comes or goes (ftrace_ops_get_list_func): no trampoline update
+    assert PLANS["seed"] == (Stage("sites", ("livepatched", "ordinary")),)
+    assert PLANS["seed_reverse"] == (Stage("sites", ("livepatched", "ordinary")),)
+    # a static probe reaches its handler through ftrace_regs_call
     assert PLANS["shared_regs_caller"] == (Stage("ftrace_call"), Stage("ftrace_regs_call", ("livepatched",)),
                                            Stage("sites", ("ordinary",)))
+    # update_ftrace_func() runs on both calls even though they keep the list function,
+    # then sites, publish, and the final function (function_trace_call)
+    assert PLANS["tracer_remove_livepatch"] == (
+        Stage("ftrace_call", ("ordinary",)), Stage("ftrace_regs_call", ("livepatched",)),
+        Stage("sites", ("livepatched",)), Stage("publish"),
+        Stage("ftrace_call", ("livepatched", "ordinary")), Stage("ftrace_regs_call"))
     assert derive_plan("seed") is not PLANS["seed"] and derive_plan("seed") == PLANS["seed"]
 
 
@@ -631,7 +644,8 @@ def test_real_table_skip_violations_follow_the_poisson_baseline():
         cfg = RaceConfig("seed", "skip", "per_site", n, work, FIXED)
         f = simulate(cfg, outcomes, trials=4000, seed=n)
         w = 2 * FIXED.write_ns + 2 * FIXED.ipi_base_ns
-        lp_violations = n * lp_rate * w * 1e-9 * m
+        # the patching CPU: only do_IRQ (interrupt context) reaches it
+        lp_violations = ((n - 1) * lp_rate + dict(work.hot)["do_IRQ"]) * w * 1e-9 * m
         ordinary = f.violations_cf[0] - lp_violations  # ordinary sites' share, if any
         assert ordinary >= -1e-9
         assert abs(f.violations_mean[0] - f.violations_cf[0]) < 4.5 * f.violations_se[0] + 1e-12

@@ -41,6 +41,18 @@ biases stay well inside the tolerance: lambda is estimated from the same
 schedules (2,000 to 3,400 calls: about 2% relative error), the window
 stretch above, and a trapped call running longer (its handler), which
 lowers the local call rate in the window by about 3% for ``emulate_new``.
+
+Kernel rules (issue 8). The emulator's patcher is the host, a CPU of its
+own that calls nothing; its 4 emulated CPUs are all callers, so the
+simulator gets ``patcher_calls=True`` (4 CPUs at full rate; the patching
+CPU's interrupt-only calls are checked by hand in tests/race/test_race.py).
+do_IRQ runs with interrupts off in both. In ``seed`` the tracer is being
+registered (function_enabled = 0): no tracer drops in either engine. In
+``tracer_add_livepatch`` the tracer runs throughout: both trampoline calls
+switch to the list function (one protocol each; every call of the six
+functions goes through ftrace_caller then, so ``ftrace_call``'s window
+traps all of them), then the two livepatched sites; there tracer drops are
+real and the engines must agree on them too.
 """
 
 import math
@@ -64,8 +76,9 @@ STRATEGIES = ("skip", "emulate_new")
 METRICS = {"trapped": "trapped", "violations": "violation", "dropped_tracer": "dropped_tracer",
            "dropped_livepatch": "dropped_livepatch", "crashes": "crash"}
 #: step indices of the sites batch's int3 and first-byte writes: the last
-#: protocol run of seed's plan is int3, sync1, tail, sync2, first, done
-INT3_STEP, FIRST_STEP = -6, -2
+#: protocol run of seed's plan is int3, sync1, tail, sync2, first, done,
+#: then function_enabled = 1 (the tracer's registration is complete)
+INT3_STEP, FIRST_STEP = -7, -3
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +121,8 @@ def test_simulator_agrees_with_the_emulator(write_ns, schedules, outcomes):
         lam = st["calls"] / st["cpu_insns"]  # per CPU per instruction = per ns
         print(f"  {s:12s} {st['calls']} calls, lambda {lam:.4g}/ns, emulator window "
               f"mean {armed.mean():.0f} max {armed.max():.0f}")
-        cfg = RaceConfig("seed", s, "batched", CPUS, _workload(lam / len(FUNCTIONS) * 1e9), timing)
+        cfg = RaceConfig("seed", s, "batched", CPUS, _workload(lam / len(FUNCTIONS) * 1e9), timing,
+                         patcher_calls=True)
         cf = closed_form(cfg, outcomes)
         assert cf["window_ns"] == pytest.approx(window, rel=1e-12)
         mine = calls[calls.strategy == s]
@@ -135,3 +149,34 @@ def test_simulator_agrees_with_the_emulator(write_ns, schedules, outcomes):
     assert new.trapped.sum() > 0
     for column in ("violation", "dropped_tracer", "dropped_livepatch", "crash"):
         assert int(new[column].astype(int).sum()) == 0, column
+
+
+def test_real_tracer_drops_agree_with_the_emulator():
+    """tracer_add_livepatch: the tracer runs throughout, its misses are drops in both engines."""
+    scenario, schedules = "tracer_add_livepatch", 30
+    table = load_outcomes(scenario)
+    timing = Timing(write_ns=400.0, ipi_base_ns=ROUND, irq_off_prob=0.0)
+    calls, stats = explore(scenario, ["skip"], mode="random", cpus=CPUS, schedules=schedules,
+                           seed=2, functions=FUNCTIONS, coherent_fetch=True, gap_mean=500,
+                           timing=timing, ns_per_insn=1.0, progress=False)
+    st = stats["skip"]
+    lam = st["calls"] / st["cpu_insns"]
+    cfg = RaceConfig(scenario, "skip", "batched", CPUS, _workload(lam / len(FUNCTIONS) * 1e9), timing,
+                     patcher_calls=True)
+    cf = closed_form(cfg, table)
+    trapped = calls[calls.trapped]
+    assert set(trapped.trap_site) == {"fentry", "ftrace_call"}
+    assert not calls.crash.any() and not calls.deadlock.any()
+    print(f"\n{scenario}: {st['calls']} calls, lambda {lam:.4g}/ns")
+    for metric, column in METRICS.items():
+        observed = int(calls[column].astype(int).sum())
+        expected = schedules * cf[metric]
+        if expected == 0:
+            assert observed == 0, metric
+            continue
+        z = _z(observed, expected)
+        print(f"  skip {metric:18s} expected {expected:7.1f} observed {observed:5d} z {z:+.2f}")
+        assert abs(z) < Z_MAX, (metric, observed, expected)
+    # a running tracer: every trapped call under skip loses its record
+    assert cf["dropped_tracer"] == pytest.approx(cf["trapped"], rel=1e-12) and cf["dropped_tracer"] > 0
+    assert int(calls.dropped_tracer.sum()) == len(trapped)

@@ -49,7 +49,7 @@ PROTOCOLS = ("per_site", "batched", "stop_machine")
 
 #: what the race simulator counts per patch
 METRICS = ("trapped", "violations", "dropped_tracer", "dropped_livepatch", "spurious", "crashes",
-           "stall_ns", "window_ns", "patch_ns", "ipis")
+           "deadlocks", "stall_ns", "window_ns", "patch_ns", "ipis")
 
 #: the summary statistics of each metric
 STATS = {
@@ -99,6 +99,7 @@ _TERMS = [
     Term("dropped_livepatch", "count", "livepatch invocations lost by trapped calls (per patch)"),
     Term("spurious", "count", "handlers that ran although neither instruction runs them (per patch)"),
     Term("crashes", "count", "trapped calls whose CPU crashed (per patch)"),
+    Term("deadlocks", "count", "trapped calls whose CPU can never leave the int3 handler (per patch)"),
     Term("stall_ns", "ns", "CPU time stalled: stop_machine rounds, spinning in the int3 handler"),
     Term("window_ns", "ns", "time the int3 windows are open, summed over the patch"),
     Term("patch_ns", "ns", "duration of the whole patch"),

@@ -42,7 +42,8 @@ from workbench.kernel.text_poke import PROTOCOLS, poke_steps
 __all__ = ["Run", "explore", "outcome_table", "transition_table", "load_outcome_table", "MODES", "OUTCOME_COLUMNS"]
 
 MODES = ("exhaustive", "random")
-OUTCOME_COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "delay_traps")
+OUTCOME_COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "deadlock",
+                   "delay_traps")
 _CAP = 20000  # instructions after which a call that has not returned is a hang
 _IPI_KINDS = ("sync", "stop")
 _EFLAGS_IF = 1 << 9
@@ -91,12 +92,19 @@ class Run:
             n = 0
             while cpu.crash is None and not cpu.reg("eflags") & _EFLAGS_IF:
                 if n == budget:
-                    cpu.crash = _hang(cpu, f"interrupts off for {budget} instructions: the IPI never lands")
+                    cpu.crash = _hang(cpu, f"deadlock: interrupts off for {budget} instructions: "
+                                           "the sync IPI never lands")
                     break
                 cpu.run(1)
                 n += 1
             spent += n
         return spent
+
+    def call_entry(self, fn: str, gap: int = 0) -> tuple[int, int]:
+        """A workload entry ``(site, gap)`` calling *fn* in its scenario context
+        (GAP_IRQOFF set: the call runs with interrupts off)."""
+        flag = EQU["GAP_IRQOFF"] if self.scenario.irq_off(fn) else 0
+        return self.image.functions[fn].site, int(gap) | flag
 
     def apply_step(self) -> None:
         m = self.machine
@@ -168,12 +176,16 @@ class Run:
             "body": obs.body if obs else "none",
             "expected_old": "", "expected_new": "",
             "violation": 0, "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0,
-            "crash": obs is None, "crash_addr": -1, "crash_reason": "",
+            "crash": obs is None, "deadlock": False, "crash_addr": -1, "crash_reason": "",
             "delay_traps": max(len(traps) - 1, 0), "stale": False,
         }
         if obs is None:
             row["crash_addr"] = cpu.crash.addr
             row["crash_reason"] = cpu.crash.reason
+            # a CPU that never lets the sync IPI in (or never returns) hangs the
+            # patch: a deadlock, recorded as its own outcome, not a crash
+            row["deadlock"] = cpu.crash.reason.startswith(("deadlock", "hang"))
+            row["crash"] = not row["deadlock"]
         if traps:
             tphase, taddr = traps[0]
             name = im.name_at(taddr)
@@ -260,7 +272,7 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
     for k in (range(len(run.steps)) if steps is None else steps):
         # steps [0, k) landed before the call; the CPU stands at the call instruction
         run.reset()
-        cpu.reset([(im.functions[fn].site, 0)])
+        cpu.reset([run.call_entry(fn)])
         for _ in range(k):
             run.apply_step()
         m.sync_core()
@@ -351,12 +363,11 @@ def _random_schedule(run: Run, seed, functions, slice_mean: int, patch_gap: int,
     m, im = run.machine, run.image
     rng = np.random.default_rng(seed)
     run.reset()
-    sites = [im.functions[f].site for f in functions]
     for cpu in m.cpus:
-        fns = rng.integers(0, len(sites), 4096)
+        fns = rng.integers(0, len(functions), 4096)
         # geometric idle gaps: call starts form a renewal process of known rate
         gaps = rng.geometric(1.0 / (1.0 + gap_mean), 4096) - 1 if gap_mean > 0 else np.zeros(4096, int)
-        cpu.reset(list(zip([sites[i] for i in fns], gaps.tolist())))
+        cpu.reset([run.call_entry(functions[i], g) for i, g in zip(fns.tolist(), gaps.tolist())])
     rows, now, insns = [], 0, 0
     next_step = warmup + int(rng.integers(0, max(warmup, 1)))
     done_at, in_flight, landed = None, {}, []
@@ -446,7 +457,9 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
         b, a = sc.states(image)
         changed = [f for f in image.functions if b.site_bytes(f) != a.site_bytes(f)] or list(image.functions)
         lp = [f for f in image.functions if f in sc.livepatched()]
-        functions = lp[:1] + [f for f in changed if f not in sc.livepatched()][:1]
+        # (when no ordinary site changes, one whose calls cross the patched trampolines)
+        functions = lp[:1] + ([f for f in changed if f not in sc.livepatched()][:1]
+                              or [f for f in image.functions if f not in sc.livepatched()][:1])
     if isinstance(functions, str):
         functions = functions.split(",")
     if not functions:
@@ -492,6 +505,7 @@ def outcome_table(calls: pd.DataFrame) -> pd.DataFrame:
     if t.empty:
         return pd.DataFrame(columns=keys + ["n_trapped", *OUTCOME_COLUMNS])
     t["crash"] = t["crash"].astype(float)
+    t["deadlock"] = t["deadlock"].astype(float)
     w = t["weight"].astype(float)
     agg = {c: (t[c].astype(float) * w) for c in OUTCOME_COLUMNS}
     df = pd.DataFrame({**{k: t[k] for k in keys}, "n_trapped": w, **agg})

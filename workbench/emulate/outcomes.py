@@ -18,7 +18,7 @@ from workbench.kernel.layout import EQU
 __all__ = ["Observed", "observe", "classify", "HANDLERS"]
 
 #: handler names as they appear in expected/observed sets
-HANDLERS = ("tracer", "livepatch")
+HANDLERS = ("livepatch", "probe", "tracer")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class Observed:
     corrupt: int  #: bit set of caller state the call destroyed (0 = intact)
     phase0: int
     phase1: int
+    probe_runs: int = 0  #: calls of the SAVE_REGS probe handler during the call
+    bogus_records: int = 0  #: tracer records written during the call with another ip or parent
 
     @property
     def handlers(self) -> frozenset[str]:
@@ -42,6 +44,8 @@ class Observed:
             h.add("tracer")
         if self.body == "new":
             h.add("livepatch")
+        if self.probe_runs:
+            h.add("probe")
         return frozenset(h)
 
 
@@ -57,13 +61,16 @@ def observe(cpu, rec: dict) -> Observed:
         body = {EQU["BODY_OLD"]: "old", EQU["BODY_NEW"]: "new"}.get(which, "none")
     else:
         body = "none"  # another function's body ran: the call went astray
-    tracer = 0
+    tracer = bogus = 0
     if rec["rb1"] > rec["rb0"]:
+        # every record this CPU wrote during the call is checked: one with
+        # another ip or parent traced a call that did not happen
         recs = cpu.trace_records(rec["rb0"], rec["rb1"])
         ret = im.sym("workload_return")
         tracer = int(((recs[:, 0] == rec["fn"]) & (recs[:, 1] == ret)).sum())
+        bogus = len(recs) - tracer
     return Observed(fn, body, rec["body_cnt"], tracer, rec["klp"], rec["traps1"] - rec["traps0"],
-                    rec["corrupt"], rec["phase0"], rec["phase1"])
+                    rec["corrupt"], rec["phase0"], rec["phase1"], rec.get("probe", 0), bogus)
 
 
 def classify(obs: Observed, old: frozenset[str], new: frozenset[str],
@@ -75,7 +82,8 @@ def classify(obs: Observed, old: frozenset[str], new: frozenset[str],
     did not run; a livepatched function running its old body is one),
     ``dropped_tracer`` / ``dropped_livepatch`` (a registered handler that
     either instruction runs did not run), ``spurious`` (a handler neither
-    runs, or one that ran more than once), and ``crash``.
+    runs, one that ran more than once, or a tracer record with a wrong ip or
+    parent), and ``crash``.
     """
     ran = obs.handlers
     either = (old | new) & registered
@@ -83,7 +91,8 @@ def classify(obs: Observed, old: frozenset[str], new: frozenset[str],
         "violation": len((old & new) - ran),
         "dropped_tracer": int("tracer" in either and "tracer" not in ran),
         "dropped_livepatch": int("livepatch" in either and "livepatch" not in ran),
-        "spurious": len(ran - (old | new)) + max(obs.tracer_runs - 1, 0) + max(obs.bodies - 1, 0),
+        "spurious": len(ran - (old | new)) + max(obs.tracer_runs - 1, 0) + max(obs.bodies - 1, 0)
+        + obs.bogus_records + max(obs.probe_runs - 1, 0),
         "crash": bool(obs.corrupt) or obs.body == "none",
     }
     return out

@@ -12,6 +12,17 @@ any path a user gives), validated here with one-line errors::
     [transition]
     before = ["<name>", ...]
     after = ["<name>", ...]
+    [context]                              # optional: how each traced function is called
+    do_IRQ = "interrupt"                   # process | irq_off | interrupt
+
+A function's calling context decides its interrupt flag during the call:
+``process`` runs with IF = 1; ``irq_off`` (a process-context caller holding
+interrupts off, e.g. ``__migrate_task()`` under ``migration_cpu_stop()``'s
+``local_irq_disable()``, kernel/sched/core.c) and ``interrupt`` (entered
+through an interrupt gate, which clears IF: ``do_IRQ()``,
+arch/x86/kernel/irq.c) run with IF = 0. Only ``interrupt`` calls can reach
+the CPU that is patching (it is not running process-context callers while
+it patches). Defaults: :data:`DEFAULT_CONTEXT`, ``process`` otherwise.
 """
 
 from __future__ import annotations
@@ -24,10 +35,15 @@ from workbench.base.errors import ConfigError, check_choice
 from workbench.kernel.ftrace import OPS_KINDS, FtraceOps, FtraceState, plan_transition
 from workbench.kernel.image import KernelImage
 
-__all__ = ["check_scenario", "Scenario", "load_scenario", "scenario_names", "SCENARIO_DIR"]
+__all__ = ["CONTEXTS", "DEFAULT_CONTEXT", "SCENARIO_DIR", "Scenario", "check_scenario", "load_scenario",
+           "scenario_names"]
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 _OPS_KEYS = {"kind", "functions", "notrace", "trampoline"}
+#: calling contexts of a traced function
+CONTEXTS = ("process", "irq_off", "interrupt")
+#: the kernel's own contexts of the named hot functions (everything else: process)
+DEFAULT_CONTEXT = {"do_IRQ": "interrupt", "__migrate_task": "irq_off"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,15 @@ class Scenario:
     ops: tuple[FtraceOps, ...]
     before: tuple[str, ...]
     after: tuple[str, ...]
+    context: tuple[tuple[str, str], ...] = ()  #: overrides of DEFAULT_CONTEXT
+
+    def context_of(self, fn: str) -> str:
+        """The calling context of *fn*: ``process``, ``irq_off`` or ``interrupt``."""
+        return dict(self.context).get(fn, DEFAULT_CONTEXT.get(fn, "process"))
+
+    def irq_off(self, fn: str) -> bool:
+        """Whether calls of *fn* run with the interrupt flag clear."""
+        return self.context_of(fn) != "process"
 
     def states(self, image: KernelImage) -> tuple[FtraceState, FtraceState]:
         by = {o.name: o for o in self.ops}
@@ -62,7 +87,10 @@ class Scenario:
         return frozenset(by[n].kind for n in self.after)
 
     def livepatched(self) -> frozenset[str]:
-        return frozenset(f for o in self.ops if o.kind == "livepatch" for f in o.functions)
+        """Functions filtered by a regs-saving ops (livepatch, or a kprobe-like probe):
+        the site kind the tables and figures call ``livepatched``."""
+        return frozenset(f for o in self.ops if o.kind in ("livepatch", "probe") and o.functions
+                         for f in o.functions)
 
 
 def scenario_names() -> list[str]:
@@ -94,10 +122,15 @@ def load_scenario(name_or_path: str) -> Scenario:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"scenario {name}: not valid TOML: {exc}") from None
-    unknown = set(doc) - {"description", "ops", "transition"}
+    unknown = set(doc) - {"description", "ops", "transition", "context"}
     if unknown:
         raise ConfigError(f"scenario {name}: unknown keys {sorted(unknown)}; "
-                          "expected description, ops, transition")
+                          "expected description, ops, transition, context")
+    ctx = doc.get("context", {})
+    if not isinstance(ctx, dict):
+        raise ConfigError(f"scenario {name}: context must be a table of function = context")
+    for fn, c in ctx.items():
+        check_choice(f"scenario {name}: context.{fn}", c, CONTEXTS)
     if not isinstance(doc.get("ops"), dict) or not doc["ops"]:
         raise ConfigError(f"scenario {name}: needs at least one [ops.<name>] table")
     ops = []
@@ -135,4 +168,4 @@ def load_scenario(name_or_path: str) -> Scenario:
     if sorted(tr["before"]) == sorted(tr["after"]):
         raise ConfigError(f"scenario {name}: transition.before and .after are the same; nothing to patch")
     return Scenario(name, str(doc.get("description", "")), tuple(ops),
-                    tuple(tr["before"]), tuple(tr["after"]))
+                    tuple(tr["before"]), tuple(tr["after"]), tuple(sorted(ctx.items())))

@@ -55,11 +55,21 @@ class FtraceOps:
 
     @property
     def flags(self) -> int:
+        """``ops->flags``: livepatch is ``SAVE_REGS | DYNAMIC | IPMODIFY`` (klp_patch_func(),
+        kernel/livepatch/patch.c, allocated per function); a probe is a static,
+        kprobe-like ``SAVE_REGS`` ops; the tracer's ops (the trace array's
+        ``global_ops``) is static and needs no regs."""
         if self.kind == "livepatch":
-            return EQU["FTRACE_OPS_FL_SAVE_REGS"] | EQU["FTRACE_OPS_FL_IPMODIFY"]
+            return (EQU["FTRACE_OPS_FL_SAVE_REGS"] | EQU["FTRACE_OPS_FL_DYNAMIC"]
+                    | EQU["FTRACE_OPS_FL_IPMODIFY"])
         if self.kind == "probe":
             return EQU["FTRACE_OPS_FL_SAVE_REGS"]
         return 0
+
+    @property
+    def dynamic(self) -> bool:
+        """``FTRACE_OPS_FL_DYNAMIC``: the trampolines must reach it through the list function."""
+        return bool(self.flags & EQU["FTRACE_OPS_FL_DYNAMIC"])
 
     @property
     def handler(self) -> str:
@@ -165,12 +175,23 @@ class FtraceState:
             else "ftrace_caller"
 
     def trace_function(self) -> str:
-        """update_ftrace_function(): ftrace_stub, the one handler, or the list function."""
+        """update_ftrace_function(): ftrace_stub, the one handler, or the list function.
+
+        One ops is called directly unless it is DYNAMIC (or RCU):
+        ``ftrace_ops_get_list_func()`` (kernel/trace/ftrace.c, v4.4-v5.x)
+        returns ``ftrace_ops_list_func`` for it even when it is alone, so a
+        lone livepatch already puts the list function in the shared
+        trampolines' calls.
+        """
         if not self.ops:
             return "ftrace_stub"
-        if len(self.ops) == 1:
+        if len(self.ops) == 1 and not self.ops[0].dynamic:
             return self.ops[0].handler
         return "ftrace_ops_list_func"
+
+    def function_enabled(self) -> int:
+        """``tr->function_enabled`` in this stable state: 1 while the tracer is registered."""
+        return int(any(o.kind == "tracer" for o in self.ops))
 
     def function_trace_op(self) -> int:
         if len(self.ops) == 1:
@@ -235,6 +256,7 @@ class FtraceState:
         for w in self.link_writes():
             machine.write32(w.addr, w.value)
         machine.write32(self.image.sym("function_trace_op"), self.function_trace_op())
+        machine.write32(self.image.sym("function_enabled"), self.function_enabled())
         for addr, (_, b) in self.text().items():
             machine.write(addr, b)
         machine.sync_core()
@@ -243,25 +265,47 @@ class FtraceState:
 def plan_transition(before: FtraceState, after: FtraceState, per_site: bool = False):
     """The kernel's ordered list of changes from *before* to *after*.
 
-    ftrace_modify_all_code(): switch the trampoline calls to
-    ftrace_ops_list_func if the trace function changes (one protocol each),
-    patch every changed site in one batch (or one protocol per site with
-    *per_site*), then publish ``function_trace_op``, sync, and switch the
-    trampoline calls to the final function. Ops being added are linked into
-    the list first; ops being removed are unlinked first (ftrace_shutdown()
-    unregisters before it patches).
+    Each rule follows a kernel function (docs/KERNEL.md):
+
+    * the tracer's own (un)registration is bracketed by
+      ``tr->function_enabled = 0`` and, when it is added, ``= 1`` at the end
+      (``tracing_start_function_trace()`` / ``tracing_stop_function_trace()``,
+      kernel/trace/trace_functions.c);
+    * ops being added are linked into the list first; ops being removed are
+      unlinked first (``__register_ftrace_function()`` /
+      ``__unregister_ftrace_function()`` run before ``ftrace_startup()`` /
+      ``ftrace_shutdown()`` patch);
+    * ``ftrace_modify_all_code()`` (kernel/trace/ftrace.c): when the trace
+      function changes (``FTRACE_UPDATE_TRACE_FUNC``, set by
+      ``ftrace_startup_enable()`` / ``ftrace_shutdown()`` only if
+      ``ftrace_trace_function`` moved), ``ftrace_update_ftrace_func(ftrace_ops_list_func)``
+      runs one breakpoint protocol on ``ftrace_call`` and one on
+      ``ftrace_regs_call`` even when they already call the list function:
+      x86's ``update_ftrace_func()`` (arch/x86/kernel/ftrace.c, v5.1-v5.4)
+      copies the current bytes and never compares them with the new ones;
+    * then every changed site, in one batch (``ftrace_replace_code()``) or
+      one protocol per site with *per_site*;
+    * then, if the final function is not the list function, publish
+      ``function_trace_op``, ``ftrace_sync_ipi``, and update both
+      trampoline calls to it (again one protocol each, unconditionally).
     """
     im = before.image
     steps: list = []
+    kinds0 = {o.kind for o in before.ops}
+    kinds1 = {o.kind for o in after.ops}
+    tracer_moves = ("tracer" in kinds0) != ("tracer" in kinds1)
+    if tracer_moves:  # tracing_{start,stop}_function_trace(): function_enabled = 0 first
+        steps.append(DataWrite("function_enabled", im.sym("function_enabled"), 0))
     if set(after.ops) - set(before.ops) or set(before.ops) - set(after.ops):
         steps += after.link_writes()
     func0, func1 = before.trace_function(), after.trace_function()
+    update = func0 != func1  # FTRACE_UPDATE_TRACE_FUNC
     cur = before.trampoline_bytes(func0)
-    if func0 != func1:
+    if update:
         for c, b in before.trampoline_bytes("ftrace_ops_list_func").items():
-            if cur[c] != b:
-                steps.append(TextBatch(f"{c}:list", (TextChange(im.sym(c), cur[c], b, c),)))
-                cur[c] = b
+            # update_ftrace_func(): the protocol runs whether or not the bytes change
+            steps.append(TextBatch(f"{c}:list", (TextChange(im.sym(c), cur[c], b, c),)))
+            cur[c] = b
     site_changes = [TextChange(f.site, before.site_bytes(fn), after.site_bytes(fn), fn)
                     for fn, f in im.functions.items() if before.site_bytes(fn) != after.site_bytes(fn)]
     if per_site:
@@ -270,10 +314,11 @@ def plan_transition(before: FtraceState, after: FtraceState, per_site: bool = Fa
         steps.append(TextBatch("sites", tuple(site_changes)))
     final = after.trampoline_bytes(func1)
     # The list function ignores function_trace_op: publish it only for a single handler.
-    if func1 != "ftrace_ops_list_func" and (func0 != func1 or cur != final):
+    if update and func1 != "ftrace_ops_list_func":
         steps.append(DataWrite("function_trace_op", im.sym("function_trace_op"), after.function_trace_op()))
         steps.append(Sync("ftrace_sync_ipi"))
         for c in TRAMPOLINE_CALLS:
-            if cur[c] != final[c]:
-                steps.append(TextBatch(f"{c}:final", (TextChange(im.sym(c), cur[c], final[c], c),)))
+            steps.append(TextBatch(f"{c}:final", (TextChange(im.sym(c), cur[c], final[c], c),)))
+    if tracer_moves and "tracer" in kinds1:
+        steps.append(DataWrite("function_enabled", im.sym("function_enabled"), 1))
     return steps

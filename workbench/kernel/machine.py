@@ -47,7 +47,7 @@ UNBOUNDED = 10**9
 
 _TI = {k: v for k, v in EQU.items() if k.startswith("TI_")}
 _CR_FIELDS = ("fn", "phase0", "rb0", "traps0", "body", "body_cnt", "rb1", "traps1",
-              "phase1", "corrupt", "seq", "klp")
+              "phase1", "corrupt", "seq", "klp", "probe")
 _ACCESS = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
            UC_MEM_FETCH_UNMAPPED: "fetch", UC_MEM_READ_PROT: "read",
            UC_MEM_WRITE_PROT: "write", UC_MEM_FETCH_PROT: "fetch"}

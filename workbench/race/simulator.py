@@ -88,7 +88,7 @@ TRAP_SITES = ("fentry", "ftrace_call", "ftrace_regs_call")
 #: metric <- outcome-table column (per-trapped-call mean)
 _OUTCOME_COLUMNS = {"violations": "violation", "dropped_tracer": "dropped_tracer",
                     "dropped_livepatch": "dropped_livepatch", "spurious": "spurious",
-                    "crashes": "crash"}
+                    "crashes": "crash", "deadlocks": "deadlock"}
 _CHUNK = 32768  # trials per vectorised chunk: bounds memory, not results
 
 
@@ -161,8 +161,13 @@ class RaceConfig:
     strategy and ``batched`` (ftrace's protocol) otherwise; the two must
     agree. ``trampolines=False`` drops the trampoline-call stages (a plain
     text_poke batch, as in Bristot's jump-label measurement). The expected
-    patch (hence every armed window) must fit in ``horizon_ns``. Raises
-    :class:`ConfigError` naming the bad parameter.
+    patch (hence every armed window) must fit in ``horizon_ns``.
+    ``patcher_calls=False`` (the kernel): the CPU running ``text_poke_bp``
+    is reached only by interrupt-context calls while it patches
+    (:func:`_caller_share`); ``True`` lets it call at full rate like the
+    others (all N CPUs alike: the textbook ``N L W`` that the hand checks
+    of the formulas use). Raises :class:`ConfigError` naming the bad
+    parameter.
     """
 
     scenario: str = "seed"
@@ -173,6 +178,7 @@ class RaceConfig:
     timing: Timing = field(default_factory=Timing)
     trampolines: bool = True
     horizon_ns: float = 3.6e12
+    patcher_calls: bool = False
 
     def __post_init__(self):
         check_scenario(self.scenario)
@@ -210,11 +216,13 @@ class PerCallOutcomes:
     modelled by the handler cost and, for spin, the remaining window.
     """
 
-    COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash")
+    COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "deadlock")
     KEY = ("strategy", "site_kind", "trap_site")
 
     def __init__(self, frame, scenario, entry="v5.3"):
         self.scenario, self.entry = scenario, entry
+        if "deadlock" not in frame.columns:  # a table from before deadlocks were recorded
+            frame = frame.assign(deadlock=0.0)
         need = set(self.KEY) | set(self.COLUMNS) | {"n_trapped"}
         if not need <= set(frame.columns):
             raise ConfigError(f"outcomes: table lacks columns {sorted(need - set(frame.columns))}")
@@ -272,6 +280,7 @@ class _Group:
     handler_ns: float
     sites: _Sites
     outcome: dict
+    share: float = 1.0  # rates are the workload's times this (_caller_share)
 
 
 @dataclass
@@ -282,8 +291,42 @@ class _Stage:
     d_write: float = 0.0  # write time inside every armed window of the stage
 
 
+def _caller_share(cfg):
+    """Per site kind, the CPUs' summed call rate as a multiple of N per-CPU rates.
+
+    The CPU running ``text_poke_bp`` is not running its process-context
+    callers while it patches; only interrupts reach traced functions on it.
+    So a kind's rate over the N CPUs is ``(N - 1) L + L_irq`` (``L_irq``:
+    the kind's functions called in ``interrupt`` context, from the
+    scenario, :meth:`workbench.emulate.scenario.Scenario.context_of`), i.e.
+    N CPUs at ``L ((N - 1) + L_irq / L) / N``. Exact for the Poisson count;
+    for ``spin`` (a binomial over CPUs) it spreads the patching CPU's rate
+    over all N, an approximation documented in docs/RACE.md.
+    """
+    from workbench.emulate.scenario import load_scenario
+
+    if cfg.patcher_calls:
+        return dict.fromkeys(SITE_KINDS, 1.0)
+    sc, n = load_scenario(cfg.scenario), cfg.cpus
+    summary = _site_summary(cfg.workload)
+    out = {}
+    for kind in SITE_KINDS:
+        total = summary[kind].total
+        irq = sum(r for name, r in cfg.workload.hot
+                  if (name in LIVEPATCHED) == (kind == "livepatched") and sc.context_of(name) == "interrupt")
+        out[kind] = ((n - 1) + (irq / total if total > 0 else 0.0)) / n
+    return out
+
+
+def _scaled(sites, f):
+    """*sites* with every rate times *f*."""
+    return _Sites(sites.count, sites.top * f, sites.rest_total * f, sites.rest_sumsq * f * f)
+
+
 def _timeline(cfg, outcomes):
-    t, summary = cfg.timing, _site_summary(cfg.workload)
+    t = cfg.timing
+    share = _caller_share(cfg)
+    summary = {k: _scaled(v, share[k]) for k, v in _site_summary(cfg.workload).items()}
     look = (lambda kind, site: dict.fromkeys(_OUTCOME_COLUMNS, 0.0)) if outcomes is None else \
         (lambda kind, site: outcomes.per_call(cfg.strategy, kind, site))
     stages = []
@@ -294,7 +337,7 @@ def _timeline(cfg, outcomes):
             # everything routed through the trampoline shares its one window
             groups = [_Group(k, st.target, t.handler_ns,
                              _Sites(summary[k].count, np.zeros(0), summary[k].total, 0.0),
-                             look(k, st.target)) for k in st.kinds]
+                             look(k, st.target), share[k]) for k in st.kinds]
             # one site: tail write + first-byte write inside the window
             stages.append(_Stage("trampoline", 1, groups, 2 * t.write_ns))
         elif st.target == "publish":
@@ -305,14 +348,14 @@ def _timeline(cfg, outcomes):
             if k == 0:  # nothing to rewrite: ftrace runs no protocol
                 continue
             if cfg.protocol == "per_site":
-                groups = [_Group(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"))
-                          for kind in st.kinds]
+                groups = [_Group(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"),
+                                 share[kind]) for kind in st.kinds]
                 stages.append(_Stage("per_site", k, groups, 2 * t.write_ns))
             else:
                 h = t.handler_batch_ns if k > 1 else t.handler_ns  # no search for one entry
                 groups = [_Group(kind, "fentry", h,
                                  _Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
-                                 look(kind, "fentry")) for kind in st.kinds]
+                                 look(kind, "fentry"), share[kind]) for kind in st.kinds]
                 # site i: int3 done at i*w; R1; K tails; R2; first bytes in
                 # the same order, site i's done at 2Kw + R1 + R2 + i*w
                 stages.append(_Stage("batched", k, groups, 2 * k * t.write_ns))
@@ -451,7 +494,8 @@ def _draw_chunk(cfg, stages, rng, size):
                 if spin:
                     # the rest's traps per CPU from their exact mean and
                     # variance (_rest_sums); each waits the rest's mean wait
-                    _, _, (rest_p, rest_b, rest_v) = _spin_per_site(t, n, s.d_write, cfg.workload, g.kind)
+                    _, _, (rest_p, rest_b, rest_v) = _spin_per_site(t, n, s.d_write, cfg.workload, g.kind,
+                                                                   g.share)
                     if rest_p > 0:
                         lam = n * gamma_matched(rng, rest_p, rest_v, size)
                         k = rng.poisson(lam if gain is None else lam * gain)

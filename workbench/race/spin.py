@@ -230,20 +230,21 @@ def _rest_sums(rates, W, w, d):
 
 
 @lru_cache(maxsize=256)
-def _spin_per_site(timing, cpus, d_write, workload, kind):
+def _spin_per_site(timing, cpus, d_write, workload, kind, share=1.0):
     """Spin over the per-site windows of one site kind, per CPU.
 
     Every site i has its own window ``W_i = d_write + R1 + R2`` and traps a
     CPU with probability ``p_i = 1 - e^(-l_i W_i)`` (averaged over the kind's
     burst factor when bursty); a CPU can trap once in each. Returns the
     expected traps and waits (ns) of the top sites (arrays) and the rest's
-    summed traps, wait and trap variance (:func:`_rest_sums`).
+    summed traps, wait and trap variance (:func:`_rest_sums`). Every rate is
+    the workload's times *share* (the simulator's ``_caller_share``).
     """
     W, w = _window_nodes(timing, cpus, d_write)
     d = workload.dispersion
-    top = _site_summary(workload)[kind].top * _NS
+    top = _site_summary(workload)[kind].top * _NS * share
     terms = _site_terms(top, W, w, d)
-    rest = _rest_sums(_rest_rates(workload, kind), W, w, d)
+    rest = _rest_sums(_rest_rates(workload, kind) * share, W, w, d)
     return terms[0], terms[1], rest
 
 
@@ -253,7 +254,7 @@ def _spin_expect(cfg, stage):
     if stage.what == "per_site":
         traps, wait = [], 0.0
         for g in stage.groups:
-            top_p, top_b, (rest_p, rest_b, _) = _spin_per_site(t, n, stage.d_write, cfg.workload, g.kind)
+            top_p, top_b, (rest_p, rest_b, _) = _spin_per_site(t, n, stage.d_write, cfg.workload, g.kind, g.share)
             traps.append(float(top_p.sum()) + rest_p)
             wait += float(top_b.sum()) + rest_b
         return traps, wait

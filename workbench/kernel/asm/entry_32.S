@@ -129,7 +129,11 @@ ENTRY cpu_workload
 	movl	%eax, TI_NEXT(%ebp)
 	movl	TI_CALLS(%ebp), %eax
 	movl	(%eax,%ecx,8), %esi		/* fn */
-	movl	4(%eax,%ecx,8), %edx		/* gap */
+	movl	4(%eax,%ecx,8), %edx		/* gap, bit 31: the call's context has IF clear */
+	movl	%edx, %eax
+	andl	$GAP_IRQOFF, %eax
+	movl	%eax, TI_IRQOFF(%ebp)
+	andl	$~GAP_IRQOFF, %edx
 2:	testl	%edx, %edx			/* idle: random call times */
 	jz	3f
 	decl	%edx
@@ -139,15 +143,22 @@ ENTRY cpu_workload
 	SNAPSHOT CR_PHASE0, CR_RB0, CR_TRAPS0
 	movl	TI_KLP(%ebp), %eax
 	movl	%eax, CR_KLP(%edi)
+	movl	TI_PROBE(%ebp), %eax
+	movl	%eax, CR_PROBE(%edi)
 	movl	$0, TI_BODY(%ebp)
 	movl	$0, TI_BODY_CNT(%ebp)
 	movl	$CANARY_EBX, %ebx
 	movl	%esp, TI_SAVED_ESP(%ebp)
+	cmpl	$0, TI_IRQOFF(%ebp)
+	je	4f
+	cli					/* irq-off or interrupt context: the interrupt gate's IF = 0 */
+4:
 	.globl	workload_call
 workload_call:
 	call	*%esi
 	.globl	workload_return
 workload_return:
+	sti					/* back in the workload's process context */
 	xorl	%ecx, %ecx			/* corruption bits */
 	GET_THREAD_INFO %eax
 	CHECK	%eax, %ebp, 1, movl %eax, %ebp			/* ebp lost */
@@ -165,6 +176,9 @@ workload_return:
 	movl	TI_KLP(%ebp), %eax
 	subl	CR_KLP(%edi), %eax
 	movl	%eax, CR_KLP(%edi)		/* livepatch redirections during the call */
+	movl	TI_PROBE(%ebp), %eax
+	subl	CR_PROBE(%edi), %eax
+	movl	%eax, CR_PROBE(%edi)		/* probe handler calls during the call */
 	movl	TI_LOG_HEAD(%ebp), %eax
 	movl	%eax, CR_SEQ(%edi)
 	incl	TI_LOG_HEAD(%ebp)

@@ -1,13 +1,18 @@
 /*
  * The function tracer's callback, written to the behaviour of
- * function_trace_call() in kernel/trace/trace_functions.c: append one
- * {ip, parent_ip, cpu, seq} entry to this CPU's ring buffer.
+ * function_trace_call() in kernel/trace/trace_functions.c: return at once
+ * while tr->function_enabled is 0 (tracing_start_function_trace() clears it
+ * around register_ftrace_function(), tracing_stop_function_trace() before
+ * unregister_ftrace_function()), else append one {ip, parent_ip, cpu, seq}
+ * entry to this CPU's ring buffer.
  */
 	.include "defs.inc"
 	.text
 
 /* void function_trace_call(ip, parent_ip, op, regs) */
 ENTRY function_trace_call
+	cmpl	$0, function_enabled
+	je	1f				/* the tracer is being (un)registered */
 	pushl	%ebx
 	pushl	%esi
 	GET_THREAD_INFO %ebx
@@ -25,7 +30,7 @@ ENTRY function_trace_call
 	incl	RB_HEAD(%esi)			/* commit */
 	popl	%esi
 	popl	%ebx
-	ret
+1:	ret
 END function_trace_call
 
 /*
@@ -35,6 +40,8 @@ END function_trace_call
 ENTRY regs_probe_handler
 	movl	4(%esp), %ecx			/* regs */
 	incl	regs_probe_calls
+	GET_THREAD_INFO %eax
+	incl	TI_PROBE(%eax)			/* per-CPU evidence for the call log */
 	testl	%ecx, %ecx
 	jz	2f
 	pushl	%esi
@@ -55,3 +62,6 @@ END regs_probe_handler
 regs_probe:	.space PT_SIZE
 	.globl	regs_probe_calls
 regs_probe_calls:	.long 0
+	/* tr->function_enabled of the one trace array; workbench.kernel.ftrace writes it */
+	.globl	function_enabled
+function_enabled:	.long 0
