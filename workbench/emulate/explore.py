@@ -18,6 +18,8 @@ crash is a row, never an exception.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pandas as pd
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ
@@ -59,14 +61,20 @@ class Run:
         self.image = build_image(n_ordinary)
         self.before, self.after = self.scenario.states(self.image)
         self.steps = poke_steps(self.scenario.plan(self.image, per_site), self.protocol)
-        self.machine = Machine(self.image, ncpus, entry, int3_handler=self._handler,
-                               coherent_fetch=coherent_fetch)
+        ref = weakref.ref(self)  # the machine holds its handler: no cycle back to this run
+        self.machine = Machine(self.image, ncpus, entry, coherent_fetch=coherent_fetch,
+                               int3_handler=lambda m, cpu, regs: ref()._handler(m, cpu, regs))
         self.ref = Machine(self.image, 1, entry)  # reference runs: no int3 handler needed
         self._ref_cache: dict = {}
         self.phase = 0
         self.traps: dict[tuple[int, int], list] = {}
         #: stop_machine rounds the patch takes: each holds every CPU while it writes
         self.stop_rounds = sum(s.kind == "stop" for s in self.steps)
+
+    def close(self) -> None:
+        """Release both machines' Unicorn engines now."""
+        self.machine.close()
+        self.ref.close()
 
     # -- the patcher -----------------------------------------------------------------
     def phase_name(self, p: int) -> str:
@@ -83,7 +91,7 @@ class Run:
         spent = 0
         for cpu in self.machine.cpus:
             n = 0
-            while cpu.crash is None and not cpu.reg("eflags") & _EFLAGS_IF:
+            while cpu.crash is None and not cpu.interrupts_enabled():
                 if n == budget:
                     cpu.crash = _hang(cpu, f"interrupts off for {budget} instructions: the IPI never lands")
                     break
@@ -251,6 +259,10 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
     m, im = run.machine, run.image
     cpu = m.cpus[0]
     rows, raw, distinct = [], 0, 0
+    t0, t1 = im.text
+    # the text ranges any step of the patch writes (data and sync steps write no text)
+    written = sorted({(max(lo, t0), min(hi, t1)) for s in run.steps if s.kind in ("text", "stop")
+                      for lo, hi in s.addrs if lo < t1 and t0 < hi})
     for k in (range(len(run.steps)) if steps is None else steps):
         # steps [0, k) landed before the call; the CPU stands at the call instruction
         run.reset()
@@ -262,17 +274,26 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
         ctx_k = cpu.uc.context_save()
         mem_k, bp_k = m.mem.copy(), m.text_poke_state
 
-        def restore():
+        def restore(cold=False):
             m.mem[:] = mem_k
             m.text_poke_state = bp_k
             run.phase, run.traps = k, {}
             cpu.crash, cpu.drained = None, 0
             cpu.uc.context_restore(ctx_k)
             cpu.eip = im.sym("workload_call")
-            m.sync_core()  # cold translations, as in the calibration
+            if cold:  # nothing translated: every block the calibration runs reaches its hooks
+                m.sync_core()
+            else:
+                # As cold as the calibration for every byte a step writes; text
+                # no step writes never differs from its translations, so keeping
+                # those changes no fetch the schedule can observe, only the time
+                # spent translating them again.
+                for lo, hi in written:
+                    m.sync_core(lo, hi)
 
-        restore()
+        restore(cold=True)
         length, events = _calibrate(run, k, calib_cap)
+        first = True  # the calibration's blocks call its (deleted) hooks: start the placements cold
         # cut on both sides of every event: which side an observation falls on
         # depends on how Unicorn counts around traps and block lookups
         cuts = sorted({c for e in events for c in (e, e + 1) if 0 <= c <= length} | {0}) \
@@ -281,7 +302,8 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
         raw += length + 1
         distinct += len(cuts)
         for i, w in zip(cuts, weights):
-            restore()
+            restore(cold=first)
+            first = False
             if i:
                 cpu.run(i)
             done = i + run.await_interrupts()
@@ -471,6 +493,8 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
                     bar.update(1)
                 stats[n] = {"raw": schedules, "distinct": schedules,
                             "stalls": run.stop_rounds, **tally}
+    for run in runs.values():  # release the engines now, not at the next garbage collection
+        run.close()
     return pd.DataFrame(rows), stats
 
 
