@@ -42,6 +42,9 @@ OUTCOME_COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious
 _CAP = 20000  # instructions after which a call that has not returned is a hang
 _IPI_KINDS = ("sync", "stop")
 _EFLAGS_IF = 1 << 9
+#: AT&T mnemonic prefixes that end a straight-line run: control transfers and IF setters
+_NOT_PLAIN = ("j", "call", "ret", "lret", "iret", "loop", "int", "into", "bound", "popf", "sti",
+              "hlt", "ud", "sys", "lcall", "ljmp")
 
 
 class Run:
@@ -70,6 +73,11 @@ class Run:
         self.traps: dict[tuple[int, int], list] = {}
         #: stop_machine rounds the patch takes: each holds every CPU while it writes
         self.stop_rounds = sum(s.kind == "stop" for s in self.steps)
+        t0, t1 = self.image.text
+        # the text ranges any step of the patch writes (data and sync steps write no text)
+        self._written = sorted({(max(lo, t0), min(hi, t1)) for s in self.steps if s.kind in ("text", "stop")
+                                for lo, hi in s.addrs if lo < t1 and t0 < hi})
+        self._plain: dict[int, int] = {}
 
     def close(self) -> None:
         """Release both machines' Unicorn engines now."""
@@ -83,9 +91,13 @@ class Run:
     def await_interrupts(self, budget: int = 1000) -> int:
         """Let the next step's IPI round be taken: run every CPU that has
         interrupts off (between an int3 and its iret: the int3 gate clears
-        IF) one instruction at a time until it can take the IPI, as hardware
-        delivers it at the first boundary with IF set. Returns the
-        instructions spent; a CPU still unable after *budget* is a hang."""
+        IF) until it can take the IPI, as hardware delivers it at the first
+        boundary with IF set. Returns the instructions spent; a CPU still
+        unable after *budget* is a hang.
+
+        Instruction by instruction in effect, in runs of :meth:`_plain_run`
+        instructions at once: none of them can set IF, so the first boundary
+        with IF set is never inside a run."""
         if self.phase >= len(self.steps) or self.steps[self.phase].kind not in _IPI_KINDS:
             return 0
         spent = 0
@@ -95,10 +107,29 @@ class Run:
                 if n == budget:
                     cpu.crash = _hang(cpu, f"interrupts off for {budget} instructions: the IPI never lands")
                     break
-                cpu.run(1)
-                n += 1
+                k = min(self._plain_run(cpu.eip), budget - n) or 1
+                cpu.run(k)
+                n += k
             spent += n
         return spent
+
+    def _plain_run(self, eip: int) -> int:
+        """Instructions from *eip* on that cannot set IF or go elsewhere: straight-line
+        code up to the first control transfer or IF-setting instruction (iret, popf,
+        sti), all of it in text no step writes, so that what the CPU executes there is
+        what memory holds. 0 where that cannot be told."""
+        n = self._plain.get(eip)
+        if n is None:
+            n, im = 0, self.image
+            t0, t1 = im.text
+            if t0 <= eip < t1:
+                for insn in im.disassemble(self.machine.read(eip, min(64, t1 - eip)), eip):
+                    lo, hi = insn.address, insn.address + insn.size
+                    if insn.mnemonic.startswith(_NOT_PLAIN) or any(lo < b and a < hi for a, b in self._written):
+                        break
+                    n += 1
+            self._plain[eip] = n
+        return n
 
     def apply_step(self) -> None:
         m = self.machine
@@ -259,10 +290,7 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
     m, im = run.machine, run.image
     cpu = m.cpus[0]
     rows, raw, distinct = [], 0, 0
-    t0, t1 = im.text
-    # the text ranges any step of the patch writes (data and sync steps write no text)
-    written = sorted({(max(lo, t0), min(hi, t1)) for s in run.steps if s.kind in ("text", "stop")
-                      for lo, hi in s.addrs if lo < t1 and t0 < hi})
+    written = _coalesce(run._written)
     for k in (range(len(run.steps)) if steps is None else steps):
         # steps [0, k) landed before the call; the CPU stands at the call instruction
         run.reset()
@@ -340,6 +368,17 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
                 rows.append(row)
         progress(1)
     return rows, raw, distinct
+
+
+def _coalesce(ranges, gap: int = 32) -> list[tuple[int, int]]:
+    """Sorted *ranges* merged where less than *gap* bytes apart: fewer, wider invalidations."""
+    out: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo - out[-1][1] < gap:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(lo, hi) for lo, hi in out]
 
 
 def _hang(cpu, reason=f"hang: the call did not return in {_CAP} instructions"):
