@@ -1,76 +1,127 @@
-"""Emulated traced calls per second through Machine, against a bare Unicorn loop.
+"""Emulated traced calls per second through Machine, against bare Unicorn loops.
 
 State: livepatch (own trampoline) + tracer, one CPU calling do_IRQ in a loop
 (ftrace_regs_caller -> ftrace_ops_list_func -> tracer + livepatch -> new
-body). The baseline maps the same image bytes into a plain Unicorn engine
-and runs the same instructions with no workbench code in between; both run
-in this process, and the ratio is what the workbench costs.
+body). The baselines are the simplest code doing the same work: a plain
+Unicorn engine (the binding's public API) over a copy of the same memory
+with the same map (text read+exec, data read+write), no hooks, started from
+the same registers, and
+
+* **sliced**: ``emu_start`` with the same instruction count per slice,
+  reading EIP after each slice to resume there (what any sliced loop must
+  do), once through the binding's methods and once through the same direct
+  C calls Machine uses; the aims are judged against the faster of the two;
+* **unsliced**: one ``emu_start`` for all the instructions (the ceiling).
+
+Machine runs the same slices with its int3, trap and fault hooks installed
+and drains the call log as an exploration does. Everything runs in this
+process, one after the other; the ratios are what the workbench costs. The
+slice sizes are the ones the workbench uses: 200 (``patch_gap`` and
+``slice_mean`` of explorations), 1,000 and 10,000.
 """
 
+import ctypes
 import time
 
-import numpy as np
-from unicorn import UC_ARCH_X86, UC_MODE_32, UC_PROT_ALL, Uc
+from unicorn import UC_ARCH_X86, UC_MODE_32, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc
 from unicorn import x86_const as X
 
+from unicorn.unicorn_py3.unicorn import uclib
+
+from workbench.emulate.watch import make_ops
 from workbench.kernel.ftrace import FtraceState
 from workbench.kernel.image import build_image
 from workbench.kernel.machine import Machine
-from workbench.emulate.watch import make_ops
 
-INSNS = 20_000_000
+INSNS = 2_000_000
+REPEAT = 5  # best of: other processes share the cores
+SLICES = (200, 1000, 10_000)
+AIMS = {200: 0.8, 10_000: 0.9}
+_REGS = ("cs", "ds", "es", "ss", "esp", "ebp", "esi", "edi", "ebx", "eax", "ecx", "edx", "eflags")
 
 
-def machine_rate(slice_insns):
+def _machine():
     im = build_image(8)
     m = Machine(im, 1)
     FtraceState(im, make_ops("livepatch,tracer")).apply(m)
     cpu = m.cpus[0]
     cpu.reset([(im.functions["do_IRQ"].site, 0)])
-    cpu.run(1000)  # warm the translations
+    cpu.run(1000)  # past the first call: the state both loops start from
+    return m
+
+
+def machine_rate(m, slice_insns: int) -> float:
+    """Traced calls per second through Machine.run in slices of *slice_insns*."""
+    cpu = m.cpus[0]
     c0 = cpu.completed_calls()
     t = time.perf_counter()
     for _ in range(INSNS // slice_insns):
         cpu.run(slice_insns)
         if cpu.completed_calls() - cpu.drained > 512:
-            cpu.drain()  # what an exploration does with the log
+            cpu.drain_array()  # what an exploration does with the log
     dt = time.perf_counter() - t
     assert cpu.crash is None
-    return (cpu.completed_calls() - c0) / dt, m
+    return (cpu.completed_calls() - c0) / dt
 
 
-def bare_rate(m):
-    """The same memory image, a plain engine, one emu_start: the ceiling."""
-    im = m.image
+def bare_rate(m, slice_insns: int | None, direct: bool = False) -> float:
+    """The same bytes in a plain engine: sliced like Machine, or in one emu_start (None);
+    *direct*: call libunicorn's emu_start and reg_read without the binding's methods."""
+    im, cpu = m.image, m.cpus[0]
     mem = m.mem.copy()
     uc = Uc(UC_ARCH_X86, UC_MODE_32)
-    uc.mem_map_ptr(im.base, len(mem), UC_PROT_ALL, mem.ctypes.data)
-    cpu = m.cpus[0]
+    (t0, t1), (d0, d1) = im.text, im.data
+    uc.mem_map_ptr(t0, t1 - t0, UC_PROT_READ | UC_PROT_EXEC, mem.ctypes.data + (t0 - im.base))
+    uc.mem_map_ptr(d0, d1 - d0, UC_PROT_READ | UC_PROT_WRITE, mem.ctypes.data + (d0 - im.base))
     gdt = im.sym("gdt_table")
     uc.reg_write(X.UC_X86_REG_GDTR, (0, gdt, im.sym("gdt_table_end") - gdt - 1, 0))
-    for r in ("cs", "ds", "es", "ss", "esp", "ebp", "esi", "edi", "ebx", "eflags"):
+    for r in _REGS:
         uc.reg_write(getattr(X, f"UC_X86_REG_{r.upper()}"), cpu.reg(r))
-    head = cpu.ti + 8  # thread_info.log_head
-    read = lambda: int(np.frombuffer(mem[head - im.base:head - im.base + 4].tobytes(), np.uint32)[0])
-    uc.emu_start(cpu.eip, 0, count=1000)
-    c0 = read()
+    head = (cpu.ti + 8 - im.base) >> 2  # thread_info.log_head
+    u32 = mem.view("uint32")
+    eip = cpu.eip
+    c0 = int(u32[head])
     t = time.perf_counter()
-    uc.emu_start(uc.reg_read(X.UC_X86_REG_EIP), 0, count=INSNS)
+    if slice_insns is None:
+        uc.emu_start(eip, 0, count=INSNS)
+    elif direct:
+        h, val = uc._uch, ctypes.c_uint64(0)
+        start, read, pval = uclib.uc_emu_start, uclib.uc_reg_read, ctypes.byref(val)
+        for _ in range(INSNS // slice_insns):
+            start(h, eip, 0, 0, slice_insns)
+            read(h, X.UC_X86_REG_EIP, pval)
+            eip = val.value & 0xFFFFFFFF
+    else:
+        for _ in range(INSNS // slice_insns):
+            uc.emu_start(eip, 0, count=slice_insns)
+            eip = uc.reg_read(X.UC_X86_REG_EIP)
     dt = time.perf_counter() - t
-    return (read() - c0) / dt
+    return (int(u32[head]) - c0) / dt
 
 
 def main():
-    rows = []
-    for slice_insns in (200, 1000, 10_000):
-        rate, m = machine_rate(slice_insns)
-        rows.append((slice_insns, rate))
-    base = bare_rate(m)
-    print(f"{'slice (insns)':>14} {'Machine calls/s':>16} {'bare Unicorn calls/s':>21} {'ratio':>6}")
-    for s, r in rows:
-        print(f"{s:>14,} {r:>16,.0f} {base:>21,.0f} {r / base:>6.2f}")
-    print(f"aim: ratio >= 0.5 at the 10,000-instruction slices explorations use for long runs: "
-          f"{'PASS' if rows[-1][1] / base >= 0.5 else 'MISS'}")
+    m = _machine()
+    for s in SLICES:  # warm every path once
+        machine_rate(m, s)
+    unsliced = max(bare_rate(m, None) for _ in range(REPEAT))
+    print(f"{INSNS:,} instructions a measurement, best of {REPEAT}, interleaved")
+    print(f"{'slice (insns)':>14} {'Machine calls/s':>16} {'bare binding':>13} {'bare direct':>12} "
+          f"{'ratio':>6} {'Machine/unsliced':>17} {'bare/unsliced':>14}")
+    ok = True
+    for s in SLICES:
+        mach = bare_b = bare_d = 0.0
+        for _ in range(REPEAT):
+            mach = max(mach, machine_rate(m, s))
+            bare_b = max(bare_b, bare_rate(m, s))
+            bare_d = max(bare_d, bare_rate(m, s, direct=True))
+        bare = max(bare_b, bare_d)
+        r = mach / bare
+        aim = AIMS.get(s)
+        verdict = "" if aim is None else f"  aim >= {aim}: {'PASS' if r >= aim else 'MISS'}"
+        ok &= aim is None or r >= aim
+        print(f"{s:>14,} {mach:>16,.0f} {bare_b:>13,.0f} {bare_d:>12,.0f} {r:>6.2f} "
+              f"{mach / unsliced:>17.2f} {bare / unsliced:>14.2f}{verdict}")
+    print(f"bare unsliced: {unsliced:,.0f} calls/s; {'all aims met' if ok else 'an aim was missed'}")
 
 
 if __name__ == "__main__":

@@ -166,6 +166,17 @@ def test_regenerate_twice_gives_identical_files_and_uses_the_cache(tmp_path, mon
     second = figures.regenerate(**kw)
     assert all(s["cached"] == s["points"] and s["computed"] == 0 for s in second.sweeps.values())
     assert figures.digest(second.files) == before
+    assert first.figures_kept == []
+    assert sorted(second.figures_kept) == sorted(f.name for f in figures.FIGURES)  # nothing drawn again
+    # a missing file, or inputs whose digest changed, draw that figure (and only it) again
+    (tmp_path / "out" / "figures" / "fig3_heatmap_skip.png").unlink()
+    manifest = tmp_path / "out" / "figures" / "fig5_tradeoff.inputs.json"
+    manifest.write_text(manifest.read_text().replace('"digest": "', '"digest": "0'))
+    third = figures.regenerate(**kw)
+    assert sorted(set(f.name for f in figures.FIGURES) - set(third.figures_kept)) == [
+        "fig3_heatmap_skip", "fig5_tradeoff"]
+    assert figures.digest(third.files) == before
+    assert not list((tmp_path / "out" / "figures").glob(".*"))  # no temporaries left behind
     bristot = pd.read_csv(tmp_path / "out" / "summary" / "bristot.csv")
     assert list(bristot.measured_per_site[:2]) == [168, 57]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,9 @@ OUTCOME_COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious
 _CAP = 20000  # instructions after which a call that has not returned is a hang
 _IPI_KINDS = ("sync", "stop")
 _EFLAGS_IF = 1 << 9
+#: AT&T mnemonic prefixes that end a straight-line run: control transfers and IF setters
+_NOT_PLAIN = ("j", "call", "ret", "lret", "iret", "loop", "int", "into", "bound", "popf", "sti",
+              "hlt", "ud", "sys", "lcall", "ljmp")
 
 
 class Run:
@@ -66,14 +70,25 @@ class Run:
         self.image = build_image(n_ordinary)
         self.before, self.after = self.scenario.states(self.image)
         self.steps = poke_steps(self.scenario.plan(self.image, per_site), self.protocol)
-        self.machine = Machine(self.image, ncpus, entry, int3_handler=self._handler,
-                               coherent_fetch=coherent_fetch)
+        ref = weakref.ref(self)  # the machine holds its handler: no cycle back to this run
+        self.machine = Machine(self.image, ncpus, entry, coherent_fetch=coherent_fetch,
+                               int3_handler=lambda m, cpu, regs: ref()._handler(m, cpu, regs))
         self.ref = Machine(self.image, 1, entry)  # reference runs: no int3 handler needed
         self._ref_cache: dict = {}
         self.phase = 0
         self.traps: dict[tuple[int, int], list] = {}
         #: stop_machine rounds the patch takes: each holds every CPU while it writes
         self.stop_rounds = sum(s.kind == "stop" for s in self.steps)
+        t0, t1 = self.image.text
+        # the text ranges any step of the patch writes (data and sync steps write no text)
+        self._written = sorted({(max(lo, t0), min(hi, t1)) for s in self.steps if s.kind in ("text", "stop")
+                                for lo, hi in s.addrs if lo < t1 and t0 < hi})
+        self._plain: dict[int, int] = {}
+
+    def close(self) -> None:
+        """Release both machines' Unicorn engines now."""
+        self.machine.close()
+        self.ref.close()
 
     # -- the patcher -----------------------------------------------------------------
     def phase_name(self, p: int) -> str:
@@ -82,21 +97,26 @@ class Run:
     def await_interrupts(self, budget: int = 1000) -> int:
         """Let the next step's IPI round be taken: run every CPU that has
         interrupts off (between an int3 and its iret: the int3 gate clears
-        IF) one instruction at a time until it can take the IPI, as hardware
-        delivers it at the first boundary with IF set. Returns the
-        instructions spent; a CPU still unable after *budget* is a hang."""
+        IF) until it can take the IPI, as hardware delivers it at the first
+        boundary with IF set. Returns the instructions spent; a CPU still
+        unable after *budget* is a hang.
+
+        Instruction by instruction in effect, in runs of :meth:`_plain_run`
+        instructions at once: none of them can set IF, so the first boundary
+        with IF set is never inside a run."""
         if self.phase >= len(self.steps) or self.steps[self.phase].kind not in _IPI_KINDS:
             return 0
         spent = 0
         for cpu in self.machine.cpus:
             n = 0
-            while cpu.crash is None and not cpu.reg("eflags") & _EFLAGS_IF:
+            while cpu.crash is None and not cpu.interrupts_enabled():
                 if n == budget:
                     cpu.crash = _hang(cpu, f"deadlock: interrupts off for {budget} instructions: "
                                            "the sync IPI never lands")
                     break
-                cpu.run(1)
-                n += 1
+                k = min(self._plain_run(cpu.eip), budget - n) or 1
+                cpu.run(k)
+                n += k
             spent += n
         return spent
 
@@ -105,6 +125,24 @@ class Run:
         (GAP_IRQOFF set: the call runs with interrupts off)."""
         flag = EQU["GAP_IRQOFF"] if self.scenario.irq_off(fn) else 0
         return self.image.functions[fn].site, int(gap) | flag
+
+    def _plain_run(self, eip: int) -> int:
+        """Instructions from *eip* on that cannot set IF or go elsewhere: straight-line
+        code up to the first control transfer or IF-setting instruction (iret, popf,
+        sti), all of it in text no step writes, so that what the CPU executes there is
+        what memory holds. 0 where that cannot be told."""
+        n = self._plain.get(eip)
+        if n is None:
+            n, im = 0, self.image
+            t0, t1 = im.text
+            if t0 <= eip < t1:
+                for insn in im.disassemble(self.machine.read(eip, min(64, t1 - eip)), eip):
+                    lo, hi = insn.address, insn.address + insn.size
+                    if insn.mnemonic.startswith(_NOT_PLAIN) or any(lo < b and a < hi for a, b in self._written):
+                        break
+                    n += 1
+            self._plain[eip] = n
+        return n
 
     def apply_step(self) -> None:
         m = self.machine
@@ -269,6 +307,7 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
     m, im = run.machine, run.image
     cpu = m.cpus[0]
     rows, raw, distinct = [], 0, 0
+    written = _coalesce(run._written)
     for k in (range(len(run.steps)) if steps is None else steps):
         # steps [0, k) landed before the call; the CPU stands at the call instruction
         run.reset()
@@ -280,17 +319,26 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
         ctx_k = cpu.uc.context_save()
         mem_k, bp_k = m.mem.copy(), m.text_poke_state
 
-        def restore():
+        def restore(cold=False):
             m.mem[:] = mem_k
             m.text_poke_state = bp_k
             run.phase, run.traps = k, {}
             cpu.crash, cpu.drained = None, 0
             cpu.uc.context_restore(ctx_k)
             cpu.eip = im.sym("workload_call")
-            m.sync_core()  # cold translations, as in the calibration
+            if cold:  # nothing translated: every block the calibration runs reaches its hooks
+                m.sync_core()
+            else:
+                # As cold as the calibration for every byte a step writes; text
+                # no step writes never differs from its translations, so keeping
+                # those changes no fetch the schedule can observe, only the time
+                # spent translating them again.
+                for lo, hi in written:
+                    m.sync_core(lo, hi)
 
-        restore()
+        restore(cold=True)
         length, events = _calibrate(run, k, calib_cap)
+        first = True  # the calibration's blocks call its (deleted) hooks: start the placements cold
         # cut on both sides of every event: which side an observation falls on
         # depends on how Unicorn counts around traps and block lookups
         cuts = sorted({c for e in events for c in (e, e + 1) if 0 <= c <= length} | {0}) \
@@ -299,7 +347,8 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
         raw += length + 1
         distinct += len(cuts)
         for i, w in zip(cuts, weights):
-            restore()
+            restore(cold=first)
+            first = False
             if i:
                 cpu.run(i)
             done = i + run.await_interrupts()
@@ -336,6 +385,17 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
                 rows.append(row)
         progress(1)
     return rows, raw, distinct
+
+
+def _coalesce(ranges, gap: int = 32) -> list[tuple[int, int]]:
+    """Sorted *ranges* merged where less than *gap* bytes apart: fewer, wider invalidations."""
+    out: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo - out[-1][1] < gap:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(lo, hi) for lo, hi in out]
 
 
 def _hang(cpu, reason=f"hang: the call did not return in {_CAP} instructions"):
@@ -490,6 +550,8 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
                     bar.update(1)
                 stats[n] = {"raw": schedules, "distinct": schedules,
                             "stalls": run.stop_rounds, **tally}
+    for run in runs.values():  # release the engines now, not at the next garbage collection
+        run.close()
     return pd.DataFrame(rows), stats
 
 

@@ -14,17 +14,22 @@ The job, in order, each step under a progress bar:
 
 Everything is cached by parameters and code version, and every random
 number comes from one seed, so a second run is served from the caches and
-writes byte-identical files. ``quick=True`` runs a reduced grid with fewer
+writes byte-identical files. A figure is drawn again only when the digest of
+its inputs changed (:func:`input_digest`: the frames it reads, its name and
+the package's code version, kept in ``figures/<name>.inputs.json`` next to
+its files) or one of its files is missing. ``quick=True`` runs a reduced grid with fewer
 trials (the same figures, coarser).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from contextlib import ExitStack
 import sys
+import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +38,8 @@ import pandas as pd
 from workbench.base.vocabulary import STRATEGIES
 from workbench.base.errors import ConfigError, check_range
 
-__all__ = ["GRIDS", "FIGURES", "FigureSpec", "regenerate", "grids", "batching_grid", "summaries", "Report",
-           "digest"]
+__all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "batching_grid", "digest", "grids", "input_digest",
+           "regenerate", "summaries"]
 
 
 #: the grids of the full job and of ``--quick``
@@ -125,11 +130,14 @@ class Report:
     sweeps: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
+    figures_kept: list = field(default_factory=list)  #: figures whose inputs had not changed
 
     def summary(self) -> str:
         pts = sum(s["points"] for s in self.sweeps.values())
         cached = sum(s["cached"] for s in self.sweeps.values())
         lines = [f"sweeps: {pts} points, {cached} from cache, {pts - cached} computed"]
+        if self.figures_kept:
+            lines.append(f"figures: {len(self.figures_kept)} unchanged inputs, not drawn again")
         lines += [f"  {k}: {v:.1f} s" for k, v in self.seconds.items()]
         lines.append(f"wrote {len(self.files)} files")
         return "\n".join(lines)
@@ -223,6 +231,50 @@ def _draw(name, frames, tables):
     raise ConfigError(f"figure: unknown {name!r}")
 
 
+def input_digest(name: str, frames: dict, tables: dict) -> str:
+    """SHA-256 of everything figure *name* is drawn from: the frames and outcome
+    tables it reads (names, columns, dtypes, values) and the package's code
+    version (any change to the plotting code draws every figure again)."""
+    from workbench.base.version import code_version
+
+    h = hashlib.sha256(f"{name}\0{code_version()}\0".encode())
+    for label, frame in sorted([(f"sweep:{k}", v) for k, v in frames.items()]
+                               + [(f"table:{k[0]}:{k[1]}", v) for k, v in tables.items()]):
+        h.update(f"{label}\0{list(frame.columns)}\0{[str(t) for t in frame.dtypes]}\0".encode())
+        h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _manifest(outdir: Path, name: str) -> Path:
+    return outdir / f"{name}.inputs.json"
+
+
+def _up_to_date(name: str, key: str, outdir: Path):
+    """``(paths, problems)`` of figure *name* if its files were drawn from inputs with digest *key*."""
+    from workbench.figures.style import FORMATS
+
+    try:
+        m = json.loads(_manifest(outdir, name).read_text())
+    except (OSError, ValueError):
+        return None
+    paths = [outdir / f"{name}.{fmt}" for fmt in FORMATS]
+    if not isinstance(m, dict) or m.get("digest") != key or not all(p.is_file() for p in paths):
+        return None
+    return paths, list(m.get("problems", []))
+
+
+def _write_manifest(outdir: Path, name: str, key: str, problems: list) -> None:
+    """Record the input digest after the figure's files are written (a fresh temporary, renamed)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=outdir)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"digest": key, "problems": problems}, f, indent=1)
+        os.replace(tmp, _manifest(outdir, name))
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _render(name, frames, tables, outdir):
     """Draw, check and save one figure (in a worker process when there are several CPUs)."""
     from workbench.figures.style import figure_check, save
@@ -285,8 +337,20 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
 
     t3 = time.perf_counter()
     spec = {f.name: f for f in FIGURES}
-    tasks = [(name, {k: frames[k] for k in spec[name].sweeps}, tables if name == "fig7_outcomes" else {},
-              out / "figures") for name in wanted]
+    figdir = out / "figures"
+    figdir.mkdir(parents=True, exist_ok=True)
+    tasks, keys = [], {}
+    for name in wanted:
+        task = (name, {k: frames[k] for k in spec[name].sweeps}, tables if name == "fig7_outcomes" else {},
+                figdir)
+        keys[name] = input_digest(name, task[1], task[2])
+        kept = _up_to_date(name, keys[name], figdir)
+        if kept is None:
+            tasks.append(task)
+        else:  # same inputs, same code: the files on disk are what drawing would write
+            report.files += kept[0]
+            report.problems += [f"{name}: {p}" for p in kept[1]]
+            report.figures_kept.append(name)
     n = 1 if backend == "serial" else min(len(tasks), jobs or os.cpu_count() or 1)
     with tqdm(total=len(tasks), desc="figures", unit="fig", disable=not progress, leave=False,
               file=sys.stderr) as bar:
@@ -299,6 +363,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
         for name, paths, problems in done:
             report.files += paths
             report.problems += [f"{name}: {p}" for p in problems]
+            _write_manifest(figdir, name, keys[name], problems)
             bar.update(1)
     report.seconds["figures"] = time.perf_counter() - t3
     report.seconds["total"] = time.perf_counter() - t0
