@@ -13,7 +13,8 @@ import json
 import math
 import sys
 
-from workbench.base.errors import ConfigError, check_range
+from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.kernel.machine import ENTRIES
 from workbench.race.simulator import (METRICS, PROTOCOLS, SCENARIOS, STRATEGIES, RaceConfig, Workload,
                     PerCallOutcomes, bristot_comparison, load_outcomes, simulate_many)
 from workbench.race.timing import Timing
@@ -24,9 +25,13 @@ __all__ = ["configure", "run"]
 def _csv(kind):
     def parse(text):
         try:
-            return [kind(x) for x in text.split(",") if x.strip()]
+            values = [kind(x.strip()) for x in text.split(",") if x.strip()]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}")
+            values = []
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {'integers' if kind is int else 'names'}, "
+                                             f"got {text!r}")
+        return values
     return parse
 
 
@@ -123,6 +128,8 @@ def run(args):
         print(bristot_comparison(timing).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         return 0
     check_range("trials", args.trials, 2, 10**8, integer=True)
+    check_range("seed", args.seed, 0, 2**63 - 1, integer=True)
+    check_choice("entry", args.entry, ENTRIES)
     hot = dict(args.rate) if args.rate else Workload().hot
     workload = Workload(hot=hot, tail_functions=args.sites, tail_rate=args.tail_rate,
                         zipf_s=args.zipf, dispersion=args.dispersion)
