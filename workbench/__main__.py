@@ -1,5 +1,7 @@
 import sys
 
-from workbench.ui.cli import main
+from workbench.ui.cli import exit_interrupted, main
 
-sys.exit(main())
+status = main()
+exit_interrupted(status)
+sys.exit(status)

@@ -23,11 +23,20 @@ def check_choice(name, value, choices):
 
 
 def check_range(name, value, lo=None, hi=None, *, integer=False):
-    """Return *value* if ``lo <= value <= hi`` (either bound optional), else raise."""
+    """Return *value* (as float, or int if *integer*) if ``lo <= value <= hi`` (either bound optional).
+
+    Raises :class:`ConfigError` for NaN, a bool, a non-number, an integer
+    parameter given a fractional or infinite value, or a value out of range.
+    """
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool):  # True is 1 to Python, never a count or a rate to a user
+        raise ConfigError(f"{name}: expected {kind}, got {value!r}")
     try:
         v = int(value) if integer else float(value)
+    except OverflowError:  # int(inf)
+        rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+        raise ConfigError(f"{name}: {value!r} is outside the valid range {rng}") from None
     except (TypeError, ValueError):
-        kind = "an integer" if integer else "a number"
         raise ConfigError(f"{name}: expected {kind}, got {value!r}") from None
     if integer and v != value and not isinstance(value, str):
         raise ConfigError(f"{name}: expected an integer, got {value!r}")

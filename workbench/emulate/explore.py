@@ -502,6 +502,7 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
         raise ConfigError(f"cpus: exhaustive mode explores one calling CPU; got {cpus} (use --mode random)")
     ncpus = 1 if mode == "exhaustive" else int(check_range("cpus", 4 if cpus is None else cpus, 1, 16, integer=True))
     schedules = int(check_range("schedules", schedules, 1, 100000, integer=True))
+    seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
     # exhaustive: the steps after the placed one follow about one call apart
     if patch_gap is None:
         patch_gap = 200 if mode == "exhaustive" else 500

@@ -27,11 +27,13 @@ it patches). Defaults: :data:`DEFAULT_CONTEXT`, ``process`` otherwise.
 
 from __future__ import annotations
 
+import errno
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.base.errors import ConfigError, check_choice
+from workbench.base.store import read_regular
 from workbench.kernel.ftrace import OPS_KINDS, FtraceOps, FtraceState, plan_transition
 from workbench.kernel.image import KernelImage
 
@@ -66,9 +68,29 @@ class Scenario:
         return self.context_of(fn) != "process"
 
     def states(self, image: KernelImage) -> tuple[FtraceState, FtraceState]:
+        """The ftrace states before and after, in *image*.
+
+        Raises :class:`ConfigError` for a function the image does not have,
+        and for a transition that leaves every site and trampoline call as
+        it was (no text changes, so no call can ever trap).
+        """
+        for o in self.ops:
+            for f in sorted((o.functions or frozenset()) | o.notrace):
+                if f not in image.functions:
+                    names = list(image.functions)
+                    raise ConfigError(f"scenario {self.name}: ops.{o.name} names unknown function {f!r}; choose "
+                                      f"from {', '.join(names[:8])}{', ...' if len(names) > 8 else ''} "
+                                      f"({len(names)} in this image)")
         by = {o.name: o for o in self.ops}
+        for n in sorted(set(self.before) | set(self.after)):
+            if not any(by[n].traces(f) for f in image.functions):
+                raise ConfigError(f"scenario {self.name}: ops.{n} traces no function (its functions are all "
+                                  "in its notrace list); name a function it traces")
         b = FtraceState(image, tuple(by[n] for n in self.before), self.ops)
         a = FtraceState(image, tuple(by[n] for n in self.after), self.ops)
+        if b.text() == a.text() and b.trampoline_bytes() == a.trampoline_bytes():
+            raise ConfigError(f"scenario {self.name}: before and after leave every site and trampoline call "
+                              "as it is; nothing to patch, so no call can trap")
         return b, a
 
     def plan(self, image: KernelImage, per_site: bool = False):
@@ -110,16 +132,26 @@ def check_scenario(name_or_path: str) -> str:
 
 def load_scenario(name_or_path: str) -> Scenario:
     """Load a named scenario or a TOML file; raises ConfigError on any defect."""
+    if not isinstance(name_or_path, (str, Path)) or not str(name_or_path).strip():
+        raise ConfigError(f"scenario: expected a name from {', '.join(scenario_names())} or a TOML file, "
+                          f"got {name_or_path!r}")
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
-        if not p.exists():
-            raise ConfigError(f"scenario: no file {str(p)!r}")
         path, name = p, p.stem
     else:
-        check_choice("scenario", name_or_path, scenario_names())
-        path, name = SCENARIO_DIR / f"{name_or_path}.toml", name_or_path
+        check_choice("scenario", str(name_or_path), scenario_names())
+        path, name = SCENARIO_DIR / f"{name_or_path}.toml", str(name_or_path)
     try:
-        doc = tomllib.loads(path.read_text())
+        data = read_regular(path)  # never blocks on a FIFO, refuses a directory
+    except OSError as exc:
+        reason = "not a regular file" if exc.errno == errno.EINVAL else (exc.strerror or str(exc))
+        raise ConfigError(f"scenario: cannot read {str(path)!r} ({reason}); give a TOML file") from None
+    if data is None:
+        raise ConfigError(f"scenario: no file {str(path)!r}")
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"scenario {name}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"scenario {name}: not valid TOML: {exc}") from None
     unknown = set(doc) - {"description", "ops", "transition", "context"}
@@ -145,8 +177,11 @@ def load_scenario(name_or_path: str) -> Scenario:
         funcs = spec.get("functions", "all")
         if funcs == "all":
             funcs = None
-        elif isinstance(funcs, list) and all(isinstance(f, str) for f in funcs):
+        elif isinstance(funcs, list) and funcs and all(isinstance(f, str) for f in funcs):
             funcs = frozenset(funcs)
+        elif funcs == []:
+            raise ConfigError(f"scenario {name}: ops.{oname}.functions is empty; name at least one function "
+                              "or \"all\"")
         else:
             raise ConfigError(f"scenario {name}: ops.{oname}.functions must be \"all\" or a list of names")
         notrace = spec.get("notrace", [])
@@ -165,6 +200,8 @@ def load_scenario(name_or_path: str) -> Scenario:
             raise ConfigError(f"scenario {name}: transition.{side} must be a list of ops names")
         for n in tr[side]:
             check_choice(f"scenario {name}: transition.{side}", n, sorted(names))
+        if len(set(tr[side])) != len(tr[side]):
+            raise ConfigError(f"scenario {name}: transition.{side} names an ops twice; name each once")
     if sorted(tr["before"]) == sorted(tr["after"]):
         raise ConfigError(f"scenario {name}: transition.before and .after are the same; nothing to patch")
     return Scenario(name, str(doc.get("description", "")), tuple(ops),

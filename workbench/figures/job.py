@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -35,8 +34,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.store import check_writable, write_atomic
 from workbench.base.vocabulary import STRATEGIES
-from workbench.base.errors import ConfigError, check_range
 
 __all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "batching_grid", "digest", "grids", "input_digest",
            "regenerate", "summaries"]
@@ -160,7 +160,7 @@ def _load_tables(jobs, progress):
                 bar.update(1)
         else:
             it = Parallel(n_jobs=n, backend="loky", return_as="generator")(
-                delayed(load_outcome_table)(s, e, progress=False) for s, e in OUTCOME_TABLES)
+                delayed(_load_table_in_worker)(s, e, os.getpid()) for s, e in OUTCOME_TABLES)
             for key, table in zip(OUTCOME_TABLES, it):
                 out[key] = table
                 bar.update(1)
@@ -202,12 +202,9 @@ def summaries(frames: dict, tables: dict) -> dict:
 
 
 def _write_csv(frame, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # %.6g: readable, and the same text for the same numbers
-    frame.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
-    os.replace(tmp, path)
-    return path
+    text = frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    return write_atomic(path, text.encode(), what="summary")
 
 
 def _draw(name, frames, tables):
@@ -264,25 +261,36 @@ def _up_to_date(name: str, key: str, outdir: Path):
 
 
 def _write_manifest(outdir: Path, name: str, key: str, problems: list) -> None:
-    """Record the input digest after the figure's files are written (a fresh temporary, renamed)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=outdir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({"digest": key, "problems": problems}, f, indent=1)
-        os.replace(tmp, _manifest(outdir, name))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Record the input digest after the figure's files are written (atomically)."""
+    write_atomic(_manifest(outdir, name), json.dumps({"digest": key, "problems": problems}, indent=1).encode())
 
 
-def _render(name, frames, tables, outdir):
-    """Draw, check and save one figure (in a worker process when there are several CPUs)."""
-    from workbench.figures.style import figure_check, save
+def _render(name, frames, tables, coordinator=None):
+    """Draw and check one figure; ``(name, {format: bytes}, problems)``.
 
+    In a worker process (not *coordinator*) it first arranges to die with
+    its parent; it never writes: the coordinating process writes the files,
+    so nothing is written after it is gone.
+    """
+    from workbench.base.process import die_with_parent
+    from workbench.figures.style import figure_check, render
+
+    if coordinator is not None and os.getpid() != coordinator:
+        die_with_parent()
     fig = _draw(name, frames, tables)
     problems = figure_check(fig)  # lays the figure out once
     fig.set_layout_engine("none")  # keep that layout for all three formats
-    return name, save(fig, name, outdir), problems
+    return name, render(fig), problems
+
+
+def _load_table_in_worker(scenario, entry, coordinator):
+    """:func:`workbench.emulate.explore.load_outcome_table` in a worker that dies with its parent."""
+    from workbench.base.process import die_with_parent
+    from workbench.emulate.explore import load_outcome_table
+
+    if os.getpid() != coordinator:
+        die_with_parent()
+    return load_outcome_table(scenario, entry, progress=False)
 
 
 def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, client=None, seed=0,
@@ -299,16 +307,25 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     from tqdm.auto import tqdm
 
     from workbench.base.paths import data_dir
-    from workbench.sweep.engine import save_frame, sweep
+    from workbench.figures.style import write_files
+    from workbench.sweep.engine import BACKENDS, check_scheduler, save_frame, sweep
 
     names = [f.name for f in FIGURES]
     wanted = names if only is None else list(only)
+    if not wanted:
+        raise ConfigError(f"only: empty list; choose from {', '.join(names)}")
     for n in wanted:
         if n not in names:
             raise ConfigError(f"figure: unknown {n!r}; choose from {', '.join(names)}")
     if jobs is not None:
         jobs = int(check_range("jobs", jobs, 1, 4096, integer=True))
+    seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
+    check_choice("backend", backend, BACKENDS)
+    if scheduler is not None and client is None:
+        check_scheduler(scheduler)
     out = Path(outdir) if outdir is not None else data_dir()
+    for sub in ("sweeps", "summary", "figures"):
+        check_writable(out / sub / "check", what="outdir")
     report = Report()
     t0 = time.perf_counter()
 
@@ -342,7 +359,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     tasks, keys = [], {}
     for name in wanted:
         task = (name, {k: frames[k] for k in spec[name].sweeps}, tables if name == "fig7_outcomes" else {},
-                figdir)
+                os.getpid())
         keys[name] = input_digest(name, task[1], task[2])
         kept = _up_to_date(name, keys[name], figdir)
         if kept is None:
@@ -360,8 +377,8 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
             from joblib import Parallel, delayed
 
             done = Parallel(n_jobs=n, backend="loky", return_as="generator")(delayed(_render)(*t) for t in tasks)
-        for name, paths, problems in done:
-            report.files += paths
+        for name, rendered, problems in done:
+            report.files += write_files(out / "figures", name, rendered)
             report.problems += [f"{name}: {p}" for p in problems]
             _write_manifest(figdir, name, keys[name], problems)
             bar.update(1)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,10 +32,11 @@ from matplotlib.ticker import FuncFormatter, Locator, LogLocator
 
 from workbench.base.vocabulary import STRATEGIES
 from workbench.base.errors import check_choice
+from workbench.base.store import write_atomic
 
 __all__ = [
     "OKABE_ITO", "STRATEGY_STYLE", "STRATEGY_ORDER", "SIZES", "FORMATS", "PNG_DPI", "METRIC_LABELS",
-    "PlotFigure", "style", "new_figure", "save", "text_overlaps", "figure_check",
+    "PlotFigure", "style", "new_figure", "render", "save", "text_overlaps", "figure_check", "write_files",
 ]
 
 #: Okabe & Ito (2008), "Color Universal Design"
@@ -139,17 +139,31 @@ def new_figure(size="wide", nrows=1, ncols=1, **kw):
 def save(fig, name, outdir=None, formats=FORMATS) -> list[Path]:
     """Write *fig* as ``<outdir>/<name>.svg/.pdf/.png`` (default ``data/figures``).
 
-    Output is byte-stable: the SVG hash salt is fixed and its date removed,
-    the PDF has no creation/modification date and a fixed creator and
-    producer, the PNG carries only a fixed ``Software`` entry, and fonts are
-    drawn as paths (SVG) or embedded (PDF). Each file is written to a
-    temporary name and renamed, so a reader never sees half a figure.
-    Returns the paths written. Raises :class:`ConfigError` for an unknown format.
+    Output is byte-stable (:func:`render`). Each file is written atomically
+    (:func:`workbench.base.store.write_atomic`), so a reader never sees half
+    a figure. Returns the paths written. Raises :class:`ConfigError` for an
+    unknown format or an unwritable directory.
     """
     from workbench.base.paths import data_dir
 
     outdir = Path(outdir) if outdir is not None else data_dir() / "figures"
-    outdir.mkdir(parents=True, exist_ok=True)
+    return write_files(outdir, name, render(fig, formats))
+
+
+def write_files(outdir, name, rendered: dict) -> list[Path]:
+    """Write ``<outdir>/<name>.<format>`` for each of *rendered* (format -> bytes); the paths."""
+    return [write_atomic(Path(outdir) / f"{name}.{fmt}", data, what="figure") for fmt, data in rendered.items()]
+
+
+def render(fig, formats=FORMATS) -> dict:
+    """*fig* as bytes per format (format -> bytes), written nowhere.
+
+    Byte-stable: the SVG hash salt is fixed and its date removed, the PDF
+    has no creation/modification date and a fixed creator and producer, the
+    PNG carries only a fixed ``Software`` entry, and fonts are drawn as paths
+    (SVG) or embedded (PDF). A worker process renders; only the process
+    that owns the outputs writes them.
+    """
     meta = {
         "svg": {"Date": None, "Creator": _CREATOR},
         "pdf": {"CreationDate": None, "ModDate": None, "Creator": _CREATOR, "Producer": _CREATOR},
@@ -157,7 +171,7 @@ def save(fig, name, outdir=None, formats=FORMATS) -> list[Path]:
     }
     from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
-    paths = []
+    out = {}
     with style():
         engine = fig.get_layout_engine()
         if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
@@ -167,12 +181,10 @@ def save(fig, name, outdir=None, formats=FORMATS) -> list[Path]:
             fig.set_layout_engine("none")
         for fmt in formats:
             check_choice("format", fmt, FORMATS)
-            path = outdir / f"{name}.{fmt}"
-            tmp = outdir / f".{name}.{os.getpid()}.{fmt}"
-            fig.savefig(tmp, format=fmt, metadata=meta[fmt], dpi=PNG_DPI)
-            os.replace(tmp, path)
-            paths.append(path)
-    return paths
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, metadata=meta[fmt], dpi=PNG_DPI)
+            out[fmt] = buf.getvalue()
+    return out
 
 
 # -- checks: text that collides, axes without labels ----------------------------------------

@@ -61,6 +61,7 @@ draws, so window and ``patch_ns`` stay coupled within a trial.
 """
 
 from dataclasses import dataclass, field, fields
+import hashlib
 import math
 
 import numpy as np
@@ -69,6 +70,7 @@ import pandas as pd
 from workbench.base.vocabulary import METRICS, PROTOCOLS, STRATEGIES
 from workbench.emulate.scenario import check_scenario
 from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.numeric import fdot
 from workbench.race.spin import _spin_draw_shared, _spin_expect, _spin_per_site, _spin_wait
 from workbench.race.timing import BRISTOT, Timing, finite_range, gamma_matched
 from workbench.race.workload import _NS, EXACT_SITES, LIVEPATCHED, Workload, _Sites, _site_summary
@@ -76,7 +78,7 @@ from workbench.race.workload import _NS, EXACT_SITES, LIVEPATCHED, Workload, _Si
 __all__ = [
     "STRATEGIES", "PROTOCOLS", "SITE_KINDS", "TRAP_SITES", "METRICS",
     "LIVEPATCHED", "PLANS", "Stage", "Workload", "RaceConfig", "PerCallOutcomes",
-    "closed_form", "simulate", "simulate_many", "load_outcomes", "bristot_comparison",
+    "closed_form", "config_stream", "simulate", "simulate_many", "load_outcomes", "bristot_comparison",
     "derive_plan", "EXACT_SITES",
 ]
 
@@ -483,7 +485,7 @@ def _draw_chunk(cfg, stages, rng, size):
                         _count(res, g, k.sum(axis=1), rng)
                         res["stall_ns"] += _spin_wait(rng, k, w, xs)
                     else:
-                        x += w @ top
+                        x += fdot(w, top)
                 rest = g.sites.count - top.size
                 # the rest's window rounds and third rounds, summed apart so
                 # window_ns and patch_ns share them (the rate-weighted
@@ -587,22 +589,29 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     return pd.DataFrame([row])
 
 
+def config_stream(config) -> int:
+    """The 63-bit random stream of a :class:`RaceConfig`: a hash of its full ``repr`` (floats exact)."""
+    return int.from_bytes(hashlib.sha256(repr(config).encode()).digest()[:8], "little") >> 1
+
+
 def simulate_many(configs, outcomes, trials=10_000, seed=0, *, level=0.95):
-    """:func:`simulate` each config (stream = its index); concatenated frame.
+    """:func:`simulate` each config (stream = :func:`config_stream` of it); concatenated frame.
 
     *outcomes* is one :class:`PerCallOutcomes`, a mapping scenario -> it, or
-    None (load each scenario's emulator table once). Each point's stream depends only on *seed* and its index, so results do
-    not depend on how points are split across workers.
+    None (load each scenario's emulator table once). Each point's stream
+    depends only on *seed* and the configuration itself, not on its
+    position in *configs*: a configuration gives the same numbers alone or
+    in any list.
     """
     frames, loaded = [], {}
-    for i, cfg in enumerate(configs):
+    for cfg in configs:
         if outcomes is None:
             if cfg.scenario not in loaded:
                 loaded[cfg.scenario] = load_outcomes(cfg.scenario)
             table = loaded[cfg.scenario]
         else:
             table = outcomes[cfg.scenario] if isinstance(outcomes, dict) else outcomes
-        frames.append(simulate(cfg, table, trials, seed, stream=i, level=level))
+        frames.append(simulate(cfg, table, trials, seed, stream=config_stream(cfg), level=level))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from workbench.base.numeric import fdot
 from workbench.race.workload import _NS, EXACT_SITES, LIVEPATCHED, _site_summary
 
 #: tanh-sinh rule over a sync round's uniform (step, half-width): 47 nodes,
@@ -144,8 +145,8 @@ def _spin_shared(timing, cpus, d_write, rates, d):
         return (0.0,) * len(rates), 0.0
     if d == 0 or np.count_nonzero(lam) == 1:
         x = total * W
-        traps = float(w @ _spin_p(x, d)) * lam / total
-        return tuple(float(v) for v in traps), float(w @ (W * _spin_q(x, d)))
+        traps = fdot(w, _spin_p(x, d)) * lam / total
+        return tuple(float(v) for v in traps), fdot(w, W * _spin_q(x, d))
     nodes, gl = _GL_Y
     span = np.log1p(total * W)[:, None] / 2
     y = (nodes[None, :] + 1) * span
@@ -155,7 +156,7 @@ def _spin_shared(timing, cpus, d_write, rates, d):
     log_phi = -logs.sum(axis=0)
     wait = (-np.expm1(log_phi) * dt).sum(axis=1)
     traps = [lam[g] * (np.exp(log_phi - d * logs[g]) * dt).sum(axis=1) for g in range(len(lam))]
-    return tuple(float(w @ a) for a in traps), float(w @ wait)
+    return tuple(fdot(w, a) for a in traps), fdot(w, wait)
 
 
 @lru_cache(maxsize=4)  # up to 2M rates each
@@ -189,9 +190,9 @@ def _site_terms(lam, W, w, d):
     for start in range(0, lam.size, 64):  # bounds memory
         x = lam[start:start + 64, None] * W[None, :]
         p = _spin_p(x, d)
-        out[0, start:start + 64] = p @ w
-        out[1, start:start + 64] = (W * _spin_q(x, d)) @ w
-        out[2, start:start + 64] = (p * p) @ w
+        out[0, start:start + 64] = fdot(p, w)
+        out[1, start:start + 64] = fdot(W * _spin_q(x, d), w)
+        out[2, start:start + 64] = fdot(p * p, w)
     return out
 
 
@@ -207,7 +208,7 @@ def _rest_sums(rates, W, w, d):
     lam = rates[rates > 0] * _NS
     if not lam.size:
         return 0.0, 0.0, 0.0
-    mom = [float(w @ W ** k) for k in range(6)]
+    mom = [fdot(w, W ** k) for k in range(6)]
     c = [0.0, 1.0, 1 + d, (1 + d) * (1 + 2 * d), (1 + d) * (1 + 2 * d) * (1 + 3 * d)]
     series = lam * mom[5] ** 0.2 * (1 + 3 * d) < 1e-4
     power = [float(np.sum(lam[series] ** k)) for k in range(5)]

@@ -48,6 +48,7 @@ import math
 
 import numpy as np
 
+from workbench.base.numeric import fdot
 from workbench.base.errors import ConfigError, check_range
 
 __all__ = [
@@ -130,7 +131,7 @@ def tail_max_moments(n, p):
         tail = -np.expm1(n * np.log1p(-p * np.exp(-t)))
     w = np.ones_like(t)
     w[1:-1:2], w[2:-1:2] = 4.0, 2.0
-    m2 = float(2.0 * np.dot(w, t * tail) * (t[1] - t[0]) / 3.0)
+    m2 = float(2.0 * fdot(w, t * tail) * (t[1] - t[0]) / 3.0)
     return m1, max(m2, m1 * m1)
 
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from workbench.base.numeric import fdot
 from workbench.base.errors import ConfigError, check_range
 from workbench.race.timing import finite_range
 
@@ -71,7 +72,7 @@ def _zipf_profile(m, s):
     """Top ``EXACT_SITES`` normalised Zipf weights and the sum of all squares."""
     w = np.arange(1, m + 1, dtype=float) ** -s
     w /= w.sum()
-    return w[:EXACT_SITES].copy(), float(np.dot(w, w))
+    return w[:EXACT_SITES].copy(), fdot(w, w)
 
 
 @dataclass
@@ -104,9 +105,9 @@ def _site_summary(workload):
     # everything not in `top`: the rest of the listed rates plus the tail
     # beyond its first EXACT_SITES entries
     tail_rest = workload.tail_rate - tail_top.sum()
-    tail_rest_sq = tail_sumsq - float(np.dot(tail_top, tail_top))
+    tail_rest_sq = tail_sumsq - fdot(tail_top, tail_top)
     return {
         "livepatched": _Sites(len(lp), np.sort(lp)[::-1], 0.0, 0.0),
         "ordinary": _Sites(len(other) + m, top, float(rest.sum()) + max(tail_rest, 0.0),
-                           float(np.dot(rest, rest)) + max(tail_rest_sq, 0.0)),
+                           fdot(rest, rest) + max(tail_rest_sq, 0.0)),
     }

@@ -45,6 +45,8 @@ import json
 import logging
 import math
 import os
+import re
+import socket
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,7 +61,8 @@ from workbench.base.version import loaded_code_version
 from workbench.sweep.experiment import Experiment, FunctionExperiment
 from workbench.sweep.cache import SweepCache, _canonical, _plain
 
-__all__ = ["BACKENDS", "Experiment", "FunctionExperiment", "Grid", "SweepCache", "dask_client", "load_frame",
+__all__ = ["BACKENDS", "Experiment", "FunctionExperiment", "Grid", "SweepCache", "check_scheduler", "dask_client",
+           "load_frame",
            "parse_assignments", "point_stream", "save_frame", "sweep", "sweep_path"]
 
 BACKENDS = ("local", "dask", "serial")
@@ -163,24 +166,58 @@ def _run_chunk(experiment, chunk, seed, context, coordinator=None):
     return version, [(i, _rows(experiment.run(p, seed, stream, context))) for i, p, stream in chunk]
 
 
+def check_scheduler(address: str, timeout: float = 5.0) -> str:
+    """Check a Dask scheduler address before any work: ``tcp://HOST:PORT`` (or ``tls://``) that answers.
+
+    Opens and closes one TCP connection (at most *timeout* seconds). Raises
+    :class:`ConfigError` for a malformed address or one where nothing listens.
+    """
+    m = re.fullmatch(r"(tcp|tls)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})", str(address).strip())
+    if not m or not 0 < int(m.group(3)) < 65536:
+        raise ConfigError(f"scheduler: expected tcp://HOST:PORT (port 1-65535), got {address!r}")
+    host, port = m.group(2).strip("[]"), int(m.group(3))
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ConfigError(f"scheduler: nothing answers at {address} ({reason}); start a scheduler there "
+                          "or use --dask local") from None
+    return str(address).strip()
+
+
 @contextmanager
 def dask_client(scheduler=None, client=None, jobs=None, processes=True):
     """A ``distributed.Client``: *client* as is, one at *scheduler*, or a LocalCluster.
 
     A LocalCluster has *jobs* single-threaded workers (default: CPU count),
-    in processes unless *processes* is False, and is closed on exit.
+    in processes unless *processes* is False, and is closed on exit. It
+    listens on the loopback interface only, on ports the system picks: no
+    dashboard (its scheduler's bare HTTP server too is on 127.0.0.1, port 0),
+    so concurrent runs never compete for a port. Raises :class:`ConfigError`
+    for a scheduler that is malformed or does not answer.
     """
     if client is not None:
         yield client
         return
+    # imported here, not at the top: distributed's start-up (about a second) is paid only by Dask runs
     from distributed import Client, LocalCluster
 
     if scheduler:
-        with Client(scheduler) as c:
+        check_scheduler(scheduler)
+        try:
+            c = Client(scheduler, timeout=10)
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"scheduler: could not connect to {scheduler} ({type(exc).__name__}); "
+                              "start a scheduler there or use --dask local") from None
+        with c:
             yield c
         return
     n = jobs or os.cpu_count() or 1
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=None,
+    # processes: TCP on loopback only; threads: in-process comms, no socket but the HTTP one
+    where = {"host": "127.0.0.1"} if processes else {}
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, **where,
+                      dashboard_address=None, worker_dashboard_address=None,
+                      scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
         yield c
 
@@ -252,11 +289,13 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
         raise ConfigError(f"scheduler: a scheduler address needs backend 'dask', not {backend!r}")
     if client is not None and backend != "dask":
         raise ConfigError(f"client: a Dask client needs backend 'dask', not {backend!r}")
+    if scheduler is not None and client is None:
+        check_scheduler(scheduler)
     raw = grid.points() if isinstance(grid, Grid) else [dict(p) for p in grid]
     if not raw:
         raise ConfigError("grid: empty range; the sweep has no points")
     points = [experiment.normalize(p) for p in raw]  # every error before any work
-    if save:
+    if save is not None:
         check_writable(sweep_path(save), what="out")
 
     store = SweepCache(cache_root) if cache else None
@@ -317,7 +356,7 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
     frame = pd.DataFrame.from_records(records)
     frame.attrs["sweep"] = {"points": len(points), "cached": cached, "computed": len(todo),
                             "corrupt": corrupt, "backend": backend, "seed": seed}
-    if save:
+    if save is not None:
         save_frame(frame, save)
     return frame
 
@@ -389,8 +428,8 @@ def parse_assignments(items, experiment: Experiment) -> Grid:
             except ValueError:
                 raise ConfigError(f"{name}: expected LO:HI:COUNT, got {text!r}") from None
             check_range(f"{name} count", n, 1, 10**6, integer=True)
-            check_range(f"{name} bounds", lo, 1e-300)
-            check_range(f"{name} bounds", hi, lo)
+            check_range(f"{name} bounds", lo, 1e-300, 1e300)
+            check_range(f"{name} bounds", hi, lo, 1e300)
             values = [float(v) for v in np.geomspace(lo, hi, n)]
         else:
             values = []

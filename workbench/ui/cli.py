@@ -3,16 +3,24 @@
 Each command lives in :mod:`workbench.ui.commands` as a module with
 ``configure(parser)`` and ``run(args) -> int``. Bad input raises
 :class:`workbench.base.errors.ConfigError`, printed here as one line with exit
-status 2.
+status 2. Ctrl-C prints one line and exits with status 130; run as
+``python -m workbench`` the process then ends at once
+(:func:`exit_interrupted`), so no thread of a half-started Dask cluster or
+process pool prints its own traceback on the way out.
 """
 
 import argparse
 import importlib
+import os
 import sys
 
 from workbench.base.errors import ConfigError
+from workbench.base.paths import check_data_dir
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["COMMANDS", "exit_interrupted", "main"]
+
+#: the exit status of an interrupted command (128 + SIGINT)
+INTERRUPTED = 130
 
 #: command name -> (module under workbench.ui.commands, one-line help)
 COMMANDS = {
@@ -47,14 +55,33 @@ def main(argv=None):
     args = _build().parse_args(argv)
     module = importlib.import_module(f"workbench.ui.commands.{args._module}")
     try:
+        check_data_dir()  # WORKBENCH_DATA a file, read-only, ...: before any work
         return module.run(args) or 0
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished points are cached and a rerun resumes", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+
+
+def exit_interrupted(status: int) -> None:
+    """End the process with *status* now if it is :data:`INTERRUPTED`, skipping interpreter shutdown.
+
+    Shutdown would join a half-started Dask cluster's threads and run their
+    exit handlers, each printing a traceback; files written so far are
+    complete (every write is atomic) and workers die with this process.
+    """
+    if status == INTERRUPTED:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(INTERRUPTED)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _status = main()
+    exit_interrupted(_status)
+    sys.exit(_status)

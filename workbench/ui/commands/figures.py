@@ -43,7 +43,7 @@ def run(args):
     from workbench.figures.job import regenerate
 
     backend, scheduler = backend_of(args)
-    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only is not None else None
     report = regenerate(args.quick, backend=backend, jobs=args.jobs, scheduler=scheduler, seed=args.seed,
                         progress=not args.quiet, only=only)
     for p in report.files:
