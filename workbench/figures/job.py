@@ -10,7 +10,17 @@ The job, in order, each step under a progress bar:
    batched over the number of sites; each is saved as
    ``data/sweeps/<name>.parquet``;
 3. the summary tables, ``data/summary/<name>.csv``;
-4. the figures, ``data/figures/<name>.svg/.pdf/.png`` (:func:`workbench.figures.style.save`).
+4. the figures, ``data/figures/<name>.svg/.pdf/.png`` (:func:`workbench.figures.style.save`),
+   each with a one-line caption of its fixed conditions and its provenance in
+   the file metadata and in ``<name>.json`` beside it.
+
+Every output carries its provenance (:mod:`workbench.base.provenance`: code
+version, scenario, entry, seed, grid, quick or full) as columns, and the
+Parquet files also in their schema metadata. Numbers are written at full
+precision (a CSV float reads back bit-identical), and every time column
+names its unit (``_ns``). A ``--quick`` run writes every file with a
+``_quick`` suffix, so a reduced-grid result is never mistaken for the
+published one.
 
 Everything is cached by parameters and code version, and every random
 number comes from one seed, so a second run is served from the caches and
@@ -46,7 +56,7 @@ GRIDS = {
         "trials": 100_000,
     },
     "quick": {
-        "cpus": [1, 4, 16, 64, 256],
+        "cpus": [1, 4, 16, 24, 64, 256],
         "sync_round_ns": [1e3, 1e4, 1e5, 1e6, 1e7],
         "sites": [1, 10, 56, 1000, 40000],
         "trials": 2_000,
@@ -165,21 +175,25 @@ def summaries(frames: dict, tables: dict) -> dict:
     from workbench.race.experiment import long_metrics
 
     out = {}
-    keep = ["strategy", "protocol", "cpus", "sync_round_ns", "trials"]
+    keep = ["scenario", "entry", "strategy", "protocol", "cpus", "sync_round_ns", "trials"]
     stats = [f"{m}_{s}" for m in ("violations", "dropped_tracer", "dropped_livepatch", "trapped",
                                   "stall_ns", "patch_ns", "ipis") for s in ("mean", "lo", "hi", "cf")]
     for name in ("cpus", "timing", "heatmap"):
         out[f"drops_vs_{name}" if name != "heatmap" else "heatmap_skip"] = frames[name][keep + stats]
     b = frames["batching"]
-    bat = b[["protocol", "cpus", "n_sites", "ipis_mean", "patch_ns_mean", "patch_ns_cf",
+    bat = b[["scenario", "entry", "protocol", "cpus", "n_sites", "ipis_mean", "patch_ns_mean", "patch_ns_cf",
              "trapped_mean", "trapped_lo", "trapped_hi", "trapped_cf", "window_ns_mean"]].copy()
     out["batching"] = bat
-    out["bristot"] = bristot_comparison()
+    bristot = bristot_comparison()
+    # the unit each row's values are in, as a column (the rows mix IPI counts, ms and ns)
+    bristot.insert(1, "unit", bristot["quantity"].str.extract(r"\((ms|ns)\)", expand=False).fillna("count"))
+    out["bristot"] = bristot.assign(scenario="seed")
     t = frames["cpus"]
     out["tradeoff"] = pd.DataFrame({
-        "strategy": t["strategy"], "cpus": t["cpus"], "stall_cpu_ms": t["stall_ns_mean"] / 1e6,
+        "scenario": t["scenario"], "entry": t["entry"], "strategy": t["strategy"], "cpus": t["cpus"],
+        "stall_cpu_ns": t["stall_ns_mean"],
         "dropped_per_patch": t["dropped_tracer_mean"] + t["dropped_livepatch_mean"],
-        "violations_per_patch": t["violations_mean"], "patch_ms": t["patch_ns_mean"] / 1e6})
+        "violations_per_patch": t["violations_mean"], "patch_ns": t["patch_ns_mean"]})
     long = long_metrics(pd.concat([frames[k] for k in ("cpus", "timing", "heatmap", "batching")],
                                   ignore_index=True))
     long = long[long["se"] > 0]
@@ -196,8 +210,8 @@ def summaries(frames: dict, tables: dict) -> dict:
 def _write_csv(frame, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # %.6g: readable, and the same text for the same numbers
-    frame.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+    # full precision: pandas writes the shortest text that reads back as the same float
+    frame.to_csv(tmp, index=False, lineterminator="\n")
     os.replace(tmp, path)
     return path
 
@@ -223,14 +237,28 @@ def _draw(name, frames, tables):
     raise ConfigError(f"figure: unknown {name!r}")
 
 
-def _render(name, frames, tables, outdir):
-    """Draw, check and save one figure (in a worker process when there are several CPUs)."""
-    from workbench.figures.style import figure_check, save
+def _data_of(name, frames, tables):
+    """The frame a figure is drawn from (its conditions caption reads it)."""
+    if name == "fig7_outcomes":
+        return pd.concat(list(tables.values()), ignore_index=True)
+    return pd.concat(list(frames.values()), ignore_index=True)
+
+
+def _render(name, frames, tables, outdir, prov=None, suffix=""):
+    """Draw, caption, check and save one figure (in a worker process when there are several CPUs).
+
+    The caption names the fixed conditions of the figure's data and its
+    provenance (:func:`workbench.figures.style.conditions`); the file is
+    ``<name><suffix>`` (``_quick`` for a quick run).
+    """
+    from workbench.figures.style import caption, conditions, figure_check, save
 
     fig = _draw(name, frames, tables)
+    text = conditions(_data_of(name, frames, tables), prov)
+    caption(fig, text)
     problems = figure_check(fig)  # lays the figure out once
     fig.set_layout_engine("none")  # keep that layout for all three formats
-    return name, save(fig, name, outdir), problems
+    return name, save(fig, name + suffix, outdir, provenance=prov, caption_text=text), problems
 
 
 def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, client=None, seed=0,
@@ -247,6 +275,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     from tqdm.auto import tqdm
 
     from workbench.base.paths import data_dir
+    from workbench.base.provenance import provenance, stamp
     from workbench.sweep.engine import save_frame, sweep
 
     names = [f.name for f in FIGURES]
@@ -257,6 +286,8 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     if jobs is not None:
         jobs = int(check_range("jobs", jobs, 1, 4096, integer=True))
     out = Path(outdir) if outdir is not None else data_dir()
+    run = "quick" if quick else "full"
+    suffix = "_quick" if quick else ""  # a reduced-grid output never carries a published name
     report = Report()
     t0 = time.perf_counter()
 
@@ -274,19 +305,29 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
             frame = sweep(grid, seed=seed, backend=backend, jobs=jobs, scheduler=scheduler, client=client,
                           progress=progress, desc=f"sweep {name}", cache_root=cache_root)
             report.sweeps[name] = frame.attrs["sweep"]
+            frame = stamp(frame, _prov(provenance, frame, seed, name, run))
             frames[name] = frame
-            report.files.append(save_frame(frame, out / "sweeps" / f"{name}{'_quick' if quick else ''}.parquet"))
+            report.files.append(save_frame(frame, out / "sweeps" / f"{name}{suffix}.parquet"))
     report.seconds["sweeps"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
     for name, frame in summaries(frames, tables).items():
-        report.files.append(_write_csv(frame, out / "summary" / f"{name}.csv"))
+        grid = _SOURCES.get(name, name)
+        src = frame if "scenario" in frame else pd.concat(
+            [frames[k] for k in grid.split("+") if k in frames] or [frame], ignore_index=True)
+        prov = _prov(provenance, src, None if name in _SEEDLESS else seed, grid, run)
+        report.files.append(_write_csv(stamp(frame, prov), out / "summary" / f"{name}{suffix}.csv"))
     report.seconds["summary tables"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
     spec = {f.name: f for f in FIGURES}
-    tasks = [(name, {k: frames[k] for k in spec[name].sweeps}, tables if name == "fig7_outcomes" else {},
-              out / "figures") for name in wanted]
+    tasks = []
+    for name in wanted:
+        fr = {k: frames[k] for k in spec[name].sweeps}
+        tb = tables if name == "fig7_outcomes" else {}
+        prov = _prov(provenance, _data_of(name, fr, tb), None if name == "fig7_outcomes" else seed,
+                     "+".join(spec[name].sweeps) or "outcomes", run)
+        tasks.append((name, fr, tb, out / "figures", prov, suffix))
     n = 1 if backend == "serial" else min(len(tasks), jobs or os.cpu_count() or 1)
     with tqdm(total=len(tasks), desc="figures", unit="fig", disable=not progress, leave=False,
               file=sys.stderr) as bar:
@@ -303,6 +344,21 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     report.seconds["figures"] = time.perf_counter() - t3
     report.seconds["total"] = time.perf_counter() - t0
     return report
+
+
+#: the sweeps each summary table is computed from (its provenance's grid)
+_SOURCES = {"drops_vs_cpus": "cpus", "drops_vs_timing": "timing", "heatmap_skip": "heatmap", "batching": "batching",
+            "tradeoff": "cpus", "closed_form_check": "cpus+timing+heatmap+batching", "bristot": "bristot",
+            "outcomes": "outcomes"}
+#: summaries with no random numbers behind them (closed form; exhaustive emulation)
+_SEEDLESS = ("bristot", "outcomes")
+
+
+def _prov(provenance, frame, seed, grid, run):
+    """The provenance of one output: scenario and entry read from *frame* when it has them."""
+    return provenance(seed=seed, grid=grid, run=run,
+                      scenario=list(frame["scenario"].astype(str)) if "scenario" in frame else None,
+                      entry=list(frame["entry"].astype(str)) if "entry" in frame else None)
 
 
 def digest(paths) -> str:

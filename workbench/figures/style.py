@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,10 +33,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, Locator, LogLocator
 
 from workbench.base.errors import check_choice
+from workbench.base.units import human_count, human_ns
 
 __all__ = [
     "OKABE_ITO", "STRATEGY_STYLE", "STRATEGY_ORDER", "SIZES", "FORMATS", "PNG_DPI", "METRIC_LABELS",
-    "PlotFigure", "style", "new_figure", "save", "text_overlaps", "figure_check",
+    "PlotFigure", "style", "new_figure", "save", "text_overlaps", "figure_check", "conditions", "caption",
 ]
 
 #: Okabe & Ito (2008), "Color Universal Design"
@@ -135,8 +137,15 @@ def new_figure(size="wide", nrows=1, ncols=1, **kw):
     return fig, axes
 
 
-def save(fig, name, outdir=None, formats=FORMATS) -> list[Path]:
+def save(fig, name, outdir=None, formats=FORMATS, provenance=None, caption_text=None) -> list[Path]:
     """Write *fig* as ``<outdir>/<name>.svg/.pdf/.png`` (default ``data/figures``).
+
+    *provenance* (a :func:`workbench.base.provenance.provenance` record) and
+    *caption_text* go into each file's metadata (PNG text chunks
+    ``Description`` and ``provenance``, PDF ``Subject`` and ``Keywords``,
+    SVG ``Description``) and, with the column-free record, into
+    ``<name>.json`` beside the figures, which ``pandas.read_json(...,
+    typ="series")`` reads back.
 
     Output is byte-stable: the SVG hash salt is fixed and its date removed,
     the PDF has no creation/modification date and a fixed creator and
@@ -154,6 +163,13 @@ def save(fig, name, outdir=None, formats=FORMATS) -> list[Path]:
         "pdf": {"CreationDate": None, "ModDate": None, "Creator": _CREATOR, "Producer": _CREATOR},
         "png": {"Software": _CREATOR},
     }
+    record = None
+    if provenance is not None or caption_text is not None:
+        record = {**(provenance or {}), "figure": name, "caption": caption_text or ""}
+        text = json.dumps(record, sort_keys=True)
+        meta["svg"]["Description"] = f"{caption_text or ''} provenance: {text}"
+        meta["pdf"].update(Subject=caption_text or "", Keywords=text)
+        meta["png"].update(Description=caption_text or "", provenance=text)
     from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
     paths = []
@@ -171,7 +187,55 @@ def save(fig, name, outdir=None, formats=FORMATS) -> list[Path]:
             fig.savefig(tmp, format=fmt, metadata=meta[fmt], dpi=PNG_DPI)
             os.replace(tmp, path)
             paths.append(path)
+    if record is not None:
+        path = outdir / f"{name}.json"
+        tmp = outdir / f".{name}.{os.getpid()}.json"
+        tmp.write_text(json.dumps(record, sort_keys=True, indent=1) + "\n")
+        os.replace(tmp, path)
+        paths.append(path)
     return paths
+
+
+#: constant columns named in a figure's conditions caption, with their formatting
+_CONDITIONS = (
+    ("scenario", lambda v: f"scenario {v}"),
+    ("protocol", lambda v: f"protocol {v}"),
+    ("entry", lambda v: f"entry {v}"),
+    ("cpus", lambda v: f"{int(v)} CPUs"),
+    ("sync_round_ns", lambda v: f"sync round {human_ns(v)} (24 CPUs)"),
+    ("tail_functions", lambda v: f"{human_count(v)} tail sites"),
+    ("trampolines", lambda v: "trampoline calls patched" if v else "no trampoline calls"),
+    ("trials", lambda v: f"{human_count(v)} trials/point"),
+)
+
+
+def conditions(frame, provenance=None) -> str:
+    """One line naming what a figure held fixed, read from its data.
+
+    Each of scenario, protocol, entry, CPUs, sync round, tail sites,
+    trampolines and trials that has a single value in *frame* is named;
+    the swept ones (the axes, the legend) are not. The provenance's seed,
+    quick/full grid and code version follow.
+    """
+    parts = []
+    for col, fmt in _CONDITIONS:
+        if col in frame.columns:
+            vals = frame[col].dropna().unique()
+            if len(vals) == 1:
+                parts.append(fmt(vals[0]))
+    if provenance:
+        if int(provenance.get("seed", -1)) >= 0:
+            parts.append(f"seed {provenance['seed']}")
+        parts.append(f"{provenance.get('run', 'custom')} grid")
+        parts.append(f"code {str(provenance.get('code_version', '?'))[:8]}")
+    return "; ".join(parts)
+
+
+def caption(fig, text: str) -> None:
+    """Put *text* (a one-line conditions caption) above the figure, small and grey, left-aligned."""
+    if text:
+        with style():
+            fig.suptitle(text, x=0.005, ha="left", fontsize=6, color="#555555")
 
 
 # -- checks: text that collides, axes without labels ----------------------------------------
@@ -292,7 +356,9 @@ def _stagger(series):
 
 _X = {
     "cpus": ("CPUs", 1.0, "log2"),
-    "sync_round_ns": ("mean IPI sync round on 24 CPUs (µs)", 1e-3, "log10"),
+    # the parameter is the round's mean on the 24-CPU reference machine, whatever CPU count a
+    # panel shows (rounds on more CPUs are longer, as the timing model says)
+    "sync_round_ns": ("IPI sync round, mean on 24 CPUs (µs)", 1e-3, "log10"),
     "tail_functions": ("call sites patched", 1.0, "log10"),
     "n_sites": ("call sites patched", 1.0, "log10"),
 }
@@ -310,6 +376,13 @@ def _set_x(ax, x):
         ax.xaxis.set_major_formatter(FuncFormatter(_eng))
 
 
+def _log_x(ax):
+    """A log10 x axis with the workbench's tick labels (1, 10, 100, 1k, ... as everywhere)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(10))
+    ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+
+
 def _eng(v, _=None):
     """1, 10, 100, 1k, 10k ... for log axes."""
     if v <= 0:
@@ -321,11 +394,16 @@ def _eng(v, _=None):
 
 
 def _symlog_y(ax, top):
-    """A y axis from 0 to *top*: linear below 1, logarithmic above (zeros stay visible)."""
+    """A y axis from 0 to *top*: linear below 1, logarithmic above (zeros stay visible).
+
+    The axis ends just above the first labelled power of ten at or above
+    *top*, so no data sits above the last labelled tick.
+    """
     ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
-    ax.set_ylim(-0.45, max(top, 10) * 3)  # room below 0 for the markers of lines on 0
-    exps = np.log10(max(top, 10) * 3)
-    step = 2 if exps > 6 else 1  # at most ~5 labels: they must not collide
+    e = int(np.ceil(np.log10(max(top, 10))))
+    step = 2 if e > 6 else 1  # at most ~5 labels: they must not collide
+    e += e % step  # the top label is a multiple of the step
+    ax.set_ylim(-0.45, 10.0 ** e * 1.25)  # room below 0 for the markers of lines on 0
     ax.yaxis.set_major_locator(_DecadeLocator(step))
     ax.yaxis.set_major_formatter(FuncFormatter(_eng))
     ax.yaxis.set_minor_locator(_DecadeLocator(1))
