@@ -2,7 +2,7 @@
 
 JSON output and data files keep base units (ns); only tables printed for a
 person go through here. ``4.30787e+09`` in a ``patch_ns`` column prints as
-``4.31 s``. No kernel file is modelled here.
+``4.31 s``, a count of ``8957693.5`` as ``8.958M``. No kernel file is modelled here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from workbench.base.provenance import time_unit
-from workbench.base.units import human_ns
+from workbench.base.units import human_count, human_ns
 
 __all__ = ["human_table", "human_value"]
 
@@ -30,9 +30,9 @@ def human_value(column: str, value) -> str:
     unit = time_unit(column)
     if unit in _SCALE and math.isfinite(v):
         return human_ns(v * _SCALE[unit])
-    if float(v).is_integer() and abs(v) < 1e15:
+    if float(v).is_integer() and abs(v) < 1e4:
         return str(int(v))
-    return f"{v:.4g}"
+    return human_count(v, 4)  # 8.958M, not 8.958e+06
 
 
 def human_table(frame: pd.DataFrame) -> str:
