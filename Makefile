@@ -1,11 +1,13 @@
-# The two promises: `make figures` and `make test` work on a fresh machine.
+# The promises: `make figures`, `make test` and `make report` work on a fresh machine.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 QUICK  ?=
+# JupyterLab refuses to run as root (as in a container) unless told it may
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: figures test lab bench venv clean demo
+.PHONY: figures test lab bench venv clean report
 
 venv: $(STAMP)
 
@@ -19,14 +21,19 @@ $(STAMP): pyproject.toml
 figures: $(STAMP)
 	$(PY) -m workbench figures $(if $(QUICK),--quick,)
 
+# data/report/report.html (report_quick.html with QUICK=1) and the executed notebooks
+report: $(STAMP)
+	$(PY) -m workbench report $(if $(QUICK),--quick,)
+
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_ROOT) notebooks/
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
+# every generated output; the venv stays
 clean:
-	rm -rf data/cache data/figures build *.egg-info
+	rm -rf data/cache data/figures data/summary data/sweeps data/report data/screenshots build *.egg-info

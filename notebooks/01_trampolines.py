@@ -22,9 +22,9 @@
 # the code runs in Unicorn.
 
 # %% tags=["parameters"]
-function = "do_IRQ"   # a traced function of the image (do_IRQ and __migrate_task are live patched)
-entry = "v5.3"        # int3 entry variant: v5.1 or v5.3
-ops = "livepatch,tracer"
+function: str = "do_IRQ"   # a traced function of the image (do_IRQ and __migrate_task are live patched)
+entry: str = "v5.3"   # int3 entry variant: v5.1 or v5.3
+ops: str = "livepatch,tracer"
 
 # %%
 from IPython.display import HTML, display

@@ -25,9 +25,9 @@
 # * `stop_machine` has no int3 window at all.
 
 # %% tags=["parameters"]
-function = "do_IRQ"
-entry = "v5.3"
-strategy = "emulate_regs_caller"   # the one to step through below
+function: str = "do_IRQ"
+entry: str = "v5.3"
+strategy: str = "emulate_regs_caller"   # the one to step through below
 
 # %%
 import pandas as pd

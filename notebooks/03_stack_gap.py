@@ -25,8 +25,8 @@
 # and `v5.3` (with the gap).
 
 # %% tags=["parameters"]
-strategy = "emulate_regs_caller"   # a strategy that emulates a call
-function = "do_IRQ"
+strategy: str = "emulate_regs_caller"   # a strategy that emulates a call
+function: str = "do_IRQ"
 
 # %%
 import pandas as pd

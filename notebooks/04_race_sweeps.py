@@ -23,11 +23,11 @@
 # instant. `make figures` runs the full grids.
 
 # %% tags=["parameters"]
-cpus = [1, 4, 16, 64]
-sync_rounds_ns = [1e3, 1e5, 1e7]   # mean IPI sync round on 24 CPUs: 1 µs, 100 µs, 10 ms
-strategies = ["skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine"]
-trials = 500
-backend = "serial"                 # "local" (processes) or "dask" for bigger grids
+cpus: list = [1, 4, 16, 64]
+sync_rounds_ns: list = [1e3, 1e5, 1e7]   # mean IPI sync round on 24 CPUs: 1 µs, 100 µs, 10 ms
+strategies: list = ["skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine"]
+trials: int = 500
+backend: str = "serial"               # "local" (processes) or "dask" for bigger grids
 
 # %%
 from workbench.figures import plots

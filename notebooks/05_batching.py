@@ -20,10 +20,10 @@
 # ratio is a prediction.
 
 # %% tags=["parameters"]
-sites = [1, 10, 56, 1000, 40000]
-cpus = 24
-trials = 500
-backend = "serial"
+sites: list = [1, 10, 56, 1000, 40000]
+cpus: int = 24
+trials: int = 500
+backend: str = "serial"
 
 # %%
 from workbench.figures import plots

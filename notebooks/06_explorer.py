@@ -23,11 +23,11 @@
 #   CPU is inside a frame that holds one.
 
 # %% tags=["parameters"]
-strategies = ("skip", "emulate_regs_caller", "emulate_old", "stop_machine")
-cpus = (1, 64)
-trials = 500
-viewer_strategy = "emulate_new"
-viewer_entry = "v5.3"
+strategies: tuple = ("skip", "emulate_regs_caller", "emulate_old", "stop_machine")
+cpus: tuple = (1, 64)
+trials: int = 500
+viewer_strategy: str = "emulate_new"
+viewer_entry: str = "v5.3"
 
 # %%
 from workbench.ui.widgets import Explorer, StepViewer

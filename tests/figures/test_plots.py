@@ -41,7 +41,7 @@ def all_figures(frames, tables):
         "drops_timing": (plots.drops(frames["timing"], x="sync_round_ns"), "wide"),
         "heatmap": (plots.heatmap(frames["heatmap"]), "wide_tall"),
         "batching": (plots.batching(frames["batching"]), "grid"),
-        "tradeoff": (plots.tradeoff(frames["cpus"]), "wide_tall"),
+        "tradeoff": (plots.tradeoff(frames["cpus"]), "grid"),
         "closed": (plots.closed_vs_monte_carlo(pd.concat([frames["cpus"], frames["timing"]])), "wide_tall"),
         "outcomes": (plots.outcome_grid(tables), "grid"),
     }
@@ -156,10 +156,10 @@ def test_regenerate_twice_gives_identical_files_and_uses_the_cache(tmp_path, mon
     names = sorted(p.name for p in first.files)
     for f in figures.FIGURES:
         for ext in plots.FORMATS:
-            assert f"{f.name}.{ext}" in names
+            assert f"{f.name}_quick.{ext}" in names  # a quick run never writes a published name
     for table in ("drops_vs_cpus", "drops_vs_timing", "heatmap_skip", "batching", "bristot", "tradeoff",
                   "closed_form_check", "outcomes"):
-        assert f"{table}.csv" in names
+        assert f"{table}_quick.csv" in names
     assert first.problems == []
     assert first.sweeps["cpus"]["cached"] == 0  # a cold cache (later sweeps share some points)
     before = figures.digest(first.files)
@@ -167,17 +167,17 @@ def test_regenerate_twice_gives_identical_files_and_uses_the_cache(tmp_path, mon
     assert all(s["cached"] == s["points"] and s["computed"] == 0 for s in second.sweeps.values())
     assert figures.digest(second.files) == before
     assert first.figures_kept == []
-    assert sorted(second.figures_kept) == sorted(f.name for f in figures.FIGURES)  # nothing drawn again
+    assert sorted(second.figures_kept) == sorted(f.name + "_quick" for f in figures.FIGURES)  # nothing drawn again
     # a missing file, or inputs whose digest changed, draw that figure (and only it) again
-    (tmp_path / "out" / "figures" / "fig3_heatmap_skip.png").unlink()
-    manifest = tmp_path / "out" / "figures" / "fig5_tradeoff.inputs.json"
+    (tmp_path / "out" / "figures" / "fig3_heatmap_skip_quick.png").unlink()
+    manifest = tmp_path / "out" / "figures" / "fig5_tradeoff_quick.inputs.json"
     manifest.write_text(manifest.read_text().replace('"digest": "', '"digest": "0'))
     third = figures.regenerate(**kw)
-    assert sorted(set(f.name for f in figures.FIGURES) - set(third.figures_kept)) == [
-        "fig3_heatmap_skip", "fig5_tradeoff"]
+    assert sorted(set(f.name + "_quick" for f in figures.FIGURES) - set(third.figures_kept)) == [
+        "fig3_heatmap_skip_quick", "fig5_tradeoff_quick"]
     assert figures.digest(third.files) == before
     assert not list((tmp_path / "out" / "figures").glob(".*"))  # no temporaries left behind
-    bristot = pd.read_csv(tmp_path / "out" / "summary" / "bristot.csv")
+    bristot = pd.read_csv(tmp_path / "out" / "summary" / "bristot_quick.csv")
     assert list(bristot.measured_per_site[:2]) == [168, 57]
 
 

@@ -202,8 +202,8 @@ def summaries(frames: dict, tables: dict) -> dict:
 
 
 def _write_csv(frame, path):
-    # %.6g: readable, and the same text for the same numbers
-    text = frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    # full precision: pandas writes the shortest text that reads back as the same float
+    text = frame.to_csv(index=False, lineterminator="\n")
     return write_atomic(path, text.encode(), what="summary")
 
 
@@ -226,6 +226,13 @@ def _draw(name, frames, tables):
     if name == "fig7_outcomes":
         return plots.outcome_grid(pd.concat(list(tables.values()), ignore_index=True))
     raise ConfigError(f"figure: unknown {name!r}")
+
+
+def _data_of(name, frames, tables):
+    """The frame a figure is drawn from (its conditions caption reads it)."""
+    if name == "fig7_outcomes":
+        return pd.concat(list(tables.values()), ignore_index=True)
+    return pd.concat(list(frames.values()), ignore_index=True)
 
 
 def input_digest(name: str, frames: dict, tables: dict) -> str:
@@ -257,6 +264,8 @@ def _up_to_date(name: str, key: str, outdir: Path):
     paths = [outdir / f"{name}.{fmt}" for fmt in FORMATS]
     if not isinstance(m, dict) or m.get("digest") != key or not all(p.is_file() for p in paths):
         return None
+    if (outdir / f"{name}.json").is_file():  # the provenance record written beside the figure
+        paths.append(outdir / f"{name}.json")
     return paths, list(m.get("problems", []))
 
 
@@ -265,22 +274,28 @@ def _write_manifest(outdir: Path, name: str, key: str, problems: list) -> None:
     write_atomic(_manifest(outdir, name), json.dumps({"digest": key, "problems": problems}, indent=1).encode())
 
 
-def _render(name, frames, tables, coordinator=None):
-    """Draw and check one figure; ``(name, {format: bytes}, problems)``.
+def _render(name, frames, tables, coordinator=None, prov=None, suffix=""):
+    """Draw, caption and check one figure; ``(file name, {format: bytes}, problems)``.
 
-    In a worker process (not *coordinator*) it first arranges to die with
-    its parent; it never writes: the coordinating process writes the files,
-    so nothing is written after it is gone.
+    The caption names the fixed conditions of the figure's data and its
+    provenance (:func:`workbench.figures.style.conditions`); the file name is
+    ``<name><suffix>`` (``_quick`` for a quick run). In a worker process
+    (not *coordinator*) it first arranges to die with its parent; it never
+    writes: the coordinating process writes the files, so nothing is
+    written after it is gone.
     """
     from workbench.base.process import die_with_parent
-    from workbench.figures.style import figure_check, render
+    from workbench.figures.style import caption, conditions, figure_check, render
 
     if coordinator is not None and os.getpid() != coordinator:
         die_with_parent()
     fig = _draw(name, frames, tables)
+    text = conditions(_data_of(name, frames, tables), prov)
+    caption(fig, text)
     problems = figure_check(fig)  # lays the figure out once
     fig.set_layout_engine("none")  # keep that layout for all three formats
-    return name, render(fig), problems
+    return name + suffix, render(fig, provenance=None if prov is None else {**prov, "figure": name + suffix},
+                                 caption_text=text), problems
 
 
 def _load_table_in_worker(scenario, entry, coordinator):
@@ -307,6 +322,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     from tqdm.auto import tqdm
 
     from workbench.base.paths import data_dir
+    from workbench.base.provenance import provenance, stamp
     from workbench.figures.style import write_files
     from workbench.sweep.engine import BACKENDS, check_scheduler, save_frame, sweep
 
@@ -326,6 +342,8 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     out = Path(outdir) if outdir is not None else data_dir()
     for sub in ("sweeps", "summary", "figures"):
         check_writable(out / sub / "check", what="outdir")
+    run = "quick" if quick else "full"
+    suffix = "_quick" if quick else ""  # a reduced-grid output never carries a published name
     report = Report()
     t0 = time.perf_counter()
 
@@ -343,13 +361,18 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
             frame = sweep(grid, seed=seed, backend=backend, jobs=jobs, scheduler=scheduler, client=client,
                           progress=progress, desc=f"sweep {name}", cache_root=cache_root)
             report.sweeps[name] = frame.attrs["sweep"]
+            frame = stamp(frame, _prov(provenance, frame, seed, name, run))
             frames[name] = frame
-            report.files.append(save_frame(frame, out / "sweeps" / f"{name}{'_quick' if quick else ''}.parquet"))
+            report.files.append(save_frame(frame, out / "sweeps" / f"{name}{suffix}.parquet"))
     report.seconds["sweeps"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
     for name, frame in summaries(frames, tables).items():
-        report.files.append(_write_csv(frame, out / "summary" / f"{name}.csv"))
+        grid = _SOURCES.get(name, name)
+        src = frame if "scenario" in frame else pd.concat(
+            [frames[k] for k in grid.split("+") if k in frames] or [frame], ignore_index=True)
+        prov = _prov(provenance, src, None if name in _SEEDLESS else seed, grid, run)
+        report.files.append(_write_csv(stamp(frame, prov), out / "summary" / f"{name}{suffix}.csv"))
     report.seconds["summary tables"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
@@ -358,9 +381,13 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     figdir.mkdir(parents=True, exist_ok=True)
     tasks, keys = [], {}
     for name in wanted:
-        task = (name, {k: frames[k] for k in spec[name].sweeps}, tables if name == "fig7_outcomes" else {},
-                os.getpid())
-        keys[name] = input_digest(name, task[1], task[2])
+        fr = {k: frames[k] for k in spec[name].sweeps}
+        tb = tables if name == "fig7_outcomes" else {}
+        prov = _prov(provenance, _data_of(name, fr, tb), None if name == "fig7_outcomes" else seed,
+                     "+".join(spec[name].sweeps) or "outcomes", run)
+        task = (name, fr, tb, os.getpid(), prov, suffix)
+        name = name + suffix
+        keys[name] = input_digest(name, fr, tb)
         kept = _up_to_date(name, keys[name], figdir)
         if kept is None:
             tasks.append(task)
@@ -385,6 +412,21 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     report.seconds["figures"] = time.perf_counter() - t3
     report.seconds["total"] = time.perf_counter() - t0
     return report
+
+
+#: the sweeps each summary table is computed from (its provenance's grid)
+_SOURCES = {"drops_vs_cpus": "cpus", "drops_vs_timing": "timing", "heatmap_skip": "heatmap", "batching": "batching",
+            "tradeoff": "cpus", "closed_form_check": "cpus+timing+heatmap+batching", "bristot": "bristot",
+            "outcomes": "outcomes"}
+#: summaries with no random numbers behind them (closed form; exhaustive emulation)
+_SEEDLESS = ("bristot", "outcomes")
+
+
+def _prov(provenance, frame, seed, grid, run):
+    """The provenance of one output: scenario and entry read from *frame* when it has them."""
+    return provenance(seed=seed, grid=grid, run=run,
+                      scenario=list(frame["scenario"].astype(str)) if "scenario" in frame else None,
+                      entry=list(frame["entry"].astype(str)) if "entry" in frame else None)
 
 
 def digest(paths) -> str:

@@ -27,8 +27,12 @@ import numpy as np
 from matplotlib.ticker import LogLocator
 
 from workbench.base.errors import ConfigError
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
+
+from workbench.base.units import human_count, human_ns
 from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE, PlotFigure,
-                       _eng, _set_x, _stagger, _strategies, _style, _styled, _symlog_y, _X, figure_check,
+                       _DecadeLocator, _eng, _log_x, _set_x, _stagger, _strategies, _style, _styled, _symlog_y, _X, figure_check,
                        new_figure, save, style, text_overlaps)
 
 __all__ = [
@@ -85,8 +89,11 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
         _set_x(ax, x)
         _symlog_y(ax, top)
         ax.set_ylabel(METRIC_LABELS.get(m, m))
+        where = ""
+        if x != "cpus" and "cpus" in frame and frame["cpus"].nunique() == 1:
+            where = f" ({int(frame['cpus'].iloc[0])} CPUs)"  # the panel's CPU count, not the x label's
         ax.set_title({"violations": "Live patch: violations", "dropped_tracer": "Tracer: dropped calls"}
-                     .get(m, m))
+                     .get(m, m) + where)
     # one legend for both panels, below them: inside a panel it would cover data
     fig.legend(handles=list(handles.values()), loc="outside lower center", ncols=3, handlelength=2.6,
                columnspacing=1.6)
@@ -180,9 +187,9 @@ def batching(frame, anchor=None, size="grid"):
     ax_time.plot([anchor.sites] * 2, [anchor.update_per_site_ns / 1e6, anchor.update_batched_ns / 1e6],
                  label="Bristot, measured", **star)
     ax_ratio.plot([anchor.sites], [anchor.hits_ratio], label="Bristot, measured", **star)
-    for ax in (ax_ipi, ax_time, ax_trap):
+    for ax in (ax_ipi, ax_time, ax_trap, ax_ratio):
         ax.set_yscale("log")
-    ax_ratio.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(_eng))  # 1k/1M ticks, as on every figure
     for ax in axes.ravel():
         _set_x(ax, "n_sites")
     ax_ipi.set_ylabel("IPI sync rounds per update")
@@ -204,52 +211,90 @@ def batching(frame, anchor=None, size="grid"):
 
 # -- figure 5: the trade-off ---------------------------------------------------------------------
 
-@_styled
-def tradeoff(frame, size="wide_tall"):
-    """Stall CPU-time per patch (x) against dropped invocations per patch (y).
+def _pick_cpus(frame, want=(24, 256)):
+    """The CPU counts of *want* present in *frame*; else the nearest present (log scale)."""
+    have = np.sort(frame["cpus"].unique())
+    out = []
+    for w in want:
+        c = int(have[np.argmin(np.abs(np.log2(have) - np.log2(w)))])
+        if c not in out:
+            out.append(c)
+    return out
 
-    One line per strategy through its CPU counts (CPU count grows to the
-    right); markers sit at the smallest, a middle and the largest CPU count,
-    which are labelled on the lines that drop something and on ``spin``.
-    Dropped = tracer + livepatch calls a handler should have run.
-    ``stop_machine`` and ``spin`` buy zero drops with stall; the others
-    stall only for the int3 handler. Alternate strategies have open markers,
-    so coinciding lines (skip and emulate_old drop the same tracer calls)
-    stay visible. The y axis is linear below 1.
+
+@_styled
+def tradeoff(frame, cpus=(24, 256), size="grid"):
+    """What each strategy costs and what it drops, per patch, at two CPU counts.
+
+    Columns: the CPU counts of *cpus* (or the nearest in the frame). Top
+    row: stall CPU-time per patch summed over CPUs (log axis), split into the
+    int3 handler's own time (trapped calls x handler time, from the
+    frame's ``trapped_mean`` times the larger of ``handler_ns`` and
+    ``handler_batch_ns``, an upper bound) and the rest, CPUs held waiting
+    (``spin``'s re-traps, ``stop_machine``'s rendezvous). Bottom row: dropped tracer and livepatch calls per patch
+    (linear below 1, log above, so zero shows as zero). Every bar carries its
+    value. Strategies are the frame's, one row each, in the workbench's order.
     """
-    _need(frame, ["strategy", "cpus", "stall_ns_mean", "dropped_tracer_mean", "dropped_livepatch_mean"],
-          "tradeoff")
-    fig, axes = new_figure(size, 1, 1)
-    ax = axes[0, 0]
+    _need(frame, ["strategy", "cpus", "stall_ns_mean", "trapped_mean", "handler_ns",
+                  "dropped_tracer_mean", "dropped_livepatch_mean"], "tradeoff")
+    picked = _pick_cpus(frame, cpus)
+    fig, axes = new_figure(size, 2, len(picked))
     strategies = _strategies(frame)
-    series = {}
-    for s in strategies:
-        d = frame[frame["strategy"] == s].sort_values("cpus")
-        series[s] = (d["cpus"].to_numpy(), d["stall_ns_mean"].to_numpy() / 1e6,
-                     (d["dropped_tracer_mean"] + d["dropped_livepatch_mean"]).to_numpy())
-    top = max(float(np.nanmax(v[2])) for v in series.values())
-    labelled = set()
-    for k, s in enumerate(strategies):
-        cpus, stall, dropped = series[s]
-        color, marker, label = _style(s)
-        marks = sorted({0, len(cpus) // 2, len(cpus) - 1})
-        ax.plot(stall, dropped, color=color, marker=marker, label=label, markevery=marks,
-                markerfacecolor=color if k % 2 == 0 else "none", markersize=4.5 if k % 2 == 0 else 6.5,
-                markeredgewidth=1.1, linestyle="-" if k % 2 == 0 else (0, (4, 1.5)), zorder=3 + k % 2)
-        key = (tuple(np.round(np.log10(np.maximum(stall[marks], 1e-12)), 1)), tuple(dropped[marks] > 0))
-        if (np.any(dropped > 0) or s == "spin") and key not in labelled:
-            labelled.add(key)  # one label per distinct line: coinciding lines are labelled once
-            for i in marks:
-                ax.annotate(f"{cpus[i]} CPU{'s' if cpus[i] > 1 else ''}", (stall[i], dropped[i]),
-                            xytext=(0, 7), textcoords="offset points", ha="center", fontsize=6.5,
-                            color=OKABE_ITO["black"])
-    ax.set_xscale("log")
-    _symlog_y(ax, top)
-    ax.set_xlabel("stall CPU-time per patch, summed over CPUs (ms)")
-    ax.set_ylabel("dropped handler calls per patch\n(tracer + livepatch)")
-    cpus = series[strategies[0]][0]
-    ax.set_title(f"Cost against correctness per patch, {cpus.min()} to {cpus.max()} CPUs")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), borderaxespad=0)
+    ys = np.arange(len(strategies))
+    stall_max = float(frame["stall_ns_mean"].max())
+    drop_top = float((frame["dropped_tracer_mean"] + frame["dropped_livepatch_mean"]).max())
+    for j, c in enumerate(picked):
+        d = frame[frame["cpus"] == c].set_index("strategy").reindex(strategies)
+        # a batch's handler searches its entries (handler_batch_ns) unless the batch holds one
+        # site (handler_ns): the larger bounds the handler's share, the rest is waiting
+        per_call = d["handler_ns"].astype(float)
+        if "handler_batch_ns" in d:
+            per_call = np.maximum(per_call, d["handler_batch_ns"].astype(float))
+        stall = d["stall_ns_mean"].to_numpy(float)
+        handler = np.minimum(d["trapped_mean"].to_numpy(float) * per_call.to_numpy(), stall)
+        wait = stall - handler
+        wait[wait <= 1e-9 * stall] = 0.0  # float rounding of trapped x handler, not waiting
+        colours = [_style(s)[0] for s in strategies]
+        ax = axes[0, j]
+        lo = 1e-3  # 1 us in ms: bars start here on the log axis
+        ax.barh(ys, np.maximum(handler / 1e6, lo) - lo, left=lo, color=colours, height=0.62)
+        ax.barh(ys, np.where(wait > 0, wait / 1e6, 0), left=np.maximum(handler / 1e6, lo), color=colours,
+                height=0.62, hatch="////", edgecolor="white", linewidth=0)
+        for y, v in zip(ys, stall):
+            ax.text(max(v / 1e6, lo) * 1.15, y, human_ns(v), va="center", fontsize=6)
+        _log_x(ax)
+        ax.set_xlim(lo, stall_max / 1e6 * 12)  # room for the value labels
+        ax.set_title(f"{c} CPUs: stall CPU-time per patch")
+        ax.set_xlabel("stall CPU-time, summed over CPUs (ms)")
+        ax = axes[1, j]
+        tr = d["dropped_tracer_mean"].to_numpy(float)
+        lp = d["dropped_livepatch_mean"].to_numpy(float)
+        ax.barh(ys, tr, color=colours, height=0.62)
+        ax.barh(ys, lp, left=tr, color=colours, height=0.62, hatch="....", edgecolor="white", linewidth=0)
+        for y, a, b in zip(ys, tr, lp):
+            ax.text(max(a + b, 0) * 1.15 + 0.08, y, human_count(a + b) if a + b > 0 else "0",
+                    va="center", fontsize=6)
+        ax.set_xscale("symlog", linthresh=1.0, linscale=0.6)
+        e = int(np.ceil(np.log10(max(drop_top, 10)))) + 1
+        ax.set_xlim(0, 10.0 ** e)
+        ax.xaxis.set_major_locator(_DecadeLocator(3))
+        ax.xaxis.set_minor_locator(_DecadeLocator(1))
+        ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+        ax.set_title(f"{c} CPUs: dropped handler calls per patch")
+        ax.set_xlabel("dropped calls (tracer + livepatch)")
+        for ax in axes[:, j]:
+            ax.set_yticks(ys, [_style(s)[2] for s in strategies] if j == 0 else [""] * len(ys))
+            ax.set_ylim(len(strategies) - 0.5, -0.5)
+            ax.grid(axis="y", visible=False)
+            ax.tick_params(axis="y", length=0)
+    axes[0, 0].set_ylabel("int3 handler strategy")
+    axes[1, 0].set_ylabel("int3 handler strategy")
+    grey = OKABE_ITO["grey"]
+    handles = [Patch(facecolor=grey, label="int3 handler time"),
+               Patch(facecolor=grey, hatch="////", edgecolor="white", label="waiting (spin, stop_machine)"),
+               Patch(facecolor=grey, label="tracer calls dropped"),
+               Patch(facecolor=grey, hatch="....", edgecolor="white", label="livepatch calls dropped")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4)
     return fig
 
 
@@ -291,7 +336,7 @@ def closed_vs_monte_carlo(frame, metrics=("trapped", "violations", "dropped_trac
                     alpha=0.75, markersize=3.5, elinewidth=0.6, capsize=0, label=_SHORT.get(m, m))
         zs.append(((d["mean"] - d["cf"]) / d["se"]).to_numpy())
     ax.axhline(1.0, color=OKABE_ITO["grey"], linewidth=0.8, zorder=0)
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.xaxis.set_major_locator(LogLocator(10, numticks=6))
     ax.set_xlabel("closed form (calls, or ns)")
     ax.set_ylabel("Monte Carlo mean / closed form")
@@ -359,8 +404,6 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
     coloured by the worst of them; ``n`` is the number of trapped calls
     (weighted schedules) behind it. A strategy with no row never traps.
     """
-    from matplotlib.patches import Patch
-
     _need(table, ["entry", "strategy", "site_kind", "n_trapped", "violation", "dropped_tracer",
                   "dropped_livepatch", "spurious", "crash"], "outcome_grid")
     fig, axes = new_figure(size, 1, len(entries), sharey=True)
@@ -390,9 +433,7 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
         ax.xaxis.set_label_position("top")
         ax.tick_params(length=0)
         ax.set_yticks(np.arange(len(strategies)) + 0.5, [_style(s)[2] for s in strategies])
-        ax.set_title(f"int3 entry {entry}" + (" (pt_regs on the interrupted stack)" if entry == "v5.1"
-                                              else " (with the stack gap)" if entry == "v5.3" else ""),
-                     pad=4)
+        ax.set_title(f"int3 entry {entry}" + _ENTRY_NOTE.get(entry, ""), pad=4)
         ax.set_xlabel("site kind of the trapped call")
         for spine in ax.spines.values():
             spine.set_visible(False)
@@ -400,8 +441,16 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
     handles = [Patch(facecolor=_CLASS_COLOUR[k], edgecolor="#777777", linewidth=0.4, label=k)
                for k in ("correct", "drops", "violation", "crash", "never traps")]
     fig.legend(handles=handles, loc="outside lower center", ncols=5,
-               title=f"worst outcome of a trapped call (scenario {scen}, emulated)" if scen else None)
+               title=(f"worst outcome of a trapped call (scenario {scen}, emulated); "
+                      "n = trapped calls behind a cell, over all explored schedules"))
     return fig
+
+
+#: what each kernel int3 entry is, with the commit that changed it (i386)
+_ENTRY_NOTE = {
+    "v5.1": "\n(before 3c88c692c287: no stack gap)",
+    "v5.3": "\n(3c88c692c287: stack gap)",
+}
 
 
 def _rect(c, r, colour):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,10 +34,12 @@ from matplotlib.ticker import FuncFormatter, Locator, LogLocator
 from workbench.base.vocabulary import STRATEGIES
 from workbench.base.errors import check_choice
 from workbench.base.store import write_atomic
+from workbench.base.units import human_count, human_ns
 
 __all__ = [
     "OKABE_ITO", "STRATEGY_STYLE", "STRATEGY_ORDER", "SIZES", "FORMATS", "PNG_DPI", "METRIC_LABELS",
     "PlotFigure", "style", "new_figure", "render", "save", "text_overlaps", "figure_check", "write_files",
+    "conditions", "caption",
 ]
 
 #: Okabe & Ito (2008), "Color Universal Design"
@@ -136,10 +139,12 @@ def new_figure(size="wide", nrows=1, ncols=1, **kw):
     return fig, axes
 
 
-def save(fig, name, outdir=None, formats=FORMATS) -> list[Path]:
+def save(fig, name, outdir=None, formats=FORMATS, provenance=None, caption_text=None) -> list[Path]:
     """Write *fig* as ``<outdir>/<name>.svg/.pdf/.png`` (default ``data/figures``).
 
-    Output is byte-stable (:func:`render`). Each file is written atomically
+    *provenance* (a :func:`workbench.base.provenance.provenance` record) and
+    *caption_text* go into each file's metadata and into ``<name>.json``
+    beside it (:func:`render`). Output is byte-stable (:func:`render`). Each file is written atomically
     (:func:`workbench.base.store.write_atomic`), so a reader never sees half
     a figure. Returns the paths written. Raises :class:`ConfigError` for an
     unknown format or an unwritable directory.
@@ -147,7 +152,7 @@ def save(fig, name, outdir=None, formats=FORMATS) -> list[Path]:
     from workbench.base.paths import data_dir
 
     outdir = Path(outdir) if outdir is not None else data_dir() / "figures"
-    return write_files(outdir, name, render(fig, formats))
+    return write_files(outdir, name, render(fig, formats, provenance, caption_text))
 
 
 def write_files(outdir, name, rendered: dict) -> list[Path]:
@@ -155,8 +160,14 @@ def write_files(outdir, name, rendered: dict) -> list[Path]:
     return [write_atomic(Path(outdir) / f"{name}.{fmt}", data, what="figure") for fmt, data in rendered.items()]
 
 
-def render(fig, formats=FORMATS) -> dict:
+def render(fig, formats=FORMATS, provenance=None, caption_text=None) -> dict:
     """*fig* as bytes per format (format -> bytes), written nowhere.
+
+    *provenance* (a :func:`workbench.base.provenance.provenance` record) and
+    *caption_text* go into each format's metadata (PNG text chunks
+    ``Description`` and ``provenance``, PDF ``Subject`` and ``Keywords``,
+    SVG ``Description``) and, as the ``json`` entry, into a record that
+    ``pandas.read_json(..., typ="series")`` reads back.
 
     Byte-stable: the SVG hash salt is fixed and its date removed, the PDF
     has no creation/modification date and a fixed creator and producer, the
@@ -169,6 +180,13 @@ def render(fig, formats=FORMATS) -> dict:
         "pdf": {"CreationDate": None, "ModDate": None, "Creator": _CREATOR, "Producer": _CREATOR},
         "png": {"Software": _CREATOR},
     }
+    record = None
+    if provenance is not None or caption_text is not None:
+        record = {**(provenance or {}), "caption": caption_text or ""}
+        text = json.dumps(record, sort_keys=True)
+        meta["svg"]["Description"] = f"{caption_text or ''} provenance: {text}"
+        meta["pdf"].update(Subject=caption_text or "", Keywords=text)
+        meta["png"].update(Description=caption_text or "", provenance=text)
     from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
     out = {}
@@ -184,7 +202,51 @@ def render(fig, formats=FORMATS) -> dict:
             buf = io.BytesIO()
             fig.savefig(buf, format=fmt, metadata=meta[fmt], dpi=PNG_DPI)
             out[fmt] = buf.getvalue()
+    if record is not None:
+        out["json"] = (json.dumps(record, sort_keys=True, indent=1) + "\n").encode()
     return out
+
+
+#: constant columns named in a figure's conditions caption, with their formatting
+_CONDITIONS = (
+    ("scenario", lambda v: f"scenario {v}"),
+    ("protocol", lambda v: f"protocol {v}"),
+    ("entry", lambda v: f"entry {v}"),
+    ("cpus", lambda v: f"{int(v)} CPUs"),
+    ("sync_round_ns", lambda v: f"sync round {human_ns(v)} (24 CPUs)"),
+    ("tail_functions", lambda v: f"{human_count(v)} tail sites"),
+    ("trampolines", lambda v: "trampoline calls patched" if v else "no trampoline calls"),
+    ("trials", lambda v: f"{human_count(v)} trials/point"),
+)
+
+
+def conditions(frame, provenance=None) -> str:
+    """One line naming what a figure held fixed, read from its data.
+
+    Each of scenario, protocol, entry, CPUs, sync round, tail sites,
+    trampolines and trials that has a single value in *frame* is named;
+    the swept ones (the axes, the legend) are not. The provenance's seed,
+    quick/full grid and code version follow.
+    """
+    parts = []
+    for col, fmt in _CONDITIONS:
+        if col in frame.columns:
+            vals = frame[col].dropna().unique()
+            if len(vals) == 1:
+                parts.append(fmt(vals[0]))
+    if provenance:
+        if int(provenance.get("seed", -1)) >= 0:
+            parts.append(f"seed {provenance['seed']}")
+        parts.append(f"{provenance.get('run', 'custom')} grid")
+        parts.append(f"code {str(provenance.get('code_version', '?'))[:8]}")
+    return "; ".join(parts)
+
+
+def caption(fig, text: str) -> None:
+    """Put *text* (a one-line conditions caption) above the figure, small and grey, left-aligned."""
+    if text:
+        with style():
+            fig.suptitle(text, x=0.005, ha="left", fontsize=6, color="#555555")
 
 
 # -- checks: text that collides, axes without labels ----------------------------------------

@@ -56,6 +56,7 @@ import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.process import die_with_parent
+from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, read_regular, write_atomic
 from workbench.base.version import loaded_code_version
 from workbench.sweep.experiment import Experiment, FunctionExperiment
@@ -354,6 +355,12 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
 
     records = [{**experiment.columns(p), **row} for p, rows in zip(points, results) for row in rows]
     frame = pd.DataFrame.from_records(records)
+    # where the numbers came from, as columns and attrs (save_frame writes both); the
+    # figures job restamps grid and run with its own names
+    frame = stamp(frame, provenance(
+        seed=seed, grid=Path(str(save)).stem if save else experiment.name, run="custom",
+        scenario=sorted({str(v) for v in frame["scenario"]}) if "scenario" in frame else None,
+        entry=sorted({str(v) for v in frame["entry"]}) if "entry" in frame else None))
     frame.attrs["sweep"] = {"points": len(points), "cached": cached, "computed": len(todo),
                             "corrupt": corrupt, "backend": backend, "seed": seed}
     if save is not None:
@@ -380,11 +387,19 @@ def sweep_path(name) -> Path:
 def save_frame(frame: pd.DataFrame, name) -> Path:
     """Write *frame* as Parquet (atomically) to :func:`sweep_path` (*name*); return the path.
 
-    ``frame.attrs`` is not written, so equal data give equal files.
+    The frame's provenance (``attrs["provenance"]``, see
+    :mod:`workbench.base.provenance`) is written twice: into the Parquet
+    schema metadata (``pd.read_parquet`` restores it as ``attrs``, with the
+    column units) and as columns. Run statistics (``attrs["sweep"]``: cache
+    hits) are not written, so equal data give equal files.
     """
     path = sweep_path(name)
-    plain = frame.copy()
-    plain.attrs = {}  # pandas would store attrs (cache statistics): the same data, the same bytes
+    prov = frame.attrs.get("provenance")
+    if prov:
+        plain = stamp(frame, prov)
+    else:
+        plain = frame.copy()
+        plain.attrs = {}  # pandas would store attrs (cache statistics): the same data, the same bytes
     buf = io.BytesIO()
     plain.to_parquet(buf, index=False)
     return write_atomic(path, buf.getvalue(), what="out")

@@ -1,26 +1,48 @@
-"""Command line: ``python -m workbench <command> ...``.
+"""Command line: ``int3-workbench <command> ...`` (or ``python -m workbench <command> ...``).
 
 Each command lives in :mod:`workbench.ui.commands` as a module with
 ``configure(parser)`` and ``run(args) -> int``. Bad input raises
 :class:`workbench.base.errors.ConfigError`, printed here as one line with exit
-status 2. Ctrl-C prints one line and exits with status 130; run as
-``python -m workbench`` the process then ends at once
-(:func:`exit_interrupted`), so no thread of a half-started Dask cluster or
-process pool prints its own traceback on the way out.
+status 2. ``--version`` names the package version and the source hash
+every cached and written result is stamped with; output cut short by a
+closed pipe (``... | head``) ends quietly. Ctrl-C prints one line and exits
+with status 130; run as ``python -m workbench`` the process then ends at
+once (:func:`exit_interrupted`), so no thread of a half-started Dask cluster
+or process pool prints its own traceback on the way out. The tool models no
+kernel file itself; the commands name the ones they model.
 """
 
 import argparse
 import importlib
 import os
 import sys
+import textwrap
+from pathlib import Path
 
+from workbench import __version__
 from workbench.base.errors import ConfigError
 from workbench.base.paths import check_data_dir
+from workbench.base.version import code_version
 
-__all__ = ["COMMANDS", "exit_interrupted", "main"]
+__all__ = ["COMMANDS", "DESCRIPTION", "EXAMPLES", "INTERRUPTED", "exit_interrupted", "main", "prog_name"]
 
 #: the exit status of an interrupted command (128 + SIGINT)
 INTERRUPTED = 130
+
+#: what the top-level ``--help`` says the tool is
+DESCRIPTION = ("Emulate and simulate what happens to calls that hit an int3 while Linux ftrace "
+               "rewrites a 5-byte i386 call site (text_poke_bp), and count the tracer and livepatch "
+               "invocations each int3-handler strategy drops.")
+
+#: examples shown at the end of the top-level ``--help``
+EXAMPLES = """examples:
+  {prog} call --function do_IRQ --ops livepatch,tracer   one traced call, watched
+  {prog} explore --strategy skip --entry v5.1            the emulator's outcome table
+  {prog} simulate --strategy skip,spin --cpus 24,256     dropped invocations per patch
+  {prog} sweep --set strategy=skip,spin --set cpus=1,64 --out mine
+  {prog} figures --quick                                 every figure, reduced grid (_quick files)
+  {prog} report                                          one self-contained HTML report
+  {prog} COMMAND --help                                  the options of one command"""
 
 #: command name -> (module under workbench.ui.commands, one-line help)
 COMMANDS = {
@@ -32,6 +54,7 @@ COMMANDS = {
     "sweep": ("sweep", "run a grid of race-simulator configurations (local or Dask)"),
     "figures": ("figures", "regenerate every figure and summary table into data/"),
     "columns": ("columns", "every parameter and data column: unit and meaning"),
+    "report": ("report", "run the notebooks and write one self-contained HTML report into data/report/"),
 }
 
 
@@ -40,13 +63,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
+def prog_name(argv0=None) -> str:
+    """How the user ran us: ``int3-workbench`` (the console script) or ``python -m workbench``."""
+    name = Path(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else "")).name
+    if not name or name in ("__main__.py", "-c") or name.startswith("python"):
+        return "python -m workbench"
+    return name
+
+
 def _build():
-    parser = _Parser(prog="python -m workbench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    prog = prog_name()
+    parser = _Parser(prog=prog, description=textwrap.fill(DESCRIPTION, 78), epilog=EXAMPLES.format(prog=prog),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"int3-workbench {__version__} (code {code_version()})")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND",
+                                title="commands")
     for name, (mod, help_) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
+        module = importlib.import_module(f"workbench.ui.commands.{mod}")
+        doc = (module.__doc__ or "").split("\n\n", 1)
+        # the command's module docstring after its first paragraph: details and examples
+        p = sub.add_parser(name, help=help_, description=help_,
+                           epilog=doc[1].replace("``", "").replace("::", ":").strip() if len(doc) > 1 else None,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(_module=mod)
-        importlib.import_module(f"workbench.ui.commands.{mod}").configure(p)
+        module.configure(p)
     return parser
 
 
@@ -63,6 +104,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted; finished points are cached and a rerun resumes", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (`... | head`): stop quietly; point stdout at /dev/null so the
+        # interpreter's final flush does not raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by the pipe
 
 
 def exit_interrupted(status: int) -> None:
@@ -79,7 +126,6 @@ def exit_interrupted(status: int) -> None:
             except (OSError, ValueError):
                 pass
         os._exit(INTERRUPTED)
-
 
 if __name__ == "__main__":
     _status = main()

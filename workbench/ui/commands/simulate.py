@@ -17,6 +17,7 @@ per-call outcomes come from the emulator (``workbench.emulate.explore``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 
@@ -26,6 +27,7 @@ from workbench.race.experiment import RACE, RACE_PARAMETERS
 from workbench.race.timing import Timing
 from workbench.race.simulator import bristot_comparison
 from workbench.sweep.engine import Grid, parse_assignments, sweep
+from workbench.ui.format import human_value
 
 __all__ = ["configure", "run"]
 
@@ -86,9 +88,10 @@ def _table(frame) -> str:
         head = (f"{r.scenario} / {r.strategy} / {r.protocol} / {r.cpus} CPUs / {r.n_sites} sites / "
                 f"round {r.ipi_round_ns / 1e3:.1f} us / {r.trials} trials, seed {r.seed}")
         lines = [head, f"  {'metric':18s} {'mean':>13s} {'se':>10s} {'95% interval':>29s} {'closed form':>13s}"]
-        for m in METRICS:
-            lines.append(f"  {m:18s} {r[m + '_mean']:13.6g} {r[m + '_se']:10.3g} "
-                         f"[{r[m + '_lo']:13.6g}, {r[m + '_hi']:13.6g}] {r[m + '_cf']:13.6g}")
+        for m in METRICS:  # times in human units (4.31 s, not 4.30787e+09 ns); --json keeps ns
+            h = functools.partial(human_value, m)
+            lines.append(f"  {m:18s} {h(r[m + '_mean']):>13s} {h(r[m + '_se']):>10s} "
+                         f"[{h(r[m + '_lo']):>13s}, {h(r[m + '_hi']):>13s}] {h(r[m + '_cf']):>13s}")
         if r.outcome_note:
             lines.append(f"  note: {r.outcome_note}")
         blocks.append("\n".join(lines))

@@ -1,0 +1,91 @@
+"""The command line as a person meets it: --version, its name, help with examples, pipes, units."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from workbench import __version__
+from workbench.base.version import code_version
+from workbench.ui.cli import prog_name
+from workbench.ui.format import human_table, human_value
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wb(*args, env=None, argv0=None):
+    code = ("import sys; from workbench.ui.cli import main; "
+            + (f"sys.argv[0] = {argv0!r}; " if argv0 else "") + "sys.exit(main())")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def test_version_names_package_and_code():
+    r = wb("--version")
+    assert r.returncode == 0
+    assert r.stdout.strip() == f"int3-workbench {__version__} (code {code_version()})"
+
+
+def test_prog_name_follows_how_it_was_run():
+    assert prog_name("/usr/local/bin/int3-workbench") == "int3-workbench"
+    assert prog_name("/x/workbench/__main__.py") == "python -m workbench"
+    r = wb("--help", argv0="/venv/bin/int3-workbench")
+    assert r.stdout.startswith("usage: int3-workbench ")
+    assert "int3-workbench figures --quick" in r.stdout  # the examples use the same name
+
+
+def test_top_level_help_is_a_description_with_examples_not_a_docstring():
+    r = wb("--help")
+    assert r.returncode == 0
+    assert "``" not in r.stdout and ":mod:" not in r.stdout and "ConfigError" not in r.stdout
+    assert "examples:" in r.stdout and "report" in r.stdout and "--version" in r.stdout
+    sweep = wb("sweep", "--help")
+    assert "Examples:" in sweep.stdout and "--force" in sweep.stdout and "``" not in sweep.stdout
+
+
+def test_a_closed_pipe_ends_quietly():
+    # `... | head -1`: the reader goes away after one line
+    p = subprocess.Popen([sys.executable, "-m", "workbench", "scenarios"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=ROOT)
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    p.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert p.returncode in (0, 141)
+
+
+def test_human_units_in_text_and_base_units_in_json():
+    assert human_value("patch_ns_mean", 4.30787e9) == "4.31 s"
+    assert human_value("window_ns", 337_000.0) == "337 µs"
+    assert human_value("stall_cpu_ms", 1.5) == "1.5 ms"
+    assert human_value("trapped_mean", 8957693.5) == "8.958M"
+    assert human_value("cpus", 24) == "24"
+    assert "4.31 s" in human_table(pd.DataFrame({"patch_ns": [4.30787e9]}))
+    args = ("simulate", "--strategy", "skip", "--cpus", "24", "--trials", "50")
+    text = wb(*args)
+    assert text.returncode == 0, text.stderr
+    assert "e+0" not in text.stdout and " ms" in text.stdout
+    records = json.loads(wb(*args, "--json").stdout)
+    assert records[0]["patch_ns_mean"] > 1e6  # JSON keeps nanoseconds
+
+
+def test_sweep_says_where_it_wrote_and_refuses_to_overwrite(tmp_path):
+    env = {"WORKBENCH_DATA": str(tmp_path)}
+    args = ("sweep", "--set", "cpus=2,4", "--set", "trials=20", "--serial", "--quiet", "--out", "mine")
+    first = wb(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "sweeps" / "mine.parquet"
+    assert f"wrote {path}" in first.stdout
+    before = path.read_bytes()
+    second = wb(*args, env=env)
+    assert second.returncode == 2 and "--force" in second.stderr and "Traceback" not in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    assert path.read_bytes() == before
+    third = wb(*args, "--force", env=env)
+    assert third.returncode == 0 and f"wrote {path}" in third.stdout
+    frame = pd.read_parquet(path)
+    assert frame.attrs["provenance"]["grid"] == "mine" and set(frame["grid"]) == {"mine"}

@@ -1,0 +1,233 @@
+"""One self-contained HTML report of every result: ``python -m workbench report`` (``make report``).
+
+The report is for a reader without Jupyter or a network connection. It
+runs, in order:
+
+1. the figures job (:func:`workbench.figures.job.regenerate`, quick or
+   full; served from the caches when nothing changed), so the figures and
+   summary tables match the code;
+2. every notebook under ``notebooks/`` with papermill on its default
+   parameters, into ``data/report/notebooks/<name>.ipynb`` (the executed
+   notebooks are kept beside the report);
+3. one HTML file, ``data/report/report.html`` (``report_quick.html`` for a
+   quick run): the provenance (code version, seed, grid, quick or full),
+   the versions of the tools, every figure with its conditions caption,
+   every summary table, and each executed notebook rendered by nbconvert.
+   Images are embedded as ``data:`` URIs and no script, style sheet or font
+   is fetched from elsewhere, so the file opens and prints offline.
+
+What it reports on is the model of ftrace's call-site update on i386
+(``arch/x86/kernel/ftrace.c``, ``arch/x86/kernel/alternative.c``) that the
+rest of the package implements.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import platform
+import re
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from workbench import __version__
+from workbench.base.errors import ConfigError, check_range
+from workbench.base.paths import data_dir
+from workbench.base.provenance import read_provenance
+from workbench.base.version import code_version
+from workbench.ui.format import human_value
+
+__all__ = ["NOTEBOOK_DIR", "TOOLS", "ReportResult", "build_report", "notebooks", "render_html", "tool_versions"]
+
+#: the paired notebooks (source checkout)
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+#: distributions whose versions the report lists
+TOOLS = ("unicorn", "capstone", "pyelftools", "numpy", "pandas", "pyarrow", "matplotlib", "joblib",
+         "papermill", "nbconvert", "nbformat", "ipykernel", "ipywidgets", "jupyterlab")
+#: external references the report must not contain (it is read offline)
+_REMOTE = re.compile(r"""<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", re.I)
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build_report` wrote: the HTML, the executed notebooks, and seconds per step."""
+
+    html: Path
+    notebooks: list = field(default_factory=list)
+    figures: list = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+
+
+def notebooks(directory: Path | None = None) -> list[Path]:
+    """The report's notebooks (``NN_name.ipynb``), in order. ConfigError if there are none."""
+    d = Path(directory) if directory is not None else NOTEBOOK_DIR
+    found = sorted(d.glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise ConfigError(f"notebooks: no NN_name.ipynb notebooks under {d}")
+    return found
+
+
+def tool_versions() -> dict[str, str]:
+    """``{name: version}`` of Python, the platform, the workbench and :data:`TOOLS`."""
+    out = {"python": platform.python_version(), "platform": platform.platform(terse=True),
+           "int3-workbench": f"{__version__} (code {code_version()})"}
+    for name in TOOLS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _execute(nb: Path, outdir: Path, timeout: float) -> Path:
+    """Run *nb* with papermill on its default parameters into *outdir*; the executed copy's path."""
+    import papermill  # a second of start-up: imported only when notebooks are run
+
+    out = outdir / nb.name
+    papermill.execute_notebook(str(nb), str(out), cwd=str(nb.parent), progress_bar=False,
+                               kernel_name="python3", execution_timeout=int(timeout), log_output=False)
+    return out
+
+
+def _notebook_html(path: Path) -> str:
+    """One executed notebook as an HTML fragment: inputs, outputs, images inline, no scripts."""
+    import nbformat  # with nbconvert: only when a report is written
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(path, as_version=4)
+    exporter = HTMLExporter(template_name="basic", embed_images=True)
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nb)
+    # widget views need a live kernel: keep their text fallback, drop the scripts
+    body = re.sub(r"<script\b.*?</script>", "", body, flags=re.S | re.I)
+    return body
+
+
+def _data_uri(path: Path) -> str:
+    mime = {".png": "image/png", ".svg": "image/svg+xml"}[path.suffix]
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def _table_html(frame: pd.DataFrame, drop=()) -> str:
+    cols = [c for c in frame.columns if c not in drop]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(human_value(str(c), v))}</td>" for c, v in zip(cols, r))
+                   + "</tr>" for r in frame[cols].itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+_CSS = """
+body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.4}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+figure{margin:1.5em 0;page-break-inside:avoid}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555}
+table{border-collapse:collapse;font-size:.8em;margin:.5em 0 1.5em}
+th,td{padding:2px 8px;text-align:right;border-bottom:1px solid #eee}th{background:#f4f4f4}
+.prov td,.prov th{text-align:left}.nb{border-left:3px solid #ddd;padding-left:1em;margin:1em 0}
+pre{white-space:pre-wrap;font-size:.8em;background:#f8f8f8;padding:.5em;overflow-x:auto}
+.jp-InputArea-editor,.input_area{background:#f8f8f8}
+@media print{.nb{border:none}}
+"""
+
+
+def render_html(*, title: str, provenance: dict, tools: dict, figures: list[tuple[Path, dict]],
+                tables: list[tuple[str, pd.DataFrame]], notebook_html: list[tuple[str, str]]) -> str:
+    """The report's HTML text from its parts (every image inline; nothing fetched from elsewhere).
+
+    *figures* are ``(png_path, metadata)`` pairs (metadata from the
+    figure's JSON: ``caption`` is shown under it), *tables* ``(name,
+    frame)`` pairs, *notebook_html* ``(name, fragment)`` pairs. Raises
+    :class:`ConfigError` if the result would reference a remote resource.
+    """
+    esc = html.escape
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>",
+             f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>",
+             "<p>Every result of the int3 workbench in one file: figures, summary tables and the executed "
+             "notebooks. Times are shown in readable units here; the data files keep nanoseconds "
+             "(columns named <code>_ns</code>).</p>",
+             "<h2 id='provenance'>Provenance</h2><table class='prov'>"]
+    parts += [f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in provenance.items()]
+    parts.append("</table><h3>Tools</h3><table class='prov'>")
+    parts += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in tools.items()]
+    parts.append("</table><h2 id='figures'>Figures</h2>")
+    for png, meta in figures:
+        parts.append(f"<figure id='{esc(png.stem)}'><img alt='{esc(png.stem)}' src='{_data_uri(png)}'>"
+                     f"<figcaption><b>{esc(png.stem)}</b>: {esc(meta.get('caption', ''))}</figcaption></figure>")
+    parts.append("<h2 id='tables'>Summary tables</h2>")
+    for name, frame in tables:
+        parts.append(f"<h3>{esc(name)}</h3>" + _table_html(frame, drop=("code_version", "workbench_version")))
+    parts.append("<h2 id='notebooks'>Notebooks (executed on their default parameters)</h2>")
+    for name, fragment in notebook_html:
+        parts.append(f"<section class='nb' id='nb-{esc(name)}'><h3>{esc(name)}</h3>{fragment}</section>")
+    parts.append("</body></html>\n")
+    text = "".join(parts)
+    remote = _REMOTE.search(text)
+    if remote:
+        raise ConfigError(f"report: the HTML would fetch {remote.group(0)!r}; it must open offline")
+    return text
+
+
+def build_report(quick: bool = False, *, outdir: Path | None = None, seed: int = 0, jobs: int | None = None,
+                 backend: str = "local", run_notebooks: bool = True, timeout: float = 1800,
+                 progress: bool = True, notebook_dir: Path | None = None) -> ReportResult:
+    """Regenerate the figures, run the notebooks, write the HTML report; return what was written.
+
+    Outputs go under *outdir* (default ``data/``): figures and tables where
+    the figures job puts them, the report and executed notebooks in
+    ``report/``. *timeout* bounds one notebook cell (s). With
+    *run_notebooks* False the notebooks are left out (a faster report of
+    the figures and tables). Raises :class:`ConfigError` for a bad seed,
+    timeout or backend, or when there are no notebooks.
+    """
+    from workbench.figures.job import FIGURES, regenerate
+
+    check_range("timeout", timeout, 1, 86400)
+    nbs = notebooks(notebook_dir) if run_notebooks else []  # checked before any work
+    out = Path(outdir) if outdir is not None else data_dir()
+    rep = out / "report"
+    (rep / "notebooks").mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if quick else ""
+    seconds = {}
+
+    t0 = time.perf_counter()
+    job = regenerate(quick, backend=backend, jobs=jobs, seed=seed, outdir=out, progress=progress)
+    seconds["figures job"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    executed = [_execute(nb, rep / "notebooks", timeout) for nb in nbs]
+    seconds["notebooks"] = time.perf_counter() - t1
+
+    figures = []
+    for spec in FIGURES:
+        png = out / "figures" / f"{spec.name}{suffix}.png"
+        meta = json.loads((out / "figures" / f"{spec.name}{suffix}.json").read_text())
+        figures.append((png, meta))
+    tables = []
+    for csv in sorted((out / "summary").glob(f"*{suffix}.csv")):
+        if not quick and csv.stem.endswith("_quick"):
+            continue
+        tables.append((csv.stem, pd.read_csv(csv)))
+    first = pd.read_csv(out / "summary" / f"drops_vs_cpus{suffix}.csv")
+    prov = read_provenance(first)
+    prov = {"run": prov["run"], "seed": prov["seed"], "code version": prov["code_version"],
+            "workbench version": prov["workbench_version"],
+            "grids": ", ".join(f"{k}: {v['points']} points" for k, v in job.sweeps.items()),
+            "figures written by": "python -m workbench figures" + (" --quick" if quick else ""),
+            "notebooks": ", ".join(p.stem for p in executed) or "not run"}
+    text = render_html(title=f"int3 workbench report{' (quick grid)' if quick else ''}", provenance=prov,
+                       tools=tool_versions(), figures=figures, tables=tables,
+                       notebook_html=[(p.stem, _notebook_html(p)) for p in executed])
+    path = rep / f"report{suffix}.html"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    seconds["total"] = time.perf_counter() - t0
+    return ReportResult(html=path, notebooks=executed, figures=[p for p, _ in figures], seconds=seconds)
