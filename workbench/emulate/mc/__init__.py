@@ -1,0 +1,19 @@
+"""Model checking of the patching protocol with several calling CPUs.
+
+Models ``text_poke_bp()`` / ``text_poke_bp_batch()`` of
+``arch/x86/kernel/alternative.c`` (and ``poke_int3_handler()`` with its two
+reads of ``bp_patching``) against k calling CPUs executing the workbench's
+i386 code, interleaved at visible operations only:
+
+* :mod:`workbench.emulate.mc.system`: the transition system (threads,
+  visible operations, their access sets, replay from the initial state);
+* :mod:`workbench.emulate.mc.dpor`: source-DPOR with sleep sets (Abdulla,
+  Aronis, Jonsson, Sagonas, POPL 2014) and the naive enumeration it is
+  checked against;
+* :mod:`workbench.emulate.mc.schedule`: counterexample files (JSON, schema
+  version, content hash) and their step-by-step replay;
+* :mod:`workbench.emulate.mc.check`: exhaustive exploration of a scenario
+  for every strategy and entry, outcome tables, backends and resume.
+
+docs/MODEL_CHECKING.md gives the model and the soundness argument.
+"""
