@@ -10,7 +10,17 @@ The job, in order, each step under a progress bar:
    batched over the number of sites; each is saved as
    ``data/sweeps/<name>.parquet``;
 3. the summary tables, ``data/summary/<name>.csv``;
-4. the figures, ``data/figures/<name>.svg/.pdf/.png`` (:func:`workbench.figures.style.save`).
+4. the figures, ``data/figures/<name>.svg/.pdf/.png`` (:func:`workbench.figures.style.save`),
+   each with a one-line caption of its fixed conditions and its provenance in
+   the file metadata and in ``<name>.json`` beside it.
+
+Every output carries its provenance (:mod:`workbench.base.provenance`: code
+version, scenario, entry, seed, grid, quick or full) as columns, and the
+Parquet files also in their schema metadata. Numbers are written at full
+precision (a CSV float reads back bit-identical), and every time column
+names its unit (``_ns``). A ``--quick`` run writes every file with a
+``_quick`` suffix, so a reduced-grid result is never mistaken for the
+published one.
 
 Everything is cached by parameters and code version, and every random
 number comes from one seed, so a second run is served from the caches and
@@ -52,7 +62,7 @@ GRIDS = {
         "trials": 100_000,
     },
     "quick": {
-        "cpus": [1, 4, 16, 64, 256],
+        "cpus": [1, 4, 16, 24, 64, 256],
         "sync_round_ns": [1e3, 1e4, 1e5, 1e6, 1e7],
         "sites": [1, 10, 56, 1000, 40000],
         "trials": 2_000,
@@ -173,21 +183,25 @@ def summaries(frames: dict, tables: dict) -> dict:
     from workbench.race.experiment import long_metrics
 
     out = {}
-    keep = ["strategy", "protocol", "cpus", "sync_round_ns", "trials"]
+    keep = ["scenario", "entry", "strategy", "protocol", "cpus", "sync_round_ns", "trials"]
     stats = [f"{m}_{s}" for m in ("violations", "dropped_tracer", "dropped_livepatch", "trapped",
                                   "stall_ns", "patch_ns", "ipis") for s in ("mean", "lo", "hi", "cf")]
     for name in ("cpus", "timing", "heatmap"):
         out[f"drops_vs_{name}" if name != "heatmap" else "heatmap_skip"] = frames[name][keep + stats]
     b = frames["batching"]
-    bat = b[["protocol", "cpus", "n_sites", "ipis_mean", "patch_ns_mean", "patch_ns_cf",
+    bat = b[["scenario", "entry", "protocol", "cpus", "n_sites", "ipis_mean", "patch_ns_mean", "patch_ns_cf",
              "trapped_mean", "trapped_lo", "trapped_hi", "trapped_cf", "window_ns_mean"]].copy()
     out["batching"] = bat
-    out["bristot"] = bristot_comparison()
+    bristot = bristot_comparison()
+    # the unit each row's values are in, as a column (the rows mix IPI counts, ms and ns)
+    bristot.insert(1, "unit", bristot["quantity"].str.extract(r"\((ms|ns)\)", expand=False).fillna("count"))
+    out["bristot"] = bristot.assign(scenario="seed")
     t = frames["cpus"]
     out["tradeoff"] = pd.DataFrame({
-        "strategy": t["strategy"], "cpus": t["cpus"], "stall_cpu_ms": t["stall_ns_mean"] / 1e6,
+        "scenario": t["scenario"], "entry": t["entry"], "strategy": t["strategy"], "cpus": t["cpus"],
+        "stall_cpu_ns": t["stall_ns_mean"],
         "dropped_per_patch": t["dropped_tracer_mean"] + t["dropped_livepatch_mean"],
-        "violations_per_patch": t["violations_mean"], "patch_ms": t["patch_ns_mean"] / 1e6})
+        "violations_per_patch": t["violations_mean"], "patch_ns": t["patch_ns_mean"]})
     long = long_metrics(pd.concat([frames[k] for k in ("cpus", "timing", "heatmap", "batching")],
                                   ignore_index=True))
     long = long[long["se"] > 0]
@@ -427,8 +441,6 @@ def _prov(provenance, frame, seed, grid, run):
     return provenance(seed=seed, grid=grid, run=run,
                       scenario=list(frame["scenario"].astype(str)) if "scenario" in frame else None,
                       entry=list(frame["entry"].astype(str)) if "entry" in frame else None)
-
-
 def digest(paths) -> str:
     """One SHA-256 over the bytes of *paths* (sorted): equal digests, equal outputs."""
     h = hashlib.sha256()

@@ -152,7 +152,8 @@ def save(fig, name, outdir=None, formats=FORMATS, provenance=None, caption_text=
     from workbench.base.paths import data_dir
 
     outdir = Path(outdir) if outdir is not None else data_dir() / "figures"
-    return write_files(outdir, name, render(fig, formats, provenance, caption_text))
+    record = None if provenance is None else {**provenance, "figure": name}
+    return write_files(outdir, name, render(fig, formats, record, caption_text))
 
 
 def write_files(outdir, name, rendered: dict) -> list[Path]:
@@ -367,7 +368,9 @@ def _stagger(series):
 
 _X = {
     "cpus": ("CPUs", 1.0, "log2"),
-    "sync_round_ns": ("mean IPI sync round on 24 CPUs (µs)", 1e-3, "log10"),
+    # the parameter is the round's mean on the 24-CPU reference machine, whatever CPU count a
+    # panel shows (rounds on more CPUs are longer, as the timing model says)
+    "sync_round_ns": ("IPI sync round, mean on 24 CPUs (µs)", 1e-3, "log10"),
     "tail_functions": ("call sites patched", 1.0, "log10"),
     "n_sites": ("call sites patched", 1.0, "log10"),
 }
@@ -385,6 +388,13 @@ def _set_x(ax, x):
         ax.xaxis.set_major_formatter(FuncFormatter(_eng))
 
 
+def _log_x(ax):
+    """A log10 x axis with the workbench's tick labels (1, 10, 100, 1k, ... as everywhere)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(10))
+    ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+
+
 def _eng(v, _=None):
     """1, 10, 100, 1k, 10k ... for log axes."""
     if v <= 0:
@@ -396,11 +406,16 @@ def _eng(v, _=None):
 
 
 def _symlog_y(ax, top):
-    """A y axis from 0 to *top*: linear below 1, logarithmic above (zeros stay visible)."""
+    """A y axis from 0 to *top*: linear below 1, logarithmic above (zeros stay visible).
+
+    The axis ends just above the first labelled power of ten at or above
+    *top*, so no data sits above the last labelled tick.
+    """
     ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
-    ax.set_ylim(-0.45, max(top, 10) * 3)  # room below 0 for the markers of lines on 0
-    exps = np.log10(max(top, 10) * 3)
-    step = 2 if exps > 6 else 1  # at most ~5 labels: they must not collide
+    e = int(np.ceil(np.log10(max(top, 10))))
+    step = 2 if e > 6 else 1  # at most ~5 labels: they must not collide
+    e += e % step  # the top label is a multiple of the step
+    ax.set_ylim(-0.45, 10.0 ** e * 1.25)  # room below 0 for the markers of lines on 0
     ax.yaxis.set_major_locator(_DecadeLocator(step))
     ax.yaxis.set_major_formatter(FuncFormatter(_eng))
     ax.yaxis.set_minor_locator(_DecadeLocator(1))
