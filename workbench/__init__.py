@@ -1,7 +1,7 @@
 """int3 workbench: what happens to calls that hit an int3 while ftrace patches a site.
 
-The public API, by floor (each floor imports only the floors above it in this
-list, its own modules and nothing of a floor below; see docs/ARCHITECTURE.md):
+The public API, by floor (bottom first: each floor imports only its own
+modules and the floors listed before it; see docs/ARCHITECTURE.md):
 
 ========== ================================================================
 floor      what it holds
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from workbench.base.version import VERSION as __version__
 
 #: the floors, bottom first: a module imports only its own floor and those before it
 LAYERS = ("base", "kernel", "emulate", "sweep", "race", "figures", "ui")

@@ -49,9 +49,9 @@ CASES = [
     (["explore", "--scenario", "{d}/latin.toml"], "not UTF-8"),
     (["explore", "--scenario", "{d}/unknownfn.toml"], "unknown function 'nosuch'"),
     (["explore", "--mode", "random", "--seed", "-1"], "seed: -1 is outside"),
-    (["simulate", "--cpus", ","], "argument --cpus"),
-    (["simulate", "--cpus", ""], "argument --cpus"),
-    (["simulate", "--strategy", ""], "argument --strategy"),
+    (["simulate", "--cpus", ","], "cpus: empty range"),
+    (["simulate", "--cpus", ""], "cpus: empty range"),
+    (["simulate", "--strategy", ""], "strategy: empty range"),
     (["sweep", "--set", "cpus=Infinity"], "cpus: inf is outside"),
     (["sweep", "--set", "cpus=1:inf:2"], "cpus bounds"),
     (["sweep", "--set", "cpus=4", "--out", "{d}/outdir.parquet"], "is a directory"),
@@ -105,17 +105,17 @@ CASES = [
     (["simulate", "--trials", "1"], "trials: 1 is outside"),
     (["simulate", "--cpus", "0"], "cpus: 0 is outside"),
     (["simulate", "--cpus", "70000"], "cpus: 70000 is outside"),
-    (["simulate", "--cpus", "1.5"], "argument --cpus"),
+    (["simulate", "--cpus", "1.5"], "cpus: "),
     (["simulate", "--strategy", "bogus"], "strategy: unknown value 'bogus'"),
     (["simulate", "--scenario", "bogus"], "scenario: unknown value 'bogus'"),
     (["simulate", "--protocol", "bogus"], "protocol"),
-    (["simulate", "--rate", "do_IRQ"], "argument --rate"),
-    (["simulate", "--zipf", "11"], "zipf_s"),
+    (["simulate", "--hot", "do_IRQ"], "argument --hot"),
+    (["simulate", "--zipf-s", "11"], "zipf_s"),
     (["simulate", "--dispersion", "-1"], "dispersion"),
     (["simulate", "--write-ns", "nan"], "write_ns"),
-    (["simulate", "--ipi-round-ns", "0"], "ipi_round_ns"),
-    (["simulate", "--ipi-round-ns", "1e5", "--irq-off-scale-ns", "1e5"], "not both"),
-    (["simulate", "--sites", "-1"], "tail_functions"),
+    (["simulate", "--sync-round-ns", "0"], "sync_round_ns"),
+    (["simulate", "--sync-round-ns", "1e5,2e5"], "sync_round_ns: takes one value"),
+    (["simulate", "--tail-functions", "-1"], "tail_functions"),
     (["sweep"], "set: give at least one"),
     (["sweep", "--set", "nope=1"], "nope: unknown sweep parameter"),
     (["sweep", "--set", "cpus"], "expected NAME=V1,V2"),
@@ -158,11 +158,9 @@ def scratch(tmp_path, monkeypatch):
     import workbench.figures.job as job
     import workbench.race.experiment as rx
     import workbench.sweep.engine as eng
-    import workbench.ui.commands.simulate as sim
 
     for mod, name in ((ex, "_exhaustive_function"), (ex, "_random_schedule"), (ex, "load_outcome_table"),
-                      (eng, "_execute"), (job, "_load_tables"), (sim, "load_outcomes"),
-                      (sim, "simulate_many")):
+                      (eng, "_execute"), (job, "_load_tables")):
         monkeypatch.setattr(mod, name, tripwire)
     monkeypatch.setattr(rx.RaceExperiment, "prepare", tripwire)
     return tmp_path

@@ -1,11 +1,9 @@
 """One vocabulary: the command line, the sweep grid and the data columns use the same names."""
 
+import argparse
+import importlib
 import json
-import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,15 +11,14 @@ from workbench.base.vocabulary import COLUMNS, ENTRIES, STRATEGIES
 from workbench.emulate.scenario import SCENARIO_DIR
 from workbench.race.experiment import RACE_PARAMETERS, race_grid
 from workbench.sweep.engine import sweep
-from workbench.ui.cli import main
-
-ROOT = Path(__file__).resolve().parents[2]
+from workbench.ui.cli import COMMANDS, main
 
 
 def _options(command):
-    out = subprocess.run([sys.executable, "-m", "workbench", command, "--help"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
-    return set(re.findall(r"--([a-z][a-z0-9-]*)", out)) - {"help"}
+    """The long options of *command*, read from its argparse parser."""
+    parser = argparse.ArgumentParser()
+    importlib.import_module(f"workbench.ui.commands.{COMMANDS[command][0]}").configure(parser)
+    return {s[2:] for a in parser._actions for s in a.option_strings if s.startswith("--")} - {"help"}
 
 
 def test_simulate_options_are_the_sweep_parameters():

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from workbench import __version__
+from workbench.base.version import VERSION as __version__
 from workbench.base.errors import ConfigError, check_choice
 from workbench.base.version import code_version
 

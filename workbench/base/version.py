@@ -22,7 +22,10 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["EMULATOR_PACKAGES", "code_version", "emulator_version", "files_digest", "loaded_code_version"]
+#: the package version (``workbench.__version__``)
+VERSION = "0.1.0"
+
+__all__ = ["VERSION", "EMULATOR_PACKAGES", "code_version", "emulator_version", "files_digest", "loaded_code_version"]
 
 _PKG = Path(__file__).resolve().parents[1]
 _SUFFIXES = {".py", ".S", ".inc", ".ld", ".toml"}

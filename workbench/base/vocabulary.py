@@ -71,6 +71,11 @@ _TERMS = [
     Term("stream", "count", "per-point random stream, spawned from a hash of the point's parameters"),
     Term("trials", "count", "Monte Carlo trials per point"),
     Term("outcomes", "text", "emulator: per-call outcomes measured by the emulator; none: count traps only"),
+    # provenance (workbench.base.provenance)
+    Term("code_version", "text", "hash of the package's sources that produced the row"),
+    Term("workbench_version", "text", "the package version that produced the row"),
+    Term("grid", "text", "name of the grid (sweep) the row belongs to"),
+    Term("run", "text", "quick (reduced grid), full (the published grid) or custom"),
     # the machine and the workload
     Term("cpus", "count", "CPUs calling traced functions"),
     Term("hot", "calls/s", "per-CPU call rate of each named hot function, NAME=RATE,..."),

@@ -19,7 +19,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from workbench import __version__
+from workbench.base.version import VERSION as __version__
 from workbench.base.errors import ConfigError
 from workbench.base.paths import check_data_dir
 from workbench.base.version import code_version

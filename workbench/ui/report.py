@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench import __version__
+from workbench.base.version import VERSION as __version__
 from workbench.base.errors import ConfigError, check_range
 from workbench.base.paths import data_dir
 from workbench.base.provenance import read_provenance

@@ -47,6 +47,7 @@ def run(args):
     """Parse the grid, sweep, save, print a summary."""
     from workbench.race.experiment import RACE_PARAMETERS
     from workbench.race.experiment import RACE
+    from workbench.base.store import check_writable
     from workbench.sweep.engine import parse_assignments, save_frame, sweep, sweep_path
 
     if not args.set:
@@ -54,6 +55,7 @@ def run(args):
     grid = parse_assignments(args.set, RACE)
     backend, scheduler = backend_of(args)
     path = sweep_path(args.out)
+    check_writable(path, what="out")  # a directory, an unwritable place: said before "exists"
     if path.exists() and not args.force:
         raise ConfigError(f"out: {path} exists; choose another --out NAME or pass --force to replace it")
     frame = sweep(grid, seed=args.seed, backend=backend, jobs=args.jobs, scheduler=scheduler,
