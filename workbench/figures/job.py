@@ -232,9 +232,8 @@ def by_panel(frame, keys):
     return out.reset_index()
 
 
-_PANEL_TITLE = ("violations: seed (livepatch in place, the tracer being enabled); dropped tracer calls: "
-                "tracer_add_livepatch\n(the tracer running while a livepatch is added). spin deadlocks the "
-                "patch in do_IRQ (interrupts off) in both")
+_PANEL_TITLE = ("left: seed (tracer being enabled); right: tracer_add_livepatch (tracer running)\n"
+                "spin shows 0 but deadlocks the patch (do_IRQ runs with interrupts off)")
 
 
 def _draw(name, frames, tables):

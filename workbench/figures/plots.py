@@ -228,7 +228,7 @@ def tradeoff(frame, size="wide_tall"):
         series[s] = (d["cpus"].to_numpy(), d["stall_ns_mean"].to_numpy() / 1e6,
                      (d["dropped_tracer_mean"] + d["dropped_livepatch_mean"]).to_numpy())
     top = max(float(np.nanmax(v[2])) for v in series.values())
-    labelled = set()
+    labelled, placed = set(), set()
     for k, s in enumerate(strategies):
         cpus, stall, dropped = series[s]
         color, marker, label = _style(s)
@@ -240,6 +240,10 @@ def tradeoff(frame, size="wide_tall"):
         if (np.any(dropped > 0) or s == "spin") and key not in labelled:
             labelled.add(key)  # one label per distinct line: coinciding lines are labelled once
             for i in marks:
+                spot = (round(float(np.log10(max(stall[i], 1e-12))), 0), round(float(np.log10(dropped[i] + 1)), 0))
+                if spot in placed:  # another line's label already sits here
+                    continue
+                placed.add(spot)
                 ax.annotate(f"{cpus[i]} CPU{'s' if cpus[i] > 1 else ''}", (stall[i], dropped[i]),
                             xytext=(0, 7), textcoords="offset points", ha="center", fontsize=6.5,
                             color=OKABE_ITO["black"])
@@ -339,8 +343,9 @@ _CLASS_TEXT = {"correct": "black", "drops": "black", "violation": "white", "cras
                "deadlock": "black", "never traps": "black"}
 
 
-def _cell(row):
-    """(class, text) of one outcome-table row (per-trapped-call means)."""
+def _cell(row, compact=False):
+    """(class, text) of one outcome-table row (per-trapped-call means); *compact*
+    puts a fraction on a line of its own (narrow cells)."""
     if row is None:
         return "never traps", "never traps\n(no int3 window)"
     parts, cls = [], "correct"
@@ -350,10 +355,12 @@ def _cell(row):
     for col, text in names:
         v = float(row.get(col, 0))
         if v > 0:
-            parts.append(text if abs(v - 1) < 1e-9 else f"{text} ×{v:.2f}")
+            sep = "\n" if compact else " "
+            parts.append(text if abs(v - 1) < 1e-9 else f"{text}{sep}×{v:.2f}" if round(v, 2) < 1
+                         else f"{text}{sep}×{v:.3f}")
             if cls == "correct":
                 cls = {"crash": "crash", "deadlock": "deadlock", "violation": "violation"}.get(col, "drops")
-    if float(row.get("delay_traps", 0)) > 0 and float(row.get("deadlock", 0)) < 1:
+    if float(row.get("delay_traps", 0)) > 0 and float(row.get("deadlock", 0)) < 0.5:
         parts.append(f"re-traps {float(row['delay_traps']):.0f}×")
     text = "\n".join(parts[:3]) if parts else "correct"
     return cls, text + f"\n(n={int(row['n_trapped'])})"
@@ -398,7 +405,7 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
                     row["n_trapped"] = int(w.sum())
                 else:
                     row = rows.iloc[0].to_dict() if len(rows) else None
-                cls, text = _cell(row)
+                cls, text = _cell(row, compact=len(columns) > 2)
                 ax.add_patch(_rect(c, r, _CLASS_COLOUR[cls]))
                 ax.text(c + 0.5, r + 0.5, text, ha="center", va="center",
                         fontsize=6.5 if len(columns) <= 2 else 5.0,
