@@ -48,8 +48,8 @@ from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.store import check_writable, write_atomic
 from workbench.base.vocabulary import STRATEGIES
 
-__all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "batching_grid", "digest", "grids", "input_digest",
-           "regenerate", "summaries"]
+__all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "batching_grid", "by_panel", "digest", "grids",
+           "input_digest", "regenerate", "summaries"]
 
 
 #: the grids of the full job and of ``--quick``
@@ -74,7 +74,15 @@ TIMING_CPUS = 64
 #: per-CPU calls/s of each patched site in the batching sweep (uniform: 2e6 calls/s over 40,000)
 SITE_RATE = 50.0
 #: the (scenario, entry) outcome tables the job needs
-OUTCOME_TABLES = (("seed", "v5.3"), ("seed", "v5.1"))
+OUTCOME_TABLES = (("seed", "v5.3"), ("seed", "v5.1"), ("tracer_add_livepatch", "v5.3"),
+                  ("tracer_add_livepatch", "v5.1"))
+#: the race sweeps' scenarios: seed (livepatch in place, the tracer being enabled: its
+#: misses are no drops) and tracer_add_livepatch (the tracer running: its misses are drops)
+SCENARIOS = ("seed", "tracer_add_livepatch")
+#: which scenario each drops panel (figures 1-3) reads
+PANEL_SCENARIO = {"violations": "seed", "dropped_tracer": "tracer_add_livepatch"}
+#: the scenario of the trade-off (figure 5): the tracer running, a livepatch added
+TRADEOFF_SCENARIO = "tracer_add_livepatch"
 
 
 @dataclass(frozen=True)
@@ -123,11 +131,13 @@ def grids(quick=False) -> dict:
 
     g = GRIDS["quick" if quick else "full"]
     trials = g["trials"]
+    sc = list(SCENARIOS)
     return {
-        "cpus": race_grid(strategy=list(STRATEGIES), cpus=g["cpus"], trials=trials),
-        "timing": race_grid(strategy=list(STRATEGIES), cpus=TIMING_CPUS, sync_round_ns=g["sync_round_ns"],
-                            trials=trials),
-        "heatmap": race_grid(strategy="skip", cpus=g["cpus"], sync_round_ns=g["sync_round_ns"], trials=trials),
+        "cpus": race_grid(scenario=sc, strategy=list(STRATEGIES), cpus=g["cpus"], trials=trials),
+        "timing": race_grid(scenario=sc, strategy=list(STRATEGIES), cpus=TIMING_CPUS,
+                            sync_round_ns=g["sync_round_ns"], trials=trials),
+        "heatmap": race_grid(scenario=sc, strategy="skip", cpus=g["cpus"], sync_round_ns=g["sync_round_ns"],
+                             trials=trials),
         "batching": batching_grid(g["sites"], trials),
     }
 
@@ -184,7 +194,7 @@ def summaries(frames: dict, tables: dict) -> dict:
 
     out = {}
     keep = ["scenario", "entry", "strategy", "protocol", "cpus", "sync_round_ns", "trials"]
-    stats = [f"{m}_{s}" for m in ("violations", "dropped_tracer", "dropped_livepatch", "trapped",
+    stats = [f"{m}_{s}" for m in ("violations", "dropped_tracer", "dropped_livepatch", "deadlocks", "trapped",
                                   "stall_ns", "patch_ns", "ipis") for s in ("mean", "lo", "hi", "cf")]
     for name in ("cpus", "timing", "heatmap"):
         out[f"drops_vs_{name}" if name != "heatmap" else "heatmap_skip"] = frames[name][keep + stats]
@@ -201,7 +211,8 @@ def summaries(frames: dict, tables: dict) -> dict:
         "scenario": t["scenario"], "entry": t["entry"], "strategy": t["strategy"], "cpus": t["cpus"],
         "stall_cpu_ns": t["stall_ns_mean"],
         "dropped_per_patch": t["dropped_tracer_mean"] + t["dropped_livepatch_mean"],
-        "violations_per_patch": t["violations_mean"], "patch_ns": t["patch_ns_mean"]})
+        "violations_per_patch": t["violations_mean"], "deadlocks_per_patch": t["deadlocks_mean"],
+        "patch_ns": t["patch_ns_mean"]})
     long = long_metrics(pd.concat([frames[k] for k in ("cpus", "timing", "heatmap", "batching")],
                                   ignore_index=True))
     long = long[long["se"] > 0]
@@ -221,19 +232,43 @@ def _write_csv(frame, path):
     return write_atomic(path, text.encode(), what="summary")
 
 
+def by_panel(frame, keys):
+    """One frame whose metric columns come from :data:`PANEL_SCENARIO`'s scenario for each metric.
+
+    Rows are those of the first scenario, matched on *keys* (strategy and the
+    swept parameters); a panel then shows only numbers of the scenario its
+    caption names.
+    """
+    if "scenario" not in frame or frame["scenario"].nunique() < 2:
+        return frame
+    first = next(iter(PANEL_SCENARIO.values()))
+    out = frame[frame["scenario"] == first].set_index(keys).sort_index()
+    for metric, scenario in PANEL_SCENARIO.items():
+        other = frame[frame["scenario"] == scenario].set_index(keys)
+        cols = [c for c in frame.columns if c.startswith(metric + "_")]
+        out[cols] = other.loc[out.index, cols].to_numpy()
+    return out.reset_index()
+
+
+_PANEL_TITLE = ("left: seed (tracer being enabled); right: tracer_add_livepatch (tracer running)\n"
+                "spin shows 0 but deadlocks the patch (do_IRQ runs with interrupts off)")
+
+
 def _draw(name, frames, tables):
     from workbench.figures import plots
 
     if name == "fig1_drops_vs_cpus":
-        return plots.drops(frames["cpus"], x="cpus")
+        return plots.drops(by_panel(frames["cpus"], ["strategy", "cpus"]), x="cpus", title=_PANEL_TITLE)
     if name == "fig2_drops_vs_timing":
-        return plots.drops(frames["timing"], x="sync_round_ns")
+        return plots.drops(by_panel(frames["timing"], ["strategy", "sync_round_ns"]), x="sync_round_ns",
+                           title=_PANEL_TITLE)
     if name == "fig3_heatmap_skip":
-        return plots.heatmap(frames["heatmap"])
+        return plots.heatmap(by_panel(frames["heatmap"], ["strategy", "cpus", "sync_round_ns"]))
     if name == "fig4_batching":
         return plots.batching(frames["batching"])
     if name == "fig5_tradeoff":
-        return plots.tradeoff(frames["cpus"])
+        t = frames["cpus"]
+        return plots.tradeoff(t[t["scenario"] == TRADEOFF_SCENARIO] if "scenario" in t else t)
     if name == "fig6_closed_form":
         return plots.closed_vs_monte_carlo(pd.concat([frames[k] for k in ("cpus", "timing", "heatmap",
                                                                           "batching")], ignore_index=True))

@@ -271,9 +271,14 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         lp = d["dropped_livepatch_mean"].to_numpy(float)
         ax.barh(ys, tr, color=colours, height=0.62)
         ax.barh(ys, lp, left=tr, color=colours, height=0.62, hatch="....", edgecolor="white", linewidth=0)
-        for y, a, b in zip(ys, tr, lp):
-            ax.text(max(a + b, 0) * 1.15 + 0.08, y, human_count(a + b) if a + b > 0 else "0",
-                    va="center", fontsize=6)
+        dead = (d["deadlocks_mean"].to_numpy(float) if "deadlocks_mean" in d
+                else np.zeros(len(strategies)))
+        for y, a, b, k in zip(ys, tr, lp, dead):
+            # a strategy that hangs the patch is not "zero drops": say so on its bar
+            text = (human_count(a + b) if a + b > 0 else "0") + (
+                f"; the patch deadlocks ({human_count(k)} calls)" if k > 0 else "")
+            ax.text(max(a + b, 0) * 1.15 + 0.08, y, text, va="center", fontsize=6,
+                    color=OKABE_ITO["vermillion"] if k > 0 else "black")
         ax.set_xscale("symlog", linthresh=1.0, linscale=0.6)
         e = int(np.ceil(np.log10(max(drop_top, 10)))) + 1
         ax.set_xlim(0, 10.0 ** e)
@@ -368,26 +373,31 @@ _CLASS_COLOUR = {
     "drops": "#F6D79A",       # a light tint of orange
     "violation": OKABE_ITO["vermillion"],
     "crash": "#3A3A3A",
+    "deadlock": OKABE_ITO["reddish_purple"],
     "never traps": "#EEEEEE",
 }
 _CLASS_TEXT = {"correct": "black", "drops": "black", "violation": "white", "crash": "white",
-               "never traps": "black"}
+               "deadlock": "black", "never traps": "black"}
 
 
-def _cell(row):
-    """(class, text) of one outcome-table row (per-trapped-call means)."""
+def _cell(row, compact=False):
+    """(class, text) of one outcome-table row (per-trapped-call means); *compact*
+    puts a fraction on a line of its own (narrow cells)."""
     if row is None:
         return "never traps", "never traps\n(no int3 window)"
     parts, cls = [], "correct"
-    names = (("crash", "crash"), ("violation", "violation"), ("dropped_livepatch", "drops livepatch"),
-             ("dropped_tracer", "drops tracer"), ("spurious", "spurious call"))
+    names = (("crash", "crash"), ("deadlock", "deadlock"), ("violation", "violation"),
+             ("dropped_livepatch", "drops livepatch"), ("dropped_tracer", "drops tracer"),
+             ("spurious", "spurious call"))
     for col, text in names:
-        v = float(row[col])
+        v = float(row.get(col, 0))
         if v > 0:
-            parts.append(text if abs(v - 1) < 1e-9 else f"{text} ×{v:.2f}")
+            sep = "\n" if compact else " "
+            parts.append(text if abs(v - 1) < 1e-9 else f"{text}{sep}×{v:.2f}" if round(v, 2) < 1
+                         else f"{text}{sep}×{v:.3f}")
             if cls == "correct":
-                cls = {"crash": "crash", "violation": "violation"}.get(col, "drops")
-    if float(row.get("delay_traps", 0)) > 0:
+                cls = {"crash": "crash", "deadlock": "deadlock", "violation": "violation"}.get(col, "drops")
+    if float(row.get("delay_traps", 0)) > 0 and float(row.get("deadlock", 0)) < 0.5:
         parts.append(f"re-traps {float(row['delay_traps']):.0f}×")
     text = "\n".join(parts[:3]) if parts else "correct"
     return cls, text + f"\n(n={int(row['n_trapped'])})"
@@ -400,35 +410,44 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
 
     One panel per kernel int3 entry (v5.1: pt_regs on the interrupted
     stack; v5.3: with the stack gap). Each cell names what a trapped call
-    did (correct, drops, violation, crash, and spin's re-traps) and is
-    coloured by the worst of them; ``n`` is the number of trapped calls
-    (weighted schedules) behind it. A strategy with no row never traps.
+    did (correct, drops, violation, crash, deadlock, and spin's re-traps)
+    and is coloured by the worst of them; ``n`` is the number of trapped
+    calls (weighted schedules) behind it. A strategy with no row never
+    traps. A table of several scenarios gets one column per (scenario,
+    site kind), scenarios in the table's order.
     """
     _need(table, ["entry", "strategy", "site_kind", "n_trapped", "violation", "dropped_tracer",
                   "dropped_livepatch", "spurious", "crash"], "outcome_grid")
     fig, axes = new_figure(size, 1, len(entries), sharey=True)
-    scen = ", ".join(sorted(table["scenario"].unique())) if "scenario" in table else ""
+    scenarios = list(dict.fromkeys(table["scenario"])) if "scenario" in table else [None]
+    scen = ", ".join(sorted(s for s in scenarios if s)) if len(scenarios) == 1 else ""
+    columns = [(sc, k) for sc in scenarios for k in site_kinds]
     for ax, entry in zip(axes[0], entries):
         t = table[table["entry"] == entry]
-        ax.set_xlim(0, len(site_kinds))
+        ax.set_xlim(0, len(columns))
         ax.set_ylim(len(strategies), 0)
         ax.grid(False)
         for r, s in enumerate(strategies):
-            for c, k in enumerate(site_kinds):
+            for c, (sc, k) in enumerate(columns):
                 rows = t[(t["strategy"] == s) & (t["site_kind"] == k)]
+                if sc is not None:
+                    rows = rows[rows["scenario"] == sc]
                 if len(rows) > 1:  # several trap sites: weight by trapped calls
                     w = rows["n_trapped"].to_numpy(float)
                     row = {col: float(np.average(rows[col].astype(float), weights=w))
                            for col in ("violation", "dropped_tracer", "dropped_livepatch", "spurious",
-                                       "crash", "delay_traps") if col in rows}
+                                       "crash", "deadlock", "delay_traps") if col in rows}
                     row["n_trapped"] = int(w.sum())
                 else:
                     row = rows.iloc[0].to_dict() if len(rows) else None
-                cls, text = _cell(row)
+                cls, text = _cell(row, compact=len(columns) > 2)
                 ax.add_patch(_rect(c, r, _CLASS_COLOUR[cls]))
-                ax.text(c + 0.5, r + 0.5, text, ha="center", va="center", fontsize=6.5,
+                ax.text(c + 0.5, r + 0.5, text, ha="center", va="center",
+                        fontsize=6.5 if len(columns) <= 2 else 5.0,
                         color=_CLASS_TEXT[cls], linespacing=1.15)
-        ax.set_xticks(np.arange(len(site_kinds)) + 0.5, [f"{k} site" for k in site_kinds])
+        ax.set_xticks(np.arange(len(columns)) + 0.5,
+                      [f"{k} site" if len(scenarios) == 1 else f"{_SCENARIO_SHORT.get(sc, sc)}\n{k}"
+                       for sc, k in columns], fontsize=None if len(columns) <= 2 else 5.5)
         ax.xaxis.set_ticks_position("top")
         ax.xaxis.set_label_position("top")
         ax.tick_params(length=0)
@@ -439,9 +458,9 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
             spine.set_visible(False)
     axes[0][0].set_ylabel("int3 handler strategy")
     handles = [Patch(facecolor=_CLASS_COLOUR[k], edgecolor="#777777", linewidth=0.4, label=k)
-               for k in ("correct", "drops", "violation", "crash", "never traps")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=5,
-               title=(f"worst outcome of a trapped call (scenario {scen}, emulated); "
+               for k in ("correct", "drops", "violation", "crash", "deadlock", "never traps")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=6,
+               title=(f"worst outcome of a trapped call ({f'scenario {scen}, ' if scen else ''}emulated); "
                       "n = trapped calls behind a cell, over all explored schedules"))
     return fig
 
@@ -451,6 +470,9 @@ _ENTRY_NOTE = {
     "v5.1": "\n(before 3c88c692c287: no stack gap)",
     "v5.3": "\n(3c88c692c287: stack gap)",
 }
+
+#: short column headings of the scenarios in figure 7
+_SCENARIO_SHORT = {"seed": "seed:\ntracer enabled", "tracer_add_livepatch": "tracer running:\nlivepatch added"}
 
 
 def _rect(c, r, colour):

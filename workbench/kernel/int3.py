@@ -158,8 +158,11 @@ def _emulate_old(machine, cpu, regs, change):
 @strategy("spin", "not shipped")
 def _spin(machine, cpu, regs, change):
     # Back onto the int3 with interrupts as they were: the patcher's sync IPI
-    # must still get through, or the patch would never finish.
+    # must still get through, or the patch would never finish (with IF clear
+    # it cannot: a deadlock). iret is serializing, so the CPU refetches the
+    # bytes it returns to: once the new first byte is written it runs on.
     int3_emulate_jmp(regs, change.addr)
+    cpu.sync_core(change.addr, change.addr + CALL_INSN_SIZE)
     return True
 
 

@@ -71,7 +71,7 @@ from workbench.base.vocabulary import METRICS, PROTOCOLS, STRATEGIES
 from workbench.emulate.scenario import check_scenario
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.numeric import fdot
-from workbench.race.spin import _spin_draw_shared, _spin_expect, _spin_per_site, _spin_wait
+from workbench.race.spin import _spin_draw_shared, _spin_expect, _spin_per_site, _spin_shared, _spin_wait
 from workbench.race.timing import BRISTOT, Timing, finite_range, gamma_matched
 from workbench.race.workload import _NS, EXACT_SITES, LIVEPATCHED, Workload, _Sites, _site_summary
 
@@ -237,12 +237,18 @@ class PerCallOutcomes:
         values = rows[list(self.COLUMNS)].to_numpy(float)
         if np.any(values < 0) or not np.all(np.isfinite(values)):
             raise ConfigError("outcomes: per-call means must be finite and >= 0")
-        self._means, self._n = {}, {}
+        self._means, self._n, self._phases = {}, {}, {}
         weights = rows["n_trapped"].to_numpy(float)
         for key, idx in rows.groupby(list(self.KEY)).indices.items():
             w = weights[idx] if weights[idx].sum() > 0 else np.ones(len(idx))
             self._means[key] = np.average(values[idx], axis=0, weights=w)
             self._n[key] = int(weights[idx].sum())
+        if "trap_phase" in rows.columns and len(rows):
+            # the protocol step a trap happened after: int3, sync1, tail, sync2, first
+            step = rows["trap_phase"].astype(str).str.rsplit(":", n=1).str[-1]
+            for key, idx in rows.assign(_step=step).groupby(list(self.KEY) + ["_step"]).indices.items():
+                w = weights[idx] if weights[idx].sum() > 0 else np.ones(len(idx))
+                self._phases.setdefault(key[:-1], {})[key[-1]] = np.average(values[idx], axis=0, weights=w)
 
     @classmethod
     def empty(cls, scenario, entry="v5.3"):
@@ -250,9 +256,24 @@ class PerCallOutcomes:
         cols = ("scenario", "entry", "n_trapped") + cls.KEY + cls.COLUMNS
         return cls(pd.DataFrame(columns=cols), scenario, entry)
 
-    def per_call(self, strategy, site_kind, trap_site):
-        """Mapping metric -> expected count per trapped call (0 where no row)."""
-        means = self._means.get((strategy, site_kind, trap_site))
+    def per_call(self, strategy, site_kind, trap_site, phase_weights=None):
+        """Mapping metric -> expected count per trapped call (0 where no row).
+
+        With *phase_weights* (protocol step -> probability that a trapped
+        call trapped in the phase that step opens; :func:`_phase_weights`)
+        the per-phase means are averaged with those weights, the time a call
+        spends in each phase, rather than with the emulator's schedule
+        counts (which count instruction placements, not time). Phases the
+        table lacks drop out and the rest are renormalised.
+        """
+        key = (strategy, site_kind, trap_site)
+        means = self._means.get(key)
+        phases = self._phases.get(key)
+        if phase_weights and phases:
+            w = {p: phase_weights.get(p, 0.0) for p in phases}
+            total = sum(w.values())
+            if total > 0:
+                means = sum(phases[p] * (v / total) for p, v in w.items())
         if means is None:
             means = np.zeros(len(self.COLUMNS))
         return {m: float(means[self.COLUMNS.index(c)]) for m, c in _OUTCOME_COLUMNS.items()}
@@ -291,6 +312,7 @@ class _Stage:
     sites: int
     groups: list
     d_write: float = 0.0  # write time inside every armed window of the stage
+    patcher: list = field(default_factory=list)  # spin: the patching CPU's interrupt-context groups
 
 
 def _caller_share(cfg):
@@ -307,17 +329,35 @@ def _caller_share(cfg):
     """
     from workbench.emulate.scenario import load_scenario
 
-    if cfg.patcher_calls:
+    if cfg.patcher_calls or cfg.strategy == "spin":
+        # spin counts the N - 1 other CPUs and the patching CPU apart (_spin_callers)
         return dict.fromkeys(SITE_KINDS, 1.0)
-    sc, n = load_scenario(cfg.scenario), cfg.cpus
+    n = cfg.cpus
     summary = _site_summary(cfg.workload)
-    out = {}
-    for kind in SITE_KINDS:
-        total = summary[kind].total
-        irq = sum(r for name, r in cfg.workload.hot
-                  if (name in LIVEPATCHED) == (kind == "livepatched") and sc.context_of(name) == "interrupt")
-        out[kind] = ((n - 1) + (irq / total if total > 0 else 0.0)) / n
-    return out
+    irq = _irq_rates(cfg)
+    return {kind: ((n - 1) + (irq[kind] / summary[kind].total if summary[kind].total > 0 else 0.0)) / n
+            for kind in SITE_KINDS}
+
+
+def _irq_rates(cfg):
+    """Per site kind, the per-CPU rate (calls/s) of its functions called in interrupt context."""
+    from workbench.emulate.scenario import load_scenario
+
+    sc = load_scenario(cfg.scenario)
+    return {kind: sum(r for name, r in cfg.workload.hot
+                      if (name in LIVEPATCHED) == (kind == "livepatched") and sc.context_of(name) == "interrupt")
+            for kind in SITE_KINDS}
+
+
+def _spin_callers(cfg):
+    """CPUs that run the workload while the patch is in flight, under spin.
+
+    A CPU trapping under spin blocks, so the CPUs are counted, not their
+    rates scaled: N - 1 callers at full rate, and the patching CPU apart,
+    reached only by interrupt-context calls (:attr:`_Stage.patcher`), where
+    a trap that leaves a sync still to come deadlocks the patch.
+    """
+    return cfg.cpus if cfg.patcher_calls else cfg.cpus - 1
 
 
 def _scaled(sites, f):
@@ -325,23 +365,55 @@ def _scaled(sites, f):
     return _Sites(sites.count, sites.top * f, sites.rest_total * f, sites.rest_sumsq * f * f)
 
 
+def _phase_weights(cfg, sites, rate_ns):
+    """Probability that a trapped call trapped in each phase of a window of *sites* sites.
+
+    Phases are named by the step that opens them. With mean rounds R and
+    write cost w, averaged over the batch's sites (site i's int3 done at
+    i w, its first byte at 2Kw + R1 + R2 + i w): ``int3`` lasts
+    (K - 1) w / 2 + R (the other int3 writes, then sync 1), ``sync1`` K w
+    (the tails), ``tail`` R (sync 2), ``sync2`` (K + 1) w / 2 (the first
+    bytes up to this site's). A call of a non-blocking strategy traps
+    uniformly in time: weights proportional to the durations. Under
+    ``spin`` a CPU traps at its first call into the window, at rate
+    *rate_ns* per ns: weight ``e^(-L t_start) - e^(-L t_end)``.
+    """
+    t = cfg.timing
+    mu = t.round_moments(cfg.cpus)[0]
+    k, w = sites, t.write_ns
+    dur = {"int3": (k - 1) * w / 2 + mu, "sync1": k * w, "tail": mu, "sync2": (k + 1) * w / 2}
+    if cfg.strategy != "spin" or rate_ns <= 0:
+        return dur
+    out, start = {}, 0.0
+    for p, d in dur.items():
+        out[p] = math.exp(-rate_ns * start) - math.exp(-rate_ns * (start + d))
+        start += d
+    return out
+
+
 def _timeline(cfg, outcomes):
     t = cfg.timing
     share = _caller_share(cfg)
     summary = {k: _scaled(v, share[k]) for k, v in _site_summary(cfg.workload).items()}
-    look = (lambda kind, site: dict.fromkeys(_OUTCOME_COLUMNS, 0.0)) if outcomes is None else \
-        (lambda kind, site: outcomes.per_call(cfg.strategy, kind, site))
+    weights = {}
+
+    def look(kind, site):
+        if outcomes is None:
+            return dict.fromkeys(_OUTCOME_COLUMNS, 0.0)
+        return outcomes.per_call(cfg.strategy, kind, site, weights.get("now"))
     stages = []
     for st in PLANS[cfg.scenario]:
         if st.target in ("ftrace_call", "ftrace_regs_call"):
             if not cfg.trampolines:
                 continue
             # everything routed through the trampoline shares its one window
+            weights["now"] = _phase_weights(cfg, 1, _NS * sum(summary[k].total for k in st.kinds))
             groups = [_Group(k, st.target, t.handler_ns,
                              _Sites(summary[k].count, np.zeros(0), summary[k].total, 0.0),
                              look(k, st.target), share[k]) for k in st.kinds]
             # one site: tail write + first-byte write inside the window
-            stages.append(_Stage("trampoline", 1, groups, 2 * t.write_ns))
+            stages.append(_Stage("trampoline", 1, groups, 2 * t.write_ns,
+                                 _patcher_groups(cfg, st.kinds, st.target, 1, look, weights)))
         elif st.target == "publish":
             if cfg.trampolines:
                 stages.append(_Stage("publish", 0, []))
@@ -350,18 +422,41 @@ def _timeline(cfg, outcomes):
             if k == 0:  # nothing to rewrite: ftrace runs no protocol
                 continue
             if cfg.protocol == "per_site":
+                per_site = _NS * sum(summary[kind].total for kind in st.kinds) / k
+                weights["now"] = _phase_weights(cfg, 1, per_site)
                 groups = [_Group(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"),
                                  share[kind]) for kind in st.kinds]
-                stages.append(_Stage("per_site", k, groups, 2 * t.write_ns))
+                stages.append(_Stage("per_site", k, groups, 2 * t.write_ns,
+                                     _patcher_groups(cfg, st.kinds, "fentry", 1, look, weights)))
             else:
                 h = t.handler_batch_ns if k > 1 else t.handler_ns  # no search for one entry
+                weights["now"] = _phase_weights(cfg, k, _NS * sum(summary[kind].total for kind in st.kinds))
                 groups = [_Group(kind, "fentry", h,
                                  _Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
                                  look(kind, "fentry"), share[kind]) for kind in st.kinds]
                 # site i: int3 done at i*w; R1; K tails; R2; first bytes in
                 # the same order, site i's done at 2Kw + R1 + R2 + i*w
-                stages.append(_Stage("batched", k, groups, 2 * k * t.write_ns))
+                stages.append(_Stage("batched", k, groups, 2 * k * t.write_ns,
+                                     _patcher_groups(cfg, st.kinds, "fentry", k, look, weights)))
     return stages
+
+
+def _patcher_groups(cfg, kinds, trap_site, sites, look, weights):
+    """Spin only: the patching CPU's interrupt-context calls into a window (one group per kind).
+
+    Each is one CPU whose first call at the kind's interrupt rate traps
+    (phase-weighted outcomes at that rate: a trap with a sync still to come
+    deadlocks). Per site, the window is the interrupt function's own site.
+    """
+    if cfg.strategy != "spin" or cfg.patcher_calls:
+        return []
+    irq, out = _irq_rates(cfg), []
+    for kind in kinds:
+        if irq[kind] > 0:
+            weights["now"] = _phase_weights(cfg, sites, _NS * irq[kind])
+            out.append(_Group(kind, trap_site, cfg.timing.handler_ns if sites == 1 else cfg.timing.handler_batch_ns,
+                              _Sites(1, np.zeros(0), irq[kind], 0.0), look(kind, trap_site)))
+    return out
 
 
 def _ipis(cfg, stages):
@@ -407,14 +502,21 @@ def _closed(cfg, outcomes):
             out["window_ns"] = ew
         # spin: a trapped CPU makes no further calls until the window closes
         spin = _spin_expect(cfg, s) if cfg.strategy == "spin" else None
+        callers = _spin_callers(cfg) if spin is not None else n
         for i, g in enumerate(s.groups):
-            trapped = n * (spin[0][i] if spin is not None else _NS * g.sites.total * ew)
+            trapped = callers * (spin[0][i] if spin is not None else _NS * g.sites.total * ew)
             out["trapped"] += trapped
             for m, v in g.outcome.items():
                 out[m] += trapped * v
             out["stall_ns"] += trapped * g.handler_ns
         if spin is not None:
-            out["stall_ns"] += n * spin[1]
+            out["stall_ns"] += callers * spin[1]
+        for g in s.patcher:  # the patching CPU: its first interrupt in the window traps
+            p = _spin_shared(t, n, s.d_write, (g.sites.total,), 0.0)[0][0]
+            out["trapped"] += p
+            for m, v in g.outcome.items():
+                out[m] += p * v
+            out["stall_ns"] += p * g.handler_ns
     return out
 
 
@@ -462,7 +564,8 @@ def _draw_chunk(cfg, stages, rng, size):
             if s.what == "batched":
                 res["window_ns"] = w
             if spin:
-                _spin_draw_shared(res, s.groups, w, n, disp, rng, size, _count)
+                _spin_draw_shared(res, s.groups, w, _spin_callers(cfg), disp, rng, size, _count)
+                _draw_patcher(res, s, w, rng, size)
                 continue
             exposures = [(g, g.sites.total * w) for g in s.groups]
         else:  # per_site: every site its own three rounds, its window the first two
@@ -481,7 +584,7 @@ def _draw_chunk(cfg, stages, rng, size):
                     w = s.d_write + r12
                     if spin:  # each CPU traps at most once in each site's window
                         xs = w * (top * _NS) * (1.0 if gain is None else gain[:, None])
-                        k = rng.binomial(n, -np.expm1(-xs))
+                        k = rng.binomial(_spin_callers(cfg), -np.expm1(-xs))
                         _count(res, g, k.sum(axis=1), rng)
                         res["stall_ns"] += _spin_wait(rng, k, w, xs)
                     else:
@@ -499,7 +602,7 @@ def _draw_chunk(cfg, stages, rng, size):
                     _, _, (rest_p, rest_b, rest_v) = _spin_per_site(t, n, s.d_write, cfg.workload, g.kind,
                                                                    g.share)
                     if rest_p > 0:
-                        lam = n * gamma_matched(rng, rest_p, rest_v, size)
+                        lam = _spin_callers(cfg) * gamma_matched(rng, rest_p, rest_v, size)
                         k = rng.poisson(lam if gain is None else lam * gain)
                         _count(res, g, k, rng)
                         res["stall_ns"] += k * (rest_b / rest_p)
@@ -509,6 +612,8 @@ def _draw_chunk(cfg, stages, rng, size):
                 exposures.append((g, x))
             res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + all_rounds
             res["window_ns"] = s.d_write + window_rounds / max(s.sites, 1)
+            if s.patcher:  # the interrupt function's own site window (its own two rounds)
+                _draw_patcher(res, s, s.d_write + t.draw_rounds(rng, n, (size, 2)).sum(axis=1), rng, size)
         for g, x in exposures:
             if g.sites.total <= 0:
                 continue
@@ -517,6 +622,13 @@ def _draw_chunk(cfg, stages, rng, size):
                 lam = lam * rng.gamma(1 / disp, disp, size)
             _count(res, g, rng.poisson(lam), rng)
     return res
+
+
+def _draw_patcher(res, stage, w, rng, size):
+    """Spin: whether the patching CPU's first interrupt-context call fell in window *w* (per trial)."""
+    for g in stage.patcher:
+        k = (rng.random(size) < -np.expm1(-_NS * g.sites.total * w)).astype(np.int64)
+        _count(res, g, k, rng)
 
 
 def _config_columns(cfg, outcomes, trials, seed, stream):
