@@ -78,6 +78,8 @@ class Run:
         self._written = sorted({(max(lo, t0), min(hi, t1)) for s in self.steps if s.kind in ("text", "stop")
                                 for lo, hi in s.addrs if lo < t1 and t0 < hi})
         self._plain: dict[int, int] = {}
+        self._base: np.ndarray | None = None  # memory in the before state
+        self._phases: list | None = None  # per phase: the words steps[:p] changed, and bp_desc
 
     def close(self) -> None:
         """Release both machines' Unicorn engines now."""
@@ -145,11 +147,49 @@ class Run:
     def reset(self) -> None:
         """Machine back to the scenario's before state, patch not started."""
         m = self.machine
-        m.mem[:] = m._pristine
-        self.before.apply(m)
+        m.mem[:] = self._before_memory()
+        m.sync_core()  # as the before state's apply() ends
         m.text_poke_state = None
         self.phase, self.traps = 0, {}
         m.write32(self.image.sym("patch_phase"), 0)
+
+    def enter_phase(self, k: int) -> None:
+        """The patcher has applied steps ``[0, k)`` (from the before state, patch not
+        started): their writes land in memory at once, as applying them one by one
+        would leave it; translations are the caller's business (a full sync after)."""
+        m = self.machine
+        idx, vals, bp = self._phase_writes()[k]
+        m.u32[idx] = vals
+        m.text_poke_state = bp
+        self.phase = k
+        m.write32(self.image.sym("patch_phase"), k)
+
+    def _before_memory(self) -> np.ndarray:
+        """The machine's memory in the scenario's before state (computed once: its
+        ``apply()`` is a function of memory only, ending with a sync)."""
+        if self._base is None:
+            r = self.ref
+            r.mem[:] = r._pristine
+            self.before.apply(r)
+            self._base = r.mem.copy()
+        return self._base
+
+    def _phase_writes(self) -> list:
+        """For every phase p: the 32-bit words (indices, values) in which memory after
+        ``steps[:p]`` differs from the before state, and ``bp_desc`` then. Applying
+        the steps once, in order, instead of again for every phase that needs them."""
+        if self._phases is None:
+            r, base = self.ref, self._before_memory()
+            r.mem[:] = base
+            r.text_poke_state = None
+            b32 = base.view(np.uint32)
+            none = np.zeros(0, dtype=np.intp)
+            self._phases = [(none, np.zeros(0, dtype=np.uint32), None)]
+            for step in self.steps:
+                step.apply(r)
+                idx = np.flatnonzero(r.u32 != b32)
+                self._phases.append((idx, r.u32[idx].copy(), r.text_poke_state))
+        return self._phases
 
     # -- what the old and the new instruction do -------------------------------------
     def expected(self, phase: int, fn: str, override=None) -> frozenset[str]:
@@ -158,10 +198,9 @@ class Run:
         key = (phase, fn, override)
         if key not in self._ref_cache:
             r = self.ref
-            r.mem[:] = r._pristine
-            self.before.apply(r)
-            for s in self.steps[:phase]:
-                s.apply(r)
+            idx, vals, _ = self._phase_writes()[phase]
+            r.mem[:] = self._before_memory()
+            r.u32[idx] = vals  # what applying steps[:phase] writes
             r.text_poke_state = None
             if override:
                 r.write(*override)
@@ -295,8 +334,7 @@ def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
         # steps [0, k) landed before the call; the CPU stands at the call instruction
         run.reset()
         cpu.reset([(im.functions[fn].site, 0)])
-        for _ in range(k):
-            run.apply_step()
+        run.enter_phase(k)
         m.sync_core()
         cpu.run(cap, until=im.sym("workload_call"))
         ctx_k = cpu.uc.context_save()
