@@ -23,7 +23,6 @@ import weakref
 import numpy as np
 import pandas as pd
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ
-from unicorn.x86_const import UC_X86_REG_EFLAGS as X86_REG_EFLAGS
 
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS
@@ -290,37 +289,36 @@ def _calibrate(run: Run, k: int, cap: int):
     ranges = step.addrs or (im.text,)  # a plan-level sync touches all text
     count, events = [0], set()
     ipi = step.kind in _IPI_KINDS
-    last_if = [cpu.reg("eflags") & _EFLAGS_IF]
+    last_if = [cpu.interrupts_enabled()]
+    do_int3 = im.sym("do_int3")
 
-    def on_code(uc, addr, size, _):
+    def on_code(addr, size):
         count[0] += 1
         if addr == do_int3:
             events.add(count[0] - 1)
         if ipi:  # an IPI lands at the next boundary with IF set: IF changes are events
-            flag = uc.reg_read(X86_REG_EFLAGS) & _EFLAGS_IF
+            flag = cpu.interrupts_enabled()
             if flag != last_if[0]:
                 events.add(count[0] - 1)
                 last_if[0] = flag
 
-    def on_block(uc, addr, size, _):
+    def on_block(addr, size):
         if any(addr < hi and lo < addr + size for lo, hi in ranges):
             # Unicorn may translate the next block before a count stop takes
             # effect, so the fetch falls at this boundary or the one before it
             events.add(count[0])
             events.add(count[0] - 1)
 
-    def on_read(uc, access, addr, size, value, _):
+    def on_read(access, addr, size, value):
         events.add(count[0] - 1)
 
-
-    do_int3 = im.sym("do_int3")
-    hooks = [cpu.uc.hook_add(UC_HOOK_CODE, on_code), cpu.uc.hook_add(UC_HOOK_BLOCK, on_block)]
+    hooks = [cpu.add_hook(UC_HOOK_CODE, on_code), cpu.add_hook(UC_HOOK_BLOCK, on_block)]
     if step.kind == "data":
         lo, hi = step.addrs[0]
-        hooks.append(cpu.uc.hook_add(UC_HOOK_MEM_READ, on_read, begin=lo, end=hi - 1))
+        hooks.append(cpu.add_hook(UC_HOOK_MEM_READ, on_read, begin=lo, end=hi - 1))
     cpu.run(cap, until=im.sym("workload_return"))
     for h in hooks:
-        cpu.uc.hook_del(h)
+        cpu.remove_hook(h)
     return count[0], sorted(e for e in events if e <= count[0])
 
 
