@@ -343,7 +343,7 @@ class Cpu:
         if not self._d0 <= esp - 12 < esp <= self._d1:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
             return self._die(esp - 12, f"double fault: no stack at {esp - 12:#010x}")
         m = self.machine
-        if esp & 3:
+        if esp & 3 or m.write_watch is not None:
             m.write(esp - 12, np.array((eip, self._cs, flags), dtype=np.uint32).tobytes())
         else:
             o = (esp - 12 - self._base) >> 2
@@ -434,6 +434,10 @@ class Machine:
         self.text_poke_state = None  # set by workbench.kernel.text_poke while a patch is in flight
         self.coherent_fetch = bool(coherent_fetch)
         self._base, self._end = image.base, image.base + len(self.mem)
+        #: [lo, hi) address ranges whose host writes (patcher, handlers, trap frames)
+        #: are counted in :attr:`write_hits`; None watches nothing (the default)
+        self.write_watch: tuple[tuple[int, int], ...] | None = None
+        self.write_hits = 0
         self.cpus = [Cpu(self, i) for i in range(ncpus)]
 
     def close(self) -> None:
@@ -447,6 +451,18 @@ class Machine:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def idle_cpu_memory(self) -> list[tuple[int, int]]:
+        """[lo, hi) address ranges of the per-CPU areas (kernel stack, call log, ring
+        buffer, workload list) of the CPUs the image has room for but this machine
+        does not run: nothing but a stray store writes there."""
+        im, n, top = self.image, len(self.cpus), EQU["MAX_CPUS"]
+        out = []
+        for sym, stride in (("cpu_stacks", EQU["THREAD_SIZE"]), ("call_logs", EQU["LOG_N"] << EQU["CR_SHIFT"]),
+                            ("ring_buffers", EQU["RB_SIZE"]), ("workload_calls", 8 * 4096)):
+            if n < top:
+                out.append((im.sym(sym) + n * stride, im.sym(sym) + top * stride))
+        return sorted(out)
+
     # -- host access (the patcher and the handlers' C code) ------------------
     def _off(self, addr: int, size: int) -> int:
         off = addr - self.image.base
@@ -459,8 +475,14 @@ class Machine:
         off = self._off(addr, size)
         return self.mem[off:off + size].tobytes()
 
+    def _watched(self, addr: int, size: int) -> None:
+        if any(addr < hi and lo < addr + size for lo, hi in self.write_watch):
+            self.write_hits += 1
+
     def write(self, addr: int, data: bytes) -> None:
         """Write through the kernel's writable alias (text_poke): no permission check."""
+        if self.write_watch is not None:
+            self._watched(addr, len(data))
         off = self._off(addr, len(data))
         self.mem[off:off + len(data)] = np.frombuffer(bytes(data), dtype=np.uint8)
 
@@ -472,6 +494,8 @@ class Machine:
 
     def write32(self, addr: int, value: int) -> None:
         """Store the 32-bit word *value* (masked) at *addr*, as :meth:`write` does."""
+        if self.write_watch is not None:
+            self._watched(addr, 4)
         if not addr & 3 and self._base <= addr < self._end:
             self.u32[(addr - self._base) >> 2] = value & 0xFFFFFFFF
         else:
