@@ -78,3 +78,26 @@ def test_long_lived_machine_syncing_every_call_stays_flat(image):
     per_call_kb = (_rss_mb() - before) * 1024 / (cpu.completed_calls() - c0)
     assert cpu.crash is None and cpu.completed_calls() - c0 >= 2000
     assert per_call_kb < 2.0, f"native memory grows {per_call_kb:.1f} KB per call"
+
+
+def test_stores_into_idle_cpus_memory_are_seen_by_a_write_hook_and_the_host_watch(image):
+    from unicorn import UC_HOOK_MEM_WRITE
+
+    m = Machine(image, 1)
+    cpu = m.cpus[0]
+    idle = m.idle_cpu_memory()
+    assert len(idle) == 4 and all(lo < hi for lo, hi in idle)
+    assert not any(lo < cpu.ti + 8192 and cpu.ti < hi for lo, hi in idle)  # CPU 0's own stack is not idle
+    hits = []
+    for lo, hi in idle:
+        cpu.add_hook(UC_HOOK_MEM_WRITE, lambda access, addr, size, value: hits.append(addr), begin=lo, end=hi - 1)
+    target = idle[1][0] + 64  # another CPU's call log, say
+    cpu.set_reg("eip", image.sym("int3_magic"))
+    cpu.set_reg("eax", target)  # int3_magic: *eax = 1
+    cpu.run(1)
+    assert hits == [target] and m.read32(target) == 1
+    m.write_watch = tuple(idle)
+    m.write32(cpu.ti, 0)
+    assert m.write_hits == 0
+    m.write32(target, 2)
+    assert m.write_hits == 1

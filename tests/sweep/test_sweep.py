@@ -171,7 +171,8 @@ def test_seeds_do_not_depend_on_order_chunks_or_grid(tmp_path):
 def test_local_processes_and_dask_localcluster_give_identical_frames(tmp_path):
     grid = race_grid(**SMALL)
     serial = sweep(grid, backend="serial", cache=False, progress=False, seed=11)
-    local = sweep(grid, backend="local", jobs=2, chunk_size=2, cache=False, progress=False, seed=11)
+    local = sweep(grid, backend="local", jobs=2, chunk_size=2, cache=False, progress=False, seed=11,
+                  parallel_above=0)  # the pool even for cheap points
     with sw.dask_client(jobs=2, processes=False) as client:
         dask = sweep(grid, backend="dask", client=client, chunk_size=1, cache=False, progress=False, seed=11)
     pd.testing.assert_frame_equal(serial, local, check_exact=True)
@@ -330,3 +331,21 @@ def test_the_engine_holds_no_experiment_of_its_own():
     code = "import workbench.race.experiment as e; print(e.race_grid(cpus=[1, 2]).points())"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[{'cpus': 1}, {'cpus': 2}]"
+
+
+def _nap(params, seed, stream, context):
+    time.sleep(0.15)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
+    return {"y": params["x"] * params["k"], "noise": float(rng.random())}
+
+
+def test_local_runs_cheap_points_serially_and_costly_ones_in_the_pool(monkeypatch):
+    cheap = sweep(Grid(x=list(range(6))), SQUARE, backend="local", jobs=2, cache=False, progress=False, seed=5)
+    assert cheap.attrs["sweep"]["ran"] == "serial"
+    monkeypatch.setattr(sw, "PARALLEL_MIN_SECONDS", 0.0)
+    slow = FunctionExperiment("nap", _nap, {"x": 0, "k": 1})
+    costly = sweep(Grid(x=list(range(6))), slow, backend="local", jobs=2, chunk_size=1, cache=False,
+                   progress=False, seed=5)
+    assert costly.attrs["sweep"]["ran"] == "parallel"
+    serial = sweep(Grid(x=list(range(6))), slow, backend="serial", cache=False, progress=False, seed=5)
+    pd.testing.assert_frame_equal(costly, serial, check_exact=True)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_INVALID,
+from unicorn import (UC_ARCH_X86, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_FETCH,
+                     UC_HOOK_MEM_INVALID, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
                      UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
                      UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED,
                      UC_MODE_32, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError)
@@ -28,7 +29,7 @@ from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TB_RE
 # The binding's loaded libunicorn with its prototypes, and its C callback types:
 # the hot paths (emu_start, register access, hooks) call the C API directly,
 # without the binding's per-call Python layers (unicorn>=2.1.1,<2.2, pinned).
-from unicorn.unicorn_py3.unicorn import (HOOK_CODE_CFUNC, HOOK_INTR_CFUNC,
+from unicorn.unicorn_py3.unicorn import (HOOK_CODE_CFUNC, HOOK_INTR_CFUNC, HOOK_MEM_ACCESS_CFUNC,
                                          HOOK_MEM_INVALID_CFUNC, uc_hook_h, uclib)
 
 from workbench.base.vocabulary import ENTRIES
@@ -104,6 +105,26 @@ def _guarded(ref: "weakref.ref[Cpu]", method: Callable, failed=None) -> Callable
     return callback
 
 
+#: hook kinds :meth:`Cpu.add_hook` takes, and the C type of their callbacks
+_HOOK_TYPES = {UC_HOOK_CODE: HOOK_CODE_CFUNC, UC_HOOK_BLOCK: HOOK_CODE_CFUNC, UC_HOOK_INTR: HOOK_INTR_CFUNC,
+               UC_HOOK_MEM_READ: HOOK_MEM_ACCESS_CFUNC, UC_HOOK_MEM_WRITE: HOOK_MEM_ACCESS_CFUNC,
+               UC_HOOK_MEM_FETCH: HOOK_MEM_ACCESS_CFUNC}
+
+
+def _plain_callback(ref: "weakref.ref[Cpu]", fn: Callable) -> Callable:
+    """A C hook callback calling ``fn(*args)`` (the hook's arguments without the engine
+    handle and user data); an exception is kept for :meth:`Cpu.run` to raise."""
+    def callback(handle, *args):
+        try:
+            return fn(*args[:-1])
+        except BaseException as exc:  # noqa: BLE001 - re-raised by Cpu.run
+            cpu = ref()
+            if cpu is not None and cpu._hook_error is None:
+                cpu._hook_error = exc
+            _EMU_STOP(handle)
+    return callback
+
+
 class Cpu:
     """One emulated CPU: a Unicorn engine over the machine's shared memory.
 
@@ -151,6 +172,7 @@ class Cpu:
         self._fault = None
         self._hook_error: BaseException | None = None
         ref = weakref.ref(self)
+        self._extra: dict[int, object] = {}  # callbacks of add_hook, by handle
         # the C callbacks must live as long as the engine: the CPU owns both
         self._callbacks = (HOOK_INTR_CFUNC(_guarded(ref, Cpu._on_trap)),
                            HOOK_CODE_CFUNC(_guarded(ref, Cpu._on_do_int3)),
@@ -176,7 +198,30 @@ class Cpu:
     def close(self) -> None:
         """Release the Unicorn engine now; the CPU cannot run afterwards."""
         self.uc = self._h = None
-        self._callbacks = ()
+        self._callbacks, self._extra = (), {}
+
+    def add_hook(self, kind: int, callback: Callable, begin: int = 1, end: int = 0) -> int:
+        """Install a Unicorn hook of *kind* (``UC_HOOK_CODE``, ``_BLOCK``, ``_INTR``,
+        ``_MEM_READ``, ``_MEM_WRITE``, ``_MEM_FETCH``) on addresses [begin, end]
+        (all when begin > end), called as ``callback(*args)`` with the hook's
+        own arguments (no engine, no user data): ``(address, size)`` for code and
+        blocks. Cheaper than the binding's ``hook_add``, and holds no reference to
+        the CPU. Returns the handle for :meth:`remove_hook`."""
+        cb = _HOOK_TYPES[kind](_plain_callback(weakref.ref(self), callback))
+        handle = uc_hook_h()
+        status = _HOOK_ADD(self._h, ctypes.byref(handle), kind, ctypes.cast(cb, ctypes.c_void_p), None,
+                           ctypes.c_uint64(begin), ctypes.c_uint64(end))
+        if status:
+            raise UcError(status)
+        self._extra[handle.value] = cb
+        return handle.value
+
+    def remove_hook(self, handle: int) -> None:
+        """Remove a hook installed by :meth:`add_hook`."""
+        status = uclib.uc_hook_del(self._h, uc_hook_h(handle))
+        if status:
+            raise UcError(status)
+        del self._extra[handle]
 
     # -- fast register access ------------------------------------------------
     def _get(self, reg: int) -> int:
@@ -298,7 +343,7 @@ class Cpu:
         if not self._d0 <= esp - 12 < esp <= self._d1:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
             return self._die(esp - 12, f"double fault: no stack at {esp - 12:#010x}")
         m = self.machine
-        if esp & 3:
+        if esp & 3 or m.write_watch is not None:
             m.write(esp - 12, np.array((eip, self._cs, flags), dtype=np.uint32).tobytes())
         else:
             o = (esp - 12 - self._base) >> 2
@@ -389,6 +434,10 @@ class Machine:
         self.text_poke_state = None  # set by workbench.kernel.text_poke while a patch is in flight
         self.coherent_fetch = bool(coherent_fetch)
         self._base, self._end = image.base, image.base + len(self.mem)
+        #: [lo, hi) address ranges whose host writes (patcher, handlers, trap frames)
+        #: are counted in :attr:`write_hits`; None watches nothing (the default)
+        self.write_watch: tuple[tuple[int, int], ...] | None = None
+        self.write_hits = 0
         self.cpus = [Cpu(self, i) for i in range(ncpus)]
 
     def close(self) -> None:
@@ -402,6 +451,18 @@ class Machine:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def idle_cpu_memory(self) -> list[tuple[int, int]]:
+        """[lo, hi) address ranges of the per-CPU areas (kernel stack, call log, ring
+        buffer, workload list) of the CPUs the image has room for but this machine
+        does not run: nothing but a stray store writes there."""
+        im, n, top = self.image, len(self.cpus), EQU["MAX_CPUS"]
+        out = []
+        for sym, stride in (("cpu_stacks", EQU["THREAD_SIZE"]), ("call_logs", EQU["LOG_N"] << EQU["CR_SHIFT"]),
+                            ("ring_buffers", EQU["RB_SIZE"]), ("workload_calls", 8 * 4096)):
+            if n < top:
+                out.append((im.sym(sym) + n * stride, im.sym(sym) + top * stride))
+        return sorted(out)
+
     # -- host access (the patcher and the handlers' C code) ------------------
     def _off(self, addr: int, size: int) -> int:
         off = addr - self.image.base
@@ -414,8 +475,14 @@ class Machine:
         off = self._off(addr, size)
         return self.mem[off:off + size].tobytes()
 
+    def _watched(self, addr: int, size: int) -> None:
+        if any(addr < hi and lo < addr + size for lo, hi in self.write_watch):
+            self.write_hits += 1
+
     def write(self, addr: int, data: bytes) -> None:
         """Write through the kernel's writable alias (text_poke): no permission check."""
+        if self.write_watch is not None:
+            self._watched(addr, len(data))
         off = self._off(addr, len(data))
         self.mem[off:off + len(data)] = np.frombuffer(bytes(data), dtype=np.uint8)
 
@@ -427,6 +494,8 @@ class Machine:
 
     def write32(self, addr: int, value: int) -> None:
         """Store the 32-bit word *value* (masked) at *addr*, as :meth:`write` does."""
+        if self.write_watch is not None:
+            self._watched(addr, 4)
         if not addr & 3 and self._base <= addr < self._end:
             self.u32[(addr - self._base) >> 2] = value & 0xFFFFFFFF
         else:

@@ -9,7 +9,11 @@ point's parameters first, then what the experiment measured.
 
 Where the work runs (``backend``):
 
-* ``"local"`` (default): local processes through joblib's loky backend;
+* ``"local"`` (default): local processes through joblib's loky backend, when
+  the points are worth it: the first point runs in this process and, if it
+  took less than :data:`PARALLEL_POINT_SECONDS` or all the points would take
+  less than :data:`PARALLEL_MIN_SECONDS` one after the other, the rest run
+  here too (a pool's start-up would cost more than it saves);
 * ``"dask"``: a ``dask.distributed`` cluster, either at ``scheduler``
   (``tcp://HOST:PORT``), an existing ``client``, or a fresh ``LocalCluster``;
 * ``"serial"``: this process (notebooks, widgets, tests).
@@ -48,6 +52,7 @@ import os
 import re
 import socket
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,11 +67,20 @@ from workbench.base.version import loaded_code_version
 from workbench.sweep.experiment import Experiment, FunctionExperiment
 from workbench.sweep.cache import SweepCache, _canonical, _plain
 
-__all__ = ["BACKENDS", "Experiment", "FunctionExperiment", "Grid", "SweepCache", "check_scheduler", "dask_client",
-           "load_frame",
-           "parse_assignments", "point_stream", "save_frame", "sweep", "sweep_path"]
+__all__ = ["BACKENDS", "Experiment", "FunctionExperiment", "Grid", "PARALLEL_MIN_SECONDS",
+           "PARALLEL_POINT_SECONDS", "SweepCache", "check_scheduler", "dask_client", "load_frame", "parse_assignments",
+           "point_stream", "save_frame", "sweep", "sweep_path"]
 
 BACKENDS = ("local", "dask", "serial")
+#: The local backend runs points in this process when one takes less than this
+#: (seconds): with race points of 15-30 ms no pool beat serial by more than
+#: 1.11x on the 2-core machine, while a point of 0.1 s and more amortises the
+#: dispatch (benchmarks/bench_sweep.py prints both sides).
+PARALLEL_POINT_SECONDS = 0.1
+#: ... or when all the points together would take less than this (seconds)
+#: serially: about twice a loky pool's start-up there (workers importing the
+#: workbench and loading the outcome tables, measured by bench_sweep.py).
+PARALLEL_MIN_SECONDS = 4.0
 _LOG = logging.getLogger("workbench.sweep.engine")
 
 
@@ -251,7 +265,7 @@ def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client
 
 def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, scheduler=None, client=None,
           processes=True, chunk_size=None, cache=True, cache_root=None, progress=True, desc=None,
-          save=None) -> pd.DataFrame:
+          save=None, parallel_above=None) -> pd.DataFrame:
     """Run every point of *grid* through *experiment*; one tidy frame.
 
     *grid* is a :class:`Grid` or a list of point dicts; *experiment*
@@ -266,9 +280,15 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
     in grid order whatever the backend. *save* names a Parquet file to write
     (a bare name goes to ``data/sweeps/<name>.parquet``).
 
+    With ``backend="local"`` the first point to compute is timed in this
+    process and the rest go to the pool only if that point took at least
+    *parallel_above* seconds (default :data:`PARALLEL_POINT_SECONDS`; 0
+    always uses the pool) and all of them would take at least
+    :data:`PARALLEL_MIN_SECONDS` serially; the numbers do not depend on it.
+
     A point listed twice is computed once. The frame's ``attrs["sweep"]``
     holds ``points``, ``cached``, ``computed`` (distinct points run), ``corrupt`` (entries that failed their check and were
-    recomputed), ``backend`` and ``seed``. Raises :class:`ConfigError` for
+    recomputed), ``backend``, ``ran`` (``"serial"`` or ``"parallel"``: where the points actually ran) and ``seed``. Raises :class:`ConfigError` for
     an unknown parameter, an empty range, a bad value, backend, jobs,
     chunk size or seed; ``KeyboardInterrupt`` passes through with the
     finished points cached.
@@ -286,6 +306,8 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
         jobs = int(check_range("jobs", jobs, 1, 4096, integer=True))
     if chunk_size is not None:
         chunk_size = int(check_range("chunk_size", chunk_size, 1, 10**6, integer=True))
+    parallel_above = PARALLEL_POINT_SECONDS if parallel_above is None else \
+        check_range("parallel_above", parallel_above, 0, 10**6)
     if scheduler is not None and backend != "dask":
         raise ConfigError(f"scheduler: a scheduler address needs backend 'dask', not {backend!r}")
     if client is not None and backend != "dask":
@@ -319,18 +341,34 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
     cached = len(points) - len(todo) - sum(len(v) for i, v in twins.items() if results[i] is None)
 
     stale = set()
+    ran = "serial" if backend == "serial" else "parallel"
     if todo:
         context = experiment.prepare([p for _, p, _ in todo], progress=progress)
         workers = jobs or os.cpu_count() or 1
-        # serial: one point per chunk, so each is cached the moment it is done;
-        # workers: a few chunks each, to amortise dispatch yet balance the load
-        size = chunk_size or (1 if backend == "serial" else
-                              max(1, min(16, math.ceil(len(todo) / (4 * workers)))))
-        chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
+
+        def batches():
+            nonlocal ran
+            rest, how = todo, backend
+            if backend == "local" and parallel_above > 0:
+                t = time.perf_counter()
+                yield _run_chunk(experiment, rest[:1], seed, context)
+                per_point, rest = time.perf_counter() - t, rest[1:]
+                if per_point < parallel_above or per_point * len(todo) < PARALLEL_MIN_SECONDS:
+                    how, ran = "serial", "serial"
+            # serial: one point per chunk, so each is cached the moment it is done;
+            # workers: a few chunks each, to amortise dispatch yet balance the load
+            size = chunk_size or (1 if how == "serial" else
+                                  max(1, min(16, math.ceil(len(rest) / (4 * workers)))))
+            chunks = [rest[k:k + size] for k in range(0, len(rest), size)]
+            if how == "local" and len(chunks) == 1:
+                ran = "serial"  # _execute runs a single chunk here
+            if chunks:
+                yield from _execute(experiment, chunks, seed, context, how, jobs, scheduler, client,
+                                    processes)
+
         with tqdm(total=len(points), initial=cached, desc=desc or f"sweep {experiment.name}",
                   unit="pt", disable=not progress, leave=False, file=sys.stderr) as bar:
-            for version, done in _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client,
-                                          processes):
+            for version, done in batches():
                 for i, rows in done:
                     results[i] = rows
                     if store is not None and version in (None, store.version):
@@ -362,7 +400,7 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
         scenario=sorted({str(v) for v in frame["scenario"]}) if "scenario" in frame else None,
         entry=sorted({str(v) for v in frame["entry"]}) if "entry" in frame else None))
     frame.attrs["sweep"] = {"points": len(points), "cached": cached, "computed": len(todo),
-                            "corrupt": corrupt, "backend": backend, "seed": seed}
+                            "corrupt": corrupt, "backend": backend, "ran": ran, "seed": seed}
     if save is not None:
         save_frame(frame, save)
     return frame
