@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.process import die_with_parent
 from workbench.base.store import check_writable, write_atomic
 
 __all__ = ["GRIDS", "FIGURES", "FigureSpec", "regenerate", "grids", "batching_grid", "summaries", "Report",
@@ -228,7 +229,7 @@ def _render(name, frames, tables, coordinator=None):
     its parent; it never writes: the coordinating process writes the files,
     so nothing is written after it is gone.
     """
-    from workbench.base.process import die_with_parent
+    # imported here: matplotlib's start-up is paid only by the process that draws
     from workbench.figures.style import figure_check, render
 
     if coordinator is not None and os.getpid() != coordinator:
@@ -241,7 +242,7 @@ def _render(name, frames, tables, coordinator=None):
 
 def _load_table_in_worker(scenario, entry, coordinator):
     """:func:`workbench.emulate.explore.load_outcome_table` in a worker that dies with its parent."""
-    from workbench.base.process import die_with_parent
+    # imported here: the emulator (Unicorn) starts only in the process that needs it
     from workbench.emulate.explore import load_outcome_table
 
     if os.getpid() != coordinator:
