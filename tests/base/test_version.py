@@ -141,3 +141,16 @@ def test_results_of_workers_running_other_code_are_keyed_by_that_code(tmp_path, 
     _SOURCE[:] = [PKG / "race" / "experiment.py"]
     again = sweep(Grid(x=[1, 2]), RESULT, backend="serial", cache_root=tmp_path, progress=False)
     assert again.attrs["sweep"]["computed"] == 2 and (again.y > 0).all()  # not the stale -1.0
+
+
+def test_derived_plans_are_forgotten_after_a_live_edit(fake_pkg):
+    from workbench.race.simulator import PLANS
+
+    PLANS.refresh()
+    PLANS["seed"]
+    assert "seed" in PLANS
+    PLANS.refresh()
+    assert "seed" in PLANS  # nothing changed: kept
+    _edit(fake_pkg / "emulate" / "scenarios" / "seed.toml", "description", "# edited\ndescription")
+    PLANS.refresh()
+    assert "seed" not in PLANS
