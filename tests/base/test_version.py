@@ -118,3 +118,39 @@ def test_a_live_edit_of_the_assembly_relinks(tmp_path, monkeypatch):
     second = img.build_image(1)
     img._load_cached.cache_clear()
     assert second.digest != first.digest and second.memory != first.memory
+
+
+def test_results_of_workers_running_other_code_are_keyed_by_that_code(tmp_path, monkeypatch, caplog):
+    """A long-lived worker that loaded older code: its results never land under the sources' key."""
+    import logging
+
+    import workbench.sweep.engine as eng
+
+    def stale_execute(experiment, chunks, *rest):
+        for chunk in chunks:
+            yield "0123456789abcdef", [(i, [{"y": -1.0}]) for i, p, s in chunk]
+
+    monkeypatch.setattr(eng, "_execute", stale_execute)
+    with caplog.at_level(logging.WARNING):
+        f = sweep(Grid(x=[1, 2]), RESULT, backend="serial", cache_root=tmp_path, progress=False)
+    assert list(f.y) == [-1.0, -1.0]
+    dirs = sorted(p.name for p in tmp_path.iterdir())
+    assert dirs == ["0123456789abcdef"]  # nothing under the current version
+    assert [r for r in caplog.records if "workers ran code 0123456789abcdef" in r.getMessage()]
+    monkeypatch.undo()
+    _SOURCE[:] = [PKG / "race" / "experiment.py"]
+    again = sweep(Grid(x=[1, 2]), RESULT, backend="serial", cache_root=tmp_path, progress=False)
+    assert again.attrs["sweep"]["computed"] == 2 and (again.y > 0).all()  # not the stale -1.0
+
+
+def test_derived_plans_are_forgotten_after_a_live_edit(fake_pkg):
+    from workbench.race.simulator import PLANS
+
+    PLANS.refresh()
+    PLANS["seed"]
+    assert "seed" in PLANS
+    PLANS.refresh()
+    assert "seed" in PLANS  # nothing changed: kept
+    _edit(fake_pkg / "emulate" / "scenarios" / "seed.toml", "description", "# edited\ndescription")
+    PLANS.refresh()
+    assert "seed" not in PLANS

@@ -495,10 +495,13 @@ def test_same_seed_same_numbers():
     c = simulate(cfg, outcomes, trials=5000, seed=8)
     pd.testing.assert_frame_equal(a, b)
     assert a.trapped_mean[0] != c.trapped_mean[0]
-    many = simulate_many([cfg, cfg], outcomes, trials=5000, seed=7)
-    assert many.trapped_mean[0] == many.trapped_mean[1]  # a configuration's stream is its own, not its place
-    one = simulate(cfg, outcomes, trials=5000, seed=7, stream=config_stream(cfg))
-    pd.testing.assert_frame_equal(many.iloc[[0]].reset_index(drop=True), one)
+    # a configuration's stream is keyed by the configuration, not by its place in the list
+    other = RaceConfig("shared_regs_caller", "spin", "per_site", 24, SMALL)
+    many = simulate_many([other, cfg, cfg], outcomes, trials=5000, seed=7)
+    pd.testing.assert_frame_equal(many.iloc[[1]].reset_index(drop=True), many.iloc[[2]].reset_index(drop=True))
+    alone = simulate(cfg, outcomes, trials=5000, seed=7, stream=config_stream(cfg))
+    pd.testing.assert_frame_equal(many.iloc[[1]].reset_index(drop=True), alone)
+    assert many.trapped_mean[1] != a.trapped_mean[0]  # stream 0 is another stream
 
 
 def test_frame_is_tidy():

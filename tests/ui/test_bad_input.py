@@ -139,6 +139,80 @@ CASES = [
 ]
 
 
+
+# more inputs a careless user types: refused in one line, whatever the message
+MORE = [
+    ['call', '--ops', ''],
+    ['call', '--ops', ','],
+    ['call', '--function', ''],
+    ['call', '--functions', '99999'],
+    ['listing', ''],
+    ['listing', '--functions', '-3'],
+    ['explore', '--functions', ''],
+    ['explore', '--strategy', ''],
+    ['explore', '--strategy', ','],
+    ['explore', '--protocol', ''],
+    ['explore', '--entry', ''],
+    ['explore', '--table', 'x'],
+    ['explore', '--mode', 'random', '--schedules', '1e9'],
+    ['explore', '--mode', 'random', '--cpus', '-1'],
+    ['explore', '--scenario', '/dev/null'],
+    ['explore', '--scenario', '/etc'],
+    ['explore', '--scenario', '/nonexistent/x'],
+    ['simulate', '--scenario', ''],
+    ['simulate', '--protocol', ''],
+    ['simulate', '--entry', ''],
+    ['simulate', '--rate', '=5'],
+    ['simulate', '--rate', 'do_IRQ=-5'],
+    ['simulate', '--rate', 'do_IRQ=inf'],
+    ['simulate', '--rate', 'nosuch=5'],
+    ['simulate', '--rate', 'do_IRQ=nan'],
+    ['simulate', '--tail-rate', 'inf'],
+    ['simulate', '--tail-rate', '-1'],
+    ['simulate', '--horizon-ns', '0'],
+    ['simulate', '--horizon-ns', 'nan'],
+    ['simulate', '--handler-ns', '-1'],
+    ['simulate', '--stop-machine-ns', 'inf'],
+    ['simulate', '--irq-off-prob', '2'],
+    ['simulate', '--irq-off-scale-ns', '-1'],
+    ['simulate', '--prepare-ns', 'nan'],
+    ['simulate', '--trials', '99999999999'],
+    ['simulate', '--sites', '3000000'],
+    ['simulate', '--cpus', '1,x'],
+    ['simulate', '--strategy', 'skip,,bogus'],
+    ['simulate', '--seed', '99999999999999999999999'],
+    ['sweep', '--set', '=4'],
+    ['sweep', '--set', 'cpus=4', '--set', 'cpus=8'],
+    ['sweep', '--set', 'hot=5'],
+    ['sweep', '--set', 'hot={"do_IRQ":-1}'],
+    ['sweep', '--set', 'sync_round_ns=0'],
+    ['sweep', '--set', 'sync_round_ns=-1'],
+    ['sweep', '--set', 'sync_round_ns=inf'],
+    ['sweep', '--set', 'write_ns=nan'],
+    ['sweep', '--set', 'irq_off_prob=2'],
+    ['sweep', '--set', 'tail_functions=-1'],
+    ['sweep', '--set', 'zipf_s=true'],
+    ['sweep', '--set', 'dispersion=null'],
+    ['sweep', '--set', 'scenario=nope'],
+    ['sweep', '--set', 'entry=v9'],
+    ['sweep', '--set', 'protocol=nope'],
+    ['sweep', '--set', 'cpus=1e400'],
+    ['sweep', '--set', 'cpus=1:10:1e9'],
+    ['sweep', '--set', 'cpus=[1,2]'],
+    ['sweep', '--set', 'cpus={}'],
+    ['sweep', '--set', 'trials=1e30'],
+    ['sweep', '--set', 'cpus=4', '--jobs', '-1'],
+    ['sweep', '--set', 'cpus=4', '--seed', '99999999999999999999999'],
+    ['sweep', '--set', 'cpus=4', '--out', '/'],
+    ['sweep', '--set', 'cpus=4', '--out', '.'],
+    ['sweep', '--set', 'cpus=4', '--scheduler', 'tcp://:8786'],
+    ['sweep', '--set', 'cpus=4', '--scheduler', 'tcp://host:99999'],
+    ['figures', '--only', 'fig1_drops_vs_cpus,,nope'],
+    ['figures', '--jobs', '-2'],
+    ['figures', '--seed', '99999999999999999999999'],
+]
+
+
 @pytest.fixture
 def scratch(tmp_path, monkeypatch):
     """Scenario files, a FIFO, a file and a directory; tripwires on every expensive step."""
@@ -174,12 +248,13 @@ def _run(argv, capsys):
     return status, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, needle", CASES, ids=[" ".join(a)[:60] or "empty" for a, _ in CASES])
+@pytest.mark.parametrize("argv, needle", CASES + [(a, "") for a in MORE],
+                         ids=[" ".join(a)[:60] or "empty" for a in [c[0] for c in CASES] + MORE])
 def test_bad_input_is_one_line_exit_2_before_any_work(argv, needle, scratch, capsys, monkeypatch):
     port = _refused_port()
     args = []
     for a in argv:
-        a = a.format(d=scratch, port=port)
+        a = a.replace("{d}", str(scratch)).replace("{port}", str(port))
         if a.startswith("WORKBENCH_DATA="):
             monkeypatch.setenv("WORKBENCH_DATA", a.partition("=")[2])
         else:

@@ -6,7 +6,10 @@ Models no kernel file; it uses one Linux interface, ``prctl(PR_SET_PDEATHSIG)``
 worker (loky, Dask) calls :func:`die_with_parent` before each task: if the
 coordinating process is killed, even with ``SIGKILL``, the worker is killed
 too instead of finishing its task and idling for minutes. Elsewhere than
-Linux it only checks that the parent is still there.
+Linux it only checks that the parent is still there. Linux sends the signal
+when the *thread* that started the worker ends; the pools are started by the
+thread that runs the sweep (the main thread, from the command line and in
+notebooks), which outlives them.
 """
 
 from __future__ import annotations

@@ -36,30 +36,35 @@ _MEMO: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
 _LOADED: list[str] = []
 
 
-def _file_hash(path: Path) -> bytes:
+def _file_hash(path: str) -> bytes:
     st = os.stat(path)
     sig = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    hit = _MEMO.get(str(path))
+    hit = _MEMO.get(path)
     if hit is not None and hit[0] == sig:
         return hit[1]
-    digest = hashlib.sha256(path.read_bytes()).digest()
-    _MEMO[str(path)] = (sig, digest)
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).digest()
+    _MEMO[path] = (sig, digest)
     return digest
 
 
-def files_digest(paths: Iterable[Path], root: Path | None = None) -> str:
-    """16 hex digits of SHA-256 over the names (relative to *root*) and contents of *paths*."""
+def files_digest(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None) -> str:
+    """16 hex digits of SHA-256 over the names (relative to *root*, else base names) and contents of *paths*."""
     h = hashlib.sha256()
-    for p in sorted(paths):
-        name = str(p.relative_to(root)) if root is not None else p.name
+    for p in sorted(map(os.fspath, paths)):
+        name = os.path.relpath(p, root) if root is not None else os.path.basename(p)
         h.update(name.encode() + b"\0" + _file_hash(p))
     return h.hexdigest()[:16]
 
 
-def _sources(packages=None) -> list[Path]:
-    roots = [_PKG] if packages is None else [_PKG / p for p in packages]
-    return [p for r in roots for p in r.rglob("*")
-            if p.suffix in _SUFFIXES and "__pycache__" not in p.parts and p.is_file()]
+def _sources(packages=None) -> list[str]:
+    roots = [str(_PKG)] if packages is None else [os.path.join(_PKG, p) for p in packages]
+    out = []
+    for root in roots:
+        for d, dirs, files in os.walk(root):
+            dirs[:] = [x for x in dirs if x != "__pycache__" and not x.startswith(".")]
+            out += [os.path.join(d, f) for f in files if os.path.splitext(f)[1] in _SUFFIXES]
+    return out
 
 
 def code_version() -> str:

@@ -571,6 +571,8 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
     from tqdm.auto import tqdm
 
     check_choice("mode", mode, MODES)
+    if protocol is not None:
+        check_choice("protocol", protocol, PROTOCOLS)
     if strategies in ("all", None):
         names = list(STRATEGIES)
     elif isinstance(strategies, str):

@@ -45,6 +45,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.process import die_with_parent
 from workbench.base.store import check_writable, write_atomic
 from workbench.base.vocabulary import STRATEGIES
 
@@ -333,7 +334,7 @@ def _render(name, frames, tables, coordinator=None, prov=None, suffix=""):
     writes: the coordinating process writes the files, so nothing is
     written after it is gone.
     """
-    from workbench.base.process import die_with_parent
+    # imported here: matplotlib's start-up is paid only by the process that draws
     from workbench.figures.style import caption, conditions, figure_check, render
 
     if coordinator is not None and os.getpid() != coordinator:
@@ -349,7 +350,7 @@ def _render(name, frames, tables, coordinator=None, prov=None, suffix=""):
 
 def _load_table_in_worker(scenario, entry, coordinator):
     """:func:`workbench.emulate.explore.load_outcome_table` in a worker that dies with its parent."""
-    from workbench.base.process import die_with_parent
+    # imported here: the emulator (Unicorn) starts only in the process that needs it
     from workbench.emulate.explore import load_outcome_table
 
     if os.getpid() != coordinator:

@@ -129,7 +129,9 @@ class RaceExperiment(Experiment):
     def prepare(self, points, progress=True):
         """The emulator's outcome table of every (scenario, entry) the points need."""
         from workbench.emulate.explore import load_outcome_table
+        from workbench.race.simulator import PLANS
 
+        PLANS.refresh()  # a scenario or the assembly edited since the plans were derived
         keys = sorted({(p["scenario"], p["entry"]) for p in points if self._needs_table(p)})
         return {f"{s}/{e}": load_outcome_table(s, e, progress=progress) for s, e in keys}
 

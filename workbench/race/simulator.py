@@ -71,6 +71,7 @@ from workbench.base.vocabulary import METRICS, PROTOCOLS, STRATEGIES
 from workbench.emulate.scenario import check_scenario
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.numeric import fdot
+from workbench.base.version import emulator_version
 from workbench.race.spin import _spin_draw_shared, _spin_expect, _spin_per_site, _spin_shared, _spin_wait
 from workbench.race.timing import BRISTOT, Timing, finite_range, gamma_matched
 from workbench.race.workload import _NS, EXACT_SITES, LIVEPATCHED, Workload, _Sites, _site_summary
@@ -113,9 +114,18 @@ class _Plans(dict):
     kernel-ordered plan (:func:`derive_plan`), so the simulator and the
     emulator can never patch in different orders."""
 
+    version = None  #: the emulator version the plans were derived from
+
     def __missing__(self, scenario):
         self[scenario] = plan = derive_plan(scenario)
         return plan
+
+    def refresh(self) -> None:
+        """Forget the plans if the emulator's sources changed since they were derived (a live edit)."""
+        now = emulator_version()
+        if now != self.version:
+            self.clear()
+            self.version = now
 
 
 #: scenario -> tuple of :class:`Stage` (filled on first use)

@@ -415,6 +415,8 @@ def sweep_path(name) -> Path:
     if not str(name).strip():
         raise ConfigError("out: empty name; give a file name (a bare name goes to data/sweeps/<name>.parquet)")
     p = Path(name)
+    if str(name).rstrip().endswith(("/", os.sep)) or p.name in ("", ".", "..") or p.is_dir():
+        raise ConfigError(f"out: {str(name)!r} is a directory; give a file name")
     if p.suffix:
         return p
     d = data_dir() / "sweeps"
@@ -471,6 +473,8 @@ def parse_assignments(items, experiment: Experiment) -> Grid:
         name = name.strip().replace("-", "_")
         if not sep or not name:
             raise ConfigError(f"grid: expected NAME=V1,V2,..., got {item!r}")
+        if name in axes:
+            raise ConfigError(f"{name}: given twice; put every value in one --set {name}=V1,V2,...")
         if name not in experiment.parameters:
             raise ConfigError(f"{name}: unknown sweep parameter for {experiment.name}; choose from "
                               + ", ".join(experiment.parameters))

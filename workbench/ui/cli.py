@@ -6,10 +6,11 @@ Each command lives in :mod:`workbench.ui.commands` as a module with
 status 2. ``--version`` names the package version and the source hash
 every cached and written result is stamped with; output cut short by a
 closed pipe (``... | head``) ends quietly. Ctrl-C prints one line and exits
-with status 130; run as ``python -m workbench`` the process then ends at
-once (:func:`exit_interrupted`), so no thread of a half-started Dask cluster
-or process pool prints its own traceback on the way out. The tool models no
-kernel file itself; the commands name the ones they model.
+with status 130; run as ``python -m workbench``, the shutdown that follows
+is silent and bounded (:func:`exit_interrupted`), so no thread of a
+half-started Dask cluster or process pool prints its own traceback on the
+way out. The tool models no kernel file itself; the commands name the ones
+they model.
 """
 
 import argparse
@@ -17,6 +18,7 @@ import importlib
 import os
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 from workbench.base.version import VERSION as __version__
@@ -93,9 +95,9 @@ def _build():
 
 def main(argv=None):
     """Parse *argv* and run the command; return the exit status."""
-    args = _build().parse_args(argv)
-    module = importlib.import_module(f"workbench.ui.commands.{args._module}")
     try:
+        args = _build().parse_args(argv)
+        module = importlib.import_module(f"workbench.ui.commands.{args._module}")
         check_data_dir()  # WORKBENCH_DATA a file, read-only, ...: before any work
         return module.run(args) or 0
     except ConfigError as exc:
@@ -113,19 +115,26 @@ def main(argv=None):
 
 
 def exit_interrupted(status: int) -> None:
-    """End the process with *status* now if it is :data:`INTERRUPTED`, skipping interpreter shutdown.
+    """After an interrupt (*status* :data:`INTERRUPTED`), keep the shutdown quiet and bounded.
 
-    Shutdown would join a half-started Dask cluster's threads and run their
-    exit handlers, each printing a traceback; files written so far are
+    The one line is already printed. Interpreter shutdown then joins a
+    half-started Dask cluster's threads and runs their exit handlers, each
+    printing a traceback: stderr is sent to ``/dev/null`` for it, and if it
+    takes more than 10 s the process ends at once. Files written so far are
     complete (every write is atomic) and workers die with this process.
     """
-    if status == INTERRUPTED:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(INTERRUPTED)
+    if status != INTERRUPTED:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+    except (OSError, ValueError):
+        pass
+    timer = threading.Timer(10.0, os._exit, (INTERRUPTED,))
+    timer.daemon = True
+    timer.start()
 
 if __name__ == "__main__":
     _status = main()

@@ -2,6 +2,7 @@
 
 import json
 
+from workbench.base.errors import ConfigError
 from workbench.kernel.machine import ENTRIES
 from workbench.emulate.watch import OPS_CHOICES, watch_call
 
@@ -16,6 +17,8 @@ def configure(p):
 
 
 def run(args):
+    if not args.ops.strip(" ,"):
+        raise ConfigError(f"ops: empty; give comma-separated ops from {', '.join(OPS_CHOICES)}, or none")
     r = watch_call(args.function, args.ops, args.functions, args.entry)
     if args.json:
         print(json.dumps(r, indent=2))

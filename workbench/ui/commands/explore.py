@@ -31,7 +31,7 @@ def configure(p):
 def run(args):
     t0 = time.perf_counter()
     strategies = args.strategy if args.strategy == "all" else args.strategy.split(",")
-    fns = args.functions.split(",") if args.functions else None
+    fns = args.functions.split(",") if args.functions is not None else None
     calls, stats = explore(args.scenario, strategies, args.entry, args.mode, fns, args.protocol,
                            args.cpus, args.schedules, args.seed, per_site=args.per_site,
                            progress=not args.quiet)
