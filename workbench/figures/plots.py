@@ -37,8 +37,8 @@ from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, S
 
 __all__ = [
     "OKABE_ITO", "STRATEGY_STYLE", "STRATEGY_ORDER", "SIZES", "FORMATS", "METRIC_LABELS",
-    "PlotFigure", "style", "new_figure", "save", "text_overlaps", "drops", "heatmap", "batching", "tradeoff",
-    "closed_vs_monte_carlo", "outcome_grid", "figure_check",
+    "PlotFigure", "style", "new_figure", "save", "text_overlaps", "drops", "drops_compare", "heatmap",
+    "batching", "tradeoff", "closed_vs_monte_carlo", "outcome_grid", "figure_check",
 ]
 
 
@@ -52,6 +52,34 @@ def _need(frame, columns, what):
 
 # -- figure 1 and 2: drops against CPUs or patch timing ----------------------------------------
 
+def _drops_series(frame, x, m, strategies, scale):
+    series = {}
+    for s in strategies:
+        d = frame[frame["strategy"] == s].sort_values(x)
+        series[s] = (d[x].to_numpy() * scale, d[f"{m}_mean"].to_numpy(),
+                     d[f"{m}_lo"].clip(lower=0).to_numpy(), d[f"{m}_hi"].to_numpy())
+    return series
+
+
+def _drops_panel(ax, series, strategies, x, bands, handles):
+    """One panel of :func:`drops`: a line (and band) per strategy of *series*."""
+    every = _stagger({s: v[1] for s, v in series.items()})
+    for k, s in enumerate(strategies):
+        xs, mean, lo, hi = series[s]
+        color, marker, label = _style(s)
+        zero = bool(len(mean)) and np.all(mean == 0)
+        if bands and not zero:
+            ax.fill_between(xs, lo, hi, color=color, alpha=0.18, linewidth=0)
+        (line,) = ax.plot(xs, mean, color=color, marker=marker, markevery=every[s],
+                          linestyle="-" if k % 2 == 0 else (0, (4, 1.5)), label=label)
+        handles.setdefault(label, line)
+    _set_x(ax, x)
+
+
+def _top(series):
+    return max((float(np.nanmax(v[3])) if len(v[3]) else 0.0) for v in series.values())
+
+
 @_styled
 def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide", title=None,
           bands=True):
@@ -61,7 +89,9 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
     axis). Shaded bands are the Monte Carlo's 95% interval of the mean
     (``_lo``/``_hi``). The y axis is linear below 1 and logarithmic above,
     so strategies that never drop sit visibly on 0 (lines that coincide show
-    their markers at alternate points). Raises :class:`ConfigError` if the frame lacks the columns.
+    their markers at alternate points). A panel over ``sync_round_ns`` names
+    its CPU count in its title. Raises :class:`ConfigError` if the frame
+    lacks the columns.
     """
     metrics = list(metrics)
     _need(frame, [x, "strategy"] + [f"{m}_{s}" for m in metrics for s in ("mean", "lo", "hi")], "drops")
@@ -70,24 +100,9 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
     scale = _X.get(x, (x, 1.0, ""))[1]
     handles = {}
     for ax, m in zip(axes[0], metrics):
-        series = {}
-        for s in strategies:
-            d = frame[frame["strategy"] == s].sort_values(x)
-            series[s] = (d[x].to_numpy() * scale, d[f"{m}_mean"].to_numpy(),
-                         d[f"{m}_lo"].clip(lower=0).to_numpy(), d[f"{m}_hi"].to_numpy())
-        every = _stagger({s: v[1] for s, v in series.items()})
-        top = max(float(np.nanmax(v[3])) if len(v[3]) else 0 for v in series.values())
-        for k, s in enumerate(strategies):
-            xs, mean, lo, hi = series[s]
-            color, marker, label = _style(s)
-            zero = bool(len(mean)) and np.all(mean == 0)
-            if bands and not zero:
-                ax.fill_between(xs, lo, hi, color=color, alpha=0.18, linewidth=0)
-            (line,) = ax.plot(xs, mean, color=color, marker=marker, markevery=every[s],
-                              linestyle="-" if k % 2 == 0 else (0, (4, 1.5)), label=label)
-            handles.setdefault(label, line)
-        _set_x(ax, x)
-        _symlog_y(ax, top)
+        series = _drops_series(frame, x, m, strategies, scale)
+        _drops_panel(ax, series, strategies, x, bands, handles)
+        _symlog_y(ax, _top(series))
         ax.set_ylabel(METRIC_LABELS.get(m, m))
         where = ""
         if x != "cpus" and "cpus" in frame and frame["cpus"].nunique() == 1:
@@ -99,6 +114,36 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
                columnspacing=1.6)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+@_styled
+def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True):
+    """Configurations side by side: one panel per entry of *frames* (label -> sweep frame), same axes.
+
+    Each panel is a :func:`drops` panel of *metric*; the y axes share one
+    range (the largest of all panels), so equal heights mean equal values.
+    Raises :class:`ConfigError` for no frames or a frame lacking the columns.
+    """
+    if not frames:
+        raise ConfigError("frames: give at least one configuration to draw")
+    for label, f in frames.items():
+        _need(f, [x, "strategy"] + [f"{metric}_{s}" for s in ("mean", "lo", "hi")], f"drops_compare {label}")
+    fig, axes = new_figure(size, 1, len(frames), sharey=True)
+    scale = _X.get(x, (x, 1.0, ""))[1]
+    handles, tops, drawn = {}, [], []
+    for ax, (label, f) in zip(axes[0], frames.items()):
+        strategies = _strategies(f)
+        series = _drops_series(f, x, metric, strategies, scale)
+        _drops_panel(ax, series, strategies, x, bands, handles)
+        tops.append(_top(series))
+        ax.set_title(label)
+        drawn.append(ax)
+    for ax in drawn:
+        _symlog_y(ax, max(tops))
+    axes[0][0].set_ylabel(METRIC_LABELS.get(metric, metric))
+    fig.legend(handles=list(handles.values()), loc="outside lower center", ncols=3, handlelength=2.6,
+               columnspacing=1.6)
     return fig
 
 
