@@ -317,16 +317,17 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         ax.barh(ys, tr, color=colours, height=0.62)
         ax.barh(ys, lp, left=tr, color=colours, height=0.62, hatch="....", edgecolor="white", linewidth=0)
         for y, a, b in zip(ys, tr, lp):
-            ax.text(max(a + b, 0) * 1.15 + 0.08, y, human_count(a + b) if a + b > 0 else "0",
-                    va="center", fontsize=6)
+            # livepatch drops are a small share of the bar: say them, or they vanish
+            text = "0" if a + b <= 0 else (f"{human_count(a)} + {human_count(b)} lp" if b > 0 else human_count(a))
+            ax.text(max(a + b, 0) * 1.15 + 0.08, y, text, va="center", fontsize=6)
         ax.set_xscale("symlog", linthresh=1.0, linscale=0.6)
-        e = int(np.ceil(np.log10(max(drop_top, 10)))) + 1
+        e = int(np.ceil(np.log10(max(drop_top, 10)))) + 2  # room for the value labels
         ax.set_xlim(0, 10.0 ** e)
         ax.xaxis.set_major_locator(_DecadeLocator(3))
         ax.xaxis.set_minor_locator(_DecadeLocator(1))
         ax.xaxis.set_major_formatter(FuncFormatter(_eng))
         ax.set_title(f"{c} CPUs: dropped handler calls per patch")
-        ax.set_xlabel("dropped calls (tracer + livepatch)")
+        ax.set_xlabel("dropped calls: tracer + livepatch (lp)")
         for ax in axes[:, j]:
             ax.set_yticks(ys, [_style(s)[2] for s in strategies] if j == 0 else [""] * len(ys))
             ax.set_ylim(len(strategies) - 0.5, -0.5)
