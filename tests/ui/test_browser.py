@@ -275,11 +275,13 @@ def _no_dialog(page, name):
 
 
 def open_notebook(page, lab, name):
+    t0 = time.monotonic()
     page.goto(lab.notebook_url(name + ".ipynb"))
     _wait(f"{name} to open", lambda: _no_dialog(page, name) and page.locator(".jp-Notebook").count(),
           KERNEL_IDLE_S, page)
     _wait(f"the kernel of {name} to be idle", lambda: _no_dialog(page, name) and _kernel_idle(page),
           KERNEL_IDLE_S, page)
+    print(f"{name}: open with the kernel idle in {time.monotonic() - t0:.1f} s")
     _dismiss_news(page)
     # fold the file browser away: the notebook gets the page's width (for the screenshots)
     page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").first.click()
@@ -310,7 +312,9 @@ def run_all(page, name):
         if len(prompts) == code_cells and all(re.fullmatch(r"\[\d+\]:", t) for t in prompts):
             return True
         return page.locator(STDERR).count() > 0  # an error stops Run All: report it below
+    t0 = time.monotonic()
     _wait(f"Run All Cells of {name}", done, RUN_ALL_S, page)
+    print(f"{name}: Run All Cells in {time.monotonic() - t0:.1f} s")
 
 
 STDERR = '[data-mime-type="application/vnd.jupyter.stderr"]'  # stderr streams and tracebacks alike
