@@ -28,7 +28,7 @@ from matplotlib.ticker import LogLocator
 
 from workbench.base.errors import ConfigError
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from workbench.base.units import human_count, human_ns
 from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE, PlotFigure,
@@ -186,6 +186,8 @@ def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", si
         cb = fig.colorbar(mesh, ax=ax, pad=0.02, fraction=0.06)
         cb.set_label(METRIC_LABELS[m].splitlines()[0])
         cb.ax.tick_params(labelsize=6.5)
+        cb.ax.yaxis.set_major_formatter(FuncFormatter(_eng))  # 1k/1M, as on every figure
+        cb.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     return fig
 
 
@@ -235,6 +237,7 @@ def batching(frame, anchor=None, size="grid"):
     for ax in (ax_ipi, ax_time, ax_trap, ax_ratio):
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(_eng))  # 1k/1M ticks, as on every figure
+        ax.yaxis.set_minor_formatter(NullFormatter())  # not 2x10^-1 on a short log range
     for ax in axes.ravel():
         _set_x(ax, "n_sites")
     ax_ipi.set_ylabel("IPI sync rounds per update")

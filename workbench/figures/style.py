@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, Locator, LogLocator
+from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter
 
 from workbench.base.errors import check_choice
 from workbench.base.units import human_count, human_ns
@@ -374,6 +374,7 @@ def _set_x(ax, x):
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(10))
         ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _log_x(ax):
@@ -381,6 +382,7 @@ def _log_x(ax):
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(10))
     ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _eng(v, _=None):
