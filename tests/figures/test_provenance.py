@@ -151,3 +151,19 @@ def test_fig5_shows_each_strategy_at_24_and_256_cpus_with_its_value(quick_run):
     hatched = [p for p in stall_ax.patches if p.get_hatch() and p.get_width() > 0]
     assert len(hatched) == sum(s in ("spin", "stop_machine") for s in strategies)
     assert plots.figure_check(fig) == []
+
+
+def test_every_figure_labels_its_ticks_alike(quick_run):
+    """1, 10, 1k, 1M everywhere: no figure falls back to matplotlib's 10^n mathtext."""
+    out, _ = quick_run
+    frames = {k: pd.read_parquet(out / "sweeps" / f"{k}_quick.parquet")
+              for k in ("cpus", "timing", "heatmap", "batching")}
+    for spec in figures.FIGURES:
+        if spec.name == "fig7_outcomes":
+            continue  # no numeric axes
+        fig = figures._draw(spec.name, frames, {})
+        fig.canvas.draw()
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                texts = [t.get_text() for t in axis.get_ticklabels(minor=False) + axis.get_ticklabels(minor=True)]
+                assert not [t for t in texts if "$" in t or "^" in t], (spec.name, ax.get_title(), texts)

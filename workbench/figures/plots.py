@@ -28,7 +28,7 @@ from matplotlib.ticker import LogLocator
 
 from workbench.base.errors import ConfigError
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from workbench.base.units import human_count, human_ns
 from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE, PlotFigure,
@@ -37,8 +37,8 @@ from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, S
 
 __all__ = [
     "OKABE_ITO", "STRATEGY_STYLE", "STRATEGY_ORDER", "SIZES", "FORMATS", "METRIC_LABELS",
-    "PlotFigure", "style", "new_figure", "save", "text_overlaps", "drops", "heatmap", "batching", "tradeoff",
-    "closed_vs_monte_carlo", "outcome_grid", "figure_check",
+    "PlotFigure", "style", "new_figure", "save", "text_overlaps", "drops", "drops_compare", "heatmap",
+    "batching", "tradeoff", "closed_vs_monte_carlo", "outcome_grid", "figure_check",
 ]
 
 
@@ -52,6 +52,34 @@ def _need(frame, columns, what):
 
 # -- figure 1 and 2: drops against CPUs or patch timing ----------------------------------------
 
+def _drops_series(frame, x, m, strategies, scale):
+    series = {}
+    for s in strategies:
+        d = frame[frame["strategy"] == s].sort_values(x)
+        series[s] = (d[x].to_numpy() * scale, d[f"{m}_mean"].to_numpy(),
+                     d[f"{m}_lo"].clip(lower=0).to_numpy(), d[f"{m}_hi"].to_numpy())
+    return series
+
+
+def _drops_panel(ax, series, strategies, x, bands, handles):
+    """One panel of :func:`drops`: a line (and band) per strategy of *series*."""
+    every = _stagger({s: v[1] for s, v in series.items()})
+    for k, s in enumerate(strategies):
+        xs, mean, lo, hi = series[s]
+        color, marker, label = _style(s)
+        zero = bool(len(mean)) and np.all(mean == 0)
+        if bands and not zero:
+            ax.fill_between(xs, lo, hi, color=color, alpha=0.18, linewidth=0)
+        (line,) = ax.plot(xs, mean, color=color, marker=marker, markevery=every[s],
+                          linestyle="-" if k % 2 == 0 else (0, (4, 1.5)), label=label)
+        handles.setdefault(label, line)
+    _set_x(ax, x)
+
+
+def _top(series):
+    return max((float(np.nanmax(v[3])) if len(v[3]) else 0.0) for v in series.values())
+
+
 @_styled
 def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide", title=None,
           bands=True):
@@ -61,7 +89,9 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
     axis). Shaded bands are the Monte Carlo's 95% interval of the mean
     (``_lo``/``_hi``). The y axis is linear below 1 and logarithmic above,
     so strategies that never drop sit visibly on 0 (lines that coincide show
-    their markers at alternate points). Raises :class:`ConfigError` if the frame lacks the columns.
+    their markers at alternate points). A panel over ``sync_round_ns`` names
+    its CPU count in its title. Raises :class:`ConfigError` if the frame
+    lacks the columns.
     """
     metrics = list(metrics)
     _need(frame, [x, "strategy"] + [f"{m}_{s}" for m in metrics for s in ("mean", "lo", "hi")], "drops")
@@ -70,24 +100,9 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
     scale = _X.get(x, (x, 1.0, ""))[1]
     handles = {}
     for ax, m in zip(axes[0], metrics):
-        series = {}
-        for s in strategies:
-            d = frame[frame["strategy"] == s].sort_values(x)
-            series[s] = (d[x].to_numpy() * scale, d[f"{m}_mean"].to_numpy(),
-                         d[f"{m}_lo"].clip(lower=0).to_numpy(), d[f"{m}_hi"].to_numpy())
-        every = _stagger({s: v[1] for s, v in series.items()})
-        top = max(float(np.nanmax(v[3])) if len(v[3]) else 0 for v in series.values())
-        for k, s in enumerate(strategies):
-            xs, mean, lo, hi = series[s]
-            color, marker, label = _style(s)
-            zero = bool(len(mean)) and np.all(mean == 0)
-            if bands and not zero:
-                ax.fill_between(xs, lo, hi, color=color, alpha=0.18, linewidth=0)
-            (line,) = ax.plot(xs, mean, color=color, marker=marker, markevery=every[s],
-                              linestyle="-" if k % 2 == 0 else (0, (4, 1.5)), label=label)
-            handles.setdefault(label, line)
-        _set_x(ax, x)
-        _symlog_y(ax, top)
+        series = _drops_series(frame, x, m, strategies, scale)
+        _drops_panel(ax, series, strategies, x, bands, handles)
+        _symlog_y(ax, _top(series))
         ax.set_ylabel(METRIC_LABELS.get(m, m))
         where = ""
         if x != "cpus" and "cpus" in frame and frame["cpus"].nunique() == 1:
@@ -99,6 +114,36 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
                columnspacing=1.6)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+@_styled
+def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True):
+    """Configurations side by side: one panel per entry of *frames* (label -> sweep frame), same axes.
+
+    Each panel is a :func:`drops` panel of *metric*; the y axes share one
+    range (the largest of all panels), so equal heights mean equal values.
+    Raises :class:`ConfigError` for no frames or a frame lacking the columns.
+    """
+    if not frames:
+        raise ConfigError("frames: give at least one configuration to draw")
+    for label, f in frames.items():
+        _need(f, [x, "strategy"] + [f"{metric}_{s}" for s in ("mean", "lo", "hi")], f"drops_compare {label}")
+    fig, axes = new_figure(size, 1, len(frames), sharey=True)
+    scale = _X.get(x, (x, 1.0, ""))[1]
+    handles, tops, drawn = {}, [], []
+    for ax, (label, f) in zip(axes[0], frames.items()):
+        strategies = _strategies(f)
+        series = _drops_series(f, x, metric, strategies, scale)
+        _drops_panel(ax, series, strategies, x, bands, handles)
+        tops.append(_top(series))
+        ax.set_title(label)
+        drawn.append(ax)
+    for ax in drawn:
+        _symlog_y(ax, max(tops))
+    axes[0][0].set_ylabel(METRIC_LABELS.get(metric, metric))
+    fig.legend(handles=list(handles.values()), loc="outside lower center", ncols=3, handlelength=2.6,
+               columnspacing=1.6)
     return fig
 
 
@@ -141,6 +186,8 @@ def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", si
         cb = fig.colorbar(mesh, ax=ax, pad=0.02, fraction=0.06)
         cb.set_label(METRIC_LABELS[m].splitlines()[0])
         cb.ax.tick_params(labelsize=6.5)
+        cb.ax.yaxis.set_major_formatter(FuncFormatter(_eng))  # 1k/1M, as on every figure
+        cb.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     return fig
 
 
@@ -190,6 +237,7 @@ def batching(frame, anchor=None, size="grid"):
     for ax in (ax_ipi, ax_time, ax_trap, ax_ratio):
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(_eng))  # 1k/1M ticks, as on every figure
+        ax.yaxis.set_minor_formatter(NullFormatter())  # not 2x10^-1 on a short log range
     for ax in axes.ravel():
         _set_x(ax, "n_sites")
     ax_ipi.set_ylabel("IPI sync rounds per update")
@@ -274,19 +322,21 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         dead = (d["deadlocks_mean"].to_numpy(float) if "deadlocks_mean" in d
                 else np.zeros(len(strategies)))
         for y, a, b, k in zip(ys, tr, lp, dead):
-            # a strategy that hangs the patch is not "zero drops": say so on its bar
-            text = (human_count(a + b) if a + b > 0 else "0") + (
-                f"; the patch deadlocks ({human_count(k)} calls)" if k > 0 else "")
+            # livepatch drops are a small share of the bar: say them, or they vanish; a
+            # strategy that hangs the patch is not "zero drops": say so on its bar
+            text = "0" if a + b <= 0 else (f"{human_count(a)} + {human_count(b)} lp" if b > 0 else human_count(a))
+            if k > 0:
+                text += f"; the patch deadlocks ({human_count(k)} calls)"
             ax.text(max(a + b, 0) * 1.15 + 0.08, y, text, va="center", fontsize=6,
                     color=OKABE_ITO["vermillion"] if k > 0 else "black")
         ax.set_xscale("symlog", linthresh=1.0, linscale=0.6)
-        e = int(np.ceil(np.log10(max(drop_top, 10)))) + 1
+        e = int(np.ceil(np.log10(max(drop_top, 10)))) + 2  # room for the value labels
         ax.set_xlim(0, 10.0 ** e)
         ax.xaxis.set_major_locator(_DecadeLocator(3))
         ax.xaxis.set_minor_locator(_DecadeLocator(1))
         ax.xaxis.set_major_formatter(FuncFormatter(_eng))
         ax.set_title(f"{c} CPUs: dropped handler calls per patch")
-        ax.set_xlabel("dropped calls (tracer + livepatch)")
+        ax.set_xlabel("dropped calls: tracer + livepatch (lp)")
         for ax in axes[:, j]:
             ax.set_yticks(ys, [_style(s)[2] for s in strategies] if j == 0 else [""] * len(ys))
             ax.set_ylim(len(strategies) - 0.5, -0.5)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, Locator, LogLocator
+from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter
 
 from workbench.base.vocabulary import STRATEGIES
 from workbench.base.errors import check_choice
@@ -386,6 +386,7 @@ def _set_x(ax, x):
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(10))
         ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _log_x(ax):
@@ -393,6 +394,7 @@ def _log_x(ax):
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(10))
     ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _eng(v, _=None):

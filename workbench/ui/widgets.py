@@ -203,6 +203,50 @@ class CallStepper:
             "cpus": cpus,
         }
 
+    def _entry_call(self, entry: str) -> int:
+        """Address of the ``call do_int3`` inside the int3 entry *entry* (the frame is complete there)."""
+        if not hasattr(self, "_calls"):
+            self._calls = {}
+        if entry not in self._calls:
+            im = self.image
+            start = im.sym(entry)
+            for insn in im.disassemble(self.run.machine.read(start, 160), start):
+                if insn.mnemonic.startswith("call") and insn.op_str.startswith("0x") \
+                        and int(insn.op_str, 16) == self._do_int3:
+                    self._calls[entry] = insn.address
+                    break
+            else:
+                self._calls[entry] = start
+        return self._calls[entry]
+
+    def _frame_note(self, where, eip, kind, addr) -> str:
+        """What the CPU's register frame is at *eip*, said plainly (the step viewer's frame line).
+
+        Inside the int3 entry but before its ``call do_int3`` the
+        ``pt_regs`` is being built (the hardware has pushed ip, cs and flags;
+        the entry pushes the rest), after it the entry is restoring from it;
+        neither is "no frame".
+        """
+        base = where.split("+")[0]
+        if base.startswith("int3_entry"):
+            call = self._entry_call(base)
+            if eip <= call and addr is None:
+                return (f"pt_regs being built by {base} (hardware pushed ip, cs, flags; "
+                        f"complete at the call to do_int3)")
+            if eip > call:
+                return f"pt_regs being restored by {base} (after do_int3; the iret frame follows)"
+        if base == "do_int3" and addr is not None:
+            return f"pt_regs complete, passed to do_int3 (the strategy acts on it)"
+        if addr is not None:
+            return f"pt_regs live (built by {kind})"
+        return "no pt_regs live (not inside the int3 entry or a regs-saving trampoline)"
+
+    def next_trap(self, step: int, after: int) -> dict | None:
+        """The first state of CPU 0's call at patch *step*, later than instruction *after*, where
+        the CPU has just entered the int3 entry (the trap is delivered); ``None`` if there is none."""
+        return self.seek(step, lambda st: st["executed"] > after and st["where"].startswith("int3_entry")
+                         and "+" not in st["where"])
+
     def _cpu_state(self, cpu, path, executed, frames):
         from workbench.kernel.ptrace import PtRegs
 
@@ -214,7 +258,9 @@ class CallStepper:
         kind, addr = live[-1] if live else (None, None)
         regs = PtRegs(m, addr).as_dict() if addr is not None else None
         stack = [m.read32(esp + 4 * i) for i in range(8)] if im.data[0] <= esp < im.data[1] - 32 else []
+        where = im.name_at(eip)
         return {
+            "frame": self._frame_note(where, eip, kind, addr),
             "cpu": cpu.index, "eip": eip, "where": im.name_at(eip), "esp": esp,
             "next": _insn_text(im, nxt[0]) if nxt else "",
             "executed": executed, "path": path[-24:], "trapped": any(k == "int3 entry" for k, _ in frames),
@@ -277,14 +323,13 @@ def render_state(state, image=None) -> str:
         lines.append(f"      {c['executed']} instructions, {'trapped on int3, ' if c['trapped'] else ''}{status}")
         if c["path"]:
             lines.append("      path: " + " -> ".join(c["path"][-8:]))
+        lines.append(f"      frame: {c.get('frame', '')}")
         if c["pt_regs"]:
             r = c["pt_regs"]
             lines.append(f"      pt_regs @ {c['pt_regs_addr']:#010x} (built by {c['pt_regs_from']}):")
             fields = list(r.items())
             for i in range(0, len(fields), 6):
                 lines.append("        " + "  ".join(f"{k}={v:#010x}" for k, v in fields[i:i + 6]))
-        else:
-            lines.append("      pt_regs: none live (not inside the int3 entry or a regs-saving trampoline)")
         if c["stack"]:
             lines.append("      stack: " + " ".join(f"{w:08x}" for w in c["stack"]))
     return "<pre style='font-size:11px;line-height:1.25'>" + html.escape("\n".join(lines)) + "</pre>"
@@ -321,6 +366,12 @@ class StepViewer:
                                 value=self.stepper.trap_step() if step is None else step,
                                 description="patch step", continuous_update=False)
         self.insn = w.IntSlider(min=0, max=1, value=0, description="instruction", continuous_update=False)
+        # play: the browser advances the instruction slider, one instruction per tick
+        self.play = w.Play(min=0, max=1, value=0, step=1, interval=400, description="play",
+                           show_repeat=False)
+        w.jslink((self.play, "value"), (self.insn, "value"))
+        self.trap_button = w.Button(description="jump to next trap", tooltip="the next int3 this call hits")
+        self.trap_button.on_click(lambda _: self.jump_to_trap())
         self.view = w.HTML()
         self.status = w.HTML()
         self.state = None
@@ -328,8 +379,8 @@ class StepViewer:
             c.observe(self._rebuild, names="value")
         self.step.observe(self._on_step, names="value")
         self.insn.observe(self.render, names="value")
-        self.widget = w.VBox([w.HBox([self.strategy, self.entry, self.function]), self.step, self.insn,
-                              self.status, self.view])
+        self.widget = w.VBox([w.HBox([self.strategy, self.entry, self.function]), self.step,
+                              w.HBox([self.insn, self.play, self.trap_button]), self.status, self.view])
         self._on_step()
         if insn:
             self.insn.value = min(insn, self.insn.max)
@@ -347,7 +398,22 @@ class StepViewer:
     def _on_step(self, change=None):
         n = self.stepper.length(self.step.value) + self.stepper.lag * (self.cpus - 1)
         self.insn.max = max(n, 1)
+        self.play.max = self.insn.max
         self.render()
+
+    def jump_to_trap(self) -> bool:
+        """Move the instruction slider to CPU 0's next trap into the int3 entry; False if none follows."""
+        try:
+            found = self.stepper.next_trap(self.step.value, self.insn.value)
+        except ConfigError as exc:
+            self.status.value = f"<b>error:</b> {html.escape(str(exc))}"
+            return False
+        if found is None:
+            self.status.value = (f"step {self.step.value}/{self.stepper.n_steps}: no further trap in this "
+                                 f"call after instruction {self.insn.value}")
+            return False
+        self.insn.value = found["cpus"][0]["executed"]
+        return True
 
     def render(self, change=None):
         """Recompute the state at the sliders' values and redraw the view."""
@@ -360,28 +426,87 @@ class StepViewer:
         self.view.value = render_state(self.state)
 
 
+_TABLE_CSS = ("<style>.wb-table{border-collapse:collapse;font-size:11px;font-variant-numeric:tabular-nums}"
+              ".wb-table th,.wb-table td{border:none;padding:1px 8px;text-align:right}"
+              ".wb-table thead th{border-bottom:1px solid #999;position:sticky;top:0;background:#fff}"
+              ".wb-table tbody tr:nth-child(even){background:#f5f5f5}</style>")
+
+
+def _table_html(frame, columns) -> str:
+    """A compact, borderless table (times in human units) in a scrolling box of ~12 rows."""
+    from workbench.ui.format import human_value
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(human_value(c, v))}</td>" for c, v in zip(columns, r))
+                   + "</tr>" for r in frame[columns].itertuples(index=False))
+    return (_TABLE_CSS + "<div style='max-height:260px;overflow-y:auto'><table class='wb-table'><thead><tr>"
+            + head + "</tr></thead><tbody>" + body + "</tbody></table></div>")
+
+
+def _toml_value(v) -> str:
+    """One TOML value: string, bool, int, float, list or inline table."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml_value(x)}' for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise ConfigError(f"config: cannot write {v!r} as TOML")
+
+
+def _download_link(label, filename, mime, data: bytes) -> str:
+    """An HTML link that saves *data* as *filename* in the browser (a data URI: no server needed)."""
+    import base64
+
+    uri = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    return (f"<a download='{html.escape(filename)}' href='{uri}' style='margin-right:1em'>"
+            f"{html.escape(label)}</a>")
+
+
 class Explorer:
-    """The race explorer: controls -> a sweep -> a live plot and a table.
+    """The race explorer: controls -> a sweep -> a live plot and a table, exportable and comparable.
 
     Controls: scenario, entry, protocol, strategies, CPU range, the
     per-CPU call rate of ``do_IRQ`` and of the ordinary tail, the mean IPI
     sync round (µs, on 24 CPUs), the metric plotted and the Monte Carlo
     trials. Every change calls :meth:`update`, which runs the grid with the
     serial backend (results are not cached: the explorer is for moving
-    sliders) and stores the frame in ``frame``; the plot is a PNG in
-    ``plot.value`` and the table HTML in ``table.value``.
+    sliders) and stores the frame in ``frame``; the plot is an SVG (vector,
+    sharp at any zoom) in ``plot.value`` and the table HTML in
+    ``table.value``. While it runs, ``busy`` is True, the status line says
+    so and the controls are disabled.
+
+    Export: :meth:`to_csv` (the table, with provenance columns, full
+    precision), :meth:`config` / :meth:`to_toml` / :meth:`save` /
+    :meth:`load` (the configuration as TOML, which
+    ``int3-workbench sweep --config FILE`` also reads) and :meth:`command`
+    (the equivalent command line); ``exports`` holds download links for
+    the CSV and the TOML. Compare: :meth:`pin` keeps the current
+    configuration and its frame as "A"; until :meth:`unpin`, the plot shows
+    A and the current configuration B side by side on the same axes and
+    the table lists both.
     """
 
     METRICS = ("violations", "dropped_tracer", "dropped_livepatch", "trapped", "stall_ns", "patch_ns")
+    #: the configuration keys of :meth:`config`, in order
+    CONFIG_KEYS = ("scenario", "entry", "protocol", "strategies", "cpus", "do_irq_rate", "tail_rate",
+                   "sync_round_us", "metric", "trials")
 
     def __init__(self, scenario="seed", strategies=("skip", "emulate_regs_caller", "emulate_old", "stop_machine"),
                  cpus=(1, 64), do_irq_rate=1000.0, tail_rate=2e6, sync_round_us=337.0, metric="violations",
-                 trials=1000, entry="v5.3", protocol="batched"):
-        from workbench.race.simulator import PROTOCOLS, STRATEGIES
+                 trials=1000, entry="v5.3", protocol="batched", seed=0):
         from workbench.emulate.scenario import scenario_names
+        from workbench.race.simulator import PROTOCOLS, STRATEGIES
 
         w = _widgets()
         style = {"description_width": "110px"}
+        self.seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
         self.scenario = w.Dropdown(options=scenario_names(), value=scenario, description="scenario", style=style)
         self.entry = w.Dropdown(options=["v5.1", "v5.3"], value=entry, description="int3 entry", style=style)
         self.protocol = w.Dropdown(options=[p for p in PROTOCOLS if p != "stop_machine"], value=protocol,
@@ -399,35 +524,217 @@ class Explorer:
                                               description="IPI round (µs)", continuous_update=False, style=style)
         self.metric = w.Dropdown(options=list(self.METRICS), value=metric, description="metric", style=style)
         self.trials = w.BoundedIntText(value=trials, min=2, max=100_000, description="trials", style=style)
-        self.plot = w.Image(format="png")
+        self.plot = w.Image(format="svg+xml", layout=w.Layout(width="700px"))
         self.table = w.HTML()
         self.status = w.HTML()
+        self.exports = w.HTML()
+        self.path = w.Text(value="explorer.toml", description="config file", style=style)
+        self.save_button = w.Button(description="save TOML", tooltip="write the configuration to the file")
+        self.load_button = w.Button(description="load TOML", tooltip="read the configuration from the file")
+        self.pin_button = w.ToggleButton(value=False, description="compare: pin as A",
+                                         tooltip="keep this configuration as A; change the controls for B")
+        self.command_text = w.Textarea(value="", description="as command", rows=3, style=style,
+                                       layout=w.Layout(width="95%"))
+        self.save_button.on_click(lambda _: self._guard(lambda: self.save(self.path.value)))
+        self.load_button.on_click(lambda _: self._guard(lambda: self.load(self.path.value)))
+        self.pin_button.observe(self._on_pin, names="value")
         self.frame = None
+        self.pinned = None
+        self.busy = False
+        self._loading = False
         self.controls = (self.scenario, self.entry, self.protocol, self.strategies, self.cpus,
                          self.do_irq_rate, self.tail_rate, self.sync_round_us, self.metric, self.trials)
         for c in self.controls:
             c.observe(self.update, names="value")
         left = w.VBox(list(self.controls) + [self.status])
-        self.widget = w.VBox([w.HBox([left, self.plot]), self.table])
+        files = w.HBox([self.path, self.save_button, self.load_button, self.pin_button])
+        self.widget = w.VBox([w.HBox([left, self.plot]), self.table, self.exports, files, self.command_text])
         self.update()
+
+    # -- the configuration ----------------------------------------------------------------
+    def config(self) -> dict:
+        """The controls' values as a plain dict (keys :data:`CONFIG_KEYS`; rates in calls/s, round in µs)."""
+        return {"scenario": self.scenario.value, "entry": self.entry.value, "protocol": self.protocol.value,
+                "strategies": list(self.strategies.value), "cpus": [int(c) for c in self.cpus.value],
+                "do_irq_rate": float(self.do_irq_rate.value), "tail_rate": float(self.tail_rate.value),
+                "sync_round_us": float(self.sync_round_us.value), "metric": self.metric.value,
+                "trials": int(self.trials.value)}
+
+    def set_config(self, config: dict) -> None:
+        """Set the controls from a :meth:`config` dict (missing keys keep their value); one update.
+
+        Raises :class:`ConfigError` for an unknown key or a value a control refuses.
+        """
+        unknown = sorted(set(config) - set(self.CONFIG_KEYS))
+        if unknown:
+            raise ConfigError(f"config: unknown key {unknown[0]!r}; choose from {', '.join(self.CONFIG_KEYS)}")
+        self._loading = True
+        try:
+            for key, value in config.items():
+                control = getattr(self, key)
+                try:
+                    if key == "strategies":
+                        control.value = tuple(value)
+                    elif key == "cpus":
+                        lo, hi = (int(v) for v in value)
+                        control.index = (CPU_CHOICES.index(lo), CPU_CHOICES.index(hi))
+                    else:
+                        control.value = value
+                except Exception as exc:  # traitlets' TraitError, ValueError from index(): one line
+                    raise ConfigError(f"{key}: {value!r} is not accepted ({exc})") from None
+        finally:
+            self._loading = False
+        self.update()
+
+    def grid_tables(self) -> list[dict]:
+        """The grid as a list of :func:`workbench.race.experiment.race_grid` keyword dicts, one per strategy."""
+        from workbench.race.workload import DEFAULT_HOT
+
+        c = self.config()
+        lo, hi = c["cpus"]
+        if not c["strategies"]:
+            raise ConfigError("strategies: choose at least one strategy")
+        hot = dict(DEFAULT_HOT)
+        hot["do_IRQ"] = c["do_irq_rate"]
+        tables = []
+        for s in c["strategies"]:
+            t = {"scenario": c["scenario"], "entry": c["entry"], "strategy": s,
+                 "cpus": [x for x in CPU_CHOICES if lo <= x <= hi], "hot": hot, "tail_rate": c["tail_rate"],
+                 "sync_round_ns": c["sync_round_us"] * 1e3, "trials": c["trials"]}
+            if s != "stop_machine":
+                t["protocol"] = c["protocol"]
+            tables.append(t)
+        return tables
 
     def grid(self):
         """The :class:`workbench.sweep.engine.Grid` the controls describe."""
         from workbench.race.experiment import race_grid
         from workbench.sweep.engine import Grid
-        from workbench.race.workload import DEFAULT_HOT
 
-        lo, hi = self.cpus.value
-        cpus = [c for c in CPU_CHOICES if lo <= c <= hi]
-        if not self.strategies.value:
-            raise ConfigError("strategies: choose at least one strategy")
-        hot = dict(DEFAULT_HOT)
-        hot["do_IRQ"] = float(self.do_irq_rate.value)
-        common = dict(scenario=self.scenario.value, entry=self.entry.value, cpus=cpus, hot=hot,
-                      tail_rate=float(self.tail_rate.value), sync_round_ns=float(self.sync_round_us.value) * 1e3,
-                      trials=int(self.trials.value))
-        return Grid.concat(race_grid(strategy=s, protocol=None if s == "stop_machine" else self.protocol.value,
-                                     **common) for s in self.strategies.value)
+        return Grid.concat(race_grid(**t) for t in self.grid_tables())
+
+    def to_toml(self) -> str:
+        """The configuration as TOML: ``[explorer]`` (the controls) and ``[[grid]]`` (the sweep's points)."""
+        lines = ["# int3 workbench explorer configuration",
+                 "# reload with Explorer.load(FILE); run with: int3-workbench sweep --config FILE",
+                 f"seed = {self.seed}", "", "[explorer]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in self.config().items()]
+        for t in self.grid_tables():
+            lines += ["", "[[grid]]"] + [f"{k} = {_toml_value(v)}" for k, v in t.items()]
+        return "\n".join(lines) + "\n"
+
+    def save(self, path) -> "Path":
+        """Write :meth:`to_toml` to *path*; return it. The status line says where."""
+        from pathlib import Path
+
+        p = Path(path)
+        p.write_text(self.to_toml(), encoding="utf-8")
+        self.status.value = f"saved the configuration to {html.escape(str(p.resolve()))}"
+        return p
+
+    def load(self, path) -> None:
+        """Set the controls from a TOML file written by :meth:`save`. ConfigError if it is not one."""
+        import tomllib
+        from pathlib import Path
+
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config: no file {str(p)!r}")
+        try:
+            doc = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config: {p} is not valid TOML ({exc})") from None
+        if not isinstance(doc.get("explorer"), dict):
+            raise ConfigError(f"config: {p} has no [explorer] table")
+        self.set_config(doc["explorer"])
+
+    def command(self, path="explorer.toml") -> str:
+        """The equivalent command line: the saved configuration swept by ``int3-workbench sweep``.
+
+        The sweep computes the same points with the same seed, so its
+        Parquet holds the numbers shown here.
+        """
+        return (f"int3-workbench sweep --config {path} --seed {self.seed} --out explorer\n"
+                f"# in Python: sweep(Grid.concat(race_grid(**t) for t in tomllib.load(open({path!r}, 'rb'))['grid']),"
+                f" seed={self.seed})")
+
+    def to_csv(self, path=None) -> str:
+        """The table behind the plot (both configurations when comparing) as CSV text, full precision.
+
+        Rows carry their provenance columns (code version, seed, ...) and a
+        ``config`` column (``A``/``B`` when comparing, else ``current``).
+        Written to *path* too if given.
+        """
+        frame = self._table_frame()
+        text = frame.to_csv(index=False, lineterminator="\n")
+        if path is not None:
+            from pathlib import Path
+
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    # -- compare ------------------------------------------------------------------------
+    def pin(self) -> None:
+        """Keep the current configuration and frame as "A"; later changes are "B", drawn beside it."""
+        if self.frame is None:
+            raise ConfigError("compare: nothing to pin yet (the last update failed)")
+        self.pinned = {"config": self.config(), "frame": self.frame}
+        if not self.pin_button.value:
+            self.pin_button.value = True  # runs _on_pin -> update
+        else:
+            self.update()
+
+    def unpin(self) -> None:
+        """Leave compare mode."""
+        self.pinned = None
+        if self.pin_button.value:
+            self.pin_button.value = False
+        else:
+            self.update()
+
+    def _on_pin(self, change):
+        if change["new"] and self.pinned is None and self.frame is not None:
+            self.pinned = {"config": self.config(), "frame": self.frame}
+        elif not change["new"]:
+            self.pinned = None
+        self.pin_button.description = "compare: unpin A" if change["new"] else "compare: pin as A"
+        self.update()
+
+    def _label(self, config) -> str:
+        return (f"{config['scenario']}, {config['protocol']}, entry {config['entry']}, "
+                f"round {config['sync_round_us']:.3g} µs")
+
+    def _table_frame(self):
+        m = self.metric.value
+        cols = ["strategy", "protocol", "cpus", f"{m}_mean", f"{m}_lo", f"{m}_hi", f"{m}_cf"]
+        prov = ["scenario", "entry", "seed", "code_version", "workbench_version", "grid", "run"]
+        parts = []
+        if self.pinned is not None:
+            parts.append(self.pinned["frame"].assign(config="A"))
+            parts.append(self.frame.assign(config="B"))
+        elif self.frame is not None:
+            parts.append(self.frame.assign(config="current"))
+        if not parts:
+            return pd.DataFrame(columns=["config"] + cols)
+        frame = pd.concat(parts, ignore_index=True)
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:  # the pinned frame was made for another metric: its rows lack this one
+            frame = frame.reindex(columns=list(frame.columns) + missing)
+        return frame[["config"] + cols + [c for c in prov if c in frame.columns]]
+
+    # -- drawing ------------------------------------------------------------------------
+    def _guard(self, action):
+        try:
+            action()
+        except ConfigError as exc:
+            self.status.value = f"<span style='color:#D55E00'><b>error:</b> {html.escape(str(exc))}</span>"
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        for c in self.controls:
+            c.disabled = busy
+        if busy:
+            self.status.value = "<span style='color:#0072B2'>&#9203; computing&hellip;</span>"
 
     def update(self, change=None):
         """Run the grid, redraw the plot and the table (errors go to the status line)."""
@@ -435,25 +742,46 @@ class Explorer:
         from workbench.figures.style import style
         from workbench.sweep.engine import sweep
 
+        if self._loading:
+            return
         t0 = time.perf_counter()
+        self._set_busy(True)
         try:
-            frame = sweep(self.grid(), backend="serial", cache=False, progress=False)
+            frame = sweep(self.grid(), seed=self.seed, backend="serial", cache=False, progress=False)
         except ConfigError as exc:
+            self._set_busy(False)
             self.status.value = f"<span style='color:#D55E00'><b>error:</b> {html.escape(str(exc))}</span>"
             return
         self.frame = frame
         m = self.metric.value
-        scaled = frame.copy()
-        if m.endswith("_ns"):  # plot milliseconds, as the axis label says
-            for s in ("mean", "lo", "hi"):
-                scaled[f"{m}_{s}"] = scaled[f"{m}_{s}"] / 1e6
-        fig = plots.drops(scaled, x="cpus", metrics=[m], size="wide")
+
+        def scaled(f):
+            f = f.copy()
+            if m.endswith("_ns"):  # plot milliseconds, as the axis label says
+                for s in ("mean", "lo", "hi"):
+                    f[f"{m}_{s}"] = f[f"{m}_{s}"] / 1e6
+            return f
+
+        if self.pinned is not None and f"{m}_mean" in self.pinned["frame"]:
+            fig = plots.drops_compare({f"A: {self._label(self.pinned['config'])}": scaled(self.pinned["frame"]),
+                                       f"B: {self._label(self.config())}": scaled(frame)}, metric=m)
+        else:
+            fig = plots.drops(scaled(frame), x="cpus", metrics=[m], size="wide")
+            with style():
+                fig.axes[0].set_title(f"{m} per patch ({self._label(self.config())})")
         buf = io.BytesIO()
         with style():
-            fig.axes[0].set_title(f"{m} per patch ({self.scenario.value}, {self.protocol.value}, "
-                                  f"entry {self.entry.value})")
-            fig.savefig(buf, format="png", dpi=90)
+            fig.savefig(buf, format="svg")
         self.plot.value = buf.getvalue()
-        cols = ["strategy", "protocol", "cpus", f"{m}_mean", f"{m}_lo", f"{m}_hi", f"{m}_cf"]
-        self.table.value = frame[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}")
-        self.status.value = f"{len(frame)} points in {time.perf_counter() - t0:.2f} s"
+        self.figure = fig  # the last figure drawn (for tests and notebooks)
+        table = self._table_frame()
+        shown = [c for c in table.columns if c not in ("code_version", "workbench_version", "grid", "run", "seed")]
+        self.table.value = _table_html(table, shown)
+        self.exports.value = (_download_link("download table (CSV)", "explorer.csv", "text/csv",
+                                             self.to_csv().encode())
+                              + _download_link("download configuration (TOML)", "explorer.toml",
+                                               "application/toml", self.to_toml().encode()))
+        self.command_text.value = self.command(self.path.value or "explorer.toml")
+        self._set_busy(False)
+        self.status.value = (f"{len(frame)} points in {time.perf_counter() - t0:.2f} s"
+                             + (" (comparing with pinned A)" if self.pinned is not None else ""))

@@ -14,13 +14,20 @@ Examples::
 
     int3-workbench sweep --set strategy=skip,spin --set cpus=1,8,64 --out spin_vs_skip
     int3-workbench sweep --set sync_round_ns=1e3:1e7:5 --set cpus=24 --serial --force
+    int3-workbench sweep --config explorer.toml --out explorer
+
+--config reads a TOML file with one [[grid]] table per sub-grid (a list
+value is an axis; the explorer's "save configuration" writes one), the
+same points the explorer showed.
 """
+
+import json
 
 from workbench.base.errors import ConfigError
 from workbench.ui.commands.figures import backend_of
 from workbench.ui.format import human_table
 
-__all__ = ["configure", "run"]
+__all__ = ["configure", "grid_from_toml", "run"]
 
 _SHOWN = ("trapped", "violations", "dropped_tracer", "dropped_livepatch", "stall_ns", "patch_ns", "ipis")
 
@@ -31,6 +38,8 @@ def configure(parser):
 
     parser.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2,...",
                         help="a swept parameter (repeatable): " + ", ".join(RACE_PARAMETERS))
+    parser.add_argument("--config", default=None, metavar="FILE.toml",
+                        help="the grid from a TOML file of [[grid]] tables (as the explorer saves)")
     parser.add_argument("--seed", type=int, default=0, help="the one seed every point's stream is spawned from")
     parser.add_argument("--jobs", type=int, default=None, help="local worker processes (default: every CPU)")
     parser.add_argument("--dask", choices=("local",), default=None, help="run on a Dask LocalCluster")
@@ -43,6 +52,31 @@ def configure(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def grid_from_toml(path):
+    """The race grid of a TOML file's ``[[grid]]`` tables (each one :func:`race_grid`, concatenated).
+
+    Raises :class:`ConfigError` for a missing or malformed file, no
+    ``[[grid]]`` table, or an unknown parameter.
+    """
+    import tomllib
+    from pathlib import Path
+
+    from workbench.race.experiment import race_grid
+    from workbench.sweep.engine import Grid
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config: no file {str(p)!r}")
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config: {p} is not valid TOML ({exc})") from None
+    tables = doc.get("grid")
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"config: {p} has no [[grid]] table")
+    return Grid.concat(race_grid(**t) for t in tables)
+
+
 def run(args):
     """Parse the grid, sweep, save, print a summary."""
     from workbench.race.experiment import RACE_PARAMETERS
@@ -50,9 +84,14 @@ def run(args):
     from workbench.base.store import check_writable
     from workbench.sweep.engine import parse_assignments, save_frame, sweep, sweep_path
 
-    if not args.set:
+    if args.config and args.set:
+        raise ConfigError("config: give either --config FILE.toml or --set, not both")
+    if args.config:
+        grid = grid_from_toml(args.config)
+    elif not args.set:
         raise ConfigError("set: give at least one NAME=V1,V2,... (parameters: " + ", ".join(RACE_PARAMETERS) + ")")
-    grid = parse_assignments(args.set, RACE)
+    else:
+        grid = parse_assignments(args.set, RACE)
     backend, scheduler = backend_of(args)
     path = sweep_path(args.out)
     check_writable(path, what="out")  # a directory, an unwritable place: said before "exists"
@@ -62,7 +101,9 @@ def run(args):
                   cache=not args.no_cache, progress=not args.quiet)
     frame.attrs["provenance"]["grid"] = path.stem
     written = save_frame(frame, path)
-    axes = [a for a in grid.axes]
+    pts = grid.points()  # the parameters that vary: the table's leading columns
+    axes = [k for k in pts[0] if k in frame.columns and k != "hot"
+            and len({json.dumps(p.get(k), sort_keys=True, default=str) for p in pts}) > 1]
     cols = axes + [f"{m}_mean" for m in _SHOWN]
     print(human_table(frame[cols]))
     s = frame.attrs["sweep"]
