@@ -10,6 +10,8 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -222,3 +224,15 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_result(tmp_path,
     with caplog.at_level(logging.WARNING):
         assert store.store_entry(tmp_path / "ro" / "entry", b"x", what="test cache") is False
     assert [r for r in caplog.records if "not stored" in r.getMessage()]
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    stale = tmp_path / f".out.parquet.{dead.pid}-abc123.tmp"
+    stale.write_bytes(b"half a file")
+    mine_alive = tmp_path / f".out.parquet.{os.getppid()}-def456.tmp"  # a live writer's: kept
+    mine_alive.write_bytes(b"in progress")
+    store.write_atomic(tmp_path / "out.parquet", b"whole")
+    assert not stale.exists() and mine_alive.exists()
+    assert (tmp_path / "out.parquet").read_bytes() == b"whole"

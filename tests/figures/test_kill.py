@@ -56,4 +56,8 @@ def test_no_file_is_written_after_the_parent_is_killed(tmp_path):
     assert not alive, f"workers outlived their parent: {[p.pid for p in alive]}"
     time.sleep(3)  # what an orphan would have written by now (it used to write for 10 s)
     assert _snapshot(out) == before
-    assert not list(out.rglob("*.tmp"))
+    # SIGKILL can cut the parent's own write short: its temporary (never a final file) may remain,
+    # named with its pid, and the next write of that file removes it (tests/base/test_store.py)
+    leftovers = list(out.rglob("*.tmp"))
+    assert all(f".{proc.pid}-" in p.name for p in leftovers), leftovers
+    assert all(p.stat().st_size > 0 for p in before if p.parent.name == "figures")

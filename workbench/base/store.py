@@ -8,7 +8,9 @@ Not a model of kernel code (the kernel side of the workbench is in
   the old file or the whole new one: a temporary file created with
   :func:`tempfile.mkstemp` in the target directory (``O_EXCL``, an
   unpredictable name, so a planted symlink is never written through), then
-  ``fsync`` and ``os.replace``. A symlink at the final path is replaced by
+  ``fsync`` and ``os.replace``. A temporary file carries its writer's pid: one
+  left by a writer that was killed is removed by the next write of the same
+  path. A symlink at the final path is replaced by
   a regular file, never followed, and a warning says so; a directory there
   is refused with :class:`~workbench.base.errors.ConfigError`.
 * :func:`store_entry` and :func:`load_entry` keep cache entries: a header
@@ -25,6 +27,7 @@ Not a model of kernel code (the kernel side of the workbench is in
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import logging
 import os
@@ -70,7 +73,7 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, what: str = "out") -> 
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -78,6 +81,7 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, what: str = "out") -> 
             os.fchmod(f.fileno(), 0o644)
         os.replace(tmp, path)
         tmp = None
+        _remove_orphans(path)
     except OSError as exc:
         raise ConfigError(f"{what}: cannot write {str(path)!r} ({exc.strerror or exc}); "
                           "give a writable file path") from None
@@ -88,6 +92,23 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, what: str = "out") -> 
             except OSError:
                 pass
     return path
+
+
+def _remove_orphans(path: Path) -> None:
+    """Remove temporaries of *path* left by writers that were killed (their pid is gone)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
+        pid = stale.name[len(path.name) + 2:].partition("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            try:
+                stale.unlink()
+            except OSError:
+                pass
+        except OSError:  # alive, or not ours to signal: leave it
+            pass
 
 
 def check_writable(path: str | os.PathLike, *, what: str = "out") -> Path:
