@@ -17,6 +17,7 @@ from workbench.base.errors import ConfigError
 from workbench.base.provenance import (PROVENANCE_COLUMNS, provenance, read_provenance, stamp, time_unit,
                                        units)
 from workbench.base.version import code_version
+from workbench.emulate.scenario import scenario_names
 from workbench.figures import job as figures
 from workbench.figures import plots
 from workbench.sweep.engine import save_frame
@@ -54,7 +55,7 @@ def test_parquet_round_trip_keeps_provenance_in_metadata_and_columns(quick_run):
         prov = f.attrs["provenance"]  # from the schema metadata
         assert prov["run"] == "quick" and prov["seed"] == 11 and prov["code_version"] == code_version()
         assert prov["grid"] == p.stem.removesuffix("_quick")
-        assert prov["scenario"] in ("seed", "shared_regs_caller") and prov["entry"] == "v5.3"
+        assert set(prov["scenario"].split("+")) <= set(scenario_names()) and prov["entry"] == "v5.3"
         for col in PROVENANCE_COLUMNS:
             assert col in f.columns, (p.name, col)
         assert set(f["run"]) == {"quick"} and set(f["seed"]) == {11}
@@ -99,7 +100,8 @@ def test_every_figure_has_a_caption_and_provenance_in_json_and_png(quick_run):
             assert im.info["Description"] == meta["caption"]
     fig1 = pd.read_json(out / "figures" / "fig1_drops_vs_cpus_quick.json", typ="series")
     # the fixed conditions, read from the data: not the swept CPU count
-    assert "scenario seed" in fig1["caption"] and "entry v5.3" in fig1["caption"]
+    # two scenarios, one per panel (violations: seed; tracer drops: tracer running)
+    assert "scenarios seed + tracer_add_livepatch" in fig1["caption"] and "entry v5.3" in fig1["caption"]
     assert "sync round 337 µs" in fig1["caption"] and "CPUs" not in fig1["caption"].split("(24 CPUs)")[1]
     fig2 = pd.read_json(out / "figures" / "fig2_drops_vs_timing_quick.json", typ="series")
     assert "64 CPUs" in fig2["caption"] and "seed 11" in fig2["caption"]
@@ -139,6 +141,7 @@ def test_fig2_states_its_cpu_count_and_no_data_sits_above_the_top_label(quick_ru
 def test_fig5_shows_each_strategy_at_24_and_256_cpus_with_its_value(quick_run):
     out, _ = quick_run
     frame = pd.read_parquet(out / "sweeps" / "cpus_quick.parquet")
+    frame = frame[frame["scenario"] == figures.TRADEOFF_SCENARIO]  # what the job draws fig5 from
     fig = plots.tradeoff(frame)
     titles = [ax.get_title() for ax in fig.axes]
     assert sum("24 CPUs" in t for t in titles) == 2 and sum("256 CPUs" in t for t in titles) == 2

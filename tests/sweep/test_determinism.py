@@ -29,9 +29,9 @@ GRID = dict(strategy=["skip", "spin"], protocol=["per_site", "batched"], cpus=[4
 SCRIPT = textwrap.dedent("""
     import sys
     from workbench.race.experiment import race_grid
-    from workbench.sweep.engine import sweep
+    from workbench.sweep.engine import save_frame, sweep
     grid = race_grid(**{grid!r})
-    sweep(grid, seed=5, backend="serial", cache=False, progress=False, save=sys.argv[1])
+    save_frame(sweep(grid, seed=5, backend="serial", cache=False, progress=False), sys.argv[1])
 """)
 
 

@@ -235,6 +235,8 @@ def conditions(frame, provenance=None) -> str:
             vals = frame[col].dropna().unique()
             if len(vals) == 1:
                 parts.append(fmt(vals[0]))
+            elif col == "scenario":  # panels on different scenarios: name them all
+                parts.append("scenarios " + " + ".join(sorted(map(str, vals))))
     if provenance:
         if int(provenance.get("seed", -1)) >= 0:
             parts.append(f"seed {provenance['seed']}")
