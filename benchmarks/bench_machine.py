@@ -48,7 +48,7 @@ def bare_rate(m):
     cpu = m.cpus[0]
     gdt = im.sym("gdt_table")
     uc.reg_write(X.UC_X86_REG_GDTR, (0, gdt, im.sym("gdt_table_end") - gdt - 1, 0))
-    for r in ("cs", "ds", "es", "ss", "esp", "ebp", "esi", "edi", "ebx", "eflags"):
+    for r in ("cs", "ds", "es", "ss", "esp", "ebp", "esi", "edi", "ebx", "eax", "ecx", "edx", "eflags"):
         uc.reg_write(getattr(X, f"UC_X86_REG_{r.upper()}"), cpu.reg(r))
     head = cpu.ti + 8  # thread_info.log_head
     read = lambda: int(np.frombuffer(mem[head - im.base:head - im.base + 4].tobytes(), np.uint32)[0])
