@@ -124,6 +124,9 @@ def spin_staggered(rates_hz, write_ns: float, window_ns: float, kinds=None) -> d
             by_kind[lab] += pk * q * (lk[lab][-1] + lfk[lab][-1]) / total
     traps += pk * (1 - q) * F[0]
     wait += pk * (1 - q) * G[0]
+    # a CPU still free at E may make its first trap while the first bytes are written
+    armed_c = float((cum[-1] - cum).sum()) * w  # sum over m of Lambda(sites > m) w
+    first += pk * (1 - q) * -math.expm1(-armed_c)
     for lab in labels:
         by_kind[lab] += pk * (1 - q) * Fk[lab][0]
     return {"traps": traps, "first": first, "retraps": traps - first, "wait_ns": wait, "by_kind": by_kind}
