@@ -110,10 +110,18 @@ class Run:
         spent = 0
         for cpu in self.machine.cpus:
             n = 0
+            key = (cpu.index, cpu.completed_calls())
+            seen = len(self.traps.get(key, ()))
             while cpu.crash is None and not cpu.interrupts_enabled():
-                if n == budget:
-                    cpu.crash = _hang(cpu, f"deadlock: interrupts off for {budget} instructions: "
-                                           "the sync IPI never lands")
+                traps = self.traps.get(key, ())
+                # trapped twice on the same site since this wait began, with no
+                # step landed in between: it spins with IF clear and always will
+                again = len(traps) - seen >= 2 and traps[-1] in traps[seen:-1]
+                if n == budget or again:
+                    cpu.crash = _hang(cpu, f"deadlock: interrupts off for {n} instructions, spinning on "
+                                           "the int3: the sync IPI never lands" if again else
+                                      f"deadlock: interrupts off for {budget} instructions: "
+                                      "the sync IPI never lands")
                     break
                 k = min(self._plain_run(cpu.eip), budget - n) or 1
                 cpu.run(k)

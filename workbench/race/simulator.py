@@ -62,6 +62,7 @@ draws, so window and ``patch_ns`` stay coupled within a trial.
 
 from dataclasses import dataclass, field, fields
 import hashlib
+from functools import lru_cache
 import math
 
 import numpy as np
@@ -351,12 +352,16 @@ def _caller_share(cfg):
 
 def _irq_rates(cfg):
     """Per site kind, the per-CPU rate (calls/s) of its functions called in interrupt context."""
+    return dict(_irq_rates_of(cfg.scenario, cfg.workload.hot))
+
+
+@lru_cache(maxsize=256)
+def _irq_rates_of(scenario, hot):
     from workbench.emulate.scenario import load_scenario
 
-    sc = load_scenario(cfg.scenario)
-    return {kind: sum(r for name, r in cfg.workload.hot
-                      if (name in LIVEPATCHED) == (kind == "livepatched") and sc.context_of(name) == "interrupt")
-            for kind in SITE_KINDS}
+    sc = load_scenario(scenario)
+    return tuple((kind, sum(r for name, r in hot if (name in LIVEPATCHED) == (kind == "livepatched")
+                            and sc.context_of(name) == "interrupt")) for kind in SITE_KINDS)
 
 
 def _spin_callers(cfg):
