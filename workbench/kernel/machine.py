@@ -343,7 +343,9 @@ class Cpu:
         if not self._d0 <= esp - 12 < esp <= self._d1:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
             return self._die(esp - 12, f"double fault: no stack at {esp - 12:#010x}")
         m = self.machine
-        if esp & 3 or m.write_watch is not None:
+        if m.write_watch is not None:
+            m._watched(esp - 12, 12)
+        if esp & 3:
             m.write(esp - 12, np.array((eip, self._cs, flags), dtype=np.uint32).tobytes())
         else:
             o = (esp - 12 - self._base) >> 2
