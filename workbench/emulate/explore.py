@@ -289,6 +289,20 @@ class Run:
 
 def _calibrate(run: Run, k: int, cap: int):
     """Instructions of the call in state k, and the indices where step k could be seen."""
+    measure, remove = _calibration(run, k)
+    try:
+        return measure(cap)
+    finally:
+        remove()
+
+
+def _calibration(run: Run, k: int):
+    """Install the hooks that calibrate step k's placements: ``(measure, remove)``.
+
+    ``measure(cap)`` runs the call from where the CPU stands to its return and
+    gives its instructions and the indices where step k could be seen. The
+    hooks see only blocks translated after they were installed: install them
+    while nothing is translated."""
     cpu, im = run.machine.cpus[0], run.image
     step = run.steps[k]
     ranges = step.addrs or (im.text,)  # a plan-level sync touches all text
@@ -321,10 +335,19 @@ def _calibrate(run: Run, k: int, cap: int):
     if step.kind == "data":
         lo, hi = step.addrs[0]
         hooks.append(cpu.add_hook(UC_HOOK_MEM_READ, on_read, begin=lo, end=hi - 1))
-    cpu.run(cap, until=im.sym("workload_return"))
-    for h in hooks:
-        cpu.remove_hook(h)
-    return count[0], sorted(e for e in events if e <= count[0])
+
+    def measure(cap):
+        count[0] = 0
+        events.clear()
+        last_if[0] = cpu.interrupts_enabled()
+        cpu.run(cap, until=im.sym("workload_return"))
+        return count[0], sorted(e for e in events if e <= count[0])
+
+    def remove():
+        for h in hooks:
+            cpu.remove_hook(h)
+
+    return measure, remove
 
 
 class MemoryRestorer:
@@ -424,6 +447,9 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
         run.reset(restorer.to_base)  # ends with a full sync: nothing translated
         cpu.reset([(im.functions[fn].site, 0)])
         run.enter_phase(k)
+        # the calibration's hooks go in while nothing is translated, so that the
+        # run to the call and the calibration share their translations
+        measure, remove = _calibration(run, k)
         cpu.run(cap, until=im.sym("workload_call"))
         ctx_k = cpu.uc.context_save()
         mem_k, bp_k = restorer.snapshot(), m.text_poke_state
@@ -435,7 +461,7 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
             cpu.crash, cpu.drained = None, 0
             cpu.uc.context_restore(ctx_k)
             cpu.eip = im.sym("workload_call")
-            if cold:  # nothing translated: every block the calibration runs reaches its hooks
+            if cold:  # drop the calibration's blocks, which call its (deleted) hooks
                 m.sync_core()
             else:
                 # As cold as the calibration for every byte a step writes; text
@@ -445,8 +471,9 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
                 for lo, hi in written:
                     m.sync_core(lo, hi)
 
-        restore(cold=True)
-        length, events = _calibrate(run, k, calib_cap)
+        restore()
+        length, events = measure(calib_cap)
+        remove()
         first = True  # the calibration's blocks call its (deleted) hooks: start the placements cold
         # cut on both sides of every event: which side an observation falls on
         # depends on how Unicorn counts around traps and block lookups
