@@ -39,7 +39,8 @@ from workbench.emulate.outcomes import classify, observe
 from workbench.emulate.scenario import load_scenario
 from workbench.kernel.text_poke import PROTOCOLS, poke_steps
 
-__all__ = ["Run", "explore", "outcome_table", "transition_table", "load_outcome_table", "MODES", "OUTCOME_COLUMNS"]
+__all__ = ["MODES", "OUTCOME_COLUMNS", "MemoryRestorer", "Run", "explore", "load_outcome_table", "outcome_table",
+           "transition_table"]
 
 MODES = ("exhaustive", "random")
 OUTCOME_COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "deadlock",
@@ -164,10 +165,14 @@ class Run:
         self.traps.setdefault(key, []).append((self.phase, regs.ip - 1))
         return self.strategy(m, cpu, regs)
 
-    def reset(self) -> None:
-        """Machine back to the scenario's before state, patch not started."""
+    def reset(self, to_base=None) -> None:
+        """Machine back to the scenario's before state, patch not started.
+        *to_base* puts its memory back (default: copy all of it)."""
         m = self.machine
-        m.mem[:] = self._before_memory()
+        if to_base is None:
+            m.mem[:] = self._before_memory()
+        else:
+            to_base()
         m.sync_core()  # as the before state's apply() ends
         m.text_poke_state = None
         self.phase, self.traps = 0, {}
@@ -309,6 +314,20 @@ class Run:
 
 def _calibrate(run: Run, k: int, cap: int):
     """Instructions of the call in state k, and the indices where step k could be seen."""
+    measure, remove = _calibration(run, k)
+    try:
+        return measure(cap)
+    finally:
+        remove()
+
+
+def _calibration(run: Run, k: int):
+    """Install the hooks that calibrate step k's placements: ``(measure, remove)``.
+
+    ``measure(cap)`` runs the call from where the CPU stands to its return and
+    gives its instructions and the indices where step k could be seen. The
+    hooks see only blocks translated after they were installed: install them
+    while nothing is translated."""
     cpu, im = run.machine.cpus[0], run.image
     step = run.steps[k]
     ranges = step.addrs or (im.text,)  # a plan-level sync touches all text
@@ -341,46 +360,92 @@ def _calibrate(run: Run, k: int, cap: int):
     if step.kind == "data":
         lo, hi = step.addrs[0]
         hooks.append(cpu.add_hook(UC_HOOK_MEM_READ, on_read, begin=lo, end=hi - 1))
-    cpu.run(cap, until=im.sym("workload_return"))
-    for h in hooks:
-        cpu.remove_hook(h)
-    return count[0], sorted(e for e in events if e <= count[0])
+
+    def measure(cap):
+        count[0] = 0
+        events.clear()
+        last_if[0] = cpu.interrupts_enabled()
+        cpu.run(cap, until=im.sym("workload_return"))
+        return count[0], sorted(e for e in events if e <= count[0])
+
+    def remove():
+        for h in hooks:
+            cpu.remove_hook(h)
+
+    return measure, remove
 
 
-class _Restorer:
+class MemoryRestorer:
     """Put the machine's memory back to a snapshot, copying only what can have changed.
 
     The per-CPU areas of the CPUs the machine does not run (most of its memory)
     change only by a stray store: a guest store there fires a write hook and a
     host write (patcher, handler, trap frame) is counted by the machine's write
-    watch; either makes the next restore copy everything, else only the rest is
-    copied. Same bytes as copying everything, for an eighth of the copying.
+    watch. Without one, only the rest is copied back and snapshotted (the idle
+    areas then equal the before state's); after one, everything is. Same bytes
+    as copying everything, for an eighth of the copying.
     """
 
-    def __init__(self, m: Machine):
-        self.m, self.stray = m, False
+    def __init__(self, m: Machine, base: np.ndarray):
+        self.m, self.base, self.stray = m, base, False
         cold = m.idle_cpu_memory()
-        cpu, base = m.cpus[0], m.image.base
+        cpu, off = m.cpus[0], m.image.base
         self.hooks = [cpu.add_hook(UC_HOOK_MEM_WRITE, self._on_store, begin=lo, end=hi - 1) for lo, hi in cold]
         m.write_watch, m.write_hits = tuple(cold), 0
-        edges = [0] + [x - base for lo, hi in cold for x in (lo, hi)] + [len(m.mem)]
+        self.cold = [(lo - off, hi - off) for lo, hi in cold]
+        edges = [0] + [x for c in self.cold for x in c] + [len(m.mem)]
         self.hot = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if a < b]
+        #: the array whose idle areas memory's equal while no stray store is seen
+        #: (None: not known yet, the first copy copies everything)
+        self.cold_ref: np.ndarray | None = None
 
     def _on_store(self, access, addr, size, value):
         self.stray = True
 
-    def snapshot(self) -> np.ndarray:
+    def _clean(self, ref: np.ndarray) -> bool:
+        """Whether memory's idle areas still equal *ref*'s; forget the strays seen."""
+        clean = not self.stray and self.m.write_hits == 0 and self.cold_ref is ref
         self.stray, self.m.write_hits = False, 0
-        return self.m.mem.copy()
+        return clean
 
-    def restore(self, snap: np.ndarray) -> None:
-        m = self.m
-        if self.stray or m.write_hits:
-            m.mem[:] = snap
-            self.stray, m.write_hits = False, 0
-        else:
+    def to_base(self) -> None:
+        """Memory := the before state."""
+        mem, base = self.m.mem, self.base
+        if self._clean(base):
             for a, b in self.hot:
-                m.mem[a:b] = snap[a:b]
+                mem[a:b] = base[a:b]
+        else:
+            mem[:] = base
+        self.cold_ref = base
+
+    def snapshot(self):
+        """The memory now: its copyable part, or all of it when the idle areas differ
+        from the before state (after a stray store)."""
+        mem = self.m.mem
+        if self._clean(self.base):
+            return [mem[a:b].copy() for a, b in self.hot]
+        snap = mem.copy()
+        self.cold_ref = snap
+        return snap
+
+    def restore(self, snap) -> None:
+        """Memory := *snap* (from :meth:`snapshot`)."""
+        mem = self.m.mem
+        if isinstance(snap, np.ndarray):  # a full snapshot
+            if self._clean(snap):
+                for a, b in self.hot:
+                    mem[a:b] = snap[a:b]
+            else:
+                mem[:] = snap
+            self.cold_ref = snap
+            return
+        clean = self._clean(self.base)
+        for (a, b), part in zip(self.hot, snap):
+            mem[a:b] = part
+        if not clean:  # the idle areas were the before state's when snapped
+            for a, b in self.cold:
+                mem[a:b] = self.base[a:b]
+        self.cold_ref = self.base
 
     def close(self) -> None:
         for h in self.hooks:
@@ -390,7 +455,7 @@ class _Restorer:
 
 def _exhaustive_function(run: Run, fn: str, patch_gap: int, cap: int, progress,
                          calib_cap: int = 1000, merge: bool = True, steps=None) -> tuple[list, int, int]:
-    restorer = _Restorer(run.machine)
+    restorer = MemoryRestorer(run.machine, run._before_memory())
     try:
         return _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, steps, restorer)
     finally:
@@ -404,9 +469,12 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
     written = _coalesce(run._written)
     for k in (range(len(run.steps)) if steps is None else steps):
         # steps [0, k) landed before the call; the CPU stands at the call instruction
-        run.reset()  # ends with a full sync: nothing translated
+        run.reset(restorer.to_base)  # ends with a full sync: nothing translated
         cpu.reset([run.call_entry(fn)])
         run.enter_phase(k)
+        # the calibration's hooks go in while nothing is translated, so that the
+        # run to the call and the calibration share their translations
+        measure, remove = _calibration(run, k)
         cpu.run(cap, until=im.sym("workload_call"))
         ctx_k = cpu.uc.context_save()
         mem_k, bp_k = restorer.snapshot(), m.text_poke_state
@@ -418,7 +486,7 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
             cpu.crash, cpu.drained = None, 0
             cpu.uc.context_restore(ctx_k)
             cpu.eip = im.sym("workload_call")
-            if cold:  # nothing translated: every block the calibration runs reaches its hooks
+            if cold:  # drop the calibration's blocks, which call its (deleted) hooks
                 m.sync_core()
             else:
                 # As cold as the calibration for every byte a step writes; text
@@ -428,8 +496,9 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
                 for lo, hi in written:
                     m.sync_core(lo, hi)
 
-        restore(cold=True)
-        length, events = _calibrate(run, k, calib_cap)
+        restore()
+        length, events = measure(calib_cap)
+        remove()
         first = True  # the calibration's blocks call its (deleted) hooks: start the placements cold
         # cut on both sides of every event: which side an observation falls on
         # depends on how Unicorn counts around traps and block lookups

@@ -153,7 +153,7 @@ class Cpu:
         for seg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES, X.UC_X86_REG_SS):
             uc.reg_write(seg, EQU["__KERNEL_DS"])
         self.uc = uc
-        self._h = uc._uch  # the engine handle the C calls take (the binding's public field)
+        self._h = uc._uch  # the engine handle the C calls take (the binding's attribute; pinned <2.2)
         self._val = ctypes.c_uint64(0)  # register transfer buffer of the C calls
         self._pval = ctypes.byref(self._val)
         self._base = im.base
@@ -173,10 +173,12 @@ class Cpu:
         self._hook_error: BaseException | None = None
         ref = weakref.ref(self)
         self._extra: dict[int, object] = {}  # callbacks of add_hook, by handle
-        # the C callbacks must live as long as the engine: the CPU owns both
         self._callbacks = (HOOK_INTR_CFUNC(_guarded(ref, Cpu._on_trap)),
                            HOOK_CODE_CFUNC(_guarded(ref, Cpu._on_do_int3)),
                            HOOK_MEM_INVALID_CFUNC(_guarded(ref, Cpu._on_bad_access, False)))
+        # the C callbacks live as long as the engine, whoever else holds it; they
+        # hold the CPU weakly, so this is no cycle
+        uc._workbench_callbacks = (self._callbacks, self._extra)
         for kind, cb, lo, hi in ((UC_HOOK_INTR, self._callbacks[0], 1, 0),
                                  (UC_HOOK_CODE, self._callbacks[1], self._do_int3, self._do_int3),
                                  (UC_HOOK_MEM_INVALID, self._callbacks[2], 1, 0)):
@@ -197,8 +199,7 @@ class Cpu:
 
     def close(self) -> None:
         """Release the Unicorn engine now; the CPU cannot run afterwards."""
-        self.uc = self._h = None
-        self._callbacks, self._extra = (), {}
+        self.uc = self._h = None  # the engine's last reference, unless someone kept one
 
     def add_hook(self, kind: int, callback: Callable, begin: int = 1, end: int = 0) -> int:
         """Install a Unicorn hook of *kind* (``UC_HOOK_CODE``, ``_BLOCK``, ``_INTR``,
@@ -343,7 +344,9 @@ class Cpu:
         if not self._d0 <= esp - 12 < esp <= self._d1:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
             return self._die(esp - 12, f"double fault: no stack at {esp - 12:#010x}")
         m = self.machine
-        if esp & 3 or m.write_watch is not None:
+        if m.write_watch is not None:
+            m._watched(esp - 12, 12)
+        if esp & 3:
             m.write(esp - 12, np.array((eip, self._cs, flags), dtype=np.uint32).tobytes())
         else:
             o = (esp - 12 - self._base) >> 2

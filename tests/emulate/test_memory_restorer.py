@@ -1,0 +1,51 @@
+"""MemoryRestorer gives back exactly the snapshot's bytes, also after stray stores
+into the idle CPUs' memory that it does not copy otherwise."""
+
+import numpy as np
+import pytest
+
+from workbench.emulate.explore import MemoryRestorer, Run
+
+
+@pytest.fixture
+def run():
+    r = Run("seed", "emulate_new")
+    yield r
+    r.close()
+
+
+def _stray_guest_store(run, addr):
+    cpu = run.machine.cpus[0]
+    cpu.set_reg("eip", run.image.sym("int3_magic"))
+    cpu.set_reg("eax", addr)  # int3_magic: *eax = 1
+    cpu.run(1)
+
+
+@pytest.mark.parametrize("how", ["none", "guest", "host"])
+@pytest.mark.parametrize("full_snapshot", [False, True])
+def test_restore_is_the_snapshot_byte_for_byte(run, how, full_snapshot):
+    m = run.machine
+    r = MemoryRestorer(m, run._before_memory())
+    try:
+        idle = m.idle_cpu_memory()
+        r.to_base()
+        assert np.array_equal(m.mem, run._before_memory())
+        m.cpus[0].reset([(run.image.functions["do_IRQ"].site, 0)])
+        if full_snapshot:  # a stray store before the snapshot: it copies everything
+            m.write32(idle[2][0] + 8, 0x5A5A5A5A)
+        snap = r.snapshot()
+        assert isinstance(snap, np.ndarray) == full_snapshot
+        want = m.mem.copy()
+        m.cpus[0].run(3000)  # the workload writes its own (copied) areas
+        if how == "guest":
+            _stray_guest_store(run, idle[1][0] + 4 * 17)
+        elif how == "host":
+            m.write32(idle[3][1] - 4, 0xDEADBEEF)
+        assert not np.array_equal(m.mem, want)
+        r.restore(snap)
+        assert np.array_equal(m.mem, want)
+        r.to_base()
+        assert np.array_equal(m.mem, run._before_memory())
+    finally:
+        r.close()
+    assert m.write_watch is None
