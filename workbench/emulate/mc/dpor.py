@@ -107,10 +107,10 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
             if ei.tid == ej.tid or not dependent(ei, ej):
                 continue
             ci, pi = col[ei.tid], vcs[i][col[ei.tid]]
-            # i happens before j directly: no event between is after i and before j
-            if any(vcs[m][ci] >= pi and vj[col[seq[m].tid]] >= vcs[m][col[seq[m].tid]]
-                   for m in range(i + 1, j)):
-                continue
+            # Every dependent pair counts, not only those with no event between
+            # (the paper's e < e'): an IF change hides the race of an IPI ack with
+            # the fetch that trapped behind the handler's own later events. A
+            # superset of races only adds backtrack points (sound).
             stats.races += 1
             v = [m for m in range(i + 1, j) if vcs[m][ci] < pi] + [j]
             initials = set()

@@ -497,11 +497,24 @@ class McSystem:
         if e.kind == "fetch":
             site = e.arg
             if self.config.coherent_fetch or site not in s.icache:
-                cpu.sync_core(site, site + 5)  # translate afresh from memory: the fetch
                 s.icache = s.icache | {site}
                 s.view[site] = self._site_bytes(site)
             if s.spin is not None and s.spin[0] != site:
                 s.spin = None
+            # Execute the bytes this CPU holds for the site. Unicorn's own
+            # translation cache may be flushed at any time (when its buffer
+            # fills), so the stale view is explicit: the held bytes are put
+            # in place for this one translation and the memory put back.
+            held, now = s.view[site], self._site_bytes(site)
+            cpu.sync_core(site, site + 5)
+            if held != now:
+                m.write(site, held)
+            try:
+                self._run(i)
+            finally:
+                if held != now:
+                    m.write(site, now)
+            return
         elif e.kind == "h1":
             s.nr_seen = self.nr
             regs = PtRegs(m, cpu.reg("eax"))
