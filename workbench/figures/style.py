@@ -36,8 +36,9 @@ from workbench.base.errors import check_choice
 from workbench.base.units import human_count, human_ns
 
 __all__ = [
-    "OKABE_ITO", "STRATEGY_STYLE", "STRATEGY_ORDER", "SIZES", "FORMATS", "PNG_DPI", "METRIC_LABELS",
-    "PlotFigure", "style", "new_figure", "save", "text_overlaps", "figure_check", "conditions", "caption",
+    "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PNG_DPI", "PlotFigure", "SIZES", "STRATEGY_ORDER",
+    "STRATEGY_STYLE", "caption", "conditions", "figure_check", "new_figure", "save", "style",
+    "text_overlaps",
 ]
 
 #: Okabe & Ito (2008), "Color Universal Design"
