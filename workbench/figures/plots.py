@@ -36,9 +36,10 @@ from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, S
                        new_figure, save, style, text_overlaps)
 
 __all__ = [
-    "OKABE_ITO", "STRATEGY_STYLE", "STRATEGY_ORDER", "SIZES", "FORMATS", "METRIC_LABELS",
-    "PlotFigure", "style", "new_figure", "save", "text_overlaps", "drops", "drops_compare", "heatmap",
-    "batching", "tradeoff", "closed_vs_monte_carlo", "outcome_grid", "figure_check",
+    "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PlotFigure", "SIZES", "STRATEGY_ORDER",
+    "STRATEGY_STYLE", "batching", "closed_vs_monte_carlo", "drops", "drops_compare",
+    "figure_check", "heatmap", "new_figure", "outcome_grid", "save", "style", "text_overlaps",
+    "tradeoff",
 ]
 
 

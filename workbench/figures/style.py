@@ -37,9 +37,9 @@ from workbench.base.store import write_atomic
 from workbench.base.units import human_count, human_ns
 
 __all__ = [
-    "OKABE_ITO", "STRATEGY_STYLE", "STRATEGY_ORDER", "SIZES", "FORMATS", "PNG_DPI", "METRIC_LABELS",
-    "PlotFigure", "style", "new_figure", "render", "save", "text_overlaps", "figure_check", "write_files",
-    "conditions", "caption",
+    "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PNG_DPI", "PlotFigure", "SIZES", "STRATEGY_ORDER",
+    "STRATEGY_STYLE", "caption", "conditions", "figure_check", "new_figure", "render", "save", "style",
+    "text_overlaps", "write_files",
 ]
 
 #: Okabe & Ito (2008), "Color Universal Design"

@@ -41,9 +41,10 @@ from workbench.base.errors import ConfigError, check_range
 from workbench.base.paths import data_dir
 from workbench.base.provenance import read_provenance
 from workbench.base.version import code_version
+from workbench.figures.job import FIGURES, regenerate
 from workbench.ui.format import human_value
 
-__all__ = ["NOTEBOOK_DIR", "TOOLS", "ReportResult", "build_report", "notebooks", "render_html", "tool_versions"]
+__all__ = ["NOTEBOOK_DIR", "ReportResult", "TOOLS", "build_report", "notebooks", "render_html", "tool_versions"]
 
 #: the paired notebooks (source checkout)
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -187,8 +188,6 @@ def build_report(quick: bool = False, *, outdir: Path | None = None, seed: int =
     the figures and tables). Raises :class:`ConfigError` for a bad seed,
     timeout or backend, or when there are no notebooks.
     """
-    from workbench.figures.job import FIGURES, regenerate
-
     check_range("timeout", timeout, 1, 86400)
     nbs = notebooks(notebook_dir) if run_notebooks else []  # checked before any work
     out = Path(outdir) if outdir is not None else data_dir()

@@ -20,16 +20,22 @@ one-line error in the widget's status line instead of a traceback.
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import time
+import tomllib
+from pathlib import Path
 
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_range
+from workbench.ui.format import human_value
 
-__all__ = ["CallStepper", "StepViewer", "Explorer", "trapped_calls", "render_state", "CPU_CHOICES",
-           "HANDLER_SYMBOLS"]
+__all__ = [
+    "CPU_CHOICES", "CallStepper", "Explorer", "HANDLER_SYMBOLS", "StepViewer", "render_state",
+    "trapped_calls",
+]
 
 #: CPU counts the explorer's range slider moves over
 CPU_CHOICES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -434,8 +440,6 @@ _TABLE_CSS = ("<style>.wb-table{border-collapse:collapse;font-size:11px;font-var
 
 def _table_html(frame, columns) -> str:
     """A compact, borderless table (times in human units) in a scrolling box of ~12 rows."""
-    from workbench.ui.format import human_value
-
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(human_value(c, v))}</td>" for c, v in zip(columns, r))
                    + "</tr>" for r in frame[columns].itertuples(index=False))
@@ -462,8 +466,6 @@ def _toml_value(v) -> str:
 
 def _download_link(label, filename, mime, data: bytes) -> str:
     """An HTML link that saves *data* as *filename* in the browser (a data URI: no server needed)."""
-    import base64
-
     uri = f"data:{mime};base64,{base64.b64encode(data).decode()}"
     return (f"<a download='{html.escape(filename)}' href='{uri}' style='margin-right:1em'>"
             f"{html.escape(label)}</a>")
@@ -623,10 +625,8 @@ class Explorer:
             lines += ["", "[[grid]]"] + [f"{k} = {_toml_value(v)}" for k, v in t.items()]
         return "\n".join(lines) + "\n"
 
-    def save(self, path) -> "Path":
+    def save(self, path) -> Path:
         """Write :meth:`to_toml` to *path*; return it. The status line says where."""
-        from pathlib import Path
-
         p = Path(path)
         p.write_text(self.to_toml(), encoding="utf-8")
         self.status.value = f"saved the configuration to {html.escape(str(p.resolve()))}"
@@ -634,9 +634,6 @@ class Explorer:
 
     def load(self, path) -> None:
         """Set the controls from a TOML file written by :meth:`save`. ConfigError if it is not one."""
-        import tomllib
-        from pathlib import Path
-
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config: no file {str(p)!r}")
@@ -668,8 +665,6 @@ class Explorer:
         frame = self._table_frame()
         text = frame.to_csv(index=False, lineterminator="\n")
         if path is not None:
-            from pathlib import Path
-
             Path(path).write_text(text, encoding="utf-8")
         return text
 

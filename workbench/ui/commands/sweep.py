@@ -22,6 +22,8 @@ same points the explorer showed.
 """
 
 import json
+import tomllib
+from pathlib import Path
 
 from workbench.base.errors import ConfigError
 from workbench.ui.commands.figures import backend_of
@@ -58,9 +60,7 @@ def grid_from_toml(path):
     Raises :class:`ConfigError` for a missing or malformed file, no
     ``[[grid]]`` table, or an unknown parameter.
     """
-    import tomllib
-    from pathlib import Path
-
+    # the race model and pandas: a second of start-up, imported when a grid is built
     from workbench.race.experiment import race_grid
     from workbench.sweep.engine import Grid
 
