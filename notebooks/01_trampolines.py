@@ -14,7 +14,7 @@
 # Every traceable kernel function starts with a 5-byte `call __fentry__`.
 # ftrace turns that site into a NOP, a `call ftrace_caller`, a
 # `call ftrace_regs_caller`, or a call to a per-ops trampoline such as the
-# seed's `live_patch_trampoline` (see `/work/shared/DOMAIN.md`, sections 1–5).
+# seed's `live_patch_trampoline` (see docs/KERNEL.md §8-12).
 #
 # This notebook looks at the emulated i386 image: the trampolines' code, one
 # traced call watched from entry to return, and the `struct pt_regs` that

@@ -15,7 +15,7 @@
 # first byte. A CPU that calls the function then traps, and **the int3
 # handler decides what that call does**. This notebook stops the seed
 # scenario's patch right after the int3 lands on the site of a live-patched
-# function, runs one call, and compares the strategies (DOMAIN.md section 2):
+# function, runs one call, and compares the strategies (docs/KERNEL.md §9):
 #
 # * `skip` resumes after the site: no handler runs, the old body runs;
 # * `emulate_regs_caller` emulates a call to `ftrace_regs_caller` (v5.2);

@@ -19,7 +19,7 @@
 # a *call* cannot work. Commit 3c88c692c287 (v5.3, "x86/stackframe/32:
 # Provide consistent pt_regs") copies the frame down, leaving a gap, and
 # gives `regs->sp` its real value; only then could the call emulation of
-# v5.2 (x86_64 only) be enabled on i386 (DOMAIN.md section 3).
+# v5.2 (x86_64 only) be enabled on i386 (docs/KERNEL.md §10).
 #
 # The emulator models both entries: `v5.1` (frame on the interrupted stack)
 # and `v5.3` (with the gap).

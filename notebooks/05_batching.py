@@ -12,7 +12,7 @@
 # # 05 · Batching and scale
 #
 # One breakpoint protocol per site costs three IPI sync rounds per site;
-# a batch costs three for all of them (DOMAIN.md section 6). Daniel Bristot
+# a batch costs three for all of them (docs/KERNEL.md §13). Daniel Bristot
 # de Oliveira measured it on a 24-CPU Xeon with 56 jump-label sites:
 # 168 → 3 IPIs and 57 ms → 1.4 ms per update, int3 hits about 10% fewer.
 # The timing model's write and round costs are derived from those two

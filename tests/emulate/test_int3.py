@@ -28,7 +28,7 @@ def _by_kind(table):
     return g
 
 
-# DOMAIN.md §5 and the seed thread: what a trapped call of do_IRQ and of an
+# docs/KERNEL.md §12 and the seed thread: what a trapped call of do_IRQ and of an
 # ordinary function drops under each strategy (1 = always, 0 = never). The
 # seed registers the tracer: function_enabled is 0 for the whole patch
 # (tracing_start_function_trace()), so a missed tracer is never a drop here

@@ -1,4 +1,4 @@
-"""The stable-state table of DOMAIN.md §4-5, by executing every cell."""
+"""The stable-state table of docs/KERNEL.md §11-12, by executing every cell."""
 
 import pytest
 
@@ -12,7 +12,7 @@ from workbench.emulate.watch import watch_call
 LP = frozenset({"do_IRQ", "__migrate_task"})
 
 # state -> function kind -> (handlers that run, body, trampoline entered)
-# DOMAIN.md §4: one ops -> its handler directly; two -> ftrace_ops_list_func;
+# docs/KERNEL.md §11: one ops -> its handler directly; two -> ftrace_ops_list_func;
 # livepatched sites call ftrace_regs_caller (or the per-ops trampoline alone);
 # the list function skips livepatch when reached without regs (ftrace_caller).
 TABLE = {

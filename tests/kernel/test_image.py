@@ -8,7 +8,7 @@ from workbench.kernel.layout import PT_REGS_FIELDS, pt_offset
 
 
 def test_pt_regs_layout_is_the_kernels():
-    # arch/x86/include/asm/ptrace.h, i386 (DOMAIN.md §3)
+    # arch/x86/include/asm/ptrace.h, i386 (docs/KERNEL.md §10)
     want = dict(bx=0, cx=4, dx=8, si=12, di=16, bp=20, ax=24, ds=28, es=32, fs=36, gs=40,
                 orig_ax=44, ip=48, cs=52, flags=56, sp=60, ss=64)
     assert {f: pt_offset(f) for f in PT_REGS_FIELDS} == want

@@ -561,7 +561,7 @@ def test_bad_simulate_arguments():
 
 
 def test_plans_follow_the_kernel_order():
-    """DOMAIN.md §4-5: trampoline calls first (routing decides what they trap), then sites."""
+    """docs/KERNEL.md §11-12: trampoline calls first (routing decides what they trap), then sites."""
     from workbench.race.simulator import Stage
     # the livepatch is DYNAMIC: the trampolines hold ftrace_ops_list_func before and
     # after the tracer comes or goes (ftrace_ops_get_list_func): no trampoline update

@@ -15,7 +15,7 @@ def test_derived_defaults_reproduce_bristot_update_times():
     k = BRISTOT.sites
     assert k * (3 * write + 3 * rnd) == pytest.approx(BRISTOT.update_per_site_ns, rel=1e-12)
     assert 3 * k * write + 3 * rnd == pytest.approx(BRISTOT.update_batched_ns, rel=1e-12)
-    # DOMAIN.md's derived 57 ms / 168 = 0.34 ms is the same figure without writes
+    # docs/KERNEL.md §13's derived 57 ms / 168 = 0.34 ms is the same figure without writes
     assert rnd == pytest.approx(57e6 / 168, rel=0.01)
     assert 2_000 < write < 2_600
     t = Timing()

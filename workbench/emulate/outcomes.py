@@ -4,7 +4,7 @@ Reads the evidence the emulated code leaves in memory: the body mark a
 traced function's body writes into ``thread_info``, the function tracer's
 ring-buffer entries for the call's ip, the int3 entries the entry stub
 counted, and the workload's check of the caller's registers and stack.
-Classifies a trapped call by DESIGN.md's outcome semantics against the
+Classifies a trapped call by the outcome semantics of docs/KERNEL.md §15 against the
 handlers that the old and the new instruction run, which are themselves
 measured by running the call with each instruction in place.
 """

@@ -14,7 +14,7 @@ The model (documented in ``docs/RACE.md``):
   ``dispersion > 0`` each window's group rate is multiplied by a Gamma(1/d, d)
   factor (gamma-Poisson: same mean, variance ``mu + d mu^2``): bursty calls.
 * **Patch timeline** (:data:`PLANS`, :mod:`workbench.race.timing`). The ftrace
-  order of DOMAIN.md section 4: trampoline calls (``ftrace_call``,
+  order of docs/KERNEL.md §11: trampoline calls (``ftrace_call``,
   ``ftrace_regs_call``) first, one breakpoint protocol each; then the call
   sites, one protocol per site (``per_site``), one for all (``batched``), or
   everything under ``stop_machine``. A site traps calls from its int3

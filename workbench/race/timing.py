@@ -24,14 +24,14 @@ What it models (the kernel code it stands for in brackets):
 * **stop_machine**: ``stop_machine_ns`` of fixed cost plus one rendezvous
   that waits for the slowest CPU like a sync round [``kernel/stop_machine.c``].
 
-Anchors (``/work/shared/DOMAIN.md`` section 6). Daniel Bristot de Oliveira's
+Anchors (docs/KERNEL.md §13). Daniel Bristot de Oliveira's
 jump-label batching (lore ``cover.1560325897.git.bristot@redhat.com``; V3 at
 lkml.org/lkml/2018/12/21/214), 24 CPUs, 56 sites: 57 ms per update with one
 breakpoint protocol per site (168 rounds) and 1.4 ms batched (3 rounds); int3
 handler 45 ns single and ~180 ns batched (published). The write cost and the
 mean round on 24 CPUs are **derived** here by solving the two update times
 (:func:`derive_write_and_round`): ``56 * (3w + 3R) = 57 ms`` and
-``3 * 56 * w + 3R = 1.4 ms`` give R = 0.337 ms (DOMAIN's 57 ms / 168 = 0.34 ms
+``3 * 56 * w + 3R = 1.4 ms`` give R = 0.337 ms (docs/KERNEL.md §13's 57 ms / 168 = 0.34 ms
 is the same figure without the writes) and w = 2.32 us. ``ipi_base_ns`` (5 us)
 and ``irq_off_prob`` (0.1) are illustrative assumptions; ``irq_off_scale_ns``
 is then calibrated so that a round on 24 CPUs averages the derived R.
@@ -70,7 +70,7 @@ EXACT_ROUNDS = 24
 
 @dataclass(frozen=True)
 class Anchor:
-    """A published measurement the model is checked against (DOMAIN.md §6)."""
+    """A published measurement the model is checked against (docs/KERNEL.md §13)."""
 
     cpus: int
     sites: int

@@ -21,7 +21,7 @@ __all__ = ["Workload", "DEFAULT_HOT", "LIVEPATCHED", "EXACT_SITES"]
 EXACT_SITES = 16
 _NS = 1e-9  # rates are per second, times in ns
 
-#: functions whose sites are live patched in every scenario (DOMAIN.md §5)
+#: functions whose sites are live patched in every scenario (docs/KERNEL.md §12)
 LIVEPATCHED = ("do_IRQ", "__migrate_task")
 
 
