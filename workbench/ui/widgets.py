@@ -519,14 +519,16 @@ class Explorer:
                                                                            CPU_CHOICES.index(cpus[1])),
                                            description="CPUs", continuous_update=False, style=style)
         self.do_irq_rate = w.FloatLogSlider(value=do_irq_rate, base=10, min=0, max=5, step=0.25,
-                                            description="do_IRQ calls/s", continuous_update=False, style=style)
+                                            description="do_IRQ calls/s", continuous_update=False, style=style,
+                                            readout_format=".3s")  # 1.00k, not 1.00e+3
         self.tail_rate = w.FloatLogSlider(value=tail_rate, base=10, min=3, max=8, step=0.25,
-                                          description="tail calls/s", continuous_update=False, style=style)
+                                          description="tail calls/s", continuous_update=False, style=style,
+                                          readout_format=".3s")
         self.sync_round_us = w.FloatLogSlider(value=sync_round_us, base=10, min=0, max=4, step=0.125,
                                               description="IPI round (µs)", continuous_update=False, style=style)
         self.metric = w.Dropdown(options=list(self.METRICS), value=metric, description="metric", style=style)
         self.trials = w.BoundedIntText(value=trials, min=2, max=100_000, description="trials", style=style)
-        self.plot = w.Image(format="svg+xml", layout=w.Layout(width="700px"))
+        self.plot = w.Image(format="svg+xml", layout=w.Layout(width="900px"))
         self.table = w.HTML()
         self.status = w.HTML()
         self.exports = w.HTML()
