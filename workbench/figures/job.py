@@ -251,18 +251,22 @@ def by_panel(frame, keys):
     return out.reset_index()
 
 
-_PANEL_TITLE = ("left: seed (tracer being enabled); right: tracer_add_livepatch (tracer running)\n"
-                "spin shows 0 but deadlocks the patch (do_IRQ runs with interrupts off)")
+#: the second title line of each drops panel: the scenario its numbers come from
+_PANEL_NOTES = {m: f"scenario {sc} ({ {'seed': 'tracer being enabled', 'tracer_add_livepatch': 'tracer running'}[sc]})"
+                for m, sc in PANEL_SCENARIO.items()}
+#: what a zero of spin does not say
+_SPIN_NOTE = "spin shows 0 but deadlocks the patch: do_IRQ runs with interrupts off"
 
 
 def _draw(name, frames, tables):
     from workbench.figures import plots
 
     if name == "fig1_drops_vs_cpus":
-        return plots.drops(by_panel(frames["cpus"], ["strategy", "cpus"]), x="cpus", title=_PANEL_TITLE)
+        return plots.drops(by_panel(frames["cpus"], ["strategy", "cpus"]), x="cpus", size="wide_tall",
+                           panel_notes=_PANEL_NOTES, legend_title=_SPIN_NOTE)
     if name == "fig2_drops_vs_timing":
         return plots.drops(by_panel(frames["timing"], ["strategy", "sync_round_ns"]), x="sync_round_ns",
-                           title=_PANEL_TITLE)
+                           size="wide_tall", panel_notes=_PANEL_NOTES, legend_title=_SPIN_NOTE)
     if name == "fig3_heatmap_skip":
         return plots.heatmap(by_panel(frames["heatmap"], ["strategy", "cpus", "sync_round_ns"]))
     if name == "fig4_batching":

@@ -83,7 +83,7 @@ def _top(series):
 
 @_styled
 def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide", title=None,
-          bands=True):
+          bands=True, panel_notes=None, legend_title=None):
     """One panel per metric: its per-patch mean against *x*, a line per strategy.
 
     *x* is ``cpus`` (log2 axis) or ``sync_round_ns`` (shown in µs, log
@@ -91,8 +91,10 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
     (``_lo``/``_hi``). The y axis is linear below 1 and logarithmic above,
     so strategies that never drop sit visibly on 0 (lines that coincide show
     their markers at alternate points). A panel over ``sync_round_ns`` names
-    its CPU count in its title. Raises :class:`ConfigError` if the frame
-    lacks the columns.
+    its CPU count in its title. *panel_notes* (metric -> text) adds a second
+    title line to a panel (e.g. the scenario its numbers come from);
+    *legend_title* heads the legend. Raises :class:`ConfigError` if the
+    frame lacks the columns.
     """
     metrics = list(metrics)
     _need(frame, [x, "strategy"] + [f"{m}_{s}" for m in metrics for s in ("mean", "lo", "hi")], "drops")
@@ -108,11 +110,12 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
         where = ""
         if x != "cpus" and "cpus" in frame and frame["cpus"].nunique() == 1:
             where = f" ({int(frame['cpus'].iloc[0])} CPUs)"  # the panel's CPU count, not the x label's
+        note = (panel_notes or {}).get(m)
         ax.set_title({"violations": "Live patch: violations", "dropped_tracer": "Tracer: dropped calls"}
-                     .get(m, m) + where)
+                     .get(m, m) + where + (f"\n{note}" if note else ""))
     # one legend for both panels, below them: inside a panel it would cover data
     fig.legend(handles=list(handles.values()), loc="outside lower center", ncols=3, handlelength=2.6,
-               columnspacing=1.6)
+               columnspacing=1.6, title=legend_title, title_fontsize=7)
     if title:
         fig.suptitle(title)
     return fig

@@ -246,10 +246,23 @@ def conditions(frame, provenance=None) -> str:
 
 
 def caption(fig, text: str) -> None:
-    """Put *text* (a one-line conditions caption) above the figure, small and grey, left-aligned."""
+    """Put *text* (the conditions caption) above the figure, small and grey, left-aligned.
+
+    The caption breaks between its ``;``-separated parts so that no line is
+    wider than the figure (about 21 characters per inch at 6 pt).
+    """
     if text:
+        width = max(40, int(fig.get_figwidth() * 21))
+        lines, line = [], ""
+        for part in text.split("; "):
+            if line and len(line) + 2 + len(part) > width:
+                lines.append(line + ";")
+                line = part
+            else:
+                line = f"{line}; {part}" if line else part
+        lines.append(line)
         with style():
-            fig.suptitle(text, x=0.005, ha="left", fontsize=6, color="#555555")
+            fig.suptitle("\n".join(lines), x=0.005, ha="left", fontsize=6, color="#555555")
 
 
 # -- checks: text that collides, axes without labels ----------------------------------------
