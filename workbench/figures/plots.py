@@ -228,7 +228,7 @@ def tradeoff(frame, size="wide_tall"):
         series[s] = (d["cpus"].to_numpy(), d["stall_ns_mean"].to_numpy() / 1e6,
                      (d["dropped_tracer_mean"] + d["dropped_livepatch_mean"]).to_numpy())
     top = max(float(np.nanmax(v[2])) for v in series.values())
-    labelled, placed = set(), set()
+    labelled, placed = set(), []
     for k, s in enumerate(strategies):
         cpus, stall, dropped = series[s]
         color, marker, label = _style(s)
@@ -240,10 +240,10 @@ def tradeoff(frame, size="wide_tall"):
         if (np.any(dropped > 0) or s == "spin") and key not in labelled:
             labelled.add(key)  # one label per distinct line: coinciding lines are labelled once
             for i in marks:
-                spot = (round(float(np.log10(max(stall[i], 1e-12))), 0), round(float(np.log10(dropped[i] + 1)), 0))
-                if spot in placed:  # another line's label already sits here
-                    continue
-                placed.add(spot)
+                spot = (float(np.log10(max(stall[i], 1e-12))), float(np.log10(dropped[i] + 1)))
+                if any(abs(spot[0] - x) < 1.2 and abs(spot[1] - y) < 0.5 for x, y in placed):
+                    continue  # another line's label already sits here
+                placed.append(spot)
                 ax.annotate(f"{cpus[i]} CPU{'s' if cpus[i] > 1 else ''}", (stall[i], dropped[i]),
                             xytext=(0, 7), textcoords="offset points", ha="center", fontsize=6.5,
                             color=OKABE_ITO["black"])
