@@ -184,3 +184,29 @@ def test_a_tracer_record_with_a_wrong_ip_is_spurious(image):
     t = frozenset({"tracer"})
     assert classify(good, t, t, t)["spurious"] == 0
     assert classify(bad, t, t, t)["spurious"] == 1
+
+
+def test_a_broken_tracer_cannot_lower_its_own_expectation(image):
+    """7b: expected handlers come from reference runs, checked against the state table."""
+    from workbench.emulate.oracle import OracleMismatch, predicted_handlers
+
+    run = Run("tracer_add_livepatch", "skip")
+    step = next(i for i, s in enumerate(run.steps) if s.name == "sites:int3") + 1
+    site = image.functions["do_IRQ"].site
+    change = run._change_at(step, site)
+    assert run.expected(step, "do_IRQ", (site, change.old)) == frozenset({"tracer"})
+    # the same run with a tracer that returns at once (its first byte a ret)
+    broken = Run("tracer_add_livepatch", "skip")
+    mem = broken.ref._pristine.copy()
+    mem[image.sym("function_trace_call") - image.base] = 0xC3
+    broken.ref._pristine = mem
+    with pytest.raises(OracleMismatch, match="state table says"):
+        broken.expected(step, "do_IRQ", (site, change.old))
+    # the table itself, on a stable state: livepatch + tracer, do_IRQ through the list function
+    m = Machine(image, 1)
+    st = FtraceState(image, (FtraceOps("livepatch", "livepatch", LP), FtraceOps("tracer", "tracer")))
+    st.apply(m)
+    assert predicted_handlers(m, st, "do_IRQ") == frozenset({"livepatch", "tracer"})
+    assert predicted_handlers(m, st, "fn_00003") == frozenset({"tracer"})
+    m.write32(image.sym("function_enabled"), 0)
+    assert predicted_handlers(m, st, "fn_00003") == frozenset()

@@ -49,3 +49,28 @@ def test_same_seed_same_numbers_and_bad_input():
     with pytest.raises(ConfigError, match="window_ns"):
         spin_staggered(np.full(K, 1.0), W_NS, 10.0)
     assert math.isfinite(spin_staggered(np.zeros(K), W_NS, E_NS)["wait_ns"])
+
+
+def test_the_race_simulator_follows_the_per_call_simulation():
+    """The simulator's batched spin (closed form and Monte Carlo) against simulate_calls, saturated."""
+    from workbench.race.simulator import STAGGER_ORDER_SEED, RaceConfig, closed_form, simulate
+    from workbench.race.simulator import PerCallOutcomes
+    from workbench.race.timing import Timing
+    from workbench.race.workload import Workload
+
+    t = Timing(write_ns=W_NS, ipi_base_ns=R_NS, irq_off_prob=0.0, handler_ns=0.0, handler_batch_ns=0.0)
+    work = Workload(hot={"do_IRQ": 2000.0, "__migrate_task": 1500.0}, tail_functions=18, tail_rate=18_000.0,
+                    zipf_s=1.0)
+    cfg = RaceConfig("seed", "spin", "batched", 8, work, t, trampolines=False, patcher_calls=True)
+    z = np.arange(1, 19, dtype=float) ** -1.0
+    rates = np.array([2000.0, 1500.0] + list(z * 18_000.0 / z.sum()))
+    rates = rates[np.random.default_rng(STAGGER_ORDER_SEED).permutation(rates.size)]
+    sim = simulate_calls(rates, W_NS, E_NS, cpus=8, trials=5000, seed=2)
+    cf = closed_form(cfg, None)
+    assert cf["window_ns"] == pytest.approx(E_NS)
+    assert abs(cf["trapped"] / 8 - sim["traps"]) < 4 * sim["traps_se"]
+    assert abs(cf["stall_ns"] / 8 - sim["wait_ns"]) < 4 * sim["wait_ns_se"]
+    assert cf["trapped"] / 8 > 1.5  # saturated: re-traps
+    mc = simulate(cfg, PerCallOutcomes.empty("seed"), trials=20_000, seed=5)
+    assert abs(mc.trapped_mean[0] - cf["trapped"]) < 4 * mc.trapped_se[0]
+    assert abs(mc.stall_ns_mean[0] - cf["stall_ns"]) < 4 * mc.stall_ns_se[0] + 1e-9 * cf["stall_ns"]

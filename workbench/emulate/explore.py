@@ -35,6 +35,7 @@ from workbench.kernel.image import build_image
 from workbench.kernel.int3 import STRATEGIES, get_strategy
 from workbench.kernel.layout import EQU
 from workbench.kernel.machine import ENTRIES, Crash, Machine
+from workbench.emulate.oracle import OracleMismatch, predicted_handlers
 from workbench.emulate.outcomes import classify, observe
 from workbench.emulate.scenario import load_scenario
 from workbench.kernel.text_poke import PROTOCOLS, poke_steps
@@ -234,7 +235,13 @@ class Run:
             cpu.reset([(self.image.functions[fn].site, 0)])
             cpu.run(_CAP, until=self.image.sym("workload_logged"))
             recs = cpu.drain()
-            self._ref_cache[key] = observe(cpu, recs[0]).handlers if recs else frozenset()
+            got = observe(cpu, recs[0]).handlers if recs else frozenset()
+            # the independent state table (text and data only, no handler code) must agree
+            want = predicted_handlers(r, self.after, fn)
+            if got != want:
+                raise OracleMismatch(f"{self.scenario.name} phase {self.phase_name(phase)} {fn}: the reference "
+                                     f"run ran {sorted(got)}, the ftrace state table says {sorted(want)}")
+            self._ref_cache[key] = got
         return self._ref_cache[key]
 
     # -- turning evidence into rows -------------------------------------------------------

@@ -73,7 +73,8 @@ from workbench.emulate.scenario import check_scenario
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.numeric import fdot
 from workbench.base.version import emulator_version
-from workbench.race.spin import _spin_draw_shared, _spin_expect, _spin_per_site, _spin_shared, _spin_wait
+from workbench.race.spin import (_spin_draw_shared, _spin_expect, _spin_per_site, _spin_shared, _spin_wait,
+                                 _window_nodes)
 from workbench.race.timing import BRISTOT, Timing, finite_range, gamma_matched
 from workbench.race.workload import _NS, EXACT_SITES, LIVEPATCHED, Workload, _Sites, _site_summary
 
@@ -315,6 +316,7 @@ class _Group:
     sites: _Sites
     outcome: dict
     share: float = 1.0  # rates are the workload's times this (_caller_share)
+    late: dict = None  # spin, batched: outcomes of a re-trap (after sync 2, while first bytes are written)
 
 
 @dataclass
@@ -449,11 +451,60 @@ def _timeline(cfg, outcomes):
                 groups = [_Group(kind, "fentry", h,
                                  _Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
                                  look(kind, "fentry"), share[kind]) for kind in st.kinds]
+                if cfg.strategy == "spin":
+                    weights["now"] = {"sync2": 1.0}
+                    for g in groups:
+                        g.late = look(g.kind, "fentry")
                 # site i: int3 done at i*w; R1; K tails; R2; first bytes in
                 # the same order, site i's done at 2Kw + R1 + R2 + i*w
                 stages.append(_Stage("batched", k, groups, 2 * k * t.write_ns,
                                      _patcher_groups(cfg, st.kinds, "fentry", k, look, weights)))
     return stages
+
+
+#: the fixed pseudo-random write order of a batch's sites (rates independent of address)
+STAGGER_ORDER_SEED = 0
+
+
+@lru_cache(maxsize=32)
+def _stagger_table(workload, kinds, write_ns):
+    """:func:`workbench.race.stagger.stagger_tables` of a batched stage's sites.
+
+    Sites are written in address order; the model takes the workload's
+    per-site rates as independent of address, in one fixed pseudo-random
+    order (:data:`STAGGER_ORDER_SEED`). Per kind: ``livepatched`` are the
+    named live-patched functions, ``ordinary`` the other named ones and the
+    whole Zipf tail.
+    """
+    from workbench.race.stagger import stagger_tables
+
+    rates, labels = [], []
+    hot = dict(workload.hot)
+    if "livepatched" in kinds:
+        rates += [hot[n] for n in LIVEPATCHED]
+        labels += ["livepatched"] * len(LIVEPATCHED)
+    if "ordinary" in kinds:
+        other = [r for n, r in workload.hot if n not in LIVEPATCHED]
+        m = workload.tail_functions
+        tail = []
+        if m:
+            z = np.arange(1, m + 1, dtype=float) ** -workload.zipf_s
+            tail = (z * (workload.tail_rate / z.sum())).tolist()
+        rates += other + tail
+        labels += ["ordinary"] * (len(other) + len(tail))
+    order = np.random.default_rng(STAGGER_ORDER_SEED).permutation(len(rates))
+    return stagger_tables(np.asarray(rates)[order], write_ns, [labels[i] for i in order])
+
+
+def _stagger_spin(cfg, stage, window):
+    """Spin in a batched stage at window(s) *window*: per-CPU traps by kind, first-trap share, wait."""
+    from workbench.race.stagger import stagger_eval
+
+    tab = _stagger_table(cfg.workload, tuple(g.kind for g in stage.groups), cfg.timing.write_ns)
+    r = stagger_eval(tab, window)
+    traps = np.asarray(r["traps"], float)
+    first = np.where(traps > 0, np.asarray(r["first"], float) / np.where(traps > 0, traps, 1.0), 1.0)
+    return r["by_kind"], first, np.asarray(r["wait_ns"], float)
 
 
 def _patcher_groups(cfg, kinds, trap_site, sites, look, weights):
@@ -516,6 +567,26 @@ def _closed(cfg, outcomes):
         if s.what in ("batched", "per_site"):
             out["window_ns"] = ew
         # spin: a trapped CPU makes no further calls until the window closes
+        if cfg.strategy == "spin" and s.what == "batched":
+            # staggered windows: re-traps after each release (workbench.race.stagger)
+            callers = _spin_callers(cfg)
+            W, wts = _window_nodes(t, n, s.d_write)
+            by_kind, first, wait = _stagger_spin(cfg, s, W)
+            for g in s.groups:
+                per = np.asarray(by_kind[g.kind], float)
+                trapped = callers * float(wts @ per)
+                out["trapped"] += trapped
+                for m, v in g.outcome.items():
+                    out[m] += callers * float(wts @ (per * (first * v + (1 - first) * g.late[m])))
+                out["stall_ns"] += trapped * g.handler_ns
+            out["stall_ns"] += callers * float(wts @ wait)
+            for g in s.patcher:
+                p = _spin_shared(t, n, s.d_write, (g.sites.total,), 0.0)[0][0]
+                out["trapped"] += p
+                for m, v in g.outcome.items():
+                    out[m] += p * v
+                out["stall_ns"] += p * g.handler_ns
+            continue
         spin = _spin_expect(cfg, s) if cfg.strategy == "spin" else None
         callers = _spin_callers(cfg) if spin is not None else n
         for i, g in enumerate(s.groups):
@@ -578,6 +649,19 @@ def _draw_chunk(cfg, stages, rng, size):
             res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + rounds.sum(axis=1)
             if s.what == "batched":
                 res["window_ns"] = w
+            if spin and s.what == "batched":
+                # staggered windows (workbench.race.stagger): the trial's conditional
+                # means, Poisson counts; each trap a first trap with the trial's share
+                callers = _spin_callers(cfg)
+                by_kind, first, wait = _stagger_spin(cfg, s, w)
+                for g in s.groups:
+                    k = rng.poisson(callers * np.asarray(by_kind[g.kind], float))
+                    kf = rng.binomial(k, np.clip(first, 0.0, 1.0))
+                    _count(res, g, kf, rng)
+                    _count(res, _Group(g.kind, g.trap_site, g.handler_ns, g.sites, g.late), k - kf, rng)
+                res["stall_ns"] += callers * wait
+                _draw_patcher(res, s, w, rng, size)
+                continue
             if spin:
                 _spin_draw_shared(res, s.groups, w, _spin_callers(cfg), disp, rng, size, _count)
                 _draw_patcher(res, s, w, rng, size)
