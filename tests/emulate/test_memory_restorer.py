@@ -49,3 +49,22 @@ def test_restore_is_the_snapshot_byte_for_byte(run, how, full_snapshot):
     finally:
         r.close()
     assert m.write_watch is None
+
+
+def test_an_exploration_leaves_no_machine_in_reference_cycles():
+    # ctypes callbacks live on in reference cycles once removed: what they hold
+    # must be small (a machine's memory is 2 MB, and it was kept per placed step)
+    import gc
+
+    from workbench.emulate.explore import explore
+
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        explore("seed", "skip", "v5.3", "exhaustive", progress=False)
+        gc.collect()
+        kinds = {type(o).__name__ for o in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not kinds & {"Machine", "Cpu", "Run", "MemoryRestorer", "Uc"}, kinds

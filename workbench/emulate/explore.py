@@ -394,10 +394,17 @@ class MemoryRestorer:
     """
 
     def __init__(self, m: Machine, base: np.ndarray):
-        self.m, self.base, self.stray = m, base, False
+        self.m, self.base = m, base
         cold = m.idle_cpu_memory()
         cpu, off = m.cpus[0], m.image.base
-        self.hooks = [cpu.add_hook(UC_HOOK_MEM_WRITE, self._on_store, begin=lo, end=hi - 1) for lo, hi in cold]
+        # the hook sets a flag it shares with this restorer, and holds nothing else:
+        # ctypes callbacks live on in reference cycles after they are removed
+        self._stray = stray = [False]
+
+        def on_store(access, addr, size, value):
+            stray[0] = True
+
+        self.hooks = [cpu.add_hook(UC_HOOK_MEM_WRITE, on_store, begin=lo, end=hi - 1) for lo, hi in cold]
         m.write_watch, m.write_hits = tuple(cold), 0
         self.cold = [(lo - off, hi - off) for lo, hi in cold]
         edges = [0] + [x for c in self.cold for x in c] + [len(m.mem)]
@@ -406,13 +413,10 @@ class MemoryRestorer:
         #: (None: not known yet, the first copy copies everything)
         self.cold_ref: np.ndarray | None = None
 
-    def _on_store(self, access, addr, size, value):
-        self.stray = True
-
     def _clean(self, ref: np.ndarray) -> bool:
         """Whether memory's idle areas still equal *ref*'s; forget the strays seen."""
-        clean = not self.stray and self.m.write_hits == 0 and self.cold_ref is ref
-        self.stray, self.m.write_hits = False, 0
+        clean = not self._stray[0] and self.m.write_hits == 0 and self.cold_ref is ref
+        self._stray[0], self.m.write_hits = False, 0
         return clean
 
     def to_base(self) -> None:

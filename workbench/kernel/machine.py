@@ -479,8 +479,11 @@ class Machine:
         return self.mem[off:off + size].tobytes()
 
     def _watched(self, addr: int, size: int) -> None:
-        if any(addr < hi and lo < addr + size for lo, hi in self.write_watch):
-            self.write_hits += 1
+        end = addr + size
+        for lo, hi in self.write_watch:
+            if addr < hi and lo < end:
+                self.write_hits += 1
+                return
 
     def write(self, addr: int, data: bytes) -> None:
         """Write through the kernel's writable alias (text_poke): no permission check."""
