@@ -31,7 +31,7 @@ def outcomes_for(scenario):
     try:
         return load_outcomes(scenario), "emulator"
     except Exception as exc:  # emulator unavailable: same work, synthetic means
-        rows = [dict(scenario=scenario, entry="v5.3", strategy=s, site_kind=k, trap_site=t, n_trapped=1,
+        rows = [dict(scenario=scenario, entry="v5.3", strategy=s, site_kind=k, trap_site=t, trapped_placements=1,
                      violation=0.5, dropped_tracer=0.5, dropped_livepatch=0.5, spurious=0.0, crash=0.0)
                 for s in STRATEGIES for k in SITE_KINDS for t in TRAP_SITES]
         return PerCallOutcomes(pd.DataFrame(rows), scenario), f"synthetic ({type(exc).__name__})"

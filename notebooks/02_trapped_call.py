@@ -80,7 +80,7 @@ display(HTML(render_state(end)))
 
 # %%
 table = load_outcome_table("seed", entry)
-table[["strategy", "site_kind", "trap_site", "n_trapped", "violation", "dropped_tracer",
+table[["strategy", "site_kind", "trap_site", "trapped_placements", "violation", "dropped_tracer",
        "dropped_livepatch", "spurious", "crash", "delay_traps"]]
 
 # %% [markdown]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -36,9 +37,12 @@ def test_dependencies_are_ranges():
 
 def test_a_non_editable_install_runs_call_and_explore(tmp_path):
     """The wheel carries everything the emulator reads (asm sources, defs.inc, scenarios)."""
-    target = tmp_path / "site"
+    target, src = tmp_path / "site", tmp_path / "src"
+    # build from a copy: setuptools writes build/ and *.egg-info beside the sources
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "data", "build", "*.egg-info",
+                                                             "__pycache__", "notebooks", "tests"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT)], check=True, capture_output=True)
+                    "--target", str(target), str(src)], check=True, capture_output=True)
     env = {**os.environ, "PYTHONPATH": str(target), "WORKBENCH_DATA": str(tmp_path / "data")}
     run = dict(cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     where = subprocess.run([sys.executable, "-c", "import workbench.kernel.image as m; print(m.__file__)"], **run)

@@ -22,9 +22,9 @@ def seed_v51():
 def _by_kind(table):
     """Per-trapped-call means per (strategy, site_kind), over trap sites and phases."""
     cols = ["violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "deadlock", "delay_traps"]
-    w = table[cols].mul(table["n_trapped"], axis=0).assign(n_trapped=table["n_trapped"])
+    w = table[cols].mul(table["trapped_placements"], axis=0).assign(trapped_placements=table["trapped_placements"])
     g = w.groupby([table["strategy"], table["site_kind"]]).sum()
-    g[cols] = g[cols].div(g["n_trapped"], axis=0)
+    g[cols] = g[cols].div(g["trapped_placements"], axis=0)
     return g
 
 
@@ -53,7 +53,7 @@ EXPECT = {
 def test_seed_v53_trapped_calls(seed_v53, key):
     _, table, _ = seed_v53
     row = table.loc[key]
-    assert row["n_trapped"] > 0
+    assert row["trapped_placements"] > 0
     for col, want in EXPECT[key].items():
         assert row[col] == want, col
     assert row["crash"] == 0 and row["spurious"] == 0

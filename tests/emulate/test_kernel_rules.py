@@ -30,8 +30,8 @@ LP = frozenset({"do_IRQ", "__migrate_task"})
 
 def _per_call(table, strategy):
     t = table[table.strategy == strategy]
-    n = t.n_trapped.sum()
-    return {c: float((t[c] * t.n_trapped).sum() / n) for c in
+    n = t.trapped_placements.sum()
+    return {c: float((t[c] * t.trapped_placements).sum() / n) for c in
             ("violation", "dropped_tracer", "dropped_livepatch", "crash", "deadlock")}, int(n)
 
 

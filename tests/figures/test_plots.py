@@ -117,7 +117,7 @@ def test_outcome_grid_cells_follow_the_table(tables):
     assert "drops tracer" in texts2[2] and "drops tracer" in texts2[3]
     assert texts2[4 * 4 + 2].startswith("deadlock")  # spin, tracer_add_livepatch, livepatched
     row = {"violation": 0.5, "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0, "crash": 0,
-           "n_trapped": 4}
+           "trapped_placements": 4}
     assert plots._cell(row) == ("violation", "violation ×0.50\n(n=4)")
 
 

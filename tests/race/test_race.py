@@ -41,7 +41,7 @@ def synthetic(scenario, means=None):
                     "crash": 0.05 * (strategy == "emulate_old"),
                 }
                 rows.append({"scenario": scenario, "entry": "v5.3", "strategy": strategy,
-                             "site_kind": kind, "trap_site": site, "n_trapped": 10,
+                             "site_kind": kind, "trap_site": site, "trapped_placements": 10,
                              "delay_insns": 3.0, **base})
     return PerCallOutcomes(pd.DataFrame(rows), scenario)
 

@@ -118,7 +118,8 @@ _TERMS = [
     Term("trap_site", "text", "where the call trapped: fentry, ftrace_call, ftrace_regs_call"),
     Term("trap_phase", "text", "patch step in force when the call trapped"),
     Term("phase", "text", "patch step in force when the call started"),
-    Term("n_trapped", "count", "trapped instruction placements behind a row of the outcome table"),
+    Term("trapped_placements", "count", "trapped instruction placements (weighted schedules) behind a row of the "
+         "outcome table: not calls, and not comparable across strategies"),
     Term("violation", "count", "per trapped call: a handler both instructions run did not run"),
     Term("crash", "count", "per trapped call: the emulated CPU faulted or its state was corrupted"),
     Term("delay_traps", "count", "per trapped call: int3 entries beyond the first (spin's delay)"),

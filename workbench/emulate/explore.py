@@ -735,21 +735,21 @@ def outcome_table(calls: pd.DataFrame) -> pd.DataFrame:
 
     Keys ``(scenario, entry, strategy, site_kind, trap_site, trap_phase)``;
     weighted by the number of raw schedules each row stands for; columns
-    ``n_trapped`` and :data:`OUTCOME_COLUMNS`.
+    ``trapped_placements`` and :data:`OUTCOME_COLUMNS`.
     """
     keys = ["scenario", "entry", "strategy", "site_kind", "trap_site", "trap_phase"]
     t = calls[calls["trapped"]].copy()
     if t.empty:
-        return pd.DataFrame(columns=keys + ["n_trapped", *OUTCOME_COLUMNS])
+        return pd.DataFrame(columns=keys + ["trapped_placements", *OUTCOME_COLUMNS])
     t["crash"] = t["crash"].astype(float)
     t["deadlock"] = t["deadlock"].astype(float)
     w = t["weight"].astype(float)
     agg = {c: (t[c].astype(float) * w) for c in OUTCOME_COLUMNS}
-    df = pd.DataFrame({**{k: t[k] for k in keys}, "n_trapped": w, **agg})
+    df = pd.DataFrame({**{k: t[k] for k in keys}, "trapped_placements": w, **agg})
     g = df.groupby(keys, sort=True).sum().reset_index()
     for c in OUTCOME_COLUMNS:
-        g[c] = g[c] / g["n_trapped"]
-    g["n_trapped"] = g["n_trapped"].astype(int)
+        g[c] = g[c] / g["trapped_placements"]
+    g["trapped_placements"] = g["trapped_placements"].astype(int)
     return g
 
 
@@ -804,10 +804,10 @@ def _parse_outcome_entry(payload: bytes, version: str, scenario: str, entry: str
     if meta != {"version": version, "scenario": scenario, "entry": entry}:
         raise ValueError(f"made for {meta}")
     table = pd.read_parquet(io.BytesIO(body))
-    need = {"strategy", "site_kind", "trap_site", "trap_phase", "n_trapped", "schedules_raw",
+    need = {"strategy", "site_kind", "trap_site", "trap_phase", "trapped_placements", "schedules_raw",
             "schedules_distinct", *OUTCOME_COLUMNS}
     if table.empty or not need <= set(table.columns):
         raise ValueError("no rows or missing columns")
-    if not set(table["strategy"]) <= set(STRATEGIES) or (table["n_trapped"] <= 0).any():
+    if not set(table["strategy"]) <= set(STRATEGIES) or (table["trapped_placements"] <= 0).any():
         raise ValueError("unknown strategies or rows without trapped calls")
     return table

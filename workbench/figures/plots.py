@@ -454,7 +454,7 @@ def _cell(row, compact=False):
     if float(row.get("delay_traps", 0)) > 0 and float(row.get("deadlock", 0)) < 0.5:
         parts.append(f"re-traps {float(row['delay_traps']):.0f}×")
     text = "\n".join(parts[:3]) if parts else "correct"
-    return cls, text + f"\n(n={int(row['n_trapped'])})"
+    return cls, text + f"\n(n={int(row['trapped_placements'])})"
 
 
 @_styled
@@ -470,7 +470,7 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
     traps. A table of several scenarios gets one column per (scenario,
     site kind), scenarios in the table's order.
     """
-    _need(table, ["entry", "strategy", "site_kind", "n_trapped", "violation", "dropped_tracer",
+    _need(table, ["entry", "strategy", "site_kind", "trapped_placements", "violation", "dropped_tracer",
                   "dropped_livepatch", "spurious", "crash"], "outcome_grid")
     fig, axes = new_figure(size, 1, len(entries), sharey=True)
     scenarios = list(dict.fromkeys(table["scenario"])) if "scenario" in table else [None]
@@ -487,11 +487,11 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
                 if sc is not None:
                     rows = rows[rows["scenario"] == sc]
                 if len(rows) > 1:  # several trap sites: weight by trapped calls
-                    w = rows["n_trapped"].to_numpy(float)
+                    w = rows["trapped_placements"].to_numpy(float)
                     row = {col: float(np.average(rows[col].astype(float), weights=w))
                            for col in ("violation", "dropped_tracer", "dropped_livepatch", "spurious",
                                        "crash", "deadlock", "delay_traps") if col in rows}
-                    row["n_trapped"] = int(w.sum())
+                    row["trapped_placements"] = int(w.sum())
                 else:
                     row = rows.iloc[0].to_dict() if len(rows) else None
                 cls, text = _cell(row, compact=len(columns) > 2)
@@ -515,7 +515,7 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
                for k in ("correct", "drops", "violation", "crash", "deadlock", "never traps")]
     fig.legend(handles=handles, loc="outside lower center", ncols=6,
                title=(f"worst outcome of a trapped call ({f'scenario {scen}, ' if scen else ''}emulated); "
-                      "n = trapped calls behind a cell, over all explored schedules"))
+                      "n = trapped placements (weighted schedules) per cell"))
     return fig
 
 

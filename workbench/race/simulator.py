@@ -222,9 +222,9 @@ class PerCallOutcomes:
     """Per-trapped-call expected outcomes for one scenario and kernel entry.
 
     Built from the emulator's outcome table (one row per scenario, entry,
-    strategy, site_kind, trap_site with ``n_trapped`` and per-call means; see
+    strategy, site_kind, trap_site with ``trapped_placements`` and per-call means; see
     docs/ARCHITECTURE.md). Several rows for one key are averaged weighted by
-    ``n_trapped``. A key with no row (``stop_machine`` never traps) counts as
+    ``trapped_placements``. A key with no row (``stop_machine`` never traps) counts as
     zero per call (:meth:`has` tells; :func:`simulate` notes it). Delay
     columns (``delay_insns``/``delay_traps``) are not used: real-time cost is
     modelled by the handler cost and, for spin, the remaining window.
@@ -237,7 +237,7 @@ class PerCallOutcomes:
         self.scenario, self.entry = scenario, entry
         if "deadlock" not in frame.columns:  # a table from before deadlocks were recorded
             frame = frame.assign(deadlock=0.0)
-        need = set(self.KEY) | set(self.COLUMNS) | {"n_trapped"}
+        need = set(self.KEY) | set(self.COLUMNS) | {"trapped_placements"}
         if not need <= set(frame.columns):
             raise ConfigError(f"outcomes: table lacks columns {sorted(need - set(frame.columns))}")
         rows = frame
@@ -250,7 +250,7 @@ class PerCallOutcomes:
         if np.any(values < 0) or not np.all(np.isfinite(values)):
             raise ConfigError("outcomes: per-call means must be finite and >= 0")
         self._means, self._n, self._phases = {}, {}, {}
-        weights = rows["n_trapped"].to_numpy(float)
+        weights = rows["trapped_placements"].to_numpy(float)
         for key, idx in rows.groupby(list(self.KEY)).indices.items():
             w = weights[idx] if weights[idx].sum() > 0 else np.ones(len(idx))
             self._means[key] = np.average(values[idx], axis=0, weights=w)
@@ -265,7 +265,7 @@ class PerCallOutcomes:
     @classmethod
     def empty(cls, scenario, entry="v5.3"):
         """No measured outcomes: every trapped call counts zero (counting only)."""
-        cols = ("scenario", "entry", "n_trapped") + cls.KEY + cls.COLUMNS
+        cols = ("scenario", "entry", "trapped_placements") + cls.KEY + cls.COLUMNS
         return cls(pd.DataFrame(columns=cols), scenario, entry)
 
     def per_call(self, strategy, site_kind, trap_site, phase_weights=None):
@@ -294,7 +294,7 @@ class PerCallOutcomes:
         """Whether the table has a row for this key."""
         return (strategy, site_kind, trap_site) in self._means
 
-    def n_trapped(self, strategy, site_kind, trap_site):
+    def trapped_placements(self, strategy, site_kind, trap_site):
         """How many emulated trapped calls stand behind a row (0 if none)."""
         return self._n.get((strategy, site_kind, trap_site), 0)
 
