@@ -17,14 +17,19 @@ import numpy as np
 import pytest
 
 from workbench.base.errors import ConfigError
-from workbench.race.simulator import (TP_VEC_MAX, PerCallOutcomes, RaceConfig, Workload, closed_form,
-                                      simulate)
+from workbench.race.simulator import (TP_VEC_MAX, PerCallOutcomes, RaceConfig, Workload, _timeline,
+                                      closed_form, simulate)
 from workbench.race.timing import Timing
 
 # a small workload: few enough sites that batch_max=1 runs quickly in the Monte Carlo
 SMALL = Workload(hot={"do_IRQ": 3000.0, "__migrate_task": 400.0, "schedule": 8000.0},
                  tail_functions=300, tail_rate=5e4)
 EMPTY = PerCallOutcomes.empty("seed")
+SMALL_COUNT = {"livepatched": 2, "ordinary": 301}  # do_IRQ, __migrate_task; schedule and the 300-function tail
+
+
+def EMPTY_OF(scenario):
+    return PerCallOutcomes.empty(scenario)
 
 
 def cfg(**kw):
@@ -33,7 +38,6 @@ def cfg(**kw):
 
 
 def n_sites(c):
-    from workbench.race.simulator import _timeline
     return sum(s.sites for s in _timeline(c, None) if s.what in ("batched", "per_site"))
 
 
@@ -72,15 +76,21 @@ def test_batch_max_1_equals_per_site_monte_carlo():
     assert a["ipis_mean"] == b["ipis_mean"]
 
 
-@pytest.mark.parametrize("batch_max", [None, 1, 7, 64, 256, 10**6])
-def test_ipi_rounds(batch_max):
-    c = cfg(batch_max=batch_max)
-    k = n_sites(c)
-    batches = 1 if batch_max is None else math.ceil(k / batch_max)
-    # seed: two trampoline calls (3 rounds each) and one publish round
-    assert closed_form(c, EMPTY)["ipis"] == 3 * batches + 3 * 2 + 1
-    c = cfg(batch_max=batch_max, trampolines=False)
-    assert closed_form(c, EMPTY)["ipis"] == 3 * batches
+@pytest.mark.parametrize("scenario", ["seed", "shared_regs_caller", "tracer_remove_livepatch"])
+@pytest.mark.parametrize("batch_max", [None, 1, 2, 7, 64, 256, 10**6])
+def test_ipi_rounds(scenario, batch_max):
+    from workbench.race.simulator import PLANS
+    c = RaceConfig(scenario, workload=SMALL, batch_max=batch_max)
+    sites = [s for s in _timeline(c, None) if s.what in ("batched", "per_site")]
+    steps = [st for st in PLANS[scenario] if st.target == "sites"]
+    k = [sum(SMALL_COUNT[kind] for kind in st.kinds) for st in steps]
+    assert sum(s.sites for s in sites) == sum(k)
+    batches = sum(1 if batch_max is None else math.ceil(x / batch_max) for x in k)
+    tramps = sum(st.target in ("ftrace_call", "ftrace_regs_call") for st in PLANS[scenario])
+    publish = sum(st.target == "publish" for st in PLANS[scenario])
+    assert closed_form(c, EMPTY_OF(scenario))["ipis"] == 3 * batches + 3 * tramps + publish
+    c = RaceConfig(scenario, workload=SMALL, batch_max=batch_max, trampolines=False)
+    assert closed_form(c, EMPTY_OF(scenario))["ipis"] == 3 * batches
 
 
 def test_trapped_calls_fall_with_smaller_batches():
