@@ -101,18 +101,22 @@ _CHUNK = 32768  # trials per vectorised chunk: bounds memory, not results
 #: text_poke()") ``ftrace_replace_code()`` (arch/x86/kernel/ftrace.c) queues
 #: every record with ``text_poke_queue()`` and ends with ``text_poke_finish()``;
 #: ``text_poke_queue()`` flushes the queue as one ``text_poke_bp_batch()``
-#: when ``tp_vec_nr == TP_VEC_MAX`` or the next address is out of order
-#: (``tp_order_fail``; ftrace walks its records in address order, so never).
-#: ``TP_VEC_MAX = PAGE_SIZE / sizeof(struct text_poke_loc)``
-#: (arch/x86/kernel/alternative.c, c3d6324f841b, v5.5). In v5.6 the struct is
-#: ``{s32 rel_addr; s32 rel32; u8 opcode; const u8 text[POKE_MAX_OPCODE_SIZE=5]}``
-#: = 4 + 4 + 1 + 5 = 14 bytes, padded to its s32 alignment: 16 on i386 and
-#: x86_64 alike ("x86/alternative: Shrink text_poke_loc", lkml 2019-10-18:
-#: "shrinks struct text_poke_loc to 16 bytes ... TP_VEC_MAX from 170 to 256");
-#: 4096 / 16 = 256. (v5.5's ``{void *addr; int len; s32 rel32; u8 opcode;
-#: u8 text[5]}`` is 24 bytes on x86_64, 170 entries, and 20 on i386, 204; but
-#: in v5.5 ftrace did not use the queue yet.) Before v5.6 ftrace ran its own
-#: breakpoint protocol over all records at once: ``batch_max=None``.
+#: when ``tp_vec_nr == TP_VEC_MAX`` or the next address is below the last
+#: queued one (``tp_order_fail``; ftrace walks its records in address order).
+#: ``TP_VEC_MAX = PAGE_SIZE / sizeof(struct text_poke_loc)`` in
+#: arch/x86/kernel/alternative.c ("x86/alternatives, jump_label: Provide
+#: better text_poke() batching interface", in the same v5.6 pull as
+#: 768ae4406a5c). v5.6's struct, after "x86/alternative: Remove
+#: text_poke_loc::len" and 4531ef6a8aaf "x86/alternative: Shrink
+#: text_poke_loc" (same pull), is ``{s32 rel_addr; s32 rel32; u8 opcode;
+#: const u8 text[POKE_MAX_OPCODE_SIZE = 5]}``: 4 + 4 + 1 + 5 = 14 bytes,
+#: padded to its s32 alignment, 16 on i386 and x86_64 alike (the commit:
+#: "shrinks struct text_poke_loc to 16 bytes, and consequently increases
+#: TP_VEC_MAX from 170 to 256"); 4096 / 16 = 256. The layout before it,
+#: ``{void *addr; int len; s32 rel32; u8 opcode; u8 text[5]}``, is 24 bytes
+#: on x86_64 (170) and 20 on i386 (204), but no released ftrace queued with
+#: it. Before v5.6 ftrace ran its own breakpoint protocol over all records
+#: at once: ``batch_max=None``.
 TP_VEC_MAX = 4096 // 16
 
 
