@@ -40,12 +40,6 @@ RACE_PARAMETERS = {
     "scenario": "seed",          # a named scenario or a scenario TOML file
     "strategy": "skip",          # workbench.race.simulator.STRATEGIES
     "protocol": None,            # per_site | batched | stop_machine (None: the strategy's own)
-    # batched only: sites per breakpoint batch. None: one batch of every site,
-    # as ftrace did before v5.6 (and the default entry v5.3). From v5.6
-    # text_poke_queue() cuts batches of TP_VEC_MAX = 256 (derived:
-    # PAGE_SIZE / sizeof(struct text_poke_loc) = 4096 / 16; see
-    # workbench.race.simulator.TP_VEC_MAX and docs/RACE.md)
-    "batch_max": None,
     "entry": "v5.3",             # kernel int3 entry whose emulated outcomes are used
     "cpus": 64,                  # 1..65536
     "sync_round_ns": None,       # mean IPI sync round on 24 CPUs (None: 0.337 ms, Bristot)
@@ -58,6 +52,12 @@ RACE_PARAMETERS = {
     "zipf_s": 1.0,               # Zipf exponent of the tail
     "dispersion": 0.0,           # gamma-Poisson over-dispersion (0: Poisson)
     "trampolines": True,         # patch the trampoline calls too (False: a text_poke batch)
+    # batched only: sites per breakpoint batch. None: one batch of every site,
+    # as ftrace did before v5.6 (and the default entry v5.3). From v5.6
+    # text_poke_queue() cuts batches of TP_VEC_MAX = 256 (derived:
+    # PAGE_SIZE / sizeof(struct text_poke_loc) = 4096 / 16; see
+    # workbench.race.simulator.TP_VEC_MAX and docs/RACE.md)
+    "batch_max": None,
     "outcomes": "emulator",      # emulator: measured per-call outcomes; none: count traps only
     "trials": 10_000,            # Monte Carlo trials per point
 }
