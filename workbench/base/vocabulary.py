@@ -66,6 +66,7 @@ _TERMS = [
     Term("strategy", "text", "int3 handler strategy: " + ", ".join(STRATEGIES)),
     Term("entry", "text", "int3 entry whose outcomes are used: " + ", ".join(ENTRIES)),
     Term("protocol", "text", "how the sites are patched: " + ", ".join(PROTOCOLS)),
+    Term("batch_max", "count", "batched: most sites per breakpoint batch (256 from v5.6); empty: one batch"),
     Term("mode", "text", "emulator interleaving: exhaustive or random"),
     Term("seed", "count", "the one random seed of a run; same seed, same numbers"),
     Term("stream", "count", "per-point random stream, spawned from a hash of the point's parameters"),

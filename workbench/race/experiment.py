@@ -52,6 +52,12 @@ RACE_PARAMETERS = {
     "zipf_s": 1.0,               # Zipf exponent of the tail
     "dispersion": 0.0,           # gamma-Poisson over-dispersion (0: Poisson)
     "trampolines": True,         # patch the trampoline calls too (False: a text_poke batch)
+    # batched only: sites per breakpoint batch. None: one batch of every site,
+    # as ftrace did before v5.6 (and the default entry v5.3). From v5.6
+    # text_poke_queue() cuts batches of TP_VEC_MAX = 256 (derived:
+    # PAGE_SIZE / sizeof(struct text_poke_loc) = 4096 / 16; see
+    # workbench.race.simulator.TP_VEC_MAX and docs/RACE.md)
+    "batch_max": None,
     "outcomes": "emulator",      # emulator: measured per-call outcomes; none: count traps only
     "trials": 10_000,            # Monte Carlo trials per point
 }
@@ -103,8 +109,8 @@ class RaceExperiment(Experiment):
         workload = Workload(hot=hot, tail_functions=p["tail_functions"], tail_rate=p["tail_rate"],
                             zipf_s=p["zipf_s"], dispersion=p["dispersion"])
         cfg = RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
-                         trampolines=p["trampolines"])
-        p.update(protocol=cfg.protocol, cpus=cfg.cpus, hot=dict(workload.hot),
+                         trampolines=p["trampolines"], batch_max=p["batch_max"])
+        p.update(protocol=cfg.protocol, batch_max=cfg.batch_max, cpus=cfg.cpus, hot=dict(workload.hot),
                  tail_functions=workload.tail_functions, tail_rate=workload.tail_rate,
                  zipf_s=workload.zipf_s, dispersion=workload.dispersion,
                  sync_round_ns=float(timing.round_moments(REFERENCE_CPUS)[0]),
@@ -120,7 +126,7 @@ class RaceExperiment(Experiment):
         workload = Workload(hot=tuple(p["hot"].items()), tail_functions=p["tail_functions"],
                             tail_rate=p["tail_rate"], zipf_s=p["zipf_s"], dispersion=p["dispersion"])
         return RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
-                          trampolines=p["trampolines"])
+                          trampolines=p["trampolines"], batch_max=p["batch_max"])
 
     @staticmethod
     def _needs_table(p):

@@ -82,7 +82,7 @@ __all__ = [
     "STRATEGIES", "PROTOCOLS", "SITE_KINDS", "TRAP_SITES", "METRICS",
     "LIVEPATCHED", "PLANS", "Stage", "Workload", "RaceConfig", "PerCallOutcomes",
     "closed_form", "config_stream", "simulate", "simulate_many", "load_outcomes", "bristot_comparison",
-    "derive_plan", "EXACT_SITES",
+    "derive_plan", "EXACT_SITES", "TP_VEC_MAX",
 ]
 
 
@@ -95,6 +95,29 @@ _OUTCOME_COLUMNS = {"violations": "violation", "dropped_tracer": "dropped_tracer
                     "dropped_livepatch": "dropped_livepatch", "spurious": "spurious",
                     "crashes": "crash", "deadlocks": "deadlock"}
 _CHUNK = 32768  # trials per vectorised chunk: bounds memory, not results
+
+#: Sites per breakpoint batch from v5.6 on (derived; docs/RACE.md "Batches as
+#: the kernel cuts them"). From v5.6 (768ae4406a5c "x86/ftrace: Use
+#: text_poke()") ``ftrace_replace_code()`` (arch/x86/kernel/ftrace.c) queues
+#: every record with ``text_poke_queue()`` and ends with ``text_poke_finish()``;
+#: ``text_poke_queue()`` flushes the queue as one ``text_poke_bp_batch()``
+#: when ``tp_vec_nr == TP_VEC_MAX`` or the next address is below the last
+#: queued one (``tp_order_fail``; ftrace walks its records in address order).
+#: ``TP_VEC_MAX = PAGE_SIZE / sizeof(struct text_poke_loc)`` in
+#: arch/x86/kernel/alternative.c ("x86/alternatives, jump_label: Provide
+#: better text_poke() batching interface", in the same v5.6 pull as
+#: 768ae4406a5c). v5.6's struct, after "x86/alternative: Remove
+#: text_poke_loc::len" and 4531ef6a8aaf "x86/alternative: Shrink
+#: text_poke_loc" (same pull), is ``{s32 rel_addr; s32 rel32; u8 opcode;
+#: const u8 text[POKE_MAX_OPCODE_SIZE = 5]}``: 4 + 4 + 1 + 5 = 14 bytes,
+#: padded to its s32 alignment, 16 on i386 and x86_64 alike (the commit:
+#: "shrinks struct text_poke_loc to 16 bytes, and consequently increases
+#: TP_VEC_MAX from 170 to 256"); 4096 / 16 = 256. The layout before it,
+#: ``{void *addr; int len; s32 rel32; u8 opcode; u8 text[5]}``, is 24 bytes
+#: on x86_64 (170) and 20 on i386 (204), but no released ftrace queued with
+#: it. Before v5.6 ftrace ran its own breakpoint protocol over all records
+#: at once: ``batch_max=None``.
+TP_VEC_MAX = 4096 // 16
 
 
 @dataclass(frozen=True)
@@ -180,8 +203,10 @@ class RaceConfig:
     is reached only by interrupt-context calls while it patches
     (:func:`_caller_share`); ``True`` lets it call at full rate like the
     others (all N CPUs alike: the textbook ``N L W`` that the hand checks
-    of the formulas use). Raises :class:`ConfigError` naming the bad
-    parameter.
+    of the formulas use). ``batch_max`` (``batched`` only): at most this
+    many sites per breakpoint batch, as ``text_poke_queue()`` cuts them from
+    v5.6 (:data:`TP_VEC_MAX`); None: one batch of every site, as ftrace did
+    before v5.6. Raises :class:`ConfigError` naming the bad parameter.
     """
 
     scenario: str = "seed"
@@ -193,6 +218,7 @@ class RaceConfig:
     trampolines: bool = True
     horizon_ns: float = 3.6e12
     patcher_calls: bool = False
+    batch_max: int = None
 
     def __post_init__(self):
         check_scenario(self.scenario)
@@ -203,6 +229,14 @@ class RaceConfig:
             raise ConfigError(f"protocol: {protocol!r} does not go with strategy {self.strategy!r}; "
                               "stop_machine is both a strategy and its protocol")
         object.__setattr__(self, "protocol", protocol)
+        if self.batch_max is not None:
+            if isinstance(self.batch_max, bool):
+                raise ConfigError(f"batch_max: expected a whole number >= 1 or None, got {self.batch_max!r}")
+            object.__setattr__(self, "batch_max",
+                               int(check_range("batch_max", self.batch_max, 1, 10**9, integer=True)))
+            if protocol != "batched":
+                raise ConfigError(f"batch_max: cuts the batched protocol into batches; protocol {protocol!r} "
+                                  "has none (leave batch_max unset)")
         object.__setattr__(self, "cpus", int(check_range("cpus", self.cpus, 1, 65536, integer=True)))
         object.__setattr__(self, "horizon_ns", finite_range("horizon_ns", self.horizon_ns, 1))
         if not isinstance(self.workload, Workload) or not isinstance(self.timing, Timing):
@@ -326,6 +360,7 @@ class _Stage:
     groups: list
     d_write: float = 0.0  # write time inside every armed window of the stage
     patcher: list = field(default_factory=list)  # spin: the patching CPU's interrupt-context groups
+    batch: tuple = None  # batch_max: (index, first, end, the step's kinds) in the write order (_batch_order)
 
 
 def _caller_share(cfg):
@@ -445,6 +480,8 @@ def _timeline(cfg, outcomes):
                                  share[kind]) for kind in st.kinds]
                 stages.append(_Stage("per_site", k, groups, 2 * t.write_ns,
                                      _patcher_groups(cfg, st.kinds, "fentry", 1, look, weights)))
+            elif cfg.batch_max is not None and k > cfg.batch_max:
+                stages.extend(_batches(cfg, st.kinds, share, look, weights))
             else:
                 h = t.handler_batch_ns if k > 1 else t.handler_ns  # no search for one entry
                 weights["now"] = _phase_weights(cfg, k, _NS * sum(summary[kind].total for kind in st.kinds))
@@ -462,13 +499,62 @@ def _timeline(cfg, outcomes):
     return stages
 
 
+def _batches(cfg, kinds, share, look, weights):
+    """The batched stages of one sites step cut into batches of ``cfg.batch_max`` (v5.6+).
+
+    The sites are cut in write (address) order, the model's fixed
+    pseudo-random order of the workload's rates (:func:`_batch_order`), so
+    each batch carries the rates of its own sites: the Zipf-tail's busiest
+    and the named functions fall into particular batches. Each batch is a
+    full protocol run (its three rounds, its ``3 b`` writes) whose window
+    covers only its ``b`` sites: ``W_j = 2 b_j w + R1 + R2``. The patching
+    CPU's interrupt-context calls (spin) reach only the batch holding the
+    interrupt function's site.
+    """
+    t = cfg.timing
+    rates, labels, names = _batch_order(cfg.workload, tuple(kinds))
+    irq_names = _irq_names(cfg.scenario, cfg.workload.hot)
+    bmax, k, out = cfg.batch_max, len(rates), []
+    for j, lo in enumerate(range(0, k, bmax)):
+        hi = min(lo + bmax, k)
+        b = hi - lo
+        lab, r = labels[lo:hi], rates[lo:hi]
+        here = [kind for kind in kinds if kind in lab]
+        tot = {kind: float(sum(x for x, l in zip(r, lab) if l == kind)) * share[kind] for kind in here}
+        h = t.handler_batch_ns if b > 1 else t.handler_ns  # no search for one entry
+        weights["now"] = _phase_weights(cfg, b, _NS * sum(tot.values()))
+        groups = [_Group(kind, "fentry", h, _Sites(lab.count(kind), np.zeros(0), tot[kind], 0.0),
+                         look(kind, "fentry"), share[kind]) for kind in here]
+        if cfg.strategy == "spin":
+            weights["now"] = {"sync2": 1.0}
+            for g in groups:
+                g.late = look(g.kind, "fentry")
+        irq = dict.fromkeys(kinds, 0.0)
+        for x, l, name in zip(r, lab, names[lo:hi]):
+            if name in irq_names:
+                irq[l] += x
+        out.append(_Stage("batched", b, groups, 2 * b * t.write_ns,
+                          _patcher_groups(cfg, here, "fentry", b, look, weights, irq),
+                          (j, lo, hi, tuple(kinds))))
+    return out
+
+
+@lru_cache(maxsize=256)
+def _irq_names(scenario, hot):
+    """The named functions of *hot* that *scenario* calls in interrupt context."""
+    from workbench.emulate.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    return frozenset(name for name, _ in hot if sc.context_of(name) == "interrupt")
+
+
 #: the fixed pseudo-random write order of a batch's sites (rates independent of address)
 STAGGER_ORDER_SEED = 0
 
 
 @lru_cache(maxsize=32)
-def _stagger_table(workload, kinds, write_ns):
-    """:func:`workbench.race.stagger.stagger_tables` of a batched stage's sites.
+def _batch_order(workload, kinds):
+    """The sites of a sites step in write order: per-site rates, kinds and names (None: tail).
 
     Sites are written in address order; the model takes the workload's
     per-site rates as independent of address, in one fixed pseudo-random
@@ -476,47 +562,79 @@ def _stagger_table(workload, kinds, write_ns):
     named live-patched functions, ``ordinary`` the other named ones and the
     whole Zipf tail.
     """
-    from workbench.race.stagger import stagger_tables
-
-    rates, labels = [], []
+    rates, labels, names = [], [], []
     hot = dict(workload.hot)
     if "livepatched" in kinds:
         rates += [hot[n] for n in LIVEPATCHED]
         labels += ["livepatched"] * len(LIVEPATCHED)
+        names += list(LIVEPATCHED)
     if "ordinary" in kinds:
-        other = [r for n, r in workload.hot if n not in LIVEPATCHED]
+        other = [(n, r) for n, r in workload.hot if n not in LIVEPATCHED]
         m = workload.tail_functions
         tail = []
         if m:
             z = np.arange(1, m + 1, dtype=float) ** -workload.zipf_s
             tail = (z * (workload.tail_rate / z.sum())).tolist()
-        rates += other + tail
+        rates += [r for _, r in other] + tail
         labels += ["ordinary"] * (len(other) + len(tail))
+        names += [n for n, _ in other] + [None] * len(tail)
     order = np.random.default_rng(STAGGER_ORDER_SEED).permutation(len(rates))
-    return stagger_tables(np.asarray(rates)[order], write_ns, [labels[i] for i in order])
+    return (np.asarray(rates)[order], tuple(labels[i] for i in order), tuple(names[i] for i in order))
+
+
+@lru_cache(maxsize=32)
+def _stagger_table(workload, kinds, write_ns):
+    """:func:`workbench.race.stagger.stagger_tables` of a batched stage's sites (:func:`_batch_order`)."""
+    from workbench.race.stagger import stagger_tables
+
+    rates, labels, _ = _batch_order(workload, kinds)
+    return stagger_tables(rates, write_ns, list(labels))
+
+
+@lru_cache(maxsize=8)
+def _stagger_batch_tables(workload, kinds, write_ns, batch_max):
+    """:func:`workbench.race.stagger.stagger_tables` of every batch of ``batch_max`` sites, in order."""
+    from workbench.race.stagger import stagger_tables
+
+    rates, labels, _ = _batch_order(workload, kinds)
+    return tuple(stagger_tables(rates[lo:lo + batch_max], write_ns, list(labels[lo:lo + batch_max]))
+                 for lo in range(0, len(rates), batch_max))
 
 
 def _stagger_spin(cfg, stage, window):
-    """Spin in a batched stage at window(s) *window*: per-CPU traps by kind, first-trap share, wait."""
+    """Spin in a batched stage at window(s) *window*: per-CPU traps by kind, first-trap share, wait.
+
+    A batch of a cut sites step (``stage.batch``) is its own staggered
+    window over its own sites; a CPU released by one batch calls on into
+    the next batch's fresh int3s (the batches are disjoint in time).
+    """
     from workbench.race.stagger import stagger_eval
 
-    tab = _stagger_table(cfg.workload, tuple(g.kind for g in stage.groups), cfg.timing.write_ns)
+    if stage.batch is None:
+        tab = _stagger_table(cfg.workload, tuple(g.kind for g in stage.groups), cfg.timing.write_ns)
+    else:
+        tab = _stagger_batch_tables(cfg.workload, stage.batch[3], cfg.timing.write_ns,
+                                    cfg.batch_max)[stage.batch[0]]
     r = stagger_eval(tab, window)
     traps = np.asarray(r["traps"], float)
     first = np.where(traps > 0, np.asarray(r["first"], float) / np.where(traps > 0, traps, 1.0), 1.0)
     return r["by_kind"], first, np.asarray(r["wait_ns"], float)
 
 
-def _patcher_groups(cfg, kinds, trap_site, sites, look, weights):
+def _patcher_groups(cfg, kinds, trap_site, sites, look, weights, irq=None):
     """Spin only: the patching CPU's interrupt-context calls into a window (one group per kind).
 
     Each is one CPU whose first call at the kind's interrupt rate traps
     (phase-weighted outcomes at that rate: a trap with a sync still to come
     deadlocks). Per site, the window is the interrupt function's own site.
+    *irq* (kind -> rate): the interrupt-context rates armed in this window
+    (default: the kind's whole, :func:`_irq_rates`).
     """
     if cfg.strategy != "spin" or cfg.patcher_calls:
         return []
-    irq, out = _irq_rates(cfg), []
+    out = []
+    if irq is None:
+        irq = _irq_rates(cfg)
     for kind in kinds:
         if irq[kind] > 0:
             weights["now"] = _phase_weights(cfg, sites, _NS * irq[kind])
@@ -564,7 +682,11 @@ def _closed(cfg, outcomes):
         # 2 of the writes and the first 2 rounds
         out["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + 3 * per * mu
         ew = s.d_write + 2 * mu
-        if s.what in ("batched", "per_site"):
+        if s.batch is not None:  # batches of one sites step: their site-weighted mean window
+            acc = [0.0, 0] if s.batch[0] == 0 else acc
+            acc[0], acc[1] = acc[0] + s.sites * ew, acc[1] + s.sites
+            out["window_ns"] = acc[0] / acc[1]
+        elif s.what in ("batched", "per_site"):
             out["window_ns"] = ew
         # spin: a trapped CPU makes no further calls until the window closes
         if cfg.strategy == "spin" and s.what == "batched":
@@ -647,7 +769,11 @@ def _draw_chunk(cfg, stages, rng, size):
             rounds = t.draw_rounds(rng, n, (size, 3))
             w = s.d_write + rounds[:, 0] + rounds[:, 1]
             res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + rounds.sum(axis=1)
-            if s.what == "batched":
+            if s.batch is not None:  # batches of one sites step: their site-weighted mean window
+                acc = [np.zeros(size), 0] if s.batch[0] == 0 else acc
+                acc[0], acc[1] = acc[0] + s.sites * w, acc[1] + s.sites
+                res["window_ns"] = acc[0] / acc[1]
+            elif s.what == "batched":
                 res["window_ns"] = w
             if spin and s.what == "batched":
                 # staggered windows (workbench.race.stagger): the trial's conditional
@@ -734,7 +860,7 @@ def _config_columns(cfg, outcomes, trials, seed, stream):
     w, t = cfg.workload, cfg.timing
     stages = _timeline(cfg, None)
     row = {"scenario": cfg.scenario, "entry": outcomes.entry, "strategy": cfg.strategy,
-           "protocol": cfg.protocol, "cpus": cfg.cpus,
+           "protocol": cfg.protocol, "batch_max": cfg.batch_max, "cpus": cfg.cpus,
            "n_sites": sum(s.sites for s in stages if s.what in ("batched", "per_site")),
            "hot_rates": ",".join(f"{k}={v:g}" for k, v in w.hot),
            "tail_functions": w.tail_functions, "tail_rate": w.tail_rate, "zipf_s": w.zipf_s,

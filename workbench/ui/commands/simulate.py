@@ -35,7 +35,8 @@ __all__ = ["configure", "run"]
 _LISTS = ("strategy", "cpus")
 #: what a default of None stands for, where it is not the timing model's calibrated value
 _NONE_MEANS = {"protocol": "the strategy's own (batched; stop_machine for that strategy)",
-               "hot": "do_IRQ=1000,__migrate_task=20,schedule=5000"}
+               "hot": "do_IRQ=1000,__migrate_task=20,schedule=5000",
+               "batch_max": "one batch of every site, as before v5.6 (v5.6+: 256)"}
 
 
 def _hot(text: str) -> str:
@@ -85,7 +86,8 @@ def _table(frame) -> str:
     """One readable block per configuration."""
     blocks = []
     for _, r in frame.iterrows():
-        head = (f"{r.scenario} / {r.strategy} / {r.protocol} / {r.cpus} CPUs / {r.n_sites} sites / "
+        batches = "" if _jsonable(r.get("batch_max")) is None else f" of <= {int(r.batch_max)}"
+        head = (f"{r.scenario} / {r.strategy} / {r.protocol}{batches} / {r.cpus} CPUs / {r.n_sites} sites / "
                 f"round {r.ipi_round_ns / 1e3:.1f} us / {r.trials} trials, seed {r.seed}")
         lines = [head, f"  {'metric':18s} {'mean':>13s} {'se':>10s} {'95% interval':>29s} {'closed form':>13s}"]
         for m in METRICS:  # times in human units (4.31 s, not 4.30787e+09 ns); --json keeps ns
