@@ -41,7 +41,7 @@ The model (documented in ``docs/RACE.md``):
   summed; the trap's site kind is drawn by rate); per-site windows are
   disjoint, so a CPU may trap once in each. On N CPUs the trapping CPUs are
   Binomial(N, 1 - e^(-L W)). Expectations over the random W are taken by
-  quadrature over its two rounds (:func:`_round_nodes`); as L -> 0 they
+  quadrature over its two rounds (:func:`round_nodes`); as L -> 0 they
   tend to ``N L E[W]`` and ``N L E[W^2] / 2``, as L -> inf to N per window
   and ``N E[W]``.
 * **Cost** (``stall_ns``): the int3 handler per trapped call (45 ns single,
@@ -54,7 +54,7 @@ windows differ, so the ``EXACT_SITES`` busiest sites of a kind get their own
 drawn rounds and the rest enter as a rate-weighted window sum drawn from a
 gamma with the exact mean and variance (under spin: their summed trap
 probabilities, with the exact mean of ``sum_i E[1 - e^(-l_i W_i)]`` over the
-rest's own rates, see :func:`_rest_sums`). Every Monte Carlo mean is unbiased for
+rest's own rates, see :func:`rest_sums`). Every Monte Carlo mean is unbiased for
 its closed form; only higher moments of those aggregated parts are approximate.
 A window's two rounds are the first two of the three rounds its protocol run
 draws, so window and ``patch_ns`` stay coupled within a trial.
@@ -69,19 +69,23 @@ import numpy as np
 import pandas as pd
 
 from workbench.base.vocabulary import METRICS, PROTOCOLS, STRATEGIES
-from workbench.emulate.scenario import check_scenario
+from workbench.emulate.scenario import check_scenario, load_scenario
+from workbench.kernel.ftrace import Sync, TextBatch
+from workbench.kernel.image import build_image
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.numeric import fdot
+from workbench.base.units import NS
 from workbench.base.version import emulator_version
-from workbench.race.spin import _spin_draw_shared, _spin_expect, _spin_per_site, _spin_shared, _spin_wait
+from workbench.race.spin import spin_draw_shared, spin_expect, spin_per_site, spin_shared, spin_wait
 from workbench.race.timing import BRISTOT, Timing, finite_range, gamma_matched
-from workbench.race.workload import _NS, EXACT_SITES, LIVEPATCHED, Workload, _Sites, _site_summary
+from workbench.race.workload import EXACT_SITES, LIVEPATCHED, Sites, Workload, site_summary
 
 __all__ = [
     "STRATEGIES", "PROTOCOLS", "SITE_KINDS", "TRAP_SITES", "METRICS",
     "LIVEPATCHED", "PLANS", "Stage", "Workload", "RaceConfig", "PerCallOutcomes",
     "closed_form", "config_stream", "simulate", "simulate_many", "load_outcomes", "bristot_comparison",
     "derive_plan", "EXACT_SITES",
+    "draw_chunk", "patch_timeline", "trap_phase_weights",
 ]
 
 
@@ -144,9 +148,6 @@ def derive_plan(scenario):
     moment (the before state until the sites batch, the after state from
     then on). Fills :data:`PLANS`; needs the emulator's image (binutils).
     """
-    from workbench.kernel.ftrace import Sync, TextBatch
-    from workbench.kernel.image import build_image
-    from workbench.emulate.scenario import load_scenario
     sc, image = load_scenario(scenario), build_image()
     before, after = sc.states(image)
     lp = sc.livepatched()
@@ -271,7 +272,7 @@ class PerCallOutcomes:
         """Mapping metric -> expected count per trapped call (0 where no row).
 
         With *phase_weights* (protocol step -> probability that a trapped
-        call trapped in the phase that step opens; :func:`_phase_weights`)
+        call trapped in the phase that step opens; :func:`trap_phase_weights`)
         the per-phase means are averaged with those weights, the time a call
         spends in each phase, rather than with the emulator's schedule
         counts (which count instruction placements, not time). Phases the
@@ -300,7 +301,7 @@ class PerCallOutcomes:
 
 def load_outcomes(scenario, entry="v5.3"):
     """Run/load the emulator's outcome table (cached by code version there)."""
-    from workbench.emulate.explore import load_outcome_table  # lazy: the emulator is heavy
+    from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn; simulating needs no emulator
     check_scenario(scenario)
     return PerCallOutcomes(load_outcome_table(scenario, entry), scenario, entry)
 
@@ -312,7 +313,7 @@ class _Group:
     kind: str
     trap_site: str
     handler_ns: float
-    sites: _Sites
+    sites: Sites
     outcome: dict
     share: float = 1.0  # rates are the workload's times this (_caller_share)
 
@@ -338,13 +339,11 @@ def _caller_share(cfg):
     for ``spin`` (a binomial over CPUs) it spreads the patching CPU's rate
     over all N, an approximation documented in docs/RACE.md.
     """
-    from workbench.emulate.scenario import load_scenario
-
     if cfg.patcher_calls or cfg.strategy == "spin":
         # spin counts the N - 1 other CPUs and the patching CPU apart (_spin_callers)
         return dict.fromkeys(SITE_KINDS, 1.0)
     n = cfg.cpus
-    summary = _site_summary(cfg.workload)
+    summary = site_summary(cfg.workload)
     irq = _irq_rates(cfg)
     return {kind: ((n - 1) + (irq[kind] / summary[kind].total if summary[kind].total > 0 else 0.0)) / n
             for kind in SITE_KINDS}
@@ -357,8 +356,6 @@ def _irq_rates(cfg):
 
 @lru_cache(maxsize=256)
 def _irq_rates_of(scenario, hot):
-    from workbench.emulate.scenario import load_scenario
-
     sc = load_scenario(scenario)
     return tuple((kind, sum(r for name, r in hot if (name in LIVEPATCHED) == (kind == "livepatched")
                             and sc.context_of(name) == "interrupt")) for kind in SITE_KINDS)
@@ -377,10 +374,10 @@ def _spin_callers(cfg):
 
 def _scaled(sites, f):
     """*sites* with every rate times *f*."""
-    return _Sites(sites.count, sites.top * f, sites.rest_total * f, sites.rest_sumsq * f * f)
+    return Sites(sites.count, sites.top * f, sites.rest_total * f, sites.rest_sumsq * f * f)
 
 
-def _phase_weights(cfg, sites, rate_ns):
+def trap_phase_weights(cfg, sites, rate_ns):
     """Probability that a trapped call trapped in each phase of a window of *sites* sites.
 
     Phases are named by the step that opens them. With mean rounds R and
@@ -406,10 +403,17 @@ def _phase_weights(cfg, sites, rate_ns):
     return out
 
 
-def _timeline(cfg, outcomes):
+def patch_timeline(cfg, outcomes):
+    """The ordered windows of *cfg*'s patch: one stage per write/sync step.
+
+    Each stage carries its window length (ns), its site groups (rates in
+    calls/s per CPU) and the per-trapped-call outcomes from *outcomes*
+    (a :class:`PerCallOutcomes`, or ``None`` for all zeros). Shared by the
+    closed form and the Monte Carlo (:func:`draw_chunk`).
+    """
     t = cfg.timing
     share = _caller_share(cfg)
-    summary = {k: _scaled(v, share[k]) for k, v in _site_summary(cfg.workload).items()}
+    summary = {k: _scaled(v, share[k]) for k, v in site_summary(cfg.workload).items()}
     weights = {}
 
     def look(kind, site):
@@ -422,9 +426,9 @@ def _timeline(cfg, outcomes):
             if not cfg.trampolines:
                 continue
             # everything routed through the trampoline shares its one window
-            weights["now"] = _phase_weights(cfg, 1, _NS * sum(summary[k].total for k in st.kinds))
+            weights["now"] = trap_phase_weights(cfg, 1, NS * sum(summary[k].total for k in st.kinds))
             groups = [_Group(k, st.target, t.handler_ns,
-                             _Sites(summary[k].count, np.zeros(0), summary[k].total, 0.0),
+                             Sites(summary[k].count, np.zeros(0), summary[k].total, 0.0),
                              look(k, st.target), share[k]) for k in st.kinds]
             # one site: tail write + first-byte write inside the window
             stages.append(_Stage("trampoline", 1, groups, 2 * t.write_ns,
@@ -437,17 +441,17 @@ def _timeline(cfg, outcomes):
             if k == 0:  # nothing to rewrite: ftrace runs no protocol
                 continue
             if cfg.protocol == "per_site":
-                per_site = _NS * sum(summary[kind].total for kind in st.kinds) / k
-                weights["now"] = _phase_weights(cfg, 1, per_site)
+                per_site = NS * sum(summary[kind].total for kind in st.kinds) / k
+                weights["now"] = trap_phase_weights(cfg, 1, per_site)
                 groups = [_Group(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"),
                                  share[kind]) for kind in st.kinds]
                 stages.append(_Stage("per_site", k, groups, 2 * t.write_ns,
                                      _patcher_groups(cfg, st.kinds, "fentry", 1, look, weights)))
             else:
                 h = t.handler_batch_ns if k > 1 else t.handler_ns  # no search for one entry
-                weights["now"] = _phase_weights(cfg, k, _NS * sum(summary[kind].total for kind in st.kinds))
+                weights["now"] = trap_phase_weights(cfg, k, NS * sum(summary[kind].total for kind in st.kinds))
                 groups = [_Group(kind, "fentry", h,
-                                 _Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
+                                 Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
                                  look(kind, "fentry"), share[kind]) for kind in st.kinds]
                 # site i: int3 done at i*w; R1; K tails; R2; first bytes in
                 # the same order, site i's done at 2Kw + R1 + R2 + i*w
@@ -468,9 +472,9 @@ def _patcher_groups(cfg, kinds, trap_site, sites, look, weights):
     irq, out = _irq_rates(cfg), []
     for kind in kinds:
         if irq[kind] > 0:
-            weights["now"] = _phase_weights(cfg, sites, _NS * irq[kind])
+            weights["now"] = trap_phase_weights(cfg, sites, NS * irq[kind])
             out.append(_Group(kind, trap_site, cfg.timing.handler_ns if sites == 1 else cfg.timing.handler_batch_ns,
-                              _Sites(1, np.zeros(0), irq[kind], 0.0), look(kind, trap_site)))
+                              Sites(1, np.zeros(0), irq[kind], 0.0), look(kind, trap_site)))
     return out
 
 
@@ -494,7 +498,7 @@ def _closed(cfg, outcomes):
     """Closed-form expectations of every metric; see closed_form()."""
     t, n = cfg.timing, cfg.cpus
     mu, var = t.round_moments(n)
-    stages = _timeline(cfg, outcomes)
+    stages = patch_timeline(cfg, outcomes)
     out = dict.fromkeys(METRICS, 0.0)
     out["ipis"] = float(_ipis(cfg, stages))
     sites = sum(s.sites for s in stages if s.what in ("batched", "per_site"))
@@ -516,10 +520,10 @@ def _closed(cfg, outcomes):
         if s.what in ("batched", "per_site"):
             out["window_ns"] = ew
         # spin: a trapped CPU makes no further calls until the window closes
-        spin = _spin_expect(cfg, s) if cfg.strategy == "spin" else None
+        spin = spin_expect(cfg, s) if cfg.strategy == "spin" else None
         callers = _spin_callers(cfg) if spin is not None else n
         for i, g in enumerate(s.groups):
-            trapped = callers * (spin[0][i] if spin is not None else _NS * g.sites.total * ew)
+            trapped = callers * (spin[0][i] if spin is not None else NS * g.sites.total * ew)
             out["trapped"] += trapped
             for m, v in g.outcome.items():
                 out[m] += trapped * v
@@ -527,7 +531,7 @@ def _closed(cfg, outcomes):
         if spin is not None:
             out["stall_ns"] += callers * spin[1]
         for g in s.patcher:  # the patching CPU: its first interrupt in the window traps
-            p = _spin_shared(t, n, s.d_write, (g.sites.total,), 0.0)[0][0]
+            p = spin_shared(t, n, s.d_write, (g.sites.total,), 0.0)[0][0]
             out["trapped"] += p
             for m, v in g.outcome.items():
                 out[m] += p * v
@@ -550,8 +554,12 @@ def closed_form(config, outcomes):
     return _closed(config, outcomes)
 
 
-def _draw_chunk(cfg, stages, rng, size):
-    """Per-trial values of every metric for *size* trials (arrays)."""
+def draw_chunk(cfg, stages, rng, size):
+    """Per-trial values of every metric for *size* trials: metric -> array of *size*.
+
+    Units are those of :data:`METRICS` (counts per patch, times in ns);
+    *stages* is :func:`patch_timeline`'s list, *rng* a numpy Generator.
+    """
     t, n = cfg.timing, cfg.cpus
     res = {m: np.zeros(size) for m in METRICS}
     res["ipis"][:] = _ipis(cfg, stages)
@@ -579,7 +587,7 @@ def _draw_chunk(cfg, stages, rng, size):
             if s.what == "batched":
                 res["window_ns"] = w
             if spin:
-                _spin_draw_shared(res, s.groups, w, _spin_callers(cfg), disp, rng, size, _count)
+                spin_draw_shared(res, s.groups, w, _spin_callers(cfg), disp, rng, size, _count)
                 _draw_patcher(res, s, w, rng, size)
                 continue
             exposures = [(g, g.sites.total * w) for g in s.groups]
@@ -598,10 +606,10 @@ def _draw_chunk(cfg, stages, rng, size):
                     window_rounds += r12.sum(axis=1)
                     w = s.d_write + r12
                     if spin:  # each CPU traps at most once in each site's window
-                        xs = w * (top * _NS) * (1.0 if gain is None else gain[:, None])
+                        xs = w * (top * NS) * (1.0 if gain is None else gain[:, None])
                         k = rng.binomial(_spin_callers(cfg), -np.expm1(-xs))
                         _count(res, g, k.sum(axis=1), rng)
-                        res["stall_ns"] += _spin_wait(rng, k, w, xs)
+                        res["stall_ns"] += spin_wait(rng, k, w, xs)
                     else:
                         x += fdot(w, top)
                 rest = g.sites.count - top.size
@@ -613,8 +621,8 @@ def _draw_chunk(cfg, stages, rng, size):
                 all_rounds += r12_rest + t.draw_round_sum(rng, n, rest, size)
                 if spin:
                     # the rest's traps per CPU from their exact mean and
-                    # variance (_rest_sums); each waits the rest's mean wait
-                    _, _, (rest_p, rest_b, rest_v) = _spin_per_site(t, n, s.d_write, cfg.workload, g.kind,
+                    # variance (rest_sums); each waits the rest's mean wait
+                    _, _, (rest_p, rest_b, rest_v) = spin_per_site(t, n, s.d_write, cfg.workload, g.kind,
                                                                    g.share)
                     if rest_p > 0:
                         lam = _spin_callers(cfg) * gamma_matched(rng, rest_p, rest_v, size)
@@ -632,7 +640,7 @@ def _draw_chunk(cfg, stages, rng, size):
         for g, x in exposures:
             if g.sites.total <= 0:
                 continue
-            lam = n * _NS * x
+            lam = n * NS * x
             if disp > 0:
                 lam = lam * rng.gamma(1 / disp, disp, size)
             _count(res, g, rng.poisson(lam), rng)
@@ -642,13 +650,13 @@ def _draw_chunk(cfg, stages, rng, size):
 def _draw_patcher(res, stage, w, rng, size):
     """Spin: whether the patching CPU's first interrupt-context call fell in window *w* (per trial)."""
     for g in stage.patcher:
-        k = (rng.random(size) < -np.expm1(-_NS * g.sites.total * w)).astype(np.int64)
+        k = (rng.random(size) < -np.expm1(-NS * g.sites.total * w)).astype(np.int64)
         _count(res, g, k, rng)
 
 
 def _config_columns(cfg, outcomes, trials, seed, stream):
     w, t = cfg.workload, cfg.timing
-    stages = _timeline(cfg, None)
+    stages = patch_timeline(cfg, None)
     row = {"scenario": cfg.scenario, "entry": outcomes.entry, "strategy": cfg.strategy,
            "protocol": cfg.protocol, "cpus": cfg.cpus,
            "n_sites": sum(s.sites for s in stages if s.what in ("batched", "per_site")),
@@ -683,7 +691,7 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     if outcomes.scenario != config.scenario:
         raise ConfigError(f"outcomes: table is for scenario {outcomes.scenario!r}, "
                           f"config is {config.scenario!r}")
-    stages = _timeline(config, outcomes)
+    stages = patch_timeline(config, outcomes)
     cf = _closed(config, outcomes)
     missing = sorted({(config.strategy, g.kind, g.trap_site) for s in stages for g in s.groups
                       if g.sites.total > 0 and config.protocol != "stop_machine"
@@ -695,7 +703,7 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     hi = dict.fromkeys(METRICS, -math.inf)
     for start in range(0, trials, _CHUNK):
         size = min(_CHUNK, trials - start)
-        chunk = _draw_chunk(config, stages, rng, size)
+        chunk = draw_chunk(config, stages, rng, size)
         for m in METRICS:  # Chan et al.'s pairwise update of mean and M2
             lo[m], hi[m] = min(lo[m], float(chunk[m].min())), max(hi[m], float(chunk[m].max()))
             cm = float(chunk[m].mean())
