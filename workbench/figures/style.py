@@ -246,10 +246,33 @@ def conditions(frame, provenance=None) -> str:
 
 
 def caption(fig, text: str) -> None:
-    """Put *text* (a one-line conditions caption) above the figure, small and grey, left-aligned."""
-    if text:
-        with style():
-            fig.suptitle(text, x=0.005, ha="left", fontsize=6, color="#555555")
+    """Put *text* (a conditions caption) above the figure, small and grey, left-aligned.
+
+    A caption wider than the figure is broken into lines at ``"; "``: its
+    width depends on the glyphs of the code version it ends with, which must
+    not decide whether the figure passes :func:`figure_check`.
+    """
+    if not text:
+        return
+    with style():
+        title = fig.suptitle(text, x=0.005, ha="left", fontsize=6, color="#555555")
+        renderer = fig.canvas.get_renderer()
+
+        def fits(line):  # inside the figure's right edge, as text_overlaps measures it (px)
+            title.set_text(line)
+            return title.get_window_extent(renderer).x1 <= fig.bbox.width + 0.5
+
+        if fits(text):
+            return
+        parts = text.split("; ")
+        lines, line = [], parts[0]
+        for part in parts[1:]:
+            if fits(f"{line}; {part}"):
+                line = f"{line}; {part}"
+            else:
+                lines.append(line + ";")
+                line = part
+        title.set_text("\n".join([*lines, line]))
 
 
 # -- checks: text that collides, axes without labels ----------------------------------------
