@@ -301,7 +301,7 @@ class PerCallOutcomes:
 
 def load_outcomes(scenario, entry="v5.3"):
     """Run/load the emulator's outcome table (cached by code version there)."""
-    from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn; simulating needs no emulator
+    from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn, only when a table is read
     check_scenario(scenario)
     return PerCallOutcomes(load_outcome_table(scenario, entry), scenario, entry)
 

@@ -69,7 +69,7 @@ class CallStepper:
 
     def __init__(self, scenario="seed", strategy="emulate_regs_caller", entry="v5.3", function="do_IRQ",
                  cpus=1, lag=4, protocol=None):
-        from workbench.emulate.explore import Run  # start-up: Unicorn, not loaded for the race Explorer
+        from workbench.emulate.explore import Run  # start-up: Unicorn, only once a CallStepper is made
 
         cpus = int(check_range("cpus", cpus, 1, 8, integer=True))
         self.lag = int(check_range("lag", lag, 0, 1000, integer=True))
@@ -729,7 +729,7 @@ class Explorer:
 
     def update(self, change=None):
         """Run the grid, redraw the plot and the table (errors go to the status line)."""
-        from workbench.figures import plots  # start-up: matplotlib, not loaded for the StepViewer
+        from workbench.figures import plots  # start-up: matplotlib, only once an Explorer draws
         from workbench.figures.style import style  # start-up: matplotlib (as above)
 
         if self._loading:
