@@ -101,3 +101,21 @@ def test_no_import_cycles():
     for n in sorted(graph):
         visit(n)
     assert cycles == []
+
+
+def test_no_private_names_across_modules():
+    bad = []
+    for name, path, is_pkg in _modules():
+        for line, mod, names, _, _ in _imports(name, path, is_pkg):
+            if mod != name and any(n.startswith("_") for n in names):
+                bad.append(f"{name}:{line} imports {[n for n in names if n.startswith('_')]} from {mod}")
+    assert bad == []
+
+
+def test_imports_inside_functions_say_why():
+    bad = []
+    for name, path, is_pkg in _modules():
+        for line, mod, _, in_fn, text in _imports(name, path, is_pkg):
+            if in_fn and "start-up" not in text:
+                bad.append(f"{name}:{line} imports {mod} inside a function")
+    assert bad == []

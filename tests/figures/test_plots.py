@@ -109,7 +109,7 @@ def test_outcome_grid_cells_follow_the_table(tables):
     assert all(t.startswith("never traps") for t in texts[-2:])  # stop_machine
     v53 = [t.get_text() for t in fig.axes[1].texts]
     assert v53[2].startswith("correct") and v53[3].startswith("correct")
-    assert plots._cell(None)[0] == "never traps"
+    assert plots.outcome_cell(None)[0] == "never traps"
     # with the tracer already running, skip's misses are real tracer drops
     both = pd.concat([tables, load_outcome_table("tracer_add_livepatch", "v5.3", progress=False)])
     fig2 = plots.outcome_grid(both, entries=("v5.3",))
@@ -118,7 +118,7 @@ def test_outcome_grid_cells_follow_the_table(tables):
     assert texts2[4 * 4 + 2].startswith("deadlock")  # spin, tracer_add_livepatch, livepatched
     row = {"violation": 0.5, "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0, "crash": 0,
            "trapped_placements": 4}
-    assert plots._cell(row) == ("violation", "violation ×0.50\n(n=4)")
+    assert plots.outcome_cell(row) == ("violation", "violation ×0.50\n(n=4)")
 
 
 def test_figure_functions_refuse_frames_that_lack_columns():

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from workbench.base.errors import ConfigError
-from workbench.race.simulator import (TP_VEC_MAX, PerCallOutcomes, RaceConfig, Workload, _timeline,
+from workbench.race.simulator import (TP_VEC_MAX, PerCallOutcomes, RaceConfig, Workload, patch_timeline,
                                       closed_form, simulate)
 
 # a small workload: few enough sites that batch_max=1 runs quickly in the Monte Carlo
@@ -37,7 +37,7 @@ def cfg(**kw):
 
 
 def n_sites(c):
-    return sum(s.sites for s in _timeline(c, None) if s.what in ("batched", "per_site"))
+    return sum(s.sites for s in patch_timeline(c, None) if s.what in ("batched", "per_site"))
 
 
 def test_tp_vec_max_is_derived_from_the_v56_struct():
@@ -85,7 +85,7 @@ def test_batch_max_1_equals_per_site_monte_carlo():
 def test_ipi_rounds(scenario, batch_max):
     from workbench.race.simulator import PLANS
     c = RaceConfig(scenario, workload=SMALL, batch_max=batch_max)
-    sites = [s for s in _timeline(c, None) if s.what in ("batched", "per_site")]
+    sites = [s for s in patch_timeline(c, None) if s.what in ("batched", "per_site")]
     steps = [st for st in PLANS[scenario] if st.target == "sites"]
     k = [sum(SMALL_COUNT[kind] for kind in st.kinds) for st in steps]
     assert sum(s.sites for s in sites) == sum(k)
@@ -107,7 +107,7 @@ def test_trapped_calls_fall_with_smaller_batches():
            for b in (None, 256, 64, 8, 1)]
     assert all(x > y for x, y in zip(seq, seq[1:])), seq
     c = cfg(strategy="skip", cpus=24)
-    t, stages = c.timing, _timeline(c, None)
+    t, stages = c.timing, patch_timeline(c, None)
     mu = t.round_moments(24)[0]
     rate = sum(g.sites.total for s in stages for g in s.groups) * 1e-9
     assert seq[-1] > 24 * rate * 2 * mu

@@ -277,9 +277,9 @@ def _seven_sites(scale, dispersion=0.0):
 @pytest.mark.parametrize("cpus", [2, 24, 4096, 65536])
 def test_round_quadrature_matches_the_round(p, cpus):
     """The closed form's quadrature of a sync round: atom, mean, variance, and the draws."""
-    from workbench.race.spin import _round_nodes
+    from workbench.race.spin import round_nodes
     t = Timing(irq_off_prob=p)
-    values, weights = _round_nodes(t, cpus)
+    values, weights = round_nodes(t, cpus)
     mu, var = t.round_moments(cpus)
     assert weights.sum() == pytest.approx(1.0, rel=1e-14)
     assert weights @ values == pytest.approx(mu, rel=1e-10)
@@ -295,28 +295,28 @@ def test_round_quadrature_matches_the_round(p, cpus):
 
 def test_spin_helpers_small_and_large_x():
     """p = 1 - e^-x; wait/W = 1 - (1-e^-x)/x; Var(W-T | T<W)/W^2; bursty forms by quadrature."""
-    from workbench.race.spin import _spin_p, _spin_q, _spin_v
+    from workbench.race.spin import spin_p, spin_q, spin_v
     x = np.array([1e-9, 1e-4, 0.999e-3, 1.001e-3, 0.5, 3.0, 40.0, 1e5])
     reference = np.where(x < 1e-3, x - x * x / 2 + x ** 3 / 6 - x ** 4 / 24, 1 - np.exp(-x))
-    assert np.allclose(_spin_p(x), reference, rtol=1e-12, atol=0)
+    assert np.allclose(spin_p(x), reference, rtol=1e-12, atol=0)
     exact = np.array([1 - (1 - math.exp(-v)) / v if v > 0.5 else
                       sum((-1) ** (k + 1) * v ** k / math.factorial(k + 1) for k in range(1, 16))
                       for v in x])
-    assert np.allclose(_spin_q(x), exact, rtol=1e-11, atol=0)
+    assert np.allclose(spin_q(x), exact, rtol=1e-11, atol=0)
     # the truncated exponential's variance, by quadrature of its density
     nodes, gl = np.polynomial.legendre.leggauss(200)
     u = (nodes + 1) / 2
     for v in (1e-3, 0.009, 0.011, 0.7, 6.0, 80.0):
         dens = v * np.exp(-v * u) / -math.expm1(-v)
         m1, m2 = (gl / 2) @ (u * dens), (gl / 2) @ (u * u * dens)
-        assert _spin_v(np.array([v]))[0] == pytest.approx(m2 - m1 * m1, rel=1e-8)
+        assert spin_v(np.array([v]))[0] == pytest.approx(m2 - m1 * m1, rel=1e-8)
     # bursty (Gamma(1/d, d) factor averaged out) against a quadrature over u
     for d in (1e-6, 0.4, 1.0, 3.0):
         for v in (1e-5, 2e-3, 0.3, 7.0, 500.0):
             integral = (gl / 2) @ np.exp(-np.log1p(d * v * u) / d)
-            assert _spin_q(np.array([v]), d)[0] == pytest.approx(1 - integral, rel=1e-9)
+            assert spin_q(np.array([v]), d)[0] == pytest.approx(1 - integral, rel=1e-9)
             limit = 1 - (1 + d * v) ** (-1 / d) if d > 0.1 else -math.expm1(-v)  # d -> 0: Poisson
-            assert _spin_p(np.array([v]), d)[0] == pytest.approx(limit, rel=1e-12 if d > 0.1 else 1e-4)
+            assert spin_p(np.array([v]), d)[0] == pytest.approx(limit, rel=1e-12 if d > 0.1 else 1e-4)
 
 
 @pytest.mark.parametrize("protocol", ["batched", "per_site"])
@@ -352,11 +352,11 @@ def test_spin_limits(protocol):
 @pytest.mark.parametrize("scale,dispersion", [(1e-2, 0.0), (1.0, 0.0), (30.0, 0.7), (1e4, 0.0), (1e4, 2.0)])
 def test_spin_never_waits_longer_than_the_windows(protocol, scale, dispersion):
     """Every trial: waits <= N x the windows, trapped <= N per window; MC mean = closed form."""
-    from workbench.race.simulator import _draw_chunk, _timeline
+    from workbench.race.simulator import draw_chunk, patch_timeline
     n, k = 32, 7
     cfg = RaceConfig("seed", "spin", protocol, n, _seven_sites(scale, dispersion), NO_HANDLER,
                      trampolines=False)
-    res = _draw_chunk(cfg, _timeline(cfg, None), np.random.default_rng(int(scale) + 7), 20_000)
+    res = draw_chunk(cfg, patch_timeline(cfg, None), np.random.default_rng(int(scale) + 7), 20_000)
     windows = k if protocol == "per_site" else 1
     total_window = res["window_ns"] * windows  # per site: the mean window x K = their sum
     if protocol == "batched":  # staggered: a CPU may spin until the last first-byte write
@@ -391,11 +391,11 @@ def test_spin_default_workload_is_physical(cpus, protocol):
 @pytest.mark.parametrize("d,rates", [(0.4, (3000.0, 60000.0)), (1.0, (50.0, 400.0)), (3.0, (1e6, 2e3))])
 def test_spin_shared_window_with_bursty_groups(d, rates):
     """Two bursty groups in one window (numeric in t) against sampling their burst factors."""
-    from workbench.race.spin import _spin_shared, _window_nodes
+    from workbench.race.spin import spin_shared, window_nodes
     t, n = Timing(), 24
     d_write = 100 * t.write_ns
-    traps, wait = _spin_shared(t, n, d_write, rates, d)
-    W, w = _window_nodes(t, n, d_write)
+    traps, wait = spin_shared(t, n, d_write, rates, d)
+    W, w = window_nodes(t, n, d_write)
     lam = np.array(rates) * 1e-9
     phi = np.prod([(1 + d * l * W) ** (-1 / d) for l in lam], axis=0)
     assert sum(traps) == pytest.approx(w @ (1 - phi), rel=1e-12)  # P(trap at all)
@@ -413,17 +413,17 @@ def test_spin_shared_window_with_bursty_groups(d, rates):
 
 @pytest.mark.parametrize("work", [Workload(), Workload(tail_functions=3000, zipf_s=1.4, dispersion=0.5)])
 def test_spin_per_site_rest_sums_match_site_by_site(work):
-    """The lumped rest (table in ln rate) equals the sum site by site; same sites as _site_summary."""
-    from workbench.race.spin import _rest_rates, _rest_sums, _site_terms, _window_nodes
-    from workbench.race.workload import _site_summary
-    rest = _rest_rates(work, "ordinary")
-    summary = _site_summary(work)["ordinary"]
+    """The lumped rest (table in ln rate) equals the sum site by site; same sites as site_summary."""
+    from workbench.race.spin import rest_rates, rest_sums, site_terms, window_nodes
+    from workbench.race.workload import site_summary
+    rest = rest_rates(work, "ordinary")
+    summary = site_summary(work)["ordinary"]
     assert rest.size == summary.count - summary.top.size
     assert rest.sum() == pytest.approx(summary.rest_total, rel=1e-12)
     assert (rest ** 2).sum() == pytest.approx(summary.rest_sumsq, rel=1e-9)
-    W, w = _window_nodes(Timing(), 64, 2 * Timing().write_ns)
-    traps, wait, var = _rest_sums(rest, W, w, work.dispersion)
-    exact = _site_terms(rest * 1e-9, W, w, work.dispersion)
+    W, w = window_nodes(Timing(), 64, 2 * Timing().write_ns)
+    traps, wait, var = rest_sums(rest, W, w, work.dispersion)
+    exact = site_terms(rest * 1e-9, W, w, work.dispersion)
     assert traps == pytest.approx(exact[0].sum(), rel=1e-7)
     assert wait == pytest.approx(exact[1].sum(), rel=1e-7)
     assert var == pytest.approx((exact[2] - exact[0] ** 2).sum(), rel=1e-5)
@@ -440,12 +440,12 @@ def test_window_rounds_are_the_protocols_first_two(protocol):
     variance is that of the third rounds (independent draws would add the
     window rounds' variance twice over).
     """
-    from workbench.race.simulator import _draw_chunk, _timeline
+    from workbench.race.simulator import draw_chunk, patch_timeline
     t = Timing()  # random rounds
     n, k = 24, 6
     work = Workload(hot={"do_IRQ": 1e3, "__migrate_task": 1e3}, tail_functions=k - 2, tail_rate=1e4)
     cfg = RaceConfig("seed", "skip", protocol, n, work, t, trampolines=False)
-    res = _draw_chunk(cfg, _timeline(cfg, None), np.random.default_rng(3), 40_000)
+    res = draw_chunk(cfg, patch_timeline(cfg, None), np.random.default_rng(3), 40_000)
     runs = k if protocol == "per_site" else 1
     outside = res["patch_ns"] - runs * res["window_ns"]  # = k w + sum of the runs' third rounds
     mu, var = t.round_moments(n)

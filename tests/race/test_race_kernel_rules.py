@@ -53,16 +53,16 @@ def test_spin_deadlocks_on_the_patching_cpu_and_in_do_irq(seed, running):
 
 def test_spin_phase_weights_follow_the_first_call(seed):
     """A busy CPU traps at the start of the window (the int3 phase: a sync still to come)."""
-    from workbench.race.simulator import _phase_weights
+    from workbench.race.simulator import trap_phase_weights
 
     cfg = RaceConfig("seed", "spin", cpus=24, timing=FIXED)
-    busy = _phase_weights(cfg, 1, 1.0)  # a call per ns: first call in the int3 phase
+    busy = trap_phase_weights(cfg, 1, 1.0)  # a call per ns: first call in the int3 phase
     assert busy["int3"] == pytest.approx(1.0) and busy["sync2"] == pytest.approx(0.0, abs=1e-12)
     schedule = seed.per_call("spin", "livepatched", "fentry")["deadlocks"]
     timed = seed.per_call("spin", "livepatched", "fentry", busy)["deadlocks"]
     assert 0 < schedule < 1 and timed == pytest.approx(1.0)
     # non-blocking strategies: weights are the phases' durations
-    skip = _phase_weights(RaceConfig("seed", "skip", cpus=24, timing=FIXED), 7, 1.0)
+    skip = trap_phase_weights(RaceConfig("seed", "skip", cpus=24, timing=FIXED), 7, 1.0)
     w, r = FIXED.write_ns, FIXED.ipi_base_ns
     assert skip == pytest.approx({"int3": 3 * w + r, "sync1": 7 * w, "tail": r, "sync2": 4 * w})
     assert sum(skip.values()) == pytest.approx(2 * 7 * w + 2 * r)

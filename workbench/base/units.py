@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["human_count", "human_ns"]
+__all__ = ["NS", "human_count", "human_ns"]
+
+#: one nanosecond in seconds (1e-9). Rates are per second and times in ns
+#: throughout, so ``rate * NS * time_ns`` is an expected count of events.
+NS = 1e-9
 
 _STEPS = ((1e9, "s"), (1e6, "ms"), (1e3, "µs"), (1.0, "ns"))
 

@@ -45,9 +45,15 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.paths import data_dir
 from workbench.base.process import die_with_parent
+from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, write_atomic
+from workbench.base.version import code_version
 from workbench.base.vocabulary import STRATEGIES
+from workbench.race.experiment import long_metrics, race_grid
+from workbench.race.simulator import bristot_comparison
+from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, save_frame, sweep
 
 __all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "batching_grid", "by_panel", "digest", "grids",
            "input_digest", "regenerate", "summaries"]
@@ -115,9 +121,6 @@ def batching_grid(sites, trials, cpus=24, site_rate=SITE_RATE):
     called *site_rate* times per second per CPU; outcomes are not needed
     (``outcomes="none"``): the figure counts IPIs, time and trapped calls.
     """
-    from workbench.race.experiment import race_grid
-    from workbench.sweep.engine import Grid
-
     return Grid.concat(
         race_grid(scenario="shared_regs_caller", strategy="skip", protocol=["per_site", "batched"],
                   cpus=cpus, hot={"do_IRQ": 0.0, "__migrate_task": 0.0}, tail_functions=int(k),
@@ -128,8 +131,6 @@ def batching_grid(sites, trials, cpus=24, site_rate=SITE_RATE):
 
 def grids(quick=False) -> dict:
     """The job's sweeps: name -> :class:`workbench.sweep.engine.Grid`."""
-    from workbench.race.experiment import race_grid
-
     g = GRIDS["quick" if quick else "full"]
     trials = g["trials"]
     sc = list(SCENARIOS)
@@ -169,7 +170,7 @@ def _load_tables(jobs, progress):
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
-    from workbench.emulate.explore import load_outcome_table
+    from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn, not in drawing/sweep workers
 
     n = min(len(OUTCOME_TABLES), jobs or os.cpu_count() or 1)
     out = {}
@@ -190,9 +191,6 @@ def _load_tables(jobs, progress):
 
 def summaries(frames: dict, tables: dict) -> dict:
     """The summary tables (name -> frame) of the sweeps and outcome tables."""
-    from workbench.race.simulator import bristot_comparison
-    from workbench.race.experiment import long_metrics
-
     out = {}
     keep = ["scenario", "entry", "strategy", "protocol", "cpus", "sync_round_ns", "trials"]
     stats = [f"{m}_{s}" for m in ("violations", "dropped_tracer", "dropped_livepatch", "deadlocks", "trapped",
@@ -259,7 +257,7 @@ _SPIN_NOTE = "spin shows 0 but deadlocks the patch: do_IRQ runs with interrupts 
 
 
 def _draw(name, frames, tables):
-    from workbench.figures import plots
+    from workbench.figures import plots  # start-up: matplotlib, paid only by the process that draws
 
     if name == "fig1_drops_vs_cpus":
         return plots.drops(by_panel(frames["cpus"], ["strategy", "cpus"]), x="cpus", size="wide_tall",
@@ -293,8 +291,6 @@ def input_digest(name: str, frames: dict, tables: dict) -> str:
     """SHA-256 of everything figure *name* is drawn from: the frames and outcome
     tables it reads (names, columns, dtypes, values) and the package's code
     version (any change to the plotting code draws every figure again)."""
-    from workbench.base.version import code_version
-
     h = hashlib.sha256(f"{name}\0{code_version()}\0".encode())
     for label, frame in sorted([(f"sweep:{k}", v) for k, v in frames.items()]
                                + [(f"table:{k[0]}:{k[1]}", v) for k, v in tables.items()]):
@@ -309,7 +305,7 @@ def _manifest(outdir: Path, name: str) -> Path:
 
 def _up_to_date(name: str, key: str, outdir: Path):
     """``(paths, problems)`` of figure *name* if its files were drawn from inputs with digest *key*."""
-    from workbench.figures.style import FORMATS
+    from workbench.figures.style import FORMATS  # start-up: matplotlib, not needed to see a figure is current
 
     try:
         m = json.loads(_manifest(outdir, name).read_text())
@@ -338,8 +334,7 @@ def _render(name, frames, tables, coordinator=None, prov=None, suffix=""):
     writes: the coordinating process writes the files, so nothing is
     written after it is gone.
     """
-    # imported here: matplotlib's start-up is paid only by the process that draws
-    from workbench.figures.style import caption, conditions, figure_check, render
+    from workbench.figures.style import caption, conditions, figure_check, render  # start-up: matplotlib, drawer only
 
     if coordinator is not None and os.getpid() != coordinator:
         die_with_parent()
@@ -354,8 +349,7 @@ def _render(name, frames, tables, coordinator=None, prov=None, suffix=""):
 
 def _load_table_in_worker(scenario, entry, coordinator):
     """:func:`workbench.emulate.explore.load_outcome_table` in a worker that dies with its parent."""
-    # imported here: the emulator (Unicorn) starts only in the process that needs it
-    from workbench.emulate.explore import load_outcome_table
+    from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn, only in this table's worker
 
     if os.getpid() != coordinator:
         die_with_parent()
@@ -375,10 +369,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     """
     from tqdm.auto import tqdm
 
-    from workbench.base.paths import data_dir
-    from workbench.base.provenance import provenance, stamp
-    from workbench.figures.style import write_files
-    from workbench.sweep.engine import BACKENDS, check_scheduler, save_frame, sweep
+    from workbench.figures.style import write_files  # start-up: matplotlib, kept out of worker imports of this module
 
     names = [f.name for f in FIGURES]
     wanted = names if only is None else list(only)
@@ -408,8 +399,6 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     frames = {}
     with ExitStack() as stack:
         if backend == "dask" and client is None:  # one cluster for every sweep, not one each
-            from workbench.sweep.engine import dask_client
-
             client, scheduler = stack.enter_context(dask_client(scheduler, None, jobs)), None
         for name, grid in grids(quick).items():  # every sweep: the summary tables read them all
             frame = sweep(grid, seed=seed, backend=backend, jobs=jobs, scheduler=scheduler, client=client,

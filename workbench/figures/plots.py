@@ -24,21 +24,22 @@ Figures (docs/FIGURES.md says what each shows):
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.ticker import LogLocator
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from workbench.base.errors import ConfigError
-from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, NullFormatter
-
 from workbench.base.units import human_count, human_ns
-from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE, PlotFigure,
-                       _DecadeLocator, _eng, _log_x, _set_x, _stagger, _strategies, _style, _styled, _symlog_y, _X, figure_check,
-                       new_figure, save, style, text_overlaps)
+from workbench.race.experiment import long_metrics
+from workbench.race.timing import BRISTOT
+from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE,
+                                     X_AXES, DecadeLocator, PlotFigure, eng_tick, figure_check, log_x,
+                                     marker_stagger, new_figure, save, set_x, strategies_in, strategy_style, style,
+                                     styled, symlog_y, text_overlaps)
 
 __all__ = [
     "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PlotFigure", "SIZES", "STRATEGY_ORDER",
     "STRATEGY_STYLE", "batching", "closed_vs_monte_carlo", "drops", "drops_compare",
-    "figure_check", "heatmap", "new_figure", "outcome_grid", "save", "style", "text_overlaps",
+    "figure_check", "heatmap", "new_figure", "outcome_cell", "outcome_grid", "save", "style", "text_overlaps",
     "tradeoff",
 ]
 
@@ -64,24 +65,24 @@ def _drops_series(frame, x, m, strategies, scale):
 
 def _drops_panel(ax, series, strategies, x, bands, handles):
     """One panel of :func:`drops`: a line (and band) per strategy of *series*."""
-    every = _stagger({s: v[1] for s, v in series.items()})
+    every = marker_stagger({s: v[1] for s, v in series.items()})
     for k, s in enumerate(strategies):
         xs, mean, lo, hi = series[s]
-        color, marker, label = _style(s)
+        color, marker, label = strategy_style(s)
         zero = bool(len(mean)) and np.all(mean == 0)
         if bands and not zero:
             ax.fill_between(xs, lo, hi, color=color, alpha=0.18, linewidth=0)
         (line,) = ax.plot(xs, mean, color=color, marker=marker, markevery=every[s],
                           linestyle="-" if k % 2 == 0 else (0, (4, 1.5)), label=label)
         handles.setdefault(label, line)
-    _set_x(ax, x)
+    set_x(ax, x)
 
 
 def _top(series):
     return max((float(np.nanmax(v[3])) if len(v[3]) else 0.0) for v in series.values())
 
 
-@_styled
+@styled
 def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide", title=None,
           bands=True, panel_notes=None, legend_title=None):
     """One panel per metric: its per-patch mean against *x*, a line per strategy.
@@ -99,13 +100,13 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
     metrics = list(metrics)
     _need(frame, [x, "strategy"] + [f"{m}_{s}" for m in metrics for s in ("mean", "lo", "hi")], "drops")
     fig, axes = new_figure(size, 1, len(metrics))
-    strategies = _strategies(frame)
-    scale = _X.get(x, (x, 1.0, ""))[1]
+    strategies = strategies_in(frame)
+    scale = X_AXES.get(x, (x, 1.0, ""))[1]
     handles = {}
     for ax, m in zip(axes[0], metrics):
         series = _drops_series(frame, x, m, strategies, scale)
         _drops_panel(ax, series, strategies, x, bands, handles)
-        _symlog_y(ax, _top(series))
+        symlog_y(ax, _top(series))
         ax.set_ylabel(METRIC_LABELS.get(m, m))
         where = ""
         if x != "cpus" and "cpus" in frame and frame["cpus"].nunique() == 1:
@@ -121,7 +122,7 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
     return fig
 
 
-@_styled
+@styled
 def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True):
     """Configurations side by side: one panel per entry of *frames* (label -> sweep frame), same axes.
 
@@ -134,17 +135,17 @@ def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True
     for label, f in frames.items():
         _need(f, [x, "strategy"] + [f"{metric}_{s}" for s in ("mean", "lo", "hi")], f"drops_compare {label}")
     fig, axes = new_figure(size, 1, len(frames), sharey=True)
-    scale = _X.get(x, (x, 1.0, ""))[1]
+    scale = X_AXES.get(x, (x, 1.0, ""))[1]
     handles, tops, drawn = {}, [], []
     for ax, (label, f) in zip(axes[0], frames.items()):
-        strategies = _strategies(f)
+        strategies = strategies_in(f)
         series = _drops_series(f, x, metric, strategies, scale)
         _drops_panel(ax, series, strategies, x, bands, handles)
         tops.append(_top(series))
         ax.set_title(label)
         drawn.append(ax)
     for ax in drawn:
-        _symlog_y(ax, max(tops))
+        symlog_y(ax, max(tops))
     axes[0][0].set_ylabel(METRIC_LABELS.get(metric, metric))
     fig.legend(handles=list(handles.values()), loc="outside lower center", ncols=3, handlelength=2.6,
                columnspacing=1.6)
@@ -153,7 +154,7 @@ def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True
 
 # -- figure 3: heatmap --------------------------------------------------------------------------
 
-@_styled
+@styled
 def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", size="wide_tall"):
     """Per-patch means of *strategy* over CPUs (rows) x sync-round latency (columns).
 
@@ -178,19 +179,19 @@ def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", si
         masked = np.ma.masked_where(~(grid > 0), grid)
         mesh = ax.pcolormesh(np.arange(len(rounds) + 1), np.arange(len(cpus) + 1), masked,
                              cmap="viridis", norm=norm, shading="flat")
-        ax.set_xticks(np.arange(len(rounds)) + 0.5, [_eng(float(f"{r / 1e3:.3g}")) for r in rounds])
+        ax.set_xticks(np.arange(len(rounds)) + 0.5, [eng_tick(float(f"{r / 1e3:.3g}")) for r in rounds])
         ax.set_yticks(np.arange(len(cpus)) + 0.5, [str(c) for c in cpus])
         if len(rounds) > 9:  # label every other column: the labels must not collide
             for i, lab in enumerate(ax.get_xticklabels()):
                 lab.set_visible(i % 2 == 0)
-        ax.set_xlabel(_X["sync_round_ns"][0])
+        ax.set_xlabel(X_AXES["sync_round_ns"][0])
         ax.set_ylabel("CPUs")
         ax.grid(False)
-        ax.set_title(f"{_style(strategy)[2]}: {METRIC_LABELS[m].splitlines()[0]}")
+        ax.set_title(f"{strategy_style(strategy)[2]}: {METRIC_LABELS[m].splitlines()[0]}")
         cb = fig.colorbar(mesh, ax=ax, pad=0.02, fraction=0.06)
         cb.set_label(METRIC_LABELS[m].splitlines()[0])
         cb.ax.tick_params(labelsize=6.5)
-        cb.ax.yaxis.set_major_formatter(FuncFormatter(_eng))  # 1k/1M, as on every figure
+        cb.ax.yaxis.set_major_formatter(FuncFormatter(eng_tick))  # 1k/1M, as on every figure
         cb.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     return fig
 
@@ -201,7 +202,7 @@ _PROTOCOL_STYLE = {"per_site": (OKABE_ITO["vermillion"], "o", "one protocol per 
                    "batched": (OKABE_ITO["blue"], "s", "one batch")}
 
 
-@_styled
+@styled
 def batching(frame, anchor=None, size="grid"):
     """Per-site vs batched breakpoint protocol over the number of sites.
 
@@ -211,8 +212,6 @@ def batching(frame, anchor=None, size="grid"):
     Bristot's 24-CPU, 56-site measurement (168 vs 3 IPIs, 57 vs 1.4 ms,
     ~10% fewer int3 hits batched).
     """
-    from workbench.race.timing import BRISTOT
-
     anchor = anchor or BRISTOT
     _need(frame, ["protocol", "n_sites", "ipis_mean", "patch_ns_mean", "trapped_mean",
                   "trapped_lo", "trapped_hi"], "batching")
@@ -240,10 +239,10 @@ def batching(frame, anchor=None, size="grid"):
     ax_ratio.plot([anchor.sites], [anchor.hits_ratio], label="Bristot, measured", **star)
     for ax in (ax_ipi, ax_time, ax_trap, ax_ratio):
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(_eng))  # 1k/1M ticks, as on every figure
+        ax.yaxis.set_major_formatter(FuncFormatter(eng_tick))  # 1k/1M ticks, as on every figure
         ax.yaxis.set_minor_formatter(NullFormatter())  # not 2x10^-1 on a short log range
     for ax in axes.ravel():
-        _set_x(ax, "n_sites")
+        set_x(ax, "n_sites")
     ax_ipi.set_ylabel("IPI sync rounds per update")
     ax_time.set_ylabel("update duration (ms)")
     ax_trap.set_ylabel("trapped calls per update")
@@ -274,7 +273,7 @@ def _pick_cpus(frame, want=(24, 256)):
     return out
 
 
-@_styled
+@styled
 def tradeoff(frame, cpus=(24, 256), size="grid"):
     """What each strategy costs and what it drops, per patch, at two CPU counts.
 
@@ -291,7 +290,7 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
                   "dropped_tracer_mean", "dropped_livepatch_mean"], "tradeoff")
     picked = _pick_cpus(frame, cpus)
     fig, axes = new_figure(size, 2, len(picked))
-    strategies = _strategies(frame)
+    strategies = strategies_in(frame)
     ys = np.arange(len(strategies))
     stall_max = float(frame["stall_ns_mean"].max())
     drop_top = float((frame["dropped_tracer_mean"] + frame["dropped_livepatch_mean"]).max())
@@ -306,7 +305,7 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         handler = np.minimum(d["trapped_mean"].to_numpy(float) * per_call.to_numpy(), stall)
         wait = stall - handler
         wait[wait <= 1e-9 * stall] = 0.0  # float rounding of trapped x handler, not waiting
-        colours = [_style(s)[0] for s in strategies]
+        colours = [strategy_style(s)[0] for s in strategies]
         ax = axes[0, j]
         lo = 1e-3  # 1 us in ms: bars start here on the log axis
         ax.barh(ys, np.maximum(handler / 1e6, lo) - lo, left=lo, color=colours, height=0.62)
@@ -314,7 +313,7 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
                 height=0.62, hatch="////", edgecolor="white", linewidth=0)
         for y, v in zip(ys, stall):
             ax.text(max(v / 1e6, lo) * 1.15, y, human_ns(v), va="center", fontsize=6)
-        _log_x(ax)
+        log_x(ax)
         ax.set_xlim(lo, stall_max / 1e6 * 12)  # room for the value labels
         ax.set_title(f"{c} CPUs: stall CPU-time per patch")
         ax.set_xlabel("stall CPU-time, summed over CPUs (ms)")
@@ -336,13 +335,13 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         ax.set_xscale("symlog", linthresh=1.0, linscale=0.6)
         e = int(np.ceil(np.log10(max(drop_top, 10)))) + 2  # room for the value labels
         ax.set_xlim(0, 10.0 ** e)
-        ax.xaxis.set_major_locator(_DecadeLocator(3))
-        ax.xaxis.set_minor_locator(_DecadeLocator(1))
-        ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+        ax.xaxis.set_major_locator(DecadeLocator(3))
+        ax.xaxis.set_minor_locator(DecadeLocator(1))
+        ax.xaxis.set_major_formatter(FuncFormatter(eng_tick))
         ax.set_title(f"{c} CPUs: dropped handler calls per patch")
         ax.set_xlabel("dropped calls: tracer + livepatch (lp)")
         for ax in axes[:, j]:
-            ax.set_yticks(ys, [_style(s)[2] for s in strategies] if j == 0 else [""] * len(ys))
+            ax.set_yticks(ys, [strategy_style(s)[2] for s in strategies] if j == 0 else [""] * len(ys))
             ax.set_ylim(len(strategies) - 0.5, -0.5)
             ax.grid(axis="y", visible=False)
             ax.tick_params(axis="y", length=0)
@@ -363,7 +362,7 @@ _SHORT = {"trapped": "trapped calls", "violations": "violations", "dropped_trace
           "stall_ns": "stall CPU-time (ns)", "patch_ns": "patch duration (ns)", "ipis": "IPI rounds",
           "window_ns": "int3 window (ns)", "dropped_livepatch": "dropped livepatch calls"}
 
-@_styled
+@styled
 def closed_vs_monte_carlo(frame, metrics=("trapped", "violations", "dropped_tracer", "stall_ns",
                                           "patch_ns"), size="wide_tall"):
     """The closed form checked against the Monte Carlo, over every point of the sweeps.
@@ -377,8 +376,6 @@ def closed_vs_monte_carlo(frame, metrics=("trapped", "violations", "dropped_trac
     (nothing to compare) or whose standard error is 0 (constants, such as
     IPI counts) are left out.
     """
-    from workbench.race.experiment import long_metrics
-
     _need(frame, [f"{m}_{s}" for m in metrics for s in ("mean", "se", "cf")], "closed_vs_monte_carlo")
     long = long_metrics(frame, metrics)
     fig, axes = new_figure(size, 1, 2)
@@ -395,7 +392,7 @@ def closed_vs_monte_carlo(frame, metrics=("trapped", "violations", "dropped_trac
                     alpha=0.75, markersize=3.5, elinewidth=0.6, capsize=0, label=_SHORT.get(m, m))
         zs.append(((d["mean"] - d["cf"]) / d["se"]).to_numpy())
     ax.axhline(1.0, color=OKABE_ITO["grey"], linewidth=0.8, zorder=0)
-    _log_x(ax)
+    log_x(ax)
     ax.xaxis.set_major_locator(LogLocator(10, numticks=6))
     ax.set_xlabel("closed form (calls, or ns)")
     ax.set_ylabel("Monte Carlo mean / closed form")
@@ -434,9 +431,12 @@ _CLASS_TEXT = {"correct": "black", "drops": "black", "violation": "white", "cras
                "deadlock": "black", "never traps": "black"}
 
 
-def _cell(row, compact=False):
-    """(class, text) of one outcome-table row (per-trapped-call means); *compact*
-    puts a fraction on a line of its own (narrow cells)."""
+def outcome_cell(row, compact=False):
+    """(class, text) of one outcome-table cell; *row* holds per-trapped-call means (fractions
+    0..1 of trapped calls, ``n_trapped`` a count) or is ``None`` (the strategy never traps).
+
+    *compact* puts a fraction on a line of its own (narrow cells).
+    """
     if row is None:
         return "never traps", "never traps\n(no int3 window)"
     parts, cls = [], "correct"
@@ -457,7 +457,7 @@ def _cell(row, compact=False):
     return cls, text + f"\n(n={int(row['trapped_placements'])})"
 
 
-@_styled
+@styled
 def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
                  site_kinds=("livepatched", "ordinary"), size="grid"):
     """The emulator's per-trapped-call outcomes: strategy (rows) x site kind (columns).
@@ -494,7 +494,7 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
                     row["trapped_placements"] = int(w.sum())
                 else:
                     row = rows.iloc[0].to_dict() if len(rows) else None
-                cls, text = _cell(row, compact=len(columns) > 2)
+                cls, text = outcome_cell(row, compact=len(columns) > 2)
                 ax.add_patch(_rect(c, r, _CLASS_COLOUR[cls]))
                 ax.text(c + 0.5, r + 0.5, text, ha="center", va="center",
                         fontsize=6.5 if len(columns) <= 2 else 5.0,
@@ -505,7 +505,7 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
         ax.xaxis.set_ticks_position("top")
         ax.xaxis.set_label_position("top")
         ax.tick_params(length=0)
-        ax.set_yticks(np.arange(len(strategies)) + 0.5, [_style(s)[2] for s in strategies])
+        ax.set_yticks(np.arange(len(strategies)) + 0.5, [strategy_style(s)[2] for s in strategies])
         ax.set_title(f"int3 entry {entry}" + _ENTRY_NOTE.get(entry, ""), pad=4)
         ax.set_xlabel("site kind of the trapped call")
         for spine in ax.spines.values():

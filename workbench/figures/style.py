@@ -31,14 +31,16 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter
 
-from workbench.base.vocabulary import STRATEGIES
 from workbench.base.errors import check_choice
+from workbench.base.paths import data_dir
 from workbench.base.store import write_atomic
+from workbench.base.vocabulary import STRATEGIES
 from workbench.base.units import human_count, human_ns
 
 __all__ = [
-    "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PNG_DPI", "PlotFigure", "SIZES", "STRATEGY_ORDER",
-    "STRATEGY_STYLE", "caption", "conditions", "figure_check", "new_figure", "render", "save", "style",
+    "DecadeLocator", "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PNG_DPI", "PlotFigure", "SIZES", "STRATEGY_ORDER",
+    "STRATEGY_STYLE", "X_AXES", "caption", "conditions", "eng_tick", "figure_check", "log_x", "marker_stagger",
+    "new_figure", "render", "save", "set_x", "strategies_in", "strategy_style", "style", "styled", "symlog_y",
     "text_overlaps", "write_files",
 ]
 
@@ -103,7 +105,7 @@ def style():
         yield
 
 
-def _styled(fn):
+def styled(fn):
     """Run a figure function inside :func:`style`: rcParams are read as artists are made."""
     @functools.wraps(fn)
     def wrapper(*args, **kw):
@@ -149,8 +151,6 @@ def save(fig, name, outdir=None, formats=FORMATS, provenance=None, caption_text=
     a figure. Returns the paths written. Raises :class:`ConfigError` for an
     unknown format or an unwritable directory.
     """
-    from workbench.base.paths import data_dir
-
     outdir = Path(outdir) if outdir is not None else data_dir() / "figures"
     record = None if provenance is None else {**provenance, "figure": name}
     return write_files(outdir, name, render(fig, formats, record, caption_text))
@@ -246,23 +246,33 @@ def conditions(frame, provenance=None) -> str:
 
 
 def caption(fig, text: str) -> None:
-    """Put *text* (the conditions caption) above the figure, small and grey, left-aligned.
+    """Put *text* (a conditions caption) above the figure, small and grey, left-aligned.
 
-    The caption breaks between its ``;``-separated parts so that no line is
-    wider than the figure (about 21 characters per inch at 6 pt).
+    A caption wider than the figure is broken into lines at ``"; "``: its
+    width depends on the glyphs of the code version it ends with, which must
+    not decide whether the figure passes :func:`figure_check`.
     """
-    if text:
-        width = max(40, int(fig.get_figwidth() * 21))
-        lines, line = [], ""
-        for part in text.split("; "):
-            if line and len(line) + 2 + len(part) > width:
+    if not text:
+        return
+    with style():
+        title = fig.suptitle(text, x=0.005, ha="left", fontsize=6, color="#555555")
+        renderer = fig.canvas.get_renderer()
+
+        def fits(line):  # inside the figure's right edge, as text_overlaps measures it (px)
+            title.set_text(line)
+            return title.get_window_extent(renderer).x1 <= fig.bbox.width + 0.5
+
+        if fits(text):
+            return
+        parts = text.split("; ")
+        lines, line = [], parts[0]
+        for part in parts[1:]:
+            if fits(f"{line}; {part}"):
+                line = f"{line}; {part}"
+            else:
                 lines.append(line + ";")
                 line = part
-            else:
-                line = f"{line}; {part}" if line else part
-        lines.append(line)
-        with style():
-            fig.suptitle("\n".join(lines), x=0.005, ha="left", fontsize=6, color="#555555")
+        title.set_text("\n".join([*lines, line]))
 
 
 # -- checks: text that collides, axes without labels ----------------------------------------
@@ -348,16 +358,18 @@ def figure_check(fig) -> list[str]:
 
 # -- shared by the figures: strategy order and look, axis scales ------------------------------
 
-def _strategies(frame):
+def strategies_in(frame):
+    """The strategies in *frame*'s ``strategy`` column: :data:`STRATEGY_ORDER` first, others as met."""
     present = list(dict.fromkeys(frame["strategy"]))
     return [s for s in STRATEGY_ORDER if s in present] + [s for s in present if s not in STRATEGY_ORDER]
 
 
-def _style(strategy):
+def strategy_style(strategy):
+    """(colour, marker, legend label) of *strategy*; grey "P" and its own name when unknown."""
     return STRATEGY_STYLE.get(strategy, (OKABE_ITO["grey"], "P", strategy))
 
 
-def _stagger(series):
+def marker_stagger(series):
     """markevery per series so that coinciding lines each show their markers.
 
     Series whose values agree within 2% everywhere form a group; the k-th of
@@ -381,7 +393,9 @@ def _stagger(series):
     return every
 
 
-_X = {
+#: x parameter -> (axis label, factor from the column's unit to the label's, scale: log2/log10);
+#: ``sync_round_ns`` is in ns and shown in µs (factor 1e-3)
+X_AXES = {
     "cpus": ("CPUs", 1.0, "log2"),
     # the parameter is the round's mean on the 24-CPU reference machine, whatever CPU count a
     # panel shows (rounds on more CPUs are longer, as the timing model says)
@@ -391,8 +405,9 @@ _X = {
 }
 
 
-def _set_x(ax, x):
-    label, _, kind = _X.get(x, (x, 1.0, "linear"))
+def set_x(ax, x):
+    """Label and scale *ax*'s x axis for parameter *x* as :data:`X_AXES` says (linear when unlisted)."""
+    label, _, kind = X_AXES.get(x, (x, 1.0, "linear"))
     ax.set_xlabel(label)
     if kind == "log2":
         ax.set_xscale("log", base=2)
@@ -400,20 +415,23 @@ def _set_x(ax, x):
     elif kind == "log10":
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(10))
-        ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+        ax.xaxis.set_major_formatter(FuncFormatter(eng_tick))
         ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _log_x(ax):
+def log_x(ax):
     """A log10 x axis with the workbench's tick labels (1, 10, 100, 1k, ... as everywhere)."""
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(10))
-    ax.xaxis.set_major_formatter(FuncFormatter(_eng))
+    ax.xaxis.set_major_formatter(FuncFormatter(eng_tick))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _eng(v, _=None):
-    """1, 10, 100, 1k, 10k ... for log axes."""
+def eng_tick(v, _=None):
+    """Tick label of *v* (unitless, in the axis' own unit): 1, 10, 100, 1k, 10k ... for log axes.
+
+    Takes matplotlib's ``FuncFormatter`` (value, position) arguments.
+    """
     if v <= 0:
         return "0"
     for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -422,7 +440,7 @@ def _eng(v, _=None):
     return f"{v:g}"
 
 
-def _symlog_y(ax, top):
+def symlog_y(ax, top):
     """A y axis from 0 to *top*: linear below 1, logarithmic above (zeros stay visible).
 
     The axis ends just above the first labelled power of ten at or above
@@ -433,12 +451,12 @@ def _symlog_y(ax, top):
     step = 2 if e > 6 else 1  # at most ~5 labels: they must not collide
     e += e % step  # the top label is a multiple of the step
     ax.set_ylim(-0.45, 10.0 ** e * 1.25)  # room below 0 for the markers of lines on 0
-    ax.yaxis.set_major_locator(_DecadeLocator(step))
-    ax.yaxis.set_major_formatter(FuncFormatter(_eng))
-    ax.yaxis.set_minor_locator(_DecadeLocator(1))
+    ax.yaxis.set_major_locator(DecadeLocator(step))
+    ax.yaxis.set_major_formatter(FuncFormatter(eng_tick))
+    ax.yaxis.set_minor_locator(DecadeLocator(1))
 
 
-class _DecadeLocator(Locator):
+class DecadeLocator(Locator):
     """0 and every *step*-th power of ten inside the view (for symlog axes)."""
 
     def __init__(self, step=1):

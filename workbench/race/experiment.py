@@ -22,10 +22,12 @@ from dataclasses import replace
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.vocabulary import ENTRIES
+from workbench.race.simulator import METRICS, PLANS, PerCallOutcomes, RaceConfig, Workload, simulate
+from workbench.race.timing import Timing
+from workbench.race.workload import DEFAULT_HOT
 from workbench.sweep.engine import Grid
 from workbench.sweep.experiment import Experiment
-from workbench.race.simulator import METRICS
-from workbench.race.timing import Timing
 
 __all__ = ["RACE", "RACE_PARAMETERS", "REFERENCE_CPUS", "RaceExperiment", "long_metrics", "race_grid",
            ]
@@ -88,12 +90,8 @@ class RaceExperiment(Experiment):
     parameters = RACE_PARAMETERS
 
     def normalize(self, params):
-        from workbench.race.simulator import RaceConfig, Workload
-        from workbench.race.workload import DEFAULT_HOT
-
         p = super().normalize(params)
         check_choice("outcomes", p["outcomes"], ("emulator", "none"))
-        from workbench.kernel.machine import ENTRIES  # light: no Unicorn engine is created
         check_choice("entry", p["entry"], ENTRIES)
         if not isinstance(p["trampolines"], bool):
             raise ConfigError(f"trampolines: expected true or false, got {p['trampolines']!r}")
@@ -120,8 +118,6 @@ class RaceExperiment(Experiment):
 
     def config(self, p):
         """The :class:`workbench.race.simulator.RaceConfig` of a normalised point."""
-        from workbench.race.simulator import RaceConfig, Workload
-
         timing = _timing(p)
         workload = Workload(hot=tuple(p["hot"].items()), tail_functions=p["tail_functions"],
                             tail_rate=p["tail_rate"], zipf_s=p["zipf_s"], dispersion=p["dispersion"])
@@ -134,16 +130,13 @@ class RaceExperiment(Experiment):
 
     def prepare(self, points, progress=True):
         """The emulator's outcome table of every (scenario, entry) the points need."""
-        from workbench.emulate.explore import load_outcome_table
-        from workbench.race.simulator import PLANS
+        from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn; sweep workers only simulate
 
         PLANS.refresh()  # a scenario or the assembly edited since the plans were derived
         keys = sorted({(p["scenario"], p["entry"]) for p in points if self._needs_table(p)})
         return {f"{s}/{e}": load_outcome_table(s, e, progress=progress) for s, e in keys}
 
     def run(self, p, seed, stream, context):
-        from workbench.race.simulator import PerCallOutcomes, simulate
-
         if self._needs_table(p):
             outcomes = PerCallOutcomes(context[f"{p['scenario']}/{p['entry']}"], p["scenario"], p["entry"])
         else:  # nothing traps under stop_machine; "none" counts traps only

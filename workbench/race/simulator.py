@@ -41,7 +41,7 @@ The model (documented in ``docs/RACE.md``):
   summed; the trap's site kind is drawn by rate); per-site windows are
   disjoint, so a CPU may trap once in each. On N CPUs the trapping CPUs are
   Binomial(N, 1 - e^(-L W)). Expectations over the random W are taken by
-  quadrature over its two rounds (:func:`_round_nodes`); as L -> 0 they
+  quadrature over its two rounds (:func:`round_nodes`); as L -> 0 they
   tend to ``N L E[W]`` and ``N L E[W^2] / 2``, as L -> inf to N per window
   and ``N E[W]``.
 * **Cost** (``stall_ns``): the int3 handler per trapped call (45 ns single,
@@ -54,7 +54,7 @@ windows differ, so the ``EXACT_SITES`` busiest sites of a kind get their own
 drawn rounds and the rest enter as a rate-weighted window sum drawn from a
 gamma with the exact mean and variance (under spin: their summed trap
 probabilities, with the exact mean of ``sum_i E[1 - e^(-l_i W_i)]`` over the
-rest's own rates, see :func:`_rest_sums`). Every Monte Carlo mean is unbiased for
+rest's own rates, see :func:`rest_sums`). Every Monte Carlo mean is unbiased for
 its closed form; only higher moments of those aggregated parts are approximate.
 A window's two rounds are the first two of the three rounds its protocol run
 draws, so window and ``patch_ns`` stay coupled within a trial.
@@ -68,21 +68,26 @@ import math
 import numpy as np
 import pandas as pd
 
-from workbench.base.vocabulary import METRICS, PROTOCOLS, STRATEGIES
-from workbench.emulate.scenario import check_scenario
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.numeric import fdot
+from workbench.base.units import NS
 from workbench.base.version import emulator_version
-from workbench.race.spin import (_spin_draw_shared, _spin_expect, _spin_per_site, _spin_shared, _spin_wait,
-                                 _window_nodes)
+from workbench.base.vocabulary import METRICS, PROTOCOLS, STRATEGIES
+from workbench.emulate.scenario import check_scenario, load_scenario
+from workbench.kernel.ftrace import Sync, TextBatch
+from workbench.kernel.image import build_image
+from workbench.race.stagger import stagger_eval, stagger_tables
+from workbench.race.spin import (spin_draw_shared, spin_expect, spin_per_site, spin_shared, spin_wait,
+                                 window_nodes)
 from workbench.race.timing import BRISTOT, Timing, finite_range, gamma_matched
-from workbench.race.workload import _NS, EXACT_SITES, LIVEPATCHED, Workload, _Sites, _site_summary
+from workbench.race.workload import EXACT_SITES, LIVEPATCHED, Sites, Workload, site_summary
 
 __all__ = [
     "STRATEGIES", "PROTOCOLS", "SITE_KINDS", "TRAP_SITES", "METRICS",
     "LIVEPATCHED", "PLANS", "Stage", "Workload", "RaceConfig", "PerCallOutcomes",
     "closed_form", "config_stream", "simulate", "simulate_many", "load_outcomes", "bristot_comparison",
     "derive_plan", "EXACT_SITES", "TP_VEC_MAX",
+    "draw_chunk", "patch_timeline", "trap_phase_weights",
 ]
 
 
@@ -168,9 +173,6 @@ def derive_plan(scenario):
     moment (the before state until the sites batch, the after state from
     then on). Fills :data:`PLANS`; needs the emulator's image (binutils).
     """
-    from workbench.kernel.ftrace import Sync, TextBatch
-    from workbench.kernel.image import build_image
-    from workbench.emulate.scenario import load_scenario
     sc, image = load_scenario(scenario), build_image()
     before, after = sc.states(image)
     lp = sc.livepatched()
@@ -306,7 +308,7 @@ class PerCallOutcomes:
         """Mapping metric -> expected count per trapped call (0 where no row).
 
         With *phase_weights* (protocol step -> probability that a trapped
-        call trapped in the phase that step opens; :func:`_phase_weights`)
+        call trapped in the phase that step opens; :func:`trap_phase_weights`)
         the per-phase means are averaged with those weights, the time a call
         spends in each phase, rather than with the emulator's schedule
         counts (which count instruction placements, not time). Phases the
@@ -335,7 +337,7 @@ class PerCallOutcomes:
 
 def load_outcomes(scenario, entry="v5.3"):
     """Run/load the emulator's outcome table (cached by code version there)."""
-    from workbench.emulate.explore import load_outcome_table  # lazy: the emulator is heavy
+    from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn, only when a table is read
     check_scenario(scenario)
     return PerCallOutcomes(load_outcome_table(scenario, entry), scenario, entry)
 
@@ -347,7 +349,7 @@ class _Group:
     kind: str
     trap_site: str
     handler_ns: float
-    sites: _Sites
+    sites: Sites
     outcome: dict
     share: float = 1.0  # rates are the workload's times this (_caller_share)
     late: dict = None  # spin, batched: outcomes of a re-trap (after sync 2, while first bytes are written)
@@ -375,13 +377,11 @@ def _caller_share(cfg):
     for ``spin`` (a binomial over CPUs) it spreads the patching CPU's rate
     over all N, an approximation documented in docs/RACE.md.
     """
-    from workbench.emulate.scenario import load_scenario
-
     if cfg.patcher_calls or cfg.strategy == "spin":
         # spin counts the N - 1 other CPUs and the patching CPU apart (_spin_callers)
         return dict.fromkeys(SITE_KINDS, 1.0)
     n = cfg.cpus
-    summary = _site_summary(cfg.workload)
+    summary = site_summary(cfg.workload)
     irq = _irq_rates(cfg)
     return {kind: ((n - 1) + (irq[kind] / summary[kind].total if summary[kind].total > 0 else 0.0)) / n
             for kind in SITE_KINDS}
@@ -394,8 +394,6 @@ def _irq_rates(cfg):
 
 @lru_cache(maxsize=256)
 def _irq_rates_of(scenario, hot):
-    from workbench.emulate.scenario import load_scenario
-
     sc = load_scenario(scenario)
     return tuple((kind, sum(r for name, r in hot if (name in LIVEPATCHED) == (kind == "livepatched")
                             and sc.context_of(name) == "interrupt")) for kind in SITE_KINDS)
@@ -414,10 +412,10 @@ def _spin_callers(cfg):
 
 def _scaled(sites, f):
     """*sites* with every rate times *f*."""
-    return _Sites(sites.count, sites.top * f, sites.rest_total * f, sites.rest_sumsq * f * f)
+    return Sites(sites.count, sites.top * f, sites.rest_total * f, sites.rest_sumsq * f * f)
 
 
-def _phase_weights(cfg, sites, rate_ns):
+def trap_phase_weights(cfg, sites, rate_ns):
     """Probability that a trapped call trapped in each phase of a window of *sites* sites.
 
     Phases are named by the step that opens them. With mean rounds R and
@@ -443,10 +441,17 @@ def _phase_weights(cfg, sites, rate_ns):
     return out
 
 
-def _timeline(cfg, outcomes):
+def patch_timeline(cfg, outcomes):
+    """The ordered windows of *cfg*'s patch: one stage per write/sync step.
+
+    Each stage carries its window length (ns), its site groups (rates in
+    calls/s per CPU) and the per-trapped-call outcomes from *outcomes*
+    (a :class:`PerCallOutcomes`, or ``None`` for all zeros). Shared by the
+    closed form and the Monte Carlo (:func:`draw_chunk`).
+    """
     t = cfg.timing
     share = _caller_share(cfg)
-    summary = {k: _scaled(v, share[k]) for k, v in _site_summary(cfg.workload).items()}
+    summary = {k: _scaled(v, share[k]) for k, v in site_summary(cfg.workload).items()}
     weights = {}
 
     def look(kind, site):
@@ -459,9 +464,9 @@ def _timeline(cfg, outcomes):
             if not cfg.trampolines:
                 continue
             # everything routed through the trampoline shares its one window
-            weights["now"] = _phase_weights(cfg, 1, _NS * sum(summary[k].total for k in st.kinds))
+            weights["now"] = trap_phase_weights(cfg, 1, NS * sum(summary[k].total for k in st.kinds))
             groups = [_Group(k, st.target, t.handler_ns,
-                             _Sites(summary[k].count, np.zeros(0), summary[k].total, 0.0),
+                             Sites(summary[k].count, np.zeros(0), summary[k].total, 0.0),
                              look(k, st.target), share[k]) for k in st.kinds]
             # one site: tail write + first-byte write inside the window
             stages.append(_Stage("trampoline", 1, groups, 2 * t.write_ns,
@@ -474,8 +479,8 @@ def _timeline(cfg, outcomes):
             if k == 0:  # nothing to rewrite: ftrace runs no protocol
                 continue
             if cfg.protocol == "per_site":
-                per_site = _NS * sum(summary[kind].total for kind in st.kinds) / k
-                weights["now"] = _phase_weights(cfg, 1, per_site)
+                per_site = NS * sum(summary[kind].total for kind in st.kinds) / k
+                weights["now"] = trap_phase_weights(cfg, 1, per_site)
                 groups = [_Group(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"),
                                  share[kind]) for kind in st.kinds]
                 stages.append(_Stage("per_site", k, groups, 2 * t.write_ns,
@@ -484,9 +489,9 @@ def _timeline(cfg, outcomes):
                 stages.extend(_batches(cfg, st.kinds, share, look, weights))
             else:
                 h = t.handler_batch_ns if k > 1 else t.handler_ns  # no search for one entry
-                weights["now"] = _phase_weights(cfg, k, _NS * sum(summary[kind].total for kind in st.kinds))
+                weights["now"] = trap_phase_weights(cfg, k, NS * sum(summary[kind].total for kind in st.kinds))
                 groups = [_Group(kind, "fentry", h,
-                                 _Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
+                                 Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
                                  look(kind, "fentry"), share[kind]) for kind in st.kinds]
                 if cfg.strategy == "spin":
                     weights["now"] = {"sync2": 1.0}
@@ -522,8 +527,8 @@ def _batches(cfg, kinds, share, look, weights):
         here = [kind for kind in kinds if kind in lab]
         tot = {kind: float(sum(x for x, l in zip(r, lab) if l == kind)) * share[kind] for kind in here}
         h = t.handler_batch_ns if b > 1 else t.handler_ns  # no search for one entry
-        weights["now"] = _phase_weights(cfg, b, _NS * sum(tot.values()))
-        groups = [_Group(kind, "fentry", h, _Sites(lab.count(kind), np.zeros(0), tot[kind], 0.0),
+        weights["now"] = trap_phase_weights(cfg, b, NS * sum(tot.values()))
+        groups = [_Group(kind, "fentry", h, Sites(lab.count(kind), np.zeros(0), tot[kind], 0.0),
                          look(kind, "fentry"), share[kind]) for kind in here]
         if cfg.strategy == "spin":
             weights["now"] = {"sync2": 1.0}
@@ -542,7 +547,6 @@ def _batches(cfg, kinds, share, look, weights):
 @lru_cache(maxsize=256)
 def _irq_names(scenario, hot):
     """The named functions of *hot* that *scenario* calls in interrupt context."""
-    from workbench.emulate.scenario import load_scenario
 
     sc = load_scenario(scenario)
     return frozenset(name for name, _ in hot if sc.context_of(name) == "interrupt")
@@ -585,7 +589,6 @@ def _batch_order(workload, kinds):
 @lru_cache(maxsize=32)
 def _stagger_table(workload, kinds, write_ns):
     """:func:`workbench.race.stagger.stagger_tables` of a batched stage's sites (:func:`_batch_order`)."""
-    from workbench.race.stagger import stagger_tables
 
     rates, labels, _ = _batch_order(workload, kinds)
     return stagger_tables(rates, write_ns, list(labels))
@@ -594,7 +597,6 @@ def _stagger_table(workload, kinds, write_ns):
 @lru_cache(maxsize=8)
 def _stagger_batch_tables(workload, kinds, write_ns, batch_max):
     """:func:`workbench.race.stagger.stagger_tables` of every batch of ``batch_max`` sites, in order."""
-    from workbench.race.stagger import stagger_tables
 
     rates, labels, _ = _batch_order(workload, kinds)
     return tuple(stagger_tables(rates[lo:lo + batch_max], write_ns, list(labels[lo:lo + batch_max]))
@@ -608,7 +610,6 @@ def _stagger_spin(cfg, stage, window):
     window over its own sites; a CPU released by one batch calls on into
     the next batch's fresh int3s (the batches are disjoint in time).
     """
-    from workbench.race.stagger import stagger_eval
 
     if stage.batch is None:
         tab = _stagger_table(cfg.workload, tuple(g.kind for g in stage.groups), cfg.timing.write_ns)
@@ -637,9 +638,9 @@ def _patcher_groups(cfg, kinds, trap_site, sites, look, weights, irq=None):
         irq = _irq_rates(cfg)
     for kind in kinds:
         if irq[kind] > 0:
-            weights["now"] = _phase_weights(cfg, sites, _NS * irq[kind])
+            weights["now"] = trap_phase_weights(cfg, sites, NS * irq[kind])
             out.append(_Group(kind, trap_site, cfg.timing.handler_ns if sites == 1 else cfg.timing.handler_batch_ns,
-                              _Sites(1, np.zeros(0), irq[kind], 0.0), look(kind, trap_site)))
+                              Sites(1, np.zeros(0), irq[kind], 0.0), look(kind, trap_site)))
     return out
 
 
@@ -663,7 +664,7 @@ def _closed(cfg, outcomes):
     """Closed-form expectations of every metric; see closed_form()."""
     t, n = cfg.timing, cfg.cpus
     mu, var = t.round_moments(n)
-    stages = _timeline(cfg, outcomes)
+    stages = patch_timeline(cfg, outcomes)
     out = dict.fromkeys(METRICS, 0.0)
     out["ipis"] = float(_ipis(cfg, stages))
     sites = sum(s.sites for s in stages if s.what in ("batched", "per_site"))
@@ -673,6 +674,7 @@ def _closed(cfg, outcomes):
         out["patch_ns"] = sm_mean + writes * t.write_ns + sites * t.prepare_ns
         out["stall_ns"] = n * out["patch_ns"]
         return out
+    acc = None  # site-weighted window over the batches of one sites step
     for s in stages:
         if s.what == "publish":
             out["patch_ns"] += mu
@@ -692,27 +694,27 @@ def _closed(cfg, outcomes):
         if cfg.strategy == "spin" and s.what == "batched":
             # staggered windows: re-traps after each release (workbench.race.stagger)
             callers = _spin_callers(cfg)
-            W, wts = _window_nodes(t, n, s.d_write)
+            W, wts = window_nodes(t, n, s.d_write)
             by_kind, first, wait = _stagger_spin(cfg, s, W)
             for g in s.groups:
                 per = np.asarray(by_kind[g.kind], float)
-                trapped = callers * float(wts @ per)
+                trapped = callers * float(fdot(wts, per))
                 out["trapped"] += trapped
                 for m, v in g.outcome.items():
-                    out[m] += callers * float(wts @ (per * (first * v + (1 - first) * g.late[m])))
+                    out[m] += callers * float(fdot(wts, per * (first * v + (1 - first) * g.late[m])))
                 out["stall_ns"] += trapped * g.handler_ns
-            out["stall_ns"] += callers * float(wts @ wait)
+            out["stall_ns"] += callers * float(fdot(wts, wait))
             for g in s.patcher:
-                p = _spin_shared(t, n, s.d_write, (g.sites.total,), 0.0)[0][0]
+                p = spin_shared(t, n, s.d_write, (g.sites.total,), 0.0)[0][0]
                 out["trapped"] += p
                 for m, v in g.outcome.items():
                     out[m] += p * v
                 out["stall_ns"] += p * g.handler_ns
             continue
-        spin = _spin_expect(cfg, s) if cfg.strategy == "spin" else None
+        spin = spin_expect(cfg, s) if cfg.strategy == "spin" else None
         callers = _spin_callers(cfg) if spin is not None else n
         for i, g in enumerate(s.groups):
-            trapped = callers * (spin[0][i] if spin is not None else _NS * g.sites.total * ew)
+            trapped = callers * (spin[0][i] if spin is not None else NS * g.sites.total * ew)
             out["trapped"] += trapped
             for m, v in g.outcome.items():
                 out[m] += trapped * v
@@ -720,7 +722,7 @@ def _closed(cfg, outcomes):
         if spin is not None:
             out["stall_ns"] += callers * spin[1]
         for g in s.patcher:  # the patching CPU: its first interrupt in the window traps
-            p = _spin_shared(t, n, s.d_write, (g.sites.total,), 0.0)[0][0]
+            p = spin_shared(t, n, s.d_write, (g.sites.total,), 0.0)[0][0]
             out["trapped"] += p
             for m, v in g.outcome.items():
                 out[m] += p * v
@@ -743,8 +745,12 @@ def closed_form(config, outcomes):
     return _closed(config, outcomes)
 
 
-def _draw_chunk(cfg, stages, rng, size):
-    """Per-trial values of every metric for *size* trials (arrays)."""
+def draw_chunk(cfg, stages, rng, size):
+    """Per-trial values of every metric for *size* trials: metric -> array of *size*.
+
+    Units are those of :data:`METRICS` (counts per patch, times in ns);
+    *stages* is :func:`patch_timeline`'s list, *rng* a numpy Generator.
+    """
     t, n = cfg.timing, cfg.cpus
     res = {m: np.zeros(size) for m in METRICS}
     res["ipis"][:] = _ipis(cfg, stages)
@@ -758,6 +764,7 @@ def _draw_chunk(cfg, stages, rng, size):
     mu, var = t.round_moments(n)
     disp = cfg.workload.dispersion
     spin = cfg.strategy == "spin"
+    acc = None  # site-weighted window over the batches of one sites step
     for s in stages:
         if s.what == "publish":
             res["patch_ns"] += t.draw_round_sum(rng, n, 1, size)
@@ -789,7 +796,7 @@ def _draw_chunk(cfg, stages, rng, size):
                 _draw_patcher(res, s, w, rng, size)
                 continue
             if spin:
-                _spin_draw_shared(res, s.groups, w, _spin_callers(cfg), disp, rng, size, _count)
+                spin_draw_shared(res, s.groups, w, _spin_callers(cfg), disp, rng, size, _count)
                 _draw_patcher(res, s, w, rng, size)
                 continue
             exposures = [(g, g.sites.total * w) for g in s.groups]
@@ -808,10 +815,10 @@ def _draw_chunk(cfg, stages, rng, size):
                     window_rounds += r12.sum(axis=1)
                     w = s.d_write + r12
                     if spin:  # each CPU traps at most once in each site's window
-                        xs = w * (top * _NS) * (1.0 if gain is None else gain[:, None])
+                        xs = w * (top * NS) * (1.0 if gain is None else gain[:, None])
                         k = rng.binomial(_spin_callers(cfg), -np.expm1(-xs))
                         _count(res, g, k.sum(axis=1), rng)
-                        res["stall_ns"] += _spin_wait(rng, k, w, xs)
+                        res["stall_ns"] += spin_wait(rng, k, w, xs)
                     else:
                         x += fdot(w, top)
                 rest = g.sites.count - top.size
@@ -823,8 +830,8 @@ def _draw_chunk(cfg, stages, rng, size):
                 all_rounds += r12_rest + t.draw_round_sum(rng, n, rest, size)
                 if spin:
                     # the rest's traps per CPU from their exact mean and
-                    # variance (_rest_sums); each waits the rest's mean wait
-                    _, _, (rest_p, rest_b, rest_v) = _spin_per_site(t, n, s.d_write, cfg.workload, g.kind,
+                    # variance (rest_sums); each waits the rest's mean wait
+                    _, _, (rest_p, rest_b, rest_v) = spin_per_site(t, n, s.d_write, cfg.workload, g.kind,
                                                                    g.share)
                     if rest_p > 0:
                         lam = _spin_callers(cfg) * gamma_matched(rng, rest_p, rest_v, size)
@@ -842,7 +849,7 @@ def _draw_chunk(cfg, stages, rng, size):
         for g, x in exposures:
             if g.sites.total <= 0:
                 continue
-            lam = n * _NS * x
+            lam = n * NS * x
             if disp > 0:
                 lam = lam * rng.gamma(1 / disp, disp, size)
             _count(res, g, rng.poisson(lam), rng)
@@ -852,13 +859,13 @@ def _draw_chunk(cfg, stages, rng, size):
 def _draw_patcher(res, stage, w, rng, size):
     """Spin: whether the patching CPU's first interrupt-context call fell in window *w* (per trial)."""
     for g in stage.patcher:
-        k = (rng.random(size) < -np.expm1(-_NS * g.sites.total * w)).astype(np.int64)
+        k = (rng.random(size) < -np.expm1(-NS * g.sites.total * w)).astype(np.int64)
         _count(res, g, k, rng)
 
 
 def _config_columns(cfg, outcomes, trials, seed, stream):
     w, t = cfg.workload, cfg.timing
-    stages = _timeline(cfg, None)
+    stages = patch_timeline(cfg, None)
     row = {"scenario": cfg.scenario, "entry": outcomes.entry, "strategy": cfg.strategy,
            "protocol": cfg.protocol, "batch_max": cfg.batch_max, "cpus": cfg.cpus,
            "n_sites": sum(s.sites for s in stages if s.what in ("batched", "per_site")),
@@ -893,7 +900,7 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     if outcomes.scenario != config.scenario:
         raise ConfigError(f"outcomes: table is for scenario {outcomes.scenario!r}, "
                           f"config is {config.scenario!r}")
-    stages = _timeline(config, outcomes)
+    stages = patch_timeline(config, outcomes)
     cf = _closed(config, outcomes)
     missing = sorted({(config.strategy, g.kind, g.trap_site) for s in stages for g in s.groups
                       if g.sites.total > 0 and config.protocol != "stop_machine"
@@ -905,7 +912,7 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     hi = dict.fromkeys(METRICS, -math.inf)
     for start in range(0, trials, _CHUNK):
         size = min(_CHUNK, trials - start)
-        chunk = _draw_chunk(config, stages, rng, size)
+        chunk = draw_chunk(config, stages, rng, size)
         for m in METRICS:  # Chan et al.'s pairwise update of mean and M2
             lo[m], hi[m] = min(lo[m], float(chunk[m].min())), max(hi[m], float(chunk[m].max()))
             cm = float(chunk[m].mean())

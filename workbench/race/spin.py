@@ -5,7 +5,7 @@ Under spin a trapped CPU waits until its site's new first byte is written
 its first call into the window's armed sites comes at T ~ Exp(L) (L its
 rate into them), traps if T < W, and then waits W - T. The closed form
 takes the expectations over the window's two sync rounds by quadrature
-(:func:`_round_nodes`); the Monte Carlo draws the CPUs that trap as a
+(:func:`round_nodes`); the Monte Carlo draws the CPUs that trap as a
 Binomial. Used by :mod:`workbench.race.simulator`; the derivations are in docs/RACE.md.
 """
 
@@ -15,7 +15,11 @@ from functools import lru_cache
 import numpy as np
 
 from workbench.base.numeric import fdot
-from workbench.race.workload import _NS, EXACT_SITES, LIVEPATCHED, _site_summary
+from workbench.base.units import NS
+from workbench.race.workload import EXACT_SITES, LIVEPATCHED, site_summary
+
+__all__ = ["rest_rates", "rest_sums", "round_nodes", "site_terms", "spin_draw_shared", "spin_expect", "spin_p",
+           "spin_per_site", "spin_q", "spin_shared", "spin_v", "spin_wait", "window_nodes"]
 
 #: tanh-sinh rule over a sync round's uniform (step, half-width): 47 nodes,
 #: a round's moments to ~1e-12 (tests/test_race.py checks them)
@@ -35,7 +39,7 @@ def _expm1_over(y):
     return out
 
 
-def _spin_p(x, d=0.0):
+def spin_p(x, d=0.0):
     """P(a CPU traps in a window) for ``x = L W``: ``1 - E[exp(-G x)]``.
 
     G is the group's burst factor, Gamma(1/d, d) (1 when d = 0), so this is
@@ -47,7 +51,7 @@ def _spin_p(x, d=0.0):
     return -np.expm1(-np.log1p(d * x) / d)
 
 
-def _spin_q(x, d=0.0):
+def spin_q(x, d=0.0):
     """A CPU's expected wait as a fraction of the window, ``E[(W - T) 1{T < W}] / W``.
 
     ``1 - (1 - e^-x) / x`` for d = 0 and ``1 - int_0^1 (1 + d x u)^(-1/d) du``
@@ -71,7 +75,7 @@ def _spin_q(x, d=0.0):
     return out
 
 
-def _spin_v(x):
+def spin_v(x):
     """``Var(W - T | T < W) / W^2`` for T ~ Exp(L), x = L W (a truncated exponential)."""
     x = np.asarray(x, float)
     out = np.empty_like(x)
@@ -90,7 +94,7 @@ def _frozen(*arrays):
 
 
 @lru_cache(maxsize=1024)
-def _round_nodes(timing, cpus):
+def round_nodes(timing, cpus):
     """Quadrature of one sync round on *cpus* CPUs: values (ns), weights summing to 1.
 
     The atom at ``ipi_base_ns`` (no other CPU had interrupts off, probability
@@ -119,14 +123,14 @@ def _round_nodes(timing, cpus):
 
 
 @lru_cache(maxsize=256)
-def _window_nodes(timing, cpus, d_write):
+def window_nodes(timing, cpus, d_write):
     """Quadrature of a window ``W = d_write + R1 + R2``: values (ns) and weights."""
-    r, w = _round_nodes(timing, cpus)
+    r, w = round_nodes(timing, cpus)
     return _frozen((d_write + r[:, None] + r[None, :]).ravel(), (w[:, None] * w[None, :]).ravel())
 
 
 @lru_cache(maxsize=4096)
-def _spin_shared(timing, cpus, d_write, rates, d):
+def spin_shared(timing, cpus, d_write, rates, d):
     """Spin in one window shared by groups with per-CPU *rates* (calls/s).
 
     Returns, per CPU, the probability of trapping on each group and the
@@ -138,15 +142,15 @@ def _spin_shared(timing, cpus, d_write, rates, d):
     L_g int_0^W phi(t) / (1 + d L_g t) dt`` and ``E[wait] = int_0^W (1 -
     phi(t)) dt``, integrated in ``y = ln(1 + L t)`` by Gauss-Legendre.
     """
-    W, w = _window_nodes(timing, cpus, d_write)
-    lam = np.asarray(rates, float) * _NS
+    W, w = window_nodes(timing, cpus, d_write)
+    lam = np.asarray(rates, float) * NS
     total = float(lam.sum())
     if total <= 0:
         return (0.0,) * len(rates), 0.0
     if d == 0 or np.count_nonzero(lam) == 1:
         x = total * W
-        traps = fdot(w, _spin_p(x, d)) * lam / total
-        return tuple(float(v) for v in traps), fdot(w, W * _spin_q(x, d))
+        traps = fdot(w, spin_p(x, d)) * lam / total
+        return tuple(float(v) for v in traps), fdot(w, W * spin_q(x, d))
     nodes, gl = _GL_Y
     span = np.log1p(total * W)[:, None] / 2
     y = (nodes[None, :] + 1) * span
@@ -160,8 +164,8 @@ def _spin_shared(timing, cpus, d_write, rates, d):
 
 
 @lru_cache(maxsize=4)  # up to 2M rates each
-def _rest_rates(workload, kind):
-    """Per-CPU rates (calls/s) of the sites of *kind* that _site_summary lumps as its rest."""
+def rest_rates(workload, kind):
+    """Per-CPU rates (calls/s) of the sites of *kind* that site_summary lumps as its rest."""
     if kind != "ordinary":
         return np.zeros(0)
     other = np.array([r for name, r in workload.hot if name not in LIVEPATCHED], dtype=float)
@@ -184,19 +188,19 @@ def _lagrange4(table, y0, step, y):
     return sum(cj * table[..., i + j - 1] for j, cj in enumerate(c))
 
 
-def _site_terms(lam, W, w, d):
+def site_terms(lam, W, w, d):
     """Per site rates *lam* (per ns): E[p], E[W q] and E[p^2] over the window nodes."""
     out = np.empty((3, lam.size))
     for start in range(0, lam.size, 64):  # bounds memory
         x = lam[start:start + 64, None] * W[None, :]
-        p = _spin_p(x, d)
+        p = spin_p(x, d)
         out[0, start:start + 64] = fdot(p, w)
-        out[1, start:start + 64] = fdot(W * _spin_q(x, d), w)
+        out[1, start:start + 64] = fdot(W * spin_q(x, d), w)
         out[2, start:start + 64] = fdot(p * p, w)
     return out
 
 
-def _rest_sums(rates, W, w, d):
+def rest_sums(rates, W, w, d):
     """Sums over per-site windows of the rest: E[traps], E[wait] (ns), variance of the traps.
 
     Each rest site has its own window, iid ``W``. Rates with ``l M5^(1/5) <
@@ -205,7 +209,7 @@ def _rest_sums(rates, W, w, d):
     expectations on a grid in ln(rate), spacing 0.05, interpolated (cubic,
     in the logarithm) at every rate (relative error ~1e-7).
     """
-    lam = rates[rates > 0] * _NS
+    lam = rates[rates > 0] * NS
     if not lam.size:
         return 0.0, 0.0, 0.0
     mom = [fdot(w, W ** k) for k in range(6)]
@@ -217,11 +221,11 @@ def _rest_sums(rates, W, w, d):
     var = power[2] * (mom[2] - mom[1] ** 2) - c[2] * power[3] * (mom[3] - mom[1] * mom[2])
     big = lam[~series]
     if big.size <= _REST_DIRECT:
-        terms = _site_terms(big, W, w, d)
+        terms = site_terms(big, W, w, d)
     elif big.size:
         lo, hi = math.log(big.min()), math.log(big.max())
         grid_y = lo + _REST_STEP * np.arange(-1, math.ceil((hi - lo) / _REST_STEP) + 3)
-        table = np.log(np.maximum(_site_terms(np.exp(grid_y), W, w, d), 1e-300))
+        table = np.log(np.maximum(site_terms(np.exp(grid_y), W, w, d), 1e-300))
         terms = np.exp(_lagrange4(table, grid_y[0], _REST_STEP, np.log(big)))
     if big.size:
         traps += float(terms[0].sum())
@@ -231,39 +235,39 @@ def _rest_sums(rates, W, w, d):
 
 
 @lru_cache(maxsize=256)
-def _spin_per_site(timing, cpus, d_write, workload, kind, share=1.0):
+def spin_per_site(timing, cpus, d_write, workload, kind, share=1.0):
     """Spin over the per-site windows of one site kind, per CPU.
 
     Every site i has its own window ``W_i = d_write + R1 + R2`` and traps a
     CPU with probability ``p_i = 1 - e^(-l_i W_i)`` (averaged over the kind's
     burst factor when bursty); a CPU can trap once in each. Returns the
     expected traps and waits (ns) of the top sites (arrays) and the rest's
-    summed traps, wait and trap variance (:func:`_rest_sums`). Every rate is
+    summed traps, wait and trap variance (:func:`rest_sums`). Every rate is
     the workload's times *share* (the simulator's ``_caller_share``).
     """
-    W, w = _window_nodes(timing, cpus, d_write)
+    W, w = window_nodes(timing, cpus, d_write)
     d = workload.dispersion
-    top = _site_summary(workload)[kind].top * _NS * share
-    terms = _site_terms(top, W, w, d)
-    rest = _rest_sums(_rest_rates(workload, kind) * share, W, w, d)
+    top = site_summary(workload)[kind].top * NS * share
+    terms = site_terms(top, W, w, d)
+    rest = rest_sums(rest_rates(workload, kind) * share, W, w, d)
     return terms[0], terms[1], rest
 
 
-def _spin_expect(cfg, stage):
+def spin_expect(cfg, stage):
     """Per CPU and per group of *stage*: expected traps; and the stage's expected wait (ns)."""
     t, n, d = cfg.timing, cfg.cpus, cfg.workload.dispersion
     if stage.what == "per_site":
         traps, wait = [], 0.0
         for g in stage.groups:
-            top_p, top_b, (rest_p, rest_b, _) = _spin_per_site(t, n, stage.d_write, cfg.workload, g.kind, g.share)
+            top_p, top_b, (rest_p, rest_b, _) = spin_per_site(t, n, stage.d_write, cfg.workload, g.kind, g.share)
             traps.append(float(top_p.sum()) + rest_p)
             wait += float(top_b.sum()) + rest_b
         return traps, wait
-    traps, wait = _spin_shared(t, n, stage.d_write, tuple(g.sites.total for g in stage.groups), d)
+    traps, wait = spin_shared(t, n, stage.d_write, tuple(g.sites.total for g in stage.groups), d)
     return list(traps), wait
 
 
-def _spin_wait(rng, k, w, x):
+def spin_wait(rng, k, w, x):
     """Summed waits of *k* trapped CPUs per window (last axis summed if 2-d).
 
     Each waits ``W - T`` with T ~ Exp(L) given T < W; the sum is drawn from a
@@ -271,19 +275,19 @@ def _spin_wait(rng, k, w, x):
     symmetrically about the mean inside ``[0, k W]`` so the mean stays exact.
     """
     p = -np.expm1(-x)
-    per = np.divide(w * _spin_q(x), p, out=np.zeros_like(p), where=p > 0)
-    mean, var, room = k * per, k * w * w * _spin_v(x), k * np.minimum(per, w - per)
+    per = np.divide(w * spin_q(x), p, out=np.zeros_like(p), where=p > 0)
+    mean, var, room = k * per, k * w * w * spin_v(x), k * np.minimum(per, w - per)
     if mean.ndim == 2:
         mean, var, room = mean.sum(axis=1), var.sum(axis=1), room.sum(axis=1)
     return mean + np.clip(np.sqrt(var) * rng.standard_normal(mean.shape), -room, room)
 
 
-def _spin_draw_shared(res, groups, w, n, disp, rng, size, count):
+def spin_draw_shared(res, groups, w, n, disp, rng, size, count):
     """Spin in one shared window *w* per trial: Binomial(N, p) CPUs trap, split by rate."""
     live = [g for g in groups if g.sites.total > 0]
     if not live:
         return
-    lam = [g.sites.total * _NS * (rng.gamma(1 / disp, disp, size) if disp > 0 else np.ones(size))
+    lam = [g.sites.total * NS * (rng.gamma(1 / disp, disp, size) if disp > 0 else np.ones(size))
            for g in live]
     total = sum(lam)
     x = total * w
@@ -295,4 +299,4 @@ def _spin_draw_shared(res, groups, w, n, disp, rng, size, count):
         count(res, g, kg, rng)
         left, rate_left = left - kg, rate_left - lg
     count(res, live[-1], left, rng)
-    res["stall_ns"] += _spin_wait(rng, k, w, x)
+    res["stall_ns"] += spin_wait(rng, k, w, x)

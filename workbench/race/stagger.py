@@ -35,14 +35,13 @@ import math
 import numpy as np
 
 from workbench.base.errors import ConfigError, check_range
+from workbench.base.units import NS
 
 __all__ = ["one_trap_model", "simulate_calls", "spin_staggered", "stagger_eval", "stagger_tables"]
 
-_NS = 1e-9
-
 
 def _check(rates_hz, write_ns, window_ns):
-    lam = np.asarray(rates_hz, dtype=float) * _NS
+    lam = np.asarray(rates_hz, dtype=float) * NS
     if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise ConfigError("rates_hz: expected a non-empty list of finite rates >= 0 (calls/s, write order)")
     w = check_range("write_ns", write_ns, 0, 1e12)
@@ -66,7 +65,7 @@ def stagger_tables(rates_hz, write_ns: float, kinds=None) -> dict:
     disarming phase's recursion (a Python loop over the K sites, about
     40 ms per 1,000 sites... 1.7 s for 40,003) is done here once.
     """
-    lam = np.asarray(rates_hz, dtype=float) * _NS
+    lam = np.asarray(rates_hz, dtype=float) * NS
     if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise ConfigError("rates_hz: expected a non-empty list of finite rates >= 0 (calls/s, write order)")
     w = float(check_range("write_ns", write_ns, 0, 1e12))

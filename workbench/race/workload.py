@@ -13,13 +13,13 @@ import numpy as np
 
 from workbench.base.numeric import fdot
 from workbench.base.errors import ConfigError, check_range
+from workbench.base.units import NS
 from workbench.race.timing import finite_range
 
-__all__ = ["Workload", "DEFAULT_HOT", "LIVEPATCHED", "EXACT_SITES"]
+__all__ = ["DEFAULT_HOT", "EXACT_SITES", "LIVEPATCHED", "Sites", "Workload", "site_summary"]
 
 #: the busiest sites of a kind whose per-site windows are drawn one by one
 EXACT_SITES = 16
-_NS = 1e-9  # rates are per second, times in ns
 
 #: functions whose sites are live patched in every scenario (docs/KERNEL.md §12)
 LIVEPATCHED = ("do_IRQ", "__migrate_task")
@@ -76,8 +76,14 @@ def _zipf_profile(m, s):
 
 
 @dataclass
-class _Sites:
-    """Sites of one kind: the busiest exactly, the rest as sums."""
+class Sites:
+    """Sites of one kind, per CPU: the busiest exactly, the rest as sums.
+
+    ``count`` sites in all; ``top`` the call rates (calls/s) of the busiest
+    :data:`EXACT_SITES`; ``rest_total`` the summed rate (calls/s) and
+    ``rest_sumsq`` the summed squared rate ((calls/s)^2) of the others;
+    :attr:`total` the kind's whole rate (calls/s).
+    """
 
     count: int
     top: np.ndarray
@@ -90,7 +96,12 @@ class _Sites:
 
 
 @lru_cache(maxsize=256)
-def _site_summary(workload):
+def site_summary(workload):
+    """*workload*'s sites by kind: ``{"livepatched": Sites, "ordinary": Sites}``.
+
+    Rates are per CPU in calls/s (multiply by :data:`workbench.base.units.NS`
+    and a time in ns for an expected count). Cached per workload.
+    """
     hot = dict(workload.hot)
     lp = np.array([hot[n] for n in LIVEPATCHED], dtype=float)
     other = np.array([r for n, r in workload.hot if n not in LIVEPATCHED], dtype=float)
@@ -107,7 +118,7 @@ def _site_summary(workload):
     tail_rest = workload.tail_rate - tail_top.sum()
     tail_rest_sq = tail_sumsq - fdot(tail_top, tail_top)
     return {
-        "livepatched": _Sites(len(lp), np.sort(lp)[::-1], 0.0, 0.0),
-        "ordinary": _Sites(len(other) + m, top, float(rest.sum()) + max(tail_rest, 0.0),
+        "livepatched": Sites(len(lp), np.sort(lp)[::-1], 0.0, 0.0),
+        "ordinary": Sites(len(other) + m, top, float(rest.sum()) + max(tail_rest, 0.0),
                            fdot(rest, rest) + max(tail_rest_sq, 0.0)),
     }

@@ -13,7 +13,7 @@ recomputed. The payload is JSON, whose floats round-trip exactly. Models no
 kernel file.
 
 Keys (and the sweep's seed streams) are hashes of a canonical JSON form
-(:func:`_canonical`), which depends neither on dict order nor on how a
+(:func:`canonical_json`), which depends neither on dict order nor on how a
 float or a numpy scalar is spelt.
 """
 
@@ -29,26 +29,31 @@ from workbench.base import version as _version
 from workbench.base.paths import cache_dir
 from workbench.base.store import DAMAGED, load_entry, store_entry
 
-__all__ = ["SweepCache"]
+__all__ = ["SweepCache", "canonical_json", "plain_json"]
 
 
 
 # -- canonical forms: keys and seeds must not depend on dict order or float spelling --
 
-def _plain(value):
+def plain_json(value):
     """*value* as plain JSON-able Python (numpy scalars unwrapped, tuples as lists)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_json(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     return value
 
 
-def _canonical(obj) -> bytes:
+def canonical_json(obj) -> bytes:
+    """*obj* as canonical JSON bytes (UTF-8): the input of every cache key and seed hash.
+
+    Keys sorted, no spaces, floats as their round-tripping repr, values made
+    plain by :func:`plain_json`; unitless (the values keep their own units).
+    """
     # sort_keys: a dict's order must not change a key; repr floats round-trip exactly
-    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
+    return json.dumps(plain_json(obj), sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
 
 
 # -- the cache ---------------------------------------------------------------------------
@@ -76,7 +81,7 @@ class SweepCache:
     def key(self, experiment: str, params: dict, seed: int) -> str:
         """The SHA-256 key of a point: experiment, normalised parameters, seed and code version."""
         blob = {"experiment": experiment, "params": params, "seed": seed, "version": self.version}
-        return hashlib.sha256(_canonical(blob)).hexdigest()
+        return hashlib.sha256(canonical_json(blob)).hexdigest()
 
     def path(self, key: str) -> Path:
         """Where the entry of *key* lives."""
@@ -100,7 +105,7 @@ class SweepCache:
 
     def put(self, key: str, experiment: str, params: dict, rows: list) -> None:
         """Store the rows of *key* (atomically; a cache that cannot be written costs a warning)."""
-        payload = json.dumps({"key": key, "experiment": experiment, "params": _plain(params),
+        payload = json.dumps({"key": key, "experiment": experiment, "params": plain_json(params),
                               "version": self.version, "rows": rows},
                              separators=(",", ":"), allow_nan=True).encode()
         store_entry(self.path(key), payload, what="sweep cache")

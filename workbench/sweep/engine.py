@@ -60,12 +60,13 @@ import numpy as np
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.paths import data_dir
 from workbench.base.process import die_with_parent
 from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, read_regular, write_atomic
 from workbench.base.version import loaded_code_version
+from workbench.sweep.cache import SweepCache, canonical_json, plain_json
 from workbench.sweep.experiment import Experiment, FunctionExperiment
-from workbench.sweep.cache import SweepCache, _canonical, _plain
 
 __all__ = ["BACKENDS", "Experiment", "FunctionExperiment", "Grid", "PARALLEL_MIN_SECONDS",
            "PARALLEL_POINT_SECONDS", "SweepCache", "check_scheduler", "dask_client", "load_frame", "parse_assignments",
@@ -93,7 +94,7 @@ def point_stream(experiment: str, params: dict) -> int:
     and nothing else, so it is the same in every grid, chunk, worker and
     backend, and unchanged by an edit of the code.
     """
-    digest = hashlib.sha256(_canonical({"experiment": experiment, "params": params})).digest()
+    digest = hashlib.sha256(canonical_json({"experiment": experiment, "params": params})).digest()
     return int.from_bytes(digest[:8], "little") >> 1
 
 
@@ -119,7 +120,7 @@ class Grid:
                 raise ConfigError(f"grid: parameter names must be identifiers, got {name!r}")
             if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
                 values = [values]
-            values = [_plain(v) for v in values]
+            values = [plain_json(v) for v in values]
             if not values:
                 raise ConfigError(f"{name}: empty range; give at least one value")
             self.axes[name] = values
@@ -163,7 +164,7 @@ def _rows(result) -> list[dict]:
     else:
         rows = list(result)
     # the same round trip as a cache entry, so fresh and cached frames are identical
-    return json.loads(json.dumps(_plain(rows), allow_nan=True))
+    return json.loads(json.dumps(plain_json(rows), allow_nan=True))
 
 
 def _run_chunk(experiment, chunk, seed, context, coordinator=None):
@@ -410,8 +411,6 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
 
 def sweep_path(name) -> Path:
     """``data/sweeps/<name>.parquet`` for a bare name; a path with a suffix as is."""
-    from workbench.base.paths import data_dir
-
     if not str(name).strip():
         raise ConfigError("out: empty name; give a file name (a bare name goes to data/sweeps/<name>.parquet)")
     p = Path(name)

@@ -30,6 +30,15 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_range
+from workbench.base.vocabulary import ENTRIES
+from workbench.emulate.scenario import scenario_names
+from workbench.kernel.int3 import STRATEGIES as HANDLER_STRATEGIES
+from workbench.kernel.ptrace import PtRegs
+from workbench.race.experiment import race_grid
+from workbench.race.simulator import PROTOCOLS
+from workbench.race.simulator import STRATEGIES as RACE_STRATEGIES
+from workbench.race.workload import DEFAULT_HOT
+from workbench.sweep.engine import Grid, sweep
 from workbench.ui.format import human_value
 
 __all__ = [
@@ -60,7 +69,7 @@ class CallStepper:
 
     def __init__(self, scenario="seed", strategy="emulate_regs_caller", entry="v5.3", function="do_IRQ",
                  cpus=1, lag=4, protocol=None):
-        from workbench.emulate.explore import Run
+        from workbench.emulate.explore import Run  # start-up: Unicorn, only once a CallStepper is made
 
         cpus = int(check_range("cpus", cpus, 1, 8, integer=True))
         self.lag = int(check_range("lag", lag, 0, 1000, integer=True))
@@ -254,8 +263,6 @@ class CallStepper:
                          and "+" not in st["where"])
 
     def _cpu_state(self, cpu, path, executed, frames):
-        from workbench.kernel.ptrace import PtRegs
-
         m, im = self.run.machine, self.image
         eip, esp = cpu.eip, cpu.reg("esp")
         code = m.read(eip, 16) if im.text[0] <= eip < im.text[1] - 16 else b""
@@ -286,10 +293,8 @@ def trapped_calls(function="do_IRQ", entry="v5.3", strategies=None, scenario="se
     A strategy whose protocol arms no int3 (stop_machine) reports the call
     at the step before its site changes.
     """
-    from workbench.kernel.int3 import STRATEGIES
-
     rows = []
-    for name in strategies or STRATEGIES:
+    for name in strategies or HANDLER_STRATEGIES:
         cs = CallStepper(scenario, name, entry, function, cpus=1)
         k = cs.trap_step()
         c = cs.state(k, cs.length(k))["cpus"][0]
@@ -358,13 +363,10 @@ class StepViewer:
 
     def __init__(self, scenario="seed", strategy="emulate_regs_caller", entry="v5.3", function="do_IRQ",
                  cpus=2, step=None, insn=0):
-        from workbench.kernel.int3 import STRATEGIES
-        from workbench.kernel.machine import ENTRIES
-
         w = _widgets()
         self.scenario, self.cpus = scenario, cpus
         self.stepper = CallStepper(scenario, strategy, entry, function, cpus)
-        self.strategy = w.Dropdown(options=list(STRATEGIES), value=strategy, description="strategy")
+        self.strategy = w.Dropdown(options=list(HANDLER_STRATEGIES), value=strategy, description="strategy")
         self.entry = w.Dropdown(options=list(ENTRIES), value=entry, description="entry")
         self.function = w.Dropdown(options=list(self.stepper.image.functions), value=self.stepper.function,
                                    description="function")
@@ -503,9 +505,6 @@ class Explorer:
     def __init__(self, scenario="seed", strategies=("skip", "emulate_regs_caller", "emulate_old", "stop_machine"),
                  cpus=(1, 64), do_irq_rate=1000.0, tail_rate=2e6, sync_round_us=337.0, metric="violations",
                  trials=1000, entry="v5.3", protocol="batched", seed=0):
-        from workbench.emulate.scenario import scenario_names
-        from workbench.race.simulator import PROTOCOLS, STRATEGIES
-
         w = _widgets()
         style = {"description_width": "110px"}
         self.seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
@@ -513,7 +512,7 @@ class Explorer:
         self.entry = w.Dropdown(options=["v5.1", "v5.3"], value=entry, description="int3 entry", style=style)
         self.protocol = w.Dropdown(options=[p for p in PROTOCOLS if p != "stop_machine"], value=protocol,
                                    description="protocol", style=style)
-        self.strategies = w.SelectMultiple(options=list(STRATEGIES), value=tuple(strategies),
+        self.strategies = w.SelectMultiple(options=list(RACE_STRATEGIES), value=tuple(strategies),
                                            description="strategies", rows=6, style=style)
         self.cpus = w.SelectionRangeSlider(options=list(CPU_CHOICES), index=(CPU_CHOICES.index(cpus[0]),
                                                                            CPU_CHOICES.index(cpus[1])),
@@ -592,8 +591,6 @@ class Explorer:
 
     def grid_tables(self) -> list[dict]:
         """The grid as a list of :func:`workbench.race.experiment.race_grid` keyword dicts, one per strategy."""
-        from workbench.race.workload import DEFAULT_HOT
-
         c = self.config()
         lo, hi = c["cpus"]
         if not c["strategies"]:
@@ -612,9 +609,6 @@ class Explorer:
 
     def grid(self):
         """The :class:`workbench.sweep.engine.Grid` the controls describe."""
-        from workbench.race.experiment import race_grid
-        from workbench.sweep.engine import Grid
-
         return Grid.concat(race_grid(**t) for t in self.grid_tables())
 
     def to_toml(self) -> str:
@@ -735,9 +729,8 @@ class Explorer:
 
     def update(self, change=None):
         """Run the grid, redraw the plot and the table (errors go to the status line)."""
-        from workbench.figures import plots
-        from workbench.figures.style import style
-        from workbench.sweep.engine import sweep
+        from workbench.figures import plots  # start-up: matplotlib, only once an Explorer draws
+        from workbench.figures.style import style  # start-up: matplotlib (as above)
 
         if self._loading:
             return

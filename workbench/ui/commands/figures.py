@@ -7,6 +7,7 @@ Progress bars go to stderr; the list of outputs and the timings to stdout.
 """
 
 from workbench.base.errors import ConfigError
+from workbench.figures.job import regenerate
 
 __all__ = ["configure", "run"]
 
@@ -40,8 +41,6 @@ def backend_of(args):
 
 def run(args):
     """Regenerate; print what was written and how long it took."""
-    from workbench.figures.job import regenerate
-
     backend, scheduler = backend_of(args)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only is not None else None
     report = regenerate(args.quick, backend=backend, jobs=args.jobs, scheduler=scheduler, seed=args.seed,

@@ -26,6 +26,9 @@ import tomllib
 from pathlib import Path
 
 from workbench.base.errors import ConfigError
+from workbench.base.store import check_writable
+from workbench.race.experiment import RACE, RACE_PARAMETERS, race_grid
+from workbench.sweep.engine import Grid, parse_assignments, save_frame, sweep, sweep_path
 from workbench.ui.commands.figures import backend_of
 from workbench.ui.format import human_table
 
@@ -36,8 +39,6 @@ _SHOWN = ("trapped", "violations", "dropped_tracer", "dropped_livepatch", "stall
 
 def configure(parser):
     """Add the sweep options to *parser*."""
-    from workbench.race.experiment import RACE_PARAMETERS
-
     parser.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2,...",
                         help="a swept parameter (repeatable): " + ", ".join(RACE_PARAMETERS))
     parser.add_argument("--config", default=None, metavar="FILE.toml",
@@ -60,10 +61,6 @@ def grid_from_toml(path):
     Raises :class:`ConfigError` for a missing or malformed file, no
     ``[[grid]]`` table, or an unknown parameter.
     """
-    # the race model and pandas: a second of start-up, imported when a grid is built
-    from workbench.race.experiment import race_grid
-    from workbench.sweep.engine import Grid
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config: no file {str(p)!r}")
@@ -79,11 +76,6 @@ def grid_from_toml(path):
 
 def run(args):
     """Parse the grid, sweep, save, print a summary."""
-    from workbench.race.experiment import RACE_PARAMETERS
-    from workbench.race.experiment import RACE
-    from workbench.base.store import check_writable
-    from workbench.sweep.engine import parse_assignments, save_frame, sweep, sweep_path
-
     if args.config and args.set:
         raise ConfigError("config: give either --config FILE.toml or --set, not both")
     if args.config:
