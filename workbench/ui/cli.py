@@ -23,6 +23,7 @@ COMMANDS = {
     "simulate": ("simulate", "race simulator: dropped invocations on N CPUs"),
     "sweep": ("sweep", "run a grid of race-simulator configurations (local or Dask)"),
     "figures": ("figures", "regenerate every figure and summary table into data/"),
+    "replay": ("replay", "re-execute a model checker's counterexample file step by step"),
 }
 
 

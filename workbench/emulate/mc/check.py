@@ -32,7 +32,7 @@ from workbench.emulate.mc.system import MAX_CALLING_CPUS, McConfig, McSystem, de
 from workbench.emulate.outcomes import Observed, classify
 from workbench.sweep.experiment import Experiment
 
-__all__ = ["MC", "McExperiment", "check", "check_all", "default_calls", "outcome_rows"]
+__all__ = ["MC", "McExperiment", "check", "check_all", "default_calls", "outcome_rows", "write_counterexamples"]
 
 
 def default_calls(k: int, scenario: str = "seed", n_ordinary: int = 8) -> tuple:
@@ -124,13 +124,14 @@ class McExperiment(Experiment):
 
     name = "mc"
     parameters = {"scenario": "seed", "strategy": "emulate_new", "entry": "v5.3", "protocol": None,
-                  "calls": None, "handler": "strategy", "coherent_fetch": False, "cpus": 2}
+                  "calls": None, "handler": "strategy", "coherent_fetch": False, "cpus": 2, "items": None}
 
     def normalize(self, params: dict) -> dict:
         p = super().normalize(params)
         k = int(check_range("cpus", p["cpus"], 1, MAX_CALLING_CPUS, integer=True))
         calls = p["calls"] or default_calls(k, p["scenario"])
         p["calls"] = [list(c) for c in calls]
+        p["items"] = None if p["items"] is None else list(p["items"])
         p["cpus"] = len(calls)
         cfg = self.config(p)
         p["protocol"] = cfg.protocol
@@ -139,14 +140,18 @@ class McExperiment(Experiment):
     @staticmethod
     def config(p: dict) -> McConfig:
         return McConfig(p["scenario"], p["strategy"], p["entry"], p["protocol"],
-                        tuple(tuple(c) for c in p["calls"]), p["handler"], bool(p["coherent_fetch"])).checked()
+                        tuple(tuple(c) for c in p["calls"]), p["handler"], bool(p["coherent_fetch"]),
+                        items=None if p.get("items") is None else tuple(p["items"])).checked()
 
     def run(self, params, seed, stream, context):
         res = check(self.config(params))
         rows = outcome_rows(res)
         for r in rows:
             r.update({f"mc_{k}": v for k, v in res["stats"].items()})
-            r["schedule"] = json.dumps(res["outcomes"][_key(res, r["outcome"])]["schedule"])
+            key = _key(res, r["outcome"])
+            r["schedule"] = json.dumps(res["outcomes"][key]["schedule"])
+            r["outcome_text"] = outcome_text(key)
+            r["bad"] = _bad(key)
         return rows
 
 
@@ -156,6 +161,25 @@ def _key(res, oid):
 
 #: the experiment the sweep engine runs for :func:`check_all`
 MC = McExperiment()
+
+
+def write_counterexamples(frame: pd.DataFrame, out_dir) -> list[str]:
+    """Write one counterexample file per bad outcome of a :func:`check_all` frame; their paths,
+    fewest context switches first."""
+    files = []
+    bad = frame[frame["bad"]].drop_duplicates(["strategy", "entry", "protocol", "handler", "coherent_fetch",
+                                               "calls", "items", "outcome"]).sort_values(
+        ["switches", "strategy", "entry", "outcome"], kind="stable")
+    for n, r in enumerate(bad.itertuples(index=False)):
+        p = {k: getattr(r, k) for k in McExperiment.parameters}
+        for k in ("calls", "items"):
+            if isinstance(p[k], str):
+                p[k] = json.loads(p[k])
+        cfg = McExperiment.config(p)
+        path = Path(out_dir) / f"cex_{n:03d}_{cfg.strategy}_{cfg.entry}_{cfg.protocol}_{cfg.handler}.json"
+        files.append(str(save_schedule(path, cfg, json.loads(r.schedule), r.outcome_text,
+                                       note=f"{r.switches} context switches")))
+    return files
 
 
 def check_all(points: list[dict], backend: str = "serial", jobs=None, scheduler=None, client=None,
