@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from workbench.base.errors import ConfigError
-from workbench.emulate.mc.check import check, check_all
+from workbench.emulate.mc.check import check
+from workbench.sweep.mc import check_all
 from workbench.emulate.mc.dpor import linearizations, naive, source_dpor
 from workbench.emulate.mc.schedule import load_schedule, replay_steps, save_schedule
 from workbench.emulate.mc.system import McConfig, McSystem, dependent
@@ -122,3 +123,14 @@ def test_same_results_on_every_backend_and_after_a_rerun(tmp_path):
     assert again.attrs["sweep"]["cached"] == len(pts)
     for other in (local, dask, again):
         assert serial.equals(other)
+
+
+def test_step_viewer_opens_a_counterexample(tmp_path):
+    from workbench.ui.schedule_viewer import ScheduleViewer
+
+    res = check(McConfig(**TINY, handler="irqoff_wait"), out_dir=tmp_path)
+    v = ScheduleViewer(res["files"][0])
+    v.slider.value = v.slider.max
+    assert "DEADLOCK" in v.view.value
+    v.slider.value = 1
+    assert "C0 at" in v.view.value

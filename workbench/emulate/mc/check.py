@@ -8,10 +8,8 @@ sets (:mod:`workbench.emulate.mc.dpor`).
 :func:`check` explores one configuration and returns every distinct
 outcome with the number of explored executions (Mazurkiewicz traces)
 reaching it and, for a bad outcome, the equivalent schedule with the fewest
-context switches. :func:`check_all` runs configurations as independent work
-items through the sweep engine's backends (serial, local processes, Dask),
-each cached atomically, so a killed run resumes and every backend gives the
-same table.
+context switches; :func:`outcome_rows` turns that into table rows. Running
+many configurations on the sweep backends is :mod:`workbench.sweep.mc`.
 """
 
 from __future__ import annotations
@@ -22,17 +20,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-import pandas as pd
-
-from workbench.base.errors import ConfigError, check_range
+from workbench.base.errors import check_range
 from workbench.emulate.explore import Run
 from workbench.emulate.mc.dpor import fewest_switches, source_dpor
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
 from workbench.emulate.mc.system import MAX_CALLING_CPUS, McConfig, McSystem, dependent
 from workbench.emulate.outcomes import Observed, classify
-from workbench.sweep.experiment import Experiment
 
-__all__ = ["MC", "McExperiment", "check", "check_all", "default_calls", "outcome_rows", "write_counterexamples"]
+__all__ = ["bad_outcome", "check", "default_calls", "outcome_rows"]
 
 
 def default_calls(k: int, scenario: str = "seed", n_ordinary: int = 8) -> tuple:
@@ -47,7 +42,8 @@ def default_calls(k: int, scenario: str = "seed", n_ordinary: int = 8) -> tuple:
     return tuple((fns[i % len(fns)],) for i in range(k))
 
 
-def _bad(outcome) -> bool:
+def bad_outcome(outcome) -> bool:
+    """A crash or a deadlock."""
     per_cpu, deadlock = outcome
     return deadlock or any(c[5] for calls in per_cpu for c in calls)
 
@@ -69,7 +65,7 @@ def check(config: McConfig, progress: Callable | None = None, out_dir=None, with
     def visit(ex):
         rec = found.get(ex.outcome)
         if rec is None:
-            sched = fewest_switches(ex.events, dependent) if _bad(ex.outcome) else ex.schedule
+            sched = fewest_switches(ex.events, dependent) if bad_outcome(ex.outcome) else ex.schedule
             sw = sum(1 for a, b in zip(sched, sched[1:]) if a != b)
             found[ex.outcome] = {"traces": 1, "schedule": list(sched), "switches": sw}
         else:
@@ -79,7 +75,7 @@ def check(config: McConfig, progress: Callable | None = None, out_dir=None, with
     files = []
     if out_dir is not None:
         tag = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:10]
-        bad = sorted((o for o in found if _bad(o)), key=lambda o: (found[o]["switches"], outcome_text(o)))
+        bad = sorted((o for o in found if bad_outcome(o)), key=lambda o: (found[o]["switches"], outcome_text(o)))
         for n, o in enumerate(bad):
             p = Path(out_dir) / f"cex_{config.strategy}_{config.entry}_{config.protocol}_{tag}_{n}.json"
             files.append(str(save_schedule(p, config, found[o]["schedule"], o,
@@ -117,83 +113,3 @@ def outcome_rows(result: dict) -> list[dict]:
                     "deadlock": bool(deadlock), "switches": rec["switches"],
                 })
     return rows
-
-
-class McExperiment(Experiment):
-    """One configuration's exhaustive exploration as a sweep point (a work item)."""
-
-    name = "mc"
-    parameters = {"scenario": "seed", "strategy": "emulate_new", "entry": "v5.3", "protocol": None,
-                  "calls": None, "handler": "strategy", "coherent_fetch": False, "cpus": 2, "items": None}
-
-    def normalize(self, params: dict) -> dict:
-        p = super().normalize(params)
-        k = int(check_range("cpus", p["cpus"], 1, MAX_CALLING_CPUS, integer=True))
-        calls = p["calls"] or default_calls(k, p["scenario"])
-        p["calls"] = [list(c) for c in calls]
-        p["items"] = None if p["items"] is None else list(p["items"])
-        p["cpus"] = len(calls)
-        cfg = self.config(p)
-        p["protocol"] = cfg.protocol
-        return p
-
-    @staticmethod
-    def config(p: dict) -> McConfig:
-        return McConfig(p["scenario"], p["strategy"], p["entry"], p["protocol"],
-                        tuple(tuple(c) for c in p["calls"]), p["handler"], bool(p["coherent_fetch"]),
-                        items=None if p.get("items") is None else tuple(p["items"])).checked()
-
-    def run(self, params, seed, stream, context):
-        res = check(self.config(params))
-        rows = outcome_rows(res)
-        for r in rows:
-            r.update({f"mc_{k}": v for k, v in res["stats"].items()})
-            key = _key(res, r["outcome"])
-            r["schedule"] = json.dumps(res["outcomes"][key]["schedule"])
-            r["outcome_text"] = outcome_text(key)
-            r["bad"] = _bad(key)
-        return rows
-
-
-def _key(res, oid):
-    return sorted(res["outcomes"], key=outcome_text)[oid]
-
-
-#: the experiment the sweep engine runs for :func:`check_all`
-MC = McExperiment()
-
-
-def write_counterexamples(frame: pd.DataFrame, out_dir) -> list[str]:
-    """Write one counterexample file per bad outcome of a :func:`check_all` frame; their paths,
-    fewest context switches first."""
-    files = []
-    bad = frame[frame["bad"]].drop_duplicates(["strategy", "entry", "protocol", "handler", "coherent_fetch",
-                                               "calls", "items", "outcome"]).sort_values(
-        ["switches", "strategy", "entry", "outcome"], kind="stable")
-    for n, r in enumerate(bad.itertuples(index=False)):
-        p = {k: getattr(r, k) for k in McExperiment.parameters}
-        for k in ("calls", "items"):
-            if isinstance(p[k], str):
-                p[k] = json.loads(p[k])
-        cfg = McExperiment.config(p)
-        path = Path(out_dir) / f"cex_{n:03d}_{cfg.strategy}_{cfg.entry}_{cfg.protocol}_{cfg.handler}.json"
-        files.append(str(save_schedule(path, cfg, json.loads(r.schedule), r.outcome_text,
-                                       note=f"{r.switches} context switches")))
-    return files
-
-
-def check_all(points: list[dict], backend: str = "serial", jobs=None, scheduler=None, client=None,
-              cache: bool = True, cache_root=None, progress: bool = True) -> pd.DataFrame:
-    """Explore every configuration in *points* (dicts of :attr:`McExperiment.parameters`).
-
-    Each point is an independent work item run by
-    :func:`workbench.sweep.engine.sweep` on *backend*, cached atomically when
-    it finishes (a rerun after a kill computes only the missing points).
-    The exploration is deterministic, so every backend gives the same frame.
-    """
-    from workbench.sweep.engine import sweep
-
-    if not points:
-        raise ConfigError("points: give at least one configuration")
-    return sweep(points, MC, backend=backend, jobs=jobs, scheduler=scheduler, client=client, cache=cache,
-                 cache_root=cache_root, progress=progress, desc="model check")

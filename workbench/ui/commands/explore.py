@@ -3,7 +3,10 @@
 import json
 import time
 
+from workbench.base.errors import ConfigError, check_range
 from workbench.emulate.explore import MODES, explore, outcome_table, transition_table
+from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS
+from workbench.sweep.mc import check_all, write_counterexamples
 from workbench.kernel.int3 import STRATEGIES
 from workbench.kernel.machine import ENTRIES
 from workbench.kernel.text_poke import PROTOCOLS
@@ -42,10 +45,6 @@ def configure(p):
 
 def _model_check(args):
     """``--mode exhaustive --cpus K`` (K >= 2): every configuration explored with source-DPOR."""
-    from workbench.base.errors import ConfigError, check_range
-    from workbench.emulate.mc.check import check_all, write_counterexamples
-    from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS
-
     t0 = time.perf_counter()
     k = int(check_range("cpus", args.cpus, 1, MAX_CALLING_CPUS, integer=True))
     if args.protocol is not None and args.protocol not in MC_PROTOCOLS:
