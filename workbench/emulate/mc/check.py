@@ -87,7 +87,11 @@ def check(config: McConfig, progress: Callable | None = None, out_dir=None, with
 
 def outcome_rows(result: dict) -> list[dict]:
     """One row per (distinct outcome, CPU call): what the call did, classified against the
-    handlers of the whole before-state and after-state text (measured by reference runs)."""
+    handlers of the whole before-state and after-state text (measured by reference runs).
+
+    A trapped call is classified by DESIGN.md's semantics (violation, drops,
+    spurious runs); ``mixed`` marks any call whose handlers are neither what
+    the before-text nor what the after-text runs."""
     cfg: McConfig = result["config"]
     run = Run(cfg.scenario, "emulate_new", cfg.entry, n_ordinary=cfg.n_ordinary)
     last = len(run.steps)
@@ -100,6 +104,9 @@ def outcome_rows(result: dict) -> list[dict]:
                 old, new = run.expected(0, fn), run.expected(last, fn)
                 obs = Observed(fn, body, int(body != "none"), tracer, int(klp), int(trapped), 0, 0, 0)
                 cls = classify(obs, old, new, registered)
+                if not trapped:  # a call that did not trap ran one text or the other: no drop to count
+                    cls = {**cls, "violation": 0, "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0}
+                mixed = body != "none" and obs.handlers not in (old, new)
                 rows.append({
                     "scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy,
                     "protocol": cfg.protocol, "handler": cfg.handler, "cpus": len(cfg.calls),
@@ -109,7 +116,7 @@ def outcome_rows(result: dict) -> list[dict]:
                     "expected_before": ",".join(sorted(old)), "expected_after": ",".join(sorted(new)),
                     "violation": cls["violation"], "dropped_tracer": cls["dropped_tracer"],
                     "dropped_livepatch": cls["dropped_livepatch"], "spurious": cls["spurious"],
-                    "crash": bool(crash) or bool(cls["crash"]), "crash_reason": crash,
+                    "mixed": mixed, "crash": bool(crash) or bool(cls["crash"]), "crash_reason": crash,
                     "deadlock": bool(deadlock), "switches": rec["switches"],
                 })
     return rows

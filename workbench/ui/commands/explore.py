@@ -16,7 +16,7 @@ def configure(p):
     p.add_argument("--scenario", default="seed", help="a name from `scenarios`, or a TOML file")
     p.add_argument("--strategy", default="all", help=f"all, or one of {', '.join(STRATEGIES)}")
     p.add_argument("--mode", default="exhaustive", help=f"one of {', '.join(MODES)}")
-    p.add_argument("--entry", default="v5.3", help=f"int3 entry, one of {', '.join(ENTRIES)}")
+    p.add_argument("--entry", default="v5.3", help=f"int3 entry, one of {', '.join(ENTRIES)} (or all, with --cpus)")
     p.add_argument("--protocol", default=None,
                    help=f"force a protocol ({', '.join(PROTOCOLS)}); default: the strategy's own")
     p.add_argument("--per-site", action="store_true",
@@ -64,7 +64,7 @@ def _model_check(args):
     files = write_counterexamples(frame, args.cex_dir) if len(frame) else []
     cols = ["strategy", "entry", "protocol", "outcome", "traces", "cpu", "function", "trapped", "body",
             "tracer_runs", "livepatch_ran", "violation", "dropped_tracer", "dropped_livepatch", "spurious",
-            "crash", "crash_reason", "deadlock"]
+            "mixed", "crash", "crash_reason", "deadlock"]
     table = frame[cols]
     if args.json:
         print(json.dumps({"outcomes": json.loads(table.to_json(orient="records")), "counterexamples": files},
