@@ -116,8 +116,12 @@ def test_more_calling_cpus_than_supported_is_refused():
 def test_same_results_on_every_backend_and_after_a_rerun(tmp_path):
     pts = [dict(strategy=s, calls=[["schedule"], ["schedule"]], items=["sites"], protocol="no_sync")
            for s in ("emulate_new", "skip")]
+    # a run killed after its first work item left that item in the cache
+    partial = check_all(pts[:1], backend="serial", cache_root=tmp_path, progress=False)
+    assert partial.attrs["sweep"]["computed"] == 1
     serial = check_all(pts, backend="serial", cache=False, progress=False)
     local = check_all(pts, backend="local", jobs=2, cache_root=tmp_path, progress=False)
+    assert local.attrs["sweep"]["cached"] == 1 and local.attrs["sweep"]["computed"] == 1
     dask = check_all(pts, backend="dask", jobs=2, cache=False, progress=False)
     again = check_all(pts, backend="serial", cache_root=tmp_path, progress=False)  # resumed from the cache
     assert again.attrs["sweep"]["cached"] == len(pts)
