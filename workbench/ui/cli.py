@@ -57,6 +57,7 @@ COMMANDS = {
     "figures": ("figures", "regenerate every figure and summary table into data/"),
     "columns": ("columns", "every parameter and data column: unit and meaning"),
     "report": ("report", "run the notebooks and write one self-contained HTML report into data/report/"),
+    "replay": ("replay", "re-execute a model checker's counterexample file step by step"),
 }
 
 

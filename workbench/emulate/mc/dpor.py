@@ -43,7 +43,7 @@ class Stats:
     executions: int = 0  #: complete executions (leaves) reached
     blocked: int = 0  #: executions cut because every enabled thread was asleep
     states: int = 0  #: transitions performed while exploring (replays excluded)
-    replayed: int = 0  #: transitions performed to return to a state
+    replayed: int = 0  #: transitions replayed to return to a state (0 with checkpoints)
     races: int = 0  #: races found (dependent events, one directly before the other)
     irreversible: int = 0  #: races where the first event enabled the second
     extra: dict = field(default_factory=dict)
@@ -91,12 +91,18 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
     system.reset()
     base = 0
 
+    snaps: list = []  # a checkpoint per node of the current path, if the system has them
+    can_save = hasattr(system, "save")
+
     def goto(depth):
         if at[0] != depth:
-            system.reset()
-            for tid in sched[:depth]:
-                system.step(tid)
-            stats.replayed += depth
+            if can_save:
+                system.restore(snaps[depth])
+            else:
+                system.reset()
+                for tid in sched[:depth]:
+                    system.step(tid)
+                stats.replayed += depth
             at[0] = depth
 
     def races(j):
@@ -113,10 +119,15 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
             # superset of races only adds backtrack points (sound).
             stats.races += 1
             v = [m for m in range(i + 1, j) if vcs[m][ci] < pi] + [j]
-            initials = set()
+            initials, seen = set(), set()
             for n, m in enumerate(v):
-                if not any(vcs[m][col[seq[x].tid]] >= vcs[x][col[seq[x].tid]] for x in v[:n]):
-                    initials.add(seq[m].tid)
+                t = seq[m].tid
+                if t in seen:  # a thread's later events follow its first
+                    continue
+                seen.add(t)
+                vm = vcs[m]
+                if not any(vm[col[seq[x].tid]] >= vcs[x][col[seq[x].tid]] for x in v[:n]):
+                    initials.add(t)
             node = nodes[i - base]
             if initials & node.backtrack:
                 continue
@@ -134,6 +145,8 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
             raise RuntimeError(f"an execution exceeded {max_events} events")
         node = _Node(sleep)
         nodes.append(node)
+        if can_save:
+            snaps.append(system.save())
         en = system.enabled()
         node.enabled = en
         if not en:
@@ -142,11 +155,13 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
             if progress:
                 progress(stats)
             nodes.pop()
+            snaps[depth:] = []
             return
         awake = sorted(set(en) - node.sleep)
         if not awake:
             stats.blocked += 1
             nodes.pop()
+            snaps[depth:] = []
             return
         node.backtrack.add(awake[0])
         while True:
@@ -165,6 +180,7 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
             seq.pop(), sched.pop(), vcs.pop()
             node.done.add(p)
         nodes.pop()
+        snaps[depth:] = []
 
     explore(set())
     return stats

@@ -51,7 +51,8 @@ def save_schedule(path, config: McConfig, schedule, outcome, note: str = "") -> 
     """Write a counterexample file atomically; returns its path."""
     cfg = asdict(config)
     body = {"schema": SCHEMA, "kind": _KIND, "config": json.loads(json.dumps(cfg)),
-            "schedule": [int(t) for t in schedule], "outcome": outcome_text(outcome), "note": note}
+            "schedule": [int(t) for t in schedule],
+            "outcome": outcome if isinstance(outcome, str) else outcome_text(outcome), "note": note}
     doc = {**body, "sha256": _digest(body)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,11 +99,8 @@ def _where(system: McSystem, i: int) -> dict:
     im = system.image
     eip = cpu.eip
     name = im.name_at(eip)
-    try:
-        off = eip - im.sym(name)
-    except Exception:  # noqa: BLE001 - an address outside every symbol
-        off = 0
-    out = {"cpu": f"C{i}", "at": f"{name}+{off:#x}", "pause": s.pause[0],
+    at = name if "+" in name else f"{name}+0x0"
+    out = {"cpu": f"C{i}", "at": at, "pause": s.pause[0],
            "if": int(s.if_set), "crash": s.crash}
     if s.pause[0] in ("h1", "h2", "irqoff_wait") and not s.crash:
         regs = PtRegs(system.machine, cpu.reg("eax"))

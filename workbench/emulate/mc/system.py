@@ -292,6 +292,39 @@ class McSystem:
         self.parked = [False] * self.k
         self.trace: list[Event] = []
 
+    def _ranges(self) -> list[tuple[int, int]]:
+        """Offsets of the memory an execution can change: text, data up to the used
+        stacks, and the used CPUs' ring buffers and call logs."""
+        im, k, base = self.image, self.k, self.image.base
+        stacks, rbs, logs = im.sym("cpu_stacks"), im.sym("ring_buffers"), im.sym("call_logs")
+        return [(im.text[0] - base, stacks + k * EQU["THREAD_SIZE"] - base),
+                (rbs - base, rbs + k * EQU["RB_SIZE"] - base),
+                (logs - base, logs + k * (EQU["LOG_N"] << EQU["CR_SHIFT"]) - base)]
+
+    def save(self) -> tuple:
+        """A checkpoint of the whole state (restored by :meth:`restore`)."""
+        m = self.machine
+        if not hasattr(self, "_rng"):
+            self._rng = self._ranges()
+        return ([m.mem[lo:hi].copy() for lo, hi in self._rng], [c.uc.context_save() for c in m.cpus],
+                [(c.eip, c.crash, c.drained) for c in m.cpus],
+                [replace(s, view=dict(s.view), traps=list(s.traps)) for s in self.cpu],
+                (self.pc, self.nr, self.vec, self.vec_gen, list(self.ipi), list(self.parked)), len(self.trace))
+
+    def restore(self, snap: tuple) -> None:
+        """Back to a checkpoint of :meth:`save` taken in this execution or another."""
+        m = self.machine
+        mems, ctxs, cpus, pys, g, n = snap
+        for (lo, hi), a in zip(self._rng, mems):
+            m.mem[lo:hi] = a
+        for c, ctx, (eip, crash, drained) in zip(m.cpus, ctxs, cpus):
+            c.uc.context_restore(ctx)
+            c.eip, c.crash, c.drained = eip, crash, drained
+        self.cpu = [replace(s, view=dict(s.view), traps=list(s.traps)) for s in pys]
+        self.pc, self.nr, self.vec, self.vec_gen = g[:4]
+        self.ipi, self.parked = list(g[4]), list(g[5])
+        del self.trace[n:]
+
     # -- running a CPU to its next visible operation ---------------------------------------------
     def _on_code(self, uc, addr, size, i):
         st = self._hook_state[i]

@@ -3,7 +3,10 @@
 import json
 import time
 
+from workbench.base.errors import ConfigError, check_range
 from workbench.emulate.explore import MODES, explore, outcome_table, transition_table
+from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS
+from workbench.sweep.mc import check_all, write_counterexamples
 from workbench.kernel.int3 import STRATEGIES
 from workbench.kernel.machine import ENTRIES
 from workbench.kernel.text_poke import PROTOCOLS
@@ -13,13 +16,25 @@ def configure(p):
     p.add_argument("--scenario", default="seed", help="a name from `scenarios`, or a TOML file")
     p.add_argument("--strategy", default="all", help=f"all, or one of {', '.join(STRATEGIES)}")
     p.add_argument("--mode", default="exhaustive", help=f"one of {', '.join(MODES)}")
-    p.add_argument("--entry", default="v5.3", help=f"int3 entry, one of {', '.join(ENTRIES)}")
+    p.add_argument("--entry", default="v5.3", help=f"int3 entry, one of {', '.join(ENTRIES)} (or all, with --cpus)")
     p.add_argument("--protocol", default=None,
                    help=f"force a protocol ({', '.join(PROTOCOLS)}); default: the strategy's own")
     p.add_argument("--per-site", action="store_true",
                    help="one breakpoint protocol per site instead of ftrace's batch")
     p.add_argument("--functions", default=None, help="comma-separated traced functions to call")
-    p.add_argument("--cpus", type=int, default=None, help="random mode: calling CPUs (1-16, default 4)")
+    p.add_argument("--cpus", type=int, default=None,
+                   help="random mode: calling CPUs (1-16, default 4); exhaustive mode: 2-3 calling CPUs "
+                        "model-checked with source-DPOR (docs/MODEL_CHECKING.md)")
+    p.add_argument("--handler", default="strategy",
+                   help="exhaustive --cpus: strategy, or the negative control irqoff_wait")
+    p.add_argument("--coherent-fetch", action="store_true",
+                   help="exhaustive --cpus: a text store is seen at the next fetch")
+    p.add_argument("--cex-dir", default="data/counterexamples",
+                   help="exhaustive --cpus: where counterexample schedule files go")
+    p.add_argument("--dask", default=None, choices=("local",),
+                   help="exhaustive --cpus: run configurations on a Dask LocalCluster")
+    p.add_argument("--scheduler", default=None, help="exhaustive --cpus: a Dask scheduler address")
+    p.add_argument("--jobs", type=int, default=None, help="exhaustive --cpus: local worker processes")
     p.add_argument("--schedules", type=int, default=20, help="random mode: schedules per strategy")
     p.add_argument("--seed", type=int, default=0, help="random mode: seed")
     p.add_argument("--table", default="outcomes", choices=("outcomes", "transition", "calls"),
@@ -28,7 +43,49 @@ def configure(p):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _model_check(args):
+    """``--mode exhaustive --cpus K`` (K >= 2): every configuration explored with source-DPOR."""
+    t0 = time.perf_counter()
+    k = int(check_range("cpus", args.cpus, 1, MAX_CALLING_CPUS, integer=True))
+    if args.protocol is not None and args.protocol not in MC_PROTOCOLS:
+        raise ConfigError(f"protocol: {args.protocol!r} with --cpus; valid choices: {', '.join(MC_PROTOCOLS)}")
+    names = list(STRATEGIES) if args.strategy == "all" else args.strategy.split(",")
+    entries = list(ENTRIES) if args.entry == "all" else [args.entry]
+    calls = None
+    if args.functions:
+        fns = args.functions.split(",")
+        calls = [[fns[i % len(fns)]] for i in range(k)]
+    points = [dict(scenario=args.scenario, strategy=s, entry=e, protocol=args.protocol, calls=calls,
+                   handler=args.handler, coherent_fetch=args.coherent_fetch, cpus=k)
+              for s in names for e in entries]
+    backend = "dask" if (args.dask or args.scheduler) else ("local" if args.jobs else "serial")
+    frame = check_all(points, backend=backend, jobs=args.jobs, scheduler=args.scheduler,
+                      progress=not args.quiet)
+    files = write_counterexamples(frame, args.cex_dir) if len(frame) else []
+    cols = ["strategy", "entry", "protocol", "outcome", "traces", "cpu", "function", "trapped", "body",
+            "tracer_runs", "livepatch_ran", "violation", "dropped_tracer", "dropped_livepatch", "spurious",
+            "mixed", "crash", "crash_reason", "deadlock"]
+    table = frame[cols]
+    if args.json:
+        print(json.dumps({"outcomes": json.loads(table.to_json(orient="records")), "counterexamples": files},
+                         indent=1))
+        return 0
+    import pandas as pd
+
+    with pd.option_context("display.width", 250, "display.max_columns", 40, "display.max_rows", 500):
+        print(table.to_string(index=False))
+    per = frame.drop_duplicates(["strategy", "entry"])
+    print("\nexhaustive, %d calling CPUs: " % k + "; ".join(
+        f"{r.strategy} {r.entry}: {r.mc_executions} executions, {r.mc_states} states, {r.mc_blocked} pruned"
+        for r in per.itertuples()) + f"; {time.perf_counter() - t0:.1f} s")
+    for f in files:
+        print(f"counterexample: {f}")
+    return 0
+
+
 def run(args):
+    if args.mode == "exhaustive" and args.cpus not in (None, 1):
+        return _model_check(args)
     t0 = time.perf_counter()
     strategies = args.strategy if args.strategy == "all" else args.strategy.split(",")
     fns = args.functions.split(",") if args.functions is not None else None

@@ -1,0 +1,81 @@
+"""Model checking with several calling CPUs: states per second, reduction, growth.
+
+1. Reduction against naive enumeration on the same (small) configurations:
+   executions explored vs. every interleaving, and the time of each.
+2. Speed as a ratio against a same-process baseline: one transition of the
+   checker vs. restoring the machine and running one plain traced call.
+3. The seed scenario with 2 calling CPUs for every strategy (v5.3; pass
+   ``--entries all`` for both), and how it grows with k (1, 2, 3 calls of
+   one function) and with the number of functions each CPU calls.
+
+Usage: ``python benchmarks/bench_mc.py [--quick] [--entries all]``.
+"""
+
+import sys
+import time
+
+from workbench.emulate.mc.check import check, default_calls
+from workbench.emulate.mc.dpor import naive, source_dpor
+from workbench.emulate.mc.system import McConfig, McSystem, dependent
+from workbench.kernel.int3 import STRATEGIES
+from workbench.kernel.machine import ENTRIES
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from bench_explore import baseline_per_call  # noqa: E402
+
+TINY = [dict(calls=(("schedule",), ("schedule",)), items=("sites",), protocol="no_sync"),
+        dict(calls=(("schedule",),), items=("sites",)),
+        dict(calls=(("schedule",),), items=("sites",), strategy="spin", protocol="no_sync")]
+
+
+def reduction():
+    print("reduction against naive enumeration (same configuration)")
+    for kw in TINY:
+        s = McSystem(McConfig(**kw))
+        t = time.perf_counter()
+        st = source_dpor(s, dependent, lambda ex: None)
+        td = time.perf_counter() - t
+        t = time.perf_counter()
+        n = naive(s, lambda ex: None)
+        tn = time.perf_counter() - t
+        print(f"  {kw}: naive {n} interleavings in {tn:.2f} s; DPOR {st.executions} executions "
+              f"({st.blocked} sleep-blocked) in {td:.2f} s; reduction x{n / st.executions:.1f}")
+
+
+def run(cfg):
+    t = time.perf_counter()
+    r = check(cfg)
+    dt = time.perf_counter() - t
+    s = r["stats"]
+    return dt, s, len(r["outcomes"])
+
+
+def main():
+    quick = "--quick" in sys.argv
+    entries = list(ENTRIES) if "all" in sys.argv else ["v5.3"]
+    reduction()
+    base = baseline_per_call(500)
+    print(f"baseline: one plain traced call with a memory restore: {base * 1e6:.0f} us")
+    total = 0.0
+    print("seed scenario, 2 calling CPUs (do_IRQ, schedule)")
+    for name in (["emulate_new"] if quick else STRATEGIES):
+        for e in entries:
+            dt, s, n = run(McConfig(strategy=name, entry=e, calls=default_calls(2)))
+            total += dt
+            per = dt / max(s["states"] + s["replayed"], 1)
+            print(f"  {name:20s} {e}: {s['executions']:6d} executions, {s['states']:7d} states "
+                  f"(+{s['replayed']} replayed), {s['blocked']} pruned, {n} outcomes, {dt:6.1f} s, "
+                  f"{s['states'] / dt:7.0f} states/s, one transition = {per / base:.2f} plain calls")
+    print(f"  total {total:.0f} s serial (halve for 2 workers: --jobs 2)")
+    print("growth with k (each CPU calls schedule once), emulate_new, v5.3")
+    for k in (1, 2) if quick else (1, 2, 3):
+        dt, s, n = run(McConfig(calls=(("schedule",),) * k))
+        print(f"  k={k}: {s['executions']} executions, {s['states']} states, {dt:.1f} s")
+    print("growth with functions per CPU (2 CPUs), emulate_new, v5.3")
+    for fns in ((("schedule",), ("schedule",)), (("schedule", "do_IRQ"), ("schedule",))):
+        dt, s, n = run(McConfig(calls=fns))
+        print(f"  {fns}: {s['executions']} executions, {s['states']} states, {dt:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

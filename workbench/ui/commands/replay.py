@@ -1,0 +1,35 @@
+"""``replay``: re-execute a counterexample schedule file step by step (each CPU's place, the sites' bytes, pt_regs)."""
+
+import json
+
+from workbench.emulate.mc.schedule import load_schedule, replay_steps
+
+
+def configure(p):
+    p.add_argument("file", help="a counterexample file written by `explore --mode exhaustive --cpus K`")
+    p.add_argument("--json", action="store_true", help="print the steps as JSON records")
+    p.add_argument("--quiet", action="store_true", help="print only the outcome")
+
+
+def run(args):
+    config, schedule, expect = load_schedule(args.file)
+    steps = list(replay_steps(config, schedule, expect))  # every check before any output
+    if args.json:
+        print(json.dumps(steps, indent=1))
+        return 0
+    if not args.quiet:
+        for s in steps[:-1]:
+            cpus = "  ".join(f"{c['cpu']}@{c['at']}[{c['pause']}{'' if c['if'] else ',IF=0'}]"
+                             + (f" CRASH" if c["crash"] else "") for c in s["cpus"])
+            sites = " ".join(f"{k}={v}" for k, v in s["sites"].items())
+            print(f"{s['n']:4d} {s['thread']:>3} {s['event']:<48} | {cpus} | {sites}")
+            for c in s["cpus"]:
+                if "pt_regs" in c:
+                    r = c["pt_regs"]
+                    print(f"{'':9}{c['cpu']} pt_regs: ip={r['ip']} sp={r['sp']} flags={r['flags']} "
+                          f"ax={r['ax']} bp={r['bp']}")
+    end = steps[-1]
+    print(f"outcome: {end['outcome']}")
+    if end["blocked"]:
+        print("blocked: " + "; ".join(end["blocked"]))
+    return 0
