@@ -1,8 +1,9 @@
 """Source-DPOR with sleep sets over a replayable transition system, and naive enumeration.
 
 Implements Algorithm 1 ("source-DPOR") of Abdulla, Aronis, Jonsson and
-Sagonas, "Optimal dynamic partial order reduction", POPL 2014, stateless:
-a state is reached again by replaying its schedule from the initial state.
+Sagonas, "Optimal dynamic partial order reduction", POPL 2014. A state is
+reached again from a checkpoint (``save()``/``restore()``) when the system
+has them, else by replaying its schedule from the initial state.
 It explores at least one execution of every Mazurkiewicz trace (every
 equivalence class of executions under swapping adjacent independent
 events), and sleep sets keep it from completing two executions of the same
