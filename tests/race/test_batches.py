@@ -126,7 +126,7 @@ def outcomes_with_means(scenario="seed"):
     import pandas as pd
     from workbench.race.simulator import SITE_KINDS, STRATEGIES, TRAP_SITES
     rows = [{"scenario": scenario, "entry": "v5.3", "strategy": st, "site_kind": kind, "trap_site": site,
-             "n_trapped": 10, "violation": 0.3 + 0.1 * i, "dropped_tracer": 0.45 * (kind == "ordinary"),
+             "trapped_placements": 10, "violation": 0.3 + 0.1 * i, "dropped_tracer": 0.45 * (kind == "ordinary"),
              "dropped_livepatch": 1.5 * (kind == "livepatched"), "spurious": 0.25, "crash": 0.0}
             for i, st in enumerate(s for s in STRATEGIES if s != "stop_machine")
             for kind in SITE_KINDS for site in TRAP_SITES]

@@ -95,7 +95,7 @@ CASES = [
     (["explore", "--mode", "nope"], "mode: unknown value 'nope'"),
     (["explore", "--mode", "random", "--cpus", "0"], "cpus: 0 is outside"),
     (["explore", "--mode", "random", "--cpus", "17"], "cpus: 17 is outside"),
-    (["explore", "--cpus", "2"], "exhaustive mode explores one calling CPU"),
+    (["explore", "--cpus", "4"], "cpus: 4 is outside the valid range [1, 3]"),
     (["explore", "--mode", "random", "--schedules", "0"], "schedules: 0 is outside"),
     (["explore", "--entry", "v5.2"], "entry: unknown value 'v5.2'"),
     (["explore", "--protocol", "nope"], "protocol: unknown value 'nope'"),

@@ -433,7 +433,7 @@ _CLASS_TEXT = {"correct": "black", "drops": "black", "violation": "white", "cras
 
 def outcome_cell(row, compact=False):
     """(class, text) of one outcome-table cell; *row* holds per-trapped-call means (fractions
-    0..1 of trapped calls, ``n_trapped`` a count) or is ``None`` (the strategy never traps).
+    0..1 of trapped calls, ``trapped_placements`` a count) or is ``None`` (the strategy never traps).
 
     *compact* puts a fraction on a line of its own (narrow cells).
     """
