@@ -170,3 +170,16 @@ def test_every_figure_labels_its_ticks_alike(quick_run):
             for axis in (ax.xaxis, ax.yaxis):
                 texts = [t.get_text() for t in axis.get_ticklabels(minor=False) + axis.get_ticklabels(minor=True)]
                 assert not [t for t in texts if "$" in t or "^" in t], (spec.name, ax.get_title(), texts)
+
+
+def test_every_data_directory_says_its_columns_units(quick_run):
+    """Each output directory carries the vocabulary entry of every column its files have."""
+    out, _ = quick_run
+    for sub, read in (("sweeps", pd.read_parquet), ("summary", pd.read_csv)):
+        rows = json.loads((out / sub / "columns_quick.json").read_text())
+        described = {r["column"]: r for r in rows}
+        assert all(r["unit"] and r["meaning"] for r in rows)
+        for f in (out / sub).glob("*_quick.parquet" if sub == "sweeps" else "*_quick.csv"):
+            missing = set(read(f).columns) - set(described)
+            assert not missing, (f.name, missing)
+    assert described["stall_cpu_ns"]["unit"] == "ns"

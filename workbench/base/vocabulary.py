@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.base.store import write_atomic
+
 __all__ = ["COLUMNS", "ENTRIES", "METRICS", "PROTOCOLS", "STATS", "STRATEGIES", "Term", "column",
            "columns_frame_rows", "write_columns"]
 
@@ -111,6 +113,27 @@ _TERMS = [
     Term("patch_ns", "ns", "duration of the whole patch"),
     Term("ipis", "count", "IPI sync rounds of the patch"),
     Term("outcome_note", "text", "what the outcome table could not say for this point"),
+    Term("batch_max", "count", "sites per breakpoint batch (None: one batch of every site, as before v5.6)"),
+    # summary tables (data/summary)
+    Term("stall_cpu_ns", "ns", "stall CPU-time per patch, summed over CPUs"),
+    Term("dropped_per_patch", "count", "tracer plus livepatch invocations dropped per patch"),
+    Term("violations_per_patch", "count", "violations per patch"),
+    Term("deadlocks_per_patch", "count", "deadlocked calls per patch"),
+    Term("metric", "text", "the metric a row is about"),
+    Term("points", "count", "sweep points behind a row"),
+    Term("z_mean", "1", "mean of (Monte Carlo - closed form) / standard error over the points"),
+    Term("z_sd", "1", "standard deviation of those standardised differences"),
+    Term("z_max_abs", "1", "largest absolute standardised difference"),
+    Term("rel_diff_max", "1", "largest relative difference between Monte Carlo and closed form"),
+    Term("quantity", "text", "what a row of the Bristot comparison measures"),
+    Term("unit", "text", "the unit of a row's values"),
+    Term("model_per_site", "1", "the model's value, one breakpoint protocol per site (in the row's unit)"),
+    Term("model_batched", "1", "the model's value, one batch (in the row's unit)"),
+    Term("model_ratio", "1", "model_batched / model_per_site"),
+    Term("measured_per_site", "1", "Bristot's measurement, per site (in the row's unit)"),
+    Term("measured_batched", "1", "Bristot's measurement, batched (in the row's unit)"),
+    Term("measured_ratio", "1", "measured_batched / measured_per_site"),
+    Term("kind", "text", "how the model relates to a measurement: structural, calibrated or input"),
     # the emulator's calls frame and outcome table
     Term("schedule", "count", "schedule index (exhaustive) or seed (random) of an emulated run"),
     Term("cpu", "count", "emulated CPU that made the call"),
@@ -124,6 +147,7 @@ _TERMS = [
     Term("violation", "count", "per trapped call: a handler both instructions run did not run"),
     Term("crash", "count", "per trapped call: the emulated CPU faulted or its state was corrupted"),
     Term("delay_traps", "count", "per trapped call: int3 entries beyond the first (spin's delay)"),
+    Term("deadlock", "count", "per trapped call: the CPU can never leave the int3 handler (a sync waits on it)"),
     Term("schedules_raw", "count", "instruction placements explored"),
     Term("schedules_distinct", "count", "placements left after merging equivalent ones"),
 ]
@@ -151,8 +175,13 @@ def columns_frame_rows(names=None) -> list[dict]:
     return [{"column": n, "unit": column(n).unit, "meaning": column(n).meaning} for n in names]
 
 
-def write_columns(data_path: Path, names) -> Path:
-    """Write ``<data_path>.columns.json``: unit and meaning of each of *names*, beside the data."""
-    out = Path(f"{data_path}.columns.json")
-    out.write_text(json.dumps(columns_frame_rows(names), indent=1) + "\n")
-    return out
+def write_columns(path: Path, names) -> Path:
+    """Write the JSON file *path*: ``{column, unit, meaning}`` of each of *names* (sorted, unique).
+
+    Written beside data files (``columns.json`` in ``data/sweeps`` and
+    ``data/summary``, ``<name>.columns.json`` beside a ``sweep --out`` file).
+    Raises ``KeyError`` for a column the vocabulary does not define, so no
+    data file carries an undefined column.
+    """
+    text = json.dumps(columns_frame_rows(sorted(set(map(str, names)))), indent=1, ensure_ascii=False) + "\n"
+    return write_atomic(Path(path), text.encode(), what="columns")

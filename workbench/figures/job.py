@@ -50,7 +50,7 @@ from workbench.base.process import die_with_parent
 from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, write_atomic
 from workbench.base.version import code_version
-from workbench.base.vocabulary import STRATEGIES
+from workbench.base.vocabulary import STRATEGIES, write_columns
 from workbench.race.experiment import long_metrics, race_grid
 from workbench.race.simulator import bristot_comparison
 from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, save_frame, sweep
@@ -407,15 +407,21 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
             frame = stamp(frame, _prov(provenance, frame, seed, name, run))
             frames[name] = frame
             report.files.append(save_frame(frame, out / "sweeps" / f"{name}{suffix}.parquet"))
+        report.files.append(write_columns(out / "sweeps" / f"columns{suffix}.json",
+                                          {c for f in frames.values() for c in f.columns}))
     report.seconds["sweeps"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
+    columns = set()
     for name, frame in summaries(frames, tables).items():
         grid = _SOURCES.get(name, name)
         src = frame if "scenario" in frame else pd.concat(
             [frames[k] for k in grid.split("+") if k in frames] or [frame], ignore_index=True)
         prov = _prov(provenance, src, None if name in _SEEDLESS else seed, grid, run)
-        report.files.append(_write_csv(stamp(frame, prov), out / "summary" / f"{name}{suffix}.csv"))
+        stamped = stamp(frame, prov)
+        columns |= set(stamped.columns)
+        report.files.append(_write_csv(stamped, out / "summary" / f"{name}{suffix}.csv"))
+    report.files.append(write_columns(out / "summary" / f"columns{suffix}.json", columns))
     report.seconds["summary tables"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()

@@ -28,6 +28,7 @@ from pathlib import Path
 from workbench.base.errors import ConfigError
 from workbench.base.store import check_writable
 from workbench.race.experiment import RACE, RACE_PARAMETERS, race_grid
+from workbench.base.vocabulary import write_columns
 from workbench.sweep.engine import Grid, parse_assignments, save_frame, sweep, sweep_path
 from workbench.ui.commands.figures import backend_of
 from workbench.ui.format import human_table
@@ -93,6 +94,7 @@ def run(args):
                   cache=not args.no_cache, progress=not args.quiet)
     frame.attrs["provenance"]["grid"] = path.stem
     written = save_frame(frame, path)
+    columns = write_columns(path.with_name(f"{path.stem}.columns.json"), frame.columns)
     pts = grid.points()  # the parameters that vary: the table's leading columns
     axes = [k for k in pts[0] if k in frame.columns and k != "hot"
             and len({json.dumps(p.get(k), sort_keys=True, default=str) for p in pts}) > 1]
@@ -101,5 +103,5 @@ def run(args):
     s = frame.attrs["sweep"]
     print(f"{s['points']} points: {s['cached']} from cache, {s['computed']} computed"
           + (f", {s['corrupt']} corrupted entries recomputed" if s["corrupt"] else ""))
-    print(f"wrote {written}")
+    print(f"wrote {written} (units and meanings of its columns: {columns.name})")
     return 0
