@@ -138,3 +138,22 @@ def test_step_viewer_opens_a_counterexample(tmp_path):
     assert "DEADLOCK" in v.view.value
     v.slider.value = 1
     assert "C0 at" in v.view.value
+
+
+def test_the_tracer_registration_drops_nothing_with_two_cpus_either():
+    """The 1-CPU rule (function_enabled, docs/KERNEL.md §1) holds in the model checker too:
+    under skip, a trapped call misses the tracer being registered (no drop) but misses a
+    tracer already running (a drop)."""
+    from workbench.emulate.mc.check import check, outcome_rows
+    from workbench.emulate.mc.system import McConfig
+
+    def drops(scenario):
+        cfg = McConfig(scenario, "skip", "v5.3", None, (("do_IRQ",), ("schedule",))).checked()
+        rows = [r for r in outcome_rows(check(cfg)) if r["trapped"]]
+        assert rows  # some execution traps
+        return sum(r["dropped_tracer"] for r in rows), sum(r["violation"] for r in rows)
+
+    tracer, violations = drops("seed")
+    assert tracer == 0 and violations > 0
+    tracer, _ = drops("tracer_add_livepatch")
+    assert tracer > 0

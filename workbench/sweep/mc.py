@@ -11,9 +11,12 @@ finishes: a killed run resumes where it stopped.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import sys
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from workbench.base.errors import ConfigError, check_range
 from workbench.emulate.mc.check import bad_outcome, check, default_calls, outcome_rows
@@ -49,8 +52,21 @@ class McExperiment(Experiment):
                         tuple(tuple(c) for c in p["calls"]), p["handler"], bool(p["coherent_fetch"]),
                         items=None if p.get("items") is None else tuple(p["items"])).checked()
 
+    def prepare(self, points: list[dict], progress: bool = True):
+        """Whether an exploration run in this process shows its live bar."""
+        return {"progress": progress}
+
     def run(self, params, seed, stream, context):
-        res = check(self.config(params))
+        cfg = self.config(params)
+        # a live bar in the coordinating process only (a worker's would interleave with others')
+        show = bool(context and context.get("progress")) and multiprocessing.parent_process() is None
+        with tqdm(desc=f"{cfg.strategy} {cfg.entry} {cfg.protocol}", unit=" states", disable=not show,
+                  leave=False, file=sys.stderr, mininterval=0.5) as bar:
+            def progress(stats):  # each complete execution: states explored, pruned branches
+                bar.update(stats.states - bar.n)
+                bar.set_postfix(executions=stats.executions, pruned=stats.blocked, refresh=False)
+
+            res = check(cfg, progress=progress)
         rows = outcome_rows(res)
         for r in rows:
             r.update({f"mc_{k}": v for k, v in res["stats"].items()})

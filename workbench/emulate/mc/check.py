@@ -95,7 +95,11 @@ def outcome_rows(result: dict) -> list[dict]:
     cfg: McConfig = result["config"]
     run = Run(cfg.scenario, "emulate_new", cfg.entry, n_ordinary=cfg.n_ordinary)
     last = len(run.steps)
-    registered = run.scenario.registered()
+    # the function tracer ignores its own registration and removal (function_enabled is 0
+    # around it: docs/KERNEL.md §1), so a tracer being added or removed loses nothing
+    by = {o.name: o for o in run.scenario.ops}
+    changing = {by[n].kind for n in set(run.scenario.before) ^ set(run.scenario.after)}
+    registered = run.scenario.registered() - ({"tracer"} & changing)
     rows = []
     for oid, (o, rec) in enumerate(sorted(result["outcomes"].items(), key=lambda kv: outcome_text(kv[0]))):
         per_cpu, deadlock = o
