@@ -1,7 +1,7 @@
 """The patching CPU, k calling CPUs and their IPIs as a transition system.
 
 Models ``text_poke_bp_batch()``, ``text_poke_sync()`` and
-``poke_int3_handler()`` of ``arch/x86/kernel/alternative.c`` (v5.5 with
+``poke_int3_handler()`` of ``arch/x86/kernel/alternative.c`` (v5.6 with
 285a54efe386, and the variants around it), run against calling CPUs that
 execute the workbench's i386 code in Unicorn.
 
@@ -77,7 +77,7 @@ _IF = 1 << 9
 #: protocol -> how a batch ends (kernel history in docs/MODEL_CHECKING.md)
 MC_PROTOCOLS = {
     "breakpoint": "int3, sync, tails, sync, first bytes, sync, nr_entries=0, sync, vec=NULL "
-                  "(v5.5 with 285a54efe386)",
+                  "(v5.6 with 285a54efe386)",
     "racy_clear": "as breakpoint but nr_entries=0 and vec=NULL with no sync between (before 285a54efe386)",
     "racy_clear_nosync3": "negative control: no sync after the first bytes (the kernel's do_sync == 0 path) "
                           "and no sync between the two clears",
