@@ -421,13 +421,17 @@ class MemoryRestorer:
 
     def to_base(self) -> None:
         """Memory := the before state."""
-        mem, base = self.m.mem, self.base
-        if self._clean(base):
+        self._restore_full(self.base)
+
+    def _restore_full(self, full) -> None:
+        """Memory := *full* (a whole-memory array): only the copyable part when nothing strayed."""
+        mem = self.m.mem
+        if self._clean(full):
             for a, b in self.hot:
-                mem[a:b] = base[a:b]
+                mem[a:b] = full[a:b]
         else:
-            mem[:] = base
-        self.cold_ref = base
+            mem[:] = full
+        self.cold_ref = full
 
     def snapshot(self):
         """The memory now: its copyable part, or all of it when the idle areas differ
@@ -443,12 +447,7 @@ class MemoryRestorer:
         """Memory := *snap* (from :meth:`snapshot`)."""
         mem = self.m.mem
         if isinstance(snap, np.ndarray):  # a full snapshot
-            if self._clean(snap):
-                for a, b in self.hot:
-                    mem[a:b] = snap[a:b]
-            else:
-                mem[:] = snap
-            self.cold_ref = snap
+            self._restore_full(snap)
             return
         clean = self._clean(self.base)
         for (a, b), part in zip(self.hot, snap):
