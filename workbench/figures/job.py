@@ -266,7 +266,8 @@ def _draw(name, frames, tables):
         return plots.drops(by_panel(frames["timing"], ["strategy", "sync_round_ns"]), x="sync_round_ns",
                            size="wide_tall", panel_notes=_PANEL_NOTES, legend_title=_SPIN_NOTE)
     if name == "fig3_heatmap_skip":
-        return plots.heatmap(by_panel(frames["heatmap"], ["strategy", "cpus", "sync_round_ns"]))
+        return plots.heatmap(by_panel(frames["heatmap"], ["strategy", "cpus", "sync_round_ns"]),
+                             panel_notes=_PANEL_NOTES)
     if name == "fig4_batching":
         return plots.batching(frames["batching"])
     if name == "fig5_tradeoff":

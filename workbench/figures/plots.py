@@ -155,10 +155,12 @@ def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True
 # -- figure 3: heatmap --------------------------------------------------------------------------
 
 @styled
-def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", size="wide_tall"):
+def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", size="wide_tall", panel_notes=None):
     """Per-patch means of *strategy* over CPUs (rows) x sync-round latency (columns).
 
-    One panel per metric, logarithmic colour scale, each with its colour
+    One panel per metric (*panel_notes*, metric -> text, adds a second
+    title line, e.g. the scenario its numbers come from), logarithmic colour
+    scale, each with its colour
     bar. Cells are drawn at their grid values (no interpolation).
     """
     from matplotlib.colors import LogNorm
@@ -187,7 +189,9 @@ def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", si
         ax.set_xlabel(X_AXES["sync_round_ns"][0])
         ax.set_ylabel("CPUs")
         ax.grid(False)
-        ax.set_title(f"{strategy_style(strategy)[2]}: {METRIC_LABELS[m].splitlines()[0]}")
+        note = (panel_notes or {}).get(m)  # e.g. the scenario the panel's numbers come from
+        ax.set_title(f"{strategy_style(strategy)[2]}: {METRIC_LABELS[m].splitlines()[0]}"
+                     + (f"\n{note}" if note else ""))
         cb = fig.colorbar(mesh, ax=ax, pad=0.02, fraction=0.06)
         cb.set_label(METRIC_LABELS[m].splitlines()[0])
         cb.ax.tick_params(labelsize=6.5)
