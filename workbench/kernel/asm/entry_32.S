@@ -17,6 +17,19 @@
 .endm
 
 /*
+ * What both entries do with a complete pt_regs at %esp: count the trap, call
+ * do_int3(regs) (the strategy acts on regs), and restore the registers and gs.
+ */
+.macro INT3_BODY
+	SAVE_REST
+	COUNT_TRAP
+	movl	%esp, %eax
+	call	do_int3
+	RESTORE_REST
+	popl	%gs
+.endm
+
+/*
  * v5.1: pt_regs ends at the hardware frame. regs->sp and regs->ss are not
  * saved: those two fields overlay the interrupted stack, so code that uses
  * regs->sp (int3_emulate_push) reads and writes the wrong thing.
@@ -24,12 +37,7 @@
 ENTRY int3_entry_v51
 	pushl	$-1				/* orig_ax */
 	pushl	%gs
-	SAVE_REST
-	COUNT_TRAP
-	movl	%esp, %eax
-	call	do_int3
-	RESTORE_REST
-	popl	%gs
+	INT3_BODY
 	addl	$4, %esp			/* orig_ax */
 	iret
 END int3_entry_v51
@@ -50,12 +58,7 @@ ENTRY int3_entry_v53
 	pushl	6*4(%esp)			/* ip */
 	pushl	6*4(%esp)			/* orig_ax */
 	pushl	6*4(%esp)			/* gs */
-	SAVE_REST
-	COUNT_TRAP
-	movl	%esp, %eax
-	call	do_int3
-	RESTORE_REST
-	popl	%gs
+	INT3_BODY
 	/* stack: orig_ax, ip, cs, flags, sp, ss */
 	pushl	%eax
 	pushl	%ecx
