@@ -7,6 +7,9 @@
 3. The seed scenario with 2 calling CPUs for every strategy (v5.3; pass
    ``--entries all`` for both), and how it grows with k (1, 2, 3 calls of
    one function) and with the number of functions each CPU calls.
+4. The same configurations split into subtrees (``--split``, default 16) on
+   2 local worker processes: wall time against the serial unsplit run of
+   part 3, and the number of subtrees per configuration.
 
 Usage: ``python benchmarks/bench_mc.py [--quick] [--entries all]``.
 """
@@ -15,6 +18,7 @@ import sys
 import time
 
 from workbench.emulate.mc.check import check, default_calls
+from workbench.sweep.mc import SPLIT, check_all
 from workbench.emulate.mc.dpor import naive, source_dpor
 from workbench.emulate.mc.system import McConfig, McSystem, dependent
 from workbench.kernel.int3 import STRATEGIES
@@ -66,7 +70,16 @@ def main():
             print(f"  {name:20s} {e}: {s['executions']:6d} executions, {s['states']:7d} states "
                   f"(+{s['replayed']} replayed), {s['blocked']} pruned, {n} outcomes, {dt:6.1f} s, "
                   f"{s['states'] / dt:7.0f} states/s, one transition = {per / base:.2f} plain calls")
-    print(f"  total {total:.0f} s serial (halve for 2 workers: --jobs 2)")
+    print(f"  total {total:.0f} s serial, unsplit")
+    names = ["emulate_new"] if quick else list(STRATEGIES)
+    pts = [dict(strategy=n, entry=e, calls=[list(c) for c in default_calls(2)]) for n in names for e in entries]
+    t = time.perf_counter()
+    frame = check_all(pts, backend="local", jobs=2, cache=False, progress=False, split=SPLIT)
+    dt = time.perf_counter() - t
+    per = frame.drop_duplicates(["strategy", "entry"])
+    print(f"  split into subtrees (--split {SPLIT}), 2 local workers: {dt:.0f} s wall, "
+          f"x{total / dt:.2f} against serial unsplit; subtrees per configuration: "
+          + ", ".join(f"{r.strategy} {r.mc_subtrees}" for r in per.itertuples()))
     print("growth with k (each CPU calls schedule once), emulate_new, v5.3")
     for k in (1, 2) if quick else (1, 2, 3):
         dt, s, n = run(McConfig(calls=(("schedule",),) * k))

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from workbench.base.errors import ConfigError
-from workbench.emulate.mc.check import check
+from workbench.emulate.mc.check import bad_outcome, check, default_calls, merge, subtrees
 from workbench.sweep.mc import check_all
 from workbench.emulate.mc.dpor import linearizations, naive, source_dpor
 from workbench.emulate.mc.schedule import load_schedule, replay_steps, save_schedule
@@ -49,6 +49,52 @@ def test_reduced_exploration_reaches_every_outcome_with_the_naive_weights(kw):
     assert weights == full
     assert sum(weights.values()) == n
     assert stats.executions < n  # a real reduction (factor printed by benchmarks/bench_mc.py)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(TINY, protocol="no_sync"),
+    dict(calls=(("schedule",),), items=("sites",), strategy="spin", protocol="no_sync"),
+    dict(calls=default_calls(2)),  # the seed, do_IRQ against schedule
+])
+@pytest.mark.parametrize("roots", [4, 64])
+def test_subtrees_together_are_the_whole_exploration(kw, roots):
+    """Split into subtrees explored apart, the exploration reaches the same outcomes with the
+    same trace counts (each Mazurkiewicz trace in exactly one subtree), and every reported
+    schedule replays to its outcome."""
+    cfg = McConfig(**kw)
+    whole = check(cfg)
+    roots_ = subtrees(cfg, roots)
+    assert len(roots_) >= min(roots, 4) and len(set(roots_)) == len(roots_)
+    joined = merge([check(cfg, prefix=r) for r in roots_])
+    assert {o: r["traces"] for o, r in joined["outcomes"].items()} == \
+        {o: r["traces"] for o, r in whole["outcomes"].items()}
+    assert joined["stats"]["executions"] == whole["stats"]["executions"]
+    system = McSystem(cfg)
+    for o, rec in joined["outcomes"].items():
+        system.replay(rec["schedule"])
+        assert system.outcome() == o
+        assert rec["switches"] <= whole["outcomes"][o]["switches"] or not bad_outcome(o)
+
+
+def test_a_subtree_cut_by_its_sleep_sets_keeps_its_statistics_in_a_row_typed_like_the_others():
+    from workbench.sweep.mc import MC
+
+    kw = dict(calls=[["schedule"], ["schedule"]], items=["sites"], protocol="no_sync")
+    rows = [MC.run(MC.normalize({**kw, "prefix": list(r)}), 0, 0, None)
+            for r in subtrees(McConfig(**{k: tuple(map(tuple, v)) if k == "calls" else v for k, v in kw.items()}))]
+    empty = [r for r in rows if r[0]["outcome"] < 0]
+    assert empty and all(len(r) == 1 and r[0]["mc_states"] > 0 for r in empty)
+    real = next(r for r in rows if r[0]["outcome"] >= 0)[0]
+    assert {k: type(v) for k, v in empty[0][0].items()} == {k: type(v) for k, v in real.items()}
+    joined = check_all([kw], cache=False, progress=False)
+    assert (joined["outcome"] >= 0).all()
+    assert joined["mc_states"].iloc[0] == sum(r[0]["mc_states"] for r in rows)
+
+
+def test_a_prefix_outside_the_split_is_refused():
+    cfg = McConfig(**TINY, protocol="no_sync")
+    with pytest.raises(ConfigError, match="prefix"):
+        check(cfg, prefix=(7,))
 
 
 def test_null_vec_found_only_without_a_sync_between_the_clears():
@@ -116,17 +162,70 @@ def test_more_calling_cpus_than_supported_is_refused():
 def test_same_results_on_every_backend_and_after_a_rerun(tmp_path):
     pts = [dict(strategy=s, calls=[["schedule"], ["schedule"]], items=["sites"], protocol="no_sync")
            for s in ("emulate_new", "skip")]
-    # a run killed after its first work item left that item in the cache
+    n0 = len(subtrees(McConfig(calls=(("schedule",), ("schedule",)), items=("sites",), protocol="no_sync")))
+    n1 = len(subtrees(McConfig(calls=(("schedule",), ("schedule",)), items=("sites",), protocol="no_sync",
+                               strategy="skip")))
+    assert n0 > 1 and n1 > 1  # the work items are subtrees, not whole configurations
+    # a run stopped after the first configuration left its subtrees in the cache
     partial = check_all(pts[:1], backend="serial", cache_root=tmp_path, progress=False)
-    assert partial.attrs["sweep"]["computed"] == 1
+    assert partial.attrs["sweep"]["computed"] == n0
     serial = check_all(pts, backend="serial", cache=False, progress=False)
+    assert set(serial["mc_subtrees"]) == {n0, n1}
     local = check_all(pts, backend="local", jobs=2, cache_root=tmp_path, progress=False)
-    assert local.attrs["sweep"]["cached"] == 1 and local.attrs["sweep"]["computed"] == 1
+    assert local.attrs["sweep"]["cached"] == n0 and local.attrs["sweep"]["computed"] == n1
     dask = check_all(pts, backend="dask", jobs=2, cache=False, progress=False)
     again = check_all(pts, backend="serial", cache_root=tmp_path, progress=False)  # resumed from the cache
-    assert again.attrs["sweep"]["cached"] == len(pts)
+    assert again.attrs["sweep"]["cached"] == n0 + n1
+    reverse = check_all(pts[::-1], backend="local", jobs=2, cache=False, progress=False)
     for other in (local, dask, again):
         assert serial.equals(other)
+    key = ["strategy", "outcome", "cpu", "call"]
+    assert serial.sort_values(key).reset_index(drop=True).equals(
+        reverse.sort_values(key).reset_index(drop=True))
+    # one work item per configuration gives the same outcomes and trace counts
+    whole = check_all(pts, backend="serial", cache=False, progress=False, split=1)
+    same = [c for c in serial.columns if c not in ("schedule", "switches") and not c.startswith("mc_")]
+    assert serial[same].equals(whole[same])
+
+
+def test_a_killed_exploration_resumes_from_its_finished_subtrees(tmp_path):
+    """SIGKILL the CLI mid-exploration (local workers), rerun it: the finished subtrees come
+    from the cache, and the outcome table equals an uninterrupted run's."""
+    import os
+    import signal
+    import time
+
+    serial = [sys.executable, "-m", "workbench", "explore", "--mode", "exhaustive", "--cpus", "2",
+              "--strategy", "spin", "--json", "--quiet"]
+    cmd = serial + ["--jobs", "2"]
+
+    def env(d):
+        return {**os.environ, "WORKBENCH_DATA": str(d)}
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + ["--cex-dir", str(killed / "cex")], env=env(killed),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None and \
+                len(list((killed / "cache").rglob("*.json"))) < 3:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    finished = {f: f.stat().st_mtime_ns for f in (killed / "cache").rglob("*.json")}
+    done = len(finished)
+    resumed = subprocess.run(cmd + ["--cex-dir", str(killed / "cex")], env=env(killed), capture_output=True,
+                             text=True, check=True)
+    fresh = subprocess.run(serial + ["--cex-dir", str(tmp_path / "fresh" / "cex")],
+                           env=env(tmp_path / "fresh"), capture_output=True, text=True, check=True)
+    a, b = json.loads(resumed.stdout), json.loads(fresh.stdout)
+    assert a["outcomes"] == b["outcomes"] and a["outcomes"]
+    assert [open(f).read() for f in a["counterexamples"]] == [open(f).read() for f in b["counterexamples"]]
+    total = len(list((tmp_path / "fresh" / "cache").rglob("*.json")))
+    assert 3 <= done < total  # killed part-way
+    assert all(f.stat().st_mtime_ns == t for f, t in finished.items())  # the rerun added only the missing ones
 
 
 def test_step_viewer_opens_a_counterexample(tmp_path):
@@ -157,3 +256,33 @@ def test_the_tracer_registration_drops_nothing_with_two_cpus_either():
     assert tracer == 0 and violations > 0
     tracer, _ = drops("tracer_add_livepatch")
     assert tracer > 0
+
+
+# the only behaviour two calling CPUs reach that neither call reaches alone: under spin, a
+# process-context call trapped on a site spins for good once the other CPU's do_IRQ (IF clear)
+# has stopped the patch in the deadlock of docs/KERNEL.md
+SPIN_DRAGGED = ("schedule", "True", "none", "0", "False", "False", "True")
+
+
+@pytest.mark.parametrize("strategy,entry,multi_cpu_only", [
+    ("spin", "v5.3", {SPIN_DRAGGED}), ("emulate_new", "v5.3", set()), ("emulate_new", "v5.1", set())])
+def test_two_calling_cpus_reach_every_behaviour_of_the_one_cpu_table(strategy, entry, multi_cpu_only):
+    """The model checker and the 1-CPU exhaustive exploration are two engines over the same
+    machine code: every per-call behaviour the timed 1-CPU table reaches (spin's deadlock in
+    do_IRQ, which runs with IF clear, included) is reached with two calling CPUs, which add
+    exactly the listed multi-CPU-only behaviours to what each call reaches alone."""
+    from workbench.emulate.explore import explore
+
+    cols = ["function", "trapped", "body", "tracer_runs", "livepatch_ran", "crash", "deadlock"]
+
+    def behaviours(frame):
+        return set(map(tuple, frame[cols].astype(str).values))
+
+    calls, _ = explore("seed", strategy, entry, "exhaustive", functions=["do_IRQ", "schedule"], progress=False)
+    two = check_all([dict(strategy=strategy, entry=entry, calls=[["do_IRQ"], ["schedule"]])], cache=False,
+                    progress=False)
+    alone = check_all([dict(strategy=strategy, entry=entry, calls=[[f]]) for f in ("do_IRQ", "schedule")],
+                      cache=False, progress=False)
+    assert behaviours(calls) <= behaviours(two)
+    assert behaviours(alone) <= behaviours(two)
+    assert behaviours(two) - behaviours(alone) == multi_cpu_only

@@ -96,6 +96,7 @@ CASES = [
     (["explore", "--mode", "random", "--cpus", "0"], "cpus: 0 is outside"),
     (["explore", "--mode", "random", "--cpus", "17"], "cpus: 17 is outside"),
     (["explore", "--cpus", "4"], "cpus: 4 is outside the valid range [1, 3]"),
+    (["explore", "--cpus", "2", "--split", "0"], "split: 0 is outside the valid range [1, 4096]"),
     (["explore", "--mode", "random", "--schedules", "0"], "schedules: 0 is outside"),
     (["explore", "--entry", "v5.2"], "entry: unknown value 'v5.2'"),
     (["explore", "--protocol", "nope"], "protocol: unknown value 'nope'"),
@@ -232,8 +233,9 @@ def scratch(tmp_path, monkeypatch):
     import workbench.figures.job as job
     import workbench.race.experiment as rx
     import workbench.sweep.engine as eng
+    import workbench.sweep.mc as mc
 
-    for mod, name in ((ex, "_exhaustive_function"), (ex, "_random_schedule"), (ex, "load_outcome_table"),
+    for mod, name in ((mc, "subtrees"), (ex, "_exhaustive_function"), (ex, "_random_schedule"), (ex, "load_outcome_table"),
                       (eng, "_execute"), (job, "_load_tables")):
         monkeypatch.setattr(mod, name, tripwire)
     monkeypatch.setattr(rx.RaceExperiment, "prepare", tripwire)

@@ -1,11 +1,16 @@
 """Exhaustive model checking of many configurations as sweep work items.
 
 Models ``arch/x86/kernel/alternative.c``'s patching protocol against k
-calling CPUs through :mod:`workbench.emulate.mc.check`: each (scenario,
-strategy, entry, protocol, calls) configuration is one point of a sweep
-(:func:`workbench.sweep.engine.sweep`), so it runs serially, in local
-processes or on Dask with the same result, and is cached atomically when it
-finishes: a killed run resumes where it stopped.
+calling CPUs through :mod:`workbench.emulate.mc.check`. Each (scenario,
+strategy, entry, protocol, calls) configuration is split into independent
+subtrees of its exploration (:func:`workbench.emulate.mc.check.subtrees`),
+and each subtree is one point of a sweep
+(:func:`workbench.sweep.engine.sweep`): it runs serially, in local
+processes or on Dask, and is cached atomically when it finishes, so a
+killed run resumes where it stopped. The subtrees' rows are then joined
+per configuration as :func:`workbench.emulate.mc.check.merge` joins
+results; the split is a function of the configuration alone, so every
+backend, worker count and rerun gives the same frame.
 """
 
 from __future__ import annotations
@@ -19,21 +24,29 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from workbench.base.errors import ConfigError, check_range
-from workbench.emulate.mc.check import bad_outcome, check, default_calls, outcome_rows
+from workbench.emulate.mc.check import bad_outcome, check, default_calls, outcome_rows, subtrees
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
 from workbench.emulate.mc.system import MAX_CALLING_CPUS, McConfig
 from workbench.sweep.engine import sweep
 from workbench.sweep.experiment import Experiment
 
-__all__ = ["MC", "McExperiment", "check_all", "write_counterexamples"]
+__all__ = ["MC", "McExperiment", "SPLIT", "check_all", "write_counterexamples"]
+
+#: subtrees a configuration is split into by default (at least this many where its tree has them)
+SPLIT = 16
 
 
 class McExperiment(Experiment):
-    """One configuration's exhaustive exploration as a sweep point (a work item)."""
+    """One subtree of a configuration's exhaustive exploration as a sweep point (a work item).
+
+    *prefix* is the subtree's root, a schedule of thread ids from
+    :func:`workbench.emulate.mc.check.subtrees`; ``[]`` is the whole tree.
+    """
 
     name = "mc"
     parameters = {"scenario": "seed", "strategy": "emulate_new", "entry": "v5.3", "protocol": None,
-                  "calls": None, "handler": "strategy", "coherent_fetch": False, "cpus": 2, "items": None}
+                  "calls": None, "handler": "strategy", "coherent_fetch": False, "cpus": 2, "items": None,
+                  "prefix": []}
 
     def normalize(self, params: dict) -> dict:
         p = super().normalize(params)
@@ -41,6 +54,7 @@ class McExperiment(Experiment):
         calls = p["calls"] or default_calls(k, p["scenario"])
         p["calls"] = [list(c) for c in calls]
         p["items"] = None if p["items"] is None else list(p["items"])
+        p["prefix"] = [int(t) for t in p["prefix"] or ()]
         p["cpus"] = len(calls)
         cfg = self.config(p)
         p["protocol"] = cfg.protocol
@@ -66,15 +80,30 @@ class McExperiment(Experiment):
                 bar.update(stats.states - bar.n)
                 bar.set_postfix(executions=stats.executions, pruned=stats.blocked, refresh=False)
 
-            res = check(cfg, progress=progress)
-        rows = outcome_rows(res)
+            res = check(cfg, progress=progress, prefix=tuple(params["prefix"]))
+        rows = outcome_rows(res) or [_no_outcome_row(cfg)]
         for r in rows:
             r.update({f"mc_{k}": v for k, v in res["stats"].items()})
+            if r["outcome"] < 0:
+                continue
             key = _key(res, r["outcome"])
             r["schedule"] = json.dumps(res["outcomes"][key]["schedule"])
             r["outcome_text"] = outcome_text(key)
             r["bad"] = bad_outcome(key)
         return rows
+
+
+def _no_outcome_row(cfg) -> dict:
+    """The row of a subtree whose executions were all cut by their sleep sets (each trace is
+    explored in another subtree): it reaches no outcome, but its statistics count. Every column
+    of an outcome row, typed alike (``outcome`` = -1); dropped when the subtrees are joined."""
+    return {"scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy, "protocol": cfg.protocol,
+            "handler": cfg.handler, "cpus": len(cfg.calls), "outcome": -1, "traces": 0, "cpu": -1, "call": -1,
+            "function": "", "site_kind": "", "trapped": False, "body": "", "tracer_runs": 0,
+            "livepatch_ran": False, "expected_before": "", "expected_after": "", "violation": 0,
+            "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0, "mixed": False, "crash": False,
+            "crash_reason": "", "deadlock": False, "switches": 0, "schedule": "[]", "outcome_text": "",
+            "bad": False}
 
 
 def _key(res, oid):
@@ -85,6 +114,10 @@ def _key(res, oid):
 MC = McExperiment()
 
 
+#: the columns naming a configuration (every parameter but the subtree's root)
+_CONFIG = [k for k in McExperiment.parameters if k != "prefix"]
+
+
 def write_counterexamples(frame: pd.DataFrame, out_dir) -> list[str]:
     """Write one counterexample file per bad outcome of a :func:`check_all` frame; their paths,
     fewest context switches first."""
@@ -93,7 +126,7 @@ def write_counterexamples(frame: pd.DataFrame, out_dir) -> list[str]:
                                                "calls", "items", "outcome"]).sort_values(
         ["switches", "strategy", "entry", "outcome"], kind="stable")
     for n, r in enumerate(bad.itertuples(index=False)):
-        p = {k: getattr(r, k) for k in McExperiment.parameters}
+        p = {k: getattr(r, k) for k in _CONFIG}
         for k in ("calls", "items"):
             if isinstance(p[k], str):
                 p[k] = json.loads(p[k])
@@ -104,16 +137,61 @@ def write_counterexamples(frame: pd.DataFrame, out_dir) -> list[str]:
     return files
 
 
-def check_all(points: list[dict], backend: str = "serial", jobs=None, scheduler=None, client=None,
-              cache: bool = True, cache_root=None, progress: bool = True) -> pd.DataFrame:
-    """Explore every configuration in *points* (dicts of :attr:`McExperiment.parameters`).
+def _join(frame: pd.DataFrame) -> pd.DataFrame:
+    """The subtrees' rows joined per configuration (the rule of :func:`~workbench.emulate.mc.check.merge`).
 
-    Each point is an independent work item run by
-    :func:`workbench.sweep.engine.sweep` on *backend*, cached atomically when
-    it finishes (a rerun after a kill computes only the missing points).
-    The exploration is deterministic, so every backend gives the same frame.
+    Per configuration: trace counts and ``mc_*`` statistics summed, each
+    outcome's rows taken from the subtree that reached it with the fewest
+    context switches (the earliest subtree on a tie), outcome ids
+    renumbered in the order of their text, ``mc_subtrees`` the number of
+    subtrees."""
+    if frame.empty:
+        return frame
+    stat_cols = [c for c in frame.columns if c.startswith("mc_")]
+    out = []
+    for _, g in frame.groupby(_CONFIG, sort=False, dropna=False):
+        order = {p: n for n, p in enumerate(dict.fromkeys(g["prefix"]))}
+        stats = g.drop_duplicates("prefix")[stat_cols].sum()
+        g = g[g["outcome"] >= 0]  # subtrees that reached no outcome: their statistics only
+        per = g.drop_duplicates(["prefix", "outcome_text"]).assign(_root=lambda d: d["prefix"].map(order))
+        traces = per.groupby("outcome_text")["traces"].sum()
+        best = per.sort_values(["switches", "_root"], kind="stable").drop_duplicates("outcome_text")
+        texts = sorted(traces.index)
+        for oid, text in enumerate(texts):
+            root = best.loc[best["outcome_text"] == text, "prefix"].iloc[0]
+            rows = g[(g["prefix"] == root) & (g["outcome_text"] == text)].copy()
+            rows["outcome"], rows["traces"] = oid, int(traces[text])
+            for c in stat_cols:
+                rows[c] = int(stats[c])
+            rows["mc_subtrees"] = len(order)
+            out.append(rows)
+    joined = pd.concat(out, ignore_index=True).drop(columns="prefix")
+    joined.attrs = frame.attrs
+    return joined
+
+
+def check_all(points: list[dict], backend: str = "serial", jobs=None, scheduler=None, client=None,
+              cache: bool = True, cache_root=None, progress: bool = True, split: int = SPLIT) -> pd.DataFrame:
+    """Explore every configuration in *points* (dicts of :attr:`McExperiment.parameters` without ``prefix``).
+
+    Each configuration is split into about *split* subtrees
+    (:func:`~workbench.emulate.mc.check.subtrees`), each an independent work
+    item run by :func:`workbench.sweep.engine.sweep` on *backend* and cached
+    atomically when it finishes (a rerun after a kill computes only the
+    missing ones); the frame has one row per (configuration, outcome, CPU
+    call), joined over the subtrees. The split and the exploration are
+    deterministic, so every backend, worker count and rerun gives the same
+    frame.
     """
     if not points:
         raise ConfigError("points: give at least one configuration")
-    return sweep(points, MC, backend=backend, jobs=jobs, scheduler=scheduler, client=client, cache=cache,
-                 cache_root=cache_root, progress=progress, desc="model check")
+    split = int(check_range("split", split, 1, 4096, integer=True))
+    items = []
+    for p in points:
+        if p.get("prefix"):
+            raise ConfigError("prefix: check_all splits each configuration itself; give configurations")
+        n = MC.normalize(p)
+        items.extend({**n, "prefix": list(root)} for root in subtrees(MC.config(n), split))
+    frame = sweep(items, MC, backend=backend, jobs=jobs, scheduler=scheduler, client=client, cache=cache,
+                  cache_root=cache_root, progress=progress, desc="model check")
+    return _join(frame)

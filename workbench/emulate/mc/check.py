@@ -10,6 +10,12 @@ outcome with the number of explored executions (Mazurkiewicz traces)
 reaching it and, for a bad outcome, the equivalent schedule with the fewest
 context switches; :func:`outcome_rows` turns that into table rows. Running
 many configurations on the sweep backends is :mod:`workbench.sweep.mc`.
+
+One configuration's exploration also splits into independent subtrees
+(:func:`subtrees`, rooted at the prefixes of
+:func:`workbench.emulate.mc.dpor.frontier`): :func:`check` with
+``prefix=`` explores one, and :func:`merge` joins their results into the
+outcomes and trace counts of the whole exploration.
 """
 
 from __future__ import annotations
@@ -20,14 +26,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from workbench.base.errors import check_range
+from workbench.base.errors import ConfigError, check_range
 from workbench.emulate.explore import Run
-from workbench.emulate.mc.dpor import fewest_switches, source_dpor
+from workbench.emulate.mc.dpor import fewest_switches, frontier, source_dpor
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
 from workbench.emulate.mc.system import MAX_CALLING_CPUS, McConfig, McSystem, dependent
 from workbench.emulate.outcomes import Observed, classify
 
-__all__ = ["bad_outcome", "check", "default_calls", "outcome_rows"]
+__all__ = ["bad_outcome", "check", "default_calls", "merge", "outcome_rows", "subtrees"]
 
 
 def default_calls(k: int, scenario: str = "seed", n_ordinary: int = 8) -> tuple:
@@ -48,8 +54,10 @@ def bad_outcome(outcome) -> bool:
     return deadlock or any(c[5] for calls in per_cpu for c in calls)
 
 
-def check(config: McConfig, progress: Callable | None = None, out_dir=None, with_weights: bool = False) -> dict:
+def check(config: McConfig, progress: Callable | None = None, out_dir=None, prefix: tuple = ()) -> dict:
     """Explore *config* exhaustively; a dict with ``outcomes``, ``stats`` and counterexample files.
+
+    With *prefix* (one of :func:`subtrees`), only the subtree under it.
 
     ``outcomes`` maps each distinct outcome (:meth:`McSystem.outcome`) to
     ``{"traces": n, "schedule": [...], "switches": s}``; the schedule is
@@ -71,7 +79,10 @@ def check(config: McConfig, progress: Callable | None = None, out_dir=None, with
         else:
             rec["traces"] += 1
 
-    stats = source_dpor(system, dependent, visit, progress)
+    try:
+        stats = source_dpor(system, dependent, visit, progress, prefix=tuple(prefix))
+    except ValueError as e:  # a prefix that is not a path of the split
+        raise ConfigError(str(e)) from None
     files = []
     if out_dir is not None:
         tag = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:10]
@@ -83,6 +94,48 @@ def check(config: McConfig, progress: Callable | None = None, out_dir=None, with
     return {"config": config, "outcomes": found, "files": files,
             "stats": {"executions": stats.executions, "blocked": stats.blocked, "states": stats.states,
                       "replayed": stats.replayed, "races": stats.races}}
+
+
+def subtrees(config: McConfig, roots: int = 16) -> list[tuple]:
+    """Prefixes (thread ids) that split *config*'s exploration into about *roots* independent subtrees.
+
+    Explored each with :func:`check` (``prefix=``) and joined with
+    :func:`merge`, they give the whole exploration's outcomes and trace
+    counts (``tests/emulate/test_mc.py`` checks this against the unsplit
+    exploration). ``roots=1`` is the whole exploration as one subtree.
+    """
+    roots = int(check_range("split", roots, 1, 4096, integer=True))
+    return frontier(McSystem(config.checked()), dependent, roots)
+
+
+def _better(a: dict, b: dict) -> bool:
+    """Whether record *a* is reported instead of *b*: fewer context switches, then found earlier."""
+    return a["switches"] < b["switches"]
+
+
+def merge(results: list[dict]) -> dict:
+    """One result from the :func:`check` results of one configuration's :func:`subtrees`, in their order.
+
+    Trace counts and statistics add up (each trace lies in one subtree); an
+    outcome's schedule is the one with the fewest context switches, the
+    earliest subtree's on a tie. Counterexample files are not carried over
+    (write them from the merged result).
+    """
+    if not results:
+        raise ValueError("merge: no results")
+    found: dict = {}
+    for res in results:
+        for o, rec in res["outcomes"].items():
+            have = found.get(o)
+            if have is None:
+                found[o] = dict(rec, schedule=list(rec["schedule"]))
+            else:
+                traces = have["traces"] + rec["traces"]
+                if _better(rec, have):
+                    found[o] = dict(rec, schedule=list(rec["schedule"]))
+                found[o]["traces"] = traces
+    stats = {k: sum(r["stats"][k] for r in results) for k in results[0]["stats"]}
+    return {"config": results[0]["config"], "outcomes": found, "files": [], "stats": stats}
 
 
 def outcome_rows(result: dict) -> list[dict]:
@@ -111,6 +164,9 @@ def outcome_rows(result: dict) -> list[dict]:
                 if not trapped:  # a call that did not trap ran one text or the other: no drop to count
                     cls = {**cls, "violation": 0, "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0}
                 mixed = body != "none" and obs.handlers not in (old, new)
+                # a call the deadlock kept from finishing: its own outcome, not a crash (as in
+                # the 1-CPU table, emulate/explore.py); the calls that finished are what they did
+                stuck = bool(deadlock) and crash == "deadlock"
                 rows.append({
                     "scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy,
                     "protocol": cfg.protocol, "handler": cfg.handler, "cpus": len(cfg.calls),
@@ -120,7 +176,7 @@ def outcome_rows(result: dict) -> list[dict]:
                     "expected_before": ",".join(sorted(old)), "expected_after": ",".join(sorted(new)),
                     "violation": cls["violation"], "dropped_tracer": cls["dropped_tracer"],
                     "dropped_livepatch": cls["dropped_livepatch"], "spurious": cls["spurious"],
-                    "mixed": mixed, "crash": bool(crash) or bool(cls["crash"]), "crash_reason": crash,
-                    "deadlock": bool(deadlock), "switches": rec["switches"],
+                    "mixed": mixed, "crash": (bool(crash) or bool(cls["crash"])) and not stuck,
+                    "crash_reason": crash, "deadlock": stuck, "switches": rec["switches"],
                 })
     return rows

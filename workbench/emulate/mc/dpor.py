@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
-__all__ = ["Execution", "Stats", "fewest_switches", "happens_before", "linearizations", "naive", "source_dpor"]
+__all__ = ["Execution", "Stats", "fewest_switches", "frontier", "happens_before", "linearizations", "naive",
+           "prefix_sleep", "source_dpor"]
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,76 @@ class _Node:
         self.enabled, self.backtrack, self.sleep, self.done = {}, set(), set(sleep), set()
 
 
+def prefix_sleep(system, dependent: Callable, prefix) -> tuple[set, list]:
+    """Replay *prefix* from the initial state; the sleep set it ends with, and its events.
+
+    The sleep sets are those of a full expansion in thread order (every
+    awake thread explored at every node, the earlier ones put to sleep in
+    the later siblings while independent), which is how :func:`frontier`
+    splits an exploration. ValueError if *prefix* is not one of its paths.
+    """
+    system.reset()
+    sleep: set = set()
+    events = []
+    for n, p in enumerate(prefix):
+        en = system.enabled()
+        awake = sorted(set(en) - sleep)
+        if p not in awake:
+            raise ValueError(f"prefix: thread {p} at position {n} is not an awake thread (awake: {awake})")
+        e = system.step(p)
+        sleep = {q for q in sleep | {t for t in awake if t < p} if q in en and not dependent(en[q], e)}
+        events.append(e)
+    return sleep, events
+
+
+def frontier(system, dependent: Callable, roots: int) -> list[tuple]:
+    """The roots of a split exploration: at least *roots* paths from the initial state, if there are that many.
+
+    The tree is expanded level by level until it has *roots* nodes or no
+    node can grow. Every node above the roots is fully expanded (all awake
+    threads, in order) with sleep sets, so each root's subtree can be
+    explored by :func:`source_dpor` (``prefix=root``) on its own, anywhere,
+    and the subtrees together explore every Mazurkiewicz trace, each in one
+    subtree only: sleep sets keep two complete executions of one trace apart
+    (Godefroid 1996, chapter 5; docs/MODEL_CHECKING.md), whether they lie in
+    one subtree or two. A path whose execution has ended
+    stays a root; one whose awake threads are all asleep is dropped (every
+    trace through it is explored in an earlier sibling). Returns schedules
+    (thread ids) in exploration order: the order of the roots of the
+    serial exploration's depth-first search.
+    """
+    level: list[tuple] = [()]
+    while len(level) < roots:
+        grown, nxt = False, []
+        for prefix in level:
+            sleep, _ = prefix_sleep(system, dependent, prefix)
+            en = system.enabled()
+            if not en:
+                nxt.append(prefix)
+                continue
+            grown = True
+            nxt.extend(prefix + (p,) for p in sorted(set(en) - sleep) if _awake_below(system, dependent, prefix + (p,)))
+        level = nxt
+        if not grown:
+            break
+    return level
+
+
+def _awake_below(system, dependent, prefix) -> bool:
+    """Whether the node at *prefix* has an enabled thread awake, or has ended (a leaf)."""
+    sleep, _ = prefix_sleep(system, dependent, prefix)
+    en = system.enabled()
+    return not en or bool(set(en) - sleep)
+
+
 def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
-                progress: Callable[[Stats], None] | None = None, max_events: int = 10000) -> Stats:
+                progress: Callable[[Stats], None] | None = None, max_events: int = 10000,
+                prefix: tuple = ()) -> Stats:
     """Explore every trace of *system*; call *visit* at each complete execution.
 
+    With *prefix* (a root of :func:`frontier`), only the subtree under it:
+    the prefix is replayed with its sleep set, and races are sought among
+    the events after it only (the nodes above are fully expanded already).
     Returns :class:`Stats`. An execution longer than *max_events* raises
     RuntimeError (a model without a bound: a bug).
     """
@@ -89,8 +156,12 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
     nodes: list[_Node] = []
     at = [0]  # how many events of seq the system has performed
 
-    system.reset()
-    base = 0
+    sleep0, events = prefix_sleep(system, dependent, tuple(prefix))
+    for e in events:
+        _append(seq, sched, vcs, col, e, dependent)
+    base = len(seq)
+    at[0] = base
+    stats.replayed += base
 
     snaps: list = []  # a checkpoint per node of the current path, if the system has them
     can_save = hasattr(system, "save")
@@ -98,7 +169,7 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
     def goto(depth):
         if at[0] != depth:
             if can_save:
-                system.restore(snaps[depth])
+                system.restore(snaps[depth - base])
             else:
                 system.reset()
                 for tid in sched[:depth]:
@@ -156,13 +227,13 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
             if progress:
                 progress(stats)
             nodes.pop()
-            snaps[depth:] = []
+            snaps[depth - base:] = []
             return
         awake = sorted(set(en) - node.sleep)
         if not awake:
             stats.blocked += 1
             nodes.pop()
-            snaps[depth:] = []
+            snaps[depth - base:] = []
             return
         node.backtrack.add(awake[0])
         while True:
@@ -181,9 +252,9 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
             seq.pop(), sched.pop(), vcs.pop()
             node.done.add(p)
         nodes.pop()
-        snaps[depth:] = []
+        snaps[depth - base:] = []
 
-    explore(set())
+    explore(sleep0)
     return stats
 
 

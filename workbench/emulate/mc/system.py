@@ -18,11 +18,17 @@ Visible operations and what they touch (the access sets the reduction uses):
                *coherent_fetch* every fetch reads); reads and writes
                ``ic:c`` (its translations) and may change IF (an int3 there
                traps): writes ``if:c``.
+``enter``      a calling CPU about to begin a call whose context runs with
+               IF clear (``interrupt``, ``irq_off``: docs/KERNEL.md), IF
+               still set: reads and writes ``if:c`` (the call clears it).
+               A process-context call has no such point.
 ``data a``     a load of a word the patch stores (ops list links,
                ``function_trace_op``): reads ``data:a``.
 ``h1``         ``poke_int3_handler()`` reads ``bp_patching.nr_entries``.
 ``h2``         it reads ``bp_patching.vec``, finds the site, runs the
-               strategy on ``pt_regs`` and returns (``iret``: writes ``if:c``).
+               strategy on ``pt_regs`` and returns (``iret``: writes
+               ``if:c``; ``iret`` is serializing, so the CPU drops its
+               stale translations: writes ``ic:c``).
 ``ack``        the interrupt thread takes a pending IPI at a boundary where
                the CPU has IF set: writes ``ipi:c``, drops the CPU's
                translations (``ic:c``; ``sync_core``).
@@ -199,6 +205,7 @@ class McSystem:
         self._points[self._do_int3] = "h1"
         self._points[self._do_int3 + 1] = "h2"
         self._points[im.sym("workload_logged")] = "logged"
+        self._points[im.sym("workload_enter")] = "enter"
         self._memops: dict[int, tuple] = {}
         self._cs = Cs(CS_ARCH_X86, CS_MODE_32)
         self._cs.detail = True
@@ -210,7 +217,9 @@ class McSystem:
         self.before.apply(m)
         self.cpu = [_Cpu() for _ in range(self.k)]
         for i, cpu in enumerate(m.cpus):
-            cpu.reset([(im.functions[f].site, 0) for f in self.calls[i]])
+            # each call in its calling context (docs/KERNEL.md): do_IRQ with IF clear
+            cpu.reset([(im.functions[f].site, EQU["GAP_IRQOFF"] if self.scenario.irq_off(f) else 0)
+                       for f in self.calls[i]])
             cpu.sync_core()
             self._run(i, skip=False)
         self._snap = (m.mem.copy(), [c.uc.context_save() for c in m.cpus],
@@ -344,6 +353,8 @@ class McSystem:
                     st["stop"] = ("done",)
                     uc.emu_stop()
                 return
+            if kind == "enter" and not self._irqoff_call(i):
+                return
             st["stop"] = (kind, addr)
             uc.emu_stop()
             return
@@ -387,6 +398,11 @@ class McSystem:
         else:
             s.pause = stop
         s.if_set = s.pause[0] == "done" or bool(cpu.reg("eflags") & _IF)
+
+    def _irqoff_call(self, i: int) -> bool:
+        """Whether the call CPU *i* is beginning runs with IF clear (``thread_info.irqoff``)."""
+        m = self.machine
+        return bool(m.u32[(m.cpus[i].ti + EQU["TI_IRQOFF"] - self.image.base) >> 2])
 
     def _crash(self, i: int, reason: str) -> None:
         cpu = self.machine.cpus[i]
@@ -454,14 +470,17 @@ class McSystem:
                 return Event(tid, "fetch", site, frozenset(reads), frozenset({("ic", i), ("if", i)}))
             if p[0] == "data":
                 return Event(tid, "data", p[1], frozenset({("data", p[1])}) | park, frozenset())
+            if p[0] == "enter":
+                return Event(tid, "enter", 0, frozenset({("if", i)}) | park, frozenset({("if", i)}))
             if p[0] == "h1":
                 return Event(tid, "h1", 0, frozenset({"nr"}) | park, frozenset())
             if p[0] == "h2":
-                return Event(tid, "h2", 0, frozenset({"vec"}) | park, frozenset({("if", i)}))
+                return Event(tid, "h2", 0, frozenset({"vec"}) | park, frozenset({("if", i), ("ic", i)}))
             if p[0] == "irqoff_wait":
                 if self.nr != 0:
                     return None
-                return Event(tid, "irqoff_wait", p[1], frozenset({"nr"}) | park, frozenset({("if", i)}))
+                return Event(tid, "irqoff_wait", p[1], frozenset({"nr"}) | park,
+                             frozenset({("if", i), ("ic", i)}))
             raise AssertionError(p)
         i = tid - 1 - k
         if self.ipi[i] is None or not self.cpu[i].if_set:
@@ -570,6 +589,9 @@ class McSystem:
                 return
             if not self._handle(i, regs, change):
                 return
+            # iret is serializing (Intel SDM vol. 3, "Serializing Instructions"):
+            # what the CPU runs next, the site included, is what memory holds
+            s.icache = frozenset()
             if regs.ip == change.addr:  # back onto the int3: one spin iteration
                 s.spin = (site, s.nr_seen, s.vec_seen, s.view.get(site, self._site_bytes(site)))
             else:
@@ -578,6 +600,7 @@ class McSystem:
             regs = PtRegs(m, cpu.reg("eax"))
             if not self._handle(i, regs, s.wait_change, STRATEGIES["emulate_new"]):
                 return
+            s.icache = frozenset()  # iret, as after h2
         self._run(i)
 
     def _handle(self, i: int, regs: PtRegs, change: TextChange, strategy=None) -> bool:

@@ -152,6 +152,8 @@ ENTRY cpu_workload
 	movl	$0, TI_BODY_CNT(%ebp)
 	movl	$CANARY_EBX, %ebx
 	movl	%esp, TI_SAVED_ESP(%ebp)
+	.globl	workload_enter
+workload_enter:					/* the call begins; IF is still set */
 	cmpl	$0, TI_IRQOFF(%ebp)
 	je	4f
 	cli					/* irq-off or interrupt context: the interrupt gate's IF = 0 */

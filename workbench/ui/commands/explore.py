@@ -6,7 +6,7 @@ import time
 from workbench.base.errors import ConfigError, check_range
 from workbench.emulate.explore import MODES, explore, outcome_table, transition_table
 from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS
-from workbench.sweep.mc import check_all, write_counterexamples
+from workbench.sweep.mc import SPLIT, check_all, write_counterexamples
 from workbench.kernel.int3 import STRATEGIES
 from workbench.kernel.machine import ENTRIES
 from workbench.kernel.text_poke import PROTOCOLS
@@ -35,6 +35,9 @@ def configure(p):
                    help="exhaustive --cpus: run configurations on a Dask LocalCluster")
     p.add_argument("--scheduler", default=None, help="exhaustive --cpus: a Dask scheduler address")
     p.add_argument("--jobs", type=int, default=None, help="exhaustive --cpus: local worker processes")
+    p.add_argument("--split", type=int, default=SPLIT,
+                   help=f"exhaustive --cpus: independent subtrees (work items) per configuration, 1-4096 "
+                        f"(default {SPLIT}); the results do not depend on it beyond which schedule is reported")
     p.add_argument("--schedules", type=int, default=20, help="random mode: schedules per strategy")
     p.add_argument("--seed", type=int, default=0, help="random mode: seed")
     p.add_argument("--table", default="outcomes", choices=("outcomes", "transition", "calls"),
@@ -47,6 +50,7 @@ def _model_check(args):
     """``--mode exhaustive --cpus K`` (K >= 2): every configuration explored with source-DPOR."""
     t0 = time.perf_counter()
     k = int(check_range("cpus", args.cpus, 1, MAX_CALLING_CPUS, integer=True))
+    check_range("split", args.split, 1, 4096, integer=True)
     if args.protocol is not None and args.protocol not in MC_PROTOCOLS:
         raise ConfigError(f"protocol: {args.protocol!r} with --cpus; valid choices: {', '.join(MC_PROTOCOLS)}")
     names = list(STRATEGIES) if args.strategy == "all" else args.strategy.split(",")
@@ -60,7 +64,7 @@ def _model_check(args):
               for s in names for e in entries]
     backend = "dask" if (args.dask or args.scheduler) else ("local" if args.jobs else "serial")
     frame = check_all(points, backend=backend, jobs=args.jobs, scheduler=args.scheduler,
-                      progress=not args.quiet)
+                      progress=not args.quiet, split=args.split)
     files = write_counterexamples(frame, args.cex_dir) if len(frame) else []
     cols = ["strategy", "entry", "protocol", "outcome", "traces", "cpu", "function", "trapped", "body",
             "tracer_runs", "livepatch_ran", "violation", "dropped_tracer", "dropped_livepatch", "spurious",
@@ -76,7 +80,8 @@ def _model_check(args):
         print(table.to_string(index=False))
     per = frame.drop_duplicates(["strategy", "entry"])
     print("\nexhaustive, %d calling CPUs: " % k + "; ".join(
-        f"{r.strategy} {r.entry}: {r.mc_executions} executions, {r.mc_states} states, {r.mc_blocked} pruned"
+        f"{r.strategy} {r.entry}: {r.mc_executions} executions, {r.mc_states} states, {r.mc_blocked} pruned, "
+        f"{r.mc_subtrees} subtrees"
         for r in per.itertuples()) + f"; {time.perf_counter() - t0:.1f} s")
     for f in files:
         print(f"counterexample: {f}")
