@@ -29,7 +29,8 @@ from bench_explore import baseline_per_call  # noqa: E402
 
 TINY = [dict(calls=(("schedule",), ("schedule",)), items=("sites",), protocol="no_sync"),
         dict(calls=(("schedule",),), items=("sites",)),
-        dict(calls=(("schedule",),), items=("sites",), strategy="spin", protocol="no_sync")]
+        dict(calls=(("schedule",),), items=("sites",), strategy="spin", protocol="no_sync"),
+        dict(calls=(("do_IRQ",),), items=("sites",), strategy="spin")]
 
 
 def reduction():

@@ -32,6 +32,10 @@ def _deadlocks(result):
     dict(TINY, protocol="no_sync"),  # two callers, every clear and text store racing
     dict(calls=(("schedule",),), items=("sites",)),  # one caller, all four IPI rounds
     dict(calls=(("schedule",),), items=("sites",), strategy="spin", protocol="no_sync"),
+    # do_IRQ begins with IF cleared: an IPI that arrives after can never be taken (the ack is
+    # disabled for good), so that race is never executed and must be found all the same
+    dict(calls=(("do_IRQ",),), items=("sites",), strategy="spin"),
+    dict(calls=(("do_IRQ",),), items=("sites",), strategy="emulate_new"),
 ])
 def test_reduced_exploration_reaches_every_outcome_with_the_naive_weights(kw):
     system = McSystem(McConfig(**kw))
@@ -55,6 +59,7 @@ def test_reduced_exploration_reaches_every_outcome_with_the_naive_weights(kw):
     dict(TINY, protocol="no_sync"),
     dict(calls=(("schedule",),), items=("sites",), strategy="spin", protocol="no_sync"),
     dict(calls=default_calls(2)),  # the seed, do_IRQ against schedule
+    dict(calls=default_calls(2), strategy="spin"),  # and a deadlock that disables an ack for good
 ])
 @pytest.mark.parametrize("roots", [4, 64])
 def test_subtrees_together_are_the_whole_exploration(kw, roots):

@@ -30,7 +30,7 @@ from workbench.base.errors import ConfigError, check_range
 from workbench.emulate.explore import Run
 from workbench.emulate.mc.dpor import fewest_switches, frontier, source_dpor
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
-from workbench.emulate.mc.system import MAX_CALLING_CPUS, McConfig, McSystem, dependent
+from workbench.emulate.mc.system import DEADLOCKED, MAX_CALLING_CPUS, McConfig, McSystem, dependent
 from workbench.emulate.outcomes import Observed, classify
 
 __all__ = ["bad_outcome", "check", "default_calls", "merge", "outcome_rows", "subtrees"]
@@ -166,7 +166,7 @@ def outcome_rows(result: dict) -> list[dict]:
                 mixed = body != "none" and obs.handlers not in (old, new)
                 # a call the deadlock kept from finishing: its own outcome, not a crash (as in
                 # the 1-CPU table, emulate/explore.py); the calls that finished are what they did
-                stuck = bool(deadlock) and crash == "deadlock"
+                stuck = bool(deadlock) and crash == DEADLOCKED
                 rows.append({
                     "scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy,
                     "protocol": cfg.protocol, "handler": cfg.handler, "cpus": len(cfg.calls),

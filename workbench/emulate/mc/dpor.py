@@ -165,6 +165,7 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
 
     snaps: list = []  # a checkpoint per node of the current path, if the system has them
     can_save = hasattr(system, "save")
+    pending = getattr(system, "pending", dict)  # blocked threads' events, if the system tells them
 
     def goto(depth):
         if at[0] != depth:
@@ -222,6 +223,14 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
         en = system.enabled()
         node.enabled = en
         if not en:
+            # An event that is still pending when the execution ends was disabled
+            # for good by an earlier one (an ack after the CPU cleared IF for a
+            # call that then never returns): that race was never executed, so it
+            # is sought as if the event came next.
+            for tid, e in sorted(pending().items()):
+                _append(seq, sched, vcs, col, e, dependent)
+                races(len(seq) - 1)
+                seq.pop(), sched.pop(), vcs.pop()
             stats.executions += 1
             visit(Execution(tuple(sched), tuple(seq), system.outcome()))
             if progress:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from workbench.base.errors import ConfigError
-from workbench.emulate.mc.system import McConfig, McSystem, thread_name
+from workbench.emulate.mc.system import DEADLOCKED, McConfig, McSystem, thread_name
 from workbench.kernel.ptrace import PtRegs
 
 __all__ = ["SCHEMA", "Step", "load_schedule", "outcome_text", "replay_steps", "save_schedule"]
@@ -43,7 +43,7 @@ def outcome_text(outcome) -> str:
     for i, calls in enumerate(per_cpu):
         for fn, body, tracer, klp, trapped, crash in calls:
             s = f"C{i} {fn}: body={body} tracer={tracer} livepatch={int(klp)}" + (" trapped" if trapped else "")
-            parts.append(s + (f" CRASH({crash})" if crash else ""))
+            parts.append(s + (" STUCK" if crash == DEADLOCKED else f" CRASH({crash})" if crash else ""))
     return "; ".join(parts) + ("; DEADLOCK" if deadlock else "")
 
 

@@ -71,7 +71,7 @@ from workbench.kernel.layout import EQU
 from workbench.kernel.machine import ENTRIES, UNBOUNDED, Crash, KernelFault, Machine
 from workbench.kernel.ptrace import PtRegs
 
-__all__ = ["Event", "HANDLERS", "MAX_CALLING_CPUS", "MC_PROTOCOLS", "McConfig", "McSystem", "dependent",
+__all__ = ["DEADLOCKED", "Event", "HANDLERS", "MAX_CALLING_CPUS", "MC_PROTOCOLS", "McConfig", "McSystem", "dependent",
            "thread_name"]
 
 #: calling CPUs the exhaustive checker accepts (the state space grows steeply past this)
@@ -91,6 +91,8 @@ MC_PROTOCOLS = {
     "no_sync": "negative control: the breakpoint protocol with no IPI round at all",
     "stop_machine": "IPI every CPU into a stop, write whole instructions, release (each CPU refetches)",
 }
+#: what a call that a deadlock kept from finishing reports instead of a crash reason
+DEADLOCKED = "deadlock"
 #: handler variants: the strategy as shipped, or a negative control that waits with IF clear
 HANDLERS = ("strategy", "irqoff_wait")
 
@@ -421,8 +423,14 @@ class McSystem:
         now = s.view.get(site) if cached else self._site_bytes(site)
         return (self.nr, self.vec_gen, now) == s.spin[1:]
 
-    def next_event(self, tid: int) -> Event | None:
-        """The event thread *tid* performs next, or None if it is finished or blocked."""
+    def next_event(self, tid: int, guarded: bool = True) -> Event | None:
+        """The event thread *tid* performs next, or None if it is finished or blocked.
+
+        With ``guarded=False``, also the event of a blocked thread (what it
+        would do were it not blocked: a ``wait`` with acks missing, an ack
+        with IF clear, a spin or wait that cannot make progress, a parked
+        CPU's next operation); None only for a finished thread or an
+        interrupt thread with no IPI pending."""
         k = self.k
         if tid == 0:
             if self.pc >= len(self.ops):
@@ -442,7 +450,7 @@ class McSystem:
             if kind == "send":
                 return Event(0, kind, self.pc, frozenset(), frozenset(("ipi", c) for c in range(k)))
             if kind == "wait":
-                if any(self.ipi):
+                if any(self.ipi) and guarded:
                     return None
                 return Event(0, kind, self.pc, frozenset(("ipi", c) for c in range(k)), frozenset())
             if kind == "release":
@@ -452,7 +460,7 @@ class McSystem:
         if tid <= k:
             i = tid - 1
             s = self.cpu[i]
-            if self.parked[i]:
+            if self.parked[i] and guarded:
                 return None
             park = frozenset({("park", i)}) if self.config.protocol == "stop_machine" else frozenset()
             p = s.pause
@@ -460,7 +468,7 @@ class McSystem:
                 return None
             if p[0] == "fetch":
                 site = p[1]
-                if self._spin_blocked(i, site):
+                if guarded and self._spin_blocked(i, site):
                     return None
                 reads = {("ic", i)} | park
                 if site not in s.icache or self.config.coherent_fetch:
@@ -477,13 +485,13 @@ class McSystem:
             if p[0] == "h2":
                 return Event(tid, "h2", 0, frozenset({"vec"}) | park, frozenset({("if", i), ("ic", i)}))
             if p[0] == "irqoff_wait":
-                if self.nr != 0:
+                if self.nr != 0 and guarded:
                     return None
                 return Event(tid, "irqoff_wait", p[1], frozenset({"nr"}) | park,
                              frozenset({("if", i), ("ic", i)}))
             raise AssertionError(p)
         i = tid - 1 - k
-        if self.ipi[i] is None or not self.cpu[i].if_set:
+        if self.ipi[i] is None or (guarded and not self.cpu[i].if_set):
             return None
         writes = {("ipi", i), ("ic", i)} | ({("park", i)} if self.ipi[i] == "stop" else set())
         return Event(tid, "ack", 0, frozenset({("ipi", i), ("if", i)}), frozenset(writes))
@@ -495,6 +503,16 @@ class McSystem:
             e = self.next_event(tid)
             if e is not None:
                 out[tid] = e
+        return out
+
+    def pending(self) -> dict[int, Event]:
+        """Every blocked thread's next event (see :meth:`next_event`), by thread id."""
+        out = {}
+        for tid in range(1 + 2 * self.k):
+            if self.next_event(tid) is None:
+                e = self.next_event(tid, guarded=False)
+                if e is not None:
+                    out[tid] = e
         return out
 
     def finished(self) -> bool:
@@ -660,7 +678,7 @@ class McSystem:
                               r["seq"] in trapped_seqs, crash))
             n = len(recs)
             if n < len(self.calls[i]):
-                why = self.cpu[i].crash or ("deadlock" if deadlock else "unfinished")
+                why = self.cpu[i].crash or (DEADLOCKED if deadlock else "unfinished")
                 calls.append((self.calls[i][n], "none", 0, False, n in trapped_seqs, why))
             per_cpu.append(tuple(calls))
         return tuple(per_cpu), deadlock
