@@ -74,6 +74,8 @@ class Run:
         ref = weakref.ref(self)  # the machine holds its handler: no cycle back to this run
         self.machine = Machine(self.image, ncpus, entry, coherent_fetch=coherent_fetch,
                                int3_handler=lambda m, cpu, regs: ref()._handler(m, cpu, regs))
+        # every direct memory change here (reset, enter_phase, the restorer) is synced before a run
+        self.machine.count_text_writes()
         self.ref = Machine(self.image, 1, entry)  # reference runs: no int3 handler needed
         self._ref_cache: dict = {}
         self.phase = 0

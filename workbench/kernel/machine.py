@@ -171,6 +171,10 @@ class Cpu:
         self.drained = 0
         self._fault = None
         self._hook_error: BaseException | None = None
+        #: the range and write count of the last refetch() when no other sync followed it,
+        #: and a refetch put off (see refetch())
+        self._refetched: tuple[int, int, int | None] | None = None
+        self._owed: tuple[int, int] | None = None
         ref = weakref.ref(self)
         self._extra: dict[int, object] = {}  # callbacks of add_hook, by handle
         self._callbacks = (HOOK_INTR_CFUNC(_guarded(ref, Cpu._on_trap)),
@@ -320,6 +324,7 @@ class Cpu:
         that always removed all text grew by the size of every retranslation
         (tens of KB per call) up to the 1 GB buffer.
         """
+        self._refetched = self._owed = None
         if lo is None and hi is None:
             status = uclib.uc_ctl(self._h, _TB_FLUSH)
         else:
@@ -328,6 +333,36 @@ class Cpu:
                                   ctypes.c_uint64(t1 if hi is None else hi))
         if status:
             raise UcError(status)
+
+    def refetch(self, lo: int, hi: int) -> None:
+        """A serializing return's refetch of [lo, hi): :meth:`sync_core` of the range,
+        or the same put off until it can make a difference.
+
+        ``spin`` refetches its site on every trap, and the CPU returns to the
+        site, translating the same bytes again: thousands of identical
+        retranslations per exploration. When this CPU's last sync was this
+        refetch of the same range and the machine counts text writes
+        (:meth:`Machine.count_text_writes`) and saw none since, every
+        translation the CPU holds of the range is of the bytes memory holds, and
+        the one dropping would make before the CPU fetches there again would be
+        redone from the same bytes. So the drop waits: the CPU's next fetch at
+        *lo* (it stops there, or traps there again) makes it moot, and a text
+        write before that performs it first (:meth:`_settle`), as if it had
+        happened here.
+        """
+        writes = self.machine.text_writes
+        if writes is not None and self._refetched == (lo, hi, writes):
+            self._owed = (lo, hi)
+            return
+        self.sync_core(lo, hi)
+        self._refetched = (lo, hi, writes)
+
+    def _settle(self) -> None:
+        """Before a text write: perform a refetch put off, unless the CPU fetched there since."""
+        lo, hi = self._owed
+        self._owed = None
+        if self.eip != lo:  # stopped at lo: the engine translated lo's block to count its first instruction
+            self.sync_core(lo, hi)
 
     # -- hooks (called from the engine through _guarded) ------------------------------
     def _die(self, addr: int, reason: str):
@@ -441,6 +476,10 @@ class Machine:
         #: are counted in :attr:`write_hits`; None watches nothing (the default)
         self.write_watch: tuple[tuple[int, int], ...] | None = None
         self.write_hits = 0
+        #: host writes (write, write32) that touched text since count_text_writes();
+        #: None: not counted (the default), and Cpu.refetch always syncs
+        self.text_writes: int | None = None
+        self._t0, self._t1 = image.text
         self.cpus = [Cpu(self, i) for i in range(ncpus)]
 
     def close(self) -> None:
@@ -485,10 +524,25 @@ class Machine:
                 self.write_hits += 1
                 return
 
+    def count_text_writes(self) -> None:
+        """Count host writes to text in :attr:`text_writes` from now on, so that
+        :meth:`Cpu.refetch` can skip refetching bytes no write changed. The caller
+        promises that memory it changes in other ways (``mem``, ``u32``) is followed
+        by a :meth:`sync_core` of what changed before any CPU runs."""
+        self.text_writes = 0
+
+    def _text_write(self) -> None:
+        for cpu in self.cpus:
+            if cpu._owed is not None:
+                cpu._settle()
+        self.text_writes += 1
+
     def write(self, addr: int, data: bytes) -> None:
         """Write through the kernel's writable alias (text_poke): no permission check."""
         if self.write_watch is not None:
             self._watched(addr, len(data))
+        if self.text_writes is not None and addr < self._t1 and self._t0 < addr + len(data):
+            self._text_write()
         off = self._off(addr, len(data))
         self.mem[off:off + len(data)] = np.frombuffer(bytes(data), dtype=np.uint8)
 
@@ -502,6 +556,8 @@ class Machine:
         """Store the 32-bit word *value* (masked) at *addr*, as :meth:`write` does."""
         if self.write_watch is not None:
             self._watched(addr, 4)
+        if self.text_writes is not None and addr < self._t1 and self._t0 < addr + 4:
+            self._text_write()
         if not addr & 3 and self._base <= addr < self._end:
             self.u32[(addr - self._base) >> 2] = value & 0xFFFFFFFF
         else:
