@@ -54,16 +54,32 @@ _NOT_PLAIN = ("j", "call", "ret", "lret", "iret", "loop", "int", "into", "bound"
               "hlt", "ud", "sys", "lcall", "ljmp")
 
 
+class _References:
+    """The reference runs' machine and what it computed: the before state's memory,
+    each phase's writes, and the handlers each (phase, function, text override) runs."""
+
+    __slots__ = ("machine", "cache", "base", "phases")
+
+    def __init__(self, machine: Machine):
+        self.machine = machine
+        self.cache: dict = {}
+        self.base: np.ndarray | None = None
+        self.phases: list | None = None
+
+
 class Run:
     """A scenario's patch under one strategy and entry, ready to interleave.
 
     *protocol* defaults to the strategy's own (``breakpoint``, or
     ``stop_machine`` for that strategy); the negative controls ``naive`` and
     ``no_sync`` can be forced. Raises ConfigError for unknown names.
+    *references*: a run of the same scenario, image, entry and steps whose
+    reference runs (machine and results) this one shares; closing either
+    closes that machine.
     """
 
     def __init__(self, scenario="seed", strategy="emulate_new", entry="v5.3", protocol=None,
-                 n_ordinary=8, per_site=False, ncpus=1, coherent_fetch=False):
+                 n_ordinary=8, per_site=False, ncpus=1, coherent_fetch=False, references: "Run | None" = None):
         self.scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
         self.strategy = get_strategy(strategy)
         self.entry = check_choice("entry", entry, ENTRIES)
@@ -76,8 +92,15 @@ class Run:
                                int3_handler=lambda m, cpu, regs: ref()._handler(m, cpu, regs))
         # every direct memory change here (reset, enter_phase, the restorer) is synced before a run
         self.machine.count_text_writes()
-        self.ref = Machine(self.image, 1, entry)  # reference runs: no int3 handler needed
-        self._ref_cache: dict = {}
+        if references is None:
+            self._refs = _References(Machine(self.image, 1, entry))  # reference runs: no int3 handler needed
+        elif (references.scenario is self.scenario and references.image is self.image
+              and references.entry == self.entry and references.steps == self.steps):
+            # the reference runs depend on the scenario, entry and steps, not the strategy
+            self._refs = references._refs
+        else:
+            raise ValueError("references: a run of another scenario, image, entry or patch")
+        self.ref = self._refs.machine
         self.phase = 0
         self.traps: dict[tuple[int, int], list] = {}
         #: stop_machine rounds the patch takes: each holds every CPU while it writes
@@ -87,8 +110,6 @@ class Run:
         self._written = sorted({(max(lo, t0), min(hi, t1)) for s in self.steps if s.kind in ("text", "stop")
                                 for lo, hi in s.addrs if lo < t1 and t0 < hi})
         self._plain: dict[int, int] = {}
-        self._base: np.ndarray | None = None  # memory in the before state
-        self._phases: list | None = None  # per phase: the words steps[:p] changed, and bp_desc
 
     def close(self) -> None:
         """Release both machines' Unicorn engines now."""
@@ -195,36 +216,40 @@ class Run:
     def _before_memory(self) -> np.ndarray:
         """The machine's memory in the scenario's before state (computed once: its
         ``apply()`` is a function of memory only, ending with a sync)."""
-        if self._base is None:
+        refs = self._refs
+        if refs.base is None:
             r = self.ref
             r.mem[:] = r._pristine
             self.before.apply(r)
-            self._base = r.mem.copy()
-        return self._base
+            refs.base = r.mem.copy()
+        return refs.base
 
     def _phase_writes(self) -> list:
         """For every phase p: the 32-bit words (indices, values) in which memory after
         ``steps[:p]`` differs from the before state, and ``bp_desc`` then. Applying
         the steps once, in order, instead of again for every phase that needs them."""
-        if self._phases is None:
+        refs = self._refs
+        if refs.phases is None:
             r, base = self.ref, self._before_memory()
             r.mem[:] = base
             r.text_poke_state = None
             b32 = base.view(np.uint32)
             none = np.zeros(0, dtype=np.intp)
-            self._phases = [(none, np.zeros(0, dtype=np.uint32), None)]
+            phases = [(none, np.zeros(0, dtype=np.uint32), None)]
             for step in self.steps:
                 step.apply(r)
                 idx = np.flatnonzero(r.u32 != b32)
-                self._phases.append((idx, r.u32[idx].copy(), r.text_poke_state))
-        return self._phases
+                phases.append((idx, r.u32[idx].copy(), r.text_poke_state))
+            refs.phases = phases
+        return refs.phases
 
     # -- what the old and the new instruction do -------------------------------------
     def expected(self, phase: int, fn: str, override=None) -> frozenset[str]:
         """Handlers one call of *fn* runs with the text of *phase*, and *override*
         ``(addr, bytes)`` in place (None: the text as it is)."""
         key = (phase, fn, override)
-        if key not in self._ref_cache:
+        cache = self._refs.cache
+        if key not in cache:
             r = self.ref
             idx, vals, _ = self._phase_writes()[phase]
             r.mem[:] = self._before_memory()
@@ -243,8 +268,8 @@ class Run:
             if got != want:
                 raise OracleMismatch(f"{self.scenario.name} phase {self.phase_name(phase)} {fn}: the reference "
                                      f"run ran {sorted(got)}, the ftrace state table says {sorted(want)}")
-            self._ref_cache[key] = got
-        return self._ref_cache[key]
+            cache[key] = got
+        return cache[key]
 
     # -- turning evidence into rows -------------------------------------------------------
     def rows(self, cpu, records, weight=1, crashed_seq=None) -> list[dict]:
@@ -702,7 +727,12 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
         raise ConfigError("functions: give at least one traced function")
     functions = [image.function(f).name for f in functions]
     rows, stats = [], {}
-    runs = {n: Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch) for n in names}
+    runs: dict[str, Run] = {}
+    for n in names:
+        # strategies of one protocol patch alike: their reference runs are the same
+        proto = protocol or get_strategy(n).protocol
+        same = next((r for r in runs.values() if r.protocol == proto), None)
+        runs[n] = Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch, references=same)
     total = sum(len(r.steps) for r in runs.values()) * len(functions) if mode == "exhaustive" \
         else schedules * len(names)
     with tqdm(total=total, desc=f"explore {sc.name} {entry}", unit="step" if mode == "exhaustive" else "schedule",

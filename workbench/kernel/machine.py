@@ -55,6 +55,7 @@ _ACCESS = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
 _EFLAGS_IF, _EFLAGS_TF = 1 << 9, 1 << 8
 _EMU_START, _REG_READ, _REG_WRITE = uclib.uc_emu_start, uclib.uc_reg_read, uclib.uc_reg_write
 _EMU_STOP, _HOOK_ADD = uclib.uc_emu_stop, uclib.uc_hook_add
+_READ_BATCH, _WRITE_BATCH = uclib.uc_reg_read_batch, uclib.uc_reg_write_batch
 _R_EIP, _R_ESP, _R_EAX, _R_EFLAGS = (X.UC_X86_REG_EIP, X.UC_X86_REG_ESP, X.UC_X86_REG_EAX,
                                      X.UC_X86_REG_EFLAGS)
 
@@ -156,6 +157,12 @@ class Cpu:
         self._h = uc._uch  # the engine handle the C calls take (the binding's attribute; pinned <2.2)
         self._val = ctypes.c_uint64(0)  # register transfer buffer of the C calls
         self._pval = ctypes.byref(self._val)
+        # a trap reads EIP, ESP, EFLAGS and writes ESP, EFLAGS, EIP: one batch call each way
+        self._trap_in = (ctypes.c_int * 3)(_R_EIP, _R_ESP, _R_EFLAGS)
+        self._trap_out = (ctypes.c_int * 3)(_R_ESP, _R_EFLAGS, _R_EIP)
+        self._trap_val = (ctypes.c_uint64 * 3)()
+        at = ctypes.addressof(self._trap_val)
+        self._trap_ptr = (ctypes.c_void_p * 3)(at, at + 8, at + 16)
         self._base = im.base
         self._d0, self._d1 = d0, d1
         self.ti = im.sym("cpu_stacks") + index * EQU["THREAD_SIZE"]
@@ -370,12 +377,13 @@ class Cpu:
         _EMU_STOP(self._h)
 
     def _on_trap(self, intno):
-        eip = self._get(_R_EIP)
+        val = self._trap_val
+        val[0] = val[1] = val[2] = 0  # 32-bit registers fill the low half
+        _READ_BATCH(self._h, self._trap_in, self._trap_ptr, 3)
+        eip, esp, flags = val
         if intno != 3:
             # Only int3 has a handler here; any other exception is an oops.
             return self._die(eip, f"exception {intno} at {eip:#010x}")
-        esp = self._get(_R_ESP)
-        flags = self._get(_R_EFLAGS)
         if not self._d0 <= esp - 12 < esp <= self._d1:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
             return self._die(esp - 12, f"double fault: no stack at {esp - 12:#010x}")
         m = self.machine
@@ -386,9 +394,8 @@ class Cpu:
         else:
             o = (esp - 12 - self._base) >> 2
             m.u32[o], m.u32[o + 1], m.u32[o + 2] = eip, self._cs, flags
-        self._put(_R_ESP, esp - 12)
-        self._put(_R_EFLAGS, flags & ~(_EFLAGS_IF | _EFLAGS_TF))
-        self._put(_R_EIP, self._entry)
+        val[0], val[1], val[2] = esp - 12, flags & ~(_EFLAGS_IF | _EFLAGS_TF), self._entry
+        _WRITE_BATCH(self._h, self._trap_out, self._trap_ptr, 3)
 
     def _on_do_int3(self, address, size):
         m = self.machine
@@ -480,6 +487,7 @@ class Machine:
         #: None: not counted (the default), and Cpu.refetch always syncs
         self.text_writes: int | None = None
         self._t0, self._t1 = image.text
+        self._d0, self._d1 = image.data
         self.cpus = [Cpu(self, i) for i in range(ncpus)]
 
     def close(self) -> None:
@@ -572,8 +580,7 @@ class Machine:
 
     def kernel_write32(self, addr: int, value: int) -> None:
         """A store by kernel C code: faults on read-only text or unmapped memory."""
-        d0, d1 = self.image.data
-        if not (d0 <= addr and addr + 4 <= d1):
+        if not (self._d0 <= addr and addr + 4 <= self._d1):
             raise KernelFault(addr, "write")
         self.write32(addr, value)
 
