@@ -350,7 +350,7 @@ def _calibrate(run: Run, k: int, cap: int):
     """Instructions of the call in state k, and the indices where step k could be seen."""
     measure, remove = _calibration(run, k)
     try:
-        return measure(cap)
+        return measure(cap)[:2]
     finally:
         remove()
 
@@ -359,13 +359,20 @@ def _calibration(run: Run, k: int):
     """Install the hooks that calibrate step k's placements: ``(measure, remove)``.
 
     ``measure(cap)`` runs the call from where the CPU stands to its return and
-    gives its instructions and the indices where step k could be seen. The
-    hooks see only blocks translated after they were installed: install them
-    while nothing is translated."""
+    gives its instructions, the indices where step k could be seen, and the
+    cuts at which a run from the start (cold for written bytes) holds no
+    translation of a byte any step writes (:class:`_PrefixChain`). The hooks
+    see only blocks translated after they were installed: install them while
+    nothing is translated."""
     cpu, im = run.machine.cpus[0], run.image
     step = run.steps[k]
     ranges = step.addrs or (im.text,)  # a plan-level sync touches all text
     count, events = [0], set()
+    written = run._written
+    # blocks entered over written bytes, (index of their first instruction, start, end),
+    # and the CPU's drops of translations, (index of the instruction dropping, lo, hi)
+    entered: list[tuple[int, int, int]] = []
+    drops: list[tuple[int, int | None, int | None]] = []
     ipi = step.kind in _IPI_KINDS
     last_if = [cpu.interrupts_enabled()]
     do_int3 = im.sym("do_int3")
@@ -386,6 +393,11 @@ def _calibration(run: Run, k: int):
             # effect, so the fetch falls at this boundary or the one before it
             events.add(count[0])
             events.add(count[0] - 1)
+        if any(addr < hi and lo < addr + size for lo, hi in written):
+            entered.append((count[0], addr, addr + size))
+
+    def on_drop(lo, hi):
+        drops.append((count[0], lo, hi))  # (the do_int3 hook runs before on_code counts its instruction)
 
     def on_read(access, addr, size, value):
         events.add(count[0] - 1)
@@ -398,15 +410,64 @@ def _calibration(run: Run, k: int):
     def measure(cap):
         count[0] = 0
         events.clear()
+        entered.clear()
+        drops.clear()
         last_if[0] = cpu.interrupts_enabled()
-        cpu.run(cap, until=im.sym("workload_return"))
-        return count[0], sorted(e for e in events if e <= count[0])
+        cpu.drop_watch = on_drop
+        try:
+            cpu.run(cap, until=im.sym("workload_return"))
+        finally:
+            cpu.drop_watch = None
+        return count[0], sorted(e for e in events if e <= count[0]), (list(entered), list(drops))
 
     def remove():
         for h in hooks:
             cpu.remove_hook(h)
 
     return measure, remove
+
+
+def _stale_bytes(run: Run, k: int) -> list[tuple[int, int]]:
+    """The text steps k, k + 1, ... write before a sync drops every translation of
+    written bytes: a translation held when step k lands can go stale only there."""
+    out = []
+    for step in run.steps[k:]:
+        if step.kind == "sync" and (not step.addrs or all(any(a <= lo and hi <= b for a, b in step.addrs)
+                                                          for lo, hi in run._written)):
+            break
+        if step.kind in ("text", "stop"):
+            out += step.addrs
+    return out
+
+
+def _clean_cuts(entered, drops, text, cuts, stale) -> set[int]:
+    """The *cuts* at which a run of that many instructions from the start (cold for
+    written bytes) holds no translation of a *stale* byte: each block over one
+    entered by then has been dropped since.
+
+    A block entered at instruction c counts from cut c - 1 on (Unicorn translates
+    the block it stops at, and, as the calibration allows, may the one after);
+    a drop by instruction d from cut d + 1 on; at the same cut the drop first.
+    """
+    if not stale:
+        return set(cuts)
+    timeline = sorted([(d + 1, 0, text[0] if lo is None else lo, text[1] if hi is None else hi)
+                       for d, lo, hi in drops]
+                      + [(c - 1, 1, a, b) for c, a, b in entered if any(a < hi and lo < b for lo, hi in stale)])
+    held: dict[int, int] = {}
+    clean, j = set(), 0
+    for i in cuts:
+        while j < len(timeline) and timeline[j][0] <= i:
+            _, entry, lo, hi = timeline[j]
+            if entry:
+                held[lo] = max(hi, held.get(lo, hi))
+            else:
+                for a in [a for a, b in held.items() if a < hi and lo < b]:
+                    del held[a]
+            j += 1
+        if not held:
+            clean.add(i)
+    return clean
 
 
 class MemoryRestorer:
@@ -516,13 +577,21 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
         ctx_k = cpu.uc.context_save()
         mem_k, bp_k = restorer.snapshot(), m.text_poke_state
 
-        def restore(cold=False):
-            restorer.restore(mem_k)
+        def restore(cold=False, start=None):
+            if start is None:
+                restorer.restore(mem_k)
+                run.traps = {}
+                cpu.uc.context_restore(ctx_k)
+                cpu.eip = im.sym("workload_call")
+            else:  # the state a run to that cut left (steps [0, k) landed, none since)
+                _, (mem, traps, ctx, eip) = start
+                restorer.restore(mem)
+                run.traps = {key: list(t) for key, t in traps.items()}
+                cpu.uc.context_restore(ctx)
+                cpu.eip = eip
             m.text_poke_state = bp_k
-            run.phase, run.traps = k, {}
+            run.phase = k
             cpu.crash, cpu.drained = None, 0
-            cpu.uc.context_restore(ctx_k)
-            cpu.eip = im.sym("workload_call")
             if cold:  # drop the calibration's blocks, which call its (deleted) hooks
                 m.sync_core()
             else:
@@ -534,7 +603,7 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
                     m.sync_core(lo, hi)
 
         restore()
-        length, events = measure(calib_cap)
+        length, events, translated = measure(calib_cap)
         remove()
         first = True  # the calibration's blocks call its (deleted) hooks: start the placements cold
         # cut on both sides of every event: which side an observation falls on
@@ -544,11 +613,25 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
         weights = np.diff(cuts + [length + 1])
         raw += length + 1
         distinct += len(cuts)
+        # A placement's run to its cut need not start at the call: it may start where
+        # an earlier placement's run stood at a clean cut (registers, memory, trap log),
+        # one that held no translation of a byte that can go stale before a sync drops
+        # them all (_clean_cuts). Restored, that state is cold for written bytes as the
+        # call's is; from there both runs execute the same instructions (translations
+        # of unchanged bytes are the bytes) and hold the same translations of those
+        # bytes. Spin's placements, a few per trap of up to a thousand instructions
+        # of spinning, each run at most one trap's worth instead.
+        clean = _clean_cuts(*translated, im.text, cuts, _stale_bytes(run, k))
+        chain = None  # (cut, state) of the latest clean cut reached
         for i, w in zip(cuts, weights):
-            restore(cold=first)
+            restore(cold=first, start=chain)
             first = False
-            if i:
-                cpu.run(i)
+            start = chain[0] if chain else 0
+            if i > start:
+                cpu.run(i - start)
+                if i in clean and cpu.crash is None:
+                    chain = i, (restorer.snapshot(), {key: list(t) for key, t in run.traps.items()},
+                                cpu.uc.context_save(), cpu.eip)
             done = i + run.await_interrupts()
             budget = cap - done
             run.apply_step()

@@ -182,6 +182,9 @@ class Cpu:
         #: and a refetch put off (see refetch())
         self._refetched: tuple[int, int, int | None] | None = None
         self._owed: tuple[int, int] | None = None
+        #: called as ``drop_watch(lo, hi)`` whenever this CPU drops its translations of
+        #: [lo, hi) (None, None: all), by sync_core() or in effect by refetch(); None: nobody asks
+        self.drop_watch: Callable[[int | None, int | None], None] | None = None
         ref = weakref.ref(self)
         self._extra: dict[int, object] = {}  # callbacks of add_hook, by handle
         self._callbacks = (HOOK_INTR_CFUNC(_guarded(ref, Cpu._on_trap)),
@@ -332,6 +335,8 @@ class Cpu:
         (tens of KB per call) up to the 1 GB buffer.
         """
         self._refetched = self._owed = None
+        if self.drop_watch is not None:
+            self.drop_watch(lo, hi)
         if lo is None and hi is None:
             status = uclib.uc_ctl(self._h, _TB_FLUSH)
         else:
@@ -360,6 +365,8 @@ class Cpu:
         writes = self.machine.text_writes
         if writes is not None and self._refetched == (lo, hi, writes):
             self._owed = (lo, hi)
+            if self.drop_watch is not None:
+                self.drop_watch(lo, hi)
             return
         self.sync_core(lo, hi)
         self._refetched = (lo, hi, writes)
