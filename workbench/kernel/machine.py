@@ -193,15 +193,23 @@ class Cpu:
         # the C callbacks live as long as the engine, whoever else holds it; they
         # hold the CPU weakly, so this is no cycle
         uc._workbench_callbacks = (self._callbacks, self._extra)
-        for kind, cb, lo, hi in ((UC_HOOK_INTR, self._callbacks[0], 1, 0),
-                                 (UC_HOOK_CODE, self._callbacks[1], self._do_int3, self._do_int3),
-                                 (UC_HOOK_MEM_INVALID, self._callbacks[2], 1, 0)):
-            handle = uc_hook_h()
-            status = _HOOK_ADD(self._h, ctypes.byref(handle), kind, ctypes.cast(cb, ctypes.c_void_p),
-                               None, ctypes.c_uint64(lo), ctypes.c_uint64(hi))
-            if status:
-                raise UcError(status)
+        self._add_c_hook(UC_HOOK_INTR, self._callbacks[0])
+        self._add_c_hook(UC_HOOK_MEM_INVALID, self._callbacks[2])
+        # The do_int3 hook goes in at the first int3 trap (_on_trap), before the entry
+        # calls do_int3 (only the int3 entries do): while the instruction counter is
+        # an engine's only code hook, Unicorn inlines it into the translated code;
+        # with a second, every instruction goes through its generic hook helper
+        # (a fifth slower in long slices). A CPU that never traps never pays.
+        self._do_int3_hooked = False
         self.reset()
+
+    def _add_c_hook(self, kind: int, cb, lo: int = 1, hi: int = 0) -> int:
+        handle = uc_hook_h()
+        status = _HOOK_ADD(self._h, ctypes.byref(handle), kind, ctypes.cast(cb, ctypes.c_void_p),
+                           None, ctypes.c_uint64(lo), ctypes.c_uint64(hi))
+        if status:
+            raise UcError(status)
+        return handle.value
 
     @property
     def machine(self) -> "Machine":
@@ -391,6 +399,9 @@ class Cpu:
         if intno != 3:
             # Only int3 has a handler here; any other exception is an oops.
             return self._die(eip, f"exception {intno} at {eip:#010x}")
+        if not self._do_int3_hooked:
+            self._add_c_hook(UC_HOOK_CODE, self._callbacks[1], self._do_int3, self._do_int3)
+            self._do_int3_hooked = True
         if not self._d0 <= esp - 12 < esp <= self._d1:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
             return self._die(esp - 12, f"double fault: no stack at {esp - 12:#010x}")
         m = self.machine
