@@ -359,11 +359,10 @@ def _calibration(run: Run, k: int):
     """Install the hooks that calibrate step k's placements: ``(measure, remove)``.
 
     ``measure(cap)`` runs the call from where the CPU stands to its return and
-    gives its instructions, the indices where step k could be seen, and the
-    cuts at which a run from the start (cold for written bytes) holds no
-    translation of a byte any step writes (:class:`_PrefixChain`). The hooks
-    see only blocks translated after they were installed: install them while
-    nothing is translated."""
+    gives its instructions, the indices where step k could be seen, and what
+    the run translated and dropped over written bytes (``(entered, drops)``,
+    for :func:`_clean_cuts`). The hooks see only blocks translated after they
+    were installed: install them while nothing is translated."""
     cpu, im = run.machine.cpus[0], run.image
     step = run.steps[k]
     ranges = step.addrs or (im.text,)  # a plan-level sync touches all text
@@ -440,10 +439,14 @@ def _stale_bytes(run: Run, k: int) -> list[tuple[int, int]]:
     return out
 
 
-def _clean_cuts(entered, drops, text, cuts, stale) -> set[int]:
+def _clean_cuts(entered: list[tuple[int, int, int]], drops: list[tuple[int, int | None, int | None]],
+                text: tuple[int, int], cuts: list[int], stale: list[tuple[int, int]]) -> set[int]:
     """The *cuts* at which a run of that many instructions from the start (cold for
-    written bytes) holds no translation of a *stale* byte: each block over one
-    entered by then has been dropped since.
+    written bytes) holds no translation of a *stale* byte (:func:`_stale_bytes`):
+    each block over one entered by then has been dropped since. *entered* and
+    *drops* are the calibration's, which ran the same instructions from the
+    same start: blocks (index of their first instruction, start, end) and the
+    CPU's drops of translations (index of the instruction dropping, lo, hi).
 
     A block entered at instruction c counts from cut c - 1 on (Unicorn translates
     the block it stops at, and, as the calibration allows, may the one after);

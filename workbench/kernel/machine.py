@@ -203,7 +203,8 @@ class Cpu:
         self._do_int3_hooked = False
         self.reset()
 
-    def _add_c_hook(self, kind: int, cb, lo: int = 1, hi: int = 0) -> int:
+    def _add_c_hook(self, kind: int, cb: Callable, lo: int = 1, hi: int = 0) -> int:
+        """Install the C callback *cb* as a hook of *kind* on [lo, hi] (all when lo > hi)."""
         handle = uc_hook_h()
         status = _HOOK_ADD(self._h, ctypes.byref(handle), kind, ctypes.cast(cb, ctypes.c_void_p),
                            None, ctypes.c_uint64(lo), ctypes.c_uint64(hi))
@@ -282,6 +283,8 @@ class Cpu:
         u32[ti + (_TI["TI_NCALLS"] >> 2)] = n_old
         rb = (self.rb - self._base) >> 2
         u32[rb:rb + 4] = 0
+        if self._owed is not None:  # a new EIP: the CPU never fetched the site since
+            self.sync_core(*self._owed)
         self.drained = 0
         self.crash = None
         self.eip = self._workload
@@ -326,6 +329,8 @@ class Cpu:
     def set_reg(self, name: str, value: int) -> None:
         """Write register *name*; 32-bit registers are masked to 32 bits."""
         reg = _REG32.get(name.lower())
+        if reg == _R_EIP and self._owed is not None:  # the CPU will not fetch the site: drop it now
+            self.sync_core(*self._owed)
         if reg is not None:
             self._put(reg, value)
         else:
