@@ -88,3 +88,59 @@ def test_workload_detects_a_callee_that_loses_callee_saved_registers(image, reg,
     obs = observe(cpu, cpu.drain()[0])
     assert obs.corrupt == bit
     assert classify(obs, frozenset(), frozenset(), frozenset())["crash"]
+
+
+def _spinning(image, count_text_writes):
+    """A CPU spinning on int3_selftest's int3 as ``spin`` does: back onto it, refetched."""
+    site = image.sym("int3_selftest_ip")
+    traps = []
+
+    def handler(m, cpu, regs):
+        traps.append(regs.ip)
+        regs.ip = site
+        cpu.refetch(site, site + 5)
+        return True
+
+    m = Machine(image, 1, int3_handler=handler)
+    if count_text_writes:
+        m.count_text_writes()
+    cpu = m.cpus[0]
+    syncs = []
+    plain = cpu.sync_core
+    cpu.sync_core = lambda lo=None, hi=None: (syncs.append((lo, hi)), plain(lo, hi))[1]
+    cpu.set_reg("eip", image.sym("int3_selftest"))
+    return m, cpu, traps, syncs
+
+
+@pytest.mark.parametrize("cut", range(1, 180))  # three traps, ~55 instructions apart
+def test_a_refetch_put_off_is_the_refetch(image, cut):
+    """Counting text writes puts spin's refetches off, yet whichever instruction the
+    new byte lands at, the CPU traps as often and runs the same instructions as when
+    every refetch drops the site at once (a put-off drop is done before the write,
+    unless the CPU stands on the site: then its block was translated already)."""
+    site = image.sym("int3_selftest_ip")
+    got = []
+    for count in (False, True):
+        m, cpu, traps, syncs = _spinning(image, count)
+        cpu.run(cut)
+        if count and len(traps) >= 2:
+            assert len(syncs) == 1, "the same bytes were refetched on every trap"
+        m.write(site, b"\x90")  # a nop: the CPU runs on once it fetches the new byte
+        cpu.run(200)
+        got.append((len(traps), cpu.eip, cpu.crash, [cpu.reg(r) for r in ("eax", "esp", "eflags")]))
+    assert got[0] == got[1]
+
+
+def test_do_int3_hook_goes_in_at_the_first_trap(image):
+    """Until a CPU traps, Unicorn's instruction counter is its only code hook (inlined)."""
+    seen = []
+    m = Machine(image, 1, int3_handler=lambda m, cpu, regs: seen.append(regs.ip) or False)
+    cpu = m.cpus[0]
+    _loop(m, cpu, "do_IRQ")
+    cpu.run(500)
+    assert cpu.completed_calls() > 0 and not cpu._do_int3_hooked
+    cpu.reset()
+    cpu.set_reg("eip", image.sym("int3_selftest"))
+    cpu.run(100)
+    assert cpu._do_int3_hooked and seen == [image.sym("int3_selftest_ip") + 1]
+    assert "unhandled int3" in cpu.crash.reason

@@ -54,16 +54,32 @@ _NOT_PLAIN = ("j", "call", "ret", "lret", "iret", "loop", "int", "into", "bound"
               "hlt", "ud", "sys", "lcall", "ljmp")
 
 
+class _References:
+    """The reference runs' machine and what it computed: the before state's memory,
+    each phase's writes, and the handlers each (phase, function, text override) runs."""
+
+    __slots__ = ("machine", "cache", "base", "phases")
+
+    def __init__(self, machine: Machine):
+        self.machine = machine
+        self.cache: dict = {}
+        self.base: np.ndarray | None = None
+        self.phases: list | None = None
+
+
 class Run:
     """A scenario's patch under one strategy and entry, ready to interleave.
 
     *protocol* defaults to the strategy's own (``breakpoint``, or
     ``stop_machine`` for that strategy); the negative controls ``naive`` and
     ``no_sync`` can be forced. Raises ConfigError for unknown names.
+    *references*: a run of the same scenario, image, entry and steps whose
+    reference runs (machine and results) this one shares; closing either
+    closes that machine.
     """
 
     def __init__(self, scenario="seed", strategy="emulate_new", entry="v5.3", protocol=None,
-                 n_ordinary=8, per_site=False, ncpus=1, coherent_fetch=False):
+                 n_ordinary=8, per_site=False, ncpus=1, coherent_fetch=False, references: "Run | None" = None):
         self.scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
         self.strategy = get_strategy(strategy)
         self.entry = check_choice("entry", entry, ENTRIES)
@@ -74,8 +90,17 @@ class Run:
         ref = weakref.ref(self)  # the machine holds its handler: no cycle back to this run
         self.machine = Machine(self.image, ncpus, entry, coherent_fetch=coherent_fetch,
                                int3_handler=lambda m, cpu, regs: ref()._handler(m, cpu, regs))
-        self.ref = Machine(self.image, 1, entry)  # reference runs: no int3 handler needed
-        self._ref_cache: dict = {}
+        # every direct memory change here (reset, enter_phase, the restorer) is synced before a run
+        self.machine.count_text_writes()
+        if references is None:
+            self._refs = _References(Machine(self.image, 1, entry))  # reference runs: no int3 handler needed
+        elif (references.scenario is self.scenario and references.image is self.image
+              and references.entry == self.entry and references.steps == self.steps):
+            # the reference runs depend on the scenario, entry and steps, not the strategy
+            self._refs = references._refs
+        else:
+            raise ValueError("references: a run of another scenario, image, entry or patch")
+        self.ref = self._refs.machine
         self.phase = 0
         self.traps: dict[tuple[int, int], list] = {}
         #: stop_machine rounds the patch takes: each holds every CPU while it writes
@@ -85,8 +110,6 @@ class Run:
         self._written = sorted({(max(lo, t0), min(hi, t1)) for s in self.steps if s.kind in ("text", "stop")
                                 for lo, hi in s.addrs if lo < t1 and t0 < hi})
         self._plain: dict[int, int] = {}
-        self._base: np.ndarray | None = None  # memory in the before state
-        self._phases: list | None = None  # per phase: the words steps[:p] changed, and bp_desc
 
     def close(self) -> None:
         """Release both machines' Unicorn engines now."""
@@ -193,36 +216,40 @@ class Run:
     def _before_memory(self) -> np.ndarray:
         """The machine's memory in the scenario's before state (computed once: its
         ``apply()`` is a function of memory only, ending with a sync)."""
-        if self._base is None:
+        refs = self._refs
+        if refs.base is None:
             r = self.ref
             r.mem[:] = r._pristine
             self.before.apply(r)
-            self._base = r.mem.copy()
-        return self._base
+            refs.base = r.mem.copy()
+        return refs.base
 
     def _phase_writes(self) -> list:
         """For every phase p: the 32-bit words (indices, values) in which memory after
         ``steps[:p]`` differs from the before state, and ``bp_desc`` then. Applying
         the steps once, in order, instead of again for every phase that needs them."""
-        if self._phases is None:
+        refs = self._refs
+        if refs.phases is None:
             r, base = self.ref, self._before_memory()
             r.mem[:] = base
             r.text_poke_state = None
             b32 = base.view(np.uint32)
             none = np.zeros(0, dtype=np.intp)
-            self._phases = [(none, np.zeros(0, dtype=np.uint32), None)]
+            phases = [(none, np.zeros(0, dtype=np.uint32), None)]
             for step in self.steps:
                 step.apply(r)
                 idx = np.flatnonzero(r.u32 != b32)
-                self._phases.append((idx, r.u32[idx].copy(), r.text_poke_state))
-        return self._phases
+                phases.append((idx, r.u32[idx].copy(), r.text_poke_state))
+            refs.phases = phases
+        return refs.phases
 
     # -- what the old and the new instruction do -------------------------------------
     def expected(self, phase: int, fn: str, override=None) -> frozenset[str]:
         """Handlers one call of *fn* runs with the text of *phase*, and *override*
         ``(addr, bytes)`` in place (None: the text as it is)."""
         key = (phase, fn, override)
-        if key not in self._ref_cache:
+        cache = self._refs.cache
+        if key not in cache:
             r = self.ref
             idx, vals, _ = self._phase_writes()[phase]
             r.mem[:] = self._before_memory()
@@ -241,8 +268,8 @@ class Run:
             if got != want:
                 raise OracleMismatch(f"{self.scenario.name} phase {self.phase_name(phase)} {fn}: the reference "
                                      f"run ran {sorted(got)}, the ftrace state table says {sorted(want)}")
-            self._ref_cache[key] = got
-        return self._ref_cache[key]
+            cache[key] = got
+        return cache[key]
 
     # -- turning evidence into rows -------------------------------------------------------
     def rows(self, cpu, records, weight=1, crashed_seq=None) -> list[dict]:
@@ -323,7 +350,7 @@ def _calibrate(run: Run, k: int, cap: int):
     """Instructions of the call in state k, and the indices where step k could be seen."""
     measure, remove = _calibration(run, k)
     try:
-        return measure(cap)
+        return measure(cap)[:2]
     finally:
         remove()
 
@@ -332,13 +359,19 @@ def _calibration(run: Run, k: int):
     """Install the hooks that calibrate step k's placements: ``(measure, remove)``.
 
     ``measure(cap)`` runs the call from where the CPU stands to its return and
-    gives its instructions and the indices where step k could be seen. The
-    hooks see only blocks translated after they were installed: install them
-    while nothing is translated."""
+    gives its instructions, the indices where step k could be seen, and what
+    the run translated and dropped over written bytes (``(entered, drops)``,
+    for :func:`_clean_cuts`). The hooks see only blocks translated after they
+    were installed: install them while nothing is translated."""
     cpu, im = run.machine.cpus[0], run.image
     step = run.steps[k]
     ranges = step.addrs or (im.text,)  # a plan-level sync touches all text
     count, events = [0], set()
+    written = run._written
+    # blocks entered over written bytes, (index of their first instruction, start, end),
+    # and the CPU's drops of translations, (index of the instruction dropping, lo, hi)
+    entered: list[tuple[int, int, int]] = []
+    drops: list[tuple[int, int | None, int | None]] = []
     ipi = step.kind in _IPI_KINDS
     last_if = [cpu.interrupts_enabled()]
     do_int3 = im.sym("do_int3")
@@ -359,6 +392,11 @@ def _calibration(run: Run, k: int):
             # effect, so the fetch falls at this boundary or the one before it
             events.add(count[0])
             events.add(count[0] - 1)
+        if any(addr < hi and lo < addr + size for lo, hi in written):
+            entered.append((count[0], addr, addr + size))
+
+    def on_drop(lo, hi):
+        drops.append((count[0], lo, hi))  # (the do_int3 hook runs before on_code counts its instruction)
 
     def on_read(access, addr, size, value):
         events.add(count[0] - 1)
@@ -371,15 +409,68 @@ def _calibration(run: Run, k: int):
     def measure(cap):
         count[0] = 0
         events.clear()
+        entered.clear()
+        drops.clear()
         last_if[0] = cpu.interrupts_enabled()
-        cpu.run(cap, until=im.sym("workload_return"))
-        return count[0], sorted(e for e in events if e <= count[0])
+        cpu.drop_watch = on_drop
+        try:
+            cpu.run(cap, until=im.sym("workload_return"))
+        finally:
+            cpu.drop_watch = None
+        return count[0], sorted(e for e in events if e <= count[0]), (list(entered), list(drops))
 
     def remove():
         for h in hooks:
             cpu.remove_hook(h)
 
     return measure, remove
+
+
+def _stale_bytes(run: Run, k: int) -> list[tuple[int, int]]:
+    """The text steps k, k + 1, ... write before a sync drops every translation of
+    written bytes: a translation held when step k lands can go stale only there."""
+    out = []
+    for step in run.steps[k:]:
+        if step.kind == "sync" and (not step.addrs or all(any(a <= lo and hi <= b for a, b in step.addrs)
+                                                          for lo, hi in run._written)):
+            break
+        if step.kind in ("text", "stop"):
+            out += step.addrs
+    return out
+
+
+def _clean_cuts(entered: list[tuple[int, int, int]], drops: list[tuple[int, int | None, int | None]],
+                text: tuple[int, int], cuts: list[int], stale: list[tuple[int, int]]) -> set[int]:
+    """The *cuts* at which a run of that many instructions from the start (cold for
+    written bytes) holds no translation of a *stale* byte (:func:`_stale_bytes`):
+    each block over one entered by then has been dropped since. *entered* and
+    *drops* are the calibration's, which ran the same instructions from the
+    same start: blocks (index of their first instruction, start, end) and the
+    CPU's drops of translations (index of the instruction dropping, lo, hi).
+
+    A block entered at instruction c counts from cut c - 1 on (Unicorn translates
+    the block it stops at, and, as the calibration allows, may the one after);
+    a drop by instruction d from cut d + 1 on; at the same cut the drop first.
+    """
+    if not stale:
+        return set(cuts)
+    timeline = sorted([(d + 1, 0, text[0] if lo is None else lo, text[1] if hi is None else hi)
+                       for d, lo, hi in drops]
+                      + [(c - 1, 1, a, b) for c, a, b in entered if any(a < hi and lo < b for lo, hi in stale)])
+    held: dict[int, int] = {}
+    clean, j = set(), 0
+    for i in cuts:
+        while j < len(timeline) and timeline[j][0] <= i:
+            _, entry, lo, hi = timeline[j]
+            if entry:
+                held[lo] = max(hi, held.get(lo, hi))
+            else:
+                for a in [a for a, b in held.items() if a < hi and lo < b]:
+                    del held[a]
+            j += 1
+        if not held:
+            clean.add(i)
+    return clean
 
 
 class MemoryRestorer:
@@ -489,13 +580,21 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
         ctx_k = cpu.uc.context_save()
         mem_k, bp_k = restorer.snapshot(), m.text_poke_state
 
-        def restore(cold=False):
-            restorer.restore(mem_k)
+        def restore(cold=False, start=None):
+            if start is None:
+                restorer.restore(mem_k)
+                run.traps = {}
+                cpu.uc.context_restore(ctx_k)
+                cpu.eip = im.sym("workload_call")
+            else:  # the state a run to that cut left (steps [0, k) landed, none since)
+                _, (mem, traps, ctx, eip) = start
+                restorer.restore(mem)
+                run.traps = {key: list(t) for key, t in traps.items()}
+                cpu.uc.context_restore(ctx)
+                cpu.eip = eip
             m.text_poke_state = bp_k
-            run.phase, run.traps = k, {}
+            run.phase = k
             cpu.crash, cpu.drained = None, 0
-            cpu.uc.context_restore(ctx_k)
-            cpu.eip = im.sym("workload_call")
             if cold:  # drop the calibration's blocks, which call its (deleted) hooks
                 m.sync_core()
             else:
@@ -507,7 +606,7 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
                     m.sync_core(lo, hi)
 
         restore()
-        length, events = measure(calib_cap)
+        length, events, translated = measure(calib_cap)
         remove()
         first = True  # the calibration's blocks call its (deleted) hooks: start the placements cold
         # cut on both sides of every event: which side an observation falls on
@@ -517,11 +616,25 @@ def _exhaustive_placements(run, fn, patch_gap, cap, progress, calib_cap, merge, 
         weights = np.diff(cuts + [length + 1])
         raw += length + 1
         distinct += len(cuts)
+        # A placement's run to its cut need not start at the call: it may start where
+        # an earlier placement's run stood at a clean cut (registers, memory, trap log),
+        # one that held no translation of a byte that can go stale before a sync drops
+        # them all (_clean_cuts). Restored, that state is cold for written bytes as the
+        # call's is; from there both runs execute the same instructions (translations
+        # of unchanged bytes are the bytes) and hold the same translations of those
+        # bytes. Spin's placements, a few per trap of up to a thousand instructions
+        # of spinning, each run at most one trap's worth instead.
+        clean = _clean_cuts(*translated, im.text, cuts, _stale_bytes(run, k))
+        chain = None  # (cut, state) of the latest clean cut reached
         for i, w in zip(cuts, weights):
-            restore(cold=first)
+            restore(cold=first, start=chain)
             first = False
-            if i:
-                cpu.run(i)
+            start = chain[0] if chain else 0
+            if i > start:
+                cpu.run(i - start)
+                if i in clean and cpu.crash is None:
+                    chain = i, (restorer.snapshot(), {key: list(t) for key, t in run.traps.items()},
+                                cpu.uc.context_save(), cpu.eip)
             done = i + run.await_interrupts()
             budget = cap - done
             run.apply_step()
@@ -700,7 +813,12 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
         raise ConfigError("functions: give at least one traced function")
     functions = [image.function(f).name for f in functions]
     rows, stats = [], {}
-    runs = {n: Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch) for n in names}
+    runs: dict[str, Run] = {}
+    for n in names:
+        # strategies of one protocol patch alike: their reference runs are the same
+        proto = protocol or get_strategy(n).protocol
+        same = next((r for r in runs.values() if r.protocol == proto), None)
+        runs[n] = Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch, references=same)
     total = sum(len(r.steps) for r in runs.values()) * len(functions) if mode == "exhaustive" \
         else schedules * len(names)
     with tqdm(total=total, desc=f"explore {sc.name} {entry}", unit="step" if mode == "exhaustive" else "schedule",

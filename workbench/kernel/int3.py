@@ -162,7 +162,7 @@ def _spin(machine, cpu, regs, change):
     # it cannot: a deadlock). iret is serializing, so the CPU refetches the
     # bytes it returns to: once the new first byte is written it runs on.
     int3_emulate_jmp(regs, change.addr)
-    cpu.sync_core(change.addr, change.addr + CALL_INSN_SIZE)
+    cpu.refetch(change.addr, change.addr + CALL_INSN_SIZE)
     return True
 
 

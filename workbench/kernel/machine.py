@@ -55,6 +55,7 @@ _ACCESS = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_WRITE_UNMAPPED: "write",
 _EFLAGS_IF, _EFLAGS_TF = 1 << 9, 1 << 8
 _EMU_START, _REG_READ, _REG_WRITE = uclib.uc_emu_start, uclib.uc_reg_read, uclib.uc_reg_write
 _EMU_STOP, _HOOK_ADD = uclib.uc_emu_stop, uclib.uc_hook_add
+_READ_BATCH, _WRITE_BATCH = uclib.uc_reg_read_batch, uclib.uc_reg_write_batch
 _R_EIP, _R_ESP, _R_EAX, _R_EFLAGS = (X.UC_X86_REG_EIP, X.UC_X86_REG_ESP, X.UC_X86_REG_EAX,
                                      X.UC_X86_REG_EFLAGS)
 
@@ -156,6 +157,12 @@ class Cpu:
         self._h = uc._uch  # the engine handle the C calls take (the binding's attribute; pinned <2.2)
         self._val = ctypes.c_uint64(0)  # register transfer buffer of the C calls
         self._pval = ctypes.byref(self._val)
+        # a trap reads EIP, ESP, EFLAGS and writes ESP, EFLAGS, EIP: one batch call each way
+        self._trap_in = (ctypes.c_int * 3)(_R_EIP, _R_ESP, _R_EFLAGS)
+        self._trap_out = (ctypes.c_int * 3)(_R_ESP, _R_EFLAGS, _R_EIP)
+        self._trap_val = (ctypes.c_uint64 * 3)()
+        at = ctypes.addressof(self._trap_val)
+        self._trap_ptr = (ctypes.c_void_p * 3)(at, at + 8, at + 16)
         self._base = im.base
         self._d0, self._d1 = d0, d1
         self.ti = im.sym("cpu_stacks") + index * EQU["THREAD_SIZE"]
@@ -171,6 +178,13 @@ class Cpu:
         self.drained = 0
         self._fault = None
         self._hook_error: BaseException | None = None
+        #: the range and write count of the last refetch() when no other sync followed it,
+        #: and a refetch put off (see refetch())
+        self._refetched: tuple[int, int, int | None] | None = None
+        self._owed: tuple[int, int] | None = None
+        #: called as ``drop_watch(lo, hi)`` whenever this CPU drops its translations of
+        #: [lo, hi) (None, None: all), by sync_core() or in effect by refetch(); None: nobody asks
+        self.drop_watch: Callable[[int | None, int | None], None] | None = None
         ref = weakref.ref(self)
         self._extra: dict[int, object] = {}  # callbacks of add_hook, by handle
         self._callbacks = (HOOK_INTR_CFUNC(_guarded(ref, Cpu._on_trap)),
@@ -179,15 +193,24 @@ class Cpu:
         # the C callbacks live as long as the engine, whoever else holds it; they
         # hold the CPU weakly, so this is no cycle
         uc._workbench_callbacks = (self._callbacks, self._extra)
-        for kind, cb, lo, hi in ((UC_HOOK_INTR, self._callbacks[0], 1, 0),
-                                 (UC_HOOK_CODE, self._callbacks[1], self._do_int3, self._do_int3),
-                                 (UC_HOOK_MEM_INVALID, self._callbacks[2], 1, 0)):
-            handle = uc_hook_h()
-            status = _HOOK_ADD(self._h, ctypes.byref(handle), kind, ctypes.cast(cb, ctypes.c_void_p),
-                               None, ctypes.c_uint64(lo), ctypes.c_uint64(hi))
-            if status:
-                raise UcError(status)
+        self._add_c_hook(UC_HOOK_INTR, self._callbacks[0])
+        self._add_c_hook(UC_HOOK_MEM_INVALID, self._callbacks[2])
+        # The do_int3 hook goes in at the first int3 trap (_on_trap), before the entry
+        # calls do_int3 (only the int3 entries do): while the instruction counter is
+        # an engine's only code hook, Unicorn inlines it into the translated code;
+        # with a second, every instruction goes through its generic hook helper
+        # (a fifth slower in long slices). A CPU that never traps never pays.
+        self._do_int3_hooked = False
         self.reset()
+
+    def _add_c_hook(self, kind: int, cb: Callable, lo: int = 1, hi: int = 0) -> int:
+        """Install the C callback *cb* as a hook of *kind* on [lo, hi] (all when lo > hi)."""
+        handle = uc_hook_h()
+        status = _HOOK_ADD(self._h, ctypes.byref(handle), kind, ctypes.cast(cb, ctypes.c_void_p),
+                           None, ctypes.c_uint64(lo), ctypes.c_uint64(hi))
+        if status:
+            raise UcError(status)
+        return handle.value
 
     @property
     def machine(self) -> "Machine":
@@ -260,6 +283,8 @@ class Cpu:
         u32[ti + (_TI["TI_NCALLS"] >> 2)] = n_old
         rb = (self.rb - self._base) >> 2
         u32[rb:rb + 4] = 0
+        if self._owed is not None:  # a new EIP: the CPU never fetched the site since
+            self.sync_core(*self._owed)
         self.drained = 0
         self.crash = None
         self.eip = self._workload
@@ -304,6 +329,8 @@ class Cpu:
     def set_reg(self, name: str, value: int) -> None:
         """Write register *name*; 32-bit registers are masked to 32 bits."""
         reg = _REG32.get(name.lower())
+        if reg == _R_EIP and self._owed is not None:  # the CPU will not fetch the site: drop it now
+            self.sync_core(*self._owed)
         if reg is not None:
             self._put(reg, value)
         else:
@@ -320,6 +347,9 @@ class Cpu:
         that always removed all text grew by the size of every retranslation
         (tens of KB per call) up to the 1 GB buffer.
         """
+        self._refetched = self._owed = None
+        if self.drop_watch is not None:
+            self.drop_watch(lo, hi)
         if lo is None and hi is None:
             status = uclib.uc_ctl(self._h, _TB_FLUSH)
         else:
@@ -329,18 +359,54 @@ class Cpu:
         if status:
             raise UcError(status)
 
+    def refetch(self, lo: int, hi: int) -> None:
+        """A serializing return's refetch of [lo, hi): :meth:`sync_core` of the range,
+        or the same put off until it can make a difference.
+
+        ``spin`` refetches its site on every trap, and the CPU returns to the
+        site, translating the same bytes again: thousands of identical
+        retranslations per exploration. When this CPU's last sync was this
+        refetch of the same range and the machine counts text writes
+        (:meth:`Machine.count_text_writes`) and saw none since, every
+        translation the CPU holds of the range is of the bytes memory holds, and
+        the one dropping would make before the CPU fetches there again would be
+        redone from the same bytes. So the drop waits: the CPU's next fetch at
+        *lo* (it stops there, or traps there again) makes it moot, and a text
+        write before that performs it first (:meth:`_settle`), as if it had
+        happened here.
+        """
+        writes = self.machine.text_writes
+        if writes is not None and self._refetched == (lo, hi, writes):
+            self._owed = (lo, hi)
+            if self.drop_watch is not None:
+                self.drop_watch(lo, hi)
+            return
+        self.sync_core(lo, hi)
+        self._refetched = (lo, hi, writes)
+
+    def _settle(self) -> None:
+        """Before a text write: perform a refetch put off, unless the CPU fetched there since."""
+        lo, hi = self._owed
+        self._owed = None
+        if self.eip != lo:  # stopped at lo: the engine translated lo's block to count its first instruction
+            self.sync_core(lo, hi)
+
     # -- hooks (called from the engine through _guarded) ------------------------------
     def _die(self, addr: int, reason: str):
         self.crash = Crash(self._get(_R_EIP), addr, reason)
         _EMU_STOP(self._h)
 
     def _on_trap(self, intno):
-        eip = self._get(_R_EIP)
+        val = self._trap_val
+        val[0] = val[1] = val[2] = 0  # 32-bit registers fill the low half
+        _READ_BATCH(self._h, self._trap_in, self._trap_ptr, 3)
+        eip, esp, flags = val
         if intno != 3:
             # Only int3 has a handler here; any other exception is an oops.
             return self._die(eip, f"exception {intno} at {eip:#010x}")
-        esp = self._get(_R_ESP)
-        flags = self._get(_R_EFLAGS)
+        if not self._do_int3_hooked:
+            self._add_c_hook(UC_HOOK_CODE, self._callbacks[1], self._do_int3, self._do_int3)
+            self._do_int3_hooked = True
         if not self._d0 <= esp - 12 < esp <= self._d1:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
             return self._die(esp - 12, f"double fault: no stack at {esp - 12:#010x}")
         m = self.machine
@@ -351,9 +417,8 @@ class Cpu:
         else:
             o = (esp - 12 - self._base) >> 2
             m.u32[o], m.u32[o + 1], m.u32[o + 2] = eip, self._cs, flags
-        self._put(_R_ESP, esp - 12)
-        self._put(_R_EFLAGS, flags & ~(_EFLAGS_IF | _EFLAGS_TF))
-        self._put(_R_EIP, self._entry)
+        val[0], val[1], val[2] = esp - 12, flags & ~(_EFLAGS_IF | _EFLAGS_TF), self._entry
+        _WRITE_BATCH(self._h, self._trap_out, self._trap_ptr, 3)
 
     def _on_do_int3(self, address, size):
         m = self.machine
@@ -441,6 +506,11 @@ class Machine:
         #: are counted in :attr:`write_hits`; None watches nothing (the default)
         self.write_watch: tuple[tuple[int, int], ...] | None = None
         self.write_hits = 0
+        #: host writes (write, write32) that touched text since count_text_writes();
+        #: None: not counted (the default), and Cpu.refetch always syncs
+        self.text_writes: int | None = None
+        self._t0, self._t1 = image.text
+        self._d0, self._d1 = image.data
         self.cpus = [Cpu(self, i) for i in range(ncpus)]
 
     def close(self) -> None:
@@ -485,10 +555,25 @@ class Machine:
                 self.write_hits += 1
                 return
 
+    def count_text_writes(self) -> None:
+        """Count host writes to text in :attr:`text_writes` from now on, so that
+        :meth:`Cpu.refetch` can skip refetching bytes no write changed. The caller
+        promises that memory it changes in other ways (``mem``, ``u32``) is followed
+        by a :meth:`sync_core` of what changed before any CPU runs."""
+        self.text_writes = 0
+
+    def _text_write(self) -> None:
+        for cpu in self.cpus:
+            if cpu._owed is not None:
+                cpu._settle()
+        self.text_writes += 1
+
     def write(self, addr: int, data: bytes) -> None:
         """Write through the kernel's writable alias (text_poke): no permission check."""
         if self.write_watch is not None:
             self._watched(addr, len(data))
+        if self.text_writes is not None and addr < self._t1 and self._t0 < addr + len(data):
+            self._text_write()
         off = self._off(addr, len(data))
         self.mem[off:off + len(data)] = np.frombuffer(bytes(data), dtype=np.uint8)
 
@@ -502,6 +587,8 @@ class Machine:
         """Store the 32-bit word *value* (masked) at *addr*, as :meth:`write` does."""
         if self.write_watch is not None:
             self._watched(addr, 4)
+        if self.text_writes is not None and addr < self._t1 and self._t0 < addr + 4:
+            self._text_write()
         if not addr & 3 and self._base <= addr < self._end:
             self.u32[(addr - self._base) >> 2] = value & 0xFFFFFFFF
         else:
@@ -516,8 +603,7 @@ class Machine:
 
     def kernel_write32(self, addr: int, value: int) -> None:
         """A store by kernel C code: faults on read-only text or unmapped memory."""
-        d0, d1 = self.image.data
-        if not (d0 <= addr and addr + 4 <= d1):
+        if not (self._d0 <= addr and addr + 4 <= self._d1):
             raise KernelFault(addr, "write")
         self.write32(addr, value)
 

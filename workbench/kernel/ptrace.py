@@ -12,6 +12,7 @@ from workbench.kernel.layout import EQU, PT_REGS_FIELDS, pt_offset
 __all__ = ["PtRegs", "PT_REGS_SIZE"]
 
 PT_REGS_SIZE = EQU["PT_SIZE"]
+_OFFSET = {f: pt_offset(f) for f in PT_REGS_FIELDS}  # looked up on every access of a trap's handler
 
 
 class PtRegs:
@@ -31,14 +32,16 @@ class PtRegs:
         object.__setattr__(self, "addr", addr)
 
     def __getattr__(self, name):
-        if name in PT_REGS_FIELDS:
-            return self.machine.kernel_read32(self.addr + pt_offset(name))
-        raise AttributeError(name)
+        off = _OFFSET.get(name)
+        if off is None:
+            raise AttributeError(name)
+        return self.machine.kernel_read32(self.addr + off)
 
     def __setattr__(self, name, value):
-        if name not in PT_REGS_FIELDS:
+        off = _OFFSET.get(name)
+        if off is None:
             raise AttributeError(f"struct pt_regs has no member {name!r}")
-        self.machine.kernel_write32(self.addr + pt_offset(name), value & 0xFFFFFFFF)
+        self.machine.kernel_write32(self.addr + off, value & 0xFFFFFFFF)
 
     def as_dict(self) -> dict[str, int]:
         """Every field by name."""
