@@ -9,7 +9,8 @@
    one function) and with the number of functions each CPU calls.
 4. The same configurations split into subtrees (``--split``, default 16) on
    2 local worker processes: wall time against the serial unsplit run of
-   part 3, and the number of subtrees per configuration.
+   part 3, and the number of subtrees per configuration; likewise the
+   largest growth configuration (k=3).
 
 Usage: ``python benchmarks/bench_mc.py [--quick] [--entries all]``.
 """
@@ -22,10 +23,10 @@ from workbench.sweep.mc import SPLIT, check_all
 from workbench.emulate.mc.dpor import naive, source_dpor
 from workbench.emulate.mc.system import McConfig, McSystem, dependent
 from workbench.kernel.int3 import STRATEGIES
-from workbench.kernel.machine import ENTRIES
+from workbench.emulate.scenario import load_scenario
+from workbench.kernel.image import build_image
+from workbench.kernel.machine import ENTRIES, Machine
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from bench_explore import baseline_per_call  # noqa: E402
 
 TINY = [dict(calls=(("schedule",), ("schedule",)), items=("sites",), protocol="no_sync"),
         dict(calls=(("schedule",),), items=("sites",)),
@@ -45,6 +46,27 @@ def reduction():
         tn = time.perf_counter() - t
         print(f"  {kw}: naive {n} interleavings in {tn:.2f} s; DPOR {st.executions} executions "
               f"({st.blocked} sleep-blocked) in {td:.2f} s; reduction x{n / st.executions:.1f}")
+
+
+def baseline_per_call(n=2000):
+    """Seconds for one plain traced call (do_IRQ, the seed's before-state) with a memory restore:
+    the same image and memory map as the checker's, one CPU, no hooks."""
+    im = build_image(8)
+    m = Machine(im, 1)
+    load_scenario("seed").states(im)[0].apply(m)
+    snap = m.mem.copy()
+    cpu = m.cpus[0]
+    t = time.perf_counter()
+    for _ in range(n):
+        m.mem[:] = snap
+        m.sync_core()
+        cpu.reset([(im.functions["do_IRQ"].site, 0)])
+        cpu.run(10**5, until=im.sym("workload_logged"))
+        cpu.drain()
+    dt = (time.perf_counter() - t) / n
+    assert cpu.crash is None and cpu.completed_calls() == 1
+    m.close()
+    return dt
 
 
 def run(cfg):
@@ -85,6 +107,13 @@ def main():
     for k in (1, 2) if quick else (1, 2, 3):
         dt, s, n = run(McConfig(calls=(("schedule",),) * k))
         print(f"  k={k}: {s['executions']} executions, {s['states']} states, {dt:.1f} s")
+    t = time.perf_counter()
+    frame = check_all([dict(calls=[["schedule"]] * k, cpus=k)], backend="local", jobs=2, cache=False,
+                      progress=False, split=SPLIT)
+    dt_split = time.perf_counter() - t
+    print(f"  k={k} split into {frame['mc_subtrees'].iloc[0]} subtrees on 2 local workers: {dt_split:.1f} s wall, "
+          f"x{dt / dt_split:.2f} against serial unsplit; {frame['mc_executions'].iloc[0]} executions "
+          f"(the same: {frame['mc_executions'].iloc[0] == s['executions']})")
     print("growth with functions per CPU (2 CPUs), emulate_new, v5.3")
     for fns in ((("schedule",), ("schedule",)), (("schedule", "do_IRQ"), ("schedule",))):
         dt, s, n = run(McConfig(calls=fns))

@@ -247,8 +247,10 @@ def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client
     elif backend == "local":
         from joblib import Parallel, delayed
 
-        # unordered: finished chunks are cached at once, whatever their order
-        yield from Parallel(n_jobs=jobs or -1, backend="loky", return_as="generator_unordered")(
+        # unordered: finished chunks are cached at once, whatever their order; one chunk per
+        # dispatch (the chunks are sized here already; joblib's own batching would hand a
+        # worker several, leaving the other idle behind a long one)
+        yield from Parallel(n_jobs=jobs or -1, backend="loky", return_as="generator_unordered", batch_size=1)(
             delayed(_run_chunk)(experiment, c, seed, context, me) for c in chunks)
     else:
         from distributed import as_completed

@@ -192,6 +192,9 @@ def check_all(points: list[dict], backend: str = "serial", jobs=None, scheduler=
             raise ConfigError("prefix: check_all splits each configuration itself; give configurations")
         n = MC.normalize(p)
         items.extend({**n, "prefix": list(root)} for root in subtrees(MC.config(n), split))
+    # One subtree per chunk, all in the pool: the subtrees are sized already, and the first
+    # (the leftmost of the depth-first search, where the sleep sets prune least) is often the
+    # largest, which the engine's serial probe of the first point would run alone.
     frame = sweep(items, MC, backend=backend, jobs=jobs, scheduler=scheduler, client=client, cache=cache,
-                  cache_root=cache_root, progress=progress, desc="model check")
+                  cache_root=cache_root, progress=progress, desc="model check", chunk_size=1, parallel_above=0)
     return _join(frame)
