@@ -108,11 +108,6 @@ def subtrees(config: McConfig, roots: int = 16) -> list[tuple]:
     return frontier(McSystem(config.checked()), dependent, roots)
 
 
-def _better(a: dict, b: dict) -> bool:
-    """Whether record *a* is reported instead of *b*: fewer context switches, then found earlier."""
-    return a["switches"] < b["switches"]
-
-
 def merge(results: list[dict]) -> dict:
     """One result from the :func:`check` results of one configuration's :func:`subtrees`, in their order.
 
@@ -131,7 +126,7 @@ def merge(results: list[dict]) -> dict:
                 found[o] = dict(rec, schedule=list(rec["schedule"]))
             else:
                 traces = have["traces"] + rec["traces"]
-                if _better(rec, have):
+                if rec["switches"] < have["switches"]:  # fewer switches; on a tie the earlier stays
                     found[o] = dict(rec, schedule=list(rec["schedule"]))
                 found[o]["traces"] = traces
     stats = {k: sum(r["stats"][k] for r in results) for k in results[0]["stats"]}

@@ -113,28 +113,29 @@ def frontier(system, dependent: Callable, roots: int) -> list[tuple]:
     (thread ids) in exploration order: the order of the roots of the
     serial exploration's depth-first search.
     """
-    level: list[tuple] = [()]
-    while len(level) < roots:
-        grown, nxt = False, []
-        for prefix in level:
+    memo: dict = {}
+
+    def awake(prefix: tuple):
+        """The awake threads at *prefix*, sorted; None if its execution has ended."""
+        if prefix not in memo:
             sleep, _ = prefix_sleep(system, dependent, prefix)
             en = system.enabled()
-            if not en:
+            memo[prefix] = sorted(set(en) - sleep) if en else None
+        return memo[prefix]
+
+    level: list[tuple] = [()]
+    grown = True
+    while len(level) < roots and grown:
+        grown, nxt = False, []
+        for prefix in level:
+            threads = awake(prefix)
+            if threads is None:
                 nxt.append(prefix)
                 continue
             grown = True
-            nxt.extend(prefix + (p,) for p in sorted(set(en) - sleep) if _awake_below(system, dependent, prefix + (p,)))
-        level = nxt
-        if not grown:
-            break
+            nxt.extend(prefix + (p,) for p in threads)
+        level = [q for q in nxt if awake(q) != []]
     return level
-
-
-def _awake_below(system, dependent, prefix) -> bool:
-    """Whether the node at *prefix* has an enabled thread awake, or has ended (a leaf)."""
-    sleep, _ = prefix_sleep(system, dependent, prefix)
-    en = system.enabled()
-    return not en or bool(set(en) - sleep)
 
 
 def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
