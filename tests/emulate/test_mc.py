@@ -96,6 +96,14 @@ def test_a_subtree_cut_by_its_sleep_sets_keeps_its_statistics_in_a_row_typed_lik
     assert joined["mc_states"].iloc[0] == sum(r[0]["mc_states"] for r in rows)
 
 
+def test_the_progress_bar_counts_states_and_pruned_executions_from_the_workers(capsys):
+    pts = [dict(calls=[["schedule"], ["schedule"]], items=["sites"], protocol="no_sync")]
+    frame = check_all(pts, backend="local", jobs=2, cache=False, progress=True)
+    err = capsys.readouterr().err
+    states, pruned = int(frame["mc_states"].iloc[0]), int(frame["mc_blocked"].iloc[0])
+    assert f"states={states}" in err and f"pruned={pruned}" in err  # the totals over every subtree
+
+
 def test_a_prefix_outside_the_split_is_refused():
     cfg = McConfig(**TINY, protocol="no_sync")
     with pytest.raises(ConfigError, match="prefix"):

@@ -369,6 +369,7 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
                 yield from _execute(experiment, chunks, seed, context, how, jobs, scheduler, client,
                                     processes)
 
+        totals: dict = {}  # the experiment's running counts, shown beside the bar
         with tqdm(total=len(points), initial=cached, desc=desc or f"sweep {experiment.name}",
                   unit="pt", disable=not progress, leave=False, file=sys.stderr) as bar:
             for version, done in batches():
@@ -380,7 +381,13 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
                         other = store.for_version(version)
                         other.put(other.key(experiment.name, points[i], seed), experiment.name, points[i], rows)
                         stale.add(version)
+                    for name, n in experiment.tally(rows).items():
+                        totals[name] = totals.get(name, 0) + n
+                if totals:
+                    bar.set_postfix(totals, refresh=False)
                 bar.update(len(done) + sum(len(twins.get(i, ())) for i, _ in done))
+            if totals:
+                bar.set_postfix(totals)  # the final totals, drawn whatever the refresh interval
         if stale:
             _LOG.warning("sweep: workers ran code %s, not the sources' %s; their results are cached under "
                          "their own version (restart the workers to use the edited code)",

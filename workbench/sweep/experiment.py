@@ -46,6 +46,10 @@ class Experiment:
     def run(self, params: dict, seed: int, stream: int, context):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def tally(self, rows: list[dict]) -> dict:
+        """Counts a finished point adds to the progress bar's running totals (default: none)."""
+        return {}
+
     def columns(self, params: dict) -> dict:
         """The parameter columns a point's rows start with (scalars only)."""
         return {k: (v if v is None or isinstance(v, (bool, int, float, str)) else

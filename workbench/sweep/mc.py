@@ -92,6 +92,10 @@ class McExperiment(Experiment):
             r["bad"] = bad_outcome(key)
         return rows
 
+    def tally(self, rows: list[dict]) -> dict:
+        """A finished subtree's states explored and executions pruned by sleep sets (the bar's totals)."""
+        return {"states": int(rows[0]["mc_states"]), "pruned": int(rows[0]["mc_blocked"])} if rows else {}
+
 
 def _no_outcome_row(cfg) -> dict:
     """The row of a subtree whose executions were all cut by their sleep sets (each trace is
