@@ -63,6 +63,7 @@ EXPECTED = {
                                            "do_IRQ calls/s", "tail calls/s", "IPI round (µs)", "metric",
                                            "trials", "config file", "strategy", "entry", "function",
                                            "patch step", "instruction"]},
+    "07_model_checking": {"views": 1, "labels": ["step"]},
 }
 
 
@@ -535,6 +536,24 @@ def test_06_explorer_runs_and_its_plot_and_table_follow_the_controls(page, lab, 
 
 
 # -- the HTML report ----------------------------------------------------------------------------
+def test_07_model_checking_runs_and_its_counterexample_replays_with_the_slider(page, lab, shots):
+    name = "07_model_checking"
+    open_notebook(page, lab, name)
+    run_all(page, lab, name)
+    check_widgets(page, name)
+    screenshot_notebook(page, shots, name, "run")
+    viewer = _view(page, "step")
+    view = viewer.locator(".widget-html-content").last
+    before = _settled(page, lambda: view.inner_html())
+    assert "P:" in before  # step 0: the patcher's first store
+    _slider_keys(page, _control(viewer, "step"), ["End"])
+    after = _changed(page, "the counterexample view after moving the step slider to the end",
+                     lambda: view.inner_html(), before)
+    assert "outcome" in after and "NULL pointer dereference" in after, after[:400]
+    viewer.screenshot(path=str(shots / f"{name}-viewer-end.png"))
+    assert not page.locator(STDERR).count(), page.locator(STDERR).all_text_contents()
+
+
 def test_report_html_shows_every_figure_offline(browser, shots):
     """`python -m workbench report --quick` (what `make report QUICK=1` runs), opened from disk in
     Chromium with every network request refused: each figure and notebook image loads."""

@@ -10,7 +10,8 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 PAIRS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
-EXPECTED = ["01_trampolines", "02_trapped_call", "03_stack_gap", "04_race_sweeps", "05_batching", "06_explorer"]
+EXPECTED = ["01_trampolines", "02_trapped_call", "03_stack_gap", "04_race_sweeps", "05_batching", "06_explorer",
+            "07_model_checking"]
 
 
 def test_every_notebook_is_there_in_both_forms():
@@ -45,5 +46,5 @@ def test_notebook_runs_top_to_bottom(py):
     kinds = {k for o in outputs for k in o.get("data", {})}
     if py.stem in ("03_stack_gap", "04_race_sweeps", "05_batching"):
         assert "image/png" in kinds, "figures must render in the notebook"
-    if py.stem in ("02_trapped_call", "06_explorer"):
+    if py.stem in ("02_trapped_call", "06_explorer", "07_model_checking"):
         assert "application/vnd.jupyter.widget-view+json" in kinds

@@ -30,7 +30,11 @@ from workbench.emulate.mc.system import MAX_CALLING_CPUS, McConfig
 from workbench.sweep.engine import sweep
 from workbench.sweep.experiment import Experiment
 
-__all__ = ["MC", "McExperiment", "SPLIT", "check_all", "write_counterexamples"]
+__all__ = ["BEHAVIOUR", "MC", "McExperiment", "SPLIT", "behaviours", "check_all", "multi_cpu_only",
+           "write_counterexamples"]
+
+#: what one call did, as compared between engines and CPU counts
+BEHAVIOUR = ["function", "trapped", "body", "tracer_runs", "livepatch_ran", "crash", "deadlock"]
 
 #: subtrees a configuration is split into by default (at least this many where its tree has them)
 SPLIT = 16
@@ -202,3 +206,19 @@ def check_all(points: list[dict], backend: str = "serial", jobs=None, scheduler=
     frame = sweep(items, MC, backend=backend, jobs=jobs, scheduler=scheduler, client=client, cache=cache,
                   cache_root=cache_root, progress=progress, desc="model check", chunk_size=1, parallel_above=0)
     return _join(frame)
+
+
+def behaviours(frame: pd.DataFrame) -> pd.DataFrame:
+    """The distinct per-call behaviours (:data:`BEHAVIOUR`) of a calls or outcome frame, per
+    strategy and entry, sorted; from the model checker or the 1-CPU exploration alike."""
+    keys = ["strategy", "entry"] + BEHAVIOUR
+    return frame[keys].astype({"trapped": bool, "livepatch_ran": bool, "crash": bool, "deadlock": bool}) \
+        .drop_duplicates().sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def multi_cpu_only(together: pd.DataFrame, alone: pd.DataFrame) -> pd.DataFrame:
+    """Behaviours of *together* (the calls on several CPUs) that no run in *alone* (each call on
+    its own CPU) reaches, per strategy and entry: what needs two calling CPUs."""
+    a, b = behaviours(together), behaviours(alone)
+    both = a.merge(b, how="left", indicator=True)
+    return both[both["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)

@@ -1,0 +1,71 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Two calling CPUs, every interleaving
+#
+# The model checker runs the patching CPU and k calling CPUs on the emulated
+# machine code and explores every interleaving of their visible operations
+# (text fetches of patched sites, the int3 handler's two reads of
+# `bp_patching`, IPI acknowledgements, the patcher's stores and syncs), one
+# execution per Mazurkiewicz trace, with source-DPOR and sleep sets
+# (docs/MODEL_CHECKING.md). Each configuration is split into subtrees that
+# run as independent work items on the sweep backends.
+#
+# Here: the seed scenario, CPU 0 calling `do_IRQ` (interrupt context, IF
+# clear) and CPU 1 calling `schedule` (process context), every strategy.
+
+# %% tags=["parameters"]
+entry: str = "v5.3"
+split: int = 16
+backend: str = "serial"
+
+# %%
+from workbench.base.paths import data_dir
+from workbench.kernel.int3 import STRATEGIES
+from workbench.sweep.mc import check_all, multi_cpu_only, write_counterexamples
+from workbench.ui.schedule_viewer import ScheduleViewer
+
+two = check_all([dict(strategy=s, entry=entry, calls=[["do_IRQ"], ["schedule"]]) for s in STRATEGIES],
+                backend=backend, split=split, progress=False)
+two.drop_duplicates("strategy")[["strategy", "mc_executions", "mc_states", "mc_blocked", "mc_subtrees"]].reset_index(drop=True)
+
+# %% [markdown]
+# ## What two CPUs reach that neither call reaches alone
+#
+# The same calls explored one CPU at a time, then the per-call behaviours
+# only the two-CPU runs reach. Under `spin` the process-context `schedule`
+# call, trapped on its site, spins for good once `do_IRQ` on the other CPU
+# has stopped the patch: `do_IRQ` spins with interrupts off, so the sync IPI
+# the patcher waits for never lands (docs/KERNEL.md §4).
+
+# %%
+alone = check_all([dict(strategy=s, entry=entry, calls=[[f]]) for s in STRATEGIES for f in ("do_IRQ", "schedule")],
+                  backend=backend, split=split, progress=False)
+multi_cpu_only(two, alone)
+
+# %% [markdown]
+# ## A known bug, found and replayed
+#
+# Before 285a54efe386 the patcher cleared `bp_patching.nr_entries` and
+# `bp_patching.vec` with no sync between the two stores, so a handler that
+# had read `nr_entries != 0` could then read `vec == NULL`. The negative
+# control `racy_clear_nosync3` (with a fetch that sees every store at once)
+# finds it; the viewer replays the counterexample with the fewest context
+# switches, one visible operation per step.
+
+# %%
+racy = check_all([dict(strategy="emulate_new", entry=entry, calls=[["do_IRQ"], ["schedule"]],
+                       protocol="racy_clear_nosync3", coherent_fetch=True)], backend=backend, split=split,
+                 progress=False)
+null = racy[racy["crash_reason"].str.contains("NULL")]
+files = write_counterexamples(null, data_dir() / "counterexamples" / "07_model_checking")
+viewer = ScheduleViewer(files[0])
+viewer.widget
