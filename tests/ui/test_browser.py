@@ -426,14 +426,19 @@ def _slider_keys(page, control, keys):
         page.keyboard.press(k)
 
 
-# -- the tests ---------------------------------------------------------------------------------
-def test_02_trapped_call_runs_and_its_step_viewer_follows_the_slider(page, lab, shots):
-    name = "02_trapped_call"
+def run_notebook(page, lab, shots, name):
+    """Open *name*, run all its cells, check its widgets rendered without errors, screenshot it."""
     open_notebook(page, lab, name)
-    _kernel_python_is_ours(lab)
     run_all(page, lab, name)
     check_widgets(page, name)
     screenshot_notebook(page, shots, name, "run")
+
+
+# -- the tests ---------------------------------------------------------------------------------
+def test_02_trapped_call_runs_and_its_step_viewer_follows_the_slider(page, lab, shots):
+    name = "02_trapped_call"
+    run_notebook(page, lab, shots, name)
+    _kernel_python_is_ours(lab)
 
     viewer = _view(page, "instruction")
     view = viewer.locator(".widget-html-content:has(pre)")
@@ -468,10 +473,7 @@ def test_02_trapped_call_runs_and_its_step_viewer_follows_the_slider(page, lab, 
 
 def test_06_explorer_runs_and_its_plot_and_table_follow_the_controls(page, lab, shots):
     name = "06_explorer"
-    open_notebook(page, lab, name)
-    run_all(page, lab, name)
-    check_widgets(page, name)
-    screenshot_notebook(page, shots, name, "run")
+    run_notebook(page, lab, shots, name)
 
     explorer = _view(page, "metric")
     img = explorer.locator("img.widget-image")
@@ -535,13 +537,9 @@ def test_06_explorer_runs_and_its_plot_and_table_follow_the_controls(page, lab, 
     assert not page.locator(STDERR).count(), page.locator(STDERR).all_text_contents()
 
 
-# -- the HTML report ----------------------------------------------------------------------------
 def test_07_model_checking_runs_and_its_counterexample_replays_with_the_slider(page, lab, shots):
     name = "07_model_checking"
-    open_notebook(page, lab, name)
-    run_all(page, lab, name)
-    check_widgets(page, name)
-    screenshot_notebook(page, shots, name, "run")
+    run_notebook(page, lab, shots, name)
     viewer = _view(page, "step")
     view = viewer.locator(".widget-html-content").last
     before = _settled(page, lambda: view.inner_html())
@@ -554,6 +552,7 @@ def test_07_model_checking_runs_and_its_counterexample_replays_with_the_slider(p
     assert not page.locator(STDERR).count(), page.locator(STDERR).all_text_contents()
 
 
+# -- the HTML report ----------------------------------------------------------------------------
 def test_report_html_shows_every_figure_offline(browser, shots):
     """`python -m workbench report --quick` (what `make report QUICK=1` runs), opened from disk in
     Chromium with every network request refused: each figure and notebook image loads."""
