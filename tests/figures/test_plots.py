@@ -202,3 +202,32 @@ def test_style_save_and_checks_are_still_importable_from_plots():
         assert hasattr(plots, name), name
     for name in set(figstyle.__all__) & set(plots.__all__):
         assert getattr(plots, name) is getattr(figstyle, name), name
+
+
+def test_a_long_caption_stays_inside_the_png_at_the_resolution_it_is_written():
+    """A conditions caption is fitted to the figure's width; text is wider at PNG_DPI than at the
+    screen's 100 dpi (glyph hinting), so a caption fitted at 100 dpi alone ran past the PNG's edge
+    (fig1 and fig5 lost the end of their code version)."""
+    import matplotlib.pyplot as plt
+
+    from workbench.figures.style import PNG_DPI, caption, figure_check, style
+
+    text = ("scenarios seed + tracer_add_livepatch; entry v5.3; sync round 337 µs (24 CPUs); 40k tail sites; "
+            "trampoline calls patched; 100k trials/point; seed 0; full grid; code 3e1f0c2ab")
+    with style():
+        fig, ax = plt.subplots(1, 2, figsize=(7, 3.6), layout="constrained")
+        ax[0].plot([1, 2], [1, 2])
+        ax[0].set(xlabel="x", ylabel="y")
+        ax[1].set(xlabel="x")
+    caption(fig, text)
+    figure_check(fig)
+    fig.set_layout_engine("none")
+    try:
+        for dpi in (100, PNG_DPI):
+            fig.set_dpi(dpi)
+            fig.canvas.draw()
+            extent = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+            assert extent.x1 <= fig.bbox.width + 0.5, (dpi, extent.x1, fig.bbox.width)
+        assert fig._suptitle.get_text().replace(";\n", "; ") == text  # broken at "; ", nothing lost
+    finally:
+        plt.close(fig)

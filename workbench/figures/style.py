@@ -250,17 +250,26 @@ def caption(fig, text: str) -> None:
 
     A caption wider than the figure is broken into lines at ``"; "``: its
     width depends on the glyphs of the code version it ends with, which must
-    not decide whether the figure passes :func:`figure_check`.
+    not decide whether the figure passes :func:`figure_check`. The width is
+    measured at the figure's own dpi and at :data:`PNG_DPI`, where hinted
+    glyphs come out a few percent wider.
     """
     if not text:
         return
     with style():
         title = fig.suptitle(text, x=0.005, ha="left", fontsize=6, color="#555555")
-        renderer = fig.canvas.get_renderer()
+        own = fig.get_dpi()
 
-        def fits(line):  # inside the figure's right edge, as text_overlaps measures it (px)
+        def fits(line):  # inside the figure's right edge at every dpi it is drawn at (px)
             title.set_text(line)
-            return title.get_window_extent(renderer).x1 <= fig.bbox.width + 0.5
+            try:
+                for dpi in (own, PNG_DPI):
+                    fig.set_dpi(dpi)
+                    if title.get_window_extent(fig.canvas.get_renderer()).x1 > fig.bbox.width + 0.5:
+                        return False
+                return True
+            finally:
+                fig.set_dpi(own)
 
         if fits(text):
             return
