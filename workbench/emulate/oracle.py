@@ -46,8 +46,24 @@ def _runs(machine, state, kind: str, fn: str, regs: bool) -> bool:
     if kind == "tracer":
         return machine.read32(machine.image.sym("function_enabled")) != 0
     if kind == "livepatch":  # klp_ftrace_handler redirects only with regs, only its functions
-        return regs and any(o.kind == "livepatch" and fn in (o.functions or ()) for o in state.all_ops)
+        return regs and any(o.kind == "livepatch" and fn in (o.functions or ()) for o in state.all_ops) \
+            and not _klp_unpatched_task(machine, fn)
     return kind == "probe"  # the probe handler counts every call
+
+
+def _klp_unpatched_task(machine, fn: str) -> bool:
+    """``func->transition`` set for *fn* and the task on CPU 0 still ``KLP_UNPATCHED``: the
+    handler moves past the only entry of the func stack and leaves ``regs->ip`` alone."""
+    im = machine.image
+    table, size, site = im.sym("klp_funcs"), EQU["KLP_FUNC_SIZE"], im.functions[fn].site
+    for i in range(64):
+        old = machine.read32(table + size * i + EQU["KLP_FUNC_OLD"])
+        if old == 0:
+            return False
+        if old == site:
+            return (machine.read32(table + size * i + EQU["KLP_FUNC_TRANSITION"]) != 0
+                    and machine.read32(im.sym("klp_patch_state")) == EQU["KLP_UNPATCHED"])
+    return False
 
 
 def predicted_handlers(machine, state, fn: str) -> frozenset[str]:

@@ -74,28 +74,66 @@ class Scenario:
         and for a transition that leaves every site and trampoline call as
         it was (no text changes, so no call can ever trap).
         """
-        for o in self.ops:
-            for f in sorted((o.functions or frozenset()) | o.notrace):
-                if f not in image.functions:
-                    names = list(image.functions)
-                    raise ConfigError(f"scenario {self.name}: ops.{o.name} names unknown function {f!r}; choose "
-                                      f"from {', '.join(names[:8])}{', ...' if len(names) > 8 else ''} "
-                                      f"({len(names)} in this image)")
-        by = {o.name: o for o in self.ops}
-        for n in sorted(set(self.before) | set(self.after)):
-            if not any(by[n].traces(f) for f in image.functions):
-                raise ConfigError(f"scenario {self.name}: ops.{n} traces no function (its functions are all "
-                                  "in its notrace list); name a function it traces")
-        b = FtraceState(image, tuple(by[n] for n in self.before), self.ops)
-        a = FtraceState(image, tuple(by[n] for n in self.after), self.ops)
+        updates = self.updates(image)
+        b, a = updates[0][0], updates[-1][1]
         if b.text() == a.text() and b.trampoline_bytes() == a.trampoline_bytes():
             raise ConfigError(f"scenario {self.name}: before and after leave every site and trampoline call "
                               "as it is; nothing to patch, so no call can trap")
         return b, a
 
+    def klp_transition(self) -> frozenset[str]:
+        """Livepatch ops registered or unregistered here: their functions are in transition.
+
+        ``__klp_enable_patch()`` runs ``klp_init_transition()`` (every task
+        ``KLP_UNPATCHED``, every ``func->transition`` set) before
+        ``klp_patch_object()`` registers the ops, and ``klp_start_transition()``
+        only after; on disable, ``klp_complete_transition()`` unregisters the
+        ops while ``transition`` is still set and every task is
+        ``KLP_UNPATCHED`` (kernel/livepatch/core.c, transition.c).
+        """
+        by = {o.name: o for o in self.ops}
+        return frozenset(n for n in set(self.before) ^ set(self.after) if by[n].kind == "livepatch")
+
+    def updates(self, image: KernelImage) -> list[tuple[FtraceState, FtraceState]]:
+        """The ftrace updates of the transition, in order: one per ops (un)registered.
+
+        Each ``register_ftrace_function()`` / ``unregister_ftrace_function()``
+        is its own ``ftrace_startup()`` / ``ftrace_shutdown()``; a livepatch
+        registers one ops per patched function, one after another
+        (``klp_patch_object()`` / ``klp_unpatch_object()`` walk the object's
+        functions in order, kernel/livepatch/patch.c). Removals come first.
+        """
+        for o in self.ops:
+            for f in sorted((o.functions or frozenset()) | o.notrace):
+                if f not in image.functions:
+                    names = list(image.functions)
+                    raise ConfigError(f"scenario {self.name}: ops.{_toml_name(o.name)} names unknown function "
+                                      f"{f!r}; choose from {', '.join(names[:8])}"
+                                      f"{', ...' if len(names) > 8 else ''} ({len(names)} in this image)")
+        by = {o.name: o for o in self.ops}
+        for n in sorted(set(self.before) | set(self.after)):
+            if not any(by[n].traces(f) for f in image.functions):
+                raise ConfigError(f"scenario {self.name}: ops.{_toml_name(n)} traces no function (its functions "
+                                  "are all in its notrace list); name a function it traces")
+        moving = self.klp_transition()
+        cur = list(self.before)
+        seq = [cur]
+        for n in self.before:
+            if n not in self.after:
+                cur = [m for m in cur if m != n]
+                seq.append(cur)
+        for n in self.after:
+            if n not in cur:
+                cur = cur + [n]
+                seq.append(cur)
+        states = [FtraceState(image, tuple(by[n] for n in names), self.ops, moving) for names in seq]
+        return list(zip(states, states[1:]))
+
     def plan(self, image: KernelImage, per_site: bool = False):
-        """The kernel-ordered plan of changes (:func:`workbench.kernel.ftrace.plan_transition`)."""
-        return plan_transition(*self.states(image), per_site=per_site)
+        """The kernel-ordered plan of changes: each update's
+        :func:`workbench.kernel.ftrace.plan_transition`, one after another."""
+        self.states(image)  # refuses a transition that changes nothing
+        return [step for b, a in self.updates(image) for step in plan_transition(b, a, per_site=per_site)]
 
     def removing(self) -> frozenset[str]:
         """Handler kinds whose ops are being unregistered."""
@@ -165,7 +203,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         check_choice(f"scenario {name}: context.{fn}", c, CONTEXTS)
     if not isinstance(doc.get("ops"), dict) or not doc["ops"]:
         raise ConfigError(f"scenario {name}: needs at least one [ops.<name>] table")
-    ops = []
+    ops, expanded = [], {}
     for oname, spec in doc["ops"].items():
         if not isinstance(spec, dict):
             raise ConfigError(f"scenario {name}: ops.{oname} must be a table")
@@ -190,11 +228,18 @@ def load_scenario(name_or_path: str) -> Scenario:
         tramp = spec.get("trampoline", False)
         if not isinstance(tramp, bool):
             raise ConfigError(f"scenario {name}: ops.{oname}.trampoline must be true or false")
-        ops.append(FtraceOps(oname, kind, funcs, frozenset(notrace), tramp))
+        if kind == "livepatch" and funcs is not None:
+            # klp_patch_func(): one ftrace_ops per patched function (struct klp_ops)
+            order = list(dict.fromkeys(spec["functions"]))
+            expanded[oname] = [f"{oname}[{f}]" for f in order]
+            ops += [FtraceOps(f"{oname}[{f}]", kind, frozenset({f}), frozenset(notrace), tramp) for f in order]
+        else:
+            expanded[oname] = [oname]
+            ops.append(FtraceOps(oname, kind, funcs, frozenset(notrace), tramp))
     tr = doc.get("transition")
     if not isinstance(tr, dict) or set(tr) != {"before", "after"}:
         raise ConfigError(f"scenario {name}: needs [transition] with exactly before and after")
-    names = {o.name for o in ops}
+    names = set(expanded)
     for side in ("before", "after"):
         if not isinstance(tr[side], list):
             raise ConfigError(f"scenario {name}: transition.{side} must be a list of ops names")
@@ -205,4 +250,10 @@ def load_scenario(name_or_path: str) -> Scenario:
     if sorted(tr["before"]) == sorted(tr["after"]):
         raise ConfigError(f"scenario {name}: transition.before and .after are the same; nothing to patch")
     return Scenario(name, str(doc.get("description", "")), tuple(ops),
-                    tuple(tr["before"]), tuple(tr["after"]), tuple(sorted(ctx.items())))
+                    tuple(m for n in tr["before"] for m in expanded[n]),
+                    tuple(m for n in tr["after"] for m in expanded[n]), tuple(sorted(ctx.items())))
+
+
+def _toml_name(ops_name: str) -> str:
+    """The ``[ops.<name>]`` table an ops came from (a livepatch's per-function ops carry ``[fn]``)."""
+    return ops_name.split("[", 1)[0]

@@ -130,6 +130,9 @@ class FtraceState:
     image: KernelImage
     ops: tuple[FtraceOps, ...]
     all_ops: tuple[FtraceOps, ...] = ()
+    #: livepatch ops whose functions are in transition (``func->transition`` set, every
+    #: task ``KLP_UNPATCHED``): the patch being enabled or disabled around this update
+    klp_transition: frozenset[str] = frozenset()
     _slots: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -225,12 +228,18 @@ class FtraceState:
                     machine.write32(fa + 4 * i, v)
             for i, v in enumerate([len(notr)] + notr):
                 machine.write32(na + 4 * i, v)
-        table = im.sym("klp_funcs")
-        pairs = sorted({(im.functions[f].site, im.functions[f].new_body)
+        table, size = im.sym("klp_funcs"), EQU["KLP_FUNC_SIZE"]
+        funcs = sorted({(im.functions[f].site, im.functions[f].new_body, int(o.name in self.klp_transition))
                         for o in self.all_ops if o.kind == "livepatch" for f in o.functions})
-        for i, (old, new) in enumerate(pairs + [(0, 0)]):
-            machine.write32(table + 8 * i, old)
-            machine.write32(table + 8 * i + 4, new)
+        for i, (old, new, transition) in enumerate(funcs + [(0, 0, 0)]):
+            machine.write32(table + size * i + EQU["KLP_FUNC_OLD"], old)
+            machine.write32(table + size * i + EQU["KLP_FUNC_NEW"], new)
+            machine.write32(table + size * i + EQU["KLP_FUNC_TRANSITION"], transition)
+        # klp_init_transition(): every task, idle tasks too, starts from the initial state;
+        # outside a transition patch_state is KLP_UNDEFINED and the handler never reads it
+        state = EQU["KLP_UNPATCHED"] if self.klp_transition else EQU["KLP_UNDEFINED"]
+        for cpu in range(EQU["MAX_CPUS"]):
+            machine.write32(im.sym("klp_patch_state") + 4 * cpu, state & 0xFFFFFFFF)
 
     def link_writes(self) -> list[DataWrite]:
         """The stores that make ftrace_ops_list hold exactly this state's ops."""

@@ -133,12 +133,17 @@ class RaceExperiment(Experiment):
         from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn; sweep workers only simulate
 
         PLANS.refresh()  # a scenario or the assembly edited since the plans were derived
+        from workbench.emulate.patching_cpu import load_patching_cpu_table  # start-up: as above
+
         keys = sorted({(p["scenario"], p["entry"]) for p in points if self._needs_table(p)})
-        return {f"{s}/{e}": load_outcome_table(s, e, progress=progress) for s, e in keys}
+        out = {f"{s}/{e}": load_outcome_table(s, e, progress=progress) for s, e in keys}
+        out.update({f"{s}/{e}/patching_cpu": load_patching_cpu_table(s, e) for s, e in keys})
+        return out
 
     def run(self, p, seed, stream, context):
         if self._needs_table(p):
-            outcomes = PerCallOutcomes(context[f"{p['scenario']}/{p['entry']}"], p["scenario"], p["entry"])
+            key = f"{p['scenario']}/{p['entry']}"
+            outcomes = PerCallOutcomes(context[key], p["scenario"], p["entry"], context.get(f"{key}/patching_cpu"))
         else:  # nothing traps under stop_machine; "none" counts traps only
             outcomes = PerCallOutcomes.empty(p["scenario"], p["entry"])
         row = simulate(self.config(p), outcomes, p["trials"], seed, stream=stream).iloc[0].to_dict()

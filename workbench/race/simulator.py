@@ -74,7 +74,7 @@ from workbench.base.units import NS
 from workbench.base.version import emulator_version
 from workbench.base.vocabulary import METRICS, PROTOCOLS, STRATEGIES
 from workbench.emulate.scenario import check_scenario, load_scenario
-from workbench.kernel.ftrace import Sync, TextBatch
+from workbench.kernel.ftrace import Sync, TextBatch, plan_transition
 from workbench.kernel.image import build_image
 from workbench.race.stagger import stagger_eval, stagger_tables
 from workbench.race.spin import (spin_draw_shared, spin_expect, spin_per_site, spin_shared, spin_wait,
@@ -174,21 +174,24 @@ def derive_plan(scenario):
     then on). Fills :data:`PLANS`; needs the emulator's image (binutils).
     """
     sc, image = load_scenario(scenario), build_image()
-    before, after = sc.states(image)
+    sc.states(image)  # refuses a transition that changes nothing
     lp = sc.livepatched()
     kind = {fn: "livepatched" if fn in lp else "ordinary" for fn in image.functions}
-    stages, state = [], before
-    for step in sc.plan(image):
-        if isinstance(step, Sync):
-            stages.append(Stage("publish"))
-        elif isinstance(step, TextBatch) and step.name == "sites":
-            stages.append(Stage("sites", tuple(k for k in SITE_KINDS
-                                               if any(kind[c.name] == k for c in step.changes))))
-            state = after
-        elif isinstance(step, TextBatch):
-            target = step.name.split(":")[0]
-            routed = {kind[fn] for fn in image.functions if state.site_target(fn) == _TRAMPOLINE_OF[target]}
-            stages.append(Stage(target, tuple(k for k in SITE_KINDS if k in routed)))
+    stages = []
+    for before, after in sc.updates(image):  # one ftrace update per ops (un)registered
+        state = before
+        for step in plan_transition(before, after):
+            if isinstance(step, Sync):
+                stages.append(Stage("publish"))
+            elif isinstance(step, TextBatch) and step.name == "sites":
+                stages.append(Stage("sites", tuple(k for k in SITE_KINDS
+                                                   if any(kind[c.name] == k for c in step.changes))))
+                state = after
+            elif isinstance(step, TextBatch):
+                target = step.name.split(":")[0]
+                routed = {kind[fn] for fn in image.functions
+                          if state.site_target(fn) == _TRAMPOLINE_OF[target]}
+                stages.append(Stage(target, tuple(k for k in SITE_KINDS if k in routed)))
     return tuple(stages)
 
 
@@ -269,8 +272,11 @@ class PerCallOutcomes:
     COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "deadlock")
     KEY = ("strategy", "site_kind", "trap_site")
 
-    def __init__(self, frame, scenario, entry="v5.3"):
+    def __init__(self, frame, scenario, entry="v5.3", patching=None):
         self.scenario, self.entry = scenario, entry
+        #: calls trapped on the patching CPU itself (an interrupt inside text_poke_bp(): the
+        #: patch frozen in its phase; workbench.emulate.patching_cpu), or None: as any other CPU
+        self.patching = None if patching is None or not len(patching) else PerCallOutcomes(patching, scenario, entry)
         if "deadlock" not in frame.columns:  # a table from before deadlocks were recorded
             frame = frame.assign(deadlock=0.0)
         need = set(self.KEY) | set(self.COLUMNS) | {"trapped_placements"}
@@ -297,6 +303,10 @@ class PerCallOutcomes:
             for key, idx in rows.assign(_step=step).groupby(list(self.KEY) + ["_step"]).indices.items():
                 w = weights[idx] if weights[idx].sum() > 0 else np.ones(len(idx))
                 self._phases.setdefault(key[:-1], {})[key[-1]] = np.average(values[idx], axis=0, weights=w)
+
+    def on_patching_cpu(self) -> "PerCallOutcomes":
+        """The outcomes of a call trapped on the patching CPU (these, if none were measured)."""
+        return self if self.patching is None else self.patching
 
     @classmethod
     def empty(cls, scenario, entry="v5.3"):
@@ -338,8 +348,10 @@ class PerCallOutcomes:
 def load_outcomes(scenario, entry="v5.3"):
     """Run/load the emulator's outcome table (cached by code version there)."""
     from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn, only when a table is read
+    from workbench.emulate.patching_cpu import load_patching_cpu_table  # start-up: as above
     check_scenario(scenario)
-    return PerCallOutcomes(load_outcome_table(scenario, entry), scenario, entry)
+    return PerCallOutcomes(load_outcome_table(scenario, entry), scenario, entry,
+                           load_patching_cpu_table(scenario, entry))
 
 
 # -- the timeline shared by the closed form and the Monte Carlo ---------------
@@ -454,10 +466,11 @@ def patch_timeline(cfg, outcomes):
     summary = {k: _scaled(v, share[k]) for k, v in site_summary(cfg.workload).items()}
     weights = {}
 
-    def look(kind, site):
+    def look(kind, site, patching=False):
         if outcomes is None:
             return dict.fromkeys(_OUTCOME_COLUMNS, 0.0)
-        return outcomes.per_call(cfg.strategy, kind, site, weights.get("now"))
+        table = outcomes.on_patching_cpu() if patching else outcomes
+        return table.per_call(cfg.strategy, kind, site, weights.get("now"))
     stages = []
     for st in PLANS[cfg.scenario]:
         if st.target in ("ftrace_call", "ftrace_regs_call"):
@@ -625,9 +638,10 @@ def _stagger_spin(cfg, stage, window):
 def _patcher_groups(cfg, kinds, trap_site, sites, look, weights, irq=None):
     """Spin only: the patching CPU's interrupt-context calls into a window (one group per kind).
 
-    Each is one CPU whose first call at the kind's interrupt rate traps
-    (phase-weighted outcomes at that rate: a trap with a sync still to come
-    deadlocks). Per site, the window is the interrupt function's own site.
+    Each is one CPU whose first call at the kind's interrupt rate traps,
+    with the outcomes the emulator measured for a call trapped on the
+    patching CPU itself (the patch frozen in its phase: under spin a
+    deadlock in every phase, the first-byte phase included). Per site, the window is the interrupt function's own site.
     *irq* (kind -> rate): the interrupt-context rates armed in this window
     (default: the kind's whole, :func:`_irq_rates`).
     """
@@ -640,11 +654,14 @@ def _patcher_groups(cfg, kinds, trap_site, sites, look, weights, irq=None):
         if irq[kind] > 0:
             weights["now"] = trap_phase_weights(cfg, sites, NS * irq[kind])
             out.append(_Group(kind, trap_site, cfg.timing.handler_ns if sites == 1 else cfg.timing.handler_batch_ns,
-                              Sites(1, np.zeros(0), irq[kind], 0.0), look(kind, trap_site)))
+                              Sites(1, np.zeros(0), irq[kind], 0.0), look(kind, trap_site, patching=True)))
     return out
 
 
 def _ipis(cfg, stages):
+    """Function-call IPI rounds the patch sends: none with one CPU online."""
+    if cfg.cpus == 1:
+        return 0
     if cfg.protocol == "stop_machine":
         return 1  # the stop_machine rendezvous
     return sum(1 if s.what == "publish" else 3 * (s.sites if s.what == "per_site" else 1) for s in stages)

@@ -187,7 +187,7 @@ class Timing:
         if sync_round_ns is None:
             return base
         target = finite_range("sync_round_ns", sync_round_ns, 1e-3)
-        cpus = int(check_range("cpus", cpus, 1, 65536, integer=True))
+        cpus = int(check_range("cpus", cpus, 2, 65536, integer=True))  # 1 CPU has no round to scale
         f = target / base.round_moments(cpus)[0]
         return replace(base, ipi_base_ns=base.ipi_base_ns * f, irq_off_scale_ns=base.irq_off_scale_ns * f)
 
@@ -201,7 +201,14 @@ class Timing:
     # -- sync rounds ---------------------------------------------------------
 
     def round_moments(self, cpus):
-        """Mean and variance (ns, ns^2) of one sync round on *cpus* CPUs."""
+        """Mean and variance (ns, ns^2) of one sync round on *cpus* CPUs.
+
+        One CPU online: no round at all (``run_sync()`` returns at once,
+        arch/x86/kernel/ftrace.c v5.0-v5.5; ``on_each_cpu()`` sends no IPI to
+        its own CPU, kernel/smp.c), so 0.
+        """
+        if int(cpus) <= 1:
+            return 0.0, 0.0
         m1, m2 = tail_max_moments(int(cpus) - 1, self.irq_off_prob)
         s = self.irq_off_scale_ns
         return self.ipi_base_ns + s * m1, s * s * max(m2 - m1 * m1, 0.0)
@@ -213,7 +220,9 @@ class Timing:
         """
         n, p, s = int(cpus) - 1, self.irq_off_prob, self.irq_off_scale_ns
         u = rng.random(size)
-        if n <= 0 or p <= 0.0 or s <= 0.0:
+        if n <= 0:
+            return np.zeros(size)  # one CPU online: no IPI, no round (round_moments)
+        if p <= 0.0 or s <= 0.0:
             return np.full(size, self.ipi_base_ns)
         # 1 - u**(1/n) without cancellation; a CPU-max at or below 0 is the
         # atom "every CPU had interrupts on"
