@@ -54,12 +54,15 @@ multi_cpu_only(two, alone)
 # %% [markdown]
 # ## A known bug, found and replayed
 #
-# Before 285a54efe386 the patcher cleared `bp_patching.nr_entries` and
-# `bp_patching.vec` with no sync between the two stores, so a handler that
-# had read `nr_entries != 0` could then read `vec == NULL`. The negative
-# control `racy_clear_nosync3` (with a fetch that sees every store at once)
-# finds it; the viewer replays the counterexample with the fewest context
-# switches, one visible operation per step.
+# In `text_poke_bp()` of v5.3-v5.5 the patcher cleared `bp_patching.nr_entries`
+# and `bp_patching.vec` with no sync between the two stores, so a handler that
+# had read `nr_entries != 0` could then read `vec == NULL` (fixed by 285a54efe386,
+# whose extra sync 1f676247f36a replaced by a reference count before v5.6 was
+# released). ftrace did not use that code in any release: until v5.6 it had its
+# own int3 handler. The constructed negative control `racy_clear_nosync3` (the
+# racy clears with the `do_sync == 0` path, and a fetch that sees every store
+# at once) finds the race; the viewer replays the counterexample with the
+# fewest context switches, one visible operation per step.
 
 # %%
 racy = check_all([dict(strategy="emulate_new", entry=entry, calls=[["do_IRQ"], ["schedule"]],

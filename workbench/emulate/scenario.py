@@ -37,8 +37,8 @@ from workbench.base.store import read_regular
 from workbench.kernel.ftrace import OPS_KINDS, FtraceOps, FtraceState, plan_transition
 from workbench.kernel.image import KernelImage
 
-__all__ = ["CONTEXTS", "DEFAULT_CONTEXT", "SCENARIO_DIR", "Scenario", "check_scenario", "load_scenario",
-           "scenario_names"]
+__all__ = ["CONTEXTS", "DEFAULT_CONTEXT", "KERNELS", "SCENARIO_DIR", "Scenario", "check_scenario", "load_scenario",
+           "scenario_kernel", "scenario_names"]
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 _OPS_KEYS = {"kind", "functions", "notrace", "trampoline"}
@@ -58,6 +58,11 @@ class Scenario:
     before: tuple[str, ...]
     after: tuple[str, ...]
     context: tuple[tuple[str, str], ...] = ()  #: overrides of DEFAULT_CONTEXT
+
+    @property
+    def kernel(self) -> str:
+        """``i386 sketch`` if it needs a livepatch or a per-ops trampoline (x86_64 only), else ``real i386``."""
+        return "i386 sketch" if any(o.kind == "livepatch" or o.trampoline for o in self.ops) else "real i386"
 
     def context_of(self, fn: str) -> str:
         """The calling context of *fn*: ``process``, ``irq_off`` or ``interrupt``."""
@@ -151,6 +156,21 @@ class Scenario:
         the site kind the tables and figures call ``livepatched``."""
         return frozenset(f for o in self.ops if o.kind in ("livepatch", "probe") and o.functions
                          for f in o.functions)
+
+
+#: which kernel can run a scenario: short tag -> what it means
+KERNELS = {
+    "real i386": "a real i386 kernel can have it (ftrace ops through the shared trampolines; "
+                 "KPROBES_ON_FTRACE exists on i386)",
+    "i386 sketch": "the seed mail's sketch, not a kernel: HAVE_LIVEPATCH is selected only if X86_64 and "
+                   "per-ops trampolines are built only under CONFIG_X86_64 (arch/x86/Kconfig, "
+                   "arch/x86/kernel/ftrace.c)",
+}
+
+
+def scenario_kernel(name_or_path: str) -> str:
+    """The :data:`KERNELS` tag of a scenario: ``real i386`` or ``i386 sketch``."""
+    return load_scenario(name_or_path).kernel
 
 
 def scenario_names() -> list[str]:

@@ -530,7 +530,8 @@ _ENTRY_NOTE = {
 }
 
 #: short column headings of the scenarios in figure 7
-_SCENARIO_SHORT = {"seed": "seed:\ntracer enabled", "tracer_add_livepatch": "tracer running:\nlivepatch added"}
+_SCENARIO_SHORT = {"seed": "seed (i386 sketch):\ntracer enabled", "tracer_add_probe": "real i386, tracer\nrunning: probe added",
+                   "tracer_add_livepatch": "tracer running:\nlivepatch added (sketch)"}
 
 
 def _rect(c, r, colour):

@@ -31,7 +31,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter
 
-from workbench.base.errors import check_choice
+from workbench.base.errors import ConfigError, check_choice
+from workbench.emulate.scenario import scenario_kernel
 from workbench.base.paths import data_dir
 from workbench.base.store import write_atomic
 from workbench.base.vocabulary import STRATEGIES
@@ -210,7 +211,7 @@ def render(fig, formats=FORMATS, provenance=None, caption_text=None) -> dict:
 
 #: constant columns named in a figure's conditions caption, with their formatting
 _CONDITIONS = (
-    ("scenario", lambda v: f"scenario {v}"),
+    ("scenario", lambda v: f"scenario {v} [{_kernel_tag(v)}]"),
     ("protocol", lambda v: f"protocol {v}"),
     ("entry", lambda v: f"entry {v}"),
     ("cpus", lambda v: f"{int(v)} CPUs"),
@@ -219,6 +220,14 @@ _CONDITIONS = (
     ("trampolines", lambda v: "trampoline calls patched" if v else "no trampoline calls"),
     ("trials", lambda v: f"{human_count(v)} trials/point"),
 )
+
+
+def _kernel_tag(scenario) -> str:
+    """``real i386`` or ``i386 sketch`` (workbench.emulate.scenario.KERNELS); ``?`` for a scenario not on disk."""
+    try:
+        return scenario_kernel(str(scenario))
+    except ConfigError:  # a caption never fails on a scenario it cannot read
+        return "?"
 
 
 def conditions(frame, provenance=None) -> str:
@@ -236,7 +245,7 @@ def conditions(frame, provenance=None) -> str:
             if len(vals) == 1:
                 parts.append(fmt(vals[0]))
             elif col == "scenario":  # panels on different scenarios: name them all
-                parts.append("scenarios " + " + ".join(sorted(map(str, vals))))
+                parts.append("scenarios " + " + ".join(f"{v} [{_kernel_tag(v)}]" for v in sorted(map(str, vals))))
     if provenance:
         if int(provenance.get("seed", -1)) >= 0:
             parts.append(f"seed {provenance['seed']}")

@@ -290,7 +290,7 @@ def plan_transition(before: FtraceState, after: FtraceState, per_site: bool = Fa
       ``ftrace_trace_function`` moved), ``ftrace_update_ftrace_func(ftrace_ops_list_func)``
       runs one breakpoint protocol on ``ftrace_call`` and one on
       ``ftrace_regs_call`` even when they already call the list function:
-      x86's ``update_ftrace_func()`` (arch/x86/kernel/ftrace.c, v5.1-v5.4)
+      x86's ``update_ftrace_func()`` (arch/x86/kernel/ftrace.c, v5.0-v5.5)
       copies the current bytes and never compares them with the new ones;
     * then every changed site, in one batch (``ftrace_replace_code()``) or
       one protocol per site with *per_site*;

@@ -82,12 +82,14 @@ _IF = 1 << 9
 
 #: protocol -> how a batch ends (kernel history in docs/MODEL_CHECKING.md)
 MC_PROTOCOLS = {
-    "breakpoint": "int3, sync, tails, sync, first bytes, sync, nr_entries=0, sync, vec=NULL "
-                  "(v5.6 with 285a54efe386)",
-    "racy_clear": "as breakpoint but nr_entries=0 and vec=NULL with no sync between (before 285a54efe386)",
-    "racy_clear_nosync3": "negative control: no sync after the first bytes (the kernel's do_sync == 0 path) "
-                          "and no sync between the two clears",
-    "fixed_clear_nosync3": "no sync after the first bytes, sync between the clears (285a54efe386's fix)",
+    "breakpoint": "int3, sync, tails, sync, first bytes, sync, nr_entries=0, sync, vec=NULL: 285a54efe386's "
+                  "text_poke_bp_batch(), never released (v5.6 ships 1f676247f36a's reference count instead)",
+    "racy_clear": "as breakpoint but nr_entries=0 and vec=NULL with no sync between: text_poke_bp() of "
+                  "v5.3-v5.5 (used by jump labels and kprobes; ftrace had its own handler then)",
+    "racy_clear_nosync3": "constructed negative control: no sync after the first bytes (the kernel's do_sync == 0 "
+                          "path) and no sync between the two clears",
+    "fixed_clear_nosync3": "constructed: no sync after the first bytes, sync between the clears (285a54efe386's "
+                           "fix, never released)",
     "no_sync": "negative control: the breakpoint protocol with no IPI round at all",
     "stop_machine": "IPI every CPU into a stop, write whole instructions, release (each CPU refetches)",
 }

@@ -1,7 +1,7 @@
 """``scenarios``: the named patch scenarios and their kernel-ordered plans."""
 
 from workbench.kernel.image import build_image
-from workbench.emulate.scenario import load_scenario, scenario_names
+from workbench.emulate.scenario import KERNELS, load_scenario, scenario_names
 from workbench.kernel.text_poke import poke_steps
 
 
@@ -15,6 +15,7 @@ def run(args):
         sc = load_scenario(name)
         plan = sc.plan(im)
         print(f"{name}: {sc.description}")
+        print(f"    kernel: {sc.kernel}: {KERNELS[sc.kernel]}")
         print(f"    before [{', '.join(sc.before)}] -> after [{', '.join(sc.after)}]; "
               f"plan: {', '.join(p.name for p in plan)}")
         if args.steps:
