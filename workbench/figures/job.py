@@ -251,7 +251,7 @@ def by_panel(frame, keys):
 
 
 #: the second title line of each drops panel: the scenario its numbers come from
-_PANEL_WHAT = {"seed": "i386 sketch, tracer being enabled", "tracer_add_probe": "real i386, tracer running"}
+_PANEL_WHAT = {"seed": "i386 sketch, tracer enabled", "tracer_add_probe": "real i386"}
 _PANEL_NOTES = {m: f"scenario {sc} ({_PANEL_WHAT[sc]})" for m, sc in PANEL_SCENARIO.items()}
 #: what a zero of spin does not say
 _SPIN_NOTE = "spin shows 0 but deadlocks the patch: do_IRQ runs with interrupts off"

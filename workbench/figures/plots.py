@@ -530,8 +530,8 @@ _ENTRY_NOTE = {
 }
 
 #: short column headings of the scenarios in figure 7
-_SCENARIO_SHORT = {"seed": "seed (i386 sketch):\ntracer enabled", "tracer_add_probe": "real i386, tracer\nrunning: probe added",
-                   "tracer_add_livepatch": "tracer running:\nlivepatch added (sketch)"}
+_SCENARIO_SHORT = {"seed": "seed\n(i386 sketch)", "tracer_add_probe": "add probe\n(real i386)",
+                   "tracer_add_livepatch": "add livepatch\n(i386 sketch)"}
 
 
 def _rect(c, r, colour):
