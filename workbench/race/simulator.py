@@ -133,10 +133,14 @@ class Stage:
     rewritten; ``kinds`` = site kinds routed through that trampoline then),
     ``sites`` (``kinds`` = site kinds whose call sites change) or ``publish``
     (one sync round after publishing the ops pointer, no text change).
+    ``functions``: the live-patched functions the step involves (routed
+    through the trampoline, or whose sites change); with one ftrace update
+    per livepatch ops (docs/KERNEL.md §2a) a step can involve only some.
     """
 
     target: str
     kinds: tuple = ()
+    functions: tuple = ()
 
 
 class _Plans(dict):
@@ -185,13 +189,14 @@ def derive_plan(scenario):
                 stages.append(Stage("publish"))
             elif isinstance(step, TextBatch) and step.name == "sites":
                 stages.append(Stage("sites", tuple(k for k in SITE_KINDS
-                                                   if any(kind[c.name] == k for c in step.changes))))
+                                                   if any(kind[c.name] == k for c in step.changes)),
+                                    tuple(c.name for c in step.changes if c.name in lp)))
                 state = after
             elif isinstance(step, TextBatch):
                 target = step.name.split(":")[0]
-                routed = {kind[fn] for fn in image.functions
-                          if state.site_target(fn) == _TRAMPOLINE_OF[target]}
-                stages.append(Stage(target, tuple(k for k in SITE_KINDS if k in routed)))
+                fns = [fn for fn in image.functions if state.site_target(fn) == _TRAMPOLINE_OF[target]]
+                stages.append(Stage(target, tuple(k for k in SITE_KINDS if any(kind[f] == k for f in fns)),
+                                    tuple(f for f in fns if f in lp)))
     return tuple(stages)
 
 
@@ -365,6 +370,7 @@ class _Group:
     outcome: dict
     share: float = 1.0  # rates are the workload's times this (_caller_share)
     late: dict = None  # spin, batched: outcomes of a re-trap (after sync 2, while first bytes are written)
+    functions: tuple = ()  # live-patched kind: the stage's own functions (Stage.functions)
 
 
 @dataclass
@@ -377,7 +383,7 @@ class _Stage:
     batch: tuple = None  # batch_max: (index, first, end, the step's kinds) in the write order (_batch_order)
 
 
-def _caller_share(cfg):
+def _caller_share(cfg, summary=None, irq=None):
     """Per site kind, the CPUs' summed call rate as a multiple of N per-CPU rates.
 
     The CPU running ``text_poke_bp`` is not running its process-context
@@ -393,8 +399,8 @@ def _caller_share(cfg):
         # spin counts the N - 1 other CPUs and the patching CPU apart (_spin_callers)
         return dict.fromkeys(SITE_KINDS, 1.0)
     n = cfg.cpus
-    summary = site_summary(cfg.workload)
-    irq = _irq_rates(cfg)
+    summary = site_summary(cfg.workload) if summary is None else summary
+    irq = _irq_rates(cfg) if irq is None else irq
     return {kind: ((n - 1) + (irq[kind] / summary[kind].total if summary[kind].total > 0 else 0.0)) / n
             for kind in SITE_KINDS}
 
@@ -453,6 +459,23 @@ def trap_phase_weights(cfg, sites, rate_ns):
     return out
 
 
+def _stage_view(cfg, functions):
+    """Site summary (rates scaled by the caller share), share and interrupt rates of one stage.
+
+    The live-patched kind holds only *functions* (the stage's own), or all
+    of :data:`LIVEPATCHED` when *functions* names them all or none.
+    """
+    base, irq = site_summary(cfg.workload), _irq_rates(cfg)
+    fns = tuple(f for f in LIVEPATCHED if f in functions)
+    if fns and len(fns) < len(LIVEPATCHED):
+        hot, sc = dict(cfg.workload.hot), load_scenario(cfg.scenario)
+        base = {**base, "livepatched": Sites(len(fns), np.sort(np.array([hot[f] for f in fns], float))[::-1],
+                                             0.0, 0.0)}
+        irq = {**irq, "livepatched": sum(hot[f] for f in fns if sc.context_of(f) == "interrupt")}
+    share = _caller_share(cfg, base, irq)
+    return {k: _scaled(v, share[k]) for k, v in base.items()}, share, irq
+
+
 def patch_timeline(cfg, outcomes):
     """The ordered windows of *cfg*'s patch: one stage per write/sync step.
 
@@ -462,8 +485,6 @@ def patch_timeline(cfg, outcomes):
     closed form and the Monte Carlo (:func:`draw_chunk`).
     """
     t = cfg.timing
-    share = _caller_share(cfg)
-    summary = {k: _scaled(v, share[k]) for k, v in site_summary(cfg.workload).items()}
     weights = {}
 
     def look(kind, site, patching=False):
@@ -473,6 +494,7 @@ def patch_timeline(cfg, outcomes):
         return table.per_call(cfg.strategy, kind, site, weights.get("now"))
     stages = []
     for st in PLANS[cfg.scenario]:
+        summary, share, irq = _stage_view(cfg, st.functions)
         if st.target in ("ftrace_call", "ftrace_regs_call"):
             if not cfg.trampolines:
                 continue
@@ -483,7 +505,7 @@ def patch_timeline(cfg, outcomes):
                              look(k, st.target), share[k]) for k in st.kinds]
             # one site: tail write + first-byte write inside the window
             stages.append(_Stage("trampoline", 1, groups, 2 * t.write_ns,
-                                 _patcher_groups(cfg, st.kinds, st.target, 1, look, weights)))
+                                 _patcher_groups(cfg, st.kinds, st.target, 1, look, weights, irq)))
         elif st.target == "publish":
             if cfg.trampolines:
                 stages.append(_Stage("publish", 0, []))
@@ -495,17 +517,17 @@ def patch_timeline(cfg, outcomes):
                 per_site = NS * sum(summary[kind].total for kind in st.kinds) / k
                 weights["now"] = trap_phase_weights(cfg, 1, per_site)
                 groups = [_Group(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"),
-                                 share[kind]) for kind in st.kinds]
+                                 share[kind], functions=st.functions) for kind in st.kinds]
                 stages.append(_Stage("per_site", k, groups, 2 * t.write_ns,
-                                     _patcher_groups(cfg, st.kinds, "fentry", 1, look, weights)))
+                                     _patcher_groups(cfg, st.kinds, "fentry", 1, look, weights, irq)))
             elif cfg.batch_max is not None and k > cfg.batch_max:
-                stages.extend(_batches(cfg, st.kinds, share, look, weights))
+                stages.extend(_batches(cfg, st.kinds, share, look, weights, st.functions))
             else:
                 h = t.handler_batch_ns if k > 1 else t.handler_ns  # no search for one entry
                 weights["now"] = trap_phase_weights(cfg, k, NS * sum(summary[kind].total for kind in st.kinds))
                 groups = [_Group(kind, "fentry", h,
                                  Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
-                                 look(kind, "fentry"), share[kind]) for kind in st.kinds]
+                                 look(kind, "fentry"), share[kind], functions=st.functions) for kind in st.kinds]
                 if cfg.strategy == "spin":
                     weights["now"] = {"sync2": 1.0}
                     for g in groups:
@@ -513,11 +535,11 @@ def patch_timeline(cfg, outcomes):
                 # site i: int3 done at i*w; R1; K tails; R2; first bytes in
                 # the same order, site i's done at 2Kw + R1 + R2 + i*w
                 stages.append(_Stage("batched", k, groups, 2 * k * t.write_ns,
-                                     _patcher_groups(cfg, st.kinds, "fentry", k, look, weights)))
+                                     _patcher_groups(cfg, st.kinds, "fentry", k, look, weights, irq)))
     return stages
 
 
-def _batches(cfg, kinds, share, look, weights):
+def _batches(cfg, kinds, share, look, weights, functions=()):
     """The batched stages of one sites step cut into batches of ``cfg.batch_max`` (v5.6+).
 
     The sites are cut in write (address) order, the model's fixed
@@ -530,7 +552,7 @@ def _batches(cfg, kinds, share, look, weights):
     interrupt function's site.
     """
     t = cfg.timing
-    rates, labels, names = _batch_order(cfg.workload, tuple(kinds))
+    rates, labels, names = _batch_order(cfg.workload, tuple(kinds), tuple(functions))
     irq_names = _irq_names(cfg.scenario, cfg.workload.hot)
     bmax, k, out = cfg.batch_max, len(rates), []
     for j, lo in enumerate(range(0, k, bmax)):
@@ -542,7 +564,7 @@ def _batches(cfg, kinds, share, look, weights):
         h = t.handler_batch_ns if b > 1 else t.handler_ns  # no search for one entry
         weights["now"] = trap_phase_weights(cfg, b, NS * sum(tot.values()))
         groups = [_Group(kind, "fentry", h, Sites(lab.count(kind), np.zeros(0), tot[kind], 0.0),
-                         look(kind, "fentry"), share[kind]) for kind in here]
+                         look(kind, "fentry"), share[kind], functions=tuple(functions)) for kind in here]
         if cfg.strategy == "spin":
             weights["now"] = {"sync2": 1.0}
             for g in groups:
@@ -570,7 +592,7 @@ STAGGER_ORDER_SEED = 0
 
 
 @lru_cache(maxsize=32)
-def _batch_order(workload, kinds):
+def _batch_order(workload, kinds, functions=()):
     """The sites of a sites step in write order: per-site rates, kinds and names (None: tail).
 
     Sites are written in address order; the model takes the workload's
@@ -581,10 +603,11 @@ def _batch_order(workload, kinds):
     """
     rates, labels, names = [], [], []
     hot = dict(workload.hot)
-    if "livepatched" in kinds:
-        rates += [hot[n] for n in LIVEPATCHED]
-        labels += ["livepatched"] * len(LIVEPATCHED)
-        names += list(LIVEPATCHED)
+    if "livepatched" in kinds:  # the step's own live-patched functions (all when none named)
+        lp = [n for n in LIVEPATCHED if n in functions] or list(LIVEPATCHED)
+        rates += [hot[n] for n in lp]
+        labels += ["livepatched"] * len(lp)
+        names += lp
     if "ordinary" in kinds:
         other = [(n, r) for n, r in workload.hot if n not in LIVEPATCHED]
         m = workload.tail_functions
@@ -600,18 +623,18 @@ def _batch_order(workload, kinds):
 
 
 @lru_cache(maxsize=32)
-def _stagger_table(workload, kinds, write_ns):
+def _stagger_table(workload, kinds, write_ns, functions=()):
     """:func:`workbench.race.stagger.stagger_tables` of a batched stage's sites (:func:`_batch_order`)."""
 
-    rates, labels, _ = _batch_order(workload, kinds)
+    rates, labels, _ = _batch_order(workload, kinds, functions)
     return stagger_tables(rates, write_ns, list(labels))
 
 
 @lru_cache(maxsize=8)
-def _stagger_batch_tables(workload, kinds, write_ns, batch_max):
+def _stagger_batch_tables(workload, kinds, write_ns, batch_max, functions=()):
     """:func:`workbench.race.stagger.stagger_tables` of every batch of ``batch_max`` sites, in order."""
 
-    rates, labels, _ = _batch_order(workload, kinds)
+    rates, labels, _ = _batch_order(workload, kinds, functions)
     return tuple(stagger_tables(rates[lo:lo + batch_max], write_ns, list(labels[lo:lo + batch_max]))
                  for lo in range(0, len(rates), batch_max))
 
@@ -624,11 +647,12 @@ def _stagger_spin(cfg, stage, window):
     the next batch's fresh int3s (the batches are disjoint in time).
     """
 
+    fns = next((g.functions for g in stage.groups if g.functions), ())
     if stage.batch is None:
-        tab = _stagger_table(cfg.workload, tuple(g.kind for g in stage.groups), cfg.timing.write_ns)
+        tab = _stagger_table(cfg.workload, tuple(g.kind for g in stage.groups), cfg.timing.write_ns, fns)
     else:
         tab = _stagger_batch_tables(cfg.workload, stage.batch[3], cfg.timing.write_ns,
-                                    cfg.batch_max)[stage.batch[0]]
+                                    cfg.batch_max, fns)[stage.batch[0]]
     r = stagger_eval(tab, window)
     traps = np.asarray(r["traps"], float)
     first = np.where(traps > 0, np.asarray(r["first"], float) / np.where(traps > 0, traps, 1.0), 1.0)
@@ -849,7 +873,7 @@ def draw_chunk(cfg, stages, rng, size):
                     # the rest's traps per CPU from their exact mean and
                     # variance (rest_sums); each waits the rest's mean wait
                     _, _, (rest_p, rest_b, rest_v) = spin_per_site(t, n, s.d_write, cfg.workload, g.kind,
-                                                                   g.share)
+                                                                   g.share, g.functions)
                     if rest_p > 0:
                         lam = _spin_callers(cfg) * gamma_matched(rng, rest_p, rest_v, size)
                         k = rng.poisson(lam if gain is None else lam * gain)

@@ -235,7 +235,7 @@ def rest_sums(rates, W, w, d):
 
 
 @lru_cache(maxsize=256)
-def spin_per_site(timing, cpus, d_write, workload, kind, share=1.0):
+def spin_per_site(timing, cpus, d_write, workload, kind, share=1.0, functions=()):
     """Spin over the per-site windows of one site kind, per CPU.
 
     Every site i has its own window ``W_i = d_write + R1 + R2`` and traps a
@@ -244,10 +244,15 @@ def spin_per_site(timing, cpus, d_write, workload, kind, share=1.0):
     expected traps and waits (ns) of the top sites (arrays) and the rest's
     summed traps, wait and trap variance (:func:`rest_sums`). Every rate is
     the workload's times *share* (the simulator's ``_caller_share``).
+    *functions* (live-patched kind only): the stage's own live-patched
+    functions, when it involves only some of them.
     """
     W, w = window_nodes(timing, cpus, d_write)
     d = workload.dispersion
     top = site_summary(workload)[kind].top * NS * share
+    if kind == "livepatched" and functions:
+        hot = dict(workload.hot)
+        top = np.sort(np.array([hot[f] for f in LIVEPATCHED if f in functions], float))[::-1] * NS * share
     terms = site_terms(top, W, w, d)
     rest = rest_sums(rest_rates(workload, kind) * share, W, w, d)
     return terms[0], terms[1], rest
@@ -259,7 +264,8 @@ def spin_expect(cfg, stage):
     if stage.what == "per_site":
         traps, wait = [], 0.0
         for g in stage.groups:
-            top_p, top_b, (rest_p, rest_b, _) = spin_per_site(t, n, stage.d_write, cfg.workload, g.kind, g.share)
+            top_p, top_b, (rest_p, rest_b, _) = spin_per_site(t, n, stage.d_write, cfg.workload, g.kind, g.share,
+                                                              g.functions)
             traps.append(float(top_p.sum()) + rest_p)
             wait += float(top_b.sum()) + rest_b
         return traps, wait
