@@ -10,7 +10,10 @@ scenario and entry (and, for the seed, four seeded random-mode schedules on
 four CPUs), the SHA-256 of the whole calls frame as CSV, its row count, the
 schedule counts and the outcome table. The fast engine must give the same
 bits. A change that is meant to change the model (not only its speed)
-regenerates the fixture on the slow engine and says so in its commit.
+regenerates the keys it changes the long way (every shortcut off; the
+script says how) and says so in its commit: the livepatch's one ops per
+function (docs/KERNEL.md §2a) regenerated the seed and seed_reverse keys;
+shared_regs_caller's is still the engine before the speed work.
 """
 
 import hashlib

@@ -65,6 +65,8 @@ STATS = {
 _TERMS = [
     # what was run
     Term("scenario", "text", "patch scenario: which ftrace ops are registered before and after"),
+    Term("kernel", "text", "which kernel can run the scenario: real i386, or i386 sketch (the seed mail's "
+                           "livepatch world, x86_64-only features on i386)"),
     Term("strategy", "text", "int3 handler strategy: " + ", ".join(STRATEGIES)),
     Term("entry", "text", "int3 entry whose outcomes are used: " + ", ".join(ENTRIES)),
     Term("protocol", "text", "how the sites are patched: " + ", ".join(PROTOCOLS)),

@@ -51,6 +51,7 @@ from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, write_atomic
 from workbench.base.version import code_version
 from workbench.base.vocabulary import STRATEGIES, write_columns
+from workbench.emulate.scenario import scenario_kernel
 from workbench.race.experiment import long_metrics, race_grid
 from workbench.race.simulator import bristot_comparison
 from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, save_frame, sweep
@@ -223,6 +224,12 @@ def summaries(frames: dict, tables: dict) -> dict:
                                      z_max_abs=("z", lambda z: z.abs().max()),
                                      rel_diff_max=("rel", "max")).reset_index())
     out["outcomes"] = pd.concat(list(tables.values()), ignore_index=True)
+    # which kernel each row's scenario belongs to: real i386, or the seed mail's i386 sketch
+    for name, frame in out.items():
+        if "scenario" in frame.columns:
+            kernel = frame["scenario"].map(lambda sc: scenario_kernel(str(sc)))
+            out[name] = frame.assign(kernel=kernel)[["scenario", "kernel"] + [c for c in frame.columns
+                                                                           if c not in ("scenario", "kernel")]]
     return out
 
 

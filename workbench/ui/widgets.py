@@ -31,7 +31,7 @@ import pandas as pd
 
 from workbench.base.errors import ConfigError, check_range
 from workbench.base.vocabulary import ENTRIES
-from workbench.emulate.scenario import scenario_names
+from workbench.emulate.scenario import scenario_kernel, scenario_names
 from workbench.kernel.int3 import STRATEGIES as HANDLER_STRATEGIES
 from workbench.kernel.ptrace import PtRegs
 from workbench.race.experiment import race_grid
@@ -508,7 +508,8 @@ class Explorer:
         w = _widgets()
         style = {"description_width": "110px"}
         self.seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
-        self.scenario = w.Dropdown(options=scenario_names(), value=scenario, description="scenario", style=style)
+        self.scenario = w.Dropdown(options=[(f"{n} [{scenario_kernel(n)}]", n) for n in scenario_names()],
+                                   value=scenario, description="scenario", style=style)
         self.entry = w.Dropdown(options=["v5.1", "v5.3"], value=entry, description="int3 entry", style=style)
         self.protocol = w.Dropdown(options=[p for p in PROTOCOLS if p != "stop_machine"], value=protocol,
                                    description="protocol", style=style)
@@ -692,7 +693,8 @@ class Explorer:
         self.update()
 
     def _label(self, config) -> str:
-        return (f"{config['scenario']}, {config['protocol']}, entry {config['entry']}, "
+        return (f"{config['scenario']} [{scenario_kernel(config['scenario'])}], {config['protocol']}, "
+                f"entry {config['entry']}, "
                 f"round {config['sync_round_us']:.3g} µs")
 
     def _table_frame(self):
