@@ -114,3 +114,14 @@ def test_spin_on_the_patching_cpu_deadlocks_in_every_phase(running):
             stages = patch_timeline(RaceConfig("tracer_add_livepatch", "spin", protocol, cpus=cpus), running)
             groups = [g for s in stages for g in s.patcher]
             assert groups and all(g.outcome["deadlocks"] == 1.0 for g in groups)
+
+
+def test_simulate_cli_on_one_cpu_reports_no_ipi(capsys):
+    import json
+
+    from workbench.ui import cli
+    assert cli.main(["simulate", "--scenario", "tracer_add_probe", "--cpus", "1,2", "--trials", "200",
+                     "--json"]) == 0
+    rows = {r["cpus"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[1]["ipis_mean"] == 0 and rows[1]["ipi_round_ns"] == 0  # was 9 IPIs and 5 us rounds
+    assert rows[2]["ipis_mean"] == 9 and rows[2]["ipi_round_ns"] > 0

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from workbench.base.errors import ConfigError, check_range
 from workbench.emulate.mc.check import bad_outcome, check, default_calls, outcome_rows, subtrees
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
-from workbench.emulate.mc.system import MAX_CALLING_CPUS, McConfig
+from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS, McConfig
 from workbench.sweep.engine import sweep
 from workbench.sweep.experiment import Experiment
 
@@ -141,7 +141,8 @@ def write_counterexamples(frame: pd.DataFrame, out_dir) -> list[str]:
         cfg = McExperiment.config(p)
         path = Path(out_dir) / f"cex_{n:03d}_{cfg.strategy}_{cfg.entry}_{cfg.protocol}_{cfg.handler}.json"
         files.append(str(save_schedule(path, cfg, json.loads(r.schedule), r.outcome_text,
-                                       note=f"{r.switches} context switches")))
+                                       note=f"{r.switches} context switches; protocol {cfg.protocol}: "
+                                            f"{MC_PROTOCOLS[cfg.protocol]}")))
     return files
 
 
