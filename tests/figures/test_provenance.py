@@ -100,8 +100,10 @@ def test_every_figure_has_a_caption_and_provenance_in_json_and_png(quick_run):
             assert im.info["Description"] == meta["caption"]
     fig1 = pd.read_json(out / "figures" / "fig1_drops_vs_cpus_quick.json", typ="series")
     # the fixed conditions, read from the data: not the swept CPU count
-    # two scenarios, one per panel (violations: seed; tracer drops: tracer running)
-    assert "scenarios seed + tracer_add_livepatch" in fig1["caption"] and "entry v5.3" in fig1["caption"]
+    # two scenarios, one per panel (violations: seed; tracer drops: tracer running), each
+    # tagged with the kernel that can run it (docs/KERNEL.md §7)
+    assert "scenarios seed [i386 sketch] + tracer_add_probe [real i386]" in fig1["caption"]
+    assert "entry v5.3" in fig1["caption"]
     assert "sync round 337 µs" in fig1["caption"] and "CPUs" not in fig1["caption"].split("(24 CPUs)")[1]
     fig2 = pd.read_json(out / "figures" / "fig2_drops_vs_timing_quick.json", typ="series")
     assert "64 CPUs" in fig2["caption"] and "seed 11" in fig2["caption"]
