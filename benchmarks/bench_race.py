@@ -19,8 +19,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from workbench.race.simulator import (SITE_KINDS, STRATEGIES, TRAP_SITES, PerCallOutcomes, RaceConfig,
-                            Workload, load_outcomes, simulate, simulate_many)
+from workbench.base.vocabulary import STRATEGIES
+from workbench.race.outcomes import load_outcomes, PerCallOutcomes, TRAP_SITES
+from workbench.race.simulator import RaceConfig, simulate, simulate_many
+from workbench.race.workload import SITE_KINDS, Workload
 from workbench.race.timing import Timing
 
 RATIO_AIM, SWEEP_AIM_S = 0.25, 30.0

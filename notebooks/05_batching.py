@@ -28,7 +28,7 @@ backend: str = "serial"
 # %%
 from workbench.figures import plots
 from workbench.figures.job import batching_grid
-from workbench.race.simulator import bristot_comparison
+from workbench.race.bristot import bristot_comparison
 from workbench.sweep.engine import sweep
 
 # %% [markdown]

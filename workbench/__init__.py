@@ -66,7 +66,7 @@ _API = {
     "RaceConfig": "workbench.race.simulator",
     "simulate": "workbench.race.simulator",
     "closed_form": "workbench.race.simulator",
-    "load_outcomes": "workbench.race.simulator",
+    "load_outcomes": "workbench.race.outcomes",
     "RACE": "workbench.race.experiment",
     "race_grid": "workbench.race.experiment",
     # figures

@@ -144,7 +144,7 @@ def test_results_of_workers_running_other_code_are_keyed_by_that_code(tmp_path, 
 
 
 def test_derived_plans_are_forgotten_after_a_live_edit(fake_pkg):
-    from workbench.race.simulator import PLANS
+    from workbench.race.plan import PLANS
 
     PLANS.refresh()
     PLANS["seed"]

@@ -13,12 +13,14 @@ passes a ``batch_max`` fails there by construction.
 
 import math
 
-import numpy as np
 import pytest
 
 from workbench.base.errors import ConfigError
-from workbench.race.simulator import (TP_VEC_MAX, PerCallOutcomes, RaceConfig, Workload, patch_timeline,
-                                      closed_form, simulate)
+from workbench.race.outcomes import PerCallOutcomes
+from workbench.race.plan import TP_VEC_MAX
+from workbench.race.simulator import closed_form, RaceConfig, simulate
+from workbench.race.timeline import patch_timeline
+from workbench.race.workload import Workload
 
 # a small workload: few enough sites that batch_max=1 runs quickly in the Monte Carlo
 SMALL = Workload(hot={"do_IRQ": 3000.0, "__migrate_task": 400.0, "schedule": 8000.0},
@@ -83,7 +85,7 @@ def test_batch_max_1_equals_per_site_monte_carlo():
 @pytest.mark.parametrize("scenario", ["seed", "shared_regs_caller", "tracer_remove_livepatch"])
 @pytest.mark.parametrize("batch_max", [None, 1, 2, 7, 64, 256, 10**6])
 def test_ipi_rounds(scenario, batch_max):
-    from workbench.race.simulator import PLANS
+    from workbench.race.plan import PLANS
     c = RaceConfig(scenario, workload=SMALL, batch_max=batch_max)
     sites = [s for s in patch_timeline(c, None) if s.what in ("batched", "per_site")]
     steps = [st for st in PLANS[scenario] if st.target == "sites"]
@@ -126,7 +128,9 @@ def test_patch_time_grows_with_batches():
 def outcomes_with_means(scenario="seed"):
     """A synthetic outcome table: fractional per-call means (tests the counting, not the values)."""
     import pandas as pd
-    from workbench.race.simulator import SITE_KINDS, STRATEGIES, TRAP_SITES
+    from workbench.base.vocabulary import STRATEGIES
+    from workbench.race.outcomes import TRAP_SITES
+    from workbench.race.workload import SITE_KINDS
     rows = [{"scenario": scenario, "entry": "v5.3", "strategy": st, "site_kind": kind, "trap_site": site,
              "trapped_placements": 10, "violation": 0.3 + 0.1 * i, "dropped_tracer": 0.45 * (kind == "ordinary"),
              "dropped_livepatch": 1.5 * (kind == "livepatched"), "spurious": 0.25, "crash": 0.0}

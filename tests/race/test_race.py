@@ -17,9 +17,12 @@ import pytest
 
 from workbench.base.errors import ConfigError
 from workbench.emulate.scenario import scenario_names
-from workbench.race.simulator import (METRICS, PLANS, SITE_KINDS, STRATEGIES, TRAP_SITES,
-                            PerCallOutcomes, RaceConfig, Workload, bristot_comparison,
-                            closed_form, config_stream, derive_plan, simulate, simulate_many)
+from workbench.base.vocabulary import METRICS, STRATEGIES
+from workbench.race.bristot import bristot_comparison
+from workbench.race.outcomes import PerCallOutcomes, TRAP_SITES
+from workbench.race.plan import derive_plan, PLANS
+from workbench.race.simulator import closed_form, config_stream, RaceConfig, simulate, simulate_many
+from workbench.race.workload import SITE_KINDS, Workload
 from workbench.race.timing import BRISTOT, Timing
 
 
@@ -253,7 +256,7 @@ def test_batched_window_by_hand():
 def _stagger_by_hand(work, w, win):
     """Per-CPU spin traps and wait over one batch of *work*'s sites (livepatched, then
     ordinary, in the simulator's fixed pseudo-random write order), by workbench.race.stagger."""
-    from workbench.race.simulator import STAGGER_ORDER_SEED
+    from workbench.race.timeline import STAGGER_ORDER_SEED
     from workbench.race.stagger import spin_staggered
 
     hot = dict(work.hot)
@@ -354,7 +357,8 @@ def test_spin_limits(protocol):
 @pytest.mark.parametrize("scale,dispersion", [(1e-2, 0.0), (1.0, 0.0), (30.0, 0.7), (1e4, 0.0), (1e4, 2.0)])
 def test_spin_never_waits_longer_than_the_windows(protocol, scale, dispersion):
     """Every trial: waits <= N x the windows, trapped <= N per window; MC mean = closed form."""
-    from workbench.race.simulator import draw_chunk, patch_timeline
+    from workbench.race.simulator import draw_chunk
+    from workbench.race.timeline import patch_timeline
     n, k = 32, 7
     cfg = RaceConfig("seed", "spin", protocol, n, _seven_sites(scale, dispersion), NO_HANDLER,
                      trampolines=False)
@@ -442,7 +446,8 @@ def test_window_rounds_are_the_protocols_first_two(protocol):
     variance is that of the third rounds (independent draws would add the
     window rounds' variance twice over).
     """
-    from workbench.race.simulator import draw_chunk, patch_timeline
+    from workbench.race.simulator import draw_chunk
+    from workbench.race.timeline import patch_timeline
     t = Timing()  # random rounds
     n, k = 24, 6
     work = Workload(hot={"do_IRQ": 1e3, "__migrate_task": 1e3}, tail_functions=k - 2, tail_rate=1e4)
@@ -590,7 +595,7 @@ def test_bad_simulate_arguments():
 
 def test_plans_follow_the_kernel_order():
     """docs/KERNEL.md §11-12: trampoline calls first (routing decides what they trap), then sites."""
-    from workbench.race.simulator import Stage
+    from workbench.race.plan import Stage
     # the livepatch is DYNAMIC: the trampolines hold ftrace_ops_list_func before and
     # after the tracer comes or goes (ftrace_ops_get_list_func): no trampoline update
     LP, IRQ, MIG = ("do_IRQ", "__migrate_task"), ("do_IRQ",), ("__migrate_task",)
@@ -655,7 +660,7 @@ def test_cli_table_and_bristot(capsys):
 # -- with the emulator's outcome table -------------------------------------------
 
 def _real_loader():
-    from workbench.race.simulator import load_outcomes
+    from workbench.race.outcomes import load_outcomes
     return load_outcomes
 
 

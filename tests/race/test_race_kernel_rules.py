@@ -13,7 +13,9 @@ import math
 
 import pytest
 
-from workbench.race.simulator import RaceConfig, Workload, closed_form, load_outcomes, simulate
+from workbench.race.outcomes import load_outcomes
+from workbench.race.simulator import closed_form, RaceConfig, simulate
+from workbench.race.workload import Workload
 from workbench.race.timing import Timing
 
 FIXED = Timing(irq_off_prob=0.0, ipi_base_ns=50_000.0)
@@ -53,7 +55,7 @@ def test_spin_deadlocks_on_the_patching_cpu_and_in_do_irq(seed, running):
 
 def test_spin_phase_weights_follow_the_first_call(seed):
     """A busy CPU traps at the start of the window (the int3 phase: a sync still to come)."""
-    from workbench.race.simulator import trap_phase_weights
+    from workbench.race.timeline import trap_phase_weights
 
     cfg = RaceConfig("seed", "spin", cpus=24, timing=FIXED)
     busy = trap_phase_weights(cfg, 1, 1.0)  # a call per ns: first call in the int3 phase
@@ -100,7 +102,7 @@ def test_spin_on_the_patching_cpu_deadlocks_in_every_phase(running):
     """The patching CPU writes the first bytes itself: an interrupt there that spins is never
     released, in the first-byte phase too (after sync2), unlike a trap on any other CPU."""
     from workbench.emulate.patching_cpu import patching_cpu_calls
-    from workbench.race.simulator import patch_timeline
+    from workbench.race.timeline import patch_timeline
 
     calls = patching_cpu_calls("seed", "spin")
     step = calls.trap_phase.str.rsplit(":", n=1).str[-1]

@@ -62,7 +62,9 @@ import numpy as np
 import pytest
 
 from workbench.emulate.explore import explore
-from workbench.race.simulator import RaceConfig, Workload, closed_form, load_outcomes
+from workbench.race.outcomes import load_outcomes
+from workbench.race.simulator import closed_form, RaceConfig
+from workbench.race.workload import Workload
 from workbench.race.timing import Timing
 
 FUNCTIONS = ["do_IRQ", "__migrate_task", "schedule", "fn_00000", "fn_00001", "fn_00002"]

@@ -53,8 +53,9 @@ def test_same_seed_same_numbers_and_bad_input():
 
 def test_the_race_simulator_follows_the_per_call_simulation():
     """The simulator's batched spin (closed form and Monte Carlo) against simulate_calls, saturated."""
-    from workbench.race.simulator import STAGGER_ORDER_SEED, RaceConfig, closed_form, simulate
-    from workbench.race.simulator import PerCallOutcomes
+    from workbench.race.simulator import closed_form, RaceConfig, simulate
+    from workbench.race.timeline import STAGGER_ORDER_SEED
+    from workbench.race.outcomes import PerCallOutcomes
     from workbench.race.timing import Timing
     from workbench.race.workload import Workload
 

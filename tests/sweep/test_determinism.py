@@ -18,7 +18,9 @@ import pytest
 
 from workbench.base.numeric import fdot
 from workbench.race.experiment import race_grid
-from workbench.race.simulator import RaceConfig, Workload, load_outcomes, simulate_many
+from workbench.race.outcomes import load_outcomes
+from workbench.race.simulator import RaceConfig, simulate_many
+from workbench.race.workload import Workload
 from workbench.race.timing import Timing
 from workbench.sweep import engine as sw
 

@@ -14,7 +14,8 @@ import pytest
 
 from workbench.sweep import engine as sw
 from workbench.base.errors import ConfigError
-from workbench.race.simulator import load_outcomes, simulate
+from workbench.race.outcomes import load_outcomes
+from workbench.race.simulator import simulate
 from workbench.race.experiment import RACE, RaceExperiment, long_metrics, race_grid
 from workbench.race.timing import Timing
 from workbench.sweep.engine import FunctionExperiment, Grid, SweepCache, parse_assignments, point_stream, sweep

@@ -53,7 +53,7 @@ from workbench.base.version import code_version
 from workbench.base.vocabulary import STRATEGIES, write_columns
 from workbench.emulate.scenario import scenario_kernel
 from workbench.race.experiment import long_metrics, race_grid
-from workbench.race.simulator import bristot_comparison
+from workbench.race.bristot import bristot_comparison
 from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, save_frame, sweep
 
 __all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "batching_grid", "by_panel", "digest", "grids",

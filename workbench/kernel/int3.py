@@ -90,6 +90,8 @@ class Strategy:
     protocol: str  #: "breakpoint" or "stop_machine"
     handler: Callable  #: (machine, cpu, regs, change) -> bool
     shipped: str
+    #: the handler holds the trapped CPU until the site changes (the race counts CPUs, not calls)
+    blocks: bool = False
 
     def __call__(self, machine, cpu, regs) -> bool:
         """poke_int3_handler(): claim the trap if it hit a site being patched."""
@@ -104,7 +106,7 @@ class Strategy:
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def strategy(name: str, shipped: str, protocol: str = "breakpoint"):
+def strategy(name: str, shipped: str, protocol: str = "breakpoint", blocks: bool = False):
     """Register ``handler(machine, cpu, regs, change) -> bool`` as strategy *name*.
 
     *name* must be one of the vocabulary's strategies
@@ -113,7 +115,7 @@ def strategy(name: str, shipped: str, protocol: str = "breakpoint"):
     check_choice("strategy", name, VOCABULARY_STRATEGIES)
 
     def register(fn):
-        STRATEGIES[name] = Strategy(name, protocol, fn, shipped)
+        STRATEGIES[name] = Strategy(name, protocol, fn, shipped, blocks)
         return fn
     return register
 
@@ -155,7 +157,7 @@ def _emulate_old(machine, cpu, regs, change):
     return _emulate(regs, machine, change.old, change.addr)
 
 
-@strategy("spin", "not shipped")
+@strategy("spin", "not shipped", blocks=True)
 def _spin(machine, cpu, regs, change):
     # Back onto the int3 with interrupts as they were: the patcher's sync IPI
     # must still get through, or the patch would never finish (with IF clear

@@ -15,17 +15,18 @@ Bad input (an unknown parameter, a value the experiment refuses) raises
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import replace
 
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.vocabulary import ENTRIES
-from workbench.race.simulator import METRICS, PLANS, PerCallOutcomes, RaceConfig, Workload, simulate
+from workbench.base.vocabulary import METRICS
+from workbench.race.outcomes import PerCallOutcomes
+from workbench.race.plan import PLANS
+from workbench.race.simulator import RaceConfig, simulate
 from workbench.race.timing import Timing
-from workbench.race.workload import DEFAULT_HOT
+from workbench.race.workload import DEFAULT_HOT, Workload
 from workbench.sweep.engine import Grid
 from workbench.sweep.experiment import Experiment
 
@@ -40,7 +41,7 @@ REFERENCE_CPUS = 24
 #: every race-sweep parameter and its default (None: the model's calibrated default)
 RACE_PARAMETERS = {
     "scenario": "seed",          # a named scenario or a scenario TOML file
-    "strategy": "skip",          # workbench.race.simulator.STRATEGIES
+    "strategy": "skip",          # workbench.base.vocabulary.STRATEGIES
     "protocol": None,            # per_site | batched | stop_machine (None: the strategy's own)
     "entry": "v5.3",             # kernel int3 entry whose emulated outcomes are used
     "cpus": 64,                  # 1..65536
@@ -58,7 +59,7 @@ RACE_PARAMETERS = {
     # as ftrace did before v5.6 (and the default entry v5.3). From v5.6
     # text_poke_queue() cuts batches of TP_VEC_MAX = 256 (derived:
     # PAGE_SIZE / sizeof(struct text_poke_loc) = 4096 / 16; see
-    # workbench.race.simulator.TP_VEC_MAX and docs/RACE.md)
+    # workbench.race.plan.TP_VEC_MAX and docs/RACE.md)
     "batch_max": None,
     "outcomes": "emulator",      # emulator: measured per-call outcomes; none: count traps only
     "trials": 10_000,            # Monte Carlo trials per point

@@ -13,14 +13,15 @@ import numpy as np
 
 from workbench.base.numeric import fdot
 from workbench.base.errors import ConfigError, check_range
-from workbench.base.units import NS
 from workbench.race.timing import finite_range
 
-__all__ = ["DEFAULT_HOT", "EXACT_SITES", "LIVEPATCHED", "Sites", "Workload", "site_summary"]
+__all__ = ["DEFAULT_HOT", "EXACT_SITES", "LIVEPATCHED", "SITE_KINDS", "Sites", "Workload", "site_summary"]
 
 #: the busiest sites of a kind whose per-site windows are drawn one by one
 EXACT_SITES = 16
 
+#: the kinds of call site the race tells apart (docs/RACE.md)
+SITE_KINDS = ("livepatched", "ordinary")
 #: functions whose sites are live patched in every scenario (docs/KERNEL.md §12)
 LIVEPATCHED = ("do_IRQ", "__migrate_task")
 

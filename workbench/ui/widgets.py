@@ -35,8 +35,8 @@ from workbench.emulate.scenario import scenario_kernel, scenario_names
 from workbench.kernel.int3 import STRATEGIES as HANDLER_STRATEGIES
 from workbench.kernel.ptrace import PtRegs
 from workbench.race.experiment import race_grid
-from workbench.race.simulator import PROTOCOLS
-from workbench.race.simulator import STRATEGIES as RACE_STRATEGIES
+from workbench.base.vocabulary import PROTOCOLS
+from workbench.base.vocabulary import STRATEGIES as RACE_STRATEGIES
 from workbench.race.workload import DEFAULT_HOT
 from workbench.sweep.engine import Grid, sweep
 from workbench.ui.format import human_value
@@ -251,7 +251,7 @@ class CallStepper:
             if eip > call:
                 return f"pt_regs being restored by {base} (after do_int3; the iret frame follows)"
         if base == "do_int3" and addr is not None:
-            return f"pt_regs complete, passed to do_int3 (the strategy acts on it)"
+            return "pt_regs complete, passed to do_int3 (the strategy acts on it)"
         if addr is not None:
             return f"pt_regs live (built by {kind})"
         return "no pt_regs live (not inside the int3 entry or a regs-saving trampoline)"

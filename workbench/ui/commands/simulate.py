@@ -25,7 +25,7 @@ from workbench.base.errors import ConfigError
 from workbench.base.vocabulary import COLUMNS, METRICS
 from workbench.race.experiment import RACE, RACE_PARAMETERS
 from workbench.race.timing import Timing
-from workbench.race.simulator import bristot_comparison
+from workbench.race.bristot import bristot_comparison
 from workbench.sweep.engine import Grid, parse_assignments, sweep
 from workbench.ui.format import human_value
 
