@@ -1,0 +1,190 @@
+"""Boot a real kernel, measure its ftrace updates, and hold them against the v6.1 plan.
+
+One *boot* is one arch, one vCPU count and a tuple of site counts: the guest
+(:mod:`workbench.anchor.guest`) makes, for each N, the tracer-on,
+kprobe-add, kprobe-remove and tracer-off updates. Its measured rows
+(:mod:`workbench.anchor.console`) are cached as Parquet under
+``data/anchor/<key>/measured.parquet`` with the console log beside it
+(``console.log``; a failed first try's log is kept as ``console.try1.log``).
+The key is the kernel package and version, the QEMU version, the vCPUs, the
+accelerator, the site counts and the digest of the guest-side code; an
+entry that cannot be read or whose provenance does not match is booted
+again. The model's columns (:mod:`workbench.race.plan_v6_1`) are added on
+every read, so a change to the model needs no boot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.anchor.boot import boot
+from workbench.anchor.console import CLASSES, parse_console
+from workbench.anchor.guest import guest_script
+from workbench.anchor.initramfs import build_initramfs
+from workbench.anchor.packages import ARCHES, Guest, guest_for
+from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.paths import data_dir
+from workbench.base.store import write_atomic
+from workbench.base.version import files_digest
+from workbench.race.plan_v6_1 import plan_v6_1
+
+__all__ = ["ACCELERATOR", "FULL_NS", "QUICK_NS", "anchor_frame", "measure", "slope_table", "with_model"]
+
+ACCELERATOR = "tcg"
+#: site counts of ``make anchor`` (0: every traceable function)
+FULL_NS = (1, 256, 600, 1200, 2400, 4800, 9600, 19200, 0)
+#: site counts of the quick run (CI): 1, 3, 5 and 10 site batches
+QUICK_NS = (1, 600, 1200, 2400)
+
+_GUEST_CODE = ("guest.py", "initramfs.py", "boot.py", "console.py")
+
+
+def _guest_code_version() -> str:
+    here = Path(__file__).resolve().parent
+    return files_digest([here / f for f in _GUEST_CODE], here)
+
+
+def _key(guest: Guest, cpus: int, ns: tuple) -> dict:
+    return {"arch": guest.arch, "kernel_package": guest.package, "kernel_version": guest.package_version,
+            "qemu_version": guest.qemu_version, "vcpus": cpus, "accelerator": ACCELERATOR,
+            "ns": list(ns), "guest_code": _guest_code_version()}
+
+
+def _entry_dir(key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return data_dir() / "anchor" / f"{key['arch']}-k{key['vcpus']}-{digest}"
+
+
+def _rows(run, key: dict, console: Path) -> pd.DataFrame:
+    rows = []
+    for u in run.updates:
+        row = {k: v for k, v in key.items() if k not in ("ns",)}
+        row.update(update=u.kind, uid=u.uid, n_requested=u.n,
+                   n_sites=(run.available if u.n == 0 else u.n), filter_lines=u.filter_lines,
+                   enabled_after=u.enabled, elapsed_us=u.marker_us, uptime_delta_ms=round(u.uptime_s * 1e3),
+                   cal_total=sum(u.cal), cal_per_cpu=" ".join(map(str, u.cal)), tlb_total=sum(u.tlb),
+                   res_total=sum(u.res), callbacks=json.dumps(u.callbacks, sort_keys=True),
+                   console=console.name, release=run.release)
+        row.update({f"sent_{c}": u.senders.get(c, 0) for c in CLASSES})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _load(path: Path, key: dict) -> pd.DataFrame | None:
+    try:
+        frame = pd.read_parquet(path)
+        stored = json.loads(frame.attrs.get("anchor_key", "null") or "null")
+    except Exception:  # a damaged or foreign file: booted again
+        return None
+    return frame if stored == key and len(frame) else None
+
+
+def measure(arch: str, cpus: int, ns: tuple, *, timeout_s: float = 600.0, retries: int = 1,
+            memory_mb: int = 512, log=print) -> pd.DataFrame:
+    """The measured frame of one boot (cached); :class:`ConfigError` if the guest fails every try."""
+    check_choice("arch", arch, tuple(ARCHES))
+    cpus = int(check_range("vcpus", cpus, 1, 8, integer=True))
+    guest = guest_for(arch)
+    key = _key(guest, cpus, tuple(ns))
+    where = _entry_dir(key)
+    cached = _load(where / "measured.parquet", key)
+    if cached is not None:
+        return cached
+    where.mkdir(parents=True, exist_ok=True)
+    script, updates = guest_script(tuple(ns), word=guest.kprobe_word)
+    initrd = where / "initrd.gz"
+    write_atomic(initrd, build_initramfs(guest.busybox, script))
+    console = where / "console.log"
+    for attempt in range(retries + 1):
+        log(f"anchor: booting {guest.package} {guest.package_version} on {cpus} vCPU(s), "
+            f"N = {', '.join(map(str, ns))} (try {attempt + 1})")
+        res = boot(guest.qemu, guest.vmlinuz, initrd, cpus=cpus, memory_mb=memory_mb,
+                   timeout_s=timeout_s, console=console)
+        run = parse_console(console.read_bytes().decode("utf-8", "replace"))
+        if res.status == "ok" and len(run.updates) == len(updates):
+            break
+        kept = where / f"console.try{attempt + 1}.log"
+        console.replace(kept)
+        log(f"anchor: guest {res.status} after {res.seconds:.0f} s; console kept at {kept}")
+    else:
+        raise ConfigError(f"anchor: the {arch} guest on {cpus} vCPU(s) did not finish in {retries + 1} tries "
+                          f"(timeout {timeout_s:.0f} s); console logs in {where}")
+    frame = _rows(run, key, console)
+    frame.attrs["anchor_key"] = json.dumps(key, sort_keys=True)
+    frame.attrs["boot_seconds"] = round(res.seconds, 1)
+    tmp = where / "measured.parquet.part"
+    frame.to_parquet(tmp)
+    tmp.replace(where / "measured.parquet")
+    return frame
+
+
+def with_model(frame: pd.DataFrame) -> pd.DataFrame:
+    """*frame* with the v6.1 plan's prediction beside each measured update, and the residuals.
+
+    The model's sites are the sites the update changed (``enabled_after``
+    for the tracer's updates, one for the kprobe's); the ops' first
+    registration in a boot creates its x86_64 trampoline instead of poking it.
+    """
+    out = frame.copy()
+    cols = {"model_site_batches": [], "model_sync_rounds": [], "model_ftrace_sync": [], "model_ipis": []}
+    for (arch, cpus), grp in out.groupby(["arch", "vcpus"], sort=False):
+        seen = set()
+        on = grp[grp["update"] == "tracer_on"].set_index("n_requested")["enabled_after"]
+        for i, r in grp.sort_values("uid").iterrows():
+            # the tracer's updates change the sites the tracer traces; the kprobe's change one
+            sites = int(on.get(r.n_requested, r.n_sites)) if r["update"].startswith("tracer") else 1
+            first = r["update"] not in seen
+            seen.add(r["update"])
+            plan = plan_v6_1(r["update"], arch, sites, first_registration=first)
+            out.loc[i, "model_site_batches"] = plan.site_batches
+            out.loc[i, "model_sync_rounds"] = plan.sync_rounds
+            out.loc[i, "model_ftrace_sync"] = plan.ftrace_sync_ipis
+            out.loc[i, "model_ipis"] = plan.ipis(cpus)
+    for c in cols:
+        out[c] = out[c].astype(int)
+    k1 = out["vcpus"] - 1
+    out["model_sync_ipis"] = out["model_sync_rounds"] * k1
+    out["model_ftrace_sync_ipis"] = out["model_ftrace_sync"] * k1
+    sent = [f"sent_{c}" for c in CLASSES]
+    out["explained"] = out[sent].sum(axis=1)
+    out["unexplained"] = out["cal_total"] - out["explained"]
+    out["residual_vs_model"] = out["cal_total"] - out["model_ipis"]
+    return out
+
+
+def anchor_frame(arches=("x86_64", "i386"), cpus=(1, 2), ns=QUICK_NS, **kw) -> pd.DataFrame:
+    """Every (arch, vCPUs) boot of the grid, measured (cached) and with the model."""
+    frames = [measure(a, k, tuple(ns), **kw) for a in arches for k in cpus]
+    return with_model(pd.concat(frames, ignore_index=True))
+
+
+def slope_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (arch, vCPUs): IPIs per site batch of ``tracer_on``/``tracer_off``, measured against the model.
+
+    A least-squares line of CAL IPIs against the model's site batches over
+    the run's site counts (the intercept takes the trampoline pokes and the
+    rest); the model's slope is 3 (K - 1) per batch (``text_poke_bp_batch``).
+    """
+    rows = []
+    for (arch, k, upd), g in frame[frame["update"].isin(["tracer_on", "tracer_off"])].groupby(
+            ["arch", "vcpus", "update"], sort=True):
+        x = g["model_site_batches"].to_numpy(float)
+        if len(set(x)) < 2:
+            continue
+        y_real = g["sent_text_poke_sync"].to_numpy(float)
+        y_cal = g["cal_total"].to_numpy(float)
+        y_model = g["model_ipis"].to_numpy(float)
+        def fit(y):
+            return float(np.polyfit(x, y, 1)[0])
+        rows.append({"arch": arch, "vcpus": int(k), "update": upd, "points": len(g),
+                     "slope_cal": fit(y_cal), "slope_sync": fit(y_real), "slope_model": fit(y_model),
+                     "max_batches": int(x.max())})
+    t = pd.DataFrame(rows)
+    if len(t):
+        t["slope_error"] = (t["slope_cal"] - t["slope_model"]) / t["slope_model"].where(t["slope_model"] != 0)
+    return t

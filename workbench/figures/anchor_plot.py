@@ -1,0 +1,50 @@
+"""The anchor figure: function-call IPIs per ftrace update against N, real kernel and v6.1 model.
+
+Reads the frame of :func:`workbench.anchor.run.anchor_frame`; models no
+kernel file itself (the model is :mod:`workbench.race.plan_v6_1`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.figures.style import OKABE_ITO, new_figure
+
+__all__ = ["UPDATE_STYLE", "anchor_ipis"]
+
+#: update -> (colour, marker)
+UPDATE_STYLE = {"tracer_on": (OKABE_ITO["blue"], "o"), "tracer_off": (OKABE_ITO["vermillion"], "s"),
+                "kprobe_add": (OKABE_ITO["bluish_green"], "^"), "kprobe_remove": (OKABE_ITO["reddish_purple"], "v")}
+
+
+def anchor_ipis(frame):
+    """One panel per (arch, vCPUs): measured CAL IPIs as points, the model's as lines, against N (log)."""
+    panels = sorted({(a, int(k)) for a, k in zip(frame["arch"], frame["vcpus"])})
+    archs = sorted({a for a, _ in panels})
+    ks = sorted({k for _, k in panels})
+    fig, axes = new_figure("grid" if len(ks) > 1 else "wide", nrows=len(ks), ncols=len(archs),
+                           sharex=True, sharey="row")
+    for r, k in enumerate(ks):
+        for c, arch in enumerate(archs):
+            ax = axes[r][c]
+            g = frame[(frame.arch == arch) & (frame.vcpus == k)]
+            for upd, (colour, marker) in UPDATE_STYLE.items():
+                u = g[g["update"] == upd].sort_values("n_sites")
+                if not len(u):
+                    continue
+                x = u["n_sites"].to_numpy(float)
+                ax.plot(x, u["model_ipis"], color=colour, lw=1.2, alpha=0.8,
+                        label=f"{upd} (v6.1 model)" if (r, c) == (0, 0) else None)
+                ax.plot(x, u["cal_total"], ls="none", marker=marker, ms=4, mfc="none", color=colour,
+                        label=f"{upd} (guest CAL)" if (r, c) == (0, 0) else None)
+            ax.set_xscale("log")
+            ax.set_title(f"{arch}, {k} vCPU{'s' if k > 1 else ''}", fontsize=8)
+            if r == len(ks) - 1:
+                ax.set_xlabel("sites changed N (log)")
+            if c == 0:
+                ax.set_ylabel("function-call IPIs per update")
+            top = float(np.nanmax(g[["cal_total", "model_ipis"]].to_numpy(float))) if len(g) else 1.0
+            ax.set_ylim(-0.5, max(top * 1.08, 2.0))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=6, frameon=False)
+    return fig
