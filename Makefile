@@ -7,7 +7,7 @@ QUICK  ?=
 # JupyterLab refuses to run as root (as in a container) unless told it may
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: figures test lab bench venv clean report
+.PHONY: figures test lab bench venv clean report anchor
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ figures: $(STAMP)
 # data/report/report.html (report_quick.html with QUICK=1) and the executed notebooks
 report: $(STAMP)
 	$(PY) -m workbench report $(if $(QUICK),--quick,)
+
+# Debian's 6.1 kernels booted under QEMU: their ftrace IPIs against the v6.1 plan (the full grid;
+# needs qemu-system-x86 and busybox-static; QUICK=1 for the reduced one)
+anchor: $(STAMP)
+	$(PY) -m workbench anchor $(if $(QUICK),--quick,)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider

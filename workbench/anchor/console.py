@@ -16,7 +16,9 @@ class                     callback (kernel file, v6.1)
 ``kernel_range_flush``    ``do_kernel_range_flush`` (``arch/x86/mm/tlb.c``: vunmap/vfree)
 ``mm_tlb_flush``          ``flush_tlb_func`` (``arch/x86/mm/tlb.c``: a process's mm)
 ``other_call``            any other ``smp_call_function_many_cond`` callback
-``single_queue``          ``__smp_call_single_queue`` (``kernel/smp.c``: remote wakeups, single calls)
+``nohz_balance_kick``     ``nohz_csd_func`` through ``generic_exec_single`` (``kernel/sched/fair.c``: ``kick_ilb()``)
+``single_call``           any other ``generic_exec_single`` callback (``smp_call_function_single*``)
+``single_queue``          ``__smp_call_single_queue`` called out of line (``kernel/smp.c``: queued remote wakeups)
 ========================  ================================================
 
 A class's count is the remote CPUs the sender asked to interrupt (the mask's
@@ -31,13 +33,15 @@ from dataclasses import dataclass, field
 __all__ = ["CLASSES", "ConsoleRun", "UpdateRecord", "parse_console"]
 
 CLASSES = ("text_poke_sync", "ftrace_sync_ipi", "page_attr_flush", "kernel_range_flush", "mm_tlb_flush",
-           "other_call", "single_queue")
+           "other_call", "nohz_balance_kick", "single_call", "single_queue")
 
 _CLASS_OF = {"do_sync_core": "text_poke_sync", "ftrace_sync_ipi": "ftrace_sync_ipi",
              "__cpa_flush_tlb": "page_attr_flush", "do_flush_tlb_all": "page_attr_flush",
              "do_kernel_range_flush": "kernel_range_flush", "flush_tlb_func": "mm_tlb_flush"}
 
-_EVENT = re.compile(r"\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): \(\S+\)(.*)")
+_SINGLE_OF = {"nohz_csd_func": "nohz_balance_kick"}
+
+_EVENT = re.compile(r"\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)")
 
 
 @dataclass
@@ -56,6 +60,8 @@ class UpdateRecord:
     res: tuple = ()
     senders: dict = field(default_factory=dict)   # class -> remote CPUs asked
     callbacks: dict = field(default_factory=dict)  # callback symbol -> remote CPUs asked
+    received: int = -1       # call_function(_single)_entry events between the markers (all CPUs)
+    sent: int = -1           # native_send_call_func(_single)_ipi calls between the markers
 
 
 @dataclass
@@ -146,6 +152,7 @@ def _classify(rec: UpdateRecord, lines: list, syms: dict, cpus: int) -> None:
     inside, begin = False, None
     senders = dict.fromkeys(CLASSES, 0)
     callbacks: dict = {}
+    received = sent = 0
     online = (1 << cpus) - 1
     for ev in lines:
         if "anchor-begin" in ev:
@@ -169,9 +176,21 @@ def _classify(rec: UpdateRecord, lines: list, syms: dict, cpus: int) -> None:
             cls = _CLASS_OF.get(sym, "other_call")
             senders[cls] += remote
             callbacks[sym] = callbacks.get(sym, 0) + remote
+        elif name == "ges":
+            target = int(kv["cpu"])
+            if target != cpu:
+                sym = syms.get(int(kv["func"], 16), kv["func"])
+                senders[_SINGLE_OF.get(sym, "single_call")] += 1
+                callbacks[sym] = callbacks.get(sym, 0) + 1
+        elif name in ("call_function_entry", "call_function_single_entry"):
+            received += 1
+        elif name == "sfs":
+            sent += 1
+        elif name == "sfm":
+            sent += 1  # one call for the mask: with 2 CPUs the single path is taken
         elif name == "csq":
             target = int(kv["cpu"])
             if target != cpu:
                 senders["single_queue"] += 1
                 callbacks["(single queue)"] = callbacks.get("(single queue)", 0) + 1
-    rec.senders, rec.callbacks = senders, callbacks
+    rec.senders, rec.callbacks, rec.received, rec.sent = senders, callbacks, received, sent

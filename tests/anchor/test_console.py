@@ -1,0 +1,61 @@
+"""The guest's console read back; the initramfs archive; the cache entry check. No QEMU needed."""
+
+import gzip
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.anchor.console import parse_console
+from workbench.anchor.guest import UPDATES, guest_script
+from workbench.anchor.initramfs import build_initramfs
+from workbench.anchor.run import _load
+
+LOG = (Path(__file__).parent / "data" / "console_i386_k2.log").read_text()
+
+
+def test_console_rows_deltas_and_classes():
+    run = parse_console(LOG)
+    assert run.release == "6.1.0-57-686" and run.cpus == 2 and run.ended
+    assert [u.kind for u in run.updates[:4]] == list(UPDATES)
+    on = run.updates[0]
+    assert on.n == 1 and on.enabled == 1 and len(on.cal) == 2
+    # every do_sync_core sender asked the one other CPU: 5 text_poke_bp batches of 3 rounds
+    assert on.senders["text_poke_sync"] == 15 and on.senders["ftrace_sync_ipi"] == 1
+    assert on.marker_us > 0
+    add = run.updates[1]
+    assert add.senders["text_poke_sync"] == 9 and add.senders["ftrace_sync_ipi"] == 0
+
+
+def test_console_of_a_dead_guest_has_no_end():
+    cut = LOG[: LOG.index("@@ U 2 ")]
+    run = parse_console(cut)
+    assert not run.ended and len(run.updates) == 2
+
+
+def test_initramfs_is_a_newc_archive_busybox_can_list(tmp_path):
+    script, updates = guest_script((1, 600), word="x32")
+    assert len(updates) == 2 * len(UPDATES) and "set_ftrace_filter" in script
+    blob = build_initramfs(Path("/bin/sh").resolve(), script)
+    assert blob == build_initramfs(Path("/bin/sh").resolve(), script)  # byte-stable
+    raw = gzip.decompress(blob)
+    assert raw.startswith(b"070701") and b"TRAILER!!!" in raw and len(raw) % 512 == 0
+    busybox = Path("/bin/busybox")
+    if busybox.exists():
+        listed = subprocess.run([str(busybox), "cpio", "-t"], input=raw, capture_output=True, check=True).stdout
+        assert set(listed.decode().split()) >= {"init", "bin/busybox"}
+
+
+def test_damaged_or_foreign_cache_entry_is_not_served(tmp_path):
+    key = {"arch": "i386", "vcpus": 2}
+    bad = tmp_path / "measured.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    assert _load(bad, key) is None
+    frame = pd.DataFrame({"x": [1]})
+    frame.attrs["anchor_key"] = json.dumps({**key, "vcpus": 4}, sort_keys=True)
+    frame.to_parquet(bad)
+    assert _load(bad, key) is None
+    frame.attrs["anchor_key"] = json.dumps(key, sort_keys=True)
+    frame.to_parquet(bad)
+    assert _load(bad, key) is not None
