@@ -59,3 +59,21 @@ def test_damaged_or_foreign_cache_entry_is_not_served(tmp_path):
     frame.attrs["anchor_key"] = json.dumps(key, sort_keys=True)
     frame.to_parquet(bad)
     assert _load(bad, key) is not None
+
+
+def test_bad_anchor_options_are_one_line_before_any_boot(monkeypatch, capsys):
+    from workbench.ui.cli import main
+    from workbench.ui.commands import anchor as cmd
+
+    def tripwire(*a, **k):
+        raise AssertionError("booted before the options were checked")
+    monkeypatch.setattr(cmd, "anchor_frame", tripwire)
+    for argv, needle in ((["--vcpus", "9"], "--vcpus: '9' is not valid"),
+                         (["--arch", "arm64"], "--arch: 'arm64' is not valid; choose from x86_64, i386"),
+                         (["--sites", "1,x"], "--sites: 'x' is not valid"),
+                         (["--sites", "5,5"], "--sites: a value is repeated"),
+                         (["--timeout", "3"], "--timeout: '3' is not valid"),
+                         (["--retries", "-1"], "--retries: '-1' is not valid")):
+        assert main(["anchor", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, (argv, err)

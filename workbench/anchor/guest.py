@@ -74,8 +74,8 @@ W=__WORD__
 echo "p:anchor/scf smp_call_function_many_cond+__PAST__ mask=+0(%__A1__):$W func=%__A2__:$W" >> $T/kprobe_events || echo "@@ NOPROBE scf"
 echo "p:anchor/csq __smp_call_single_queue+__PAST__ cpu=%__A1__:s32" >> $T/kprobe_events || echo "@@ NOPROBE csq"
 echo "p:anchor/ges generic_exec_single+__PAST__ cpu=%__A1__:s32 func=+__CSDF__(%__A2__):$W" >> $T/kprobe_events || echo "@@ NOPROBE ges"
-echo "p:anchor/sfm native_send_call_func_ipi+__PAST__ ret=\$stack0:$W" >> $T/kprobe_events || echo "@@ NOPROBE sfm"
-echo "p:anchor/sfs native_send_call_func_single_ipi+__PAST__ cpu=%__A1__:s32 ret=\$stack0:$W" >> $T/kprobe_events || echo "@@ NOPROBE sfs"
+echo "p:anchor/sfm native_send_call_func_ipi+__PAST__" >> $T/kprobe_events || echo "@@ NOPROBE sfm"
+echo "p:anchor/sfs native_send_call_func_single_ipi+__PAST__ cpu=%__A1__:s32" >> $T/kprobe_events || echo "@@ NOPROBE sfs"
 echo 1 > $I/events/anchor/enable
 echo 1 > $I/events/irq_vectors/call_function_entry/enable
 echo 1 > $I/events/irq_vectors/call_function_single_entry/enable
@@ -121,11 +121,8 @@ _ACTIONS = {
 
 _TAIL = r"""
 grep -h -o 'func=0x[0-9a-f]*' $I/trace /tmp/funcs 2>/dev/null | sort -u > /tmp/funcs.u
-grep -h -o 'ret=0x[0-9a-f]*' $I/trace /tmp/funcs 2>/dev/null | sed 's/ret=0x//' | sort -u > /tmp/rets.u
 echo "@@ DONE"
 awk 'NR==FNR { sub("func=0x", ""); want[$0] = 1; next } ($1 in want) { print "@@ SYM " $1 " " $3 }' /tmp/funcs.u /proc/kallsyms
-awk 'NR==FNR { want[$0] = 1; next } ($2 ~ /^[tT]$/) { for (r in want) if ($1 <= r && $1 > best[r]) { best[r] = $1; name[r] = $3 } }
-     END { for (r in want) print "@@ RET " r " " name[r] }' /tmp/rets.u /proc/kallsyms
 echo "@@ END"
 poweroff -f
 """
@@ -150,7 +147,7 @@ def guest_script(ns: tuple[int, ...], *, word: str = "x64", sleep_init: bool = F
         for kind in UPDATES:
             body.append(f"measure {uid} '{_ACTIONS[kind]}' {kind} {n}\n")
             # collect callbacks of this update's senders before the next one clears the buffer
-            body.append("grep -h -o -E '(func|ret)=0x[0-9a-f]*' $I/trace >> /tmp/funcs\n")
+            body.append("grep -h -o 'func=0x[0-9a-f]*' $I/trace >> /tmp/funcs\n")
             updates.append(Update(uid, kind, n))
             uid += 1
     body.append(_TAIL)

@@ -33,7 +33,7 @@ from workbench.base.store import write_atomic
 from workbench.base.version import files_digest
 from workbench.race.plan_v6_1 import plan_v6_1
 
-__all__ = ["ACCELERATOR", "FULL_NS", "QUICK_NS", "anchor_frame", "measure", "slope_table", "with_model"]
+__all__ = ["ACCELERATOR", "FULL_NS", "QUICK_NS", "anchor_frame", "class_table", "measure", "slope_table", "with_model"]
 
 ACCELERATOR = "tcg"
 #: site counts of ``make anchor`` (0: every traceable function)
@@ -195,4 +195,19 @@ def slope_table(frame: pd.DataFrame) -> pd.DataFrame:
         per = t["slope_model"].where(t["slope_model"] != 0)
         t["slope_error"] = (t["slope_cal"] - t["slope_model"]) / per
         t["slope_error_less_nohz"] = (t["slope_cal_less_nohz"] - t["slope_model"]) / per
+    return t
+
+
+def class_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (arch, vCPUs, update): IPIs received, the model's, each sender class's, and the residuals.
+
+    Sums over the run's site counts. ``model_residual`` is what the classes
+    outside the model's plan add (``cal_total - model_ipis``);
+    ``unexplained`` is what no recorded sender asked for, also as a share of
+    the total.
+    """
+    cols = ["cal_total", "model_ipis"] + [f"sent_{c}" for c in CLASSES] + ["explained", "unexplained"]
+    t = frame.groupby(["arch", "vcpus", "update"], sort=True)[cols].sum().reset_index()
+    t["model_residual"] = t["cal_total"] - t["model_ipis"]
+    t["unexplained_share"] = (t["unexplained"] / t["cal_total"].where(t["cal_total"] > 0)).round(3)
     return t
