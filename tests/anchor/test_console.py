@@ -10,7 +10,7 @@ import pandas as pd
 from workbench.anchor.console import parse_console
 from workbench.anchor.guest import UPDATES, guest_script
 from workbench.anchor.initramfs import build_initramfs
-from workbench.anchor.run import _load
+from workbench.anchor.run import _load, _parser_version
 
 LOG = (Path(__file__).parent / "data" / "console_i386_k2.log").read_text()
 
@@ -57,6 +57,9 @@ def test_damaged_or_foreign_cache_entry_is_not_served(tmp_path):
     frame.to_parquet(bad)
     assert _load(bad, key) is None
     frame.attrs["anchor_key"] = json.dumps(key, sort_keys=True)
+    frame.to_parquet(bad)
+    assert _load(bad, key) is None  # written by another parser, and no console log to re-read
+    frame.attrs["parser"] = _parser_version()
     frame.to_parquet(bad)
     assert _load(bad, key) is not None
 
