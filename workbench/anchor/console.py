@@ -22,7 +22,9 @@ class                     callback (kernel file, v6.1)
 ========================  ================================================
 
 A class's count is the remote CPUs the sender asked to interrupt (the mask's
-bits but the sender's own); the ``CAL`` row counts what arrived.
+bits but the sender's own), between the markers written just before the
+first reading of ``/proc/interrupts`` and just after the second; the
+``CAL`` row counts what arrived.
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ class UpdateRecord:
     res: tuple = ()
     senders: dict = field(default_factory=dict)   # class -> remote CPUs asked
     callbacks: dict = field(default_factory=dict)  # callback symbol -> remote CPUs asked
-    received: int = -1       # call_function(_single)_entry events between the markers (all CPUs)
-    sent: int = -1           # native_send_call_func(_single)_ipi calls between the markers
+    received: int = -1       # call_function(_single)_entry events around the readings (all CPUs)
+    sent: int = -1           # native_send_call_func(_single)_ipi calls around the readings
 
 
 @dataclass
@@ -148,21 +150,26 @@ def parse_console(text: str) -> ConsoleRun:
 
 
 def _classify(rec: UpdateRecord, lines: list, syms: dict, cpus: int) -> None:
-    """Senders between the update's markers, in classes; the markers' interval in us."""
+    """Senders and receivers between the markers around the two readings, in classes; the update's time in us."""
     inside, begin = False, None
     senders = dict.fromkeys(CLASSES, 0)
     callbacks: dict = {}
     received = sent = 0
     online = (1 << cpus) - 1
     for ev in lines:
+        if "anchor-pre" in ev:
+            inside = True
+            continue
+        if "anchor-post" in ev:
+            inside = False
+            continue
         if "anchor-begin" in ev:
-            inside, begin = True, float(ev.split(": tracing_mark_write")[0].split()[-1])
+            begin = float(ev.split(": tracing_mark_write")[0].split()[-1])
             continue
         if "anchor-end" in ev:
             if begin is not None:
                 end = float(ev.split(": tracing_mark_write")[0].split()[-1])
                 rec.marker_us = round((end - begin) * 1e6, 1)
-            inside = False
             continue
         m = _EVENT.search(ev)
         if not inside or m is None:

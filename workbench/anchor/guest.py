@@ -12,8 +12,9 @@ function's first instruction it is an ftrace ops with SAVE_REGS,
 (``arch/x86/kernel/irq.c``: ``irq_call_count`` counts every
 call-function(-single) vector received) and ``/proc/uptime``, with shell
 built-ins only, so that no process is forked or reaped inside the measured
-interval. Trace markers bracket the update in a trace instance of its own
-(not reset when ``current_tracer`` changes).
+interval. Trace markers bracket the update (its elapsed time) and, around
+them, the two readings (the window whose IPIs are classed) in a trace
+instance of its own (not reset when ``current_tracer`` changes).
 
 To explain the IPIs, two kprobe events (int3 kprobes one instruction past
 the fentry call, so they add no ftrace ops; past entry ``$argN`` is refused,
@@ -98,11 +99,13 @@ choose() {
 measure() {
   echo > $I/trace
   sleep 0.3
+  echo "anchor-pre $1" > $I/trace_marker
   snap; A="$UP|$CAL|$TLB|$RES"
   echo "anchor-begin $1" > $I/trace_marker
   eval "$2"
   echo "anchor-end $1" > $I/trace_marker
   snap; B="$UP|$CAL|$TLB|$RES"
+  echo "anchor-post $1" > $I/trace_marker
   echo "@@ U $1 $3 $4"
   echo "@@ A $A"
   echo "@@ B $B"

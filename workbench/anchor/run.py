@@ -177,7 +177,10 @@ def with_model(frame: pd.DataFrame) -> pd.DataFrame:
     out["model_ftrace_sync_ipis"] = out["model_ftrace_sync"] * k1
     sent = [f"sent_{c}" for c in CLASSES]
     out["explained"] = out[sent].sum(axis=1)
-    out["unexplained"] = out["cal_total"] - out["explained"]
+    # senders and receivers are read in the same window (the markers around the two readings)
+    out["unexplained"] = out["received_events"] - out["explained"]
+    # IPIs that arrived between a marker and its reading: in one count and not the other
+    out["window_edge"] = out["cal_total"] - out["received_events"]
     out["residual_vs_model"] = out["cal_total"] - out["model_ipis"]
     return out
 
@@ -235,11 +238,13 @@ def class_table(frame: pd.DataFrame) -> pd.DataFrame:
 
     Sums over the run's site counts. ``model_residual`` is what the classes
     outside the model's plan add (``cal_total - model_ipis``);
-    ``unexplained`` is what no recorded sender asked for, also as a share of
-    the total.
+    ``unexplained`` is what arrived (``received_events``) and no recorded
+    sender asked for, in the same window, also as a share of what arrived;
+    ``window_edge`` what arrived between a marker and its reading.
     """
-    cols = ["cal_total", "model_ipis"] + [f"sent_{c}" for c in CLASSES] + ["explained", "unexplained"]
+    cols = (["cal_total", "received_events", "model_ipis"] + [f"sent_{c}" for c in CLASSES]
+            + ["explained", "unexplained", "window_edge"])
     t = frame.groupby(["arch", "vcpus", "update"], sort=True)[cols].sum().reset_index()
     t["model_residual"] = t["cal_total"] - t["model_ipis"]
-    t["unexplained_share"] = (t["unexplained"] / t["cal_total"].where(t["cal_total"] > 0)).round(3)
+    t["unexplained_share"] = (t["unexplained"] / t["received_events"].where(t["received_events"] > 0)).round(3)
     return t
