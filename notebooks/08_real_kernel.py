@@ -34,7 +34,7 @@
 # %% tags=["parameters"]
 arches: tuple = ("i386",)
 vcpus: tuple = (1, 2)
-sites: tuple = (1, 600, 1200, 2400)
+sites: tuple = (1, 1200, 2400, 4800)
 
 # %%
 from workbench.anchor.run import anchor_frame, class_table, slope_table

@@ -45,8 +45,8 @@ def own_data(tmp_path, monkeypatch):
 
 
 def test_one_vcpu_guest_receives_no_function_call_ipi():
-    frame = with_model(measure("x86_64", 1, (1, 600)))
-    assert len(frame) == 8 and (frame.enabled_after[frame["update"] == "tracer_on"] > 500).any()
+    frame = with_model(measure("i386", 1, QUICK_NS))
+    assert len(frame) == 4 * len(QUICK_NS) and (frame.enabled_after[frame["update"] == "tracer_on"] > 500).any()
     # on_each_cpu() runs the callback locally and sends nothing with one CPU online
     assert (frame.cal_total == 0).all() and (frame.model_ipis == 0).all()
     # the guest did run the protocol: its own do_sync_core rounds were asked of no other CPU
@@ -61,11 +61,15 @@ def test_i386_per_batch_slope_matches_the_v6_1_model():
         # do_sync_core rounds sent per extra batch of 256 sites: exactly text_poke_bp_batch's three
         assert s.slope_sync == pytest.approx(3.0, abs=1e-9)
         assert s.slope_model == pytest.approx(3.0, abs=1e-9)
-        # what the CAL row received per batch: within 5 % of the model
-        assert abs(s.slope_error) < 0.05, s.to_dict()
+        # what the CAL row received per batch, less the classes outside the model (remote wakeups,
+        # idle-balance kicks: they grow with the update's duration): within 5 % of the model
+        assert abs(s.slope_error_less_outside) < 0.05, s.to_dict()
     # every update: the sync rounds the guest sent equal the model's, to the round
     assert (frame.sent_text_poke_sync == frame.model_sync_ipis).all()
     assert (frame.sent_ftrace_sync_ipi == frame.model_ftrace_sync_ipis).all()
+    # every IPI that arrived has a sender in a class, but for a tenth at most
+    k2 = frame[frame.vcpus == 2]
+    assert k2.unexplained.abs().sum() <= 0.1 * k2.received_events.sum()
 
 
 def test_missing_qemu_is_one_line_and_exit_2(tmp_path):
@@ -83,8 +87,8 @@ def test_hung_guest_times_out_with_its_console_kept_and_no_qemu_left(own_data, m
     monkeypatch.setattr(anchor_run, "guest_script", hung)
     t0 = time.monotonic()
     with pytest.raises(ConfigError, match="did not finish in 2 tries"):
-        measure("i386", 1, (3,), timeout_s=20, retries=1, log=lambda *_: None)
-    assert time.monotonic() - t0 < 120
+        measure("i386", 1, (3,), timeout_s=30, retries=1, log=lambda *_: None)
+    assert time.monotonic() - t0 < 150
     (entry,) = (own_data / "anchor").iterdir()
     for attempt in (1, 2):  # the first try's log is kept, and the retry's
         text = (entry / f"console.try{attempt}.log").read_text(errors="replace")
