@@ -42,7 +42,7 @@ from workbench.figures.anchor_plot import anchor_ipis
 
 frame = anchor_frame(arches, vcpus, sites, log=lambda *_: None)
 frame[["arch", "vcpus", "update", "n_sites", "enabled_after", "cal_total", "model_ipis",
-       "sent_text_poke_sync", "model_sync_ipis", "elapsed_us"]]
+       "asked_text_poke_sync", "model_sync_ipis", "sent_text_poke_sync", "elapsed_us"]]
 
 # %% [markdown]
 # ## IPIs per update against N

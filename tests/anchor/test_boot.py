@@ -50,7 +50,7 @@ def test_one_vcpu_guest_receives_no_function_call_ipi():
     # on_each_cpu() runs the callback locally and sends nothing with one CPU online
     assert (frame.cal_total == 0).all() and (frame.model_ipis == 0).all()
     # the guest did run the protocol: its own do_sync_core rounds were asked of no other CPU
-    assert (frame.sent_text_poke_sync == 0).all()
+    assert (frame.asked_text_poke_sync == 0).all() and (frame.send_calls == 0).all()
 
 
 def test_i386_per_batch_slope_matches_the_v6_1_model():
@@ -65,9 +65,9 @@ def test_i386_per_batch_slope_matches_the_v6_1_model():
         # idle-balance kicks: they grow with the update's duration): within 5 % of the model
         assert abs(s.slope_error_less_outside) < 0.05, s.to_dict()
     # every update: the sync rounds the guest sent equal the model's, to the round
-    assert (frame.sent_text_poke_sync == frame.model_sync_ipis).all()
-    assert (frame.sent_ftrace_sync_ipi == frame.model_ftrace_sync_ipis).all()
-    # every IPI that arrived has a sender in a class, but for a tenth at most
+    assert (frame.asked_text_poke_sync == frame.model_sync_ipis).all()
+    assert (frame.asked_ftrace_sync_ipi == frame.model_ftrace_sync_ipis).all()
+    # every IPI that arrived has a send in a class, but for a tenth at most
     k2 = frame[frame.vcpus == 2]
     assert k2.unexplained.abs().sum() <= 0.1 * k2.received_events.sum()
 

@@ -19,10 +19,12 @@ class                     callback (kernel file, v6.1)
 ``nohz_balance_kick``     ``nohz_csd_func`` through ``generic_exec_single`` (``kernel/sched/fair.c``: ``kick_ilb()``)
 ``single_call``           any other ``generic_exec_single`` callback (``smp_call_function_single*``)
 ``single_queue``          ``__smp_call_single_queue`` called out of line (``kernel/smp.c``: queued remote wakeups)
+``unprobed_wakeup``       a send with no ask before it (``ttwu_queue_wakelist()``, queueing inlined)
 ========================  ================================================
 
-A class's count is the remote CPUs the sender asked to interrupt (the mask's
-bits but the sender's own), between the markers written just before the
+Per class, ``senders`` counts the remote CPUs a sender asked to interrupt
+(the mask's bits but the sender's own) and ``sent_by`` the IPIs really sent
+(:func:`_classify` pairs each send with its ask), between the markers written just before the
 first reading of ``/proc/interrupts`` and just after the second; the
 ``CAL`` row counts what arrived.
 """
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 __all__ = ["CLASSES", "ConsoleRun", "UpdateRecord", "parse_console"]
 
 CLASSES = ("text_poke_sync", "ftrace_sync_ipi", "page_attr_flush", "kernel_range_flush", "mm_tlb_flush",
-           "other_call", "nohz_balance_kick", "single_call", "single_queue")
+           "other_call", "nohz_balance_kick", "single_call", "single_queue", "unprobed_wakeup")
 
 _CLASS_OF = {"do_sync_core": "text_poke_sync", "ftrace_sync_ipi": "ftrace_sync_ipi",
              "__cpa_flush_tlb": "page_attr_flush", "do_flush_tlb_all": "page_attr_flush",
@@ -61,6 +63,7 @@ class UpdateRecord:
     tlb: tuple = ()
     res: tuple = ()
     senders: dict = field(default_factory=dict)   # class -> remote CPUs asked
+    sent_by: dict = field(default_factory=dict)   # class -> IPIs sent
     callbacks: dict = field(default_factory=dict)  # callback symbol -> remote CPUs asked
     received: int = -1       # call_function(_single)_entry events around the readings (all CPUs)
     sent: int = -1           # native_send_call_func(_single)_ipi calls around the readings
@@ -150,10 +153,21 @@ def parse_console(text: str) -> ConsoleRun:
 
 
 def _classify(rec: UpdateRecord, lines: list, syms: dict, cpus: int) -> None:
-    """Senders and receivers between the markers around the two readings, in classes; the update's time in us."""
+    """Senders and receivers between the markers around the two readings, in classes; the update's time in us.
+
+    An ask (``scf``, ``ges``, ``csq``) is followed on its CPU by a send
+    (``sfs``/``sfm``) only if the target's call queue was empty and the
+    target not polling (``kernel/smp.c``, ``send_call_function_single_ipi()``
+    in ``kernel/sched/core.c``); otherwise the request joins an IPI already
+    on its way. So each send is given to the ask that precedes it on the
+    same CPU; a send with no ask before it comes from a path whose queueing
+    is inlined (``ttwu_queue_wakelist()``: a remote wakeup).
+    """
     inside, begin = False, None
-    senders = dict.fromkeys(CLASSES, 0)
+    asked = dict.fromkeys(CLASSES, 0)
+    sent_by = dict.fromkeys(CLASSES, 0)
     callbacks: dict = {}
+    pending: dict = {}  # cpu -> (class, remote CPUs asked) of its last ask not yet followed by a send
     received = sent = 0
     online = (1 << cpus) - 1
     for ev in lines:
@@ -176,28 +190,28 @@ def _classify(rec: UpdateRecord, lines: list, syms: dict, cpus: int) -> None:
             continue
         cpu, name, args = int(m.group(1)), m.group(3), m.group(4)
         kv = dict(re.findall(r"(\w+)=(\S+)", args))
+        cls, remote, sym = None, 0, None
         if name == "scf":
-            mask = int(kv["mask"], 16) & online & ~(1 << cpu)
-            remote = bin(mask).count("1")
+            remote = bin(int(kv["mask"], 16) & online & ~(1 << cpu)).count("1")
             sym = syms.get(int(kv["func"], 16), kv["func"])
             cls = _CLASS_OF.get(sym, "other_call")
-            senders[cls] += remote
-            callbacks[sym] = callbacks.get(sym, 0) + remote
         elif name == "ges":
-            target = int(kv["cpu"])
-            if target != cpu:
-                sym = syms.get(int(kv["func"], 16), kv["func"])
-                senders[_SINGLE_OF.get(sym, "single_call")] += 1
-                callbacks[sym] = callbacks.get(sym, 0) + 1
+            remote = int(int(kv["cpu"]) != cpu)
+            sym = syms.get(int(kv["func"], 16), kv["func"])
+            cls = _SINGLE_OF.get(sym, "single_call")
+        elif name == "csq":
+            remote, sym, cls = int(int(kv["cpu"]) != cpu), "(single queue)", "single_queue"
         elif name in ("call_function_entry", "call_function_single_entry"):
             received += 1
-        elif name == "sfs":
-            sent += 1
-        elif name == "sfm":
-            sent += 1  # one call for the mask: with 2 CPUs the single path is taken
-        elif name == "csq":
-            target = int(kv["cpu"])
-            if target != cpu:
-                senders["single_queue"] += 1
-                callbacks["(single queue)"] = callbacks.get("(single queue)", 0) + 1
-    rec.senders, rec.callbacks, rec.received, rec.sent = senders, callbacks, received, sent
+        elif name in ("sfs", "sfm"):
+            was = pending.pop(cpu, None)
+            # a mask send (more than two CPUs) goes to the asked CPUs whose queues were empty: counted
+            # as all the asked ones (an upper bound); a single send is one IPI
+            n = 1 if name == "sfs" or was is None else was[1]
+            sent += n
+            sent_by[was[0] if was is not None else "unprobed_wakeup"] += n
+        if cls is not None and remote:
+            asked[cls] += remote
+            callbacks[sym] = callbacks.get(sym, 0) + remote
+            pending[cpu] = (cls, remote)
+    rec.senders, rec.sent_by, rec.callbacks, rec.received, rec.sent = asked, sent_by, callbacks, received, sent

@@ -46,7 +46,7 @@ _GUEST_CODE = ("guest.py", "initramfs.py", "boot.py")
 
 #: the IPI classes the v6.1 plan leaves out (docs/ANCHOR.md: none opens or lengthens an int3 window)
 OUTSIDE_MODEL = ("page_attr_flush", "kernel_range_flush", "mm_tlb_flush", "other_call", "nohz_balance_kick",
-                 "single_call", "single_queue")
+                 "single_call", "single_queue", "unprobed_wakeup")
 
 
 def _guest_code_version() -> str:
@@ -80,7 +80,8 @@ def _rows(run, key: dict, console: Path) -> pd.DataFrame:
                    cal_total=sum(u.cal), received_events=u.received, send_calls=u.sent, cal_per_cpu=" ".join(map(str, u.cal)), tlb_total=sum(u.tlb),
                    res_total=sum(u.res), callbacks=json.dumps(u.callbacks, sort_keys=True),
                    console=console.name, release=run.release)
-        row.update({f"sent_{c}": u.senders.get(c, 0) for c in CLASSES})
+        row.update({f"asked_{c}": u.senders.get(c, 0) for c in CLASSES})
+        row.update({f"sent_{c}": u.sent_by.get(c, 0) for c in CLASSES})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -214,7 +215,8 @@ def slope_table(frame: pd.DataFrame) -> pd.DataFrame:
         x = g["model_site_batches"].to_numpy(float)
         if len(set(x)) < 2:
             continue
-        y_real = g["sent_text_poke_sync"].to_numpy(float)
+        y_real = g["asked_text_poke_sync"].to_numpy(float)
+        y_sent = g["sent_text_poke_sync"].to_numpy(float)
         y_cal = g["cal_total"].to_numpy(float)
         y_expl = (g["cal_total"] - g["sent_nohz_balance_kick"]).to_numpy(float)
         # what arrived in the classed window less what senders outside the model asked for
@@ -233,7 +235,7 @@ def slope_table(frame: pd.DataFrame) -> pd.DataFrame:
             return float(np.sqrt(s2 / np.sum((x - x.mean()) ** 2)))
         rows.append({"arch": arch, "vcpus": int(k), "update": upd, "points": len(g),
                      "slope_cal": fit(y_cal), "slope_cal_se": se(y_cal), "slope_cal_less_nohz": fit(y_expl),
-                     "slope_cal_less_outside": fit(y_in), "slope_sync": fit(y_real), "slope_model": fit(y_model),
+                     "slope_cal_less_outside": fit(y_in), "slope_sync": fit(y_real), "slope_sync_sent": fit(y_sent), "slope_model": fit(y_model),
                      "max_batches": int(x.max())})
     t = pd.DataFrame(rows)
     if len(t):
@@ -249,12 +251,14 @@ def class_table(frame: pd.DataFrame) -> pd.DataFrame:
 
     Sums over the run's site counts. ``model_residual`` is what the classes
     outside the model's plan add (``cal_total - model_ipis``);
-    ``unexplained`` is what arrived (``received_events``) and no recorded
-    sender asked for, in the same window, also as a share of what arrived;
+    ``sent_<class>`` the IPIs each class really sent (an ask that joined an
+    IPI already on its way sends none); ``unexplained`` is what arrived
+    (``received_events``) and no recorded send accounts for, in the same
+    window, also as a share of what arrived;
     ``window_edge`` what arrived between a marker and its reading.
     """
-    cols = (["cal_total", "received_events", "model_ipis"] + [f"sent_{c}" for c in CLASSES]
-            + ["explained", "unexplained", "window_edge"])
+    cols = (["cal_total", "received_events", "model_ipis", "asked_text_poke_sync", "asked_ftrace_sync_ipi"]
+            + [f"sent_{c}" for c in CLASSES] + ["explained", "unexplained", "window_edge"])
     t = frame.groupby(["arch", "vcpus", "update"], sort=True)[cols].sum().reset_index()
     t["model_residual"] = t["cal_total"] - t["model_ipis"]
     t["unexplained_share"] = (t["unexplained"] / t["received_events"].where(t["received_events"] > 0)).round(3)
