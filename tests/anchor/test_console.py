@@ -80,3 +80,17 @@ def test_bad_anchor_options_are_one_line_before_any_boot(monkeypatch, capsys):
         assert main(["anchor", *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and needle in err, (argv, err)
+
+
+def test_anchor_figure_from_a_console_log_passes_the_figure_checks():
+    from workbench.anchor.run import _rows, with_model
+    from workbench.figures.anchor_plot import anchor_ipis
+    from workbench.figures.style import figure_check
+
+    key = {"arch": "i386", "kernel_package": "linux-image-6.1.0-57-686:i386", "kernel_version": "6.1.192-3",
+           "qemu_version": "7.2", "vcpus": 2, "accelerator": "tcg", "ns": [1], "guest_code": "x"}
+    frame = with_model(_rows(parse_console(LOG), key, Path("console.log")))
+    assert list(frame.model_ipis) == [16, 9, 16, 16]  # the v6.1 plan of one site on two CPUs
+    assert (frame.asked_text_poke_sync == frame.model_sync_ipis).all()
+    fig = anchor_ipis(frame)
+    assert figure_check(fig) == []

@@ -177,6 +177,10 @@ def with_model(frame: pd.DataFrame) -> pd.DataFrame:
     for c in cols:
         out[c] = out[c].astype(int)
     out["first_registration"] = out["first_registration"].astype(bool)
+    # the sites the tracer traces at that point of the run (the figure's N)
+    traced = out[out["update"] == "tracer_on"].set_index(["arch", "vcpus", "n_requested"])["enabled_after"]
+    out["sites_traced"] = [int(traced.get((a, k, n), n)) for a, k, n in
+                           zip(out["arch"], out["vcpus"], out["n_requested"])]
     k1 = out["vcpus"] - 1
     out["model_sync_ipis"] = out["model_sync_rounds"] * k1
     out["model_ftrace_sync_ipis"] = out["model_ftrace_sync"] * k1
@@ -187,6 +191,8 @@ def with_model(frame: pd.DataFrame) -> pd.DataFrame:
     # IPIs that arrived between a marker and its reading: in one count and not the other
     out["window_edge"] = out["cal_total"] - out["received_events"]
     out["residual_vs_model"] = out["cal_total"] - out["model_ipis"]
+    outside = out[[f"sent_{c}" for c in OUTSIDE_MODEL]].sum(axis=1)
+    out["received_in_model"] = out["received_events"] - outside
     return out
 
 

@@ -20,35 +20,41 @@ UPDATE_STYLE = {"tracer_on": (OKABE_ITO["blue"], "o"), "tracer_off": (OKABE_ITO[
 def anchor_ipis(frame):
     """One panel per (arch, vCPUs): measured CAL IPIs as points, the model's as lines, against N.
 
-    N on a linear axis, so that the per-batch slope (3 (K - 1) IPIs per 256
-    sites for the tracer's updates) is the lines' slope.
+    N (``sites_traced``) on a linear axis, so that the per-batch slope
+    (3 (K - 1) IPIs per 256 sites for the tracer's updates) is the lines'
+    slope. Small dots: what arrived less the IPIs of the classes outside the
+    model (``received_in_model``).
     """
     panels = sorted({(a, int(k)) for a, k in zip(frame["arch"], frame["vcpus"])})
     archs = sorted({a for a, _ in panels})
     ks = sorted({k for _, k in panels})
-    fig, axes = new_figure("grid" if len(ks) > 1 else "wide", nrows=len(ks), ncols=len(archs),
-                           sharex=True, sharey="row")
+    fig, axes = new_figure("grid" if len(ks) > 1 else "wide", nrows=len(ks), ncols=len(archs), sharex=True)
+    xmax = float(frame["sites_traced"].max()) * 1.04
     for r, k in enumerate(ks):
+        row = frame[frame.vcpus == k]
+        top = float(np.nanmax(row[["cal_total", "model_ipis"]].to_numpy(float))) if len(row) else 1.0
         for c, arch in enumerate(archs):
             ax = axes[r][c]
-            g = frame[(frame.arch == arch) & (frame.vcpus == k)]
+            g = row[row.arch == arch]
             for upd, (colour, marker) in UPDATE_STYLE.items():
-                u = g[g["update"] == upd].sort_values("n_sites")
+                u = g[g["update"] == upd].sort_values("sites_traced")
                 if not len(u):
                     continue
-                x = u["n_sites"].to_numpy(float)
+                x = u["sites_traced"].to_numpy(float)
+                first = (r, c) == (0, 0)
                 ax.plot(x, u["model_ipis"], color=colour, lw=1.2, alpha=0.8,
-                        label=f"{upd} (v6.1 model)" if (r, c) == (0, 0) else None)
+                        label=f"{upd}: v6.1 model" if first else None)
                 ax.plot(x, u["cal_total"], ls="none", marker=marker, ms=4, mfc="none", color=colour,
-                        label=f"{upd} (guest CAL)" if (r, c) == (0, 0) else None)
-            ax.set_xlim(left=0)
+                        label=f"{upd}: guest CAL" if first else None)
+                ax.plot(x, u["received_in_model"], ls="none", marker=".", ms=2.5, color=colour, alpha=0.7,
+                        label="less classes outside the model" if first and upd == "tracer_on" else None)
+            ax.set_xlim(0, xmax)
+            ax.set_ylim(-0.03 * max(top, 2.0), max(top * 1.06, 2.0))
             ax.set_title(f"{arch}, {k} vCPU{'s' if k > 1 else ''}", fontsize=8)
             if r == len(ks) - 1:
-                ax.set_xlabel("sites changed N")
+                ax.set_xlabel("sites traced N")
             if c == 0:
-                ax.set_ylabel("function-call IPIs per update")
-            top = float(np.nanmax(g[["cal_total", "model_ipis"]].to_numpy(float))) if len(g) else 1.0
-            ax.set_ylim(-0.5, max(top * 1.08, 2.0))
+                ax.set_ylabel("CAL IPIs / update")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=6, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=6, frameon=False)
     return fig
