@@ -75,9 +75,12 @@ slope_table(frame)
 # the breakpoint protocol's rounds), `ftrace_sync_ipi`, page-attribute and
 # kernel-range TLB flushes (x86_64 only: the ops' own trampoline made
 # read-only and executable when it is first created), `nohz_balance_kick`
-# (`kick_ilb()` from the scheduler tick on the busy CPU: it grows with the
-# update's duration, not with its windows), and queued remote wakeups. What
-# the `CAL` row counted and no sender asked for is the unexplained residual.
+# (`kick_ilb()` from the scheduler tick on the busy CPU; the amd64 config has
+# `NO_HZ_FULL`, the 686 config a periodic tick and none), and remote
+# wakeups. A request sends an IPI only if the target's call queue was empty:
+# `asked_<class>` counts the requests, `sent_<class>` the IPIs. What arrived
+# (the receivers' `call_function*_entry` events) and no send accounts for is
+# `unexplained`.
 
 # %%
 class_table(frame)
