@@ -30,6 +30,7 @@ from workbench.anchor.packages import ARCHES
 from workbench.anchor.run import FULL_NS, QUICK_NS, anchor_frame, slope_table
 from workbench.base.errors import ConfigError
 from workbench.base.paths import data_dir
+from workbench.base.provenance import provenance, stamp
 from workbench.base.store import write_atomic
 
 
@@ -76,6 +77,9 @@ def run(args):
     retries = _list("--retries", args.retries, int, lambda v: 0 <= v <= 3)[0]
     frame = anchor_frame(arches, vcpus, ns, timeout_s=timeout, retries=retries)
     slopes = slope_table(frame)
+    default = args.sites is None and args.vcpus == "1,2,4" and args.arch == "x86_64,i386"
+    prov = provenance(seed=None, grid="anchor", run="quick" if args.quick else "full" if default else "custom")
+    frame, slopes = stamp(frame, prov), stamp(slopes, prov)
     out = data_dir() / "anchor"
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "anchor.parquet.part"
@@ -84,10 +88,10 @@ def run(args):
     write_atomic(out / "slopes.csv", slopes.to_csv(index=False).encode())
     from workbench.figures.anchor_plot import anchor_ipis  # start-up: matplotlib only here
     from workbench.figures.style import save  # start-up: matplotlib only here
-    prov = {"kernels": sorted({f"{p} {v}" for p, v in zip(frame.kernel_package, frame.kernel_version)}),
-            "qemu": sorted(set(frame.qemu_version)), "accelerator": "tcg", "vcpus": list(vcpus),
-            "sites": list(ns)}
-    save(anchor_ipis(frame), "anchor_ipis", formats=("png", "svg"), provenance=prov,
+    fig_prov = {**prov, "kernels": sorted({f"{p} {v}" for p, v in zip(frame.kernel_package, frame.kernel_version)}),
+                "qemu": sorted(set(frame.qemu_version)), "accelerator": "tcg", "vcpus": list(vcpus),
+                "sites": list(ns)}
+    save(anchor_ipis(frame), "anchor_ipis", formats=("png", "svg"), provenance=fig_prov,
          caption_text="Function-call IPIs per ftrace update in Debian's 6.1 kernels under QEMU TCG "
                       "(points) and the v6.1 plan's prediction (lines).")
     cols = ["arch", "vcpus", "update", "n_sites", "enabled_after", "cal_total", "model_ipis",
