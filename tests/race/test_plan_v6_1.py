@@ -4,7 +4,7 @@ import pytest
 
 from workbench.base.errors import ConfigError
 from workbench.race.plan_v6_1 import ROUNDS_PER_BATCH, batches_of, plan_v6_1
-from workbench.race.simulator import TP_VEC_MAX
+from workbench.race.plan import TP_VEC_MAX
 
 
 def test_batches_cut_at_tp_vec_max_and_at_a_lower_address():

@@ -16,7 +16,7 @@ functions named are unchanged from the v6.1 tag):
   ``text_poke_queue()`` and ends with ``text_poke_finish()``
   (arch/x86/kernel/alternative.c): a batch is flushed when it holds
   ``TP_VEC_MAX`` = 256 entries or the next address is below the last
-  (``tp_order_fail()``); :data:`workbench.race.simulator.TP_VEC_MAX`.
+  (``tp_order_fail()``); :data:`workbench.race.plan.TP_VEC_MAX`.
 * ``text_poke_bp_batch()`` makes three ``text_poke_sync()`` rounds
   (``on_each_cpu(do_sync_core, NULL, 1)``) for 5-byte calls and nops: after
   the int3s, after the tails (``len - INT3_INSN_SIZE > 0``), after the first
@@ -31,7 +31,7 @@ functions named are unchanged from the v6.1 tag):
 * Every round sends one IPI to each other online CPU (``on_each_cpu()`` runs
   the callback locally on the caller; kernel/smp.c).
 
-The plan is a tuple of :class:`workbench.race.simulator.Stage` (the
+The plan is a tuple of :class:`workbench.race.plan.Stage` (the
 simulator's own vocabulary: ``ftrace_call``, ``ftrace_regs_call``,
 ``sites``, ``publish``), plus ``ops_trampoline`` for the x86_64 trampoline
 poke; docs/ANCHOR.md tells the rest.
@@ -42,7 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workbench.base.errors import check_choice, check_range
-from workbench.race.simulator import TP_VEC_MAX, Stage
+from workbench.race.plan import TP_VEC_MAX, Stage
 
 __all__ = ["ARCHES", "ROUNDS_PER_BATCH", "UPDATES", "PlanV61", "batches_of", "plan_v6_1"]
 
