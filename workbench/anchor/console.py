@@ -205,9 +205,9 @@ def _classify(rec: UpdateRecord, lines: list, syms: dict, cpus: int) -> None:
             received += 1
         elif name in ("sfs", "sfm"):
             was = pending.pop(cpu, None)
-            # a mask send (more than two CPUs) goes to the asked CPUs whose queues were empty: counted
-            # as all the asked ones (an upper bound); a single send is one IPI
-            n = 1 if name == "sfs" or was is None else was[1]
+            # a mask send goes to the CPUs in its mask (those whose queues were empty); a single send
+            # is one IPI
+            n = 1 if name == "sfs" else bin(int(kv["mask"], 16) & online & ~(1 << cpu)).count("1")
             sent += n
             sent_by[was[0] if was is not None else "unprobed_wakeup"] += n
         if cls is not None and remote:

@@ -75,7 +75,7 @@ W=__WORD__
 echo "p:anchor/scf smp_call_function_many_cond+__PAST__ mask=+0(%__A1__):$W func=%__A2__:$W" >> $T/kprobe_events || echo "@@ NOPROBE scf"
 echo "p:anchor/csq __smp_call_single_queue+__PAST__ cpu=%__A1__:s32" >> $T/kprobe_events || echo "@@ NOPROBE csq"
 echo "p:anchor/ges generic_exec_single+__PAST__ cpu=%__A1__:s32 func=+__CSDF__(%__A2__):$W" >> $T/kprobe_events || echo "@@ NOPROBE ges"
-echo "p:anchor/sfm native_send_call_func_ipi+__PAST__" >> $T/kprobe_events || echo "@@ NOPROBE sfm"
+echo "p:anchor/sfm native_send_call_func_ipi+__PAST__ mask=+0(%__A1__):$W" >> $T/kprobe_events || echo "@@ NOPROBE sfm"
 echo "p:anchor/sfs native_send_call_func_single_ipi+__PAST__ cpu=%__A1__:s32" >> $T/kprobe_events || echo "@@ NOPROBE sfs"
 echo 1 > $I/events/anchor/enable
 echo 1 > $I/events/irq_vectors/call_function_entry/enable

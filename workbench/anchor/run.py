@@ -143,7 +143,9 @@ def measure(arch: str, cpus: int, ns: tuple, *, timeout_s: float = 600.0, retrie
             break
         kept = where / f"console.try{attempt + 1}.log"
         console.replace(kept)
-        log(f"anchor: guest {res.status} after {res.seconds:.0f} s; console kept at {kept}")
+        how = f"QEMU exit status {res.returncode}" if res.returncode is not None else "killed"
+        log(f"anchor: guest {res.status} after {res.seconds:.0f} s ({how}, {len(run.updates)} of "
+            f"{len(updates)} updates); console kept at {kept}")
     else:
         raise ConfigError(f"anchor: the {arch} guest on {cpus} vCPU(s) did not finish in {retries + 1} tries "
                           f"(timeout {timeout_s:.0f} s); console logs in {where}")
