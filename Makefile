@@ -7,7 +7,10 @@ QUICK  ?=
 # JupyterLab refuses to run as root (as in a container) unless told it may
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: figures test lab bench venv clean report
+.PHONY: figures test lab bench venv clean report anchor
+
+# the real-kernel anchor (make anchor, notebook 08, tests/anchor) boots Debian's kernels under QEMU
+ANCHOR_DEPS = @command -v qemu-system-x86_64 >/dev/null 2>&1 && test -x /bin/busybox || { echo "error: qemu-system-x86_64 or /bin/busybox not found; install them: apt-get install qemu-system-x86 busybox-static (and dpkg --add-architecture i386 && apt-get update for the i386 kernel)" >&2; exit 2; }
 
 venv: $(STAMP)
 
@@ -23,9 +26,17 @@ figures: $(STAMP)
 
 # data/report/report.html (report_quick.html with QUICK=1) and the executed notebooks
 report: $(STAMP)
+	$(ANCHOR_DEPS)
 	$(PY) -m workbench report $(if $(QUICK),--quick,)
 
+# Debian's 6.1 kernels booted under QEMU: their ftrace IPIs against the v6.1 plan (the full grid;
+# needs qemu-system-x86 and busybox-static; QUICK=1 for the reduced one)
+anchor: $(STAMP)
+	$(ANCHOR_DEPS)
+	$(PY) -m workbench anchor $(if $(QUICK),--quick,)
+
 test: $(STAMP)
+	$(ANCHOR_DEPS)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lab: $(STAMP)

@@ -11,6 +11,7 @@ kernel     the emulated i386 kernel: image, machine, ftrace, text_poke, int3
 emulate    scenarios, one watched call, interleavings, the outcome table
 sweep      grids of points run serially, in processes or on Dask; the cache
 race       the race simulator: timing, workload, closed form, Monte Carlo
+anchor     Debian's real 6.1 kernels booted under QEMU: their ftrace IPIs
 figures    the figures and the ``make figures`` job
 ui         the command line and the Jupyter widgets
 ========== ================================================================
@@ -27,7 +28,7 @@ import importlib
 from workbench.base.version import VERSION as __version__
 
 #: the floors, bottom first: a module imports only its own floor and those before it
-LAYERS = ("base", "kernel", "emulate", "sweep", "race", "figures", "ui")
+LAYERS = ("base", "kernel", "emulate", "sweep", "race", "anchor", "figures", "ui")
 
 #: public name -> the module that defines it (the table of contents)
 _API = {

@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 PAIRS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
 EXPECTED = ["01_trampolines", "02_trapped_call", "03_stack_gap", "04_race_sweeps", "05_batching", "06_explorer",
-            "07_model_checking"]
+            "07_model_checking", "08_real_kernel"]
 
 
 def test_every_notebook_is_there_in_both_forms():
@@ -44,7 +44,7 @@ def test_notebook_runs_top_to_bottom(py):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     kinds = {k for o in outputs for k in o.get("data", {})}
-    if py.stem in ("03_stack_gap", "04_race_sweeps", "05_batching"):
+    if py.stem in ("03_stack_gap", "04_race_sweeps", "05_batching", "08_real_kernel"):
         assert "image/png" in kinds, "figures must render in the notebook"
     if py.stem in ("02_trapped_call", "06_explorer", "07_model_checking"):
         assert "application/vnd.jupyter.widget-view+json" in kinds

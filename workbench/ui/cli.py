@@ -58,6 +58,7 @@ COMMANDS = {
     "columns": ("columns", "every parameter and data column: unit and meaning"),
     "report": ("report", "run the notebooks and write one self-contained HTML report into data/report/"),
     "replay": ("replay", "re-execute a model checker's counterexample file step by step"),
+    "anchor": ("anchor", "boot Debian's 6.1 kernels under QEMU; their ftrace IPIs against the v6.1 plan"),
 }
 
 
