@@ -312,7 +312,16 @@ class Cpu:
         if count <= 0:  # Unicorn reads count 0 as "no limit"
             return True
         self._hook_error = None
+        start = self.eip
         status = _EMU_START(self._h, self.eip, until, 0, count)
+        if self._x64 and not status and self._hook_error is None and self.crash is None \
+                and until != start and self._get(self._rip) == start:
+            # 64-bit mode: an instruction that faults (iretq to a bad SS, say) is not always
+            # reported through the interrupt hook; the slice then ends without progress
+            insn = self.machine.image.disassemble(self.machine.read(start, 16), start)[:1]
+            text = f"{insn[0].mnemonic} {insn[0].op_str}".strip() if insn else "?"
+            self.crash = Crash(start, start, f"fault at {start:#010x} ({text}): the instruction cannot complete")
+            return False
         if status:
             eip = self._get(self._rip)
             addr, access = self._fault or (eip, "exec")
