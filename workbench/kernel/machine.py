@@ -38,7 +38,7 @@ from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.kernel.image import KernelImage
 from workbench.kernel.layout import EQU
 from workbench.kernel.ptrace import PtRegs
-from workbench.kernel.trap64 import REGS64, int3_frame64
+from workbench.kernel.trap64 import REGS64, int3_frame64, iretq_check
 
 __all__ = ["Cpu", "Crash", "ENTRIES", "KernelFault", "Machine", "UNBOUNDED"]
 
@@ -181,6 +181,7 @@ class Cpu:
         self._workload = im.sym("cpu_workload")
         self._do_int3 = im.sym("do_int3")
         self._entry = im.sym("int3_entry_" + machine.entry.replace(".", ""))
+        self._irets = tuple(im.sym(s) for s in ("int3_iret_v51", "int3_iret_v52")) if self._x64 else ()
         self.crash: Crash | None = None
         self.eip = self._workload
         self.drained = 0
@@ -312,16 +313,7 @@ class Cpu:
         if count <= 0:  # Unicorn reads count 0 as "no limit"
             return True
         self._hook_error = None
-        start = self.eip
         status = _EMU_START(self._h, self.eip, until, 0, count)
-        if self._x64 and not status and self._hook_error is None and self.crash is None \
-                and until != start and self._get(self._rip) == start:
-            # 64-bit mode: an instruction that faults (iretq to a bad SS, say) is not always
-            # reported through the interrupt hook; the slice then ends without progress
-            insn = self.machine.image.disassemble(self.machine.read(start, 16), start)[:1]
-            text = f"{insn[0].mnemonic} {insn[0].op_str}".strip() if insn else "?"
-            self.crash = Crash(start, start, f"fault at {start:#010x} ({text}): the instruction cannot complete")
-            return False
         if status:
             eip = self._get(self._rip)
             addr, access = self._fault or (eip, "exec")
@@ -424,6 +416,10 @@ class Cpu:
             return self._die(eip, f"exception {intno} at {eip:#010x}")
         if not self._do_int3_hooked:
             self._add_c_hook(UC_HOOK_CODE, self._callbacks[1], self._do_int3, self._do_int3)
+            if self._x64:  # the entry's iretq checks the frame it returns through (trap64.iretq_check)
+                cb = HOOK_CODE_CFUNC(_guarded(weakref.ref(self), iretq_check))
+                for a in self._irets:
+                    self._extra[self._add_c_hook(UC_HOOK_CODE, cb, a, a)] = cb  # lives as long as the engine
             self._do_int3_hooked = True
         if self._x64:
             return int3_frame64(self, eip, esp, flags)

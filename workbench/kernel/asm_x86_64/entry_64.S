@@ -6,7 +6,7 @@
  *
  * The emulated CPU delivers int3 as 64-bit hardware does: it aligns RSP down
  * to 16 bytes and pushes SS, RSP, RFLAGS, CS and RIP, whatever the privilege
- * (no IST: int3 runs on the interrupted stack since d8ba61ba58c8, v4.16).
+ * (no IST: int3 runs on the interrupted stack since d8ba61ba58c8, 2015).
  * Both entries push orig_ax = -1 and the registers in pt_regs order
  * (PUSH_AND_CLEAR_REGS, arch/x86/entry/calling.h) and call
  * do_int3(regs, error_code), where the int3 handler strategy runs.
@@ -52,7 +52,7 @@
 	popq	%rdi
 .endm
 
-.macro INT3_BODY
+.macro INT3_BODY version
 	PUSH_REGS
 	GET_THREAD_INFO %rcx
 	incl	TI_TRAPS(%rcx)
@@ -61,6 +61,8 @@
 	call	do_int3
 	POP_REGS
 	addq	$8, %rsp			/* orig_ax */
+	.globl	int3_iret_\version
+int3_iret_\version:
 	iretq					/* RIP, CS, RFLAGS, RSP and SS from pt_regs */
 .endm
 
@@ -72,7 +74,7 @@
  */
 ENTRY int3_entry_v51
 	pushq	$-1				/* orig_ax */
-	INT3_BODY
+	INT3_BODY v51
 END int3_entry_v51
 
 /*
@@ -88,7 +90,7 @@ ENTRY int3_entry_v52
 	.rept	6
 	pushq	5*8(%rsp)
 	.endr
-1:	INT3_BODY
+1:	INT3_BODY v52
 END int3_entry_v52
 
 /*
