@@ -53,13 +53,18 @@ _ASM_DIR = Path(__file__).resolve().parent / "asm"
 _SOURCES = ("entry_32.S", "ftrace_32.S", "ftrace_ops.S", "trace_functions.S", "livepatch.S")
 #: the emulated kernels: i386 (the default) and x86_64
 ARCHES = ("i386", "x86_64")
-#: per arch: assembly folder, sources, as and ld emulation flags, capstone mode, __mcount_loc entry size
+_ASM_DIR_X86_64 = _ASM_DIR.parent / "asm_x86_64"
+_SOURCES_X86_64 = ("entry_64.S", "ftrace_64.S", "ftrace_ops.S", "trace_functions.S", "livepatch.S")
+#: per arch: as and ld emulation flags, capstone mode, __mcount_loc entry size
 _ARCH = {
-    "i386": (_ASM_DIR, _SOURCES, "--32", "elf_i386", capstone.CS_MODE_32, 4),
-    "x86_64": (_ASM_DIR.parent / "asm_x86_64",
-               ("entry_64.S", "ftrace_64.S", "ftrace_ops.S", "trace_functions.S", "livepatch.S"),
-               "--64", "elf_x86_64", capstone.CS_MODE_64, 8),
+    "i386": ("--32", "elf_i386", capstone.CS_MODE_32, 4),
+    "x86_64": ("--64", "elf_x86_64", capstone.CS_MODE_64, 8),
 }
+
+
+def _asm(arch: str) -> tuple[Path, tuple[str, ...]]:
+    """The assembly folder and sources of *arch*, read at each call (tests point them elsewhere)."""
+    return (_ASM_DIR_X86_64, _SOURCES_X86_64) if arch == "x86_64" else (_ASM_DIR, _SOURCES)
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,7 @@ class KernelImage:
 
 @functools.lru_cache(maxsize=2)
 def _capstone(arch: str = "i386"):
-    md = capstone.Cs(capstone.CS_ARCH_X86, _ARCH[arch][4])
+    md = capstone.Cs(capstone.CS_ARCH_X86, _ARCH[arch][2])
     md.syntax = capstone.CS_OPT_SYNTAX_ATT
     return md
 
@@ -187,7 +192,7 @@ def build_image(n_ordinary: int = 8, arch: str = "i386") -> KernelImage:
 
 def _build_cached(n_ordinary: int, arch: str = "i386") -> KernelImage:
     """The image of the sources as they are now: keyed by their digest, so an edit relinks."""
-    asm_dir = _ARCH[arch][0]
+    asm_dir = _asm(arch)[0]
     generated = _traced_source(n_ordinary, arch)
     h = hashlib.sha256()
     h.update(files_digest([f for f in asm_dir.iterdir() if f.is_file()]).encode())
@@ -211,7 +216,7 @@ def _load_cached(digest: str, generated: str, arch: str = "i386") -> KernelImage
 
 def _link(generated: str, arch: str = "i386") -> bytes:
     """Assemble and link; the ELF bytes of ``vmlinux``."""
-    asm_dir, sources, as_flag, ld_emul = _ARCH[arch][:4]
+    (asm_dir, sources), (as_flag, ld_emul) = _asm(arch), _ARCH[arch][:2]
     with tempfile.TemporaryDirectory(prefix="wb-image-") as tmp:
         tmp = Path(tmp)
         (tmp / "traced.S").write_text(generated)
@@ -249,7 +254,7 @@ def _load(elf_bytes: bytes, digest: str, arch: str = "i386") -> KernelImage:
         if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_addr"]:
             a = sec["sh_addr"] - base
             mem[a:a + sec["sh_size"]] = sec.data()
-    w = _ARCH[arch][5]
+    w = _ARCH[arch][3]
     sites = sorted(int.from_bytes(elf.get_section_by_name("__mcount_loc").data()[i:i + w], "little")
                    for i in range(0, elf.get_section_by_name("__mcount_loc")["sh_size"], w))
     by_site = {symbols[n]: n for n in funcs if symbols[n] in set(sites)}
