@@ -31,6 +31,7 @@ from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.paths import cache_dir
 from workbench.base.store import load_entry, store_entry
 from workbench.base.version import files_digest
+from workbench.base.vocabulary import ARCHES
 from workbench.kernel.layout import equ
 
 __all__ = [
@@ -51,8 +52,6 @@ HOT_FUNCTIONS = ("do_IRQ", "__migrate_task", "schedule")
 
 _ASM_DIR = Path(__file__).resolve().parent / "asm"
 _SOURCES = ("entry_32.S", "ftrace_32.S", "ftrace_ops.S", "trace_functions.S", "livepatch.S")
-#: the emulated kernels: i386 (the default) and x86_64
-ARCHES = ("i386", "x86_64")
 _ASM_DIR_X86_64 = _ASM_DIR.parent / "asm_x86_64"
 _SOURCES_X86_64 = ("entry_64.S", "ftrace_64.S", "ftrace_ops.S", "trace_functions.S", "livepatch.S")
 #: per arch: as and ld emulation flags, capstone mode, __mcount_loc entry size
