@@ -51,6 +51,9 @@ def test_a_non_editable_install_runs_call_and_explore(tmp_path):
                            "--ops", "livepatch,tracer", "--json"], **run)
     assert call.returncode == 0, call.stderr
     assert json.loads(call.stdout)["body"] == "new"
+    call = subprocess.run([sys.executable, "-m", "workbench", "call", "--arch", "x86_64", "--json"], **run)
+    assert call.returncode == 0, call.stderr
+    assert json.loads(call.stdout)["body"] == "new"
     explore = subprocess.run([sys.executable, "-m", "workbench", "explore", "--scenario", "seed_reverse",
                               "--strategy", "skip", "--mode", "exhaustive", "--functions", "fn_00001"], **run)
     assert explore.returncode == 0, explore.stderr

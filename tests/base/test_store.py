@@ -177,7 +177,7 @@ def test_image_cache_faults(fault, tmp_path, monkeypatch, caplog):
     img._load_cached.cache_clear()
     links = []
     real_link = img._link
-    monkeypatch.setattr(img, "_link", lambda g: (links.append(1), real_link(g))[1])
+    monkeypatch.setattr(img, "_link", lambda g, *arch: (links.append(1), real_link(g, *arch))[1])
     first = img.build_image(2)
     (victim,) = (tmp_path / "cache" / "image").rglob("vmlinux")
     assert links == [1]

@@ -29,6 +29,9 @@ SCENARIOS = {
     "nokind.toml": '[ops.t]\nfunctions = "all"\n[transition]\nbefore = []\nafter = ["t"]\n',
     "unknownkey.toml": 'oops = 1\n[ops.t]\nkind = "tracer"\n[transition]\nbefore = []\nafter = ["t"]\n',
     "unchanged.toml": '[ops.t]\nkind = "tracer"\n[transition]\nbefore = ["t"]\nafter = ["t"]\n',
+    # a livepatch on i386 that is not the mail's named sketch: HAVE_LIVEPATCH is x86_64 only
+    "lp386.toml": ('[ops.lp]\nkind = "livepatch"\nfunctions = ["do_IRQ"]\n[transition]\nbefore = []\n'
+                   'after = ["lp"]\n'),
 }
 
 
@@ -81,7 +84,9 @@ CASES = [
     # -- refused cleanly before, kept so -----------------------------------------------------------------
     (["call", "--function", "do_irq"], "function: unknown 'do_irq'"),
     (["call", "--ops", "tracer,bogus"], "ops: unknown 'bogus'"),
-    (["call", "--entry", "v9"], "invalid choice"),
+    (["call", "--entry", "v9"], "entry: unknown value 'v9'"),
+    (["call", "--arch", "arm64"], "arch: unknown value 'arm64'"),
+    (["explore", "--scenario", "{d}/lp386.toml"], "scenario lp386: cannot run on arch i386"),
     (["call", "--functions", "-1"], "n_ordinary"),
     (["listing", "nope"], "symbol: unknown 'nope'"),
     (["nosuchcommand"], "invalid choice"),

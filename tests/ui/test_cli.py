@@ -35,7 +35,13 @@ def test_listing():
     (["call", "--function", "do_irq"], "function: unknown 'do_irq'; choose from do_IRQ"),
     (["call", "--ops", "tracer,bogus"], "ops: unknown 'bogus'"),
     (["call", "--ops", "tracer,tracer"], "names the same ops twice"),
-    (["call", "--entry", "v9"], "invalid choice"),
+    (["call", "--entry", "v9"], "entry: unknown value 'v9'; choose from v5.1, v5.3"),
+    (["call", "--arch", "x86_64", "--entry", "v5.3"], "entry: unknown value 'v5.3'; choose from v5.1, v5.2"),
+    (["explore", "--arch", "arm64"], "arch: unknown value 'arm64'; choose from i386, x86_64"),
+    (["explore", "--arch", "x86_64", "--entry", "v5.3"], "entry: unknown value 'v5.3'; choose from v5.1, v5.2"),
+    (["explore", "--arch", "x86_64", "--cpus", "2"], "arch: the model checker (--cpus 2) runs i386 only"),
+    (["listing", "--arch", "sparc", "ftrace_caller"], "arch: unknown value 'sparc'"),
+    (["scenarios", "--arch", "sparc"], "arch: unknown value 'sparc'"),
     (["explore", "--strategy", "nope"], "strategy: unknown value 'nope'; choose from skip"),
     (["explore", "--scenario", "nope"], "scenario: unknown value 'nope'; choose from seed"),
     (["explore", "--mode", "random", "--cpus", "0"], "cpus: 0 is outside the valid range [1, 16]"),
@@ -47,3 +53,11 @@ def test_bad_input_is_one_line_exit_2(args, needle):
     assert r.returncode == 2
     assert needle in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_call_and_listing_take_the_arch():
+    r = wb("call", "--arch", "x86_64", "--ops", "livepatch,tracer", "--function", "fn_00002")
+    assert r.returncode == 0, r.stderr
+    assert "(x86_64, entry v5.2)" in r.stdout and "-> trampoline:tracer" in r.stdout
+    r = wb("listing", "--arch", "x86_64", "ftrace_regs_caller")
+    assert r.returncode == 0 and "pushfq" in r.stdout and "<ftrace_regs_call>" in r.stdout

@@ -73,7 +73,7 @@ def code_version() -> str:
 
 
 def emulator_version() -> str:
-    """Hash of the emulator's sources on disk now: the i386 text, scenarios and emulator modules."""
+    """Hash of the emulator's sources on disk now: the i386 and x86_64 text, scenarios and emulator modules."""
     return files_digest(_sources(EMULATOR_PACKAGES), _PKG)
 
 

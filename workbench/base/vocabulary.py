@@ -23,7 +23,7 @@ from pathlib import Path
 
 from workbench.base.store import write_atomic
 
-__all__ = ["COLUMNS", "ENTRIES", "METRICS", "PROTOCOLS", "STATS", "STRATEGIES", "Term", "column",
+__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "METRICS", "PROTOCOLS", "STATS", "STRATEGIES", "Term", "column",
            "columns_frame_rows", "write_columns"]
 
 
@@ -40,9 +40,16 @@ class Term:
 #: (their code and the kernel commit each follows: :mod:`workbench.kernel.int3`)
 STRATEGIES = ("skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine")
 
+#: the emulated kernels: i386 (the default) and x86_64
+ARCHES = ("i386", "x86_64")
+
 #: the int3 entries (``arch/x86/entry/entry_32.S``): v5.1 leaves pt_regs on the
 #: interrupted stack; v5.3 (3c88c692c287) copies it down behind a 5-word gap
 ENTRIES = ("v5.1", "v5.3")
+
+#: the int3 entries of each arch; x86_64's (``arch/x86/entry/entry_64.S``): v5.1 has
+#: no gap, v5.2 (2700fefdb2d9) copies the frame six words down
+ENTRIES_BY_ARCH = {"i386": ENTRIES, "x86_64": ("v5.1", "v5.2")}
 
 #: how the race simulator patches the sites: one breakpoint protocol per site,
 #: ftrace's one batch, or stop_machine (the emulator's byte-level protocols,
@@ -64,11 +71,13 @@ STATS = {
 
 _TERMS = [
     # what was run
+    Term("arch", "text", "emulated kernel architecture: " + ", ".join(ARCHES)),
     Term("scenario", "text", "patch scenario: which ftrace ops are registered before and after"),
     Term("kernel", "text", "which kernel can run the scenario: real i386, or i386 sketch (the seed mail's "
                            "livepatch world, x86_64-only features on i386)"),
     Term("strategy", "text", "int3 handler strategy: " + ", ".join(STRATEGIES)),
-    Term("entry", "text", "int3 entry whose outcomes are used: " + ", ".join(ENTRIES)),
+    Term("entry", "text", "int3 entry whose outcomes are used: " + ", ".join(ENTRIES) + " (i386), "
+         + ", ".join(ENTRIES_BY_ARCH["x86_64"]) + " (x86_64)"),
     Term("protocol", "text", "how the sites are patched: " + ", ".join(PROTOCOLS)),
     Term("batch_max", "count", "batched: most sites per breakpoint batch (256 from v5.6); empty: one batch"),
     Term("mode", "text", "emulator interleaving: exhaustive or random"),

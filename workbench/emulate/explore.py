@@ -34,7 +34,8 @@ from workbench.kernel.ftrace import TRAMPOLINE_CALLS
 from workbench.kernel.image import build_image
 from workbench.kernel.int3 import STRATEGIES, get_strategy
 from workbench.kernel.layout import EQU
-from workbench.kernel.machine import ENTRIES, Crash, Machine
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
+from workbench.kernel.machine import Crash, Machine
 from workbench.emulate.oracle import OracleMismatch, predicted_handlers
 from workbench.emulate.outcomes import classify, observe
 from workbench.emulate.scenario import load_scenario
@@ -75,16 +76,23 @@ class Run:
     ``no_sync`` can be forced. Raises ConfigError for unknown names.
     *references*: a run of the same scenario, image, entry and steps whose
     reference runs (machine and results) this one shares; closing either
-    closes that machine.
+    closes that machine. *arch* is the emulated kernel (``i386`` or
+    ``x86_64``); *entry* defaults to the arch's latest (v5.3 on i386, v5.2
+    on x86_64); a scenario the arch cannot have is refused
+    (:meth:`~workbench.emulate.scenario.Scenario.check_arch`).
     """
 
-    def __init__(self, scenario="seed", strategy="emulate_new", entry="v5.3", protocol=None,
-                 n_ordinary=8, per_site=False, ncpus=1, coherent_fetch=False, references: "Run | None" = None):
+    def __init__(self, scenario="seed", strategy="emulate_new", entry=None, protocol=None,
+                 n_ordinary=8, per_site=False, ncpus=1, coherent_fetch=False, references: "Run | None" = None,
+                 arch="i386"):
+        self.arch = check_choice("arch", arch, ARCHES)
         self.scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
+        self.scenario.check_arch(arch)
         self.strategy = get_strategy(strategy)
-        self.entry = check_choice("entry", entry, ENTRIES)
+        entries = ENTRIES_BY_ARCH[arch]
+        self.entry = check_choice("entry", entries[-1] if entry is None else entry, entries)
         self.protocol = check_choice("protocol", protocol or self.strategy.protocol, PROTOCOLS)
-        self.image = build_image(n_ordinary)
+        self.image = build_image(n_ordinary, arch)
         self.before, self.after = self.scenario.states(self.image)
         self.steps = poke_steps(self.scenario.plan(self.image, per_site), self.protocol)
         ref = weakref.ref(self)  # the machine holds its handler: no cycle back to this run
@@ -288,7 +296,8 @@ class Run:
         im = self.image
         traps = self.traps.get((cpu.index, seq), [])
         fn = obs.function if obs else self._fn_in_flight(cpu)
-        row = {
+        row = {} if self.arch == "i386" else {"arch": self.arch}  # i386 rows as they always were
+        row |= {
             "scenario": self.scenario.name, "entry": self.entry, "strategy": self.strategy.name,
             "protocol": self.protocol, "cpu": cpu.index, "seq": seq, "function": fn,
             "site_kind": "livepatched" if fn in self.scenario.livepatched() else "ordinary",
@@ -745,10 +754,10 @@ def _random_schedule(run: Run, seed, functions, slice_mean: int, patch_gap: int,
 
 # -- the public entry points --------------------------------------------------------------------
 
-def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", functions=None,
+def explore(scenario="seed", strategies="all", entry=None, mode="exhaustive", functions=None,
             protocol=None, cpus=None, schedules=20, seed=0, patch_gap=None, per_site=False,
             n_ordinary=8, progress=True, slice_mean=200, gap_mean=50.0, timing=None,
-            ns_per_insn=1.0, coherent_fetch=False) -> tuple[pd.DataFrame, dict]:
+            ns_per_insn=1.0, coherent_fetch=False, arch="i386") -> tuple[pd.DataFrame, dict]:
     """Interleave the scenario's patch with calling CPUs under each strategy.
 
     Returns ``(calls, stats)``: the calls frame (docs/ARCHITECTURE.md) and
@@ -765,12 +774,17 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
     the time base *ns_per_insn*; ``stats`` then also has ``cpu_insns``,
     ``calls`` and each schedule's ``step_times`` (in instructions).
     *coherent_fetch* makes text writes visible at the next fetch
-    (:class:`~workbench.kernel.machine.Machine`). Raises
-    ConfigError for bad input.
+    (:class:`~workbench.kernel.machine.Machine`). *arch* picks the emulated
+    kernel (``i386``, the default, or ``x86_64``; x86_64 rows carry an
+    ``arch`` column) and *entry* one of its int3 entries (default: its
+    latest). Raises ConfigError for bad input, before any work.
     """
     from tqdm.auto import tqdm
 
     check_choice("mode", mode, MODES)
+    arch = check_choice("arch", arch, ARCHES)
+    entries = ENTRIES_BY_ARCH[arch]
+    entry = check_choice("entry", entries[-1] if entry is None else entry, entries)
     if protocol is not None:
         check_choice("protocol", protocol, PROTOCOLS)
     if strategies in ("all", None):
@@ -797,7 +811,8 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
     slice_mean = int(check_range("slice_mean", slice_mean, 2, 10**6, integer=True))
     ns_per_insn = check_range("ns_per_insn", ns_per_insn, 1e-6, 1e6)
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
-    image = build_image(n_ordinary)
+    sc.check_arch(arch)
+    image = build_image(n_ordinary, arch)
     if functions is None:
         # a livepatched function (its calls may cross a patched trampoline call even
         # when its own site stays) and an ordinary one whose site the patch rewrites
@@ -818,7 +833,8 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
         # strategies of one protocol patch alike: their reference runs are the same
         proto = protocol or get_strategy(n).protocol
         same = next((r for r in runs.values() if r.protocol == proto), None)
-        runs[n] = Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch, references=same)
+        runs[n] = Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch, references=same,
+                      arch=arch)
     total = sum(len(r.steps) for r in runs.values()) * len(functions) if mode == "exhaustive" \
         else schedules * len(names)
     with tqdm(total=total, desc=f"explore {sc.name} {entry}", unit="step" if mode == "exhaustive" else "schedule",
@@ -854,7 +870,8 @@ def outcome_table(calls: pd.DataFrame) -> pd.DataFrame:
     weighted by the number of raw schedules each row stands for; columns
     ``trapped_placements`` and :data:`OUTCOME_COLUMNS`.
     """
-    keys = ["scenario", "entry", "strategy", "site_kind", "trap_site", "trap_phase"]
+    keys = (["arch"] if "arch" in calls else []) + ["scenario", "entry", "strategy", "site_kind", "trap_site",
+                                                     "trap_phase"]
     t = calls[calls["trapped"]].copy()
     if t.empty:
         return pd.DataFrame(columns=keys + ["trapped_placements", *OUTCOME_COLUMNS])
@@ -884,7 +901,8 @@ def transition_table(calls: pd.DataFrame) -> pd.DataFrame:
     return g.rename(columns={"n": "calls", "trapped_w": "trapped", "crashed": "crashes", "stale_w": "stale"})
 
 
-def load_outcome_table(scenario: str = "seed", entry: str = "v5.3", progress: bool = True) -> pd.DataFrame:
+def load_outcome_table(scenario: str = "seed", entry: str | None = None, progress: bool = True,
+                       arch: str = "i386") -> pd.DataFrame:
     """The exhaustive outcome table of *scenario* for every strategy, cached by emulator version.
 
     Computed by :func:`explore` (about ten seconds) whenever the emulator's
@@ -894,31 +912,36 @@ def load_outcome_table(scenario: str = "seed", entry: str = "v5.3", progress: bo
     damaged, unreadable, of another version or with impossible content (no
     rows, missing columns, a strategy missing) is reported in one line and
     recomputed. The race simulator reads its per-trapped-call means from here.
+    *arch* (``i386`` or ``x86_64``) is part of the entry's key; *entry*
+    defaults to the arch's latest.
     """
+    arch = check_choice("arch", arch, ARCHES)
     sc = load_scenario(scenario)
-    check_choice("entry", entry, ENTRIES)
+    sc.check_arch(arch)
+    entries = ENTRIES_BY_ARCH[arch]
+    entry = check_choice("entry", entries[-1] if entry is None else entry, entries)
     version = emulator_version()
-    path = cache_dir("outcomes", version) / f"{sc.name}_{entry}.parquet"
-    got = load_entry(path, lambda b: _parse_outcome_entry(b, version, sc.name, entry), what="outcome cache")
+    path = cache_dir("outcomes", version) / f"{sc.name}_{arch}_{entry}.parquet"
+    got = load_entry(path, lambda b: _parse_outcome_entry(b, version, sc.name, entry, arch), what="outcome cache")
     if isinstance(got, pd.DataFrame):
         return got
-    calls, stats = explore(sc, "all", entry, "exhaustive", progress=progress)
+    calls, stats = explore(sc, "all", entry, "exhaustive", progress=progress, arch=arch)
     table = outcome_table(calls)
     table["schedules_raw"] = table["strategy"].map(lambda s: stats[s]["raw"])
     table["schedules_distinct"] = table["strategy"].map(lambda s: stats[s]["distinct"])
     if not table.empty and emulator_version() == version:  # the sources did not change while it ran
         buf = io.BytesIO()
         table.to_parquet(buf, index=False)
-        meta = json.dumps({"version": version, "scenario": sc.name, "entry": entry}).encode()
+        meta = json.dumps({"version": version, "arch": arch, "scenario": sc.name, "entry": entry}).encode()
         store_entry(path, meta + b"\n" + buf.getvalue(), what="outcome cache")
     return table
 
 
-def _parse_outcome_entry(payload: bytes, version: str, scenario: str, entry: str) -> pd.DataFrame:
+def _parse_outcome_entry(payload: bytes, version: str, scenario: str, entry: str, arch: str = "i386") -> pd.DataFrame:
     """A verified outcome-cache payload as a table; raises ValueError for impossible content."""
     head, _, body = payload.partition(b"\n")
     meta = json.loads(head)
-    if meta != {"version": version, "scenario": scenario, "entry": entry}:
+    if meta != {"version": version, "arch": arch, "scenario": scenario, "entry": entry}:
         raise ValueError(f"made for {meta}")
     table = pd.read_parquet(io.BytesIO(body))
     need = {"strategy", "site_kind", "trap_site", "trap_phase", "trapped_placements", "schedules_raw",

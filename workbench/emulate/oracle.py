@@ -55,13 +55,14 @@ def _klp_unpatched_task(machine, fn: str) -> bool:
     """``func->transition`` set for *fn* and the task on CPU 0 still ``KLP_UNPATCHED``: the
     handler moves past the only entry of the func stack and leaves ``regs->ip`` alone."""
     im = machine.image
-    table, size, site = im.sym("klp_funcs"), EQU["KLP_FUNC_SIZE"], im.functions[fn].site
+    eq = im.equ
+    table, size, site = im.sym("klp_funcs"), eq["KLP_FUNC_SIZE"], im.functions[fn].site
     for i in range(64):
-        old = machine.read32(table + size * i + EQU["KLP_FUNC_OLD"])
+        old = machine.read32(table + size * i + eq["KLP_FUNC_OLD"])
         if old == 0:
             return False
         if old == site:
-            return (machine.read32(table + size * i + EQU["KLP_FUNC_TRANSITION"]) != 0
+            return (machine.read32(table + size * i + eq["KLP_FUNC_TRANSITION"]) != 0
                     and machine.read32(im.sym("klp_patch_state")) == EQU["KLP_UNPATCHED"])
     return False
 
@@ -74,13 +75,20 @@ def predicted_handlers(machine, state, fn: str) -> frozenset[str]:
     trampoline, that trampoline's patchable call (a single handler, called
     whatever its filter, or ``ftrace_ops_list_func``, which walks the linked
     ops, tests their filter and notrace hashes and skips an ops that needs
-    regs when it has none), then each handler's own condition.
+    regs when it has none), then each handler's own condition. On x86_64 a
+    site may call an ops' own trampoline instead: that ops' handler runs
+    (directly, or through ``ftrace_ops_assist_func``), with regs if it saves them.
     """
     im = machine.image
     site = im.functions[fn].site
     tramp = _target(machine, site)
     if tramp is None:
         return frozenset()
+    code = machine.read(site, 5)
+    own = state.trampoline_ops((site + 5 + int.from_bytes(code[1:], "little", signed=True)) & 0xFFFFFFFF)
+    if own is not None:
+        saves = bool(own.flags & EQU["FTRACE_OPS_FL_SAVE_REGS"])
+        return frozenset({own.kind}) if _runs(machine, state, own.kind, fn, saves) else frozenset()
     if tramp == "live_patch_trampoline":
         return frozenset({"livepatch"}) if _runs(machine, state, "livepatch", fn, True) else frozenset()
     regs = tramp == "ftrace_regs_caller"
@@ -100,5 +108,5 @@ def predicted_handlers(machine, state, fn: str) -> frozenset[str]:
         if o is not None and o.traces(fn) and (regs or not o.flags & EQU["FTRACE_OPS_FL_SAVE_REGS"]):
             if _runs(machine, state, o.kind, fn, regs):
                 out.add(o.kind)
-        addr = machine.read32(addr + EQU["OPS_NEXT"])
+        addr = machine.read32(addr + im.equ["OPS_NEXT"])
     return frozenset(out)

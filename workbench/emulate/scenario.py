@@ -14,6 +14,16 @@ any path a user gives), validated here with one-line errors::
     after = ["<name>", ...]
     [context]                              # optional: how each traced function is called
     do_IRQ = "interrupt"                   # process | irq_off | interrupt
+    arches = ["x86_64"]                    # optional: the kernels that can run it (top level)
+    i386_sketch = true                     # optional: also runs on i386 as the seed mail's sketch
+
+Which kernels can run a scenario: a livepatch (``HAVE_LIVEPATCH`` is selected
+only ``if X86_64``, arch/x86/Kconfig) or an ops with its own trampoline
+(``create_trampoline()`` exists only under ``CONFIG_X86_64``,
+arch/x86/kernel/ftrace.c) needs x86_64; everything else runs on both. A
+scenario that needs x86_64 runs on i386 only if it says ``i386_sketch = true``
+(the shipped livepatch scenarios, written for the mail's i386 sketch);
+:meth:`Scenario.check_arch` refuses any other pairing in one line.
 
 A function's calling context decides its interrupt flag during the call:
 ``process`` runs with IF = 1; ``irq_off`` (a process-context caller holding
@@ -33,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.base.errors import ConfigError, check_choice
+from workbench.base.vocabulary import ARCHES
 from workbench.base.store import read_regular
 from workbench.kernel.ftrace import OPS_KINDS, FtraceOps, FtraceState, plan_transition
 from workbench.kernel.image import KernelImage
@@ -58,7 +69,36 @@ class Scenario:
     before: tuple[str, ...]
     after: tuple[str, ...]
     context: tuple[tuple[str, str], ...] = ()  #: overrides of DEFAULT_CONTEXT
+    arches: tuple[str, ...] = ()  #: kernels that can run it; () = derived from its ops
+    i386_sketch: bool = False  #: runs on i386 too, as the seed mail's sketch
 
+    @property
+    def needs_x86_64(self) -> bool:
+        """A livepatch or an ops with its own trampoline: only an x86_64 kernel has them."""
+        return any(o.kind == "livepatch" or o.trampoline for o in self.ops)
+
+    def runs_on(self) -> tuple[str, ...]:
+        """The arches that can run this scenario as a real kernel would."""
+        if self.arches:
+            return self.arches
+        return ("x86_64",) if self.needs_x86_64 else ARCHES
+
+    def check_arch(self, arch: str) -> str:
+        """*arch* if this scenario can run there (really, or as the i386 sketch); else ConfigError."""
+        check_choice("arch", arch, ARCHES)
+        if arch in self.runs_on() or (arch == "i386" and self.i386_sketch):
+            return arch
+        why = ("it needs a livepatch or a per-ops trampoline, which only x86_64 has (HAVE_LIVEPATCH if X86_64, "
+               "create_trampoline() under CONFIG_X86_64)" if arch == "i386" and self.needs_x86_64
+               else f"it says arches = {list(self.runs_on())}")
+        raise ConfigError(f"scenario {self.name}: cannot run on arch {arch} ({why}); "
+                          f"choose arch from {', '.join(self.runs_on())}")
+
+    def kernel_on(self, arch: str) -> str:
+        """The :data:`KERNELS` tag of this scenario on *arch*."""
+        if arch == "i386":
+            return self.kernel
+        return "real x86_64"
     @property
     def kernel(self) -> str:
         """``i386 sketch`` if it needs a livepatch or a per-ops trampoline (x86_64 only), else ``real i386``."""
@@ -162,6 +202,7 @@ class Scenario:
 KERNELS = {
     "real i386": "a real i386 kernel can have it (ftrace ops through the shared trampolines; "
                  "KPROBES_ON_FTRACE exists on i386)",
+    "real x86_64": "a real x86_64 kernel can have it (livepatch, per-ops trampolines, KPROBES_ON_FTRACE)",
     "i386 sketch": "the seed mail's sketch, not a kernel: HAVE_LIVEPATCH is selected only if X86_64 and "
                    "per-ops trampolines are built only under CONFIG_X86_64 (arch/x86/Kconfig, "
                    "arch/x86/kernel/ftrace.c)",
@@ -212,10 +253,18 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise ConfigError(f"scenario {name}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"scenario {name}: not valid TOML: {exc}") from None
-    unknown = set(doc) - {"description", "ops", "transition", "context"}
+    unknown = set(doc) - {"description", "ops", "transition", "context", "arches", "i386_sketch"}
     if unknown:
         raise ConfigError(f"scenario {name}: unknown keys {sorted(unknown)}; "
-                          "expected description, ops, transition, context")
+                          "expected description, ops, transition, context, arches, i386_sketch")
+    arches = doc.get("arches", [])
+    if not isinstance(arches, list) or len(set(arches)) != len(arches):
+        raise ConfigError(f"scenario {name}: arches must be a list of distinct names from {', '.join(ARCHES)}")
+    for a in arches:
+        check_choice(f"scenario {name}: arches", a, ARCHES)
+    sketch = doc.get("i386_sketch", False)
+    if not isinstance(sketch, bool):
+        raise ConfigError(f"scenario {name}: i386_sketch must be true or false")
     ctx = doc.get("context", {})
     if not isinstance(ctx, dict):
         raise ConfigError(f"scenario {name}: context must be a table of function = context")
@@ -269,9 +318,16 @@ def load_scenario(name_or_path: str) -> Scenario:
             raise ConfigError(f"scenario {name}: transition.{side} names an ops twice; name each once")
     if sorted(tr["before"]) == sorted(tr["after"]):
         raise ConfigError(f"scenario {name}: transition.before and .after are the same; nothing to patch")
-    return Scenario(name, str(doc.get("description", "")), tuple(ops),
+    sc = Scenario(name, str(doc.get("description", "")), tuple(ops),
                     tuple(m for n in tr["before"] for m in expanded[n]),
-                    tuple(m for n in tr["after"] for m in expanded[n]), tuple(sorted(ctx.items())))
+                    tuple(m for n in tr["after"] for m in expanded[n]), tuple(sorted(ctx.items())),
+                    tuple(arches), sketch)
+    if "i386" in sc.arches and sc.needs_x86_64:
+        raise ConfigError(f"scenario {name}: arches names i386, but a livepatch or per-ops trampoline needs "
+                          "x86_64; drop i386 (or set i386_sketch = true for the mail's sketch)")
+    if sketch and not sc.needs_x86_64:
+        raise ConfigError(f"scenario {name}: i386_sketch = true, but it runs on i386 as it is; drop the key")
+    return sc
 
 
 def _toml_name(ops_name: str) -> str:

@@ -13,6 +13,8 @@ from unicorn import UC_HOOK_CODE
 
 from workbench.base.errors import ConfigError
 from workbench.kernel.ftrace import FtraceOps, FtraceState
+from workbench.base.errors import check_choice
+from workbench.base.vocabulary import ARCHES
 from workbench.kernel.image import build_image
 from workbench.kernel.machine import Machine
 from workbench.emulate.outcomes import observe
@@ -24,12 +26,13 @@ OPS_CHOICES = ("tracer", "livepatch", "livepatch-shared")
 #: symbols whose entry is reported in the path
 PATH_SYMBOLS = ("ftrace_caller", "ftrace_regs_caller", "live_patch_trampoline", "ftrace_stub",
                 "ftrace_ops_list_func", "function_trace_call", "klp_ftrace_handler",
-                "int3_entry_v51", "int3_entry_v53", "do_int3")
+                "int3_entry_v51", "int3_entry_v53", "do_int3", "ftrace_ops_assist_func", "int3_entry_v52")
 
 
 def make_ops(spec: str | list[str], livepatch_functions=("do_IRQ", "__migrate_task")) -> tuple[FtraceOps, ...]:
     """Ops from names: ``tracer`` (all functions), ``livepatch`` (own trampoline),
-    ``livepatch-shared`` (through ftrace_regs_caller). Raises ConfigError."""
+    ``livepatch-shared`` (through ftrace_regs_caller; on x86_64 every ops has its
+    own trampoline either way). Raises ConfigError."""
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     names = [n for n in names if n and n != "none"]
     out = []
@@ -49,24 +52,27 @@ def make_ops(spec: str | list[str], livepatch_functions=("do_IRQ", "__migrate_ta
 
 
 def watch_call(function: str = "do_IRQ", ops="livepatch,tracer", n_ordinary: int = 8,
-               entry: str = "v5.3") -> dict:
+               entry: str | None = None, arch: str = "i386") -> dict:
     """Run one call of *function* with *ops* registered; return what happened.
 
     Keys: ``function``, ``ops``, ``handlers`` (that ran), ``body`` (old/new),
     ``tracer_records`` (ip, parent_ip, cpu), ``instructions``, ``path``
     (trampoline symbols entered, in order), ``site`` (the site's bytes and
-    disassembly), ``crash``. Raises ConfigError for an unknown function or ops.
+    disassembly), ``crash``. *arch*: ``i386`` or ``x86_64``; *entry* defaults to
+    the arch's latest. Raises ConfigError for an unknown arch, function or ops.
     """
-    im = build_image(n_ordinary)
+    im = build_image(n_ordinary, check_choice("arch", arch, ARCHES))
     fn = im.function(function)
     ops = make_ops(ops) if not isinstance(ops, tuple) else ops
     state = FtraceState(im, ops)
     m = Machine(im, 1, entry=entry)
+    entry = m.entry
     state.apply(m)
     cpu = m.cpus[0]
     cpu.reset([(fn.site, 0)])
-    watched = {im.sym(s): s for s in PATH_SYMBOLS}
+    watched = {im.sym(s): s for s in PATH_SYMBOLS if s in im.symbols}  # each arch has its own entries
     watched.update({f.new_body: f"klp_new_{n}" for n, f in im.functions.items() if f.new_body})
+    watched.update({state.trampoline_addr(o): f"trampoline:{o.name}" for o in ops if state.per_ops_trampolines})
     watched[fn.site] = function
     path, count = [], [0]
 
@@ -85,7 +91,8 @@ def watch_call(function: str = "do_IRQ", ops="livepatch,tracer", n_ordinary: int
     site_bytes = m.read(fn.site, 5)
     insn = im.disassemble(site_bytes, fn.site)[0]
     result = {
-        "function": function, "ops": [o.name + ("(trampoline)" if o.trampoline else "") for o in ops],
+        "function": function, "arch": arch,
+        "ops": [o.name + ("(trampoline)" if o.trampoline or state.per_ops_trampolines else "") for o in ops],
         "entry": entry, "site": {"address": fn.site, "bytes": site_bytes.hex(" "),
                                   "insn": f"{insn.mnemonic} {insn.op_str}".strip(),
                                   "target": state.site_target(function) or "nop"},

@@ -2,7 +2,9 @@
 
 Models ``kernel/trace/ftrace.c`` (``update_ftrace_function``,
 ``ftrace_ops_list_func``'s inputs, ``ftrace_modify_all_code``) and
-``arch/x86/kernel/ftrace.c`` (``ftrace_call_replace``): from the registered
+``arch/x86/kernel/ftrace.c`` (``ftrace_call_replace``, and on x86_64
+``create_trampoline()`` / ``arch_ftrace_update_trampoline()``: one trampoline
+per ops, called by every site that ops alone traces): from the registered
 :class:`FtraceOps`, compute the text of every site and of the trampolines'
 patchable calls, write ops, hashes and the livepatch table into emulated
 memory, and order the changes of a transition the way the kernel does
@@ -19,7 +21,7 @@ from workbench.kernel.layout import EQU
 
 __all__ = [
     "FtraceOps", "FtraceState", "TextChange", "DataWrite", "TextBatch", "Sync",
-    "ftrace_call_replace", "plan_transition", "OPS_KINDS",
+    "ftrace_call_replace", "plan_transition", "OPS_KINDS", "TRAMPOLINE_CALLS",
 ]
 
 #: tracer: the function tracer; livepatch: klp; probe: copies the pt_regs it gets (SAVE_REGS)
@@ -74,6 +76,19 @@ class FtraceOps:
     @property
     def handler(self) -> str:
         return _HANDLER[self.kind]
+
+    @property
+    def recursion_safe(self) -> bool:
+        """``FTRACE_OPS_FL_RECURSION_SAFE``: set on the tracer's ops (kernel/trace/trace_functions.c,
+        kernel/trace/ftrace.c ``global_ops``), not on klp's (klp_patch_func()) nor kprobes'
+        (kernel/kprobes.c ``kprobe_ftrace_ops``)."""
+        return self.kind == "tracer"
+
+    @property
+    def trampoline_func(self) -> str:
+        """``ftrace_ops_get_func()``: what a per-ops trampoline calls: the handler itself for a
+        RECURSION_SAFE ops, else ``ftrace_ops_assist_func`` (kernel/trace/ftrace.c, v4.5-v5.10)."""
+        return self.handler if self.recursion_safe else "ftrace_ops_assist_func"
 
     def traces(self, fn: str) -> bool:
         """ftrace_ops_test(): does this ops trace *fn*?"""
@@ -149,30 +164,84 @@ class FtraceState:
                         raise ConfigError(f"ops {o.name!r} functions: {fn!r} has no replacement "
                                           "body; livepatch one of do_IRQ, __migrate_task, schedule")
         self.all_ops = tuple(pool)
+        eq = self.image.equ
+        word = eq.get("LONG_SIZE", 4)  # x86_64: 8-byte pointers and hash entries
         arena = self.image.sym("ftrace_arena")
-        ops_end = arena + len(pool) * EQU["OPS_SIZE"]
+        ops_end = arena + len(pool) * eq["OPS_SIZE"]
         hashes = ops_end
         for i, o in enumerate(pool):
             filt = None if o.functions is None else sorted(self.image.functions[f].site for f in o.functions)
             notr = sorted(self.image.functions[f].site for f in o.notrace)
             fa = 0
             if filt is not None:
-                fa, hashes = hashes, hashes + 4 * (1 + len(filt))
-            na, hashes = hashes, hashes + 4 * (1 + len(notr))
-            self._slots[o.name] = (arena + i * EQU["OPS_SIZE"], fa, filt, na, notr)
+                fa, hashes = hashes, hashes + word * (1 + len(filt))
+            na, hashes = hashes, hashes + word * (1 + len(notr))
+            self._slots[o.name] = (arena + i * eq["OPS_SIZE"], fa, filt, na, notr)
+        if self.per_ops_trampolines and len(pool) > eq["TRAMP_SLOTS"]:
+            raise ConfigError(f"ops: {len(pool)} ops; the emulated module area holds {eq['TRAMP_SLOTS']} trampolines")
         if hashes > self.image.sym("ftrace_arena_end"):
             raise ConfigError("ops: filter hashes too large for the emulated ftrace arena")
 
     # -- what the text should be ------------------------------------------------
+    @property
+    def per_ops_trampolines(self) -> bool:
+        """x86_64: every registered ops has its own trampoline (``create_trampoline()`` runs
+        under ``CONFIG_X86_64`` only, arch/x86/kernel/ftrace.c)."""
+        return self.image.arch == "x86_64"
+
     def ops_for(self, fn: str) -> list[FtraceOps]:
         return [o for o in self.ops if o.traces(fn)]
 
+    def trampoline_addr(self, ops: FtraceOps) -> int:
+        """x86_64: where ``create_trampoline()`` put *ops*' trampoline (its module-area slot)."""
+        return self.image.sym("ftrace_tramp_area") + self.all_ops.index(ops) * self.image.equ["TRAMP_SLOT"]
+
+    def trampoline_ops(self, addr: int) -> FtraceOps | None:
+        """x86_64: the ops whose trampoline starts at *addr*, or None."""
+        for o in self.all_ops if self.per_ops_trampolines else ():
+            if self.trampoline_addr(o) == addr:
+                return o
+        return None
+
+    def trampoline_code(self, ops: FtraceOps) -> bytes:
+        """x86_64 ``create_trampoline()`` + ``arch_ftrace_update_trampoline()`` for *ops*: a copy
+        of ``ftrace_caller`` up to ``ftrace_epilogue`` (``ftrace_regs_caller`` up to
+        ``ftrace_regs_caller_end`` for a SAVE_REGS ops), a ``jmp ftrace_epilogue``, the ops
+        pointer; the op-pointer load rewritten to read that pointer and the call at
+        ``ftrace_call`` / ``ftrace_regs_call`` pointed at ``ftrace_ops_get_func(ops)``."""
+        im, eq = self.image, self.image.equ
+        regs = bool(ops.flags & eq["FTRACE_OPS_FL_SAVE_REGS"])
+        start, end, op_ptr, call = (("ftrace_regs_caller", "ftrace_regs_caller_end", "ftrace_regs_caller_op_ptr",
+                                     "ftrace_regs_call") if regs else
+                                    ("ftrace_caller", "ftrace_epilogue", "ftrace_caller_op_ptr", "ftrace_call"))
+        base, size = self.trampoline_addr(ops), im.sym(end) - im.sym(start)
+        code = bytearray(im.read(im.sym(start), size))
+        jmp = base + size
+        code += b"\xe9" + ((im.sym("ftrace_epilogue") - (jmp + 5)) & 0xFFFFFFFF).to_bytes(4, "little")
+        ptr = jmp + 5
+        code += self._slots[ops.name][0].to_bytes(8, "little")
+        op = im.sym(op_ptr) - im.sym(start)
+        if bytes(code[op:op + 3]) != b"\x48\x8b\x15":  # movq disp32(%rip), %rdx: WARN_ON in the kernel
+            raise RuntimeError(f"{op_ptr}: not the op-pointer load create_trampoline() expects")
+        code[op + 3:op + 7] = ((ptr - (base + op + 7)) & 0xFFFFFFFF).to_bytes(4, "little")
+        c = im.sym(call) - im.sym(start)
+        code[c:c + 5] = ftrace_call_replace(base + c, im.sym(ops.trampoline_func))
+        if len(code) > eq["TRAMP_SLOT"]:
+            raise RuntimeError(f"trampoline of {ops.name}: {len(code)} bytes, more than a slot")
+        return bytes(code)
+
     def site_target(self, fn: str) -> str | None:
-        """The symbol the site of *fn* calls, or None for the NOP."""
+        """The symbol the site of *fn* calls, or None for the NOP; on x86_64 a site
+        traced by one ops alone calls that ops' trampoline (``FTRACE_FL_TRAMP``,
+        ``__ftrace_hash_rec_update()`` and ``ftrace_get_addr_new()``,
+        kernel/trace/ftrace.c), named ``trampoline:<ops>``."""
         ops = self.ops_for(fn)
         if not ops:
             return None
-        if len(ops) == 1 and ops[0].trampoline:
+        if self.per_ops_trampolines:
+            if len(ops) == 1:
+                return f"trampoline:{ops[0].name}"
+        elif len(ops) == 1 and ops[0].trampoline:
             return "live_patch_trampoline"
         return "ftrace_regs_caller" if any(o.flags & EQU["FTRACE_OPS_FL_SAVE_REGS"] for o in ops) \
             else "ftrace_caller"
@@ -201,10 +270,16 @@ class FtraceState:
             return self._slots[self.ops[0].name][0]
         return self.image.sym("ftrace_list_end")
 
+    def target_addr(self, target: str) -> int:
+        """The address of a :meth:`site_target` name."""
+        if target.startswith("trampoline:"):
+            return self.trampoline_addr(next(o for o in self.all_ops if o.name == target[len("trampoline:"):]))
+        return self.image.sym(target)
+
     def site_bytes(self, fn: str) -> bytes:
         f = self.image.functions[fn]
         target = self.site_target(fn)
-        return NOP5 if target is None else ftrace_call_replace(f.site, self.image.sym(target))
+        return NOP5 if target is None else ftrace_call_replace(f.site, self.target_addr(target))
 
     def trampoline_bytes(self, func: str | None = None) -> dict[str, bytes]:
         func = func or self.trace_function()
@@ -218,23 +293,27 @@ class FtraceState:
     def write_ops(self, machine) -> None:
         """Write every ops structure, hash and the livepatch table (not the list links)."""
         im = self.image
+        eq = im.equ
+        word = eq.get("LONG_SIZE", 4)  # x86_64: the high halves stay 0 (the image lies below 4 GiB)
         for o in self.all_ops:
             addr, fa, filt, na, notr = self._slots[o.name]
-            for off, v in ((EQU["OPS_FUNC"], im.sym(o.handler)), (EQU["OPS_FLAGS"], o.flags),
-                           (EQU["OPS_FILTER"], fa), (EQU["OPS_NOTRACE"], na), (EQU["OPS_PRIVATE"], 0)):
+            for off, v in ((eq["OPS_FUNC"], im.sym(o.handler)), (eq["OPS_FLAGS"], o.flags),
+                           (eq["OPS_FILTER"], fa), (eq["OPS_NOTRACE"], na), (eq["OPS_PRIVATE"], 0)):
                 machine.write32(addr + off, v)
             if filt is not None:
                 for i, v in enumerate([len(filt)] + filt):
-                    machine.write32(fa + 4 * i, v)
+                    machine.write32(fa + word * i, v)
             for i, v in enumerate([len(notr)] + notr):
-                machine.write32(na + 4 * i, v)
-        table, size = im.sym("klp_funcs"), EQU["KLP_FUNC_SIZE"]
+                machine.write32(na + word * i, v)
+            if self.per_ops_trampolines:  # made at registration, before any site calls it
+                machine.write(self.trampoline_addr(o), self.trampoline_code(o))
+        table, size = im.sym("klp_funcs"), eq["KLP_FUNC_SIZE"]
         funcs = sorted({(im.functions[f].site, im.functions[f].new_body, int(o.name in self.klp_transition))
                         for o in self.all_ops if o.kind == "livepatch" for f in o.functions})
         for i, (old, new, transition) in enumerate(funcs + [(0, 0, 0)]):
-            machine.write32(table + size * i + EQU["KLP_FUNC_OLD"], old)
-            machine.write32(table + size * i + EQU["KLP_FUNC_NEW"], new)
-            machine.write32(table + size * i + EQU["KLP_FUNC_TRANSITION"], transition)
+            machine.write32(table + size * i + eq["KLP_FUNC_OLD"], old)
+            machine.write32(table + size * i + eq["KLP_FUNC_NEW"], new)
+            machine.write32(table + size * i + eq["KLP_FUNC_TRANSITION"], transition)
         # klp_init_transition(): every task, idle tasks too, starts from the initial state;
         # outside a transition patch_state is KLP_UNDEFINED and the handler never reads it
         state = EQU["KLP_UNPATCHED"] if self.klp_transition else EQU["KLP_UNDEFINED"]
@@ -248,7 +327,7 @@ class FtraceState:
         names = {slot[0]: n for n, slot in self._slots.items()}
         # link from the tail so a concurrent reader never sees a dangling next
         for a, nxt in reversed(list(zip(chain, chain[1:]))):
-            out.append(DataWrite(f"{names[a]}.next", a + EQU["OPS_NEXT"], nxt))
+            out.append(DataWrite(f"{names[a]}.next", a + im.equ["OPS_NEXT"], nxt))
         out.append(DataWrite("ftrace_ops_list", im.sym("ftrace_ops_list"), chain[0]))
         return out
 

@@ -1,9 +1,11 @@
-"""The emulated kernel image: i386 sources assembled and linked with GNU binutils.
+"""The emulated kernel image: i386 or x86_64 sources assembled and linked with GNU binutils.
 
 Models ``vmlinux``: the trampolines of ``arch/x86/kernel/ftrace_32.S``, the
 int3 entry of ``arch/x86/entry/entry_32.S``, the ftrace list function, the
 function tracer, the livepatch handler and the traced functions, linked at
-``0xc1000000``. Symbols and the ``__mcount_loc`` site list are read with
+``0xc1000000``; with ``arch="x86_64"`` the same from ``asm_x86_64/`` (after
+``arch/x86/kernel/ftrace_64.S`` and ``arch/x86/entry/entry_64.S``), linked
+at ``0x1000000``. Symbols and the ``__mcount_loc`` site list are read with
 pyelftools; listings come from capstone. Builds are cached by the hash of the
 sources as they are at each call (an edit in a live session relinks), the
 generated function list and the assembler's version; a cached ``vmlinux`` is
@@ -25,15 +27,18 @@ from pathlib import Path
 import capstone
 from elftools.elf.elffile import ELFFile
 
-from workbench.base.errors import ConfigError, check_range
+from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.paths import cache_dir
 from workbench.base.store import load_entry, store_entry
 from workbench.base.version import files_digest
+from workbench.base.vocabulary import ARCHES
+from workbench.kernel.layout import equ
 
 __all__ = [
     "KernelImage",
     "TracedFunction",
     "build_image",
+    "ARCHES",
     "MCOUNT_INSN_SIZE",
     "NOP5",
     "HOT_FUNCTIONS",
@@ -47,6 +52,18 @@ HOT_FUNCTIONS = ("do_IRQ", "__migrate_task", "schedule")
 
 _ASM_DIR = Path(__file__).resolve().parent / "asm"
 _SOURCES = ("entry_32.S", "ftrace_32.S", "ftrace_ops.S", "trace_functions.S", "livepatch.S")
+_ASM_DIR_X86_64 = _ASM_DIR.parent / "asm_x86_64"
+_SOURCES_X86_64 = ("entry_64.S", "ftrace_64.S", "ftrace_ops.S", "trace_functions.S", "livepatch.S")
+#: per arch: as and ld emulation flags, capstone mode, __mcount_loc entry size
+_ARCH = {
+    "i386": ("--32", "elf_i386", capstone.CS_MODE_32, 4),
+    "x86_64": ("--64", "elf_x86_64", capstone.CS_MODE_64, 8),
+}
+
+
+def _asm(arch: str) -> tuple[Path, tuple[str, ...]]:
+    """The assembly folder and sources of *arch*, read at each call (tests point them elsewhere)."""
+    return (_ASM_DIR_X86_64, _SOURCES_X86_64) if arch == "x86_64" else (_ASM_DIR, _SOURCES)
 
 
 @dataclass(frozen=True)
@@ -72,10 +89,16 @@ class KernelImage:
     data: tuple[int, int]  #: [start, end) read-write (data and bss)
     functions: dict[str, TracedFunction]
     digest: str
+    arch: str = "i386"
     _by_addr: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         self._by_addr = sorted((a, n) for n, a in self.symbols.items())
+
+    @property
+    def equ(self) -> dict[str, int]:
+        """The ``.equ`` constants of this image's ``defs.inc``."""
+        return equ(self.arch)
 
     def sym(self, name: str) -> int:
         """Address of *name*; raises :class:`ConfigError` naming close choices."""
@@ -111,7 +134,7 @@ class KernelImage:
 
     def disassemble(self, code: bytes, addr: int):
         """Capstone instructions (AT&T syntax) for *code* placed at *addr*."""
-        return list(_capstone().disasm(code, addr))
+        return list(_capstone(self.arch).disasm(code, addr))
 
     def listing(self, name: str) -> str:
         """Text listing of symbol *name*: address, bytes, AT&T text, target symbols."""
@@ -128,15 +151,16 @@ class KernelImage:
         return "\n".join(lines)
 
 
-@functools.lru_cache(maxsize=1)
-def _capstone():
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
+@functools.lru_cache(maxsize=2)
+def _capstone(arch: str = "i386"):
+    md = capstone.Cs(capstone.CS_ARCH_X86, _ARCH[arch][2])
     md.syntax = capstone.CS_OPT_SYNTAX_ATT
     return md
 
 
-def _traced_source(n_ordinary: int) -> str:
-    lines = ['\t.include "defs.inc"', '\t.include "traced.inc"', "\t.text"]
+def _traced_source(n_ordinary: int, arch: str = "i386") -> str:
+    lines = ['\t.include "defs.inc"', '\t.include "traced.inc"'] + (["\t.code64"] if arch == "x86_64" else []) \
+        + ["\t.text"]
     names = list(HOT_FUNCTIONS) + [f"fn_{i:05d}" for i in range(n_ordinary)]
     for i, name in enumerate(names, start=1):
         lines.append(f"\tTRACED {name}, {i}")
@@ -153,50 +177,55 @@ def _tool_version(tool: str) -> str:
     return subprocess.run([tool, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
 
 
-def build_image(n_ordinary: int = 8) -> KernelImage:
-    """Assemble and link the kernel with *n_ordinary* tail functions (cached).
+def build_image(n_ordinary: int = 8, arch: str = "i386") -> KernelImage:
+    """Assemble and link the *arch* kernel with *n_ordinary* tail functions (cached).
 
-    Raises :class:`ConfigError` if ``n_ordinary`` is outside [0, 4096] or
-    binutils is missing, and ``RuntimeError`` with the assembler's message if
-    the sources do not assemble.
+    Raises :class:`ConfigError` if ``n_ordinary`` is outside [0, 4096], the
+    arch is not one of :data:`ARCHES` or binutils is missing, and
+    ``RuntimeError`` with the assembler's message if the sources do not assemble.
     """
     n_ordinary = int(check_range("n_ordinary", n_ordinary, 0, 4096, integer=True))
-    return _build_cached(n_ordinary)
+    check_choice("arch", arch, ARCHES)
+    return _build_cached(n_ordinary, arch)
 
 
-def _build_cached(n_ordinary: int) -> KernelImage:
+def _build_cached(n_ordinary: int, arch: str = "i386") -> KernelImage:
     """The image of the sources as they are now: keyed by their digest, so an edit relinks."""
-    generated = _traced_source(n_ordinary)
+    asm_dir = _asm(arch)[0]
+    generated = _traced_source(n_ordinary, arch)
     h = hashlib.sha256()
-    h.update(files_digest([f for f in _ASM_DIR.iterdir() if f.is_file()]).encode())
+    h.update(files_digest([f for f in asm_dir.iterdir() if f.is_file()]).encode())
     h.update(generated.encode())
     h.update(_tool_version("as").encode() + _tool_version("ld").encode())
-    return _load_cached(h.hexdigest()[:16], generated)
+    if arch != "i386":  # i386 keeps the key it always had
+        h.update(arch.encode())
+    return _load_cached(h.hexdigest()[:16], generated, arch)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(digest: str, generated: str) -> KernelImage:
+def _load_cached(digest: str, generated: str, arch: str = "i386") -> KernelImage:
     out = cache_dir("image", digest) / "vmlinux"
-    image = load_entry(out, lambda elf: _load(elf, digest), what="image cache")
+    image = load_entry(out, lambda elf: _load(elf, digest, arch), what="image cache")
     if isinstance(image, KernelImage):
         return image
-    elf = _link(generated)
+    elf = _link(generated, arch)
     store_entry(out, elf, what="image cache")
-    return _load(elf, digest)
+    return _load(elf, digest, arch)
 
 
-def _link(generated: str) -> bytes:
+def _link(generated: str, arch: str = "i386") -> bytes:
     """Assemble and link; the ELF bytes of ``vmlinux``."""
+    (asm_dir, sources), (as_flag, ld_emul) = _asm(arch), _ARCH[arch][:2]
     with tempfile.TemporaryDirectory(prefix="wb-image-") as tmp:
         tmp = Path(tmp)
         (tmp / "traced.S").write_text(generated)
         objs = []
-        for src in [_ASM_DIR / s for s in _SOURCES] + [tmp / "traced.S"]:
+        for src in [asm_dir / s for s in sources] + [tmp / "traced.S"]:
             obj = tmp / (src.stem + ".o")
-            _run(["as", "--32", "-I", str(_ASM_DIR), "-o", str(obj), str(src)])
+            _run(["as", as_flag, "-I", str(asm_dir), "-o", str(obj), str(src)])
             objs.append(str(obj))
         linked = tmp / "vmlinux"
-        _run(["ld", "-m", "elf_i386", "-T", str(_ASM_DIR / "kernel.ld"), "-o", str(linked), *objs])
+        _run(["ld", "-m", ld_emul, "-T", str(asm_dir / "kernel.ld"), "-o", str(linked), *objs])
         return linked.read_bytes()
 
 
@@ -206,7 +235,7 @@ def _run(cmd):
         raise RuntimeError(f"{cmd[0]} failed:\n{r.stderr.strip()}")
 
 
-def _load(elf_bytes: bytes, digest: str) -> KernelImage:
+def _load(elf_bytes: bytes, digest: str, arch: str = "i386") -> KernelImage:
     elf = ELFFile(io.BytesIO(elf_bytes))
     symtab = elf.get_section_by_name(".symtab")
     symbols, sizes, funcs = {}, {}, set()
@@ -224,8 +253,9 @@ def _load(elf_bytes: bytes, digest: str) -> KernelImage:
         if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_addr"]:
             a = sec["sh_addr"] - base
             mem[a:a + sec["sh_size"]] = sec.data()
-    sites = sorted(int.from_bytes(elf.get_section_by_name("__mcount_loc").data()[i:i + 4], "little")
-                   for i in range(0, elf.get_section_by_name("__mcount_loc")["sh_size"], 4))
+    w = _ARCH[arch][3]
+    sites = sorted(int.from_bytes(elf.get_section_by_name("__mcount_loc").data()[i:i + w], "little")
+                   for i in range(0, elf.get_section_by_name("__mcount_loc")["sh_size"], w))
     by_site = {symbols[n]: n for n in funcs if symbols[n] in set(sites)}
     functions = {}
     for i, site in enumerate(sites):
@@ -236,4 +266,4 @@ def _load(elf_bytes: bytes, digest: str) -> KernelImage:
     functions = dict(sorted(functions.items(), key=lambda kv: kv[1].site))
     return KernelImage(base=base, memory=bytes(mem), symbols=symbols, sizes=sizes,
                        text=(base, symbols["_etext"]), data=(symbols["_sdata"], end),
-                       functions=functions, digest=digest)
+                       functions=functions, digest=digest, arch=arch)

@@ -47,10 +47,17 @@ def int3_emulate_jmp(regs, ip: int) -> None:
 def int3_emulate_push(regs, val: int) -> None:
     """``regs->sp -= sizeof(long); *(long *)regs->sp = val``.
 
-    With the v5.1 entry ``regs->sp`` is not a saved register but whatever
+    With the i386 v5.1 entry ``regs->sp`` is not a saved register but whatever
     lies on the interrupted stack, so this writes somewhere arbitrary
     (text, raising :class:`~workbench.kernel.machine.KernelFault`, or the stack).
+    On x86_64 (8-byte words) ``regs->sp`` is the interrupted RSP; without
+    v5.2's gap the hardware frame lies right below it, so the push can land
+    on ``regs->ss`` (see asm_x86_64/entry_64.S).
     """
+    if regs.wide:
+        regs.sp = regs.sp - 8
+        regs.machine.kernel_write64(regs.sp, val)
+        return
     regs.sp = regs.sp - 4
     regs.machine.kernel_write32(regs.sp, val)
 

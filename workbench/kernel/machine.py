@@ -1,4 +1,4 @@
-"""Emulated i386 CPUs sharing one memory.
+"""Emulated i386 or x86_64 CPUs sharing one memory.
 
 Models the parts of ``arch/x86/kernel/traps.c`` and the hardware that the
 int3 problem needs: a same-privilege trap pushes EFLAGS, CS and EIP and
@@ -8,7 +8,8 @@ fetched of changed bytes (x86's rule for cross-modifying code).
 
 Each :class:`Cpu` is one Unicorn engine; all of them map the same host
 buffer with ``mem_map_ptr``, so data written by one is seen by all at once,
-while each keeps its own translated code until it syncs.
+while each keeps its own translated code until it syncs. An x86_64 image
+runs in Unicorn's 64-bit mode; its trap frame is :mod:`workbench.kernel.trap64`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from unicorn import (UC_ARCH_X86, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_
                      UC_HOOK_MEM_INVALID, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
                      UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
                      UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED,
-                     UC_MODE_32, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError)
+                     UC_MODE_32, UC_MODE_64, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError)
 from unicorn import x86_const as X
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TB_REMOVE_CACHE
 # The binding's loaded libunicorn with its prototypes, and its C callback types:
@@ -32,11 +33,12 @@ from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TB_RE
 from unicorn.unicorn_py3.unicorn import (HOOK_CODE_CFUNC, HOOK_INTR_CFUNC, HOOK_MEM_ACCESS_CFUNC,
                                          HOOK_MEM_INVALID_CFUNC, uc_hook_h, uclib)
 
-from workbench.base.vocabulary import ENTRIES
+from workbench.base.vocabulary import ENTRIES, ENTRIES_BY_ARCH
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.kernel.image import KernelImage
 from workbench.kernel.layout import EQU
 from workbench.kernel.ptrace import PtRegs
+from workbench.kernel.trap64 import REGS64, int3_frame64, iretq_check
 
 __all__ = ["Cpu", "Crash", "ENTRIES", "KernelFault", "Machine", "UNBOUNDED"]
 
@@ -141,7 +143,9 @@ class Cpu:
         self._machine = weakref.ref(machine)
         self.index = index
         im = machine.image
-        uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        self._x64 = x64 = im.arch == "x86_64"
+        eq = im.equ
+        uc = Uc(UC_ARCH_X86, UC_MODE_64 if x64 else UC_MODE_32)
         ptr = machine.mem.ctypes.data
         t0, t1 = im.text
         d0, d1 = im.data
@@ -149,30 +153,35 @@ class Cpu:
         uc.mem_map_ptr(d0, d1 - d0, UC_PROT_READ | UC_PROT_WRITE, ptr + (d0 - im.base))
         gdt = im.sym("gdt_table")
         uc.reg_write(X.UC_X86_REG_GDTR, (0, gdt, im.sym("gdt_table_end") - gdt - 1, 0))
-        uc.reg_write(X.UC_X86_REG_CS, EQU["__KERNEL_CS"])
-        self._cs = EQU["__KERNEL_CS"]
+        uc.reg_write(X.UC_X86_REG_CS, eq["__KERNEL_CS"])
+        self._cs = eq["__KERNEL_CS"]
+        self._ss = eq["__KERNEL_DS"]
         for seg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES, X.UC_X86_REG_SS):
-            uc.reg_write(seg, EQU["__KERNEL_DS"])
+            uc.reg_write(seg, eq["__KERNEL_DS"])
+        #: instruction pointer, stack pointer, do_int3's regs argument, flags; names for reg()
+        self._rip, self._rsp, self._rarg, self._rflags = REGS64[:4] if x64 else (_R_EIP, _R_ESP, _R_EAX, _R_EFLAGS)
+        self._regs = REGS64[4] if x64 else _REG32
         self.uc = uc
         self._h = uc._uch  # the engine handle the C calls take (the binding's attribute; pinned <2.2)
         self._val = ctypes.c_uint64(0)  # register transfer buffer of the C calls
         self._pval = ctypes.byref(self._val)
         # a trap reads EIP, ESP, EFLAGS and writes ESP, EFLAGS, EIP: one batch call each way
-        self._trap_in = (ctypes.c_int * 3)(_R_EIP, _R_ESP, _R_EFLAGS)
-        self._trap_out = (ctypes.c_int * 3)(_R_ESP, _R_EFLAGS, _R_EIP)
+        self._trap_in = (ctypes.c_int * 3)(self._rip, self._rsp, self._rflags)
+        self._trap_out = (ctypes.c_int * 3)(self._rsp, self._rflags, self._rip)
         self._trap_val = (ctypes.c_uint64 * 3)()
         at = ctypes.addressof(self._trap_val)
         self._trap_ptr = (ctypes.c_void_p * 3)(at, at + 8, at + 16)
         self._base = im.base
         self._d0, self._d1 = d0, d1
-        self.ti = im.sym("cpu_stacks") + index * EQU["THREAD_SIZE"]
-        self.stack_top = self.ti + EQU["THREAD_SIZE"]
+        self.ti = im.sym("cpu_stacks") + index * eq["THREAD_SIZE"]
+        self.stack_top = self.ti + eq["THREAD_SIZE"]
         self.log = im.sym("call_logs") + index * (EQU["LOG_N"] << EQU["CR_SHIFT"])
         self.rb = im.sym("ring_buffers") + index * EQU["RB_SIZE"]
         self.calls = im.sym("workload_calls") + index * 8 * 4096
         self._workload = im.sym("cpu_workload")
         self._do_int3 = im.sym("do_int3")
         self._entry = im.sym("int3_entry_" + machine.entry.replace(".", ""))
+        self._irets = tuple(im.sym(s) for s in ("int3_iret_v51", "int3_iret_v52")) if self._x64 else ()
         self.crash: Crash | None = None
         self.eip = self._workload
         self.drained = 0
@@ -288,8 +297,9 @@ class Cpu:
         self.drained = 0
         self.crash = None
         self.eip = self._workload
-        self._put(_R_ESP, self.stack_top - 16)
-        self._put(_R_EFLAGS, 0x2 | _EFLAGS_IF)
+        # x86_64: 8 below a 16-byte boundary, so traced functions are entered 16-byte aligned
+        self._put(self._rsp, self.stack_top - (8 if self._x64 else 16))
+        self._put(self._rflags, 0x2 | _EFLAGS_IF)
 
     # -- execution ---------------------------------------------------------
     def run(self, count: int, until: int = 0) -> bool:
@@ -305,37 +315,37 @@ class Cpu:
         self._hook_error = None
         status = _EMU_START(self._h, self.eip, until, 0, count)
         if status:
-            eip = self._get(_R_EIP)
+            eip = self._get(self._rip)
             addr, access = self._fault or (eip, "exec")
             self.crash = Crash(eip, addr, f"{UcError(status)} ({access} {addr:#010x})")
         elif self._hook_error is not None:
             exc, self._hook_error = self._hook_error, None
             raise exc
         self._fault = None
-        self.eip = self._get(_R_EIP)
+        self.eip = self._get(self._rip)
         return self.crash is None
 
     def interrupts_enabled(self) -> bool:
         """EFLAGS.IF: whether an interrupt (an IPI) can be taken at this boundary."""
-        return bool(self._get(_R_EFLAGS) & _EFLAGS_IF)
+        return bool(self._get(self._rflags) & _EFLAGS_IF)
 
     def reg(self, name: str) -> int:
         """Read register *name* (``"eip"``, ``"esp"``, ...)."""
-        reg = _REG32.get(name.lower())
+        reg = self._regs.get(name.lower())
         if reg is not None:
             return self._get(reg)
         return self.uc.reg_read(getattr(X, f"UC_X86_REG_{name.upper()}"))
 
     def set_reg(self, name: str, value: int) -> None:
         """Write register *name*; 32-bit registers are masked to 32 bits."""
-        reg = _REG32.get(name.lower())
-        if reg == _R_EIP and self._owed is not None:  # the CPU will not fetch the site: drop it now
+        reg = self._regs.get(name.lower())
+        if reg == self._rip and self._owed is not None:  # the CPU will not fetch the site: drop it now
             self.sync_core(*self._owed)
         if reg is not None:
             self._put(reg, value)
         else:
             self.uc.reg_write(getattr(X, f"UC_X86_REG_{name.upper()}"), value & 0xFFFFFFFF)
-        if name.lower() == "eip":
+        if name.lower() in ("eip", "rip"):
             self.eip = value
 
     def sync_core(self, lo: int | None = None, hi: int | None = None) -> None:
@@ -393,7 +403,7 @@ class Cpu:
 
     # -- hooks (called from the engine through _guarded) ------------------------------
     def _die(self, addr: int, reason: str):
-        self.crash = Crash(self._get(_R_EIP), addr, reason)
+        self.crash = Crash(self._get(self._rip), addr, reason)
         _EMU_STOP(self._h)
 
     def _on_trap(self, intno):
@@ -406,7 +416,13 @@ class Cpu:
             return self._die(eip, f"exception {intno} at {eip:#010x}")
         if not self._do_int3_hooked:
             self._add_c_hook(UC_HOOK_CODE, self._callbacks[1], self._do_int3, self._do_int3)
+            if self._x64:  # the entry's iretq checks the frame it returns through (trap64.iretq_check)
+                cb = HOOK_CODE_CFUNC(_guarded(weakref.ref(self), iretq_check))
+                for a in self._irets:
+                    self._extra[self._add_c_hook(UC_HOOK_CODE, cb, a, a)] = cb  # lives as long as the engine
             self._do_int3_hooked = True
+        if self._x64:
+            return int3_frame64(self, eip, esp, flags)
         if not self._d0 <= esp - 12 < esp <= self._d1:  # same-privilege trap: EFLAGS, CS, EIP; no SS:ESP
             return self._die(esp - 12, f"double fault: no stack at {esp - 12:#010x}")
         m = self.machine
@@ -422,7 +438,7 @@ class Cpu:
 
     def _on_do_int3(self, address, size):
         m = self.machine
-        regs = PtRegs(m, self._get(_R_EAX))
+        regs = PtRegs(m, self._get(self._rarg))
         try:
             handled = m.handle_int3(self, regs)
         except KernelFault as f:
@@ -478,7 +494,8 @@ class Cpu:
 class Machine:
     """N emulated CPUs over one shared copy of a :class:`KernelImage`.
 
-    *entry* picks the int3 entry (``"v5.1"`` or ``"v5.3"``). The int3
+    *entry* picks the int3 entry (i386: ``"v5.1"`` or ``"v5.3"``, the default;
+    x86_64: ``"v5.1"`` or ``"v5.2"``, the default). The int3
     handler is :attr:`int3_handler`, a callable ``(machine, cpu, regs) ->
     bool`` (see :mod:`workbench.kernel.int3`); with none installed every int3 is
     an oops. Raises :class:`ConfigError` for a CPU count outside
@@ -490,10 +507,11 @@ class Machine:
     hardware does in practice; the race simulator's windows assume that.
     """
 
-    def __init__(self, image: KernelImage, ncpus: int = 1, entry: str = "v5.3", int3_handler=None,
+    def __init__(self, image: KernelImage, ncpus: int = 1, entry: str | None = None, int3_handler=None,
                  coherent_fetch: bool = False):
         ncpus = int(check_range("cpus", ncpus, 1, EQU["MAX_CPUS"], integer=True))
-        self.entry = check_choice("entry", entry, ENTRIES)
+        entries = ENTRIES_BY_ARCH[image.arch]
+        self.entry = check_choice("entry", entries[-1] if entry is None else entry, entries)
         self.image = image
         self._pristine = np.frombuffer(image.memory, dtype=np.uint8)
         self.mem = self._pristine.copy()  # the shared memory every CPU maps
@@ -530,7 +548,7 @@ class Machine:
         does not run: nothing but a stray store writes there."""
         im, n, top = self.image, len(self.cpus), EQU["MAX_CPUS"]
         out = []
-        for sym, stride in (("cpu_stacks", EQU["THREAD_SIZE"]), ("call_logs", EQU["LOG_N"] << EQU["CR_SHIFT"]),
+        for sym, stride in (("cpu_stacks", im.equ["THREAD_SIZE"]), ("call_logs", EQU["LOG_N"] << EQU["CR_SHIFT"]),
                             ("ring_buffers", EQU["RB_SIZE"]), ("workload_calls", 8 * 4096)):
             if n < top:
                 out.append((im.sym(sym) + n * stride, im.sym(sym) + top * stride))
@@ -600,6 +618,17 @@ class Machine:
             return self.read32(addr)
         except KernelFault:
             raise KernelFault(addr, "read") from None
+
+    def kernel_read64(self, addr: int) -> int:
+        """An 8-byte load by kernel C code (x86_64): faults outside mapped memory."""
+        return self.kernel_read32(addr) | self.kernel_read32(addr + 4) << 32
+
+    def kernel_write64(self, addr: int, value: int) -> None:
+        """An 8-byte store by kernel C code (x86_64): faults on read-only text or unmapped memory."""
+        if not (self._d0 <= addr and addr + 8 <= self._d1):
+            raise KernelFault(addr, "write")
+        self.write32(addr, value & 0xFFFFFFFF)
+        self.write32(addr + 4, (value >> 32) & 0xFFFFFFFF)
 
     def kernel_write32(self, addr: int, value: int) -> None:
         """A store by kernel C code: faults on read-only text or unmapped memory."""

@@ -3,7 +3,8 @@
 import json
 
 from workbench.base.errors import ConfigError
-from workbench.kernel.machine import ENTRIES
+from workbench.base.errors import check_choice
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
 from workbench.emulate.watch import OPS_CHOICES, watch_call
 
 
@@ -11,7 +12,10 @@ def configure(p):
     p.add_argument("--function", default="do_IRQ", help="traced function to call (default do_IRQ)")
     p.add_argument("--ops", default="livepatch,tracer",
                    help=f"comma-separated registered ops from {', '.join(OPS_CHOICES)}, or none")
-    p.add_argument("--entry", default="v5.3", choices=ENTRIES)
+    p.add_argument("--arch", default="i386", help=f"emulated kernel, one of {', '.join(ARCHES)}")
+    p.add_argument("--entry", default=None,
+                   help="int3 entry: " + "; ".join(f"{a}: {', '.join(e)}" for a, e in ENTRIES_BY_ARCH.items())
+                   + " (default: the arch's latest)")
     p.add_argument("--functions", type=int, default=8, metavar="N", help="ordinary traced functions in the image")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -19,11 +23,14 @@ def configure(p):
 def run(args):
     if not args.ops.strip(" ,"):
         raise ConfigError(f"ops: empty; give comma-separated ops from {', '.join(OPS_CHOICES)}, or none")
-    r = watch_call(args.function, args.ops, args.functions, args.entry)
+    arch = check_choice("arch", args.arch, ARCHES)
+    if args.entry is not None:
+        check_choice("entry", args.entry, ENTRIES_BY_ARCH[arch])
+    r = watch_call(args.function, args.ops, args.functions, args.entry, arch)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(f"{r['function']} with ops [{', '.join(r['ops']) or 'none'}]  (entry {r['entry']})")
+    print(f"{r['function']} with ops [{', '.join(r['ops']) or 'none'}]  ({r['arch']}, entry {r['entry']})")
     s = r["site"]
     print(f"  site       {s['address']:#010x}: {s['bytes']}  {s['insn']}  -> {s['target']}")
     print(f"  trampoline calls hold: {r['trace_function']}")

@@ -8,6 +8,8 @@ from workbench.emulate.explore import MODES, explore, outcome_table, transition_
 from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS
 from workbench.sweep.mc import SPLIT, check_all, write_counterexamples
 from workbench.kernel.int3 import STRATEGIES
+from workbench.base.errors import check_choice
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
 from workbench.kernel.machine import ENTRIES
 from workbench.kernel.text_poke import PROTOCOLS
 
@@ -16,7 +18,11 @@ def configure(p):
     p.add_argument("--scenario", default="seed", help="a name from `scenarios`, or a TOML file")
     p.add_argument("--strategy", default="all", help=f"all, or one of {', '.join(STRATEGIES)}")
     p.add_argument("--mode", default="exhaustive", help=f"one of {', '.join(MODES)}")
-    p.add_argument("--entry", default="v5.3", help=f"int3 entry, one of {', '.join(ENTRIES)} (or all, with --cpus)")
+    p.add_argument("--arch", default="i386", help=f"emulated kernel, one of {', '.join(ARCHES)}; a scenario "
+                   "the arch cannot have is refused (livepatch: x86_64, or the mail's i386 sketch)")
+    p.add_argument("--entry", default=None,
+                   help="int3 entry: " + "; ".join(f"{a}: {', '.join(e)}" for a, e in ENTRIES_BY_ARCH.items())
+                   + " (default: the arch's latest; all, with --cpus)")
     p.add_argument("--protocol", default=None,
                    help=f"force a protocol ({', '.join(PROTOCOLS)}); default: the strategy's own")
     p.add_argument("--per-site", action="store_true",
@@ -89,14 +95,20 @@ def _model_check(args):
 
 
 def run(args):
+    arch = check_choice("arch", args.arch, ARCHES)
     if args.mode == "exhaustive" and args.cpus not in (None, 1):
+        if arch != "i386":
+            raise ConfigError(f"arch: the model checker (--cpus {args.cpus}) runs i386 only; "
+                              "use --arch i386, or --cpus 1 / --mode random on x86_64")
+        if args.entry is None:
+            args.entry = ENTRIES[-1]
         return _model_check(args)
     t0 = time.perf_counter()
     strategies = args.strategy if args.strategy == "all" else args.strategy.split(",")
     fns = args.functions.split(",") if args.functions is not None else None
     calls, stats = explore(args.scenario, strategies, args.entry, args.mode, fns, args.protocol,
                            args.cpus, args.schedules, args.seed, per_site=args.per_site,
-                           progress=not args.quiet)
+                           progress=not args.quiet, arch=arch)
     dt = time.perf_counter() - t0
     table = {"outcomes": outcome_table, "transition": transition_table, "calls": lambda c: c}[args.table](calls)
     if args.table != "calls":

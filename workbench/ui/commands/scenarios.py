@@ -1,5 +1,7 @@
 """``scenarios``: the named patch scenarios and their kernel-ordered plans."""
 
+from workbench.base.errors import check_choice
+from workbench.base.vocabulary import ARCHES
 from workbench.kernel.image import build_image
 from workbench.emulate.scenario import KERNELS, load_scenario, scenario_names
 from workbench.kernel.text_poke import poke_steps
@@ -7,15 +9,18 @@ from workbench.kernel.text_poke import poke_steps
 
 def configure(p):
     p.add_argument("--steps", action="store_true", help="also list every patcher step")
+    p.add_argument("--arch", default="i386", help=f"plans on this emulated kernel, one of {', '.join(ARCHES)}")
 
 
 def run(args):
-    im = build_image()
+    arch = check_choice("arch", args.arch, ARCHES)
+    im = build_image(arch=arch)
     for name in scenario_names():
         sc = load_scenario(name)
         plan = sc.plan(im)
         print(f"{name}: {sc.description}")
-        print(f"    kernel: {sc.kernel}: {KERNELS[sc.kernel]}")
+        tag = sc.kernel_on(arch)
+        print(f"    {arch} kernel: {tag}: {KERNELS[tag]}")
         print(f"    before [{', '.join(sc.before)}] -> after [{', '.join(sc.after)}]; "
               f"plan: {', '.join(p.name for p in plan)}")
         if args.steps:
