@@ -32,6 +32,7 @@ from workbench.base.store import load_entry, store_entry
 from workbench.base.version import emulator_version
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS
 from workbench.kernel.image import build_image
+from workbench.kernel.tree import KernelTree
 from workbench.kernel.int3 import STRATEGIES, get_strategy
 from workbench.kernel.layout import EQU
 from workbench.kernel.machine import ENTRIES, Crash, Machine
@@ -75,16 +76,18 @@ class Run:
     ``no_sync`` can be forced. Raises ConfigError for unknown names.
     *references*: a run of the same scenario, image, entry and steps whose
     reference runs (machine and results) this one shares; closing either
-    closes that machine.
+    closes that machine. *tree*: a kernel tree whose own trampolines replace
+    ours (:func:`workbench.kernel.tree.open_kernel_tree`).
     """
 
     def __init__(self, scenario="seed", strategy="emulate_new", entry="v5.3", protocol=None,
-                 n_ordinary=8, per_site=False, ncpus=1, coherent_fetch=False, references: "Run | None" = None):
+                 n_ordinary=8, per_site=False, ncpus=1, coherent_fetch=False, references: "Run | None" = None,
+                 tree: KernelTree | None = None):
         self.scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
         self.strategy = get_strategy(strategy)
         self.entry = check_choice("entry", entry, ENTRIES)
         self.protocol = check_choice("protocol", protocol or self.strategy.protocol, PROTOCOLS)
-        self.image = build_image(n_ordinary)
+        self.image = build_image(n_ordinary, tree)
         self.before, self.after = self.scenario.states(self.image)
         self.steps = poke_steps(self.scenario.plan(self.image, per_site), self.protocol)
         ref = weakref.ref(self)  # the machine holds its handler: no cycle back to this run
@@ -748,7 +751,7 @@ def _random_schedule(run: Run, seed, functions, slice_mean: int, patch_gap: int,
 def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", functions=None,
             protocol=None, cpus=None, schedules=20, seed=0, patch_gap=None, per_site=False,
             n_ordinary=8, progress=True, slice_mean=200, gap_mean=50.0, timing=None,
-            ns_per_insn=1.0, coherent_fetch=False) -> tuple[pd.DataFrame, dict]:
+            ns_per_insn=1.0, coherent_fetch=False, tree: KernelTree | None = None) -> tuple[pd.DataFrame, dict]:
     """Interleave the scenario's patch with calling CPUs under each strategy.
 
     Returns ``(calls, stats)``: the calls frame (docs/ARCHITECTURE.md) and
@@ -797,7 +800,7 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
     slice_mean = int(check_range("slice_mean", slice_mean, 2, 10**6, integer=True))
     ns_per_insn = check_range("ns_per_insn", ns_per_insn, 1e-6, 1e6)
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
-    image = build_image(n_ordinary)
+    image = build_image(n_ordinary, tree)
     if functions is None:
         # a livepatched function (its calls may cross a patched trampoline call even
         # when its own site stays) and an ordinary one whose site the patch rewrites
@@ -818,7 +821,8 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
         # strategies of one protocol patch alike: their reference runs are the same
         proto = protocol or get_strategy(n).protocol
         same = next((r for r in runs.values() if r.protocol == proto), None)
-        runs[n] = Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch, references=same)
+        runs[n] = Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch, references=same,
+                      tree=tree)
     total = sum(len(r.steps) for r in runs.values()) * len(functions) if mode == "exhaustive" \
         else schedules * len(names)
     with tqdm(total=total, desc=f"explore {sc.name} {entry}", unit="step" if mode == "exhaustive" else "schedule",
@@ -844,7 +848,9 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
                             "stalls": run.stop_rounds, **tally}
     for run in runs.values():  # release the engines now, not at the next garbage collection
         run.close()
-    return pd.DataFrame(rows), stats
+    calls = pd.DataFrame(rows)
+    calls.attrs["kernel_tree"] = image.kernel_tree  # whose trampolines ran (provenance)
+    return calls, stats
 
 
 def outcome_table(calls: pd.DataFrame) -> pd.DataFrame:
@@ -884,8 +890,14 @@ def transition_table(calls: pd.DataFrame) -> pd.DataFrame:
     return g.rename(columns={"n": "calls", "trapped_w": "trapped", "crashed": "crashes", "stale_w": "stale"})
 
 
-def load_outcome_table(scenario: str = "seed", entry: str = "v5.3", progress: bool = True) -> pd.DataFrame:
+def load_outcome_table(scenario: str = "seed", entry: str = "v5.3", progress: bool = True,
+                       tree: KernelTree | None = None) -> pd.DataFrame:
     """The exhaustive outcome table of *scenario* for every strategy, cached by emulator version.
+
+    With *tree*, the tree's own trampolines run, and the entry is also keyed
+    by the tree's version and the digest of its files (``KernelTree.tag``);
+    the table's ``kernel_tree`` column names whose trampolines ran
+    (``workbench`` for ours).
 
     Computed by :func:`explore` (about ten seconds) whenever the emulator's
     sources (:func:`workbench.base.version.emulator_version`, read at each
@@ -898,27 +910,38 @@ def load_outcome_table(scenario: str = "seed", entry: str = "v5.3", progress: bo
     sc = load_scenario(scenario)
     check_choice("entry", entry, ENTRIES)
     version = emulator_version()
-    path = cache_dir("outcomes", version) / f"{sc.name}_{entry}.parquet"
-    got = load_entry(path, lambda b: _parse_outcome_entry(b, version, sc.name, entry), what="outcome cache")
+    tag = "workbench" if tree is None else tree.tag
+    name = f"{sc.name}_{entry}" + ("" if tree is None else f"_{tag.replace('@', '_')}")
+    path = cache_dir("outcomes", version) / f"{name}.parquet"
+    got = load_entry(path, lambda b: _parse_outcome_entry(b, version, sc.name, entry, tree),
+                     what="outcome cache")
     if isinstance(got, pd.DataFrame):
-        return got
-    calls, stats = explore(sc, "all", entry, "exhaustive", progress=progress)
+        return got.assign(kernel_tree=tag)
+    calls, stats = explore(sc, "all", entry, "exhaustive", progress=progress, tree=tree)
     table = outcome_table(calls)
     table["schedules_raw"] = table["strategy"].map(lambda s: stats[s]["raw"])
     table["schedules_distinct"] = table["strategy"].map(lambda s: stats[s]["distinct"])
     if not table.empty and emulator_version() == version:  # the sources did not change while it ran
         buf = io.BytesIO()
         table.to_parquet(buf, index=False)
-        meta = json.dumps({"version": version, "scenario": sc.name, "entry": entry}).encode()
-        store_entry(path, meta + b"\n" + buf.getvalue(), what="outcome cache")
-    return table
+        store_entry(path, _outcome_meta(version, sc.name, entry, tree) + b"\n" + buf.getvalue(),
+                    what="outcome cache")
+    return table.assign(kernel_tree=tag)
 
 
-def _parse_outcome_entry(payload: bytes, version: str, scenario: str, entry: str) -> pd.DataFrame:
+def _outcome_meta(version: str, scenario: str, entry: str, tree: KernelTree | None) -> bytes:
+    meta = {"version": version, "scenario": scenario, "entry": entry}
+    if tree is not None:
+        meta["kernel_tree"] = tree.tag
+    return json.dumps(meta).encode()
+
+
+def _parse_outcome_entry(payload: bytes, version: str, scenario: str, entry: str,
+                         tree: KernelTree | None = None) -> pd.DataFrame:
     """A verified outcome-cache payload as a table; raises ValueError for impossible content."""
     head, _, body = payload.partition(b"\n")
     meta = json.loads(head)
-    if meta != {"version": version, "scenario": scenario, "entry": entry}:
+    if meta != json.loads(_outcome_meta(version, scenario, entry, tree)):
         raise ValueError(f"made for {meta}")
     table = pd.read_parquet(io.BytesIO(body))
     need = {"strategy", "site_kind", "trap_site", "trap_phase", "trapped_placements", "schedules_raw",

@@ -14,6 +14,7 @@ from unicorn import UC_HOOK_CODE
 from workbench.base.errors import ConfigError
 from workbench.kernel.ftrace import FtraceOps, FtraceState
 from workbench.kernel.image import build_image
+from workbench.kernel.tree import KernelTree
 from workbench.kernel.machine import Machine
 from workbench.emulate.outcomes import observe
 
@@ -49,15 +50,16 @@ def make_ops(spec: str | list[str], livepatch_functions=("do_IRQ", "__migrate_ta
 
 
 def watch_call(function: str = "do_IRQ", ops="livepatch,tracer", n_ordinary: int = 8,
-               entry: str = "v5.3") -> dict:
+               entry: str = "v5.3", tree: KernelTree | None = None) -> dict:
     """Run one call of *function* with *ops* registered; return what happened.
 
     Keys: ``function``, ``ops``, ``handlers`` (that ran), ``body`` (old/new),
     ``tracer_records`` (ip, parent_ip, cpu), ``instructions``, ``path``
     (trampoline symbols entered, in order), ``site`` (the site's bytes and
-    disassembly), ``crash``. Raises ConfigError for an unknown function or ops.
+    disassembly), ``crash``, ``kernel_tree`` (whose trampolines ran: *tree*'s
+    own, else ``workbench``). Raises ConfigError for an unknown function or ops.
     """
-    im = build_image(n_ordinary)
+    im = build_image(n_ordinary, tree)
     fn = im.function(function)
     ops = make_ops(ops) if not isinstance(ops, tuple) else ops
     state = FtraceState(im, ops)
@@ -86,7 +88,7 @@ def watch_call(function: str = "do_IRQ", ops="livepatch,tracer", n_ordinary: int
     insn = im.disassemble(site_bytes, fn.site)[0]
     result = {
         "function": function, "ops": [o.name + ("(trampoline)" if o.trampoline else "") for o in ops],
-        "entry": entry, "site": {"address": fn.site, "bytes": site_bytes.hex(" "),
+        "entry": entry, "kernel_tree": im.kernel_tree, "site": {"address": fn.site, "bytes": site_bytes.hex(" "),
                                   "insn": f"{insn.mnemonic} {insn.op_str}".strip(),
                                   "target": state.site_target(function) or "nop"},
         "trace_function": state.trace_function(),

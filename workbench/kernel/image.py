@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import re
 import shutil
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ from workbench.base.errors import ConfigError, check_range
 from workbench.base.paths import cache_dir
 from workbench.base.store import load_entry, store_entry
 from workbench.base.version import files_digest
+from workbench.kernel.tree import FTRACE_32, KernelTree, TreeObject, assemble_tree, check_trampolines, shim_digest
 
 __all__ = [
     "KernelImage",
@@ -72,6 +74,8 @@ class KernelImage:
     data: tuple[int, int]  #: [start, end) read-write (data and bss)
     functions: dict[str, TracedFunction]
     digest: str
+    #: whose trampolines: ``workbench`` (ours) or a tree's ``linux-<version>@<digest>``
+    kernel_tree: str = "workbench"
     _by_addr: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
@@ -153,51 +157,96 @@ def _tool_version(tool: str) -> str:
     return subprocess.run([tool, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
 
 
-def build_image(n_ordinary: int = 8) -> KernelImage:
+def build_image(n_ordinary: int = 8, tree: KernelTree | None = None) -> KernelImage:
     """Assemble and link the kernel with *n_ordinary* tail functions (cached).
 
-    Raises :class:`ConfigError` if ``n_ordinary`` is outside [0, 4096] or
-    binutils is missing, and ``RuntimeError`` with the assembler's message if
-    the sources do not assemble.
+    With *tree* (:func:`workbench.kernel.tree.open_kernel_tree`), the tree's
+    own ``ftrace_32.S`` is assembled with the shims and linked in place of
+    our ``ftrace_caller``, ``ftrace_regs_caller`` and ``ftrace_stub``, and the
+    result is checked against the trampoline ABI the harness relies on
+    (:func:`workbench.kernel.tree.check_trampolines`); the image carries the
+    tree's tag as ``kernel_tree`` and in its digest.
+
+    Raises :class:`ConfigError` if ``n_ordinary`` is outside [0, 4096],
+    binutils is missing, or the tree's file does not assemble, link or keep
+    the ABI (one line naming file, line and construct), and
+    ``RuntimeError`` with the assembler's message if our sources do not assemble.
     """
     n_ordinary = int(check_range("n_ordinary", n_ordinary, 0, 4096, integer=True))
-    return _build_cached(n_ordinary)
+    return _build_cached(n_ordinary, tree)
 
 
-def _build_cached(n_ordinary: int) -> KernelImage:
+def _build_cached(n_ordinary: int, tree: KernelTree | None = None) -> KernelImage:
     """The image of the sources as they are now: keyed by their digest, so an edit relinks."""
     generated = _traced_source(n_ordinary)
     h = hashlib.sha256()
     h.update(files_digest([f for f in _ASM_DIR.iterdir() if f.is_file()]).encode())
     h.update(generated.encode())
     h.update(_tool_version("as").encode() + _tool_version("ld").encode())
-    return _load_cached(h.hexdigest()[:16], generated)
+    if tree is not None:
+        # the tree's file as it is now (an edit relinks), the shims and the preprocessor
+        h.update(tree.tag.encode())
+        h.update(shim_digest().encode() + _tool_version("cpp").encode())
+    return _load_cached(h.hexdigest()[:16], generated, tree)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(digest: str, generated: str) -> KernelImage:
+def _load_cached(digest: str, generated: str, tree: KernelTree | None = None) -> KernelImage:
+    tag = "workbench" if tree is None else tree.tag
     out = cache_dir("image", digest) / "vmlinux"
-    image = load_entry(out, lambda elf: _load(elf, digest), what="image cache")
+    # a tree's image is relinked in each process: its ABI check needs the tree's object
+    image = None if tree is not None else load_entry(out, lambda elf: _load(elf, digest, tag), what="image cache")
     if isinstance(image, KernelImage):
         return image
-    elf = _link(generated)
-    store_entry(out, elf, what="image cache")
-    return _load(elf, digest)
+    elf, obj = _link(generated, tree)
+    if tree is None:
+        store_entry(out, elf, what="image cache")
+    image = _load(elf, digest, tag)
+    if obj is not None:
+        check_trampolines(obj, image)
+    return image
 
 
-def _link(generated: str) -> bytes:
-    """Assemble and link; the ELF bytes of ``vmlinux``."""
+def _link(generated: str, tree: KernelTree | None = None) -> tuple[bytes, TreeObject | None]:
+    """Assemble and link; the ELF bytes of ``vmlinux`` and the tree's object (or None)."""
     with tempfile.TemporaryDirectory(prefix="wb-image-") as tmp:
         tmp = Path(tmp)
         (tmp / "traced.S").write_text(generated)
-        objs = []
+        objs, tree_obj = [], None
         for src in [_ASM_DIR / s for s in _SOURCES] + [tmp / "traced.S"]:
             obj = tmp / (src.stem + ".o")
-            _run(["as", "--32", "-I", str(_ASM_DIR), "-o", str(obj), str(src)])
+            defs = ["--defsym", "KERNEL_TREE=1"] if tree is not None else []
+            _run(["as", "--32", *defs, "-I", str(_ASM_DIR), "-o", str(obj), str(src)])
+            if tree is not None and src.name == "ftrace_32.S":
+                # the tree's trampolines where ours were, then what they refer to beyond our kernel
+                tree_obj = assemble_tree(tree, tmp)
+                objs.append(str(tmp / "tree_ftrace_32.o"))
+                glue = tmp / "tree_glue.o"
+                _run(["as", "--32", "-I", str(_ASM_DIR), "-o", str(glue), str(_ASM_DIR / "tree_glue.S")])
+                objs.append(str(glue))
             objs.append(str(obj))
         linked = tmp / "vmlinux"
-        _run(["ld", "-m", "elf_i386", "-T", str(_ASM_DIR / "kernel.ld"), "-o", str(linked), *objs])
-        return linked.read_bytes()
+        cmd = ["ld", "-m", "elf_i386", "-T", str(_ASM_DIR / "kernel.ld"), "-o", str(linked), *objs]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            if tree is not None:
+                raise ConfigError(_ld_error(tree, r.stderr))
+            raise RuntimeError(f"ld failed:\n{r.stderr.strip()}")
+        return linked.read_bytes(), tree_obj
+
+
+def _ld_error(tree: KernelTree, stderr: str) -> str:
+    """One line for a tree whose object does not link into the emulated kernel."""
+    m = re.search(r"^(\S+?):(\d+):(?: \(\S+\))? undefined reference to `([^']+)'", stderr, re.M)
+    if m:
+        return (f"kernel-tree: {m.group(1)}:{m.group(2)}: refers to {m.group(3)}, which the emulated kernel does "
+                f"not define ({tree.version} tree)")
+    m = re.search(r"multiple definition of `([^']+)'", stderr)
+    if m:
+        return (f"kernel-tree: {FTRACE_32}: defines {m.group(1)}, which the emulated kernel defines too "
+                f"({tree.version} tree)")
+    first = next((ln for ln in stderr.splitlines() if ln.strip()), "ld failed")
+    return f"kernel-tree: {FTRACE_32}: does not link into the emulated kernel: {first}"
 
 
 def _run(cmd):
@@ -206,7 +255,7 @@ def _run(cmd):
         raise RuntimeError(f"{cmd[0]} failed:\n{r.stderr.strip()}")
 
 
-def _load(elf_bytes: bytes, digest: str) -> KernelImage:
+def _load(elf_bytes: bytes, digest: str, kernel_tree: str = "workbench") -> KernelImage:
     elf = ELFFile(io.BytesIO(elf_bytes))
     symtab = elf.get_section_by_name(".symtab")
     symbols, sizes, funcs = {}, {}, set()
@@ -236,4 +285,4 @@ def _load(elf_bytes: bytes, digest: str) -> KernelImage:
     functions = dict(sorted(functions.items(), key=lambda kv: kv[1].site))
     return KernelImage(base=base, memory=bytes(mem), symbols=symbols, sizes=sizes,
                        text=(base, symbols["_etext"]), data=(symbols["_sdata"], end),
-                       functions=functions, digest=digest)
+                       functions=functions, digest=digest, kernel_tree=kernel_tree)
