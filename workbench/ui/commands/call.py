@@ -5,6 +5,7 @@ import json
 from workbench.base.errors import ConfigError
 from workbench.kernel.machine import ENTRIES
 from workbench.emulate.watch import OPS_CHOICES, watch_call
+from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
 
 def configure(p):
@@ -14,16 +15,19 @@ def configure(p):
     p.add_argument("--entry", default="v5.3", choices=ENTRIES)
     p.add_argument("--functions", type=int, default=8, metavar="N", help="ordinary traced functions in the image")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_kernel_tree(p)
 
 
 def run(args):
     if not args.ops.strip(" ,"):
         raise ConfigError(f"ops: empty; give comma-separated ops from {', '.join(OPS_CHOICES)}, or none")
-    r = watch_call(args.function, args.ops, args.functions, args.entry)
+    tree = kernel_tree(args, args.functions)
+    r = watch_call(args.function, args.ops, args.functions, args.entry, tree)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(f"{r['function']} with ops [{', '.join(r['ops']) or 'none'}]  (entry {r['entry']})")
+    print(f"{r['function']} with ops [{', '.join(r['ops']) or 'none'}]  (entry {r['entry']}, "
+          f"trampolines {r['kernel_tree']})")
     s = r["site"]
     print(f"  site       {s['address']:#010x}: {s['bytes']}  {s['insn']}  -> {s['target']}")
     print(f"  trampoline calls hold: {r['trace_function']}")

@@ -1,6 +1,7 @@
 """``explore``: interleave a scenario's patch with calling CPUs; print the outcome table."""
 
 import json
+import sys
 import time
 
 from workbench.base.errors import ConfigError, check_range
@@ -10,6 +11,7 @@ from workbench.sweep.mc import SPLIT, check_all, write_counterexamples
 from workbench.kernel.int3 import STRATEGIES
 from workbench.kernel.machine import ENTRIES
 from workbench.kernel.text_poke import PROTOCOLS
+from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
 
 def configure(p):
@@ -44,6 +46,7 @@ def configure(p):
                    help="outcomes: per trapped call; transition: every call; calls: raw rows")
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_kernel_tree(p)
 
 
 def _model_check(args):
@@ -90,24 +93,32 @@ def _model_check(args):
 
 def run(args):
     if args.mode == "exhaustive" and args.cpus not in (None, 1):
+        if args.kernel_tree is not None:
+            raise ConfigError("kernel-tree: the model checker (--mode exhaustive --cpus 2-3) runs the workbench's "
+                              "own trampolines only; use --mode exhaustive without --cpus, or --mode random")
         return _model_check(args)
     t0 = time.perf_counter()
+    tree = kernel_tree(args)
     strategies = args.strategy if args.strategy == "all" else args.strategy.split(",")
     fns = args.functions.split(",") if args.functions is not None else None
     calls, stats = explore(args.scenario, strategies, args.entry, args.mode, fns, args.protocol,
                            args.cpus, args.schedules, args.seed, per_site=args.per_site,
-                           progress=not args.quiet)
+                           progress=not args.quiet, tree=tree)
     dt = time.perf_counter() - t0
     table = {"outcomes": outcome_table, "transition": transition_table, "calls": lambda c: c}[args.table](calls)
     if args.table != "calls":
         table = table.assign(schedules_raw=table["strategy"].map(lambda s: stats[s]["raw"]),
                              schedules_distinct=table["strategy"].map(lambda s: stats[s]["distinct"]),
                              stop_machine_rounds=table["strategy"].map(lambda s: stats[s]["stalls"]))
+    table = table.assign(kernel_tree=calls.attrs["kernel_tree"])  # whose trampolines ran
+    mismatches = sorted({m for s in stats.values() for m in s.get("reference_mismatches", ())})
     if args.json:
         print(json.dumps(json.loads(table.to_json(orient="records")), indent=1))
         return 0
     import pandas as pd
 
+    for m in mismatches:
+        print(f"warning: the tree's trampolines: {m}", file=sys.stderr)
     with pd.option_context("display.width", 200, "display.max_columns", 40, "display.max_rows", 200):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"\n{args.mode}: " + "; ".join(f"{s} {v['raw']} schedules ({v['distinct']} distinct)"

@@ -1,13 +1,19 @@
 """``listing SYMBOL``: capstone listing of a symbol of the emulated kernel."""
 
 from workbench.kernel.image import build_image
+from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
 
 def configure(p):
     p.add_argument("symbol", help="e.g. ftrace_regs_caller, do_IRQ, int3_entry_v53")
     p.add_argument("--functions", type=int, default=8, metavar="N", help="ordinary traced functions in the image")
+    add_kernel_tree(p)
 
 
 def run(args):
-    print(build_image(args.functions).listing(args.symbol))
+    tree = kernel_tree(args, args.functions)
+    image = build_image(args.functions, tree)
+    if tree is not None:
+        print(f"; trampolines from {tree.root} ({image.kernel_tree})")
+    print(image.listing(args.symbol))
     return 0
