@@ -239,7 +239,8 @@ def _ld_error(tree: KernelTree, stderr: str) -> str:
     """One line for a tree whose object does not link into the emulated kernel."""
     m = re.search(r"^(\S+?):(\d+):(?: \(\S+\))? undefined reference to `([^']+)'", stderr, re.M)
     if m:
-        return (f"kernel-tree: {m.group(1)}:{m.group(2)}: refers to {m.group(3)}, which the emulated kernel does "
+        name = m.group(1).removeprefix(f"{tree.root}/")
+        return (f"kernel-tree: {name}:{m.group(2)}: refers to {m.group(3)}, which the emulated kernel does "
                 f"not define ({tree.version} tree)")
     m = re.search(r"multiple definition of `([^']+)'", stderr)
     if m:

@@ -242,8 +242,8 @@ def _undefined(elf: bytes) -> tuple[str, ...]:
                         if s.name and s["st_shndx"] == "SHN_UNDEF"))
 
 
-def object_lines(elf: bytes) -> list[tuple[int, str, int]]:
-    """(address, file, line) rows of an object's DWARF line table, by address."""
+def object_lines(elf: bytes, root: Path | None = None) -> list[tuple[int, str, int]]:
+    """(address, file, line) rows of an object's DWARF line table, by address; files relative to *root*."""
     f = ELFFile(io.BytesIO(elf))
     if not f.has_dwarf_info():
         return []
@@ -251,25 +251,36 @@ def object_lines(elf: bytes) -> list[tuple[int, str, int]]:
     dwarf = f.get_dwarf_info()
     for cu in dwarf.iter_CUs():
         lp = dwarf.line_program_for_CU(cu)
-        files = lp["file_entry"]
+        v5 = lp.header["version"] >= 5  # file and directory numbers count from 0 in DWARF 5, from 1 before
+        files, dirs = lp["file_entry"], lp["include_directory"]
+
+        def path(k: int) -> str:
+            e = files[k if v5 else k - 1]
+            d = e.dir_index if v5 else e.dir_index - 1
+            name = e.name.decode(errors="replace")
+            if 0 <= d < len(dirs) and (e.dir_index or not v5):
+                name = f"{dirs[d].decode(errors='replace')}/{name}"
+            if root is not None:
+                name = name.removeprefix(f"{root}/")
+            return name
+
         for e in lp.get_entries():
             st = e.state
             if st is None or st.end_sequence:
                 continue
-            name = files[st.file - 1].name if 0 < st.file <= len(files) else files[st.file].name
-            rows.append((st.address, name.decode() if isinstance(name, bytes) else name, st.line))
+            rows.append((st.address, path(st.file), st.line))
     return sorted(rows)
 
 
 @functools.lru_cache(maxsize=8)
-def _lines_cached(elf: bytes) -> tuple:
-    return tuple(object_lines(elf))
+def _lines_cached(elf: bytes, root: Path) -> tuple:
+    return tuple(object_lines(elf, root))
 
 
 def source_line(obj: TreeObject, offset: int) -> tuple[str, int]:
     """(file, line) of the instruction at *offset* in the object's ``.text`` (``FTRACE_32``, 0 if unknown)."""
     best = (FTRACE_32, 0)
-    for addr, name, line in _lines_cached(obj.elf):
+    for addr, name, line in _lines_cached(obj.elf, obj.tree.root):
         if addr > offset:
             break
         best = (name, line)
