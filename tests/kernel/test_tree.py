@@ -163,3 +163,19 @@ def test_cli_one_line_exit_2(linux61, tmp_path, capsys, command):
     assert err.startswith(f"error: kernel-tree: arch/x86/kernel/ftrace_32.S:{line}: uses UNWIND_HINT_FROBNICATE")
     assert main([*command, "--kernel-tree", str(tmp_path / "arch")]) == 2
     assert "is not a kernel tree" in capsys.readouterr().err
+
+
+def test_outputs_name_the_tree(linux61, capsys):
+    import json
+
+    tree = open_kernel_tree(linux61)
+    assert main(["explore", "--strategy", "skip", "--kernel-tree", str(linux61), "--json", "--quiet"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and {r["kernel_tree"] for r in rows} == {tree.tag}
+    assert main(["call", "--kernel-tree", str(linux61), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kernel_tree"] == tree.tag
+    assert main(["call", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kernel_tree"] == "workbench"
+    assert main(["listing", "ftrace_regs_caller", "--kernel-tree", str(linux61)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"; trampolines from {linux61} ({tree.tag})") and "subl $0xc, %esp" in out
