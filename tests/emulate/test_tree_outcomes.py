@@ -1,4 +1,4 @@
-"""Debian's 6.1 ftrace_32.S against the workbench's trampolines: the outcome tables, row by row.
+"""Debian's 6.1 (and 6.12) ftrace_32.S against the workbench's trampolines: the outcome tables, row by row.
 
 6.1's i386 trampolines under Debian's 686 options (frame pointers, the graph tracer's patchable jmp, no
 return thunks: CONFIG_RETHUNK is off on i386 and call-depth tracking is x86_64-only and later than 6.1)
@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 
+from workbench.emulate.explore import load_outcome_table
 from workbench.emulate.tree_compare import LENGTH_COLUMNS, RULE_COLUMNS, compare_outcome_tables
 from workbench.emulate.watch import watch_call
 from workbench.kernel.tree import FTRACE_32, PTRACE_H, open_kernel_tree
@@ -41,16 +42,20 @@ def regs_ip_dropped(linux61, tmp_path_factory):
     return open_kernel_tree(root)
 
 
-@pytest.mark.parametrize("scenario, entry", [("seed", "v5.3"), ("tracer_add_livepatch", "v5.3"),
-                                             ("shared_regs_caller", "v5.1")])
-def test_61_keeps_every_rule(linux61, scenario, entry):
-    cmp = compare_outcome_tables(linux61, scenario, entry)
+@pytest.mark.parametrize("series, scenario, entry", [
+    ("6.1", "seed", "v5.3"), ("6.1", "tracer_add_livepatch", "v5.3"), ("6.1", "shared_regs_caller", "v5.1"),
+    # 6.12: ftrace_stub_direct_tramp with CALL_DEPTH_ACCOUNT (empty on i386), a pt_regs frame in return_to_handler
+    ("6.12", "seed", "v5.3"), ("6.12", "tracer_add_livepatch", "v5.3")])
+def test_debian_trees_keep_every_rule(series, scenario, entry):
+    tree = open_kernel_tree(debian_kernel_tree(series))
+    assert tree.version.startswith(series + ".")
+    cmp = compare_outcome_tables(tree, scenario, entry)
     rows = cmp.rows
     assert (rows["present"] == "both").all(), rows[rows["present"] != "both"]
     for c in RULE_COLUMNS:
         assert (rows[f"{c}_ours"] == rows[f"{c}_tree"]).all(), c
     assert cmp.mismatches == [] and cmp.same
-    assert set(rows["kernel_tree"]) == {linux61.tag}
+    assert set(rows["kernel_tree"]) == {tree.tag}
     # between them the scenarios trap at every kind of site
     assert len(rows) >= 50
 
@@ -110,8 +115,6 @@ def test_a_dropped_regs_ip_store_loses_the_livepatch(linux61, regs_ip_dropped):
 
 
 def test_the_trees_version_keys_the_outcome_cache_and_names_the_rows(linux61, regs_ip_dropped):
-    from workbench.emulate.explore import load_outcome_table
-
     ours = load_outcome_table("seed", "v5.3", progress=False)
     tree = load_outcome_table("seed", "v5.3", progress=False, tree=linux61)
     bad = load_outcome_table("seed", "v5.3", progress=False, tree=regs_ip_dropped)

@@ -28,7 +28,7 @@ from workbench.base.paths import cache_dir
 __all__ = ["DEBIAN_SERIES", "TREE_MEMBERS", "debian_kernel_tree"]
 
 #: Debian kernel source series the workbench knows how to fetch
-DEBIAN_SERIES = ("6.1",)
+DEBIAN_SERIES = ("6.1", "6.12")
 #: the tree's files extracted (relative to its root)
 TREE_MEMBERS = (
     "Makefile",

@@ -16,11 +16,10 @@ instructions and follow the trampolines' length (docs/KERNEL_TREE.md).
 
 import json
 
-from workbench.base.errors import check_choice
+from workbench.base.errors import ConfigError, check_choice
 from workbench.emulate.scenario import check_scenario, scenario_names
 from workbench.emulate.tree_compare import KEYS, LENGTH_COLUMNS, RULE_COLUMNS, compare_outcome_tables
 from workbench.kernel.machine import ENTRIES
-from workbench.base.errors import ConfigError
 from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
 
