@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from workbench.base.errors import ConfigError
+from workbench.emulate.explore import explore
+from workbench.emulate.tree_abi import check_trampoline_abi
 from workbench.kernel.image import build_image
 from workbench.kernel.layout import EQU
 from workbench.kernel.tree import FTRACE_32, PTRACE_H, open_kernel_tree
@@ -179,3 +181,41 @@ def test_outputs_name_the_tree(linux61, capsys):
     assert main(["listing", "ftrace_regs_caller", "--kernel-tree", str(linux61)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"; trampolines from {linux61} ({tree.tag})") and "subl $0xc, %esp" in out
+
+
+@pytest.mark.parametrize("old, new, tramp, message", [
+    # the return path: the regs caller returns 4 bytes off
+    ("\tlea\t-8(%eax), %esp\n", "\tlea\t-4(%eax), %esp\n", "ftrace_regs_caller",
+     r"never reached the traced body in \d+ instructions \(at [\w+]+\)"),
+    # the regs layout: esi and edi pushed the other way round
+    ("\tpushl\t%edi\n\tpushl\t%esi\n\tpushl\t%edx\n\tpushl\t%ecx\n\tpushl\t%ebx\n\n\tENCODE",
+     "\tpushl\t%esi\n\tpushl\t%edi\n\tpushl\t%edx\n\tpushl\t%ecx\n\tpushl\t%ebx\n\n\tENCODE", "ftrace_regs_caller",
+     r"passed a pt_regs with regs->si = 0x[0-9a-f]+ \(the caller's is 0x[0-9a-f]+\)"),
+    # the traced function's register arguments: edx and ecx restored the other way round
+    ("\tpopl\t%edx\n\tpopl\t%ecx\n\tpopl\t%eax\n#ifdef CONFIG_FRAME_POINTER\n\tpopl\t%ebp",
+     "\tpopl\t%ecx\n\tpopl\t%edx\n\tpopl\t%eax\n#ifdef CONFIG_FRAME_POINTER\n\tpopl\t%ebp", "ftrace_caller",
+     r"entered the traced body with %edx = 0xc0c0c0c \(was 0xd0d0d0d\), %ecx = 0xd0d0d0d \(was 0xc0c0c0c\)"),
+    # the handler's ip: the site + 1
+    ("\tsubl\t$MCOUNT_INSN_SIZE, %eax\n\n.globl ftrace_call", "\tsubl\t$4, %eax\n\n.globl ftrace_call", "ftrace_caller",
+     r"did not give the tracer ip = the site and parent_ip = the caller"),
+])
+def test_a_tree_that_breaks_the_abi_when_run_is_one_line(linux61, tmp_path, capsys, old, new, tramp, message):
+    root = _copy(linux61, tmp_path)
+    text = (root / FTRACE_32).read_text()
+    assert text.count(old) == 1
+    (root / FTRACE_32).write_text(text.replace(old, new))
+    start = next(i + 1 for i, ln in enumerate(text.splitlines()) if ln.startswith(f"SYM_CODE_START({tramp})"))
+    want = (rf"^error: kernel-tree: arch/x86/kernel/ftrace_32\.S:{start}: {tramp}: a traced call whose handler "
+            rf"changes nothing {message} \(trampoline ABI: return path and regs; 6\.1\.\d+ tree\)\n$")
+    assert main(["call", "--kernel-tree", str(root)]) == 2
+    assert re.match(want, capsys.readouterr().err)
+    with pytest.raises(ConfigError, match=want[len("^error: "):-3]):
+        explore("seed", "skip", tree=open_kernel_tree(root), progress=False)
+
+
+def test_a_dropped_regs_ip_store_keeps_the_abi(linux61, tmp_path):
+    """What a trampoline does with a changed regs->ip is behaviour, left to the outcome table."""
+    root = _copy(linux61, tmp_path)
+    _mutate(root, FTRACE_32, "movl	%ecx, -4(%eax)", "")
+    check_trampoline_abi(open_kernel_tree(root))
+    check_trampoline_abi(open_kernel_tree(linux61))

@@ -39,6 +39,7 @@ from workbench.kernel.machine import ENTRIES, Crash, Machine
 from workbench.emulate.oracle import OracleMismatch, predicted_handlers
 from workbench.emulate.outcomes import classify, observe
 from workbench.emulate.scenario import load_scenario
+from workbench.emulate.tree_abi import check_trampoline_abi
 from workbench.kernel.text_poke import PROTOCOLS, poke_steps
 
 __all__ = ["MODES", "OUTCOME_COLUMNS", "MemoryRestorer", "Run", "explore", "load_outcome_table", "outcome_table",
@@ -815,6 +816,8 @@ def explore(scenario="seed", strategies="all", entry="v5.3", mode="exhaustive", 
     ns_per_insn = check_range("ns_per_insn", ns_per_insn, 1e-6, 1e6)
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     image = build_image(n_ordinary, tree)
+    if tree is not None:
+        check_trampoline_abi(tree, n_ordinary)  # a tree that cannot run the same way: one line, before any work
     if functions is None:
         # a livepatched function (its calls may cross a patched trampoline call even
         # when its own site stays) and an ordinary one whose site the patch rewrites

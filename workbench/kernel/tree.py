@@ -37,7 +37,7 @@ from workbench.base.version import files_digest
 from workbench.kernel.layout import EQU, PT_REGS_FIELDS, pt_offset
 
 __all__ = ["FTRACE_32", "HARNESS_LABELS", "PTRACE_H", "SHIM_DIR", "KernelTree", "TreeObject", "assemble_tree",
-           "check_trampolines", "object_lines", "open_kernel_tree", "shim_digest", "source_line", "tree_line"]
+           "check_trampolines", "label_line", "object_lines", "open_kernel_tree", "shim_digest", "source_line", "tree_line"]
 
 #: the tree's file that holds the i386 trampolines, relative to its root
 FTRACE_32 = "arch/x86/kernel/ftrace_32.S"
@@ -293,9 +293,9 @@ def _object_symbols(elf: bytes) -> dict[str, tuple[int, str]]:
             if s.name and s["st_shndx"] != "SHN_UNDEF"}
 
 
-def _label_line(obj: TreeObject, label: str) -> int:
-    """The line of the tree's file that names *label* as a label or symbol start (0 if none)."""
-    lines = (obj.tree.root / FTRACE_32).read_text(errors="replace").splitlines()
+def label_line(tree: KernelTree, label: str) -> int:
+    """The line of the tree's ``ftrace_32.S`` that names *label* as a label or symbol start (0 if none)."""
+    lines = (tree.root / FTRACE_32).read_text(errors="replace").splitlines()
     pats = (rf"^\s*{label}\s*:", rf"\(\s*{label}\s*[,)]", rf"\b{label}\b")
     for pat in pats:
         for i, ln in enumerate(lines):
@@ -319,7 +319,7 @@ def check_trampolines(obj: TreeObject, image: Any) -> None:
     for label in HARNESS_LABELS:
         if label not in syms or syms[label][1] not in ("STB_GLOBAL", "STB_WEAK"):
             owner = "ftrace_regs_caller" if label.startswith("ftrace_regs") else "ftrace_caller"
-            line = _label_line(obj, label) or _label_line(obj, owner)
+            line = label_line(obj.tree, label) or label_line(obj.tree, owner)
             what = "is not global" if label in syms else "is missing"
             raise ConfigError(f"kernel-tree: {rel}:{line}: label {label} {what} (the harness patches and calls it; "
                               f"{obj.tree.version} tree)")

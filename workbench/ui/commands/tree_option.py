@@ -2,10 +2,12 @@
 
 Opens the tree and builds its image before any work, so a tree that is not
 a kernel tree, lacks ``arch/x86/kernel/ftrace_32.S``, does not assemble with
-the shims or breaks the trampoline ABI is one line and exit status 2
+the shims or breaks the trampoline ABI (also by running it:
+:mod:`workbench.emulate.tree_abi`) is one line and exit status 2
 (:mod:`workbench.kernel.tree`).
 """
 
+from workbench.emulate.tree_abi import check_trampoline_abi
 from workbench.kernel.image import build_image
 from workbench.kernel.tree import KernelTree, open_kernel_tree
 
@@ -25,4 +27,5 @@ def kernel_tree(args, n_ordinary: int = 8) -> KernelTree | None:
         return None
     tree = open_kernel_tree(args.kernel_tree)
     build_image(n_ordinary, tree)
+    check_trampoline_abi(tree, n_ordinary)
     return tree
