@@ -18,6 +18,7 @@ from workbench.emulate.tree_compare import LENGTH_COLUMNS, RULE_COLUMNS, compare
 from workbench.emulate.watch import watch_call
 from workbench.kernel.tree import FTRACE_32, PTRACE_H, open_kernel_tree
 from workbench.kernel.tree_source import debian_kernel_tree
+from workbench.sweep.mc import behaviours, check_all
 
 #: strategies whose trapped call runs the trampoline the site is being switched to
 _THROUGH_NEW = ("emulate_new", "emulate_regs_caller")
@@ -122,3 +123,14 @@ def test_the_trees_version_keys_the_outcome_cache_and_names_the_rows(linux61, re
     assert set(tree["kernel_tree"]) == {linux61.tag} and linux61.tag.startswith(f"linux-{linux61.version}@")
     assert set(bad["kernel_tree"]) == {regs_ip_dropped.tag} != {linux61.tag}  # same version, other file
     assert bad["violation"].sum() > tree["violation"].sum() == ours["violation"].sum()
+
+
+def test_the_model_checker_runs_the_trees_trampolines(linux61, tmp_path):
+    """Two calling CPUs model-checked with 6.1's trampolines reach the behaviours ours reach."""
+    point = dict(scenario="seed", strategy="emulate_new", entry="v5.3", cpus=2)
+    ours = check_all([point], progress=False, cache_root=tmp_path)
+    tree = check_all([{**point, "kernel_tree_path": str(linux61.root)}], progress=False, cache_root=tmp_path)
+    assert set(ours["kernel_tree"]) == {"workbench"} and set(tree["kernel_tree"]) == {linux61.tag}
+    assert behaviours(tree).equals(behaviours(ours))
+    assert (tree["mc_executions"].iloc[0], tree["mc_states"].iloc[0]) == \
+        (ours["mc_executions"].iloc[0], ours["mc_states"].iloc[0])

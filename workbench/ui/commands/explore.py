@@ -56,6 +56,7 @@ def _model_check(args):
     check_range("split", args.split, 1, 4096, integer=True)
     if args.protocol is not None and args.protocol not in MC_PROTOCOLS:
         raise ConfigError(f"protocol: {args.protocol!r} with --cpus; valid choices: {', '.join(MC_PROTOCOLS)}")
+    tree = kernel_tree(args)
     names = list(STRATEGIES) if args.strategy == "all" else args.strategy.split(",")
     entries = list(ENTRIES) if args.entry == "all" else [args.entry]
     calls = None
@@ -63,7 +64,8 @@ def _model_check(args):
         fns = args.functions.split(",")
         calls = [[fns[i % len(fns)]] for i in range(k)]
     points = [dict(scenario=args.scenario, strategy=s, entry=e, protocol=args.protocol, calls=calls,
-                   handler=args.handler, coherent_fetch=args.coherent_fetch, cpus=k)
+                   handler=args.handler, coherent_fetch=args.coherent_fetch, cpus=k,
+                   kernel_tree_path=None if tree is None else str(tree.root))
               for s in names for e in entries]
     backend = "dask" if (args.dask or args.scheduler) else ("local" if args.jobs else "serial")
     frame = check_all(points, backend=backend, jobs=args.jobs, scheduler=args.scheduler,
@@ -71,7 +73,7 @@ def _model_check(args):
     files = write_counterexamples(frame, args.cex_dir) if len(frame) else []
     cols = ["strategy", "entry", "protocol", "outcome", "traces", "cpu", "function", "trapped", "body",
             "tracer_runs", "livepatch_ran", "violation", "dropped_tracer", "dropped_livepatch", "spurious",
-            "mixed", "crash", "crash_reason", "deadlock"]
+            "mixed", "crash", "crash_reason", "deadlock", "kernel_tree"]
     table = frame[cols]
     if args.json:
         print(json.dumps({"outcomes": json.loads(table.to_json(orient="records")), "counterexamples": files},
@@ -93,9 +95,6 @@ def _model_check(args):
 
 def run(args):
     if args.mode == "exhaustive" and args.cpus not in (None, 1):
-        if args.kernel_tree is not None:
-            raise ConfigError("kernel-tree: the model checker (--mode exhaustive --cpus 2-3) runs the workbench's "
-                              "own trampolines only; use --mode exhaustive without --cpus, or --mode random")
         return _model_check(args)
     t0 = time.perf_counter()
     tree = kernel_tree(args)
