@@ -151,6 +151,9 @@ def _traced_source(n_ordinary: int) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _tool_version(tool: str) -> str:
+    if shutil.which(tool) is None and tool == "cpp":
+        raise ConfigError("cpp: the C preprocessor is not on PATH; --kernel-tree needs it to read the tree's "
+                          "ftrace_32.S (Debian: apt-get install cpp, conda: gcc)")
     if shutil.which(tool) is None:
         raise ConfigError(f"{tool}: GNU binutils not found on PATH; install binutils "
                           "(Debian: apt-get install binutils, conda: binutils)")
