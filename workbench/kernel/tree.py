@@ -36,8 +36,9 @@ from workbench.base.errors import ConfigError
 from workbench.base.version import files_digest
 from workbench.kernel.layout import EQU, PT_REGS_FIELDS, pt_offset
 
-__all__ = ["FTRACE_32", "HARNESS_LABELS", "PTRACE_H", "SHIM_DIR", "KernelTree", "TreeObject", "assemble_tree",
-           "check_trampolines", "label_line", "object_lines", "open_kernel_tree", "shim_digest", "source_line", "tree_line"]
+__all__ = ["FTRACE_32", "HARNESS_LABELS", "KernelTree", "PTRACE_H", "SHIM_DIR", "TreeObject", "assemble_tree",
+           "check_trampolines", "label_line", "object_lines", "open_kernel_tree", "shim_digest", "source_line",
+           "tree_line"]
 
 #: the tree's file that holds the i386 trampolines, relative to its root
 FTRACE_32 = "arch/x86/kernel/ftrace_32.S"
