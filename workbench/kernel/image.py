@@ -201,21 +201,22 @@ def _load_cached(digest: str, generated: str, tree: KernelTree | None = None) ->
     image = None if tree is not None else load_entry(out, lambda elf: _load(elf, digest, tag), what="image cache")
     if isinstance(image, KernelImage):
         return image
-    elf, obj = _link(generated, tree)
     if tree is None:
+        elf = _link(generated)
         store_entry(out, elf, what="image cache")
-    image = _load(elf, digest, tag)
-    if obj is not None:
-        check_trampolines(obj, image)
+        return _load(elf, digest, tag)
+    made: list[TreeObject] = []
+    image = _load(_link(generated, tree, made), digest, tag)
+    check_trampolines(made[0], image)
     return image
 
 
-def _link(generated: str, tree: KernelTree | None = None) -> tuple[bytes, TreeObject | None]:
-    """Assemble and link; the ELF bytes of ``vmlinux`` and the tree's object (or None)."""
+def _link(generated: str, tree: KernelTree | None = None, made: list | None = None) -> bytes:
+    """Assemble and link; the ELF bytes of ``vmlinux``. With *tree*, its object is appended to *made*."""
     with tempfile.TemporaryDirectory(prefix="wb-image-") as tmp:
         tmp = Path(tmp)
         (tmp / "traced.S").write_text(generated)
-        objs, tree_obj = [], None
+        objs = []
         for src in [_ASM_DIR / s for s in _SOURCES] + [tmp / "traced.S"]:
             obj = tmp / (src.stem + ".o")
             defs = ["--defsym", "KERNEL_TREE=1"] if tree is not None else []
@@ -223,6 +224,8 @@ def _link(generated: str, tree: KernelTree | None = None) -> tuple[bytes, TreeOb
             if tree is not None and src.name == "ftrace_32.S":
                 # the tree's trampolines where ours were, then what they refer to beyond our kernel
                 tree_obj = assemble_tree(tree, tmp)
+                if made is not None:
+                    made.append(tree_obj)
                 objs.append(str(tmp / "tree_ftrace_32.o"))
                 glue = tmp / "tree_glue.o"
                 _run(["as", "--32", "-I", str(_ASM_DIR), "-o", str(glue), str(_ASM_DIR / "tree_glue.S")])
@@ -235,7 +238,7 @@ def _link(generated: str, tree: KernelTree | None = None) -> tuple[bytes, TreeOb
             if tree is not None:
                 raise ConfigError(_ld_error(tree, r.stderr))
             raise RuntimeError(f"ld failed:\n{r.stderr.strip()}")
-        return linked.read_bytes(), tree_obj
+        return linked.read_bytes()
 
 
 def _ld_error(tree: KernelTree, stderr: str) -> str:
