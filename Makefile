@@ -7,7 +7,7 @@ QUICK  ?=
 # JupyterLab refuses to run as root (as in a container) unless told it may
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: figures test lab bench venv clean report anchor
+.PHONY: figures test lab bench venv clean report anchor kernel-source
 
 # the real-kernel anchor (make anchor, notebook 08, tests/anchor) boots Debian's kernels under QEMU
 ANCHOR_DEPS = @command -v qemu-system-x86_64 >/dev/null 2>&1 && test -x /bin/busybox || { echo "error: qemu-system-x86_64 or /bin/busybox not found; install them: apt-get install qemu-system-x86 busybox-static (and dpkg --add-architecture i386 && apt-get update for the i386 kernel)" >&2; exit 2; }
@@ -38,6 +38,10 @@ anchor: $(STAMP)
 test: $(STAMP)
 	$(ANCHOR_DEPS)
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Debian's linux-source-6.1 tree (installed package, else apt-get download) into data/cache/kernel-source/
+kernel-source: $(STAMP)
+	$(PY) -m workbench kernel-source --series 6.1
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(LAB_ROOT) notebooks/

@@ -49,6 +49,8 @@ _API = {
     "poke_steps": "workbench.kernel.text_poke",
     "STRATEGIES": "workbench.kernel.int3",
     "get_strategy": "workbench.kernel.int3",
+    "KernelTree": "workbench.kernel.tree",
+    "open_kernel_tree": "workbench.kernel.tree",
     # emulate
     "Scenario": "workbench.emulate.scenario",
     "load_scenario": "workbench.emulate.scenario",
@@ -56,6 +58,7 @@ _API = {
     "explore": "workbench.emulate.explore",
     "outcome_table": "workbench.emulate.explore",
     "load_outcome_table": "workbench.emulate.explore",
+    "compare_outcome_tables": "workbench.emulate.tree_compare",
     # sweep
     "Grid": "workbench.sweep.engine",
     "sweep": "workbench.sweep.engine",

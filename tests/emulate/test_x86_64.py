@@ -16,7 +16,7 @@
 import pytest
 
 from workbench.base.errors import ConfigError
-from workbench.emulate.explore import Run, explore, load_outcome_table, outcome_table
+from workbench.emulate.explore import Run, explore, load_outcome_table
 from workbench.emulate.scenario import load_scenario
 from workbench.kernel.ftrace import FtraceOps, FtraceState
 from workbench.kernel.image import build_image

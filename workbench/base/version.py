@@ -28,7 +28,7 @@ VERSION = "0.1.0"
 __all__ = ["VERSION", "EMULATOR_PACKAGES", "code_version", "emulator_version", "files_digest", "loaded_code_version"]
 
 _PKG = Path(__file__).resolve().parents[1]
-_SUFFIXES = {".py", ".S", ".inc", ".ld", ".toml"}
+_SUFFIXES = {".py", ".S", ".inc", ".ld", ".toml", ".h"}
 #: the modules whose code decides what an emulated call does
 EMULATOR_PACKAGES = ("kernel", "emulate", "base")
 #: path -> ((size, mtime_ns, ctime_ns, inode), sha256 of the contents)

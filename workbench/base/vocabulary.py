@@ -89,6 +89,9 @@ _TERMS = [
     Term("code_version", "text", "hash of the package's sources that produced the row"),
     Term("workbench_version", "text", "the package version that produced the row"),
     Term("grid", "text", "name of the grid (sweep) the row belongs to"),
+    Term("kernel_tree", "text", "whose i386 trampolines ran: workbench (ours) or a kernel tree's "
+         "linux-<version>@<digest of its ftrace_32.S, ptrace.h, Makefile> (docs/KERNEL_TREE.md)"),
+    Term("kernel_tree_path", "text", "model checker: the root of the kernel tree whose trampolines ran (empty: ours)"),
     Term("run", "text", "quick (reduced grid), full (the published grid) or custom"),
     # the machine and the workload
     Term("cpus", "count", "CPUs calling traced functions"),

@@ -16,6 +16,7 @@ from workbench.kernel.ftrace import FtraceOps, FtraceState
 from workbench.base.errors import check_choice
 from workbench.base.vocabulary import ARCHES
 from workbench.kernel.image import build_image
+from workbench.kernel.tree import KernelTree
 from workbench.kernel.machine import Machine
 from workbench.emulate.outcomes import observe
 
@@ -52,16 +53,17 @@ def make_ops(spec: str | list[str], livepatch_functions=("do_IRQ", "__migrate_ta
 
 
 def watch_call(function: str = "do_IRQ", ops="livepatch,tracer", n_ordinary: int = 8,
-               entry: str | None = None, arch: str = "i386") -> dict:
+               entry: str | None = None, arch: str = "i386", tree: KernelTree | None = None) -> dict:
     """Run one call of *function* with *ops* registered; return what happened.
 
     Keys: ``function``, ``ops``, ``handlers`` (that ran), ``body`` (old/new),
     ``tracer_records`` (ip, parent_ip, cpu), ``instructions``, ``path``
     (trampoline symbols entered, in order), ``site`` (the site's bytes and
-    disassembly), ``crash``. *arch*: ``i386`` or ``x86_64``; *entry* defaults to
-    the arch's latest. Raises ConfigError for an unknown arch, function or ops.
+    disassembly), ``crash``, ``kernel_tree`` (whose trampolines ran: *tree*'s
+    own, else ``workbench``). *arch*: ``i386`` or ``x86_64``; *entry* defaults
+    to the arch's latest. Raises ConfigError for an unknown arch, function or ops.
     """
-    im = build_image(n_ordinary, check_choice("arch", arch, ARCHES))
+    im = build_image(n_ordinary, check_choice("arch", arch, ARCHES), tree)
     fn = im.function(function)
     ops = make_ops(ops) if not isinstance(ops, tuple) else ops
     state = FtraceState(im, ops)
@@ -93,7 +95,7 @@ def watch_call(function: str = "do_IRQ", ops="livepatch,tracer", n_ordinary: int
     result = {
         "function": function, "arch": arch,
         "ops": [o.name + ("(trampoline)" if o.trampoline or state.per_ops_trampolines else "") for o in ops],
-        "entry": entry, "site": {"address": fn.site, "bytes": site_bytes.hex(" "),
+        "entry": entry, "kernel_tree": im.kernel_tree, "site": {"address": fn.site, "bytes": site_bytes.hex(" "),
                                   "insn": f"{insn.mnemonic} {insn.op_str}".strip(),
                                   "target": state.site_target(function) or "nop"},
         "trace_function": state.trace_function(),

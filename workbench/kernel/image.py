@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import re
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +34,7 @@ from workbench.base.store import load_entry, store_entry
 from workbench.base.version import files_digest
 from workbench.base.vocabulary import ARCHES
 from workbench.kernel.layout import equ
+from workbench.kernel.tree import FTRACE_32, KernelTree, TreeObject, assemble_tree, check_trampolines, shim_digest
 
 __all__ = [
     "KernelImage",
@@ -90,6 +92,8 @@ class KernelImage:
     functions: dict[str, TracedFunction]
     digest: str
     arch: str = "i386"
+    #: whose trampolines: ``workbench`` (ours) or a tree's ``linux-<version>@<digest>``
+    kernel_tree: str = "workbench"
     _by_addr: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
@@ -171,25 +175,40 @@ def _traced_source(n_ordinary: int, arch: str = "i386") -> str:
 
 @functools.lru_cache(maxsize=4)
 def _tool_version(tool: str) -> str:
+    if shutil.which(tool) is None and tool == "cpp":
+        raise ConfigError("cpp: the C preprocessor is not on PATH; --kernel-tree needs it to read the tree's "
+                          "ftrace_32.S (Debian: apt-get install cpp, conda: gcc)")
     if shutil.which(tool) is None:
         raise ConfigError(f"{tool}: GNU binutils not found on PATH; install binutils "
                           "(Debian: apt-get install binutils, conda: binutils)")
     return subprocess.run([tool, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
 
 
-def build_image(n_ordinary: int = 8, arch: str = "i386") -> KernelImage:
+def build_image(n_ordinary: int = 8, arch: str = "i386", tree: KernelTree | None = None) -> KernelImage:
     """Assemble and link the *arch* kernel with *n_ordinary* tail functions (cached).
 
+    With *tree* (:func:`workbench.kernel.tree.open_kernel_tree`; i386 only),
+    the tree's own ``ftrace_32.S`` is assembled with the shims and linked in
+    place of our ``ftrace_caller``, ``ftrace_regs_caller`` and ``ftrace_stub``,
+    and the result is checked against the trampoline ABI the harness relies
+    on (:func:`workbench.kernel.tree.check_trampolines`); the image carries
+    the tree's tag as ``kernel_tree`` and in its digest.
+
     Raises :class:`ConfigError` if ``n_ordinary`` is outside [0, 4096], the
-    arch is not one of :data:`ARCHES` or binutils is missing, and
-    ``RuntimeError`` with the assembler's message if the sources do not assemble.
+    arch is not one of :data:`ARCHES`, binutils is missing, or the tree's file
+    does not assemble, link or keep the ABI (one line naming file, line and
+    construct), and ``RuntimeError`` with the assembler's message if our
+    sources do not assemble.
     """
     n_ordinary = int(check_range("n_ordinary", n_ordinary, 0, 4096, integer=True))
     check_choice("arch", arch, ARCHES)
-    return _build_cached(n_ordinary, arch)
+    if tree is not None and arch != "i386":
+        raise ConfigError(f"kernel tree: only arch/x86/kernel/ftrace_32.S can stand in for ours so far; "
+                          f"use arch i386, not {arch!r}")
+    return _build_cached(n_ordinary, arch, tree)
 
 
-def _build_cached(n_ordinary: int, arch: str = "i386") -> KernelImage:
+def _build_cached(n_ordinary: int, arch: str = "i386", tree: KernelTree | None = None) -> KernelImage:
     """The image of the sources as they are now: keyed by their digest, so an edit relinks."""
     asm_dir = _asm(arch)[0]
     generated = _traced_source(n_ordinary, arch)
@@ -199,22 +218,34 @@ def _build_cached(n_ordinary: int, arch: str = "i386") -> KernelImage:
     h.update(_tool_version("as").encode() + _tool_version("ld").encode())
     if arch != "i386":  # i386 keeps the key it always had
         h.update(arch.encode())
-    return _load_cached(h.hexdigest()[:16], generated, arch)
+    if tree is not None:
+        # the tree's file as it is now (an edit relinks), the shims and the preprocessor
+        h.update(tree.tag.encode())
+        h.update(shim_digest().encode() + _tool_version("cpp").encode())
+    return _load_cached(h.hexdigest()[:16], generated, arch, tree)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(digest: str, generated: str, arch: str = "i386") -> KernelImage:
+def _load_cached(digest: str, generated: str, arch: str = "i386", tree: KernelTree | None = None) -> KernelImage:
+    tag = "workbench" if tree is None else tree.tag
     out = cache_dir("image", digest) / "vmlinux"
-    image = load_entry(out, lambda elf: _load(elf, digest, arch), what="image cache")
+    # a tree's image is relinked in each process: its ABI check needs the tree's object
+    image = None if tree is not None else load_entry(out, lambda elf: _load(elf, digest, arch, tag),
+                                                     what="image cache")
     if isinstance(image, KernelImage):
         return image
-    elf = _link(generated, arch)
-    store_entry(out, elf, what="image cache")
-    return _load(elf, digest, arch)
+    if tree is None:
+        elf = _link(generated, arch)
+        store_entry(out, elf, what="image cache")
+        return _load(elf, digest, arch, tag)
+    made: list[TreeObject] = []
+    image = _load(_link(generated, arch, tree, made), digest, arch, tag)
+    check_trampolines(made[0], image)
+    return image
 
 
-def _link(generated: str, arch: str = "i386") -> bytes:
-    """Assemble and link; the ELF bytes of ``vmlinux``."""
+def _link(generated: str, arch: str = "i386", tree: KernelTree | None = None, made: list | None = None) -> bytes:
+    """Assemble and link; the ELF bytes of ``vmlinux``. With *tree*, its object is appended to *made*."""
     (asm_dir, sources), (as_flag, ld_emul) = _asm(arch), _ARCH[arch][:2]
     with tempfile.TemporaryDirectory(prefix="wb-image-") as tmp:
         tmp = Path(tmp)
@@ -222,11 +253,41 @@ def _link(generated: str, arch: str = "i386") -> bytes:
         objs = []
         for src in [asm_dir / s for s in sources] + [tmp / "traced.S"]:
             obj = tmp / (src.stem + ".o")
-            _run(["as", as_flag, "-I", str(asm_dir), "-o", str(obj), str(src)])
+            defs = ["--defsym", "KERNEL_TREE=1"] if tree is not None else []
+            _run(["as", as_flag, *defs, "-I", str(asm_dir), "-o", str(obj), str(src)])
+            if tree is not None and src.name == "ftrace_32.S":
+                # the tree's trampolines where ours were, then what they refer to beyond our kernel
+                tree_obj = assemble_tree(tree, tmp)
+                if made is not None:
+                    made.append(tree_obj)
+                objs.append(str(tmp / "tree_ftrace_32.o"))
+                glue = tmp / "tree_glue.o"
+                _run(["as", "--32", "-I", str(asm_dir), "-o", str(glue), str(asm_dir / "tree_glue.S")])
+                objs.append(str(glue))
             objs.append(str(obj))
         linked = tmp / "vmlinux"
-        _run(["ld", "-m", ld_emul, "-T", str(asm_dir / "kernel.ld"), "-o", str(linked), *objs])
+        cmd = ["ld", "-m", ld_emul, "-T", str(asm_dir / "kernel.ld"), "-o", str(linked), *objs]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            if tree is not None:
+                raise ConfigError(_ld_error(tree, r.stderr))
+            raise RuntimeError(f"ld failed:\n{r.stderr.strip()}")
         return linked.read_bytes()
+
+
+def _ld_error(tree: KernelTree, stderr: str) -> str:
+    """One line for a tree whose object does not link into the emulated kernel."""
+    m = re.search(r"^(\S+?):(\d+):(?: \(\S+\))? undefined reference to `([^']+)'", stderr, re.M)
+    if m:
+        name = m.group(1).removeprefix(f"{tree.root}/")
+        return (f"kernel-tree: {name}:{m.group(2)}: refers to {m.group(3)}, which the emulated kernel does "
+                f"not define ({tree.version} tree)")
+    m = re.search(r"multiple definition of `([^']+)'", stderr)
+    if m:
+        return (f"kernel-tree: {FTRACE_32}: defines {m.group(1)}, which the emulated kernel defines too "
+                f"({tree.version} tree)")
+    first = next((ln for ln in stderr.splitlines() if ln.strip()), "ld failed")
+    return f"kernel-tree: {FTRACE_32}: does not link into the emulated kernel: {first}"
 
 
 def _run(cmd):
@@ -235,7 +296,7 @@ def _run(cmd):
         raise RuntimeError(f"{cmd[0]} failed:\n{r.stderr.strip()}")
 
 
-def _load(elf_bytes: bytes, digest: str, arch: str = "i386") -> KernelImage:
+def _load(elf_bytes: bytes, digest: str, arch: str = "i386", kernel_tree: str = "workbench") -> KernelImage:
     elf = ELFFile(io.BytesIO(elf_bytes))
     symtab = elf.get_section_by_name(".symtab")
     symbols, sizes, funcs = {}, {}, set()
@@ -266,4 +327,4 @@ def _load(elf_bytes: bytes, digest: str, arch: str = "i386") -> KernelImage:
     functions = dict(sorted(functions.items(), key=lambda kv: kv[1].site))
     return KernelImage(base=base, memory=bytes(mem), symbols=symbols, sizes=sizes,
                        text=(base, symbols["_etext"]), data=(symbols["_sdata"], end),
-                       functions=functions, digest=digest, arch=arch)
+                       functions=functions, digest=digest, arch=arch, kernel_tree=kernel_tree)

@@ -50,7 +50,7 @@ class McExperiment(Experiment):
     name = "mc"
     parameters = {"scenario": "seed", "strategy": "emulate_new", "entry": "v5.3", "protocol": None,
                   "calls": None, "handler": "strategy", "coherent_fetch": False, "cpus": 2, "items": None,
-                  "prefix": []}
+                  "kernel_tree_path": None, "kernel_tree": "workbench", "prefix": []}
 
     def normalize(self, params: dict) -> dict:
         p = super().normalize(params)
@@ -62,13 +62,18 @@ class McExperiment(Experiment):
         p["cpus"] = len(calls)
         cfg = self.config(p)
         p["protocol"] = cfg.protocol
+        # whose trampolines run: the tree's tag (version and digest of its files) keys the point's cache
+        tree = cfg.tree()
+        p["kernel_tree_path"] = None if tree is None else str(tree.root)
+        p["kernel_tree"] = "workbench" if tree is None else tree.tag
         return p
 
     @staticmethod
     def config(p: dict) -> McConfig:
         return McConfig(p["scenario"], p["strategy"], p["entry"], p["protocol"],
                         tuple(tuple(c) for c in p["calls"]), p["handler"], bool(p["coherent_fetch"]),
-                        items=None if p.get("items") is None else tuple(p["items"])).checked()
+                        items=None if p.get("items") is None else tuple(p["items"]),
+                        kernel_tree=p.get("kernel_tree_path")).checked()
 
     def prepare(self, points: list[dict], progress: bool = True):
         """Whether an exploration run in this process shows its live bar."""
@@ -111,7 +116,7 @@ def _no_outcome_row(cfg) -> dict:
             "livepatch_ran": False, "expected_before": "", "expected_after": "", "violation": 0,
             "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0, "mixed": False, "crash": False,
             "crash_reason": "", "deadlock": False, "switches": 0, "schedule": "[]", "outcome_text": "",
-            "bad": False}
+            "bad": False, "kernel_tree": "workbench" if cfg.kernel_tree is None else cfg.tree().tag}
 
 
 def _key(res, oid):

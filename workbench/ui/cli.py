@@ -59,6 +59,8 @@ COMMANDS = {
     "report": ("report", "run the notebooks and write one self-contained HTML report into data/report/"),
     "replay": ("replay", "re-execute a model checker's counterexample file step by step"),
     "anchor": ("anchor", "boot Debian's 6.1 kernels under QEMU; their ftrace IPIs against the v6.1 plan"),
+    "check-tree": ("check_tree", "a kernel tree's own ftrace_32.S against ours: outcome tables row by row"),
+    "kernel-source": ("kernel_source", "fetch Debian's linux-source tree into the data directory; print its root"),
 }
 
 

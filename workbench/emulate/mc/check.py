@@ -141,7 +141,7 @@ def outcome_rows(result: dict) -> list[dict]:
     (docs/KERNEL.md §15: violation, drops, spurious runs); ``mixed`` marks any call whose handlers are neither what
     the before-text nor what the after-text runs."""
     cfg: McConfig = result["config"]
-    run = Run(cfg.scenario, "emulate_new", cfg.entry, n_ordinary=cfg.n_ordinary)
+    run = Run(cfg.scenario, "emulate_new", cfg.entry, n_ordinary=cfg.n_ordinary, tree=cfg.tree())
     last = len(run.steps)
     # the function tracer ignores its own registration and removal (function_enabled is 0
     # around it: docs/KERNEL.md §1), so a tracer being added or removed loses nothing
@@ -173,5 +173,6 @@ def outcome_rows(result: dict) -> list[dict]:
                     "dropped_livepatch": cls["dropped_livepatch"], "spurious": cls["spurious"],
                     "mixed": mixed, "crash": (bool(crash) or bool(cls["crash"])) and not stuck,
                     "crash_reason": crash, "deadlock": stuck, "switches": rec["switches"],
+                    "kernel_tree": run.image.kernel_tree,
                 })
     return rows

@@ -66,6 +66,7 @@ from workbench.emulate.outcomes import observe
 from workbench.emulate.scenario import Scenario, load_scenario
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS, DataWrite, Sync, TextBatch, TextChange
 from workbench.kernel.image import build_image
+from workbench.kernel.tree import KernelTree, open_kernel_tree
 from workbench.kernel.int3 import STRATEGIES, get_strategy
 from workbench.kernel.layout import EQU
 from workbench.kernel.machine import ENTRIES, UNBOUNDED, Crash, KernelFault, Machine
@@ -145,6 +146,8 @@ class McConfig:
     per_site: bool = False
     all_sites: bool = False
     items: tuple | None = None
+    #: the root of a kernel tree whose own trampolines run (workbench.kernel.tree), or None: ours
+    kernel_tree: str | None = None
 
     def checked(self) -> "McConfig":
         """This configuration with names resolved; ConfigError for bad input."""
@@ -159,8 +162,13 @@ class McConfig:
         for c in calls:
             check_range("calls", len(c), 1, 4, integer=True)
         check_range("n_ordinary", self.n_ordinary, 1, 64, integer=True)
+        tree = None if self.kernel_tree is None else str(open_kernel_tree(self.kernel_tree).root)
         return replace(self, protocol=proto, calls=calls,
-                       items=None if self.items is None else tuple(self.items))
+                       items=None if self.items is None else tuple(self.items), kernel_tree=tree)
+
+    def tree(self) -> KernelTree | None:
+        """The kernel tree whose trampolines run, or None (ours)."""
+        return None if self.kernel_tree is None else open_kernel_tree(self.kernel_tree)
 
 
 @dataclass
@@ -193,7 +201,7 @@ class McSystem:
         self.config = cfg
         self.scenario: Scenario = load_scenario(cfg.scenario)
         self.strategy = get_strategy(cfg.strategy)
-        self.image = im = build_image(cfg.n_ordinary)
+        self.image = im = build_image(cfg.n_ordinary, tree=cfg.tree())
         self.before, self.after = self.scenario.states(im)
         fns = []
         for c in cfg.calls:

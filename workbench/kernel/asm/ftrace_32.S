@@ -11,6 +11,12 @@
 	.include "defs.inc"
 	.text
 
+/*
+ * With --kernel-tree, ftrace_caller, ftrace_regs_caller and ftrace_stub come
+ * from the tree's own ftrace_32.S (workbench/kernel/tree.py), assembled with
+ * KERNEL_TREE defined; live_patch_trampoline below stays ours.
+ */
+.ifndef KERNEL_TREE
 ENTRY ftrace_caller
 	pushl	%eax
 	pushl	%ecx
@@ -32,6 +38,7 @@ ftrace_call:
 ftrace_stub:
 	ret
 END ftrace_caller
+.endif
 
 /*
  * Build a full struct pt_regs (v5.1 layout), call through ftrace_regs_call,
@@ -75,9 +82,11 @@ END ftrace_caller
 	ret
 .endm
 
+.ifndef KERNEL_TREE
 ENTRY ftrace_regs_caller
 	REGS_TRAMPOLINE ftrace_regs_call, ftrace_stub
 END ftrace_regs_caller
+.endif
 
 /* The seed's per-ops trampoline: ftrace_regs_caller calling the livepatch handler directly. */
 ENTRY live_patch_trampoline

@@ -6,6 +6,7 @@ from workbench.base.errors import ConfigError
 from workbench.base.errors import check_choice
 from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
 from workbench.emulate.watch import OPS_CHOICES, watch_call
+from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
 
 def configure(p):
@@ -18,6 +19,7 @@ def configure(p):
                    + " (default: the arch's latest)")
     p.add_argument("--functions", type=int, default=8, metavar="N", help="ordinary traced functions in the image")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_kernel_tree(p)
 
 
 def run(args):
@@ -26,11 +28,13 @@ def run(args):
     arch = check_choice("arch", args.arch, ARCHES)
     if args.entry is not None:
         check_choice("entry", args.entry, ENTRIES_BY_ARCH[arch])
-    r = watch_call(args.function, args.ops, args.functions, args.entry, arch)
+    tree = kernel_tree(args, args.functions)
+    r = watch_call(args.function, args.ops, args.functions, args.entry, arch, tree)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(f"{r['function']} with ops [{', '.join(r['ops']) or 'none'}]  ({r['arch']}, entry {r['entry']})")
+    print(f"{r['function']} with ops [{', '.join(r['ops']) or 'none'}]  ({r['arch']}, entry {r['entry']}, "
+          f"trampolines {r['kernel_tree']})")
     s = r["site"]
     print(f"  site       {s['address']:#010x}: {s['bytes']}  {s['insn']}  -> {s['target']}")
     print(f"  trampoline calls hold: {r['trace_function']}")

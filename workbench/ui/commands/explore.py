@@ -1,6 +1,7 @@
 """``explore``: interleave a scenario's patch with calling CPUs; print the outcome table."""
 
 import json
+import sys
 import time
 
 from workbench.base.errors import ConfigError, check_range
@@ -12,6 +13,7 @@ from workbench.base.errors import check_choice
 from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
 from workbench.kernel.machine import ENTRIES
 from workbench.kernel.text_poke import PROTOCOLS
+from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
 
 def configure(p):
@@ -50,6 +52,7 @@ def configure(p):
                    help="outcomes: per trapped call; transition: every call; calls: raw rows")
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_kernel_tree(p)
 
 
 def _model_check(args):
@@ -59,6 +62,7 @@ def _model_check(args):
     check_range("split", args.split, 1, 4096, integer=True)
     if args.protocol is not None and args.protocol not in MC_PROTOCOLS:
         raise ConfigError(f"protocol: {args.protocol!r} with --cpus; valid choices: {', '.join(MC_PROTOCOLS)}")
+    tree = kernel_tree(args)
     names = list(STRATEGIES) if args.strategy == "all" else args.strategy.split(",")
     entries = list(ENTRIES) if args.entry == "all" else [args.entry]
     calls = None
@@ -66,7 +70,8 @@ def _model_check(args):
         fns = args.functions.split(",")
         calls = [[fns[i % len(fns)]] for i in range(k)]
     points = [dict(scenario=args.scenario, strategy=s, entry=e, protocol=args.protocol, calls=calls,
-                   handler=args.handler, coherent_fetch=args.coherent_fetch, cpus=k)
+                   handler=args.handler, coherent_fetch=args.coherent_fetch, cpus=k,
+                   kernel_tree_path=None if tree is None else str(tree.root))
               for s in names for e in entries]
     backend = "dask" if (args.dask or args.scheduler) else ("local" if args.jobs else "serial")
     frame = check_all(points, backend=backend, jobs=args.jobs, scheduler=args.scheduler,
@@ -74,7 +79,7 @@ def _model_check(args):
     files = write_counterexamples(frame, args.cex_dir) if len(frame) else []
     cols = ["strategy", "entry", "protocol", "outcome", "traces", "cpu", "function", "trapped", "body",
             "tracer_runs", "livepatch_ran", "violation", "dropped_tracer", "dropped_livepatch", "spurious",
-            "mixed", "crash", "crash_reason", "deadlock"]
+            "mixed", "crash", "crash_reason", "deadlock", "kernel_tree"]
     table = frame[cols]
     if args.json:
         print(json.dumps({"outcomes": json.loads(table.to_json(orient="records")), "counterexamples": files},
@@ -104,22 +109,27 @@ def run(args):
             args.entry = ENTRIES[-1]
         return _model_check(args)
     t0 = time.perf_counter()
+    tree = kernel_tree(args)
     strategies = args.strategy if args.strategy == "all" else args.strategy.split(",")
     fns = args.functions.split(",") if args.functions is not None else None
     calls, stats = explore(args.scenario, strategies, args.entry, args.mode, fns, args.protocol,
                            args.cpus, args.schedules, args.seed, per_site=args.per_site,
-                           progress=not args.quiet, arch=arch)
+                           progress=not args.quiet, arch=arch, tree=tree)
     dt = time.perf_counter() - t0
     table = {"outcomes": outcome_table, "transition": transition_table, "calls": lambda c: c}[args.table](calls)
     if args.table != "calls":
         table = table.assign(schedules_raw=table["strategy"].map(lambda s: stats[s]["raw"]),
                              schedules_distinct=table["strategy"].map(lambda s: stats[s]["distinct"]),
                              stop_machine_rounds=table["strategy"].map(lambda s: stats[s]["stalls"]))
+    table = table.assign(kernel_tree=calls.attrs["kernel_tree"])  # whose trampolines ran
+    mismatches = sorted({m for s in stats.values() for m in s.get("reference_mismatches", ())})
     if args.json:
         print(json.dumps(json.loads(table.to_json(orient="records")), indent=1))
         return 0
     import pandas as pd
 
+    for m in mismatches:
+        print(f"warning: the tree's trampolines: {m}", file=sys.stderr)
     with pd.option_context("display.width", 200, "display.max_columns", 40, "display.max_rows", 200):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"\n{args.mode}: " + "; ".join(f"{s} {v['raw']} schedules ({v['distinct']} distinct)"

@@ -1,0 +1,16 @@
+/*
+ * Shim for arch/x86/include/asm/linkage.h: RET is how kernel assembly
+ * returns: through the return thunk with CONFIG_RETHUNK, "ret; int3" with
+ * CONFIG_SLS, a plain ret otherwise.
+ */
+#ifndef _WB_ASM_LINKAGE_H
+#define _WB_ASM_LINKAGE_H
+#if defined(CONFIG_RETHUNK)
+#define RET jmp __x86_return_thunk
+#elif defined(CONFIG_SLS)
+#define RET ret; int3
+#else
+#define RET ret
+#endif
+#define asmlinkage
+#endif

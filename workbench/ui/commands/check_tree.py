@@ -1,0 +1,66 @@
+"""``check-tree --kernel-tree PATH``: a tree's trampolines against ours, outcome table by outcome table.
+
+Assembles the tree's arch/x86/kernel/ftrace_32.S with the workbench's shims,
+links it in place of ours, explores every scenario (or --scenario) under
+every strategy on both int3 entries (or --entry), and compares each outcome
+table with ours row by row. Exit status 0 when every per-trapped-call
+outcome (violation, dropped_tracer, dropped_livepatch, spurious, crash,
+deadlock) is equal and every reference run agrees with the ftrace state
+table; 1 when something differs (the rows are printed); 2 for bad input or
+a tree the shims cannot assemble. trapped_placements and delay_traps count
+instructions and follow the trampolines' length (docs/KERNEL_TREE.md).
+
+  python -m workbench check-tree --kernel-tree ~/src/linux
+  python -m workbench check-tree --kernel-tree ~/src/linux --scenario seed --entry v5.3 --json
+"""
+
+import json
+
+from workbench.base.errors import ConfigError, check_choice
+from workbench.emulate.scenario import check_scenario, scenario_names
+from workbench.emulate.tree_compare import KEYS, LENGTH_COLUMNS, RULE_COLUMNS, compare_outcome_tables
+from workbench.kernel.machine import ENTRIES
+from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
+
+
+def configure(p):
+    add_kernel_tree(p)
+    p.add_argument("--scenario", default="all", help="all, or comma-separated names from `scenarios` or TOML files")
+    p.add_argument("--entry", default="all", help=f"all, or comma-separated int3 entries from {', '.join(ENTRIES)}")
+    p.add_argument("--json", action="store_true", help="print JSON: every row of every comparison")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args):
+    if args.kernel_tree is None:
+        raise ConfigError("kernel-tree: required; give the root of a Linux source tree")
+    scenarios = scenario_names() if args.scenario == "all" else [check_scenario(s) for s in args.scenario.split(",")]
+    entries = list(ENTRIES) if args.entry == "all" else [check_choice("entry", e, ENTRIES)
+                                                          for e in args.entry.split(",")]
+    tree = kernel_tree(args)
+    results = [compare_outcome_tables(tree, sc, e, progress=not args.quiet) for sc in scenarios for e in entries]
+    same = all(r.same for r in results)
+    if args.json:
+        print(json.dumps({"kernel_tree": tree.tag, "tree": str(tree.root), "version": tree.version, "same": same,
+                          "mismatches": sorted({m for r in results for m in r.mismatches}),
+                          "rows": [row for r in results
+                                   for row in json.loads(r.rows.to_json(orient="records"))]}, indent=1))
+        return 0 if same else 1
+    print(f"linux {tree.version} at {tree.root} ({tree.tag}): arch/x86/kernel/ftrace_32.S against the workbench's")
+    for r in results:
+        sc, e = r.rows["scenario"].iloc[0], r.rows["entry"].iloc[0]
+        n, d = len(r.rows), r.differences()
+        both = r.rows["present"] == "both"
+        counts = {c: int(((r.rows[f"{c}_ours"] != r.rows[f"{c}_tree"]) & both).sum()) for c in LENGTH_COLUMNS}
+        verdict = "same outcomes" if d.empty else f"{len(d)} row(s) differ"
+        note = "; instruction counts differ: " + ", ".join(f"{c} in {k} row(s)" for c, k in counts.items() if k) \
+            if any(counts.values()) else ""
+        print(f"  {sc:<24} {e}: {n} rows, {verdict}{note}")
+        if not d.empty:
+            cols = [*KEYS[2:], "present"] + [f"{c}_{s}" for c in RULE_COLUMNS for s in ("ours", "tree")]
+            print(d[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    for m in sorted({m for r in results for m in r.mismatches}):
+        print(f"  reference run disagrees with the ftrace state table: {m}")
+    print("same per-call outcomes as the workbench's trampolines" if same else
+          "the tree's trampolines change the outcomes above")
+    return 0 if same else 1

@@ -1,0 +1,31 @@
+"""``--kernel-tree PATH``: the option every command that builds an image shares.
+
+Opens the tree and builds its image before any work, so a tree that is not
+a kernel tree, lacks ``arch/x86/kernel/ftrace_32.S``, does not assemble with
+the shims or breaks the trampoline ABI (also by running it:
+:mod:`workbench.emulate.tree_abi`) is one line and exit status 2
+(:mod:`workbench.kernel.tree`).
+"""
+
+from workbench.emulate.tree_abi import check_trampoline_abi
+from workbench.kernel.image import build_image
+from workbench.kernel.tree import KernelTree, open_kernel_tree
+
+__all__ = ["add_kernel_tree", "kernel_tree"]
+
+
+def add_kernel_tree(p) -> None:
+    """Add ``--kernel-tree PATH`` to the parser *p*."""
+    p.add_argument("--kernel-tree", default=None, metavar="PATH",
+                   help="a Linux source tree: run its own arch/x86/kernel/ftrace_32.S (ftrace_caller, "
+                        "ftrace_regs_caller, ftrace_stub) in place of ours (docs/KERNEL_TREE.md)")
+
+
+def kernel_tree(args, n_ordinary: int = 8) -> KernelTree | None:
+    """The tree ``--kernel-tree`` names (checked: opened, assembled, linked, ABI), or None."""
+    if getattr(args, "kernel_tree", None) is None:
+        return None
+    tree = open_kernel_tree(args.kernel_tree)
+    build_image(n_ordinary, tree=tree)
+    check_trampoline_abi(tree, n_ordinary)
+    return tree
