@@ -58,6 +58,6 @@ def test_bad_input_is_one_line_exit_2(args, needle):
 def test_call_and_listing_take_the_arch():
     r = wb("call", "--arch", "x86_64", "--ops", "livepatch,tracer", "--function", "fn_00002")
     assert r.returncode == 0, r.stderr
-    assert "(x86_64, entry v5.2)" in r.stdout and "-> trampoline:tracer" in r.stdout
+    assert "(x86_64, entry v5.2, trampolines workbench)" in r.stdout and "-> trampoline:tracer" in r.stdout
     r = wb("listing", "--arch", "x86_64", "ftrace_regs_caller")
     assert r.returncode == 0 and "pushfq" in r.stdout and "<ftrace_regs_call>" in r.stdout
