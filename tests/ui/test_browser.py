@@ -548,7 +548,18 @@ def test_07_model_checking_runs_and_its_counterexample_replays_with_the_slider(p
     after = _changed(page, "the counterexample view after moving the step slider to the end",
                      lambda: view.inner_html(), before)
     assert "outcome" in after and "NULL pointer dereference" in after, after[:400]
+    status = viewer.locator(".widget-html-content").filter(has_text=re.compile(r"^step \d+ of \d+"))
+    n = int(re.search(r"of (\d+)", status.text_content()).group(1))
+    assert status.text_content().startswith(f"step {n} of {n}"), status.text_content()
     viewer.screenshot(path=str(shots / f"{name}-viewer-end.png"))
+    # back to the start, then "next event": the first site write (an int3 byte), named in the status
+    _slider_keys(page, _control(viewer, "step"), ["Home"])
+    v0 = _changed(page, "the view back at step 1", lambda: view.inner_html(), after)
+    viewer.get_by_role("button", name="next event").click()
+    _changed(page, "the view after 'next event'", lambda: view.inner_html(), v0)
+    assert re.match(r"step (\d+) of \d+ · bytes of do_IRQ change", status.text_content()), status.text_content()
+    assert viewer.locator(".widget-play").count(), "no play control"
+    viewer.screenshot(path=str(shots / f"{name}-viewer-event.png"))
     assert not page.locator(STDERR).count(), page.locator(STDERR).all_text_contents()
 
 

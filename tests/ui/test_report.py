@@ -90,3 +90,22 @@ def test_console_script_points_at_the_cli():
 
     assert callable(getattr(importlib.import_module(module), func))
     assert any(d.startswith("playwright") and ">=" in d and "<" in d for d in project["optional-dependencies"]["dev"])
+
+
+def test_a_notebook_kernels_own_output_goes_to_its_log_not_the_terminal(tmp_path, capfd):
+    """What the kernel process itself writes (ipykernel's TCP warning, "KeyboardInterrupt caught in
+    kernel" at shutdown) lands in <name>.kernel.log beside the executed notebook; the cell's output
+    stays in the notebook; `make report` prints only its own lines."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os\nos.write(1, b'kernel-fd1-noise\\n')\nos.write(2, b'kernel-fd2-noise\\n')\nprint('cell output')")])
+    src = tmp_path / "01_noise.ipynb"
+    nbformat.write(nb, src)
+    (tmp_path / "out").mkdir()
+    out = report._execute(src, tmp_path / "out", 120)
+    seen = capfd.readouterr()
+    assert "noise" not in seen.out + seen.err and "TCP" not in seen.err
+    log = (tmp_path / "out" / "01_noise.kernel.log").read_text()
+    assert "kernel-fd1-noise" in log and "kernel-fd2-noise" in log
+    assert "cell output" in out.read_text()

@@ -8,7 +8,8 @@ runs, in order:
    summary tables match the code;
 2. every notebook under ``notebooks/`` with papermill on its default
    parameters, into ``data/report/notebooks/<name>.ipynb`` (the executed
-   notebooks are kept beside the report);
+   notebooks are kept beside the report, each with the ``.kernel.log``
+   of what its kernel process wrote outside the cells);
 3. one HTML file, ``data/report/report.html`` (``report_quick.html`` for a
    quick run): the provenance (code version, seed, grid, quick or full),
    the versions of the tools, every figure with its conditions caption,
@@ -91,9 +92,29 @@ def _execute(nb: Path, outdir: Path, timeout: float) -> Path:
     import papermill  # a second of start-up: imported only when notebooks are run
 
     out = outdir / nb.name
-    papermill.execute_notebook(str(nb), str(out), cwd=str(nb.parent), progress_bar=False,
-                               kernel_name="python3", execution_timeout=int(timeout), log_output=False)
+    log = out.with_suffix(".kernel.log")
+    with open(log, "wb") as sink:
+        papermill.execute_notebook(str(nb), str(out), cwd=str(nb.parent), progress_bar=False,
+                                   kernel_name="python3", execution_timeout=int(timeout), log_output=False,
+                                   kernel_manager_class=_quiet_kernel_manager(sink))
     return out
+
+
+def _quiet_kernel_manager(sink):
+    """A kernel manager whose kernel writes its own stdout/stderr to *sink* (``<name>.kernel.log``
+    beside the executed notebook), not to the terminal: ipykernel's start-up warning about TCP
+    transport and its "KeyboardInterrupt caught in kernel" at shutdown say nothing about the run
+    (what the cells print is in the notebook itself)."""
+    from jupyter_client.manager import AsyncKernelManager  # start-up: with papermill, only for a report
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            # Popen keyword arguments are passed down to the launcher (jupyter_client's documented kw)
+            kw.setdefault("stdout", sink)
+            kw.setdefault("stderr", sink)
+            return await super().start_kernel(**kw)
+
+    return QuietKernelManager
 
 
 def _notebook_html(path: Path) -> str:
