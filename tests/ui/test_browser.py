@@ -484,7 +484,7 @@ def test_06_explorer_runs_and_its_plot_and_table_follow_the_controls(page, lab, 
     table_0 = table.inner_html()
     explorer_top.screenshot(path=str(shots / f"{name}-explorer-before.png"))
 
-    # a dropdown: the metric (the notebook leaves it at dropped_tracer) to the patch duration, which the
+    # a dropdown: the metric (the notebook leaves it at violations) to the patch duration, which the
     # IPI round below changes
     metric = _control(explorer, "metric").locator("select")
     target = "patch_ns" if metric.input_value() != "patch_ns" else "stall_ns"
@@ -495,7 +495,7 @@ def test_06_explorer_runs_and_its_plot_and_table_follow_the_controls(page, lab, 
     img_1, table_1 = _settled(page, lambda: (_image_digest(img), table.inner_html()))
     explorer_top.screenshot(path=str(shots / f"{name}-explorer-metric.png"))
 
-    # a slider, by keyboard: the IPI sync round one notch up (337 -> 422 µs) lengthens every patch
+    # a slider, by keyboard: the IPI sync round one notch up (1000 -> 1334 µs) lengthens every patch
     ipi = _control(explorer, "IPI round (µs)")
     readout = ipi.locator(".widget-readout")
     r0 = readout.text_content()
@@ -535,6 +535,72 @@ def test_06_explorer_runs_and_its_plot_and_table_follow_the_controls(page, lab, 
     assert "5 instructions" in v1
     viewer.screenshot(path=str(shots / f"{name}-viewer-after.png"))
     assert not page.locator(STDERR).count(), page.locator(STDERR).all_text_contents()
+
+
+_OVERFLOWS = """(root) => {
+    const bad = [], name = e => (e.className && e.className.baseVal === undefined ? e.className : e.tagName)
+        .toString().split(' ').filter(c => c.startsWith('widget') || c.startsWith('jupyter')).join('.') || e.tagName;
+    const label = e => { const h = e.closest('.widget-inline-hbox'); const l = h && h.querySelector('.widget-label');
+                         return (l && l.textContent.trim()) || (e.textContent || '').trim().slice(0, 30); };
+    const plot = root.querySelector('img.widget-image');
+    const pr = plot && plot.getBoundingClientRect();
+    // every control inside the box that holds it
+    for (const el of root.querySelectorAll('.widget-inline-hbox, .widget-button, .widget-toggle-button, '
+                                           + '.widget-readout, select, input, .widget-image, .widget-hslider')) {
+        const r = el.getBoundingClientRect();
+        if (r.width === 0) continue;
+        const box = el.parentElement.closest('.widget-box, .widget-inline-hbox, .widget-hslider') || root;
+        const b = box.getBoundingClientRect();
+        if (r.left < b.left - 1 || r.right > b.right + 1)
+            bad.push(`${name(el)} [${label(el)}] ${r.left.toFixed(0)}-${r.right.toFixed(0)} outside its box `
+                     + `${b.left.toFixed(0)}-${b.right.toFixed(0)}`);
+        if (pr && el !== plot && !el.contains(plot) && !el.closest('.widget-html-content') &&
+            r.left < pr.right - 1 && r.right > pr.left + 1 && r.top < pr.bottom - 1 && r.bottom > pr.top + 1)
+            bad.push(`${name(el)} [${label(el)}] lies under the plot`);
+    }
+    // no text cut inside a control, no box that scrolls sideways (a table may scroll: it says so)
+    for (const el of root.querySelectorAll('.widget-readout, select, .widget-label, .widget-box, .widget-inline-hbox'))
+        if (el.scrollWidth > el.clientWidth + 1 && !el.closest('.widget-html-content'))
+            bad.push(`${name(el)} [${label(el)}] is cut: content ${el.scrollWidth} px in ${el.clientWidth} px`);
+    const out = root.closest('.jp-OutputArea-output');
+    if (out && root.getBoundingClientRect().right > out.getBoundingClientRect().right + 1)
+        bad.push('the explorer is wider than the output area');
+    return bad;
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_06_explorer_fits_the_window_with_the_file_browser_open(browser, lab, shots, width):
+    """At 1280 and 1920 px, with JupyterLab's file browser open, every control of the explorer lies
+    inside its box, no readout or list is cut, none sits under the plot, nothing scrolls sideways."""
+    name = "06_explorer"
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    pg.problems = []
+    try:
+        open_notebook(pg, lab, name)
+        run_all(pg, lab, name)
+        check_widgets(pg, name)
+        files = pg.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id='filebrowser']")
+        if files.count() and not pg.locator("#filebrowser:visible").count():
+            files.first.click()  # open_notebook folded it away: the harder layout has it open
+        explorer = _view(pg, "metric")
+        _settled(pg, lambda: _image_digest(explorer.locator("img.widget-image")))
+        explorer.scroll_into_view_if_needed()
+        problems = explorer.evaluate(_OVERFLOWS)
+        top = explorer.locator(":scope > .widget-hbox").first
+        top.screenshot(path=str(shots / f"{name}-explorer-{width}px.png"))
+        pg.screenshot(path=str(shots / f"{name}-window-{width}px.png"))
+        assert not problems, f"at {width} px:\n" + "\n".join(problems)
+        # the opening view shows the effect: skip's violations grow with the CPUs, not a row of zeros
+        values = explorer.locator(".wb-table").evaluate("""t => {
+            const h = Array.from(t.querySelectorAll('thead th'), th => th.textContent.trim());
+            const i = h.indexOf('violations_mean');
+            return i < 0 ? [] : Array.from(t.querySelectorAll('tbody tr'), tr => tr.children[i].textContent.trim()); }""")
+        assert values and any(v not in ("0", "nan") for v in values), values
+    finally:
+        context.close()
 
 
 def test_07_model_checking_runs_and_its_counterexample_replays_with_the_slider(page, lab, shots):

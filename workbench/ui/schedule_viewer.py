@@ -20,6 +20,7 @@ import html
 
 from workbench.base.errors import check_range
 from workbench.emulate.mc.schedule import load_schedule, replay_steps
+from workbench.ui.snapshot import snapshot_box
 
 __all__ = ["ScheduleStepper", "ScheduleViewer", "render_step"]
 
@@ -107,7 +108,7 @@ class ScheduleViewer:
         self.status = W.HTML()
         self.view = W.HTML()
         self.slider.observe(lambda _: self.render(), names="value")
-        self.widget = W.VBox([W.HBox([self.slider, self.play, self.event_button],
+        self.widget = snapshot_box([W.HBox([self.slider, self.play, self.event_button],
                                      layout=W.Layout(flex_flow="row wrap", align_items="center")),
                               self.status, self.view])
         self.render()
