@@ -156,7 +156,7 @@ _CSS = """
 body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.4}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}h4{margin:1em 0 .2em}
-img{max-width:100%;height:auto}
+img{max-width:100%;height:auto;box-sizing:border-box}
 figure{margin:1.5em 0;break-inside:avoid;page-break-inside:avoid}figure img{border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}
 .toc{columns:2;font-size:.9em}.toc li{break-inside:avoid}
@@ -168,7 +168,7 @@ td:has(> .txt){text-align:left}
 .pm{color:#777;font-size:.9em;white-space:nowrap}
 .prov td,.prov th{text-align:left}.nb{border-left:3px solid #ddd;padding-left:1em;margin:1em 0}
 .tw{overflow-x:auto;max-width:100%}.const,.note,.src{font-size:.8em;color:#555;margin:.2em 0}.const .k{color:#222}
-.jp-OutputArea-output{overflow-x:auto;max-width:100%}
+.output_subarea,.jp-OutputArea-output{overflow-x:auto;max-width:100%}
 pre{white-space:pre-wrap;font-size:.8em;background:#f8f8f8;padding:.5em;overflow-x:auto}
 .jp-InputArea-editor,.input_area{background:#f8f8f8}
 @page{size:A4;margin:14mm 12mm}
@@ -177,8 +177,9 @@ pre{white-space:pre-wrap;font-size:.8em;background:#f8f8f8;padding:.5em;overflow
  h2{break-before:page;page-break-before:always}h2#provenance{break-before:auto;page-break-before:auto}
  h2,h3,h4{break-after:avoid;page-break-after:avoid}
  .nb{border:none;padding-left:0}
- .tw,.jp-OutputArea-output{overflow:visible!important}
+ .tw,.output_subarea,.jp-OutputArea-output{overflow:visible!important}
  table{font-size:7pt;max-width:100%}th,td{padding:1px 4px}
+ .output_subarea table{width:100%}.output_subarea :is(td,th){overflow-wrap:anywhere}
  tr{break-inside:avoid;page-break-inside:avoid}
  pre,pre[style]{font-size:6.5pt!important;white-space:pre-wrap!important;overflow-wrap:anywhere;overflow:visible}
  [style*="max-height"]{max-height:none!important;overflow:visible!important}
