@@ -128,15 +128,18 @@ def _notebook_html(path: Path) -> str:
 
     nb = nbformat.read(path, as_version=4)
     # a widget view needs a live kernel: show the static snapshot the viewer saved beside it
-    # (workbench.ui.snapshot), or say what is missing, rather than nothing
+    # (workbench.ui.snapshot); a widget without one is a progress bar, left out
     for cell in nb.cells:
+        keep = []
         for out in cell.get("outputs", []):
             data = out.get("data", {})
             if _WIDGET_MIME in data:
                 del data[_WIDGET_MIME]
                 if "text/html" not in data:
-                    data["text/html"] = ("<p class='note'>(an interactive widget: open the notebook in "
-                                         "JupyterLab to use it)</p>")
+                    continue
+            keep.append(out)
+        if "outputs" in cell:
+            cell.outputs = keep
     nb.metadata.pop("widgets", None)
     exporter = HTMLExporter(template_name="basic", embed_images=True)
     exporter.exclude_input_prompt = True
@@ -144,6 +147,8 @@ def _notebook_html(path: Path) -> str:
     body, _ = exporter.from_notebook_node(nb)
     # widget views need a live kernel: keep their text fallback, drop the scripts
     body = re.sub(r"<script\b.*?</script>", "", body, flags=re.S | re.I)
+    # column names may break after an underscore, so a wide table fits a printed page
+    body = re.sub(r"(<th\b[^>]*>)([^<]*_[^<]*)(</th>)", lambda m: m[1] + m[2].replace("_", "_<wbr>") + m[3], body)
     return body
 
 
@@ -179,11 +184,11 @@ pre{white-space:pre-wrap;font-size:.8em;background:#f8f8f8;padding:.5em;overflow
  .nb{border:none;padding-left:0}
  .tw,.output_subarea,.jp-OutputArea-output{overflow:visible!important}
  table{font-size:7pt;max-width:100%}th,td{padding:1px 4px}
- .output_subarea table{width:100%}.output_subarea :is(td,th){overflow-wrap:anywhere}
  tr{break-inside:avoid;page-break-inside:avoid}
  pre,pre[style]{font-size:6.5pt!important;white-space:pre-wrap!important;overflow-wrap:anywhere;overflow:visible}
  [style*="max-height"]{max-height:none!important;overflow:visible!important}
  a{color:inherit}.wb-snap{break-inside:auto}
+ .wb-table{font-size:7pt!important}.wb-table :is(th,td){padding:1px 3px!important}
 }
 """
 
