@@ -38,6 +38,7 @@ from workbench.kernel.ptrace import PtRegs
 from workbench.race.experiment import race_grid
 from workbench.base.vocabulary import PROTOCOLS
 from workbench.base.vocabulary import STRATEGIES as RACE_STRATEGIES
+from workbench.race.timing import Timing
 from workbench.race.workload import DEFAULT_HOT
 from workbench.sweep.engine import Grid, sweep
 from workbench.ui.format import human_value
@@ -478,6 +479,17 @@ def _download_link(label, filename, mime, data: bytes) -> str:
             f"{html.escape(label)}</a>")
 
 
+def _round_tip() -> str:
+    """What the IPI round slider sets, with the factor the timing model puts on a round at 64 CPUs."""
+    model = Timing()
+    k = model.round_moments(64)[0] / model.round_moments(24)[0]
+    return (f"sync_round_ns: the mean IPI sync round on 24 CPUs, the round-latency model's one knob; "
+            f"a round on more CPUs is longer (on 64 CPUs: {k:.2f}x)")
+
+
+_ROUND_TIP = _round_tip()
+
+
 class Explorer:
     """The race explorer: controls -> a sweep -> a live plot and a table, exportable and comparable.
 
@@ -538,7 +550,8 @@ class Explorer:
                                           readout_format=".3s", **full)
         self.sync_round_us = w.FloatLogSlider(value=sync_round_us, base=10, min=0, max=4, step=0.125,
                                               description="IPI round (µs)", continuous_update=False, style=style,
-                                              readout_format=".0f", **full)  # 1334, not 1.33e+3
+                                              readout_format=".0f", **full,  # 1334, not 1.33e+3
+                                              tooltip=_ROUND_TIP)
         self.metric = w.Dropdown(options=list(self.METRICS), value=metric, description="metric", style=style,
                                  **full)
         self.trials = w.BoundedIntText(value=trials, min=2, max=100_000, description="trials", style=style,
