@@ -724,9 +724,9 @@ class Explorer:
         self.pin_button.description = "compare: unpin A" if change["new"] else "compare: pin as A"
         self.update()
 
-    def _label(self, config) -> str:
+    def _label(self, config, sep=", ") -> str:
         return (f"{config['scenario']} [{scenario_kernel(config['scenario'])}], {config['protocol']}, "
-                f"entry {config['entry']}, "
+                f"entry {config['entry']}{sep}"
                 f"round {human_ns(config['sync_round_us'] * 1e3)} on 24 CPUs")
 
     def _table_frame(self):
@@ -787,8 +787,9 @@ class Explorer:
             return f
 
         if self.pinned is not None and f"{m}_mean" in self.pinned["frame"]:
-            fig = plots.drops_compare({f"A: {self._label(self.pinned['config'])}": scaled(self.pinned["frame"]),
-                                       f"B: {self._label(self.config())}": scaled(frame)}, metric=m)
+            # two-line panel titles: side by side, one line each would run into each other
+            a, b = self._label(self.pinned["config"], "\n"), self._label(self.config(), "\n")
+            fig = plots.drops_compare({f"A: {a}": scaled(self.pinned["frame"]), f"B: {b}": scaled(frame)}, metric=m)
         else:
             fig = plots.drops(scaled(frame), x="cpus", metrics=[m], size="wide")
             with style():
