@@ -270,7 +270,7 @@ def test_figure_defects_a_reader_saw_are_gone(frames, tables):
     labels = [t.get_text() for t in cbar.get_yticklabels() if t.get_text()]
     assert len(labels) >= 4, labels
     fig = plots.outcome_grid(tables)
-    assert "×0.41 = on 41%" in fig.legends[0].get_title().get_text()
+    assert "×f = on a share f of those placements" in fig.legends[0].get_title().get_text()
     fig, _ = plots.new_figure("wide")
     text = "; ".join(f"condition number {i}" for i in range(12)) + "; code 0123abcd"
     caption(fig, text)

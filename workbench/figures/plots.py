@@ -535,7 +535,7 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
     fig.legend(handles=handles, loc="outside lower center", ncols=6, title_fontsize=6.5, alignment="center",
                title=(f"worst outcome of a trapped call ({f'scenario {scen}, ' if scen else ''}emulated); "
                       "n = trapped placements (weighted schedules) per cell;\n"
-                      "×0.41 = on 41% of those placements (no ×: on all of them)"))
+                      "×f = on a share f of those placements (×0.80: on 80%; no ×: on all of them)"))
     return fig
 
 
