@@ -331,7 +331,7 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
             ax.text(v / 1e6 + top * 0.02, y, human_ns(v), va="center", fontsize=6)
         ax.set_xlim(0, top * 1.3)  # room for the value labels
         ax.set_title(f"{c} CPUs: stall CPU-time per patch")
-        ax.set_xlabel("stall CPU-time, summed over CPUs (ms)")
+        ax.set_xlabel("stall CPU-time, summed over CPUs (ms)\nsolid: int3 handler time; hatched: waiting")
         ax = axes[1, j]
         tr = d["dropped_tracer_mean"].to_numpy(float)
         lp = d["dropped_livepatch_mean"].to_numpy(float)
@@ -362,13 +362,9 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
             ax.tick_params(axis="y", length=0)
     axes[0, 0].set_ylabel("int3 handler strategy")
     axes[1, 0].set_ylabel("int3 handler strategy")
-    # one legend per row: a solid bar is the handler's time in the top row and tracer drops in
-    # the bottom row, so each row's legend says what its solid and patterned parts are
+    # a solid bar is the handler's time in the top row and tracer drops in the bottom row: the top
+    # row's axis label says what its parts are, the legend below is the bottom row's alone
     grey = OKABE_ITO["grey"]
-    axes[0, -1].legend(handles=[Patch(facecolor=grey, label="int3 handler time"),
-                                Patch(facecolor=grey, hatch="////", edgecolor="white",
-                                      label="waiting (spin, stop_machine)")],
-                       loc="upper right", title="stall CPU-time", title_fontsize=6.5)
     fig.legend(handles=[Patch(facecolor=grey, label="tracer calls dropped"),
                         Patch(facecolor=grey, hatch="....", edgecolor="white", label="livepatch calls dropped (lp)")],
                loc="outside lower center", ncols=2, title="dropped calls (bottom row)", title_fontsize=6.5)
