@@ -93,7 +93,7 @@ def test_sweep_says_where_it_wrote_and_refuses_to_overwrite(tmp_path):
 
 def test_help_says_what_every_option_is_in_plain_text():
     r = wb("call", "--help")
-    after = r.stdout.split("--entry", 1)[1].split("\n  --", 1)[0]
+    after = r.stdout.split("\n  --entry", 1)[1].split("\n  --", 1)[0]  # its line in the options list
     assert r.returncode == 0 and "int3 entry" in after and "v5.3" in after
     r = wb("simulate", "--help")
     assert r.returncode == 0 and ":data:" not in r.stdout and "`" not in r.stdout
