@@ -121,6 +121,14 @@ def _quiet_kernel_manager(sink):
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
+def _mark_many(m) -> str:
+    """A notebook table's opening tag and first row, with class ``many`` if that row has > 12 cells."""
+    attrs, first = m[1], m[2]
+    if len(re.findall(r"<t[hd]\b", first)) > 12:
+        attrs = re.sub(r"\bclass=(['\"])", r"class=\1many ", attrs) if "class=" in attrs else attrs + " class='many'"
+    return f"<table{attrs}>{first}</tr>"
+
+
 def _notebook_html(path: Path) -> str:
     """One executed notebook as an HTML fragment: inputs, outputs, images inline, no scripts."""
     import nbformat  # with nbconvert: only when a report is written
@@ -147,6 +155,8 @@ def _notebook_html(path: Path) -> str:
     body, _ = exporter.from_notebook_node(nb)
     # widget views need a live kernel: keep their text fallback, drop the scripts
     body = re.sub(r"<script\b.*?</script>", "", body, flags=re.S | re.I)
+    # a table of many columns may break its cells anywhere in print (.many), so it fits the page
+    body = re.sub(r"<table\b([^>]*)>(.*?)</tr>", _mark_many, body, flags=re.S)
     # column names may break after an underscore, so a wide table fits a printed page
     body = re.sub(r"(<th\b[^>]*>)([^<]*_[^<]*)(</th>)", lambda m: m[1] + m[2].replace("_", "_<wbr>") + m[3], body)
     return body
@@ -189,6 +199,7 @@ pre{white-space:pre-wrap;font-size:.8em;background:#f8f8f8;padding:.5em;overflow
  [style*="max-height"]{max-height:none!important;overflow:visible!important}
  a{color:inherit}.wb-snap{break-inside:auto}
  .wb-table{font-size:7pt!important}.wb-table :is(th,td){padding:1px 3px!important}
+ .output_subarea table.many :is(td,th){overflow-wrap:anywhere}
 }
 """
 
