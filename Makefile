@@ -15,7 +15,7 @@ ANCHOR_DEPS = @command -v qemu-system-x86_64 >/dev/null 2>&1 && test -x /bin/bus
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@command -v as >/dev/null || { echo "error: GNU binutils (as, ld) not found; install binutils" >&2; exit 2; }
+	@scripts/system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -35,8 +35,10 @@ anchor: $(STAMP)
 	$(ANCHOR_DEPS)
 	$(PY) -m workbench anchor $(if $(QUICK),--quick,)
 
+# the browser tests need Chromium: installed with apt where allowed, else one line says what to run
 test: $(STAMP)
 	$(ANCHOR_DEPS)
+	@scripts/system-deps --browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Debian's linux-source-6.1 tree (installed package, else apt-get download) into data/cache/kernel-source/

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -34,6 +39,7 @@ import pandas as pd
 from IPython.display import HTML, display
 
 from workbench.emulate.explore import load_outcome_table
+from workbench.ui.format import readable
 from workbench.ui.widgets import CallStepper, StepViewer, render_state, trapped_calls
 
 pd.set_option("display.max_colwidth", 140)
@@ -80,8 +86,8 @@ display(HTML(render_state(end)))
 
 # %%
 table = load_outcome_table("seed", entry)
-table[["strategy", "site_kind", "trap_site", "trapped_placements", "violation", "dropped_tracer",
-       "dropped_livepatch", "spurious", "crash", "delay_traps"]]
+readable(table[["strategy", "site_kind", "trap_site", "trapped_placements", "violation", "dropped_tracer",
+                "dropped_livepatch", "spurious", "crash", "delay_traps"]])
 
 # %% [markdown]
 # ## Interactive

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -33,6 +38,7 @@ backend: str = "serial"               # "local" (processes) or "dask" for bigger
 from workbench.figures import plots
 from workbench.race.experiment import race_grid
 from workbench.sweep.engine import sweep
+from workbench.ui.format import readable
 
 # %% [markdown]
 # ## Drops against the number of CPUs
@@ -43,7 +49,7 @@ from workbench.sweep.engine import sweep
 
 # %%
 by_cpus = sweep(race_grid(strategy=strategies, cpus=cpus, trials=trials), backend=backend, desc="cpus")
-by_cpus[["strategy", "cpus", "violations_mean", "dropped_tracer_mean", "trapped_mean", "patch_ns_mean"]]
+readable(by_cpus[["strategy", "cpus", "violations_mean", "dropped_tracer_mean", "trapped_mean", "patch_ns_mean"]])
 
 # %%
 plots.drops(by_cpus, x="cpus")

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -30,12 +35,13 @@ from workbench.figures import plots
 from workbench.figures.job import batching_grid
 from workbench.race.bristot import bristot_comparison
 from workbench.sweep.engine import sweep
+from workbench.ui.format import readable
 
 # %% [markdown]
 # ## The model beside the measurement
 
 # %%
-bristot_comparison()
+readable(bristot_comparison())
 
 # %% [markdown]
 # ## Over the number of sites
@@ -48,7 +54,7 @@ bristot_comparison()
 
 # %%
 frame = sweep(batching_grid(sites, trials, cpus=cpus), backend=backend, desc="batching")
-frame[["protocol", "n_sites", "ipis_mean", "patch_ns_mean", "trapped_mean", "trapped_cf"]]
+readable(frame[["protocol", "n_sites", "ipis_mean", "patch_ns_mean", "trapped_mean", "trapped_cf"]])
 
 # %%
 plots.batching(frame)

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -37,12 +42,15 @@ explorer = Explorer(strategies=strategies, cpus=cpus, trials=trials)
 explorer.widget
 
 # %% [markdown]
-# Every control is an ordinary widget: setting one from code runs the same
-# update as moving it.
+# It opens on livepatch violations per patch: `skip` loses every trapped
+# call to a livepatched function, and the loss grows with the CPUs; the
+# emulating strategies and `stop_machine` lose none. Every control is an
+# ordinary widget: setting one from code runs the same update as moving it.
+# A slower IPI round (1 ms instead of 337 µs) keeps the windows open longer:
 
 # %%
-explorer.metric.value = "dropped_tracer"
-explorer.frame[["strategy", "cpus", "dropped_tracer_mean", "dropped_tracer_cf"]].head()
+explorer.sync_round_us.value = 1000.0
+explorer.frame[["strategy", "cpus", "violations_mean", "violations_cf"]].head()
 
 # %%
 viewer = StepViewer("seed", viewer_strategy, viewer_entry, "do_IRQ", cpus=2)

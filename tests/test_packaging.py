@@ -58,3 +58,40 @@ def test_a_non_editable_install_runs_call_and_explore(tmp_path):
                               "--strategy", "skip", "--mode", "exhaustive", "--functions", "fn_00001"], **run)
     assert explore.returncode == 0, explore.stderr
     assert "skip" in explore.stdout
+
+
+def _bin_without(tmp_path, *hide):
+    """A PATH directory with links to every command on PATH except *hide*."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    for p in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(p):
+            continue
+        for name in os.listdir(p):
+            if name not in hide and not (d / name).exists():
+                src = os.path.join(p, name)
+                if os.access(src, os.X_OK) and os.path.isfile(src):
+                    (d / name).symlink_to(src)
+    return d
+
+
+def test_system_deps_without_chromium_and_no_apt_says_what_to_run(tmp_path):
+    """`make test` and .ci/run share scripts/system-deps: with Chromium missing and apt forbidden it
+    stops with one line naming the package and the command, exit status 2."""
+    env = {**os.environ, "PATH": str(_bin_without(tmp_path, "chromium")), "WORKBENCH_APT": "0",
+           "WORKBENCH_CHROMIUM": "", "WORKBENCH_SKIP_BROWSER": ""}
+    r = subprocess.run([str(ROOT / "scripts" / "system-deps"), "--browser"], env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: missing system package(s) chromium: run `sudo apt-get install")
+    # binutils alone (what `make venv` checks) is there, so the check without --browser passes
+    r = subprocess.run([str(ROOT / "scripts" / "system-deps")], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == ""
+
+
+def test_make_test_and_ci_run_share_the_system_check():
+    make = (ROOT / "Makefile").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "scripts/system-deps --browser" in make.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "scripts/system-deps --browser" in ci and "apt-get install" not in ci  # the logic lives in one place

@@ -250,6 +250,31 @@ def test_step_viewer_opens_a_counterexample(tmp_path):
     assert "DEADLOCK" in v.view.value
     v.slider.value = 1
     assert "C0 at" in v.view.value
+    n = len(v.stepper)
+    assert v.status.value.startswith(f"<b>step 2 of {n}</b>")
+    assert v.play.max == n - 1
+
+
+def test_step_viewer_jumps_from_event_to_event_to_the_outcome(tmp_path):
+    """"next event" stops where a site's bytes change, a CPU enters or leaves the int3 handler, a CPU
+    crashes, or at the outcome; every step it skips has none of these."""
+    from workbench.ui.schedule_viewer import ScheduleViewer
+
+    res = check(McConfig(**TINY, handler="irqoff_wait"), out_dir=tmp_path)
+    v = ScheduleViewer(res["files"][0])
+    s, stops = v.stepper, [0]
+    while v.jump_to_event():
+        stops.append(v.slider.value)
+    assert stops[-1] == len(s) - 1 and s.event(stops[-1]) == "outcome" and "outcome" in v.view.value
+    assert len(stops) > 2 and stops == sorted(set(stops))
+    for a, b in zip(stops, stops[1:]):
+        assert s.event(b) and not any(s.event(k) for k in range(a + 1, b))
+        why, prev, cur = s.event(b), s.state(b - 1), s.state(b)
+        if "bytes of" in why:
+            assert prev["sites"] != cur["sites"]
+        assert why in v.status.value or b != v.slider.value
+    assert any("enters the int3 handler" in s.event(k) for k in stops)
+    assert not v.jump_to_event() and v.slider.value == len(s) - 1
 
 
 def test_the_tracer_registration_drops_nothing_with_two_cpus_either():

@@ -231,3 +231,48 @@ def test_a_long_caption_stays_inside_the_png_at_the_resolution_it_is_written():
         assert fig._suptitle.get_text().replace(";\n", "; ") == text  # broken at "; ", nothing lost
     finally:
         plt.close(fig)
+
+
+def test_a_long_panel_title_stays_inside_the_png(frames):
+    """Constrained layout sizes a panel by its title's height only: a title wider than its panel
+    reached the PNG's right edge (fig1, fig2). Rendered, the PNG's outer columns stay background."""
+    import io
+
+    from PIL import Image
+
+    from workbench.figures.style import render
+
+    note = "scenario tracer_add_livepatch (tracer running), with a note longer than its panel"
+    fig = plots.drops(frames["timing"], x="sync_round_ns", panel_notes={"dropped_tracer": note})
+    png = Image.open(io.BytesIO(render(fig, formats=("png",))["png"])).convert("L")
+    w, h = png.size
+    for x0, x1 in ((0, 3), (w - 3, w)):
+        assert png.crop((x0, 0, x1, h)).getextrema()[0] > 240, f"ink within 3 px of the edge at x={x0}"
+
+
+def test_figure_defects_a_reader_saw_are_gone(frames, tables):
+    """fig5: no legend shows one swatch for two meanings, the stall axis is linear from 0 and a
+    deadlock names what its count is; fig3: a colour bar over < 3 decades labels more than its
+    decades; fig7: says what ×0.41 means; a wrapped caption leaves no item alone on its last line."""
+    from workbench.figures.style import caption
+
+    fig = plots.tradeoff(frames["cpus"])
+    for legend in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]:
+        looks = [(tuple(p.get_facecolor()), p.get_hatch()) for p in legend.get_patches()]
+        assert len(set(looks)) == len(looks), [t.get_text() for t in legend.get_texts()]
+    assert fig.axes[0].get_xscale() == "linear" and fig.axes[0].get_xlim()[0] == 0
+    assert any("calls stuck in int3" in t.get_text() for ax in fig.axes for t in ax.texts)
+    heat = frames["heatmap"].copy()
+    heat["violations_mean"] = np.linspace(185, 48_800, len(heat))
+    fig = plots.heatmap(heat)
+    cbar = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"][0]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in cbar.get_yticklabels() if t.get_text()]
+    assert len(labels) >= 4, labels
+    fig = plots.outcome_grid(tables)
+    assert "×f = on a share f of those placements" in fig.legends[0].get_title().get_text()
+    fig, _ = plots.new_figure("wide")
+    text = "; ".join(f"condition number {i}" for i in range(12)) + "; code 0123abcd"
+    caption(fig, text)
+    lines = fig._suptitle.get_text().split("\n")
+    assert len(lines) > 1 and len(lines[-1]) > 0.5 * len(lines[-2]), lines

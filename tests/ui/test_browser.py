@@ -484,7 +484,7 @@ def test_06_explorer_runs_and_its_plot_and_table_follow_the_controls(page, lab, 
     table_0 = table.inner_html()
     explorer_top.screenshot(path=str(shots / f"{name}-explorer-before.png"))
 
-    # a dropdown: the metric (the notebook leaves it at dropped_tracer) to the patch duration, which the
+    # a dropdown: the metric (the notebook leaves it at violations) to the patch duration, which the
     # IPI round below changes
     metric = _control(explorer, "metric").locator("select")
     target = "patch_ns" if metric.input_value() != "patch_ns" else "stall_ns"
@@ -495,7 +495,7 @@ def test_06_explorer_runs_and_its_plot_and_table_follow_the_controls(page, lab, 
     img_1, table_1 = _settled(page, lambda: (_image_digest(img), table.inner_html()))
     explorer_top.screenshot(path=str(shots / f"{name}-explorer-metric.png"))
 
-    # a slider, by keyboard: the IPI sync round one notch up (337 -> 422 µs) lengthens every patch
+    # a slider, by keyboard: the IPI sync round one notch up (1000 -> 1334 µs) lengthens every patch
     ipi = _control(explorer, "IPI round (µs)")
     readout = ipi.locator(".widget-readout")
     r0 = readout.text_content()
@@ -537,6 +537,72 @@ def test_06_explorer_runs_and_its_plot_and_table_follow_the_controls(page, lab, 
     assert not page.locator(STDERR).count(), page.locator(STDERR).all_text_contents()
 
 
+_OVERFLOWS = """(root) => {
+    const bad = [], name = e => (e.className && e.className.baseVal === undefined ? e.className : e.tagName)
+        .toString().split(' ').filter(c => c.startsWith('widget') || c.startsWith('jupyter')).join('.') || e.tagName;
+    const label = e => { const h = e.closest('.widget-inline-hbox'); const l = h && h.querySelector('.widget-label');
+                         return (l && l.textContent.trim()) || (e.textContent || '').trim().slice(0, 30); };
+    const plot = root.querySelector('img.widget-image');
+    const pr = plot && plot.getBoundingClientRect();
+    // every control inside the box that holds it
+    for (const el of root.querySelectorAll('.widget-inline-hbox, .widget-button, .widget-toggle-button, '
+                                           + '.widget-readout, select, input, .widget-image, .widget-hslider')) {
+        const r = el.getBoundingClientRect();
+        if (r.width === 0) continue;
+        const box = el.parentElement.closest('.widget-box, .widget-inline-hbox, .widget-hslider') || root;
+        const b = box.getBoundingClientRect();
+        if (r.left < b.left - 1 || r.right > b.right + 1)
+            bad.push(`${name(el)} [${label(el)}] ${r.left.toFixed(0)}-${r.right.toFixed(0)} outside its box `
+                     + `${b.left.toFixed(0)}-${b.right.toFixed(0)}`);
+        if (pr && el !== plot && !el.contains(plot) && !el.closest('.widget-html-content') &&
+            r.left < pr.right - 1 && r.right > pr.left + 1 && r.top < pr.bottom - 1 && r.bottom > pr.top + 1)
+            bad.push(`${name(el)} [${label(el)}] lies under the plot`);
+    }
+    // no text cut inside a control, no box that scrolls sideways (a table may scroll: it says so)
+    for (const el of root.querySelectorAll('.widget-readout, select, .widget-label, .widget-box, .widget-inline-hbox'))
+        if (el.scrollWidth > el.clientWidth + 1 && !el.closest('.widget-html-content'))
+            bad.push(`${name(el)} [${label(el)}] is cut: content ${el.scrollWidth} px in ${el.clientWidth} px`);
+    const out = root.closest('.jp-OutputArea-output');
+    if (out && root.getBoundingClientRect().right > out.getBoundingClientRect().right + 1)
+        bad.push('the explorer is wider than the output area');
+    return bad;
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_06_explorer_fits_the_window_with_the_file_browser_open(browser, lab, shots, width):
+    """At 1280 and 1920 px, with JupyterLab's file browser open, every control of the explorer lies
+    inside its box, no readout or list is cut, none sits under the plot, nothing scrolls sideways."""
+    name = "06_explorer"
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    pg.problems = []
+    try:
+        open_notebook(pg, lab, name)
+        run_all(pg, lab, name)
+        check_widgets(pg, name)
+        files = pg.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id='filebrowser']")
+        if files.count() and not pg.locator("#filebrowser:visible").count():
+            files.first.click()  # open_notebook folded it away: the harder layout has it open
+        explorer = _view(pg, "metric")
+        _settled(pg, lambda: _image_digest(explorer.locator("img.widget-image")))
+        explorer.scroll_into_view_if_needed()
+        problems = explorer.evaluate(_OVERFLOWS)
+        top = explorer.locator(":scope > .widget-hbox").first
+        top.screenshot(path=str(shots / f"{name}-explorer-{width}px.png"))
+        pg.screenshot(path=str(shots / f"{name}-window-{width}px.png"))
+        assert not problems, f"at {width} px:\n" + "\n".join(problems)
+        # the opening view shows the effect: skip's violations grow with the CPUs, not a row of zeros
+        values = explorer.locator(".wb-table").evaluate("""t => {
+            const h = Array.from(t.querySelectorAll('thead th'), th => th.textContent.trim());
+            const i = h.indexOf('violations_mean');
+            return i < 0 ? [] : Array.from(t.querySelectorAll('tbody tr'), tr => tr.children[i].textContent.trim()); }""")
+        assert values and any(v not in ("0", "nan") for v in values), values
+    finally:
+        context.close()
+
+
 def test_07_model_checking_runs_and_its_counterexample_replays_with_the_slider(page, lab, shots):
     name = "07_model_checking"
     run_notebook(page, lab, shots, name)
@@ -548,19 +614,42 @@ def test_07_model_checking_runs_and_its_counterexample_replays_with_the_slider(p
     after = _changed(page, "the counterexample view after moving the step slider to the end",
                      lambda: view.inner_html(), before)
     assert "outcome" in after and "NULL pointer dereference" in after, after[:400]
+    status = viewer.locator(".widget-html-content").filter(has_text=re.compile(r"^step \d+ of \d+"))
+    n = int(re.search(r"of (\d+)", status.text_content()).group(1))
+    assert status.text_content().startswith(f"step {n} of {n}"), status.text_content()
     viewer.screenshot(path=str(shots / f"{name}-viewer-end.png"))
+    # back to the start, then "next event": the first site write (an int3 byte), named in the status
+    _slider_keys(page, _control(viewer, "step"), ["Home"])
+    v0 = _changed(page, "the view back at step 1", lambda: view.inner_html(), after)
+    viewer.get_by_role("button", name="next event").click()
+    _changed(page, "the view after 'next event'", lambda: view.inner_html(), v0)
+    assert re.match(r"step (\d+) of \d+ · bytes of do_IRQ change", status.text_content()), status.text_content()
+    assert viewer.locator(".widget-play").count(), "no play control"
+    viewer.screenshot(path=str(shots / f"{name}-viewer-event.png"))
     assert not page.locator(STDERR).count(), page.locator(STDERR).all_text_contents()
 
 
 # -- the HTML report ----------------------------------------------------------------------------
-def test_report_html_shows_every_figure_offline(browser, shots):
-    """`python -m workbench report --quick` (what `make report QUICK=1` runs), opened from disk in
-    Chromium with every network request refused: each figure and notebook image loads."""
+@pytest.fixture(scope="module")
+def quick_report():
+    """`python -m workbench report --quick` (what `make report QUICK=1` runs): the HTML file's path.
+    A successful run prints only where it wrote and how long each step took: nothing on stderr (no
+    kernel warnings, no KeyboardInterrupt from a kernel shutting down)."""
     r = subprocess.run([sys.executable, "-m", "workbench", "report", "--quick", "--quiet"], cwd=REPO,
                        capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr == "", f"a successful report printed on stderr:\n{r.stderr[-2000:]}"
+    for line in r.stdout.splitlines():
+        assert re.fullmatch(r"wrote \S+|  [a-z ]+: \d+\.\d s", line), f"unexpected output line: {line!r}"
     html_path = Path(r.stdout.split("wrote ")[-1].splitlines()[0].strip())
     assert html_path.name == "report_quick.html" and html_path.is_file(), r.stdout
+    return html_path
+
+
+def test_report_html_shows_every_figure_offline(browser, shots, quick_report):
+    """The report opened from disk in Chromium with every network request refused: each figure and
+    notebook image loads, and every widget cell shows its static snapshot."""
+    html_path = quick_report
     context = browser.new_context(viewport={"width": 1280, "height": 1000}, offline=True)
     requests = []
     context.route(re.compile(r"^(https?|wss?)://"), lambda route: (requests.append(route.request.url), route.abort()))
@@ -580,8 +669,62 @@ def test_report_html_shows_every_figure_offline(browser, shots):
         assert requests == [], f"the report fetched from the network: {requests}"
         text = pg.inner_text("body")
         assert "Provenance" in text and "quick" in text and "papermill" in text
+        # one static snapshot per widget cell: 02's viewer, 06's explorer (with its plot) and viewer, 07's
+        snaps = pg.locator(".wb-snap")
+        assert snaps.count() == 4, snaps.count()
+        assert pg.locator("#nb-06_explorer .wb-snap img[alt=plot]").count() == 1
+        # the page is no wider than the window: wide tables scroll inside their own box
+        assert pg.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         pg.screenshot(path=str(shots / "report-top.png"))
         pg.locator("#fig5_tradeoff_quick").scroll_into_view_if_needed()
         pg.screenshot(path=str(shots / "report-fig5.png"))
+        pg.locator("#t-drops_vs_cpus_quick").scroll_into_view_if_needed()
+        pg.screenshot(path=str(shots / "report-table.png"))
     finally:
         context.close()
+
+
+# A4 less the report's @page margins (12 mm each side), in CSS pixels (96 per inch)
+_A4_CONTENT_PX = int((210 - 24) / 25.4 * 96)
+
+
+def test_report_prints_to_a4_with_nothing_cut(browser, shots, quick_report):
+    """Printed to PDF by Chromium (page.pdf, A4): laid out at the printed width no element runs past
+    the page's content box, and on every page, rendered back to an image with pdftoppm, the right
+    margin is blank (Chromium draws what overflows the page into it, up to the paper's edge)."""
+    from PIL import Image
+
+    pdftoppm = shutil.which("pdftoppm")
+    if pdftoppm is None:
+        pytest.fail("pdftoppm not found: install Debian's poppler-utils (scripts/system-deps --browser does)",
+                    pytrace=False)
+    context = browser.new_context(viewport={"width": _A4_CONTENT_PX, "height": 1000}, offline=True)
+    pg = context.new_page()
+    out = shots / "report-print"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        pg.goto(quick_report.as_uri())
+        pg.wait_for_load_state("load")
+        pg.emulate_media(media="print")
+        wide = pg.evaluate("""(w) => Array.from(document.body.querySelectorAll('*'))
+            .filter(e => e.getBoundingClientRect().right > w + 1 && e.getClientRects().length)
+            .filter(e => !Array.from(e.children).some(c => c.getBoundingClientRect().right > w + 1))
+            .slice(0, 10).map(e => `${e.tagName}.${e.className} in ${(e.closest('section, figure') || {}).id}: `
+                                   + `${Math.round(e.getBoundingClientRect().right)} px`)""", _A4_CONTENT_PX)
+        assert not wide, f"wider than the printed page ({_A4_CONTENT_PX} px):\n" + "\n".join(wide)
+        pdf = out / "report.pdf"
+        pg.pdf(path=str(pdf), format="A4", print_background=True, prefer_css_page_size=True)
+    finally:
+        context.close()
+    subprocess.run([pdftoppm, "-r", "50", "-png", str(pdf), str(out / "page")], check=True, timeout=300)
+    pages = sorted(out.glob("page-*.png"))
+    assert len(pages) > 10, f"{len(pages)} pages"
+    cut = []
+    for p in pages:
+        im = Image.open(p).convert("L")
+        w, h = im.size
+        strip = im.crop((w - int(w * 0.04), 0, w, h))  # the right 4% of the page: inside the 12-mm margin
+        if strip.getextrema()[0] < 200:
+            cut.append(p.name)
+    assert not cut, f"content in the right margin (cut at the paper's edge) on {cut}; pages in {out}"

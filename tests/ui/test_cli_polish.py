@@ -89,3 +89,33 @@ def test_sweep_says_where_it_wrote_and_refuses_to_overwrite(tmp_path):
     assert third.returncode == 0 and f"wrote {path}" in third.stdout
     frame = pd.read_parquet(path)
     assert frame.attrs["provenance"]["grid"] == "mine" and set(frame["grid"]) == {"mine"}
+
+
+def test_help_says_what_every_option_is_in_plain_text():
+    r = wb("call", "--help")
+    after = r.stdout.split("\n  --entry", 1)[1].split("\n  --", 1)[0]  # its line in the options list
+    assert r.returncode == 0 and "int3 entry" in after and "v5.3" in after
+    r = wb("simulate", "--help")
+    assert r.returncode == 0 and ":data:" not in r.stdout and "`" not in r.stdout
+    assert "sweep --set sync_round_ns=" in r.stdout  # lists of the round: where to go
+
+
+def test_explore_fits_100_columns_unless_asked_and_says_what_its_columns_are():
+    narrow = wb("explore", "--scenario", "seed", "--strategy", "all", "--quiet")
+    assert narrow.returncode == 0, narrow.stderr
+    assert max(map(len, narrow.stdout.splitlines())) <= 100
+    assert "schedules_raw" not in narrow.stdout and "skip: " in narrow.stdout and "schedules (" in narrow.stdout
+    assert "placements = trapped_placements" in narrow.stdout
+    wide = wb("explore", "--scenario", "seed", "--strategy", "all", "--quiet", "--wide")
+    assert "schedules_raw" in wide.stdout and max(map(len, wide.stdout.splitlines())) > 100
+    rows = json.loads(wb("explore", "--scenario", "seed", "--strategy", "skip", "--quiet", "--json").stdout)
+    assert "schedules_raw" in rows[0] and "trapped_placements" in rows[0]
+
+
+def test_model_checking_table_explains_why_a_deadlock_counts_as_a_violation(tmp_path):
+    r = wb("explore", "--mode", "exhaustive", "--cpus", "2", "--strategy", "spin", "--quiet",
+           "--cex-dir", str(tmp_path), env={"WORKBENCH_DATA": str(tmp_path / "data")})
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if not ln.startswith("counterexample:")]
+    assert max(map(len, lines)) <= 100
+    assert "note: a deadlocked call" in r.stdout and "counts as a violation" in r.stdout

@@ -119,3 +119,20 @@ def test_trapped_calls_summarises_every_strategy():
     assert not t.loc["stop_machine", "trapped"]
     v51 = trapped_calls("do_IRQ", "v5.1").set_index("strategy")
     assert "oops" in v51.loc["emulate_new", "crash"]
+
+
+def test_a_saved_viewer_carries_a_static_snapshot_of_its_current_state():
+    """Without a kernel (the report, nbconvert) a widget view shows nothing: the box the explorer and the
+    step viewer display also gives text/html, their controls' values and views as they were."""
+    ex = Explorer(strategies=("skip",), cpus=(1, 4), trials=40)
+    ex.sync_round_us.value = 1000.0
+    data = ex.widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    snap = data["text/html"]
+    assert "<b>IPI round (µs)</b> 1k" in snap and "<b>CPUs</b> 1–4" in snap and "<b>strategies</b> skip" in snap
+    assert "data:image/svg+xml;base64," in snap and "violations_mean" in snap  # the plot and the table
+    assert "e+0" not in snap.split("base64,")[0]
+    sv = StepViewer("seed", "emulate_new", "v5.3", "do_IRQ", cpus=2)
+    sv.insn.value = 3
+    snap = sv.widget._repr_mimebundle_()["text/html"]
+    assert "<b>instruction</b> 3" in snap and "<pre" in snap and "3 instructions" in snap

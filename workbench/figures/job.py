@@ -159,7 +159,10 @@ class Report:
     def summary(self) -> str:
         pts = sum(s["points"] for s in self.sweeps.values())
         cached = sum(s["cached"] for s in self.sweeps.values())
-        lines = [f"sweeps: {pts} points, {cached} from cache, {pts - cached} computed"]
+        # "from cache": points whose results the verified point cache already held, from an earlier
+        # run or from an earlier sweep of this run that shares the point (a cold run has some)
+        lines = [f"sweeps: {pts} points, {cached} read from the point cache (results of earlier runs, or of "
+                 f"points another sweep of this run computed first), {pts - cached} computed"]
         if self.figures_kept:
             lines.append(f"figures: {len(self.figures_kept)} unchanged inputs, not drawn again")
         lines += [f"  {k}: {v:.1f} s" for k, v in self.seconds.items()]

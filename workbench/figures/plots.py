@@ -30,7 +30,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from workbench.base.errors import ConfigError
 from workbench.base.units import human_count, human_ns
 from workbench.race.experiment import long_metrics
-from workbench.race.timing import BRISTOT
+from workbench.race.timing import BRISTOT, Timing
 from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE,
                                      X_AXES, DecadeLocator, PlotFigure, eng_tick, figure_check, log_x,
                                      marker_stagger, new_figure, save, set_x, strategies_in, strategy_style, style,
@@ -110,7 +110,14 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
         ax.set_ylabel(METRIC_LABELS.get(m, m))
         where = ""
         if x != "cpus" and "cpus" in frame and frame["cpus"].nunique() == 1:
-            where = f" ({int(frame['cpus'].iloc[0])} CPUs)"  # the panel's CPU count, not the x label's
+            c = int(frame["cpus"].iloc[0])
+            where = f" ({c} CPUs)"  # the panel's CPU count, not the x label's
+            if x == "sync_round_ns" and c != BRISTOT.cpus:
+                # the knob is the round's mean on 24 CPUs; say what the round is at this panel's CPUs
+                # (one factor whatever the knob: both parts of a round scale together, Timing.for_round)
+                model = Timing()
+                k = model.round_moments(c)[0] / model.round_moments(BRISTOT.cpus)[0]
+                ax.set_xlabel(f"{ax.get_xlabel()}\n(the round on {c} CPUs is {k:.2f}× this)")
         note = (panel_notes or {}).get(m)
         ax.set_title({"violations": "Live patch: violations", "dropped_tracer": "Tracer: dropped calls"}
                      .get(m, m) + where + (f"\n{note}" if note else ""))
@@ -195,6 +202,8 @@ def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", si
         cb = fig.colorbar(mesh, ax=ax, pad=0.02, fraction=0.06)
         cb.set_label(METRIC_LABELS[m].splitlines()[0])
         cb.ax.tick_params(labelsize=6.5)
+        if norm is not None and norm.vmax / norm.vmin < 1e3:  # < 3 decades: label 1-2-5, not 1k/10k alone
+            cb.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         cb.ax.yaxis.set_major_formatter(FuncFormatter(eng_tick))  # 1k/1M, as on every figure
         cb.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     return fig
@@ -282,7 +291,8 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
     """What each strategy costs and what it drops, per patch, at two CPU counts.
 
     Columns: the CPU counts of *cpus* (or the nearest in the frame). Top
-    row: stall CPU-time per patch summed over CPUs (log axis), split into the
+    row: stall CPU-time per patch summed over CPUs (linear axis from 0, the
+    panel's own range), split into the
     int3 handler's own time (trapped calls x handler time, from the
     frame's ``trapped_mean`` times the larger of ``handler_ns`` and
     ``handler_batch_ns``, an upper bound) and the rest, CPUs held waiting
@@ -311,16 +321,17 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         wait[wait <= 1e-9 * stall] = 0.0  # float rounding of trapped x handler, not waiting
         colours = [strategy_style(s)[0] for s in strategies]
         ax = axes[0, j]
-        lo = 1e-3  # 1 us in ms: bars start here on the log axis
-        ax.barh(ys, np.maximum(handler / 1e6, lo) - lo, left=lo, color=colours, height=0.62)
-        ax.barh(ys, np.where(wait > 0, wait / 1e6, 0), left=np.maximum(handler / 1e6, lo), color=colours,
+        # a linear axis from 0: a bar's length is the time (on a log axis it would start at an
+        # arbitrary small value); the panel's own range, as the two CPU counts differ 30-fold
+        top = float(np.nanmax(stall)) / 1e6 if np.isfinite(stall).any() and np.nanmax(stall) > 0 else 1.0
+        ax.barh(ys, handler / 1e6, color=colours, height=0.62)
+        ax.barh(ys, np.where(wait > 0, wait / 1e6, 0), left=handler / 1e6, color=colours,
                 height=0.62, hatch="////", edgecolor="white", linewidth=0)
         for y, v in zip(ys, stall):
-            ax.text(max(v / 1e6, lo) * 1.15, y, human_ns(v), va="center", fontsize=6)
-        log_x(ax)
-        ax.set_xlim(lo, stall_max / 1e6 * 12)  # room for the value labels
+            ax.text(v / 1e6 + top * 0.02, y, human_ns(v), va="center", fontsize=6)
+        ax.set_xlim(0, top * 1.3)  # room for the value labels
         ax.set_title(f"{c} CPUs: stall CPU-time per patch")
-        ax.set_xlabel("stall CPU-time, summed over CPUs (ms)")
+        ax.set_xlabel("stall CPU-time, summed over CPUs (ms)\nsolid: int3 handler time; hatched: waiting")
         ax = axes[1, j]
         tr = d["dropped_tracer_mean"].to_numpy(float)
         lp = d["dropped_livepatch_mean"].to_numpy(float)
@@ -332,8 +343,8 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
             # livepatch drops are a small share of the bar: say them, or they vanish; a
             # strategy that hangs the patch is not "zero drops": say so on its bar
             text = "0" if a + b <= 0 else (f"{human_count(a)} + {human_count(b)} lp" if b > 0 else human_count(a))
-            if k > 0:
-                text += f"; the patch deadlocks ({human_count(k)} calls)"
+            if k > 0:  # deadlocks_mean: trapped calls that can never leave the int3 handler
+                text += f"; the patch deadlocks ({human_count(k)} calls stuck in int3)"
             ax.text(max(a + b, 0) * 1.15 + 0.08, y, text, va="center", fontsize=6,
                     color=OKABE_ITO["vermillion"] if k > 0 else "black")
         ax.set_xscale("symlog", linthresh=1.0, linscale=0.6)
@@ -351,12 +362,12 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
             ax.tick_params(axis="y", length=0)
     axes[0, 0].set_ylabel("int3 handler strategy")
     axes[1, 0].set_ylabel("int3 handler strategy")
+    # a solid bar is the handler's time in the top row and tracer drops in the bottom row: the top
+    # row's axis label says what its parts are, the legend below is the bottom row's alone
     grey = OKABE_ITO["grey"]
-    handles = [Patch(facecolor=grey, label="int3 handler time"),
-               Patch(facecolor=grey, hatch="////", edgecolor="white", label="waiting (spin, stop_machine)"),
-               Patch(facecolor=grey, label="tracer calls dropped"),
-               Patch(facecolor=grey, hatch="....", edgecolor="white", label="livepatch calls dropped")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=4)
+    fig.legend(handles=[Patch(facecolor=grey, label="tracer calls dropped"),
+                        Patch(facecolor=grey, hatch="....", edgecolor="white", label="livepatch calls dropped (lp)")],
+               loc="outside lower center", ncols=2, title="dropped calls (bottom row)", title_fontsize=6.5)
     return fig
 
 
@@ -517,9 +528,10 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
     axes[0][0].set_ylabel("int3 handler strategy")
     handles = [Patch(facecolor=_CLASS_COLOUR[k], edgecolor="#777777", linewidth=0.4, label=k)
                for k in ("correct", "drops", "violation", "crash", "deadlock", "never traps")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=6,
+    fig.legend(handles=handles, loc="outside lower center", ncols=6, title_fontsize=6.5, alignment="center",
                title=(f"worst outcome of a trapped call ({f'scenario {scen}, ' if scen else ''}emulated); "
-                      "n = trapped placements (weighted schedules) per cell"))
+                      "n = trapped placements (weighted schedules) per cell;\n"
+                      "×f = on a share f of those placements (×0.80: on 80%; no ×: on all of them)"))
     return fig
 
 

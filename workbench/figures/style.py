@@ -199,6 +199,7 @@ def render(fig, formats=FORMATS, provenance=None, caption_text=None) -> dict:
             # again for every format (most of the cost of saving)
             fig.canvas.draw()
             fig.set_layout_engine("none")
+        _fit_titles(fig)
         for fmt in formats:
             check_choice("format", fmt, FORMATS)
             buf = io.BytesIO()
@@ -207,6 +208,30 @@ def render(fig, formats=FORMATS, provenance=None, caption_text=None) -> dict:
     if record is not None:
         out["json"] = (json.dumps(record, sort_keys=True, indent=1) + "\n").encode()
     return out
+
+
+def _fit_titles(fig, margin_in=0.12) -> None:
+    """Move a panel title that runs past the figure's side (at :data:`PNG_DPI`) back inside it.
+
+    Constrained layout sizes panels by their titles' height only, so a title wider than its
+    panel may reach the figure's edge; it is shifted sideways, still centred on its new x.
+    """
+    own = fig.get_dpi()
+    fig.set_dpi(PNG_DPI)  # hinted glyphs come out wider there than at the screen's dpi
+    try:
+        renderer = fig.canvas.get_renderer()
+        width, margin = fig.bbox.width, margin_in * fig.dpi
+        for ax in fig.axes:
+            for title in (ax.title, ax._left_title, ax._right_title):
+                if not title.get_text() or not title.get_visible():
+                    continue
+                box = title.get_window_extent(renderer)
+                shift = max(box.x1 - (width - margin), 0) or min(box.x0 - margin, 0)
+                if shift and ax.bbox.width > 0:
+                    x, y = title.get_position()
+                    title.set_position((x - shift / ax.bbox.width, y))
+    finally:
+        fig.set_dpi(own)
 
 
 #: constant columns named in a figure's conditions caption, with their formatting
@@ -290,7 +315,15 @@ def caption(fig, text: str) -> None:
             else:
                 lines.append(line + ";")
                 line = part
-        title.set_text("\n".join([*lines, line]))
+        lines.append(line)
+        # balance the last two lines: no provenance item ("code 39af720c") left alone on its own line
+        while len(lines) > 1:
+            head = lines[-2].rstrip(";").split("; ")
+            moved = f"{head[-1]}; {lines[-1]}"
+            if len(head) < 2 or len(moved) > len("; ".join(head[:-1])) or not fits(moved):
+                break
+            lines[-2:] = ["; ".join(head[:-1]) + ";", moved]
+        title.set_text("\n".join(lines))
 
 
 # -- checks: text that collides, axes without labels ----------------------------------------

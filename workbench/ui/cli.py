@@ -16,6 +16,7 @@ they model.
 import argparse
 import importlib
 import os
+import re
 import sys
 import textwrap
 import threading
@@ -90,11 +91,17 @@ def _build():
         doc = (module.__doc__ or "").split("\n\n", 1)
         # the command's module docstring after its first paragraph: details and examples
         p = sub.add_parser(name, help=help_, description=help_,
-                           epilog=doc[1].replace("``", "").replace("::", ":").strip() if len(doc) > 1 else None,
+                           epilog=_plain(doc[1]) if len(doc) > 1 else None,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(_module=mod)
         module.configure(p)
     return parser
+
+
+def _plain(doc: str) -> str:
+    """A docstring as terminal text: no Sphinx roles (:data:`x` -> x), literals or ``::``."""
+    doc = re.sub(r":(?:data|func|class|mod|meth|attr|obj):`~?([^`]+)`", r"\1", doc)
+    return doc.replace("``", "").replace("::", ":").strip()
 
 
 def main(argv=None):

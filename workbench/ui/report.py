@@ -8,7 +8,8 @@ runs, in order:
    summary tables match the code;
 2. every notebook under ``notebooks/`` with papermill on its default
    parameters, into ``data/report/notebooks/<name>.ipynb`` (the executed
-   notebooks are kept beside the report);
+   notebooks are kept beside the report, each with the ``.kernel.log``
+   of what its kernel process wrote outside the cells);
 3. one HTML file, ``data/report/report.html`` (``report_quick.html`` for a
    quick run): the provenance (code version, seed, grid, quick or full),
    the versions of the tools, every figure with its conditions caption,
@@ -40,9 +41,10 @@ from workbench.base.version import VERSION as __version__
 from workbench.base.errors import ConfigError, check_range
 from workbench.base.paths import data_dir
 from workbench.base.provenance import read_provenance
+from workbench.base.store import write_atomic
 from workbench.base.version import code_version
 from workbench.figures.job import FIGURES, regenerate
-from workbench.ui.format import human_value
+from workbench.ui.report_tables import table_html
 
 __all__ = ["NOTEBOOK_DIR", "ReportResult", "TOOLS", "build_report", "notebooks", "render_html", "tool_versions"]
 
@@ -91,9 +93,40 @@ def _execute(nb: Path, outdir: Path, timeout: float) -> Path:
     import papermill  # a second of start-up: imported only when notebooks are run
 
     out = outdir / nb.name
-    papermill.execute_notebook(str(nb), str(out), cwd=str(nb.parent), progress_bar=False,
-                               kernel_name="python3", execution_timeout=int(timeout), log_output=False)
+    log = out.with_suffix(".kernel.log")
+    with open(log, "wb") as sink:
+        papermill.execute_notebook(str(nb), str(out), cwd=str(nb.parent), progress_bar=False,
+                                   kernel_name="python3", execution_timeout=int(timeout), log_output=False,
+                                   kernel_manager_class=_quiet_kernel_manager(sink))
     return out
+
+
+def _quiet_kernel_manager(sink):
+    """A kernel manager whose kernel writes its own stdout/stderr to *sink* (``<name>.kernel.log``
+    beside the executed notebook), not to the terminal: ipykernel's start-up warning about TCP
+    transport and its "KeyboardInterrupt caught in kernel" at shutdown say nothing about the run
+    (what the cells print is in the notebook itself)."""
+    from jupyter_client.manager import AsyncKernelManager  # start-up: with papermill, only for a report
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            # Popen keyword arguments are passed down to the launcher (jupyter_client's documented kw)
+            kw.setdefault("stdout", sink)
+            kw.setdefault("stderr", sink)
+            return await super().start_kernel(**kw)
+
+    return QuietKernelManager
+
+
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def _mark_many(m) -> str:
+    """A notebook table's opening tag and first row, with class ``many`` if that row has > 12 cells."""
+    attrs, first = m[1], m[2]
+    if len(re.findall(r"<t[hd]\b", first)) > 12:
+        attrs = re.sub(r"\bclass=(['\"])", r"class=\1many ", attrs) if "class=" in attrs else attrs + " class='many'"
+    return f"<table{attrs}>{first}</tr>"
 
 
 def _notebook_html(path: Path) -> str:
@@ -102,12 +135,30 @@ def _notebook_html(path: Path) -> str:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(path, as_version=4)
+    # a widget view needs a live kernel: show the static snapshot the viewer saved beside it
+    # (workbench.ui.snapshot); a widget without one is a progress bar, left out
+    for cell in nb.cells:
+        keep = []
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if _WIDGET_MIME in data:
+                del data[_WIDGET_MIME]
+                if "text/html" not in data:
+                    continue
+            keep.append(out)
+        if "outputs" in cell:
+            cell.outputs = keep
+    nb.metadata.pop("widgets", None)
     exporter = HTMLExporter(template_name="basic", embed_images=True)
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb)
     # widget views need a live kernel: keep their text fallback, drop the scripts
     body = re.sub(r"<script\b.*?</script>", "", body, flags=re.S | re.I)
+    # a table of many columns may break its cells anywhere in print (.many), so it fits the page
+    body = re.sub(r"<table\b([^>]*)>(.*?)</tr>", _mark_many, body, flags=re.S)
+    # column names may break after an underscore, so a wide table fits a printed page
+    body = re.sub(r"(<th\b[^>]*>)([^<]*_[^<]*)(</th>)", lambda m: m[1] + m[2].replace("_", "_<wbr>") + m[3], body)
     return body
 
 
@@ -116,55 +167,82 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
-def _table_html(frame: pd.DataFrame, drop=()) -> str:
-    cols = [c for c in frame.columns if c not in drop]
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(human_value(str(c), v))}</td>" for c, v in zip(cols, r))
-                   + "</tr>" for r in frame[cols].itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-
-
 _CSS = """
 body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.4}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-figure{margin:1.5em 0;page-break-inside:avoid}figure img{max-width:100%;height:auto;border:1px solid #eee}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}h4{margin:1em 0 .2em}
+img{max-width:100%;height:auto;box-sizing:border-box}
+figure{margin:1.5em 0;break-inside:avoid;page-break-inside:avoid}figure img{border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}
-table{border-collapse:collapse;font-size:.8em;margin:.5em 0 1.5em}
-th,td{padding:2px 8px;text-align:right;border-bottom:1px solid #eee}th{background:#f4f4f4}
+.toc{columns:2;font-size:.9em}.toc li{break-inside:avoid}
+table{border-collapse:collapse;font-size:.8em;margin:.4em 0 1em;font-variant-numeric:tabular-nums}
+th,td{padding:2px 7px;text-align:right;border-bottom:1px solid #eee;vertical-align:top}
+th{background:#f4f4f4;font-weight:600}th .u,h4 .u{font-weight:normal;color:#666;font-size:.9em}
+th.span{text-align:center;font-weight:normal;color:#555}td.key,th.key{text-align:left}
+td:has(> .txt){text-align:left}
+.pm{color:#777;font-size:.9em;white-space:nowrap}
 .prov td,.prov th{text-align:left}.nb{border-left:3px solid #ddd;padding-left:1em;margin:1em 0}
+.tw{overflow-x:auto;max-width:100%}.const,.note,.src{font-size:.8em;color:#555;margin:.2em 0}.const .k{color:#222}
+.output_subarea,.jp-OutputArea-output{overflow-x:auto;max-width:100%}
 pre{white-space:pre-wrap;font-size:.8em;background:#f8f8f8;padding:.5em;overflow-x:auto}
 .jp-InputArea-editor,.input_area{background:#f8f8f8}
-@media print{.nb{border:none}}
+@page{size:A4;margin:14mm 12mm}
+@media print{
+ body{max-width:none;margin:0;padding:0;font-size:9pt}
+ h2{break-before:page;page-break-before:always}h2#provenance{break-before:auto;page-break-before:auto}
+ h2,h3,h4{break-after:avoid;page-break-after:avoid}
+ .nb{border:none;padding-left:0}
+ .tw,.output_subarea,.jp-OutputArea-output{overflow:visible!important}
+ table{font-size:7pt;max-width:100%}th,td{padding:1px 4px}
+ tr{break-inside:avoid;page-break-inside:avoid}
+ pre,pre[style]{font-size:6.5pt!important;white-space:pre-wrap!important;overflow-wrap:anywhere;overflow:visible}
+ [style*="max-height"]{max-height:none!important;overflow:visible!important}
+ a{color:inherit}.wb-snap{break-inside:auto}
+ .wb-table{font-size:7pt!important}.wb-table :is(th,td){padding:1px 3px!important}
+ .output_subarea table.many :is(td,th){overflow-wrap:anywhere}
+}
 """
 
 
 def render_html(*, title: str, provenance: dict, tools: dict, figures: list[tuple[Path, dict]],
-                tables: list[tuple[str, pd.DataFrame]], notebook_html: list[tuple[str, str]]) -> str:
+                tables: list[tuple], notebook_html: list[tuple[str, str]]) -> str:
     """The report's HTML text from its parts (every image inline; nothing fetched from elsewhere).
 
     *figures* are ``(png_path, metadata)`` pairs (metadata from the
     figure's JSON: ``caption`` is shown under it), *tables* ``(name,
-    frame)`` pairs, *notebook_html* ``(name, fragment)`` pairs. Raises
-    :class:`ConfigError` if the result would reference a remote resource.
+    frame, csv_href)`` triples (laid out by
+    :func:`workbench.ui.report_tables.table_html`; *csv_href* is the full
+    table's file, relative to the report), *notebook_html* ``(name,
+    fragment)`` pairs. Raises :class:`ConfigError` if the result would
+    reference a remote resource.
     """
     esc = html.escape
+    toc = (["<li><a href='#provenance'>Provenance and tools</a></li>", "<li><a href='#figures'>Figures</a><ol>"]
+           + [f"<li><a href='#{esc(png.stem)}'>{esc(png.stem)}</a></li>" for png, _ in figures]
+           + ["</ol></li><li><a href='#tables'>Summary tables</a><ol>"]
+           + [f"<li><a href='#t-{esc(t[0])}'>{esc(t[0])}</a></li>" for t in tables]
+           + ["</ol></li><li><a href='#notebooks'>Notebooks</a><ol>"]
+           + [f"<li><a href='#nb-{esc(name)}'>{esc(name)}</a></li>" for name, _ in notebook_html] + ["</ol></li>"])
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>",
              "<p>Every result of the int3 workbench in one file: figures, summary tables and the executed "
-             "notebooks. Times are shown in readable units here; the data files keep nanoseconds "
-             "(columns named <code>_ns</code>).</p>",
+             "notebooks. Numbers are shown for reading: each table header names its unit, times in one "
+             "unit per column; the full tables beside this file (<code>tables/</code>) keep full "
+             "precision and nanoseconds (columns named <code>_ns</code>).</p>",
+             "<ol class='toc'>", *toc, "</ol>",
              "<h2 id='provenance'>Provenance</h2><table class='prov'>"]
     parts += [f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in provenance.items()]
     parts.append("</table><h3>Tools</h3><table class='prov'>")
     parts += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in tools.items()]
     parts.append("</table><h2 id='figures'>Figures</h2>")
-    for png, meta in figures:
+    for i, (png, meta) in enumerate(figures, 1):
         parts.append(f"<figure id='{esc(png.stem)}'><img alt='{esc(png.stem)}' src='{_data_uri(png)}'>"
-                     f"<figcaption><b>{esc(png.stem)}</b>: {esc(meta.get('caption', ''))}</figcaption></figure>")
+                     f"<figcaption><b>Figure {i}</b> ({esc(png.stem)}). {esc(meta.get('caption', ''))}"
+                     f"</figcaption></figure>")
     parts.append("<h2 id='tables'>Summary tables</h2>")
-    for name, frame in tables:
-        parts.append(f"<h3>{esc(name)}</h3>" + _table_html(frame, drop=("code_version", "workbench_version")))
+    for name, frame, *href in tables:
+        link = href[0] if href else f"{name}.csv"
+        parts.append(f"<section id='t-{esc(name)}'><h3>{esc(name)}</h3>{table_html(name, frame, link)}</section>")
     parts.append("<h2 id='notebooks'>Notebooks (executed on their default parameters)</h2>")
     for name, fragment in notebook_html:
         parts.append(f"<section class='nb' id='nb-{esc(name)}'><h3>{esc(name)}</h3>{fragment}</section>")
@@ -210,10 +288,13 @@ def build_report(quick: bool = False, *, outdir: Path | None = None, seed: int =
         meta = json.loads((out / "figures" / f"{spec.name}{suffix}.json").read_text())
         figures.append((png, meta))
     tables = []
+    (rep / "tables").mkdir(exist_ok=True)
     for csv in sorted((out / "summary").glob(f"*{suffix}.csv")):
         if not quick and csv.stem.endswith("_quick"):
             continue
-        tables.append((csv.stem, pd.read_csv(csv)))
+        # the full table beside the report, so the report folder can be shared as it is
+        write_atomic(rep / "tables" / csv.name, csv.read_bytes(), what="report table")
+        tables.append((csv.stem, pd.read_csv(csv), f"tables/{csv.name}"))
     first = pd.read_csv(out / "summary" / f"drops_vs_cpus{suffix}.csv")
     prov = read_provenance(first)
     prov = {"run": prov["run"], "seed": prov["seed"], "code version": prov["code_version"],

@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_range
+from workbench.base.units import human_ns
 from workbench.base.vocabulary import ENTRIES
 from workbench.emulate.scenario import scenario_kernel, scenario_names
 from workbench.kernel.int3 import STRATEGIES as HANDLER_STRATEGIES
@@ -37,9 +38,11 @@ from workbench.kernel.ptrace import PtRegs
 from workbench.race.experiment import race_grid
 from workbench.base.vocabulary import PROTOCOLS
 from workbench.base.vocabulary import STRATEGIES as RACE_STRATEGIES
+from workbench.race.timing import Timing
 from workbench.race.workload import DEFAULT_HOT
 from workbench.sweep.engine import Grid, sweep
 from workbench.ui.format import human_value
+from workbench.ui.snapshot import snapshot_box
 
 __all__ = [
     "CPU_CHOICES", "CallStepper", "Explorer", "HANDLER_SYMBOLS", "StepViewer", "render_state",
@@ -387,8 +390,11 @@ class StepViewer:
             c.observe(self._rebuild, names="value")
         self.step.observe(self._on_step, names="value")
         self.insn.observe(self.render, names="value")
-        self.widget = w.VBox([w.HBox([self.strategy, self.entry, self.function]), self.step,
-                              w.HBox([self.insn, self.play, self.trap_button]), self.status, self.view])
+        self.widget = snapshot_box([w.HBox([self.strategy, self.entry, self.function],
+                                           layout=w.Layout(flex_flow="row wrap")), self.step,
+                                    w.HBox([self.insn, self.play, self.trap_button],
+                                           layout=w.Layout(flex_flow="row wrap", align_items="center")),
+                                    self.status, self.view])
         self._on_step()
         if insn:
             self.insn.value = min(insn, self.insn.max)
@@ -473,6 +479,17 @@ def _download_link(label, filename, mime, data: bytes) -> str:
             f"{html.escape(label)}</a>")
 
 
+def _round_tip() -> str:
+    """What the IPI round slider sets, with the factor the timing model puts on a round at 64 CPUs."""
+    model = Timing()
+    k = model.round_moments(64)[0] / model.round_moments(24)[0]
+    return (f"sync_round_ns: the mean IPI sync round on 24 CPUs, the round-latency model's one knob; "
+            f"a round on more CPUs is longer (on 64 CPUs: {k:.2f}x)")
+
+
+_ROUND_TIP = _round_tip()
+
+
 class Explorer:
     """The race explorer: controls -> a sweep -> a live plot and a table, exportable and comparable.
 
@@ -506,29 +523,40 @@ class Explorer:
                  cpus=(1, 64), do_irq_rate=1000.0, tail_rate=2e6, sync_round_us=337.0, metric="violations",
                  trials=1000, entry="v5.3", protocol="batched", seed=0):
         w = _widgets()
-        style = {"description_width": "110px"}
+        # the controls column has a fixed width and every control fills it, so readouts and lists
+        # stay inside it; the plot takes the rest and wraps below the controls when the page is
+        # narrow (JupyterLab at 1280 px with the file browser open)
+        style = {"description_width": "104px"}
+        full = {"layout": w.Layout(width="auto")}  # stretched to the column, margins included
         self.seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
         self.scenario = w.Dropdown(options=[(f"{n} [{scenario_kernel(n)}]", n) for n in scenario_names()],
-                                   value=scenario, description="scenario", style=style)
-        self.entry = w.Dropdown(options=["v5.1", "v5.3"], value=entry, description="int3 entry", style=style)
+                                   value=scenario, description="scenario", style=style, **full)
+        self.entry = w.Dropdown(options=["v5.1", "v5.3"], value=entry, description="int3 entry", style=style,
+                                **full)
         self.protocol = w.Dropdown(options=[p for p in PROTOCOLS if p != "stop_machine"], value=protocol,
-                                   description="protocol", style=style)
+                                   description="protocol", style=style, **full)
         self.strategies = w.SelectMultiple(options=list(RACE_STRATEGIES), value=tuple(strategies),
-                                           description="strategies", rows=6, style=style)
+                                           description="strategies", rows=6, style=style,
+                                           **full)
         self.cpus = w.SelectionRangeSlider(options=list(CPU_CHOICES), index=(CPU_CHOICES.index(cpus[0]),
                                                                            CPU_CHOICES.index(cpus[1])),
-                                           description="CPUs", continuous_update=False, style=style)
+                                           description="CPUs", continuous_update=False, style=style,
+                                           **full)
         self.do_irq_rate = w.FloatLogSlider(value=do_irq_rate, base=10, min=0, max=5, step=0.25,
                                             description="do_IRQ calls/s", continuous_update=False, style=style,
-                                            readout_format=".3s")  # 1.00k, not 1.00e+3
+                                            readout_format=".3s", **full)  # 1.00k, not 1.00e+3
         self.tail_rate = w.FloatLogSlider(value=tail_rate, base=10, min=3, max=8, step=0.25,
                                           description="tail calls/s", continuous_update=False, style=style,
-                                          readout_format=".3s")
+                                          readout_format=".3s", **full)
         self.sync_round_us = w.FloatLogSlider(value=sync_round_us, base=10, min=0, max=4, step=0.125,
-                                              description="IPI round (µs)", continuous_update=False, style=style)
-        self.metric = w.Dropdown(options=list(self.METRICS), value=metric, description="metric", style=style)
-        self.trials = w.BoundedIntText(value=trials, min=2, max=100_000, description="trials", style=style)
-        self.plot = w.Image(format="svg+xml", layout=w.Layout(width="900px"))
+                                              description="IPI round (µs)", continuous_update=False, style=style,
+                                              readout_format=".0f", **full,  # 1334, not 1.33e+3
+                                              tooltip=_ROUND_TIP)
+        self.metric = w.Dropdown(options=list(self.METRICS), value=metric, description="metric", style=style,
+                                 **full)
+        self.trials = w.BoundedIntText(value=trials, min=2, max=100_000, description="trials", style=style,
+                                       **full)
+        self.plot = w.Image(format="svg+xml", layout=w.Layout(width="100%", max_width="900px", min_width="0"))
         self.table = w.HTML()
         self.status = w.HTML()
         self.exports = w.HTML()
@@ -550,9 +578,13 @@ class Explorer:
                          self.do_irq_rate, self.tail_rate, self.sync_round_us, self.metric, self.trials)
         for c in self.controls:
             c.observe(self.update, names="value")
-        left = w.VBox(list(self.controls) + [self.status])
-        files = w.HBox([self.path, self.save_button, self.load_button, self.pin_button])
-        self.widget = w.VBox([w.HBox([left, self.plot]), self.table, self.exports, files, self.command_text])
+        left = w.VBox(list(self.controls) + [self.status],
+                      layout=w.Layout(width="330px", flex="0 0 330px"))
+        right = w.Box([self.plot], layout=w.Layout(flex="1 1 420px", min_width="0", max_width="900px"))
+        files = w.HBox([self.path, self.save_button, self.load_button, self.pin_button],
+                       layout=w.Layout(flex_flow="row wrap"))
+        self.widget = snapshot_box([w.HBox([left, right], layout=w.Layout(flex_flow="row wrap", width="100%")),
+                                    self.table, self.exports, files, self.command_text])
         self.update()
 
     # -- the configuration ----------------------------------------------------------------
@@ -692,10 +724,10 @@ class Explorer:
         self.pin_button.description = "compare: unpin A" if change["new"] else "compare: pin as A"
         self.update()
 
-    def _label(self, config) -> str:
+    def _label(self, config, sep=", ") -> str:
         return (f"{config['scenario']} [{scenario_kernel(config['scenario'])}], {config['protocol']}, "
-                f"entry {config['entry']}, "
-                f"round {config['sync_round_us']:.3g} µs")
+                f"entry {config['entry']}{sep}"
+                f"round {human_ns(config['sync_round_us'] * 1e3)} on 24 CPUs")
 
     def _table_frame(self):
         m = self.metric.value
@@ -755,8 +787,9 @@ class Explorer:
             return f
 
         if self.pinned is not None and f"{m}_mean" in self.pinned["frame"]:
-            fig = plots.drops_compare({f"A: {self._label(self.pinned['config'])}": scaled(self.pinned["frame"]),
-                                       f"B: {self._label(self.config())}": scaled(frame)}, metric=m)
+            # two-line panel titles: side by side, one line each would run into each other
+            a, b = self._label(self.pinned["config"], "\n"), self._label(self.config(), "\n")
+            fig = plots.drops_compare({f"A: {a}": scaled(self.pinned["frame"]), f"B: {b}": scaled(frame)}, metric=m)
         else:
             fig = plots.drops(scaled(frame), x="cpus", metrics=[m], size="wide")
             with style():

@@ -7,6 +7,11 @@ a sweep point does (one timing model, one seed stream per configuration): so
 ``simulate --cpus 64 --sync-round-ns 1e5`` and the sweep point
 ``cpus=64, sync_round_ns=1e5`` give the same numbers. ``--strategy`` and
 ``--cpus`` take comma-separated lists; every combination is a configuration.
+The other options take one value: to sweep the round or any other
+parameter, use ``sweep --set sync_round_ns=1e3,1e5,1e7`` (a Parquet file of
+every point). ``--sync-round-ns`` is the model's one round-latency knob, the
+mean IPI sync round on 24 CPUs; the round at the configuration's CPU count
+(longer on more CPUs) is printed beside it.
 
 Prints, per configuration, the Monte Carlo mean, standard error and 95%
 interval of every metric next to the closed form. ``--json`` prints the
@@ -22,6 +27,7 @@ import json
 import math
 
 from workbench.base.errors import ConfigError
+from workbench.base.units import human_ns
 from workbench.base.vocabulary import COLUMNS, METRICS
 from workbench.race.experiment import RACE, RACE_PARAMETERS
 from workbench.race.timing import Timing
@@ -87,8 +93,9 @@ def _table(frame) -> str:
     blocks = []
     for _, r in frame.iterrows():
         batches = "" if _jsonable(r.get("batch_max")) is None else f" of <= {int(r.batch_max)}"
+        knob = f", knob {human_ns(r.sync_round_ns)} on 24" if _jsonable(r.get("sync_round_ns")) is not None else ""
         head = (f"{r.scenario} / {r.strategy} / {r.protocol}{batches} / {r.cpus} CPUs / {r.n_sites} sites / "
-                f"round {r.ipi_round_ns / 1e3:.1f} us / {r.trials} trials, seed {r.seed}")
+                f"round {human_ns(r.ipi_round_ns)} on {r.cpus} CPUs{knob} / {r.trials} trials, seed {r.seed}")
         lines = [head, f"  {'metric':18s} {'mean':>13s} {'se':>10s} {'95% interval':>29s} {'closed form':>13s}"]
         for m in METRICS:  # times in human units (4.31 s, not 4.30787e+09 ns); --json keeps ns
             h = functools.partial(human_value, m)

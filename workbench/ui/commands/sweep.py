@@ -101,7 +101,8 @@ def run(args):
     cols = axes + [f"{m}_mean" for m in _SHOWN]
     print(human_table(frame[cols]))
     s = frame.attrs["sweep"]
-    print(f"{s['points']} points: {s['cached']} from cache, {s['computed']} computed"
+    print(f"{s['points']} points: {s['cached']} read from the point cache (computed before, same code), "
+          f"{s['computed']} computed"
           + (f", {s['corrupt']} corrupted entries recomputed" if s["corrupt"] else ""))
     print(f"wrote {written} (units and meanings of its columns: {columns.name})")
     return 0
