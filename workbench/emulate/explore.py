@@ -30,6 +30,7 @@ from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.paths import cache_dir
 from workbench.base.store import load_entry, store_entry
 from workbench.base.version import emulator_version
+from workbench.base.vocabulary import MODES
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS
 from workbench.kernel.image import build_image
 from workbench.kernel.tree import KernelTree
@@ -46,7 +47,6 @@ from workbench.kernel.text_poke import PROTOCOLS, poke_steps
 __all__ = ["MODES", "OUTCOME_COLUMNS", "MemoryRestorer", "Run", "explore", "load_outcome_table", "outcome_table",
            "transition_table"]
 
-MODES = ("exhaustive", "random")
 OUTCOME_COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "deadlock",
                    "delay_traps")
 _CAP = 20000  # instructions after which a call that has not returned is a hang
