@@ -23,8 +23,8 @@ from pathlib import Path
 
 from workbench.base.store import write_atomic
 
-__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "METRICS", "MODES", "PROTOCOLS", "SPLIT", "STATS",
-           "STRATEGIES", "Term", "column", "columns_frame_rows", "write_columns"]
+__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS", "METRICS", "MODES", "PROTOCOLS", "SPLIT",
+           "STATS", "STRATEGIES", "Term", "column", "columns_frame_rows", "write_columns"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,9 @@ MODES = ("exhaustive", "random")
 #: subtrees a model-checked configuration is split into by default, at least this many
 #: where its tree has them (:func:`workbench.sweep.mc.check_all`)
 SPLIT = 16
+
+#: the file formats every figure is written in (:mod:`workbench.figures.style`)
+FORMATS = ("svg", "pdf", "png")
 
 #: what the race simulator counts per patch
 METRICS = ("trapped", "violations", "dropped_tracer", "dropped_livepatch", "spurious", "crashes",

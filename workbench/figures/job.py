@@ -50,7 +50,7 @@ from workbench.base.process import die_with_parent
 from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, write_atomic
 from workbench.base.version import code_version
-from workbench.base.vocabulary import STRATEGIES, write_columns
+from workbench.base.vocabulary import FORMATS, STRATEGIES, write_columns
 from workbench.emulate.scenario import scenario_kernel
 from workbench.race.experiment import long_metrics, race_grid
 from workbench.race.bristot import bristot_comparison
@@ -168,27 +168,31 @@ class Report:
 
 
 def _load_tables(jobs, progress):
-    """The emulator's outcome tables, two at a time when there are two CPUs."""
-    from joblib import Parallel, delayed
+    """The emulator's outcome tables: cached ones read here, the others computed two at a time
+    when there are two CPUs (no worker is started when every table is cached)."""
     from tqdm.auto import tqdm
 
-    from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn, not in drawing/sweep workers
+    from workbench.emulate.explore import cached_outcome_table, load_outcome_table  # start-up: Unicorn, coordinator only
 
-    n = min(len(OUTCOME_TABLES), jobs or os.cpu_count() or 1)
-    out = {}
-    with tqdm(total=len(OUTCOME_TABLES), desc="emulator outcome tables", unit="table",
+    cached = {(s, e): cached_outcome_table(s, e) for s, e in OUTCOME_TABLES}
+    missing = [key for key, table in cached.items() if table is None]
+    n = min(len(missing), jobs or os.cpu_count() or 1)
+    out = {key: table for key, table in cached.items() if table is not None}
+    with tqdm(total=len(OUTCOME_TABLES), initial=len(out), desc="emulator outcome tables", unit="table",
               disable=not progress, leave=False, file=sys.stderr) as bar:
         if n <= 1:
-            for s, e in OUTCOME_TABLES:
+            for s, e in missing:
                 out[(s, e)] = load_outcome_table(s, e, progress=False)
                 bar.update(1)
         else:
+            from joblib import Parallel, delayed
+
             it = Parallel(n_jobs=n, backend="loky", return_as="generator")(
-                delayed(_load_table_in_worker)(s, e, os.getpid()) for s, e in OUTCOME_TABLES)
-            for key, table in zip(OUTCOME_TABLES, it):
+                delayed(_load_table_in_worker)(s, e, os.getpid()) for s, e in missing)
+            for key, table in zip(missing, it):
                 out[key] = table
                 bar.update(1)
-    return out
+    return {key: out[key] for key in OUTCOME_TABLES}  # in OUTCOME_TABLES' order, as the summaries concatenate them
 
 
 def summaries(frames: dict, tables: dict) -> dict:
@@ -314,7 +318,6 @@ def _manifest(outdir: Path, name: str) -> Path:
 
 def _up_to_date(name: str, key: str, outdir: Path):
     """``(paths, problems)`` of figure *name* if its files were drawn from inputs with digest *key*."""
-    from workbench.figures.style import FORMATS  # start-up: matplotlib, not needed to see a figure is current
 
     try:
         m = json.loads(_manifest(outdir, name).read_text())
@@ -377,8 +380,6 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     :class:`ConfigError` for an unknown figure or a bad backend setting.
     """
     from tqdm.auto import tqdm
-
-    from workbench.figures.style import write_files  # start-up: matplotlib, kept out of worker imports of this module
 
     names = [f.name for f in FIGURES]
     wanted = names if only is None else list(only)
@@ -453,6 +454,8 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
             report.files += kept[0]
             report.problems += [f"{name}: {p}" for p in kept[1]]
             report.figures_kept.append(name)
+    if tasks:
+        from workbench.figures.style import write_files  # start-up: matplotlib, only when a figure is drawn
     n = 1 if backend == "serial" else min(len(tasks), jobs or os.cpu_count() or 1)
     with tqdm(total=len(tasks), desc="figures", unit="fig", disable=not progress, leave=False,
               file=sys.stderr) as bar:
