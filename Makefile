@@ -13,7 +13,7 @@ QUICK  ?=
 # JupyterLab refuses to run as root (as in a container) unless told it may
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: figures test lab bench venv clean report anchor kernel-source
+.PHONY: figures test unit endtoend lab bench venv clean report anchor kernel-source
 
 # the real-kernel anchor (make anchor, notebook 08, tests/anchor) boots Debian's kernels under QEMU
 ANCHOR_DEPS = @command -v qemu-system-x86_64 >/dev/null 2>&1 && test -x /bin/busybox || { echo "error: qemu-system-x86_64 or /bin/busybox not found; install them: apt-get install qemu-system-x86 busybox-static (and dpkg --add-architecture i386 && apt-get update for the i386 kernel)" >&2; exit 2; }
@@ -56,9 +56,21 @@ anchor: $(STAMP)
 	$(ANCHOR_DEPS)
 	$(PY) -m workbench anchor $(if $(QUICK),--quick,)
 
-test: $(STAMP)
+# The suite in two named parts, both run by `make test` (and so by .ci/run):
+#   unit      everything but the end-to-end checks, on every CPU (pytest-xdist, a module per worker,
+#             so a module fixture is computed once; JOBS=1: serially)
+#   endtoend  the end-to-end checks (E2E markers: headless Chromium, QEMU guests), one at a time
+JOBS ?= auto
+E2E  := browser or qemu
+test: unit endtoend
+
+unit: $(STAMP)
 	$(ANCHOR_DEPS)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -m "not ($(E2E))" $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
+
+endtoend: $(STAMP)
+	$(ANCHOR_DEPS)
+	$(PY) -m pytest -q -p no:cacheprovider -m "$(E2E)"
 
 # Debian's linux-source-6.1 tree (installed package, else apt-get download) into data/cache/kernel-source/
 kernel-source: $(STAMP)
