@@ -25,9 +25,6 @@ import workbench.kernel.image as img
 from workbench.base.errors import ConfigError
 from workbench.sweep.engine import FunctionExperiment, Grid, sweep
 
-# under pytest-xdist the module's tests run in one worker, which emulates one_calls once
-pytestmark = pytest.mark.xdist_group("store_one_calls")
-
 FAULTS = ["flip", "truncate", "empty", "directory", "unreadable", "fifo", "symlink", "impossible"]
 ONE = ('[ops.t]\nkind = "tracer"\nfunctions = ["fn_00001"]\n'
        '[transition]\nbefore = []\nafter = ["t"]\n')

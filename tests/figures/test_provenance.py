@@ -22,9 +22,6 @@ from workbench.figures import job as figures
 from workbench.figures import plots
 from workbench.sweep.engine import save_frame
 
-# under pytest-xdist the module's tests run in one worker, which computes the quick run once
-pytestmark = pytest.mark.xdist_group("provenance_quick_run")
-
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):

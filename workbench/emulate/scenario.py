@@ -37,6 +37,7 @@ it patches). Defaults: :data:`DEFAULT_CONTEXT`, ``process`` otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import tomllib
@@ -248,7 +249,8 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise ConfigError(f"scenario: cannot read {str(path)!r} ({reason}); give a TOML file") from None
     if data is None:
         raise ConfigError(f"scenario: no file {str(path)!r}")
-    return _parse_scenario(name, data)
+    # a new object each time (a scenario loaded again is another object), parsed once per content
+    return dataclasses.replace(_parse_scenario(name, data))
 
 
 @functools.lru_cache(maxsize=64)

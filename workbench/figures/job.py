@@ -300,15 +300,20 @@ def _data_of(name, frames, tables):
     return pd.concat(list(frames.values()), ignore_index=True)
 
 
-def input_digest(name: str, frames: dict, tables: dict) -> str:
+def input_digest(name: str, frames: dict, tables: dict, memo: dict | None = None) -> str:
     """SHA-256 of everything figure *name* is drawn from: the frames and outcome
     tables it reads (names, columns, dtypes, values) and the package's code
-    version (any change to the plotting code draws every figure again)."""
+    version (any change to the plotting code draws every figure again).
+    *memo* (``id(frame)`` -> hashed values) lets the figures of one job that
+    read the same frame hash its values once."""
     h = hashlib.sha256(f"{name}\0{code_version()}\0".encode())
+    memo = {} if memo is None else memo
     for label, frame in sorted([(f"sweep:{k}", v) for k, v in frames.items()]
                                + [(f"table:{k[0]}:{k[1]}", v) for k, v in tables.items()]):
         h.update(f"{label}\0{list(frame.columns)}\0{[str(t) for t in frame.dtypes]}\0".encode())
-        h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        if id(frame) not in memo:
+            memo[id(frame)] = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+        h.update(memo[id(frame)])
     return h.hexdigest()
 
 
@@ -438,7 +443,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     spec = {f.name: f for f in FIGURES}
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
-    tasks, keys = [], {}
+    tasks, keys, hashed = [], {}, {}  # hashed: each frame's values hashed once for every figure reading it
     for name in wanted:
         fr = {k: frames[k] for k in spec[name].sweeps}
         tb = tables if name == "fig7_outcomes" else {}
@@ -446,7 +451,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
                      "+".join(spec[name].sweeps) or "outcomes", run)
         task = (name, fr, tb, os.getpid(), prov, suffix)
         name = name + suffix
-        keys[name] = input_digest(name, fr, tb)
+        keys[name] = input_digest(name, fr, tb, hashed)
         kept = _up_to_date(name, keys[name], figdir)
         if kept is None:
             tasks.append(task)
