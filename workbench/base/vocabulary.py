@@ -23,7 +23,7 @@ from pathlib import Path
 
 from workbench.base.store import write_atomic
 
-__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS", "METRICS", "MODES", "PROTOCOLS", "SPLIT",
+__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS", "METRICS", "MODES", "OPS_CHOICES", "PROTOCOLS", "SPLIT",
            "STATS", "STRATEGIES", "Term", "column", "columns_frame_rows", "write_columns"]
 
 
@@ -55,6 +55,9 @@ ENTRIES_BY_ARCH = {"i386": ENTRIES, "x86_64": ("v5.1", "v5.2")}
 #: ftrace's one batch, or stop_machine (the emulator's byte-level protocols,
 #: including the negative controls, are :data:`workbench.kernel.text_poke.PROTOCOLS`)
 PROTOCOLS = ("per_site", "batched", "stop_machine")
+
+#: the ftrace ops a user can name on the command line (:func:`workbench.emulate.watch.watch_call`)
+OPS_CHOICES = ("tracer", "livepatch", "livepatch-shared")
 
 #: how the emulator interleaves a patch with calling CPUs (:func:`workbench.emulate.explore.explore`)
 MODES = ("exhaustive", "random")
