@@ -2,26 +2,47 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# `make figures` needs the package and its run-time dependencies (BASE); test, report,
+# lab and bench add the notebook, Dask and test tools of '.[dev]' (STAMP)
+BASE   := $(VENV)/.installed-base
 STAMP  := $(VENV)/.installed
+# The installer: UV=auto (default) uses uv when it is on PATH, else pip installs uv (PyPI)
+# into the venv first, and falls back to pip if that fails; UV=0 always uses pip.
+UV     ?= auto
 QUICK  ?=
 # JupyterLab refuses to run as root (as in a container) unless told it may
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: figures test lab bench venv clean report anchor kernel-source
+.PHONY: figures test unit endtoend lab bench venv clean report anchor kernel-source
 
 # the real-kernel anchor (make anchor, notebook 08, tests/anchor) boots Debian's kernels under QEMU
 ANCHOR_DEPS = @command -v qemu-system-x86_64 >/dev/null 2>&1 && test -x /bin/busybox || { echo "error: qemu-system-x86_64 or /bin/busybox not found; install them: apt-get install qemu-system-x86 busybox-static (and dpkg --add-architecture i386 && apt-get update for the i386 kernel)" >&2; exit 2; }
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# install SPEC into the venv with uv (several times faster than pip on two cores) or pip
+define install
+	@if [ "$(UV)" != 0 ] && UVBIN=$$(command -v uv || { [ -x $(VENV)/bin/uv ] && echo $(VENV)/bin/uv; } || \
+	      { $(PY) -m pip install --quiet --disable-pip-version-check 'uv>=0.4,<1' >/dev/null 2>&1 && \
+	        echo $(VENV)/bin/uv; }); then \
+	    echo "$$UVBIN pip install $(1)"; $$UVBIN pip install --quiet --python $(PY) $(1); \
+	else \
+	    echo "$(PY) -m pip install $(1)"; $(PY) -m pip install --quiet --upgrade pip && \
+	    $(PY) -m pip install --quiet $(1); \
+	fi
+endef
+
+$(BASE): pyproject.toml
 	@scripts/system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(call install,-e .)
+	touch $(BASE)
+
+$(STAMP): $(BASE)
+	$(call install,-e '.[dev]')
 	touch $(STAMP)
 
-figures: $(STAMP)
+figures: $(BASE)
 	$(PY) -m workbench figures $(if $(QUICK),--quick,)
 
 # data/report/report.html (report_quick.html with QUICK=1) and the executed notebooks
@@ -35,11 +56,23 @@ anchor: $(STAMP)
 	$(ANCHOR_DEPS)
 	$(PY) -m workbench anchor $(if $(QUICK),--quick,)
 
-# the browser tests need Chromium: installed with apt where allowed, else one line says what to run
-test: $(STAMP)
+# The suite in two named parts, both run by `make test` (and so by .ci/run):
+#   unit      everything but the end-to-end checks, on every CPU (pytest-xdist, a module per worker,
+#             so a module fixture is computed once; JOBS=1: serially)
+#   endtoend  the end-to-end checks (E2E markers: headless Chromium, QEMU guests), one at a time;
+#             the browser tests need Chromium: installed with apt where allowed, else one line says what to run
+JOBS ?= auto
+E2E  := browser or qemu
+test: unit endtoend
+
+unit: $(STAMP)
+	$(ANCHOR_DEPS)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not ($(E2E))" $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
+
+endtoend: $(STAMP)
 	$(ANCHOR_DEPS)
 	@scripts/system-deps --browser
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -m "$(E2E)"
 
 # Debian's linux-source-6.1 tree (installed package, else apt-get download) into data/cache/kernel-source/
 kernel-source: $(STAMP)

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from workbench.kernel.image import build_image
@@ -6,3 +8,29 @@ from workbench.kernel.image import build_image
 @pytest.fixture(scope="session")
 def image():
     return build_image(8)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """Under pytest-xdist (``-n N``, N > 1), compute the emulator's outcome tables once, before any worker starts.
+
+    The figures job's four tables (:data:`workbench.figures.job.OUTCOME_TABLES`)
+    are cached in the data directory that every test shares; computed here,
+    two at a time, no two workers compute the same table side by side. A
+    warm cache costs a read; a serial run leaves them to the first test that
+    needs them, as before.
+    """
+    config = session.config
+    workers = getattr(config.option, "numprocesses", None)
+    if hasattr(config, "workerinput") or not workers or config.option.collectonly:
+        return
+    from joblib import Parallel, delayed
+
+    from workbench.emulate.explore import load_outcome_table
+    from workbench.figures.job import OUTCOME_TABLES
+
+    from joblib.externals.loky import get_reusable_executor
+
+    Parallel(n_jobs=min(len(OUTCOME_TABLES), os.cpu_count() or 1))(
+        delayed(load_outcome_table)(s, e, progress=False) for s, e in OUTCOME_TABLES)
+    get_reusable_executor().shutdown(wait=True, kill_workers=True)  # no worker outlives the warm-up

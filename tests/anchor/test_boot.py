@@ -22,6 +22,9 @@ from workbench.base.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# each test boots a guest (or checks what a boot leaves): the end-to-end part, `make endtoend`
+pytestmark = pytest.mark.qemu
+
 
 def _qemu_pids_with(text: str) -> list[int]:
     """PIDs of running processes whose command line contains *text*."""

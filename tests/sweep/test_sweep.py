@@ -197,6 +197,35 @@ def test_second_run_is_served_from_the_cache_and_identical(tmp_path):
     assert (third.attrs["sweep"]["cached"], third.attrs["sweep"]["computed"]) == (6, 2)
 
 
+def test_a_warm_sweep_is_served_whole_with_the_frame_and_bytes_of_its_points(tmp_path, monkeypatch):
+    grid = race_grid(**SMALL)
+    saved = tmp_path / "out" / "a.parquet"
+    first = sweep(grid, backend="serial", cache_root=tmp_path, progress=False, save=saved)
+    cold = saved.read_bytes()
+    saved.unlink()
+    # served whole: neither normalised nor read point by point again
+    monkeypatch.setattr(RACE, "normalize", lambda p: pytest.fail("a warm sweep normalised its points"))
+    second = sweep(grid, backend="serial", cache_root=tmp_path, progress=False, save=saved)
+    monkeypatch.undo()
+    assert second.attrs["sweep"] == first.attrs["sweep"] | {"cached": 6, "computed": 0}
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    assert list(first.dtypes) == list(second.dtypes) and first.attrs == {**second.attrs, "sweep": first.attrs["sweep"]}
+    assert saved.read_bytes() == cold
+    # a point entry that is not the file the whole entry was made from: read point by point, found, healed
+    victim = entries(tmp_path)[1]
+    data = victim.read_bytes()
+    i = data.index(b'"rows":') + 9
+    victim.write_bytes(data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:])
+    third = sweep(grid, backend="serial", cache_root=tmp_path, progress=False, save=saved)
+    assert (third.attrs["sweep"]["corrupt"], third.attrs["sweep"]["computed"]) == (1, 1)
+    pd.testing.assert_frame_equal(first, third, check_exact=True)
+    # a point entry gone: computed again, not served from the whole entry
+    entries(tmp_path)[4].unlink()
+    fourth = sweep(grid, backend="serial", cache_root=tmp_path, progress=False, save=saved)
+    assert fourth.attrs["sweep"]["computed"] == 1
+    pd.testing.assert_frame_equal(first, fourth, check_exact=True)
+
+
 def test_a_new_code_version_misses_the_cache(tmp_path, monkeypatch):
     sweep(Grid(x=[1, 2]), SQUARE, backend="serial", cache_root=tmp_path, progress=False)
     monkeypatch.setattr("workbench.base.version.code_version", lambda: "another-version")

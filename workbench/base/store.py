@@ -55,7 +55,9 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, what: str = "out") -> 
     The temporary file is created with ``O_EXCL`` under a random name in
     the target directory, synced, made ``0644`` and renamed over *path*.
     Raises :class:`ConfigError` naming *what* if *path* is a directory or
-    cannot be written (the temporary file is removed).
+    cannot be written (the temporary file is removed). A regular ``0644``
+    file that already holds exactly *data* is left as it is (a rerun that
+    writes the same bytes costs no sync).
     """
     path = Path(path)
     try:
@@ -70,6 +72,10 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, what: str = "out") -> 
     if st is not None and stat.S_ISLNK(st.st_mode):
         _LOG.warning("%s: %s is a symlink (to %s); replacing the link with a regular file, not writing "
                      "through it", what, path, os.readlink(path))
+    if st is not None and stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o644 \
+            and st.st_size == len(data) and _holds(path, data):
+        _remove_orphans(path)
+        return path
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +98,15 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, what: str = "out") -> 
             except OSError:
                 pass
     return path
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the file at *path* holds exactly *data* (False if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(data) + 1) == data
+    except OSError:
+        return False
 
 
 def _remove_orphans(path: Path) -> None:

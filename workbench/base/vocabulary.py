@@ -23,8 +23,8 @@ from pathlib import Path
 
 from workbench.base.store import write_atomic
 
-__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "METRICS", "PROTOCOLS", "STATS", "STRATEGIES", "Term", "column",
-           "columns_frame_rows", "write_columns"]
+__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS", "METRICS", "MODES", "OPS_CHOICES", "PROTOCOLS", "SPLIT",
+           "STATS", "STRATEGIES", "Term", "column", "columns_frame_rows", "write_columns"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,19 @@ ENTRIES_BY_ARCH = {"i386": ENTRIES, "x86_64": ("v5.1", "v5.2")}
 #: ftrace's one batch, or stop_machine (the emulator's byte-level protocols,
 #: including the negative controls, are :data:`workbench.kernel.text_poke.PROTOCOLS`)
 PROTOCOLS = ("per_site", "batched", "stop_machine")
+
+#: the ftrace ops a user can name on the command line (:func:`workbench.emulate.watch.watch_call`)
+OPS_CHOICES = ("tracer", "livepatch", "livepatch-shared")
+
+#: how the emulator interleaves a patch with calling CPUs (:func:`workbench.emulate.explore.explore`)
+MODES = ("exhaustive", "random")
+
+#: subtrees a model-checked configuration is split into by default, at least this many
+#: where its tree has them (:func:`workbench.sweep.mc.check_all`)
+SPLIT = 16
+
+#: the file formats every figure is written in (:mod:`workbench.figures.style`)
+FORMATS = ("svg", "pdf", "png")
 
 #: what the race simulator counts per patch
 METRICS = ("trapped", "violations", "dropped_tracer", "dropped_livepatch", "spurious", "crashes",

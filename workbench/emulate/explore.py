@@ -30,6 +30,7 @@ from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.paths import cache_dir
 from workbench.base.store import load_entry, store_entry
 from workbench.base.version import emulator_version
+from workbench.base.vocabulary import MODES
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS
 from workbench.kernel.image import build_image
 from workbench.kernel.tree import KernelTree
@@ -43,10 +44,9 @@ from workbench.emulate.scenario import load_scenario
 from workbench.emulate.tree_abi import check_trampoline_abi
 from workbench.kernel.text_poke import PROTOCOLS, poke_steps
 
-__all__ = ["MODES", "OUTCOME_COLUMNS", "MemoryRestorer", "Run", "explore", "load_outcome_table", "outcome_table",
-           "transition_table"]
+__all__ = ["MODES", "OUTCOME_COLUMNS", "MemoryRestorer", "Run", "cached_outcome_table", "explore", "load_outcome_table",
+           "outcome_table", "transition_table"]
 
-MODES = ("exhaustive", "random")
 OUTCOME_COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "deadlock",
                    "delay_traps")
 _CAP = 20000  # instructions after which a call that has not returned is a hang
@@ -968,6 +968,28 @@ def load_outcome_table(scenario: str = "seed", entry: str | None = None, progres
         store_entry(path, _outcome_meta(version, sc.name, entry, arch, tree) + b"\n" + buf.getvalue(),
                     what="outcome cache")
     return table.assign(kernel_tree=tag)
+
+
+def cached_outcome_table(scenario: str = "seed", entry: str | None = None, arch: str = "i386",
+                         tree: KernelTree | None = None) -> pd.DataFrame | None:
+    """The outcome table :func:`load_outcome_table` would read from its cache, or None.
+
+    None when the entry is missing or damaged (a damaged one is reported
+    and removed, as :func:`load_outcome_table` does): the table then has to
+    be computed. Runs nothing in the emulator.
+    """
+    arch = check_choice("arch", arch, ARCHES)
+    sc = load_scenario(scenario)
+    sc.check_arch(arch)
+    entries = ENTRIES_BY_ARCH[arch]
+    entry = check_choice("entry", entries[-1] if entry is None else entry, entries)
+    version = emulator_version()
+    tag = "workbench" if tree is None else tree.tag
+    name = f"{sc.name}_{arch}_{entry}" + ("" if tree is None else f"_{tag.replace('@', '_')}")
+    path = cache_dir("outcomes", version) / f"{name}.parquet"
+    got = load_entry(path, lambda b: _parse_outcome_entry(b, version, sc.name, entry, arch, tree),
+                     what="outcome cache")
+    return got.assign(kernel_tree=tag) if isinstance(got, pd.DataFrame) else None
 
 
 def _outcome_meta(version: str, scenario: str, entry: str, arch: str, tree: KernelTree | None) -> bytes:

@@ -37,7 +37,9 @@ it patches). Defaults: :data:`DEFAULT_CONTEXT`, ``process`` otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import functools
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,6 +249,14 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise ConfigError(f"scenario: cannot read {str(path)!r} ({reason}); give a TOML file") from None
     if data is None:
         raise ConfigError(f"scenario: no file {str(path)!r}")
+    # a new object each time (a scenario loaded again is another object), parsed once per content
+    return dataclasses.replace(_parse_scenario(name, data))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_scenario(name: str, data: bytes) -> Scenario:
+    """The scenario *name* whose file holds *data*; remembered by content (a sweep checks
+    the same file for every point), so an edited file is parsed again. ConfigError on any defect."""
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:

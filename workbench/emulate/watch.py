@@ -14,7 +14,7 @@ from unicorn import UC_HOOK_CODE
 from workbench.base.errors import ConfigError
 from workbench.kernel.ftrace import FtraceOps, FtraceState
 from workbench.base.errors import check_choice
-from workbench.base.vocabulary import ARCHES
+from workbench.base.vocabulary import ARCHES, OPS_CHOICES
 from workbench.kernel.image import build_image
 from workbench.kernel.tree import KernelTree
 from workbench.kernel.machine import Machine
@@ -22,8 +22,6 @@ from workbench.emulate.outcomes import observe
 
 __all__ = ["watch_call", "make_ops", "OPS_CHOICES", "PATH_SYMBOLS"]
 
-#: ops a user can name on the command line
-OPS_CHOICES = ("tracer", "livepatch", "livepatch-shared")
 #: symbols whose entry is reported in the path
 PATH_SYMBOLS = ("ftrace_caller", "ftrace_regs_caller", "live_patch_trampoline", "ftrace_stub",
                 "ftrace_ops_list_func", "function_trace_call", "klp_ftrace_handler",

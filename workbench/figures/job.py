@@ -50,7 +50,7 @@ from workbench.base.process import die_with_parent
 from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, write_atomic
 from workbench.base.version import code_version
-from workbench.base.vocabulary import STRATEGIES, write_columns
+from workbench.base.vocabulary import FORMATS, STRATEGIES, write_columns
 from workbench.emulate.scenario import scenario_kernel
 from workbench.race.experiment import long_metrics, race_grid
 from workbench.race.bristot import bristot_comparison
@@ -171,27 +171,31 @@ class Report:
 
 
 def _load_tables(jobs, progress):
-    """The emulator's outcome tables, two at a time when there are two CPUs."""
-    from joblib import Parallel, delayed
+    """The emulator's outcome tables: cached ones read here, the others computed two at a time
+    when there are two CPUs (no worker is started when every table is cached)."""
     from tqdm.auto import tqdm
 
-    from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn, not in drawing/sweep workers
+    from workbench.emulate.explore import cached_outcome_table, load_outcome_table  # start-up: Unicorn, coordinator only
 
-    n = min(len(OUTCOME_TABLES), jobs or os.cpu_count() or 1)
-    out = {}
-    with tqdm(total=len(OUTCOME_TABLES), desc="emulator outcome tables", unit="table",
+    cached = {(s, e): cached_outcome_table(s, e) for s, e in OUTCOME_TABLES}
+    missing = [key for key, table in cached.items() if table is None]
+    n = min(len(missing), jobs or os.cpu_count() or 1)
+    out = {key: table for key, table in cached.items() if table is not None}
+    with tqdm(total=len(OUTCOME_TABLES), initial=len(out), desc="emulator outcome tables", unit="table",
               disable=not progress, leave=False, file=sys.stderr) as bar:
         if n <= 1:
-            for s, e in OUTCOME_TABLES:
+            for s, e in missing:
                 out[(s, e)] = load_outcome_table(s, e, progress=False)
                 bar.update(1)
         else:
+            from joblib import Parallel, delayed
+
             it = Parallel(n_jobs=n, backend="loky", return_as="generator")(
-                delayed(_load_table_in_worker)(s, e, os.getpid()) for s, e in OUTCOME_TABLES)
-            for key, table in zip(OUTCOME_TABLES, it):
+                delayed(_load_table_in_worker)(s, e, os.getpid()) for s, e in missing)
+            for key, table in zip(missing, it):
                 out[key] = table
                 bar.update(1)
-    return out
+    return {key: out[key] for key in OUTCOME_TABLES}  # in OUTCOME_TABLES' order, as the summaries concatenate them
 
 
 def summaries(frames: dict, tables: dict) -> dict:
@@ -299,15 +303,20 @@ def _data_of(name, frames, tables):
     return pd.concat(list(frames.values()), ignore_index=True)
 
 
-def input_digest(name: str, frames: dict, tables: dict) -> str:
+def input_digest(name: str, frames: dict, tables: dict, memo: dict | None = None) -> str:
     """SHA-256 of everything figure *name* is drawn from: the frames and outcome
     tables it reads (names, columns, dtypes, values) and the package's code
-    version (any change to the plotting code draws every figure again)."""
+    version (any change to the plotting code draws every figure again).
+    *memo* (``id(frame)`` -> hashed values) lets the figures of one job that
+    read the same frame hash its values once."""
     h = hashlib.sha256(f"{name}\0{code_version()}\0".encode())
+    memo = {} if memo is None else memo
     for label, frame in sorted([(f"sweep:{k}", v) for k, v in frames.items()]
                                + [(f"table:{k[0]}:{k[1]}", v) for k, v in tables.items()]):
         h.update(f"{label}\0{list(frame.columns)}\0{[str(t) for t in frame.dtypes]}\0".encode())
-        h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        if id(frame) not in memo:
+            memo[id(frame)] = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+        h.update(memo[id(frame)])
     return h.hexdigest()
 
 
@@ -317,7 +326,6 @@ def _manifest(outdir: Path, name: str) -> Path:
 
 def _up_to_date(name: str, key: str, outdir: Path):
     """``(paths, problems)`` of figure *name* if its files were drawn from inputs with digest *key*."""
-    from workbench.figures.style import FORMATS  # start-up: matplotlib, not needed to see a figure is current
 
     try:
         m = json.loads(_manifest(outdir, name).read_text())
@@ -381,8 +389,6 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     """
     from tqdm.auto import tqdm
 
-    from workbench.figures.style import write_files  # start-up: matplotlib, kept out of worker imports of this module
-
     names = [f.name for f in FIGURES]
     wanted = names if only is None else list(only)
     if not wanted:
@@ -440,7 +446,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     spec = {f.name: f for f in FIGURES}
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
-    tasks, keys = [], {}
+    tasks, keys, hashed = [], {}, {}  # hashed: each frame's values hashed once for every figure reading it
     for name in wanted:
         fr = {k: frames[k] for k in spec[name].sweeps}
         tb = tables if name == "fig7_outcomes" else {}
@@ -448,7 +454,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
                      "+".join(spec[name].sweeps) or "outcomes", run)
         task = (name, fr, tb, os.getpid(), prov, suffix)
         name = name + suffix
-        keys[name] = input_digest(name, fr, tb)
+        keys[name] = input_digest(name, fr, tb, hashed)
         kept = _up_to_date(name, keys[name], figdir)
         if kept is None:
             tasks.append(task)
@@ -456,6 +462,8 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
             report.files += kept[0]
             report.problems += [f"{name}: {p}" for p in kept[1]]
             report.figures_kept.append(name)
+    if tasks:
+        from workbench.figures.style import write_files  # start-up: matplotlib, only when a figure is drawn
     n = 1 if backend == "serial" else min(len(tasks), jobs or os.cpu_count() or 1)
     with tqdm(total=len(tasks), desc="figures", unit="fig", disable=not progress, leave=False,
               file=sys.stderr) as bar:

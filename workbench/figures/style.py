@@ -35,7 +35,7 @@ from workbench.base.errors import ConfigError, check_choice
 from workbench.emulate.scenario import scenario_kernel
 from workbench.base.paths import data_dir
 from workbench.base.store import write_atomic
-from workbench.base.vocabulary import STRATEGIES
+from workbench.base.vocabulary import FORMATS, STRATEGIES
 from workbench.base.units import human_count, human_ns
 
 __all__ = [
@@ -67,7 +67,6 @@ STRATEGY_STYLE = {
 #: figure sizes in inches (width, height)
 SIZES = {"single": (3.5, 2.6), "wide": (7.0, 2.9), "wide_tall": (7.0, 3.6), "grid": (7.0, 5.4)}
 
-FORMATS = ("svg", "pdf", "png")
 PNG_DPI = 200
 _CREATOR = "int3-workbench (matplotlib)"
 

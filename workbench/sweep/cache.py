@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,15 @@ def canonical_json(obj) -> bytes:
     """
     # sort_keys: a dict's order must not change a key; repr floats round-trip exactly
     return json.dumps(plain_json(obj), sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
+
+
+def _signature(path: Path):
+    """``[size, mtime_ns, ctime_ns, inode]`` of *path*, or None if it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 # -- the cache ---------------------------------------------------------------------------
@@ -109,6 +119,64 @@ class SweepCache:
                               "version": self.version, "rows": rows},
                              separators=(",", ":"), allow_nan=True).encode()
         store_entry(self.path(key), payload, what="sweep cache")
+
+    # -- a whole sweep's records, as one entry beside its points' ---------------------------------
+
+    def sweep_key(self, experiment: str, raw_points: list, seed: int) -> str:
+        """The key of a whole sweep: experiment, its points as given (not normalised), seed, code version."""
+        blob = {"experiment": experiment, "grid": raw_points, "seed": seed, "version": self.version}
+        return hashlib.sha256(canonical_json(blob)).hexdigest()
+
+    def sweep_path(self, key: str) -> Path:
+        """Where the whole-sweep entry of *key* lives (``.records``: no point entry's name)."""
+        return self.dir / "sweeps" / f"{key}.records"
+
+    def get_sweep(self, key: str):
+        """The records of the whole sweep *key*, or None.
+
+        None when there is no entry, when it is damaged (reported and removed),
+        or when any of the point entries it was made from is not the file it
+        was then (gone, unreadable, rewritten, touched: size, times and inode
+        are kept):
+        the sweep then reads its points one by one, and finds what is wrong
+        with them as it always did.
+        """
+        def parse(payload: bytes):
+            entry = json.loads(payload)
+            if entry.get("key") != key or entry.get("version") != self.version:
+                raise ValueError("holds another sweep's key or version")
+            records, points = entry.get("records"), entry.get("points")
+            if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+                raise ValueError("no records")
+            if not isinstance(points, list) or not points:
+                raise ValueError("no point entries")
+            return records, points
+
+        got = load_entry(self.sweep_path(key), parse, what="sweep cache")
+        if got is None or got is DAMAGED:
+            return None
+        records, points = got
+        for name, sig in points:
+            path = self.dir / name
+            if _signature(path) != sig:
+                return None
+            try:  # still readable, as the point-by-point read would need it to be
+                os.close(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)))
+            except OSError:
+                return None
+        return records
+
+    def put_sweep(self, key: str, experiment: str, records: list, point_keys) -> None:
+        """Store a finished sweep's *records* with the signatures of its point entries (*point_keys*)."""
+        points = []
+        for k in sorted(set(point_keys)):
+            sig = _signature(self.path(k))
+            if sig is None:  # a point entry that could not be written: no whole entry either
+                return
+            points.append([str(self.path(k).relative_to(self.dir)), sig])
+        payload = json.dumps({"key": key, "experiment": experiment, "version": self.version, "points": points,
+                              "records": plain_json(records)}, separators=(",", ":"), allow_nan=True).encode()
+        store_entry(self.sweep_path(key), payload, what="sweep cache")
 
     def __len__(self):
         return sum(1 for _ in self.dir.glob("*/*.json")) if self.dir.exists() else 0

@@ -320,11 +320,21 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
     raw = grid.points() if isinstance(grid, Grid) else [dict(p) for p in grid]
     if not raw:
         raise ConfigError("grid: empty range; the sweep has no points")
+    store = SweepCache(cache_root) if cache else None
+    # the same points, seed and code as a finished sweep whose point entries are all as it left
+    # them: its records, without normalising or reading every point again
+    whole = store.sweep_key(experiment.name, raw, seed) if store is not None else None
+    served = store.get_sweep(whole) if store is not None else None
+    if served is not None:
+        if save is not None:
+            check_writable(sweep_path(save), what="out")
+        return _frame(served, experiment, seed, save, {
+            "points": len(raw), "cached": len(raw), "computed": 0, "corrupt": 0, "backend": backend,
+            "ran": "serial" if backend == "serial" else "parallel", "seed": seed})
     points = [experiment.normalize(p) for p in raw]  # every error before any work
     if save is not None:
         check_writable(sweep_path(save), what="out")
 
-    store = SweepCache(cache_root) if cache else None
     results, todo, corrupt, twins = [None] * len(points), [], 0, {}
     keys = [store.key(experiment.name, p, seed) if store is not None else None for p in points]
     first = {}
@@ -402,6 +412,16 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
             results[j] = results[i]
 
     records = [{**experiment.columns(p), **row} for p, rows in zip(points, results) for row in rows]
+    if store is not None and not stale:
+        records = plain_json(records)  # as the whole entry gives them back: the same frame either way
+        store.put_sweep(whole, experiment.name, records, keys)
+    return _frame(records, experiment, seed, save, {
+        "points": len(points), "cached": cached, "computed": len(todo), "corrupt": corrupt, "backend": backend,
+        "ran": ran, "seed": seed})
+
+
+def _frame(records, experiment, seed, save, stats) -> pd.DataFrame:
+    """The sweep's frame from its records: provenance stamped, *stats* in ``attrs["sweep"]``, saved."""
     frame = pd.DataFrame.from_records(records)
     # where the numbers came from, as columns and attrs (save_frame writes both); the
     # figures job restamps grid and run with its own names
@@ -409,8 +429,7 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
         seed=seed, grid=Path(str(save)).stem if save else experiment.name, run="custom",
         scenario=sorted({str(v) for v in frame["scenario"]}) if "scenario" in frame else None,
         entry=sorted({str(v) for v in frame["entry"]}) if "entry" in frame else None))
-    frame.attrs["sweep"] = {"points": len(points), "cached": cached, "computed": len(todo),
-                            "corrupt": corrupt, "backend": backend, "ran": ran, "seed": seed}
+    frame.attrs["sweep"] = stats
     if save is not None:
         save_frame(frame, save)
     return frame

@@ -24,6 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from workbench.base.errors import ConfigError, check_range
+from workbench.base.vocabulary import SPLIT
 from workbench.emulate.mc.check import bad_outcome, check, default_calls, outcome_rows, subtrees
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
 from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS, McConfig
@@ -35,9 +36,6 @@ __all__ = ["BEHAVIOUR", "MC", "McExperiment", "SPLIT", "behaviours", "check_all"
 
 #: what one call did, as compared between engines and CPU counts
 BEHAVIOUR = ["function", "trapped", "body", "tracer_runs", "livepatch_ran", "crash", "deadlock"]
-
-#: subtrees a configuration is split into by default (at least this many where its tree has them)
-SPLIT = 16
 
 
 class McExperiment(Experiment):

@@ -78,7 +78,23 @@ def prog_name(argv0=None) -> str:
     return name
 
 
-def _build():
+def _chosen(argv) -> str | None:
+    """The command *argv* names: its first word that is not an option (the top level takes no values)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def _build(argv=None):
+    """The parser; only the command *argv* names imports its module and adds its options.
+
+    ``--version``, the top-level ``--help`` and every other command's entry in
+    it need no command module, so they load none of the numeric libraries.
+    """
+    chosen = _chosen(sys.argv[1:] if argv is None else argv)
     prog = prog_name()
     parser = _Parser(prog=prog, description=textwrap.fill(DESCRIPTION, 78), epilog=EXAMPLES.format(prog=prog),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,6 +103,9 @@ def _build():
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND",
                                 title="commands")
     for name, (mod, help_) in COMMANDS.items():
+        if name != chosen:  # listed in --help, never parsed: no options, no module imported
+            sub.add_parser(name, help=help_, description=help_).set_defaults(_module=mod)
+            continue
         module = importlib.import_module(f"workbench.ui.commands.{mod}")
         doc = (module.__doc__ or "").split("\n\n", 1)
         # the command's module docstring after its first paragraph: details and examples
@@ -107,7 +126,7 @@ def _plain(doc: str) -> str:
 def main(argv=None):
     """Parse *argv* and run the command; return the exit status."""
     try:
-        args = _build().parse_args(argv)
+        args = _build(argv).parse_args(argv)
         module = importlib.import_module(f"workbench.ui.commands.{args._module}")
         check_data_dir()  # WORKBENCH_DATA a file, read-only, ...: before any work
         return module.run(args) or 0

@@ -4,8 +4,7 @@ import json
 
 from workbench.base.errors import ConfigError
 from workbench.base.errors import check_choice
-from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
-from workbench.emulate.watch import OPS_CHOICES, watch_call
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, OPS_CHOICES
 from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
 
@@ -23,6 +22,8 @@ def configure(p):
 
 
 def run(args):
+    from workbench.emulate.watch import watch_call  # start-up: Unicorn, not for parsing
+
     if not args.ops.strip(" ,"):
         raise ConfigError(f"ops: empty; give comma-separated ops from {', '.join(OPS_CHOICES)}, or none")
     arch = check_choice("arch", args.arch, ARCHES)

@@ -5,14 +5,8 @@ import sys
 import textwrap
 import time
 
-from workbench.base.errors import ConfigError, check_range
-from workbench.emulate.explore import MODES, explore, outcome_table, transition_table
-from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS
-from workbench.sweep.mc import SPLIT, check_all, write_counterexamples
-from workbench.kernel.int3 import STRATEGIES
-from workbench.base.errors import check_choice
-from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
-from workbench.kernel.machine import ENTRIES
+from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.vocabulary import ARCHES, ENTRIES, ENTRIES_BY_ARCH, MODES, SPLIT, STRATEGIES
 from workbench.kernel.text_poke import PROTOCOLS
 from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 from workbench.ui.format import grouped_table
@@ -69,6 +63,9 @@ def configure(p):
 
 def _model_check(args):
     """``--mode exhaustive --cpus K`` (K >= 2): every configuration explored with source-DPOR."""
+    from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS  # start-up: Unicorn, not for parsing
+    from workbench.sweep.mc import check_all, write_counterexamples  # start-up: pandas, Unicorn, not for parsing
+
     t0 = time.perf_counter()
     k = int(check_range("cpus", args.cpus, 1, MAX_CALLING_CPUS, integer=True))
     check_range("split", args.split, 1, 4096, integer=True)
@@ -126,6 +123,8 @@ def run(args):
         if args.entry is None:
             args.entry = ENTRIES[-1]
         return _model_check(args)
+    from workbench.emulate.explore import explore, outcome_table, transition_table  # start-up: Unicorn, pandas
+
     t0 = time.perf_counter()
     tree = kernel_tree(args)
     strategies = args.strategy if args.strategy == "all" else args.strategy.split(",")

@@ -7,7 +7,6 @@ Progress bars go to stderr; the list of outputs and the timings to stdout.
 """
 
 from workbench.base.errors import ConfigError
-from workbench.figures.job import regenerate
 
 __all__ = ["configure", "run"]
 
@@ -41,6 +40,8 @@ def backend_of(args):
 
 def run(args):
     """Regenerate; print what was written and how long it took."""
+    from workbench.figures.job import regenerate  # start-up: pandas, not for parsing (nor for sweep's)
+
     backend, scheduler = backend_of(args)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only is not None else None
     report = regenerate(args.quick, backend=backend, jobs=args.jobs, scheduler=scheduler, seed=args.seed,

@@ -1,7 +1,6 @@
 """``listing SYMBOL``: capstone listing of a symbol of the emulated kernel."""
 
 from workbench.base.vocabulary import ARCHES
-from workbench.kernel.image import build_image
 from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
 
@@ -14,6 +13,8 @@ def configure(p):
 
 
 def run(args):
+    from workbench.kernel.image import build_image  # start-up: capstone, pyelftools, not for parsing
+
     tree = kernel_tree(args, args.functions)
     image = build_image(args.functions, args.arch, tree)
     if tree is not None:

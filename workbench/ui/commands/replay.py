@@ -2,8 +2,6 @@
 
 import json
 
-from workbench.emulate.mc.schedule import load_schedule, replay_steps
-
 
 def configure(p):
     p.add_argument("file", help="a counterexample file written by `explore --mode exhaustive --cpus K`")
@@ -12,6 +10,8 @@ def configure(p):
 
 
 def run(args):
+    from workbench.emulate.mc.schedule import load_schedule, replay_steps  # start-up: Unicorn, not for parsing
+
     config, schedule, expect = load_schedule(args.file)
     steps = list(replay_steps(config, schedule, expect))  # every check before any output
     if args.json:

@@ -14,7 +14,6 @@ Examples::
     int3-workbench report --no-notebooks   figures and tables only
 """
 
-from workbench.ui.report import build_report
 
 __all__ = ["configure", "run"]
 
@@ -32,6 +31,8 @@ def configure(parser):
 
 def run(args):
     """Build the report; print where it is and how long each step took."""
+    from workbench.ui.report import build_report  # start-up: pandas and the figures job, not for parsing
+
     result = build_report(args.quick, seed=args.seed, jobs=args.jobs, backend="serial" if args.serial else "local",
                           run_notebooks=not args.no_notebooks, timeout=args.timeout, progress=not args.quiet)
     for nb in result.notebooks:

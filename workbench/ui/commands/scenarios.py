@@ -2,9 +2,6 @@
 
 from workbench.base.errors import check_choice
 from workbench.base.vocabulary import ARCHES
-from workbench.kernel.image import build_image
-from workbench.emulate.scenario import KERNELS, load_scenario, scenario_names
-from workbench.kernel.text_poke import poke_steps
 
 
 def configure(p):
@@ -13,6 +10,10 @@ def configure(p):
 
 
 def run(args):
+    from workbench.emulate.scenario import KERNELS, load_scenario, scenario_names  # start-up: capstone, not for parsing
+    from workbench.kernel.image import build_image  # start-up: capstone, pyelftools, not for parsing
+    from workbench.kernel.text_poke import poke_steps  # start-up: capstone, not for parsing
+
     arch = check_choice("arch", args.arch, ARCHES)
     im = build_image(arch=arch)
     for name in scenario_names():

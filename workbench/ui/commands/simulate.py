@@ -29,11 +29,7 @@ import math
 from workbench.base.errors import ConfigError
 from workbench.base.units import human_ns
 from workbench.base.vocabulary import COLUMNS, METRICS
-from workbench.race.experiment import RACE, RACE_PARAMETERS
-from workbench.race.timing import Timing
-from workbench.race.bristot import bristot_comparison
-from workbench.sweep.engine import Grid, parse_assignments, sweep
-from workbench.ui.format import human_value
+from workbench.race.parameters import RACE_PARAMETERS
 
 __all__ = ["configure", "run"]
 
@@ -77,6 +73,9 @@ def configure(parser):
 
 def grid_of(args) -> Grid:
     """The race grid the options describe (what ``sweep --set`` would build)."""
+    from workbench.race.experiment import RACE  # start-up: pandas and the simulator, not for parsing
+    from workbench.sweep.engine import Grid, parse_assignments  # start-up: pandas, not for parsing
+
     given = {name: getattr(args, name) for name in RACE_PARAMETERS if getattr(args, name) is not None}
     for name, text in given.items():
         if name not in _LISTS and name != "hot" and "," in text:
@@ -90,6 +89,8 @@ def grid_of(args) -> Grid:
 
 def _table(frame) -> str:
     """One readable block per configuration."""
+    from workbench.ui.format import human_value  # start-up: pandas, not for parsing
+
     blocks = []
     for _, r in frame.iterrows():
         batches = "" if _jsonable(r.get("batch_max")) is None else f" of <= {int(r.batch_max)}"
@@ -115,6 +116,11 @@ def _jsonable(value):
 
 def run(args):
     """Build the configurations, simulate each as a sweep point, print."""
+    from workbench.race.experiment import RACE  # start-up: pandas and the simulator, not for parsing
+    from workbench.race.bristot import bristot_comparison  # start-up: NumPy, pandas, not for parsing
+    from workbench.race.timing import Timing  # start-up: NumPy, not for parsing
+    from workbench.sweep.engine import sweep  # start-up: pandas, not for parsing
+
     grid = grid_of(args)
     if args.bristot:
         point = RACE.normalize(grid.points()[0])

@@ -27,11 +27,9 @@ from pathlib import Path
 
 from workbench.base.errors import ConfigError
 from workbench.base.store import check_writable
-from workbench.race.experiment import RACE, RACE_PARAMETERS, race_grid
+from workbench.race.parameters import RACE_PARAMETERS
 from workbench.base.vocabulary import write_columns
-from workbench.sweep.engine import Grid, parse_assignments, save_frame, sweep, sweep_path
 from workbench.ui.commands.figures import backend_of
-from workbench.ui.format import human_table
 
 __all__ = ["configure", "grid_from_toml", "run"]
 
@@ -62,6 +60,9 @@ def grid_from_toml(path):
     Raises :class:`ConfigError` for a missing or malformed file, no
     ``[[grid]]`` table, or an unknown parameter.
     """
+    from workbench.race.experiment import race_grid  # start-up: pandas and the simulator, not for parsing
+    from workbench.sweep.engine import Grid  # start-up: pandas, not for parsing
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config: no file {str(p)!r}")
@@ -77,6 +78,10 @@ def grid_from_toml(path):
 
 def run(args):
     """Parse the grid, sweep, save, print a summary."""
+    from workbench.race.experiment import RACE  # start-up: pandas and the simulator, not for parsing
+    from workbench.sweep.engine import parse_assignments, save_frame, sweep, sweep_path  # start-up: pandas
+    from workbench.ui.format import human_table  # start-up: pandas, not for parsing
+
     if args.config and args.set:
         raise ConfigError("config: give either --config FILE.toml or --set, not both")
     if args.config:

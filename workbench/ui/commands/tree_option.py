@@ -7,9 +7,12 @@ the shims or breaks the trampoline ABI (also by running it:
 (:mod:`workbench.kernel.tree`).
 """
 
-from workbench.emulate.tree_abi import check_trampoline_abi
-from workbench.kernel.image import build_image
-from workbench.kernel.tree import KernelTree, open_kernel_tree
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.kernel.tree import KernelTree
 
 __all__ = ["add_kernel_tree", "kernel_tree"]
 
@@ -25,6 +28,10 @@ def kernel_tree(args, n_ordinary: int = 8) -> KernelTree | None:
     """The tree ``--kernel-tree`` names (checked: opened, assembled, linked, ABI), or None."""
     if getattr(args, "kernel_tree", None) is None:
         return None
+    from workbench.emulate.tree_abi import check_trampoline_abi  # start-up: Unicorn, only with --kernel-tree
+    from workbench.kernel.image import build_image  # start-up: capstone, pyelftools, only with --kernel-tree
+    from workbench.kernel.tree import open_kernel_tree  # start-up: pyelftools, only with --kernel-tree
+
     tree = open_kernel_tree(args.kernel_tree)
     build_image(n_ordinary, tree=tree)
     check_trampoline_abi(tree, n_ordinary)
