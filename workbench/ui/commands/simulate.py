@@ -95,7 +95,7 @@ def _table(frame) -> str:
     for _, r in frame.iterrows():
         batches = "" if _jsonable(r.get("batch_max")) is None else f" of <= {int(r.batch_max)}"
         knob = f", knob {human_ns(r.sync_round_ns)} on 24" if _jsonable(r.get("sync_round_ns")) is not None else ""
-        head = (f"{r.scenario} / {r.strategy} / {r.protocol}{batches} / {r.cpus} CPUs / {r.n_sites} sites / "
+        head = (f"{r.arch} / {r.scenario} / {r.strategy} / {r.protocol}{batches} / {r.cpus} CPUs / {r.n_sites} sites / "
                 f"round {human_ns(r.ipi_round_ns)} on {r.cpus} CPUs{knob} / {r.trials} trials, seed {r.seed}")
         lines = [head, f"  {'metric':18s} {'mean':>13s} {'se':>10s} {'95% interval':>29s} {'closed form':>13s}"]
         for m in METRICS:  # times in human units (4.31 s, not 4.30787e+09 ns); --json keeps ns
