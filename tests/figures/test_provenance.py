@@ -162,7 +162,7 @@ def test_every_figure_labels_its_ticks_alike(quick_run):
     """1, 10, 1k, 1M everywhere: no figure falls back to matplotlib's 10^n mathtext."""
     out, _ = quick_run
     frames = {k: pd.read_parquet(out / "sweeps" / f"{k}_quick.parquet")
-              for k in ("cpus", "timing", "heatmap", "batching")}
+              for k in ("cpus", "timing", "heatmap", "batching", "arch")}
     for spec in figures.FIGURES:
         if spec.name == "fig7_outcomes":
             continue  # no numeric axes
