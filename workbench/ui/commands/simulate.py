@@ -38,7 +38,8 @@ _LISTS = ("strategy", "cpus")
 #: what a default of None stands for, where it is not the timing model's calibrated value
 _NONE_MEANS = {"protocol": "the strategy's own (batched; stop_machine for that strategy)",
                "hot": "do_IRQ=1000,__migrate_task=20,schedule=5000",
-               "batch_max": "one batch of every site, as before v5.6 (v5.6+: 256)"}
+               "batch_max": "one batch of every site, as before v5.6 (v5.6+: 256)",
+               "entry": "the arch's latest (v5.3 on i386, v5.2 on x86_64)"}
 
 
 def _hot(text: str) -> str:
