@@ -509,7 +509,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
 #: the sweeps each summary table is computed from (its provenance's grid)
 _SOURCES = {"drops_vs_cpus": "cpus", "drops_vs_timing": "timing", "heatmap_skip": "heatmap", "batching": "batching",
             "tradeoff": "cpus", "closed_form_check": "cpus+timing+heatmap+batching", "bristot": "bristot",
-            "outcomes": "outcomes"}
+            "outcomes": "outcomes", "drops_by_arch": "arch"}
 #: summaries with no random numbers behind them (closed form; exhaustive emulation)
 _SEEDLESS = ("bristot", "outcomes")
 
