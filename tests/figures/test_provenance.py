@@ -49,13 +49,16 @@ def test_every_output_of_a_quick_run_is_named_quick(quick_run):
 def test_parquet_round_trip_keeps_provenance_in_metadata_and_columns(quick_run):
     out, _ = quick_run
     files = sorted((out / "sweeps").glob("*.parquet"))
-    assert [p.stem for p in files] == ["batching_quick", "cpus_quick", "heatmap_quick", "timing_quick"]
+    assert [p.stem for p in files] == ["arch_quick", "batching_quick", "cpus_quick", "heatmap_quick", "timing_quick"]
     for p in files:
         f = pd.read_parquet(p)
         prov = f.attrs["provenance"]  # from the schema metadata
         assert prov["run"] == "quick" and prov["seed"] == 11 and prov["code_version"] == code_version()
         assert prov["grid"] == p.stem.removesuffix("_quick")
-        assert set(prov["scenario"].split("+")) <= set(scenario_names()) and prov["entry"] == "v5.3"
+        assert set(prov["scenario"].split("+")) <= set(scenario_names())
+        # each arch its own latest entry: v5.3 on i386, v5.2 on x86_64 (the arch sweep has both)
+        assert prov["entry"] == ("v5.2+v5.3" if p.stem == "arch_quick" else "v5.3"), (p.name, prov["entry"])
+        assert set(f["arch"]) == ({"i386", "x86_64"} if p.stem == "arch_quick" else {"i386"})
         for col in PROVENANCE_COLUMNS:
             assert col in f.columns, (p.name, col)
         assert set(f["run"]) == {"quick"} and set(f["seed"]) == {11}
@@ -66,7 +69,7 @@ def test_parquet_round_trip_keeps_provenance_in_metadata_and_columns(quick_run):
 def test_csv_round_trip_has_provenance_columns_full_precision_and_one_unit_per_column(quick_run):
     out, _ = quick_run
     files = sorted((out / "summary").glob("*.csv"))
-    assert len(files) == 8
+    assert len(files) == 9
     for p in files:
         f = pd.read_csv(p)
         prov = read_provenance(f)
@@ -87,6 +90,14 @@ def test_csv_round_trip_has_provenance_columns_full_precision_and_one_unit_per_c
     assert csv["patch_ns_lo"].nunique() > 1 or len(csv) == 1
     trade = pd.read_csv(out / "summary" / "tradeoff_quick.csv")
     np.testing.assert_array_equal(trade["stall_cpu_ns"].to_numpy(), sweep["stall_ns_mean"].to_numpy())
+    # the arch comparison: every row names its arch and the kernel it belongs to
+    by_arch = pd.read_csv(out / "summary" / "drops_by_arch_quick.csv")
+    assert read_provenance(by_arch)["grid"] == "arch"
+    kernels = set(zip(by_arch["scenario"], by_arch["arch"], by_arch["kernel"]))
+    assert kernels == {("seed", "i386", "i386 sketch"), ("seed", "x86_64", "real x86_64"),
+                       ("tracer_add_livepatch", "i386", "i386 sketch"),
+                       ("tracer_add_livepatch", "x86_64", "real x86_64"),
+                       ("tracer_add_probe", "i386", "real i386"), ("tracer_add_probe", "x86_64", "real x86_64")}
 
 
 def test_every_figure_has_a_caption_and_provenance_in_json_and_png(quick_run):
@@ -162,7 +173,7 @@ def test_every_figure_labels_its_ticks_alike(quick_run):
     """1, 10, 1k, 1M everywhere: no figure falls back to matplotlib's 10^n mathtext."""
     out, _ = quick_run
     frames = {k: pd.read_parquet(out / "sweeps" / f"{k}_quick.parquet")
-              for k in ("cpus", "timing", "heatmap", "batching")}
+              for k in ("cpus", "timing", "heatmap", "batching", "arch")}
     for spec in figures.FIGURES:
         if spec.name == "fig7_outcomes":
             continue  # no numeric axes

@@ -142,7 +142,7 @@ def test_a_point_is_the_race_simulator_with_its_spawned_stream(tmp_path):
             assert row[f"{m}_mean"] == direct[f"{m}_mean"]
             assert row[f"{m}_cf"] == direct[f"{m}_cf"]
     # the parameters lead the columns, the measurements follow
-    assert list(frame.columns[:5]) == ["scenario", "strategy", "protocol", "entry", "cpus"]
+    assert list(frame.columns[:6]) == ["arch", "scenario", "strategy", "protocol", "entry", "cpus"]
     assert frame["violations_mean"].iloc[1] > frame["violations_mean"].iloc[0] > 0
 
 

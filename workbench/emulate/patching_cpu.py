@@ -20,11 +20,12 @@ from workbench.base.errors import check_choice
 from workbench.base.paths import cache_dir
 from workbench.base.store import load_entry, store_entry
 from workbench.base.version import emulator_version
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
 from workbench.emulate.explore import OUTCOME_COLUMNS, Run
 from workbench.emulate.scenario import load_scenario
 from workbench.kernel.image import build_image
 from workbench.kernel.int3 import STRATEGIES
-from workbench.kernel.machine import ENTRIES, Crash
+from workbench.kernel.machine import Crash
 
 __all__ = ["load_patching_cpu_table", "patching_cpu_calls", "patching_cpu_table"]
 
@@ -33,14 +34,14 @@ _CAP = 20000
 _KEYS = ["scenario", "entry", "strategy", "site_kind", "trap_site", "trap_phase"]
 
 
-def patching_cpu_calls(scenario: str, strategy: str, entry: str = "v5.3") -> pd.DataFrame:
+def patching_cpu_calls(scenario: str, strategy: str, entry: str = "v5.3", arch: str = "i386") -> pd.DataFrame:
     """One row per (phase, interrupt-context function) whose call traps with the patch frozen there.
 
     Each call starts from the text and data of its phase and runs alone; a
     call that does not return within ``_CAP`` instructions is a deadlock:
     the patching CPU never gets back to ``text_poke_bp()``.
     """
-    run = Run(scenario, strategy, entry)
+    run = Run(scenario, strategy, entry, arch=arch)
     try:
         fns = [fn for fn in run.image.functions if run.scenario.context_of(fn) == "interrupt"]
         cpu, rows = run.machine.cpus[0], []
@@ -68,14 +69,14 @@ def patching_cpu_calls(scenario: str, strategy: str, entry: str = "v5.3") -> pd.
         run.close()
 
 
-def patching_cpu_table(scenario: str, entry: str = "v5.3") -> pd.DataFrame:
+def patching_cpu_table(scenario: str, entry: str = "v5.3", arch: str = "i386") -> pd.DataFrame:
     """Per-trapped-call means of :func:`patching_cpu_calls` for every strategy that traps.
 
     Keys ``(scenario, entry, strategy, site_kind, trap_site, trap_phase)``,
     columns ``trapped_placements`` (calls measured) and the outcome columns.
     """
-    build_image()  # fail early without binutils
-    frames = [patching_cpu_calls(scenario, s, entry) for s in STRATEGIES if STRATEGIES[s].protocol == "breakpoint"]
+    build_image(arch=arch)  # fail early without binutils
+    frames = [patching_cpu_calls(scenario, s, entry, arch) for s in STRATEGIES if STRATEGIES[s].protocol == "breakpoint"]
     calls = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
         else pd.DataFrame(columns=_KEYS)
     if calls.empty:
@@ -87,13 +88,18 @@ def patching_cpu_table(scenario: str, entry: str = "v5.3") -> pd.DataFrame:
     return g
 
 
-def load_patching_cpu_table(scenario: str = "seed", entry: str = "v5.3") -> pd.DataFrame:
-    """:func:`patching_cpu_table`, kept as a verified cache entry keyed by the emulator's version."""
+def load_patching_cpu_table(scenario: str = "seed", entry: str = "v5.3", arch: str = "i386") -> pd.DataFrame:
+    """:func:`patching_cpu_table`, kept as a verified cache entry keyed by the emulator's version
+    (and, on x86_64, the arch: i386 entries keep the key they always had)."""
     sc = load_scenario(scenario)
-    check_choice("entry", entry, ENTRIES)
+    sc.check_arch(check_choice("arch", arch, ARCHES))
+    check_choice("entry", entry, ENTRIES_BY_ARCH[arch])
     version = emulator_version()
-    path = cache_dir("outcomes", version) / f"{sc.name}_{entry}_patching_cpu.parquet"
+    tag = "" if arch == "i386" else f"{arch}_"
+    path = cache_dir("outcomes", version) / f"{sc.name}_{tag}{entry}_patching_cpu.parquet"
     meta = {"version": version, "scenario": sc.name, "entry": entry, "what": "patching_cpu"}
+    if arch != "i386":
+        meta["arch"] = arch
 
     def parse(payload: bytes) -> pd.DataFrame:
         head, _, body = payload.partition(b"\n")
@@ -107,7 +113,7 @@ def load_patching_cpu_table(scenario: str = "seed", entry: str = "v5.3") -> pd.D
     got = load_entry(path, parse, what="patching-CPU outcome cache")
     if isinstance(got, pd.DataFrame):
         return got
-    table = patching_cpu_table(scenario, entry)
+    table = patching_cpu_table(scenario, entry, arch)
     if emulator_version() == version:
         buf = io.BytesIO()
         table.to_parquet(buf, index=False)

@@ -6,8 +6,9 @@ The job, in order, each step under a progress bar:
    entries), computed in parallel when not cached
    (:func:`workbench.emulate.explore.load_outcome_table`);
 2. the race sweeps (:func:`workbench.sweep.engine.sweep`): strategies over CPU
-   counts, over sync-round latency, the skip heatmap, and per-site vs
-   batched over the number of sites; each is saved as
+   counts, over sync-round latency, the skip heatmap, per-site vs
+   batched over the number of sites, and skip on i386 and x86_64 over CPU
+   counts (the arch comparison); each is saved as
    ``data/sweeps/<name>.parquet``;
 3. the summary tables, ``data/summary/<name>.csv``;
 4. the figures, ``data/figures/<name>.svg/.pdf/.png`` (:func:`workbench.figures.style.save`),
@@ -50,8 +51,8 @@ from workbench.base.process import die_with_parent
 from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, write_atomic
 from workbench.base.version import code_version
-from workbench.base.vocabulary import FORMATS, STRATEGIES, write_columns
-from workbench.emulate.scenario import scenario_kernel
+from workbench.base.vocabulary import ARCHES, FORMATS, STRATEGIES, write_columns
+from workbench.emulate.scenario import load_scenario, scenario_kernel
 from workbench.race.experiment import long_metrics, race_grid
 from workbench.race.bristot import bristot_comparison
 from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, save_frame, sweep
@@ -92,6 +93,11 @@ SCENARIOS = ("seed", "tracer_add_probe")
 PANEL_SCENARIO = {"violations": "seed", "dropped_tracer": "tracer_add_probe"}
 #: the scenario of the trade-off (figure 5): a real i386 kernel, the tracer running, a probe added
 TRADEOFF_SCENARIO = "tracer_add_probe"
+#: the arch comparison (figure 8): the same scenarios on i386 and x86_64 under skip; on i386
+#: the livepatch ones are the seed mail's sketch, on x86_64 a real kernel
+#: (workbench.figures.plots.ARCH_PANELS says which panel reads which)
+ARCH_SCENARIOS = ("seed", "tracer_add_livepatch", "tracer_add_probe")
+ARCH_STRATEGY = "skip"
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ FIGURES = (
     FigureSpec("fig5_tradeoff", "Stall CPU-time against dropped invocations", ("cpus",)),
     FigureSpec("fig6_closed_form", "Closed form vs Monte Carlo", ("cpus", "timing", "heatmap", "batching")),
     FigureSpec("fig7_outcomes", "Emulated per-call outcomes, v5.1 vs v5.3 entry", ()),
+    FigureSpec("fig8_arch_compare", "i386 beside x86_64: tracer and livepatch losses per patch vs CPUs", ("arch",)),
 )
 
 
@@ -143,6 +150,8 @@ def grids(quick=False) -> dict:
         "heatmap": race_grid(scenario=sc, strategy="skip", cpus=g["cpus"], sync_round_ns=g["sync_round_ns"],
                              trials=trials),
         "batching": batching_grid(g["sites"], trials),
+        "arch": race_grid(arch=list(ARCHES), scenario=list(ARCH_SCENARIOS), strategy=ARCH_STRATEGY,
+                          cpus=g["cpus"], trials=trials),
     }
 
 
@@ -201,7 +210,7 @@ def _load_tables(jobs, progress):
 def summaries(frames: dict, tables: dict) -> dict:
     """The summary tables (name -> frame) of the sweeps and outcome tables."""
     out = {}
-    keep = ["scenario", "entry", "strategy", "protocol", "cpus", "sync_round_ns", "trials"]
+    keep = ["arch", "scenario", "entry", "strategy", "protocol", "cpus", "sync_round_ns", "trials"]
     stats = [f"{m}_{s}" for m in ("violations", "dropped_tracer", "dropped_livepatch", "deadlocks", "trapped",
                                   "stall_ns", "patch_ns", "ipis") for s in ("mean", "lo", "hi", "cf")]
     for name in ("cpus", "timing", "heatmap"):
@@ -231,10 +240,16 @@ def summaries(frames: dict, tables: dict) -> dict:
                                      z_max_abs=("z", lambda z: z.abs().max()),
                                      rel_diff_max=("rel", "max")).reset_index())
     out["outcomes"] = pd.concat(list(tables.values()), ignore_index=True)
-    # which kernel each row's scenario belongs to: real i386, or the seed mail's i386 sketch
+    if "arch" in frames:  # the arch comparison (figure 8): every row names its arch
+        out["drops_by_arch"] = frames["arch"][keep + stats]
+    # which kernel each row's scenario belongs to: real i386, the seed mail's i386 sketch, or
+    # (rows naming their arch) real x86_64
     for name, frame in out.items():
         if "scenario" in frame.columns:
             kernel = frame["scenario"].map(lambda sc: scenario_kernel(str(sc)))
+            if "arch" in frame.columns:
+                kernel = pd.Series([load_scenario(str(sc)).kernel_on(str(a))
+                                    for sc, a in zip(frame["scenario"], frame["arch"])], index=frame.index)
             out[name] = frame.assign(kernel=kernel)[["scenario", "kernel"] + [c for c in frame.columns
                                                                            if c not in ("scenario", "kernel")]]
     return out
@@ -293,6 +308,11 @@ def _draw(name, frames, tables):
                                                                           "batching")], ignore_index=True))
     if name == "fig7_outcomes":
         return plots.outcome_grid(pd.concat(list(tables.values()), ignore_index=True))
+    if name == "fig8_arch_compare":
+        a = frames["arch"]
+        kernels = {(sc, ar): load_scenario(sc).kernel_on(ar) for sc, ar in
+                   set(zip(a["scenario"].astype(str), a["arch"].astype(str)))}
+        return plots.arch_compare(a, kernels)
     raise ConfigError(f"figure: unknown {name!r}")
 
 
@@ -300,7 +320,10 @@ def _data_of(name, frames, tables):
     """The frame a figure is drawn from (its conditions caption reads it)."""
     if name == "fig7_outcomes":
         return pd.concat(list(tables.values()), ignore_index=True)
-    return pd.concat(list(frames.values()), ignore_index=True)
+    if name == "fig8_arch_compare":  # scenario, arch and kernel are in its legend; the entry is each arch's own
+        return frames["arch"].drop(columns=["scenario", "entry"], errors="ignore")
+    # the arch comparison's sweep is figure 8's alone
+    return pd.concat([v for k, v in frames.items() if k != "arch"], ignore_index=True)
 
 
 def input_digest(name: str, frames: dict, tables: dict, memo: dict | None = None) -> str:
@@ -486,7 +509,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
 #: the sweeps each summary table is computed from (its provenance's grid)
 _SOURCES = {"drops_vs_cpus": "cpus", "drops_vs_timing": "timing", "heatmap_skip": "heatmap", "batching": "batching",
             "tradeoff": "cpus", "closed_form_check": "cpus+timing+heatmap+batching", "bristot": "bristot",
-            "outcomes": "outcomes"}
+            "outcomes": "outcomes", "drops_by_arch": "arch"}
 #: summaries with no random numbers behind them (closed form; exhaustive emulation)
 _SEEDLESS = ("bristot", "outcomes")
 

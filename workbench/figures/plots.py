@@ -18,7 +18,9 @@ Figures (docs/FIGURES.md says what each shows):
 * :func:`tradeoff` -- stall CPU-time against dropped invocations;
 * :func:`closed_vs_monte_carlo` -- the closed form against the Monte Carlo;
 * :func:`outcome_grid` -- the emulator's per-trapped-call outcomes,
-  strategy x site kind, one panel per kernel entry.
+  strategy x site kind, one panel per kernel entry;
+* :func:`arch_compare` -- i386 beside x86_64: tracer and livepatch losses
+  per patch against CPUs, each line labelled with its kernel.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, S
                                      styled, symlog_y, text_overlaps)
 
 __all__ = [
-    "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PlotFigure", "SIZES", "STRATEGY_ORDER",
-    "STRATEGY_STYLE", "batching", "closed_vs_monte_carlo", "drops", "drops_compare",
+    "ARCH_PANELS", "ARCH_WHY", "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PlotFigure", "SIZES", "STRATEGY_ORDER",
+    "STRATEGY_STYLE", "arch_compare", "batching", "closed_vs_monte_carlo", "drops", "drops_compare",
     "figure_check", "heatmap", "new_figure", "outcome_cell", "outcome_grid", "save", "style", "text_overlaps",
     "tradeoff",
 ]
@@ -551,3 +553,78 @@ def _rect(c, r, colour):
 
     return Rectangle((c + 0.03, r + 0.04), 0.94, 0.92, facecolor=colour, edgecolor="#777777",
                      linewidth=0.4)
+
+
+# -- figure 8: the two arches on the same question ---------------------------------------------
+
+#: arch -> colour and marker of :func:`arch_compare`
+_ARCH_STYLE = {"i386": (OKABE_ITO["vermillion"], "o"), "x86_64": (OKABE_ITO["blue"], "s")}
+#: the panels of :func:`arch_compare`: (metric, title, scenarios in the order drawn)
+ARCH_PANELS = (
+    ("dropped_tracer", "Tracer running, an ops added:\ndropped tracer calls", ("tracer_add_livepatch", "tracer_add_probe")),
+    ("dropped_livepatch", "Livepatch in place, tracer added:\ndropped livepatch calls", ("seed",)),
+)
+#: why the arches differ (left) or agree (right): the routing rule of each
+#: (workbench.kernel.ftrace.FtraceState.site_target; docs/KERNEL.md §17)
+ARCH_WHY = ("Tracer: on i386 every traced site passes the shared ftrace_call while the update rewrites it; on x86_64 "
+            "a site of one ops calls that ops' own trampoline,\nso only the 2 sites being re-routed lose calls. "
+            "Livepatch: the same 2 sites move from the livepatch's own trampoline to ftrace_regs_caller on both "
+            "(lines coincide).")
+
+
+@styled
+def arch_compare(frame, kernels, size="wide_tall", panels=ARCH_PANELS, why=ARCH_WHY):
+    """i386 beside x86_64 on the same question: per-patch losses against CPUs, one line per
+    (scenario, arch), each labelled with the kernel it belongs to.
+
+    *frame* is a race sweep over ``arch`` x ``scenario`` x ``cpus`` (one
+    strategy); *kernels* maps ``(scenario, arch)`` to its kernel tag
+    (``real i386``, ``i386 sketch``, ``real x86_64``;
+    :meth:`workbench.emulate.scenario.Scenario.kernel_on`). Colour is the
+    arch, line style and marker fill the scenario (coinciding lines show
+    their markers at alternate points); bands are the Monte Carlo's 95%
+    interval of the mean; the legend's title (*why*) says why the arches
+    differ or agree.
+    The y axis is linear below 1 and logarithmic above
+    (:func:`workbench.figures.style.symlog_y`). Raises :class:`ConfigError`
+    if the frame lacks the columns or mixes strategies.
+    """
+    metrics = [p[0] for p in panels]
+    _need(frame, ["arch", "scenario", "cpus", "strategy"]
+          + [f"{m}_{s}" for m in metrics for s in ("mean", "lo", "hi")], "arch_compare")
+    if frame["strategy"].nunique() != 1:
+        raise ConfigError("arch_compare: give one strategy (filter the frame on strategy)")
+    strategy = strategy_style(str(frame["strategy"].iloc[0]))[2]
+    fig, axes = new_figure(size, 1, len(panels))
+    dashes = ("-", (0, (4, 1.5)), (0, (1, 1.2)))
+    handles = []
+    for ax, (m, title, scenarios) in zip(axes[0], panels):
+        series = {}
+        for j, sc in enumerate(scenarios):
+            for arch in _ARCH_STYLE:
+                d = frame[(frame["scenario"] == sc) & (frame["arch"] == arch)].sort_values("cpus")
+                if len(d):
+                    series[(j, sc, arch)] = d
+        # coinciding lines show their markers at alternate points: scenarios (same arch) by
+        # position, arches of one scenario where their values agree
+        every = marker_stagger({k: d[f"{m}_mean"].to_numpy(float) for k, d in series.items()})
+        if len(scenarios) > 1:
+            every = {k: (k[0], len(scenarios)) for k in series}
+        top = 0.0
+        for (j, sc, arch), d in series.items():
+            colour, marker = _ARCH_STYLE[arch]
+            xs = d["cpus"].to_numpy(float)
+            mean, lo, hi = (d[f"{m}_{s}"].to_numpy(float) for s in ("mean", "lo", "hi"))
+            ax.fill_between(xs, np.clip(lo, 0, None), hi, color=colour, alpha=0.15, linewidth=0)
+            (line,) = ax.plot(xs, mean, color=colour, marker=marker, linestyle=dashes[j % len(dashes)],
+                              markevery=every[(j, sc, arch)], markerfacecolor=colour if j == 0 else "white",
+                              label=f"{sc}, {arch} [{kernels[(sc, arch)]}]")
+            handles.append(line)
+            top = max(top, float(np.nanmax(hi)))
+        set_x(ax, "cpus")
+        symlog_y(ax, top)
+        ax.set_ylabel(METRIC_LABELS.get(m, m))
+        ax.set_title(f"{title} ({strategy})")
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, handlelength=2.6, columnspacing=1.2,
+               fontsize=6, title=why, title_fontsize=6)
+    return fig

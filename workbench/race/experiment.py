@@ -20,8 +20,8 @@ import math
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
-from workbench.base.vocabulary import ENTRIES
-from workbench.base.vocabulary import METRICS
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, METRICS
+from workbench.emulate.scenario import load_scenario
 from workbench.race.outcomes import PerCallOutcomes
 from workbench.race.parameters import RACE_PARAMETERS
 from workbench.race.plan import PLANS
@@ -58,7 +58,9 @@ class RaceExperiment(Experiment):
     With ``outcomes="none"`` the outcome metrics (violations, drops,
     spurious, crashes) are NaN: only trapped calls, stall, windows, patch
     time and IPIs are counted. The emulator's outcome tables are loaded once
-    per (scenario, entry) by :meth:`prepare`.
+    per (scenario, arch, entry) by :meth:`prepare`. ``arch`` picks the
+    emulated kernel whose plan, routing and outcome tables are used; a
+    scenario or entry that arch cannot have is refused in one line.
     """
 
     name = "race"
@@ -67,7 +69,10 @@ class RaceExperiment(Experiment):
     def normalize(self, params):
         p = super().normalize(params)
         check_choice("outcomes", p["outcomes"], ("emulator", "none"))
-        check_choice("entry", p["entry"], ENTRIES)
+        arch = check_choice("arch", p["arch"], ARCHES)
+        load_scenario(p["scenario"]).check_arch(arch)  # a scenario the arch cannot have: refused here
+        entries = ENTRIES_BY_ARCH[arch]
+        p["entry"] = check_choice("entry", entries[-1] if p["entry"] is None else p["entry"], entries)
         if not isinstance(p["trampolines"], bool):
             raise ConfigError(f"trampolines: expected true or false, got {p['trampolines']!r}")
         p["trials"] = int(check_range("trials", p["trials"], 2, 10**8, integer=True))
@@ -82,7 +87,7 @@ class RaceExperiment(Experiment):
         workload = Workload(hot=hot, tail_functions=p["tail_functions"], tail_rate=p["tail_rate"],
                             zipf_s=p["zipf_s"], dispersion=p["dispersion"])
         cfg = RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
-                         trampolines=p["trampolines"], batch_max=p["batch_max"])
+                         trampolines=p["trampolines"], batch_max=p["batch_max"], arch=arch)
         p.update(protocol=cfg.protocol, batch_max=cfg.batch_max, cpus=cfg.cpus, hot=dict(workload.hot),
                  tail_functions=workload.tail_functions, tail_rate=workload.tail_rate,
                  zipf_s=workload.zipf_s, dispersion=workload.dispersion,
@@ -97,30 +102,31 @@ class RaceExperiment(Experiment):
         workload = Workload(hot=tuple(p["hot"].items()), tail_functions=p["tail_functions"],
                             tail_rate=p["tail_rate"], zipf_s=p["zipf_s"], dispersion=p["dispersion"])
         return RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
-                          trampolines=p["trampolines"], batch_max=p["batch_max"])
+                          trampolines=p["trampolines"], batch_max=p["batch_max"], arch=p["arch"])
 
     @staticmethod
     def _needs_table(p):
         return p["outcomes"] == "emulator" and p["strategy"] != "stop_machine"
 
     def prepare(self, points, progress=True):
-        """The emulator's outcome table of every (scenario, entry) the points need."""
+        """The emulator's outcome table of every (scenario, arch, entry) the points need."""
         from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn; sweep workers only simulate
 
         PLANS.refresh()  # a scenario or the assembly edited since the plans were derived
         from workbench.emulate.patching_cpu import load_patching_cpu_table  # start-up: as above
 
-        keys = sorted({(p["scenario"], p["entry"]) for p in points if self._needs_table(p)})
-        out = {f"{s}/{e}": load_outcome_table(s, e, progress=progress) for s, e in keys}
-        out.update({f"{s}/{e}/patching_cpu": load_patching_cpu_table(s, e) for s, e in keys})
+        keys = sorted({(p["scenario"], p["arch"], p["entry"]) for p in points if self._needs_table(p)})
+        out = {f"{s}/{a}/{e}": load_outcome_table(s, e, progress=progress, arch=a) for s, a, e in keys}
+        out.update({f"{s}/{a}/{e}/patching_cpu": load_patching_cpu_table(s, e, arch=a) for s, a, e in keys})
         return out
 
     def run(self, p, seed, stream, context):
         if self._needs_table(p):
-            key = f"{p['scenario']}/{p['entry']}"
-            outcomes = PerCallOutcomes(context[key], p["scenario"], p["entry"], context.get(f"{key}/patching_cpu"))
+            key = f"{p['scenario']}/{p['arch']}/{p['entry']}"
+            outcomes = PerCallOutcomes(context[key], p["scenario"], p["entry"], context.get(f"{key}/patching_cpu"),
+                                       arch=p["arch"])
         else:  # nothing traps under stop_machine; "none" counts traps only
-            outcomes = PerCallOutcomes.empty(p["scenario"], p["entry"])
+            outcomes = PerCallOutcomes.empty(p["scenario"], p["entry"], arch=p["arch"])
         row = simulate(self.config(p), outcomes, p["trials"], seed, stream=stream).iloc[0].to_dict()
         if p["outcomes"] == "none":
             for m in _OUTCOME_METRICS:

@@ -9,8 +9,9 @@ itself come from their own table (``workbench.emulate.patching_cpu``).
 import numpy as np
 import pandas as pd
 
-from workbench.base.errors import ConfigError
-from workbench.emulate.scenario import check_scenario
+from workbench.base.errors import ConfigError, check_choice
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
+from workbench.emulate.scenario import check_scenario, load_scenario
 
 __all__ = ["OUTCOME_METRICS", "PerCallOutcomes", "TRAP_SITES", "load_outcomes"]
 
@@ -23,7 +24,7 @@ OUTCOME_METRICS = {"violations": "violation", "dropped_tracer": "dropped_tracer"
 
 
 class PerCallOutcomes:
-    """Per-trapped-call expected outcomes for one scenario and kernel entry.
+    """Per-trapped-call expected outcomes for one scenario, arch and kernel entry.
 
     Built from the emulator's outcome table (one row per scenario, entry,
     strategy, site_kind, trap_site with ``trapped_placements`` and per-call means; see
@@ -37,22 +38,27 @@ class PerCallOutcomes:
     COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "deadlock")
     KEY = ("strategy", "site_kind", "trap_site")
 
-    def __init__(self, frame, scenario, entry="v5.3", patching=None):
-        self.scenario, self.entry = scenario, entry
+    def __init__(self, frame, scenario, entry=None, patching=None, arch="i386"):
+        arch = check_choice("arch", arch, ARCHES)
+        entry = check_choice("entry", ENTRIES_BY_ARCH[arch][-1] if entry is None else entry, ENTRIES_BY_ARCH[arch])
+        self.scenario, self.entry, self.arch = scenario, entry, arch
         #: calls trapped on the patching CPU itself (an interrupt inside text_poke_bp(): the
         #: patch frozen in its phase; workbench.emulate.patching_cpu), or None: as any other CPU
-        self.patching = None if patching is None or not len(patching) else PerCallOutcomes(patching, scenario, entry)
+        self.patching = None if patching is None or not len(patching) \
+            else PerCallOutcomes(patching, scenario, entry, arch=arch)
         if "deadlock" not in frame.columns:  # a table from before deadlocks were recorded
             frame = frame.assign(deadlock=0.0)
         need = set(self.KEY) | set(self.COLUMNS) | {"trapped_placements"}
         if not need <= set(frame.columns):
             raise ConfigError(f"outcomes: table lacks columns {sorted(need - set(frame.columns))}")
         rows = frame
-        for col, val in (("scenario", scenario), ("entry", entry)):
+        # an i386 table has no arch column (its rows are as they always were)
+        for col, val in (("scenario", scenario), ("entry", entry), ("arch", arch)):
             if col in rows.columns:
                 rows = rows[rows[col] == val]
         if len(frame) and not len(rows):
-            raise ConfigError(f"outcomes: table has no rows for scenario {scenario!r}, entry {entry!r}")
+            raise ConfigError(f"outcomes: table has no rows for scenario {scenario!r}, arch {arch!r}, "
+                              f"entry {entry!r}")
         values = rows[list(self.COLUMNS)].to_numpy(float)
         if np.any(values < 0) or not np.all(np.isfinite(values)):
             raise ConfigError("outcomes: per-call means must be finite and >= 0")
@@ -74,10 +80,10 @@ class PerCallOutcomes:
         return self if self.patching is None else self.patching
 
     @classmethod
-    def empty(cls, scenario, entry="v5.3"):
+    def empty(cls, scenario, entry=None, arch="i386"):
         """No measured outcomes: every trapped call counts zero (counting only)."""
         cols = ("scenario", "entry", "trapped_placements") + cls.KEY + cls.COLUMNS
-        return cls(pd.DataFrame(columns=cols), scenario, entry)
+        return cls(pd.DataFrame(columns=cols), scenario, entry, arch=arch)
 
     def per_call(self, strategy, site_kind, trap_site, phase_weights=None):
         """Mapping metric -> expected count per trapped call (0 where no row).
@@ -110,10 +116,18 @@ class PerCallOutcomes:
         return self._n.get((strategy, site_kind, trap_site), 0)
 
 
-def load_outcomes(scenario, entry="v5.3"):
-    """Run/load the emulator's outcome table (cached by code version there)."""
+def load_outcomes(scenario, entry=None, arch="i386"):
+    """Run/load the *arch* emulator's outcome table (cached by code version there).
+
+    *entry* defaults to the arch's latest (:data:`ENTRIES_BY_ARCH`); a
+    scenario the arch cannot have, or an entry it lacks, raises ConfigError
+    before any work.
+    """
     from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn, only when a table is read
     from workbench.emulate.patching_cpu import load_patching_cpu_table  # start-up: as above
     check_scenario(scenario)
-    return PerCallOutcomes(load_outcome_table(scenario, entry), scenario, entry,
-                           load_patching_cpu_table(scenario, entry))
+    arch = check_choice("arch", arch, ARCHES)
+    load_scenario(scenario).check_arch(arch)
+    entry = check_choice("entry", ENTRIES_BY_ARCH[arch][-1] if entry is None else entry, ENTRIES_BY_ARCH[arch])
+    return PerCallOutcomes(load_outcome_table(scenario, entry, arch=arch), scenario, entry,
+                           load_patching_cpu_table(scenario, entry, arch=arch), arch=arch)

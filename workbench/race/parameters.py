@@ -14,10 +14,12 @@ __all__ = ["RACE_PARAMETERS"]
 
 #: every race-sweep parameter and its default (None: the model's calibrated default)
 RACE_PARAMETERS = {
+    "arch": "i386",              # emulated kernel: i386 | x86_64 (its plan, routing and outcome tables)
     "scenario": "seed",          # a named scenario or a scenario TOML file
     "strategy": "skip",          # workbench.base.vocabulary.STRATEGIES
     "protocol": None,            # per_site | batched | stop_machine (None: the strategy's own)
-    "entry": "v5.3",             # kernel int3 entry whose emulated outcomes are used
+    "entry": None,               # int3 entry whose emulated outcomes are used (None: the arch's latest,
+                                 # v5.3 on i386, v5.2 on x86_64; workbench.base.vocabulary.ENTRIES_BY_ARCH)
     "cpus": 64,                  # 1..65536
     "sync_round_ns": None,       # mean IPI sync round on 24 CPUs (None: 0.337 ms, Bristot)
     "write_ns": None,            # one text_poke write (None: 2.32 us, Bristot)

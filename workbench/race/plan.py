@@ -39,14 +39,17 @@ class Stage:
 
 
 class _Plans(dict):
-    """Ordered plans per scenario, derived once from the emulator's own
+    """Ordered plans per (scenario, arch), derived once from the emulator's own
     kernel-ordered plan (:func:`derive_plan`), so the simulator and the
-    emulator can never patch in different orders."""
+    emulator can never patch in different orders. A bare scenario name is
+    the i386 plan."""
 
     version = None  #: the emulator version the plans were derived from
 
-    def __missing__(self, scenario):
-        self[scenario] = plan = derive_plan(scenario)
+    def __missing__(self, key):
+        scenario, arch = (key, "i386") if isinstance(key, str) else key
+        plan = derive_plan(scenario, arch)
+        self[(scenario, arch)] = self[key] = plan
         return plan
 
     def refresh(self) -> None:
@@ -57,22 +60,31 @@ class _Plans(dict):
             self.version = now
 
 
-#: scenario -> tuple of :class:`Stage` (filled on first use)
+#: (scenario, arch) -> tuple of :class:`Stage` (filled on first use)
 PLANS = _Plans()
 
 _TRAMPOLINE_OF = {"ftrace_call": "ftrace_caller", "ftrace_regs_call": "ftrace_regs_caller"}
 
 
-def derive_plan(scenario):
-    """The :class:`Stage` tuple of *scenario* derived from the emulator's plan.
+def derive_plan(scenario, arch="i386"):
+    """The :class:`Stage` tuple of *scenario* on *arch* derived from the emulator's plan.
 
     Walks ``workbench.emulate.scenario.load_scenario(scenario).plan(image)`` (the
-    kernel-ordered text batches and syncs) and, for each trampoline-call
-    batch, records the site kinds whose sites call that trampoline at that
-    moment (the before state until the sites batch, the after state from
-    then on). Fills :data:`PLANS`; needs the emulator's image (binutils).
+    kernel-ordered text batches and syncs) on the *arch* kernel's image and,
+    for each trampoline-call batch, records the site kinds whose sites call
+    that trampoline at that moment (the before state until the sites batch,
+    the after state from then on), as that arch routes them
+    (:meth:`workbench.kernel.ftrace.FtraceState.site_target`): on x86_64 a
+    site covered by one ops calls that ops' own trampoline (``FTRACE_FL_TRAMP``),
+    whose call is fixed when ``create_trampoline()`` makes it, so an update
+    of the shared ``ftrace_call`` / ``ftrace_regs_call`` does not reach it.
+    A scenario *arch* cannot have raises ConfigError
+    (:meth:`~workbench.emulate.scenario.Scenario.check_arch`). Fills
+    :data:`PLANS`; needs the emulator's image (binutils).
     """
-    sc, image = load_scenario(scenario), build_image()
+    sc = load_scenario(scenario)
+    sc.check_arch(arch)
+    image = build_image(arch=arch)
     sc.states(image)  # refuses a transition that changes nothing
     lp = sc.livepatched()
     kind = {fn: "livepatched" if fn in lp else "ordinary" for fn in image.functions}

@@ -15,8 +15,8 @@ import pandas as pd
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.numeric import fdot
 from workbench.base.units import NS
-from workbench.base.vocabulary import METRICS, PROTOCOLS, STRATEGIES
-from workbench.emulate.scenario import check_scenario
+from workbench.base.vocabulary import ARCHES, METRICS, PROTOCOLS, STRATEGIES
+from workbench.emulate.scenario import check_scenario, load_scenario
 from workbench.kernel.int3 import get_strategy
 from workbench.race.outcomes import load_outcomes
 from workbench.race.spin import spin_draw_shared, spin_expect, spin_per_site, spin_shared, spin_wait, window_nodes
@@ -31,7 +31,7 @@ _CHUNK = 32768  # trials per vectorised chunk: bounds memory, not results
 
 @dataclass(frozen=True)
 class RaceConfig:
-    """One configuration of the race: scenario, strategy, protocol, CPUs, workload, timing.
+    """One configuration of the race: scenario, strategy, protocol, CPUs, workload, timing, arch.
 
     ``protocol`` defaults to ``stop_machine`` for the ``stop_machine``
     strategy and ``batched`` (ftrace's protocol) otherwise; the two must
@@ -45,7 +45,12 @@ class RaceConfig:
     of the formulas use). ``batch_max`` (``batched`` only): at most this
     many sites per breakpoint batch, as ``text_poke_queue()`` cuts them from
     v5.6 (:data:`TP_VEC_MAX`); None: one batch of every site, as ftrace did
-    before v5.6. Raises :class:`ConfigError` naming the bad parameter.
+    before v5.6. ``arch`` is the emulated kernel (:data:`ARCHES`) whose
+    plan and routing decide which sites and trampoline calls an update
+    changes (``workbench.race.plan``) and whose outcome tables are read; a
+    scenario the arch cannot have is refused
+    (:meth:`~workbench.emulate.scenario.Scenario.check_arch`). Raises
+    :class:`ConfigError` naming the bad parameter.
     """
 
     scenario: str = "seed"
@@ -58,6 +63,7 @@ class RaceConfig:
     horizon_ns: float = 3.6e12
     patcher_calls: bool = False
     batch_max: int = None
+    arch: str = "i386"
 
     @property
     def blocks(self) -> bool:
@@ -66,6 +72,7 @@ class RaceConfig:
 
     def __post_init__(self):
         check_scenario(self.scenario)
+        load_scenario(self.scenario).check_arch(check_choice("arch", self.arch, ARCHES))
         check_choice("strategy", self.strategy, STRATEGIES)
         implied = "stop_machine" if self.strategy == "stop_machine" else "batched"
         protocol = implied if self.protocol is None else check_choice("protocol", self.protocol, PROTOCOLS)
@@ -321,7 +328,7 @@ def _draw_patcher(res, stage, w, rng, size):
 def _config_columns(cfg, outcomes, trials, seed, stream):
     w, t = cfg.workload, cfg.timing
     stages = patch_timeline(cfg, None)
-    row = {"scenario": cfg.scenario, "entry": outcomes.entry, "strategy": cfg.strategy,
+    row = {"arch": cfg.arch, "scenario": cfg.scenario, "entry": outcomes.entry, "strategy": cfg.strategy,
            "protocol": cfg.protocol, "batch_max": cfg.batch_max, "cpus": cfg.cpus,
            "n_sites": sum(s.sites for s in stages if s.what in ("batched", "per_site")),
            "hot_rates": ",".join(f"{k}={v:g}" for k, v in w.hot),
@@ -351,10 +358,12 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     stream = int(check_range("stream", stream, 0, 2**63 - 1, integer=True))
     level = check_range("level", level, 0.5, 0.999999)
     if outcomes is None:
-        outcomes = load_outcomes(config.scenario)
+        outcomes = load_outcomes(config.scenario, arch=config.arch)
     if outcomes.scenario != config.scenario:
         raise ConfigError(f"outcomes: table is for scenario {outcomes.scenario!r}, "
                           f"config is {config.scenario!r}")
+    if outcomes.arch != config.arch:
+        raise ConfigError(f"outcomes: table is for arch {outcomes.arch!r}, config is {config.arch!r}")
     stages = patch_timeline(config, outcomes)
     cf = _closed(config, outcomes)
     missing = sorted({(config.strategy, g.kind, g.trap_site) for s in stages for g in s.groups
@@ -396,20 +405,24 @@ def config_stream(config) -> int:
 def simulate_many(configs, outcomes, trials=10_000, seed=0, *, level=0.95):
     """:func:`simulate` each config (stream = :func:`config_stream` of it); concatenated frame.
 
-    *outcomes* is one :class:`PerCallOutcomes`, a mapping scenario -> it, or
-    None (load each scenario's emulator table once). Each point's stream
+    *outcomes* is one :class:`PerCallOutcomes`, a mapping scenario (or
+    (scenario, arch)) -> it, or None (load each (scenario, arch)'s emulator
+    table once). Each point's stream
     depends only on *seed* and the configuration itself, not on its
     position in *configs*: a configuration gives the same numbers alone or
     in any list.
     """
     frames, loaded = [], {}
     for cfg in configs:
+        key = (cfg.scenario, cfg.arch)
         if outcomes is None:
-            if cfg.scenario not in loaded:
-                loaded[cfg.scenario] = load_outcomes(cfg.scenario)
-            table = loaded[cfg.scenario]
+            if key not in loaded:
+                loaded[key] = load_outcomes(cfg.scenario, arch=cfg.arch)
+            table = loaded[key]
+        elif isinstance(outcomes, dict):
+            table = outcomes[key] if key in outcomes else outcomes[cfg.scenario]
         else:
-            table = outcomes[cfg.scenario] if isinstance(outcomes, dict) else outcomes
+            table = outcomes
         frames.append(simulate(cfg, table, trials, seed, stream=config_stream(cfg), level=level))
     return pd.concat(frames, ignore_index=True)
 

@@ -152,7 +152,7 @@ def patch_timeline(cfg, outcomes):
         table = outcomes.on_patching_cpu() if patching else outcomes
         return table.per_call(cfg.strategy, kind, site, weights.get("now"))
     stages = []
-    for st in PLANS[cfg.scenario]:
+    for st in PLANS[(cfg.scenario, cfg.arch)]:
         summary, share, irq = _stage_view(cfg, st.functions)
         if st.target in ("ftrace_call", "ftrace_regs_call"):
             if not cfg.trampolines:
