@@ -15,8 +15,9 @@ LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: figures test unit endtoend lab bench venv clean report anchor kernel-source
 
-# the real-kernel anchor (make anchor, notebook 08, tests/anchor) boots Debian's kernels under QEMU
-ANCHOR_DEPS = @command -v qemu-system-x86_64 >/dev/null 2>&1 && test -x /bin/busybox || { echo "error: qemu-system-x86_64 or /bin/busybox not found; install them: apt-get install qemu-system-x86 busybox-static (and dpkg --add-architecture i386 && apt-get update for the i386 kernel)" >&2; exit 2; }
+# the real-kernel anchor (make anchor, notebook 08, tests/anchor) boots Debian's kernels under QEMU:
+# scripts/system-deps --guests installs QEMU and busybox with apt where allowed, else says in one line what to run
+ANCHOR_DEPS = @scripts/system-deps --guests
 
 venv: $(STAMP)
 
@@ -63,15 +64,16 @@ anchor: $(STAMP)
 #             the browser tests need Chromium: installed with apt where allowed, else one line says what to run
 JOBS ?= auto
 E2E  := browser or qemu
-test: unit endtoend
+test: $(STAMP)
+	@scripts/system-deps --browser --guests --kernel-source
+	@$(MAKE) --no-print-directory unit endtoend
 
 unit: $(STAMP)
-	$(ANCHOR_DEPS)
+	@scripts/system-deps --kernel-source
 	$(PY) -m pytest -q -p no:cacheprovider -m "not ($(E2E))" $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
 
 endtoend: $(STAMP)
-	$(ANCHOR_DEPS)
-	@scripts/system-deps --browser
+	@scripts/system-deps --browser --guests
 	$(PY) -m pytest -q -p no:cacheprovider -m "$(E2E)"
 
 # Debian's linux-source-6.1 tree (installed package, else apt-get download) into data/cache/kernel-source/

@@ -9,7 +9,6 @@ from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.vocabulary import ARCHES, ENTRIES, ENTRIES_BY_ARCH, MODES, SPLIT, STRATEGIES
 from workbench.kernel.text_poke import PROTOCOLS
 from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
-from workbench.ui.format import grouped_table
 
 #: said under a model-checking table whose deadlocked calls count as violations or drops
 DEADLOCK_NOTE = textwrap.fill(
@@ -63,6 +62,7 @@ def configure(p):
 
 def _model_check(args):
     """``--mode exhaustive --cpus K`` (K >= 2): every configuration explored with source-DPOR."""
+    from workbench.ui.format import grouped_table  # start-up: pandas, not for parsing
     from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS  # start-up: Unicorn, not for parsing
     from workbench.sweep.mc import check_all, write_counterexamples  # start-up: pandas, Unicorn, not for parsing
 
@@ -115,6 +115,8 @@ def _model_check(args):
 
 
 def run(args):
+    from workbench.ui.format import grouped_table  # start-up: pandas, not for parsing
+
     arch = check_choice("arch", args.arch, ARCHES)
     if args.mode == "exhaustive" and args.cpus not in (None, 1):
         if arch != "i386":
