@@ -24,6 +24,7 @@ from pathlib import Path
 
 from workbench.base.version import VERSION as __version__
 from workbench.base.errors import ConfigError
+from workbench.base.environment import check_environment
 from workbench.base.paths import check_data_dir
 from workbench.base.version import code_version
 
@@ -126,6 +127,7 @@ def _plain(doc: str) -> str:
 def main(argv=None):
     """Parse *argv* and run the command; return the exit status."""
     try:
+        check_environment()  # MPLBACKEND, LOKY_MAX_CPU_COUNT, TQDM_*, ...: one line, not a library's traceback
         args = _build(argv).parse_args(argv)
         module = importlib.import_module(f"workbench.ui.commands.{args._module}")
         check_data_dir()  # WORKBENCH_DATA a file, read-only, ...: before any work
