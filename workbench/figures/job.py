@@ -57,7 +57,7 @@ from workbench.base.vocabulary import ARCHES, FORMATS, STRATEGIES, write_columns
 from workbench.emulate.scenario import load_scenario, scenario_kernel
 from workbench.race.experiment import long_metrics, race_grid
 from workbench.race.bristot import bristot_comparison
-from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, save_frame, sweep
+from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, local_parallel, save_frame, sweep
 
 __all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "batching_grid", "by_panel", "digest", "grids",
            "input_digest", "regenerate", "summaries"]
@@ -199,9 +199,9 @@ def _load_tables(jobs, progress):
                 out[(s, e)] = load_outcome_table(s, e, progress=False)
                 bar.update(1)
         else:
-            from joblib import Parallel, delayed
+            from joblib import delayed
 
-            it = Parallel(n_jobs=n, backend="loky", return_as="generator")(
+            it = local_parallel(n, return_as="generator")(
                 delayed(_load_table_in_worker)(s, e, os.getpid()) for s, e in missing)
             for key, table in zip(missing, it):
                 out[key] = table
@@ -512,9 +512,9 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
         if n <= 1:
             done = (_render(*t) for t in tasks)
         else:
-            from joblib import Parallel, delayed
+            from joblib import delayed
 
-            done = Parallel(n_jobs=n, backend="loky", return_as="generator")(delayed(_render)(*t) for t in tasks)
+            done = local_parallel(n, return_as="generator")(delayed(_render)(*t) for t in tasks)
         for name, rendered, problems in done:
             report.files += write_files(out / "figures", name, rendered)
             report.problems += [f"{name}: {p}" for p in problems]

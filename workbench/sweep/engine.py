@@ -61,7 +61,7 @@ import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.paths import check_name, data_subdir
-from workbench.base.process import die_with_parent
+from workbench.base.process import die_with_parent, start_worker
 from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, read_regular, write_atomic
 from workbench.base.version import loaded_code_version
@@ -71,7 +71,7 @@ from workbench.sweep.experiment import Experiment, FunctionExperiment
 
 __all__ = ["BACKENDS", "Experiment", "FunctionExperiment", "Grid", "MAX_POINTS_UNFORCED", "MAX_TRIALS_UNFORCED",
            "PARALLEL_MIN_SECONDS", "PARALLEL_POINT_SECONDS", "SweepCache", "check_grid_size", "check_scheduler",
-           "dask_client", "load_frame", "parse_assignments", "point_stream", "save_frame", "sweep", "sweep_path"]
+           "dask_client", "load_frame", "local_parallel", "parse_assignments", "point_stream", "save_frame", "sweep", "sweep_path"]
 
 BACKENDS = ("local", "dask", "serial")
 #: The local backend runs points in this process when one takes less than this
@@ -263,6 +263,21 @@ def dask_client(scheduler=None, client=None, jobs=None, processes=True):
         yield c
 
 
+def local_parallel(n_jobs: int, **kwargs):
+    """A joblib ``Parallel`` of *n_jobs* loky workers that die with this process from their first instant.
+
+    Each worker runs :func:`workbench.base.process.start_worker` as its
+    initializer, before it takes any task: a ``kill -9`` of this process at
+    any moment, even while the pool starts, ends every worker. The sweep
+    engine and the figures job share it (same initializer, same arguments),
+    so they share one reusable pool. *kwargs* go to ``Parallel``.
+    """
+    from joblib import Parallel, parallel_config  # start-up: joblib, only for parallel runs
+
+    with parallel_config(backend="loky", initializer=start_worker, initargs=(os.getpid(),)):
+        return Parallel(n_jobs=n_jobs, **kwargs)
+
+
 def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client, processes):
     """Yield the results of *chunks* as they finish, on *backend*."""
     me = os.getpid()
@@ -270,12 +285,12 @@ def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client
         for chunk in chunks:  # one chunk: a process pool would only add its start-up
             yield _run_chunk(experiment, chunk, seed, context)
     elif backend == "local":
-        from joblib import Parallel, delayed
+        from joblib import delayed  # start-up: joblib, only for parallel runs
 
         # unordered: finished chunks are cached at once, whatever their order; one chunk per
         # dispatch (the chunks are sized here already; joblib's own batching would hand a
         # worker several, leaving the other idle behind a long one)
-        yield from Parallel(n_jobs=jobs or -1, backend="loky", return_as="generator_unordered", batch_size=1)(
+        yield from local_parallel(jobs or -1, return_as="generator_unordered", batch_size=1)(
             delayed(_run_chunk)(experiment, c, seed, context, me) for c in chunks)
     else:
         from distributed import as_completed

@@ -26,12 +26,14 @@ from workbench.base.version import VERSION as __version__
 from workbench.base.errors import ConfigError
 from workbench.base.environment import check_environment
 from workbench.base.paths import check_data_dir
+from workbench.base.process import acknowledge_interrupt, interrupt_shown, start_watchdog, watch_interrupts
 from workbench.base.version import code_version
 
 __all__ = ["COMMANDS", "DESCRIPTION", "EXAMPLES", "INTERRUPTED", "exit_interrupted", "main", "prog_name"]
 
 #: the exit status of an interrupted command (128 + SIGINT)
 INTERRUPTED = 130
+_INTERRUPTED_LINE = "interrupted; finished points are cached and a rerun resumes"
 
 #: what the top-level ``--help`` says the tool is
 DESCRIPTION = ("Emulate and simulate what happens to calls that hit an int3 while Linux ftrace "
@@ -129,6 +131,9 @@ def main(argv=None):
     try:
         check_environment()  # MPLBACKEND, LOKY_MAX_CPU_COUNT, TQDM_*, ...: one line, not a library's traceback
         args = _build(argv).parse_args(argv)
+        if argv is None and args._module != "report":  # the process is ours; report's kernels take SIGINT
+            watch_interrupts(_INTERRUPTED_LINE)  # Ctrl-C: one line, status 130, workers never see it
+            start_watchdog()  # a kill -9 of this process ends every process it starts, from its first instant
         module = importlib.import_module(f"workbench.ui.commands.{args._module}")
         check_data_dir()  # WORKBENCH_DATA a file, read-only, ...: before any work
         return module.run(args) or 0
@@ -136,7 +141,9 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; finished points are cached and a rerun resumes", file=sys.stderr)
+        acknowledge_interrupt()
+        if not interrupt_shown():
+            print(_INTERRUPTED_LINE, file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:
         # the reader went away (`... | head`): stop quietly; point stdout at /dev/null so the
