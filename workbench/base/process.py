@@ -119,6 +119,8 @@ def start_worker(coordinator: int) -> None:
 
 _SHOWN = threading.Event()
 _ACKNOWLEDGED = threading.Event()
+_LOCK = threading.Lock()
+_REARM = threading.Event()
 
 
 def interrupt_shown() -> bool:
@@ -131,19 +133,11 @@ def acknowledge_interrupt() -> None:
     _ACKNOWLEDGED.set()
 
 
-def watch_interrupts(message: str, *, status: int = 130, grace: float = 5.0) -> bool:
-    """Make Ctrl-C print *message* once and end the process with *status* (see the module's doc).
-
-    Call once, from the main thread, before any pool or cluster is
-    started; False (and nothing done) elsewhere than in the main thread or
-    without ``pthread_sigmask``.
-    """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        return False
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-
-    def watcher():
-        signal.sigwait({signal.SIGINT})
+def _announce(message: str, status: int, grace: float) -> None:
+    """The first interrupt: print *message*, silence stderr, and see the process end within *grace*."""
+    with _LOCK:
+        if _SHOWN.is_set():
+            return
         try:
             sys.stderr.flush()
         except (OSError, ValueError):
@@ -155,12 +149,69 @@ def watch_interrupts(message: str, *, status: int = 130, grace: float = 5.0) -> 
             os.dup2(devnull, 2)
         except OSError:
             pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not _ACKNOWLEDGED.is_set():
-                _thread.interrupt_main()  # again: a ctypes callback may have swallowed the last one
-            time.sleep(0.1)
+
+    def ending():
+        time.sleep(grace)
         os._exit(status)
+
+    threading.Thread(target=ending, name="workbench-interrupted", daemon=True).start()
+
+
+def _start_resource_trackers() -> None:
+    """Start the resource trackers the pools use now: starting one later unblocks SIGINT in the
+    thread that starts it (``multiprocessing.resource_tracker.ensure_running``, loky's too)."""
+    import multiprocessing.resource_tracker as stdlib_tracker
+
+    stdlib_tracker.ensure_running()
+    try:
+        # start-up: joblib's loky, only for the commands that may start a pool
+        from joblib.externals.loky.backend import resource_tracker as loky_tracker
+    except ImportError:
+        return
+    loky_tracker.ensure_running()
+
+
+def watch_interrupts(message: str, *, status: int = 130, grace: float = 5.0, pools: bool = False) -> bool:
+    """Make Ctrl-C print *message* once and end the process with *status* (see the module's doc).
+
+    Call once, from the main thread, before any pool or cluster is
+    started; with *pools*, the resource trackers of process pools are
+    started first. False (and nothing done) elsewhere than in the main
+    thread or without ``pthread_sigmask``.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        return False
+    if pools:
+        _start_resource_trackers()
+
+    def handler(signum, frame):
+        # the watcher's interrupt_main(), or a SIGINT a C library's thread took (OpenBLAS's threads
+        # start before the block): one KeyboardInterrupt in the main thread, and another only
+        # if a ctypes callback swallowed it (below); never one in the middle of the shutdown
+        first = not _SHOWN.is_set()
+        _announce(message, status, grace)
+        if first or _REARM.is_set():
+            _REARM.clear()
+            raise KeyboardInterrupt
+
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info):  # a KeyboardInterrupt raised in a ctypes callback is printed and dropped
+        if issubclass(info.exc_type, KeyboardInterrupt) and not _ACKNOWLEDGED.is_set():
+            _REARM.set()
+            _thread.interrupt_main()  # raise it again, at the next line outside the callback
+            return
+        previous_hook(info)
+
+    sys.unraisablehook = unraisable
+    signal.signal(signal.SIGINT, handler)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def watcher():
+        signal.sigwait({signal.SIGINT})
+        _announce(message, status, grace)
+        _REARM.set()
+        _thread.interrupt_main()
 
     threading.Thread(target=watcher, name="workbench-interrupt", daemon=True).start()
     return True
