@@ -122,9 +122,12 @@ def load_schedule(path) -> tuple[McConfig, list[int], str]:
         cfg["items"] = tuple(cfg["items"])
     if "n_ordinary" in cfg:
         check_range("schedule file: config.n_ordinary", cfg["n_ordinary"], 1, 64, integer=True)
-    if "scenario" in cfg:  # a name or a file: the same checks as on the command line
-        load_scenario(cfg["scenario"])
-    config = McConfig(**cfg).checked()
+    try:
+        if "scenario" in cfg:  # a name or a file: the same checks as on the command line
+            load_scenario(cfg["scenario"])
+        config = McConfig(**cfg).checked()
+    except ConfigError as exc:
+        raise ConfigError(f"schedule file: {p.name}: config.{exc}") from None
     sched = doc["schedule"]
     check_range("schedule file: schedule (steps)", len(sched), 0, MAX_SCHEDULE_STEPS, integer=True)
     threads = 1 + 2 * len(config.calls)
