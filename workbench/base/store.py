@@ -46,6 +46,7 @@ __all__ = ["DAMAGED", "check_writable", "load_entry", "read_regular", "repair_pa
 
 _MAGIC = b"wbstore1"
 _LOG = logging.getLogger("workbench.cache")
+_UNSTORED: set = set()  # caches whose failure to store has been reported (once per process)
 #: what :func:`load_entry` returns for an entry that exists but cannot be used
 DAMAGED = type("Damaged", (), {"__repr__": lambda self: "DAMAGED", "__bool__": lambda self: False})()
 
@@ -284,6 +285,10 @@ def store_entry(path: str | os.PathLike, payload: bytes, *, what: str) -> bool:
     try:
         write_atomic(path, header + payload, what=what)
     except ConfigError as exc:
-        _LOG.warning("%s: cache entry not stored (%s)", what, str(exc).partition(": ")[2])
+        reason = str(exc).partition(": ")[2]
+        if what not in _UNSTORED:  # a full disk fails every entry: one line, not one per entry
+            _UNSTORED.add(what)
+            _LOG.warning("%s: cache entry not stored (%s); further failures of this cache are not reported",
+                         what, reason)
         return False
     return True
