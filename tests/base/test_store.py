@@ -259,3 +259,18 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_pa
     store.write_atomic(tmp_path / "out.parquet", b"whole")
     assert not stale.exists() and mine_alive.exists()
     assert (tmp_path / "out.parquet").read_bytes() == b"whole"
+
+
+@pytest.mark.parametrize("where", [("cache",), ("cache", "sweep"), ("cache", "outcomes")])
+def test_a_top_cache_directory_replaced_by_a_file_is_moved_aside_once(tmp_path, monkeypatch, caplog, where):
+    from workbench.base.paths import cache_dir
+
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    impostor = tmp_path.joinpath(*where)
+    impostor.parent.mkdir(parents=True, exist_ok=True)
+    impostor.write_text("a file where a cache directory belongs")
+    with caplog.at_level(logging.WARNING):
+        d = cache_dir(*where[1:], "v1")
+        assert d.is_dir() and cache_dir(*where[1:], "v1") == d  # the second call finds it whole
+    assert len(caplog.records) == 1 and "moved it aside" in caplog.records[0].getMessage()
+    assert impostor.with_name(impostor.name + ".not-a-directory").read_text().startswith("a file")

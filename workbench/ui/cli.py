@@ -17,6 +17,7 @@ import argparse
 import importlib
 import os
 import re
+import signal
 import sys
 import textwrap
 import threading
@@ -163,6 +164,8 @@ def exit_interrupted(status: int) -> None:
     takes more than 10 s the process ends at once. Files written so far are
     complete (every write is atomic) and workers die with this process.
     """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: a late Ctrl-C cannot cut the exit short
     if status != INTERRUPTED:
         return
     try:
