@@ -23,9 +23,11 @@ and so in every thread and process started after it (a signal mask is
 inherited through ``fork`` and kept across ``execve``), and one watcher
 thread takes it with ``sigwait``. The watcher prints the line once, sends
 stderr to ``/dev/null`` (a callback that swallows the interrupt can print
-nothing more), interrupts the main thread until it acknowledges
-(:func:`acknowledge_interrupt`), and ends the process with status 130 if
-the shutdown takes longer than its grace. Workers never see the SIGINT a
+nothing more), kills the processes this one started (they share the
+terminal's stderr: a Dask worker that lost its scheduler, a resource
+tracker finding leaked semaphores would print), interrupts the main thread,
+and ends the process with status 130 if the shutdown takes longer than its
+grace. Workers never see the SIGINT a
 terminal sends to the process group; they end with the parent (above).
 
 An initializer runs only once the worker's interpreter has started and
@@ -52,8 +54,8 @@ import sys
 import threading
 import time
 
-__all__ = ["COORDINATOR_VARIABLE", "acknowledge_interrupt", "die_with_parent", "interrupt_shown", "start_watchdog",
-           "start_worker", "watch_interrupts"]
+__all__ = ["COORDINATOR_VARIABLE", "acknowledge_interrupt", "die_with_parent", "interrupt_shown",
+           "kill_marked_children", "start_watchdog", "start_worker", "watch_interrupts"]
 
 #: the environment variable that marks a process as started (directly or not) by a coordinator
 COORDINATOR_VARIABLE = "WORKBENCH_COORDINATOR"
@@ -151,7 +153,13 @@ def _announce(message: str, status: int, grace: float) -> None:
             pass
 
     def ending():
-        time.sleep(grace)
+        # the children go first, and any a pool starts again while this process shuts down: a worker
+        # or resource tracker writes to the terminal's stderr (a lost scheduler, leaked semaphores),
+        # not to this process's, which is /dev/null now
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            kill_marked_children()
+            time.sleep(0.1)
         os._exit(status)
 
     threading.Thread(target=ending, name="workbench-interrupted", daemon=True).start()
@@ -218,6 +226,26 @@ def watch_interrupts(message: str, *, status: int = 130, grace: float = 5.0, poo
 
 
 _WATCHED: list = []
+
+
+def kill_marked_children() -> int:
+    """``SIGKILL`` every process marked as started by this one (``WORKBENCH_COORDINATOR=<this pid>``);
+    how many there were. Nothing without a mark (no :func:`start_watchdog`) or without ``/proc``."""
+    if os.environ.get(COORDINATOR_VARIABLE) != str(os.getpid()) or not os.path.isdir("/proc/self"):
+        return 0
+    mark, me, n = f"{COORDINATOR_VARIABLE}={os.getpid()}".encode(), os.getpid(), 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == me:
+            continue
+        try:
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if mark not in f.read().split(b"\0"):
+                    continue
+            os.kill(int(d), signal.SIGKILL)
+            n += 1
+        except OSError:
+            continue
+    return n
 
 
 def start_watchdog() -> bool:

@@ -140,6 +140,8 @@ def main(argv=None):
         check_data_dir()  # WORKBENCH_DATA a file, read-only, ...: before any work
         return module.run(args) or 0
     except ConfigError as exc:
+        if interrupt_shown():
+            return INTERRUPTED
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -153,6 +155,11 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a command killed by the pipe
+    except BaseException:
+        if interrupt_shown():  # a pool whose workers the interrupt ended raises its own error: still Ctrl-C
+            acknowledge_interrupt()
+            return INTERRUPTED
+        raise
 
 
 def exit_interrupted(status: int) -> None:
