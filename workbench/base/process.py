@@ -166,17 +166,33 @@ def _announce(message: str, status: int, grace: float) -> None:
 
 
 def _start_resource_trackers() -> None:
-    """Start the resource trackers the pools use now: starting one later unblocks SIGINT in the
-    thread that starts it (``multiprocessing.resource_tracker.ensure_running``, loky's too)."""
+    """Start the resource trackers the pools use now, their stderr on ``/dev/null``.
+
+    Now: starting one later unblocks SIGINT in the thread that starts it
+    (``multiprocessing.resource_tracker.ensure_running``, loky's too). Their
+    stderr: after a Ctrl-C or a kill they outlive this process by a moment,
+    clean up the pools' semaphores and print a warning for each kind they
+    found, on the terminal this process no longer writes to. They keep
+    cleaning up; only the warning goes nowhere.
+    """
     import multiprocessing.resource_tracker as stdlib_tracker
 
-    stdlib_tracker.ensure_running()
     try:
         # start-up: joblib's loky, only for the commands that may start a pool
         from joblib.externals.loky.backend import resource_tracker as loky_tracker
     except ImportError:
-        return
-    loky_tracker.ensure_running()
+        loky_tracker = None
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        stdlib_tracker.ensure_running()
+        if loky_tracker is not None:
+            loky_tracker.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def watch_interrupts(message: str, *, status: int = 130, grace: float = 5.0, pools: bool = False) -> bool:
