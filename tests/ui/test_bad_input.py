@@ -537,9 +537,9 @@ def scratch(tmp_path, monkeypatch):
     import workbench.sweep.engine as eng
     import workbench.sweep.mc as mc
 
-    import workbench.ui.commands.replay as rp
+    import workbench.emulate.mc.schedule as sch
 
-    monkeypatch.setattr(rp, "replay_steps", tripwire)
+    monkeypatch.setattr(sch, "replay_steps", tripwire)  # the replay command imports it when it runs
     for mod, name in ((mc, "subtrees"), (ex, "_exhaustive_function"), (ex, "_random_schedule"), (ex, "load_outcome_table"),
                       (eng, "_execute"), (job, "_load_tables")):
         monkeypatch.setattr(mod, name, tripwire)

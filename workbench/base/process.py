@@ -55,7 +55,7 @@ import threading
 import time
 
 __all__ = ["COORDINATOR_VARIABLE", "acknowledge_interrupt", "die_with_parent", "interrupt_shown",
-           "kill_marked_children", "start_watchdog", "start_worker", "watch_interrupts"]
+           "kill_marked_children", "prepare_pool", "start_watchdog", "start_worker", "watch_interrupts"]
 
 #: the environment variable that marks a process as started (directly or not) by a coordinator
 COORDINATOR_VARIABLE = "WORKBENCH_COORDINATOR"
@@ -123,6 +123,7 @@ _SHOWN = threading.Event()
 _ACKNOWLEDGED = threading.Event()
 _LOCK = threading.Lock()
 _REARM = threading.Event()
+_WATCHING = threading.Event()
 
 
 def interrupt_shown() -> bool:
@@ -165,11 +166,16 @@ def _announce(message: str, status: int, grace: float) -> None:
     threading.Thread(target=ending, name="workbench-interrupted", daemon=True).start()
 
 
-def _start_resource_trackers() -> None:
-    """Start the resource trackers the pools use now, their stderr on ``/dev/null``.
+def prepare_pool() -> None:
+    """Call before a process pool or a Dask LocalCluster starts: its resource trackers start here,
+    their stderr on ``/dev/null``, and SIGINT is blocked again in this thread if
+    :func:`watch_interrupts` blocked it.
 
-    Now: starting one later unblocks SIGINT in the thread that starts it
-    (``multiprocessing.resource_tracker.ensure_running``, loky's too). Their
+    Starting a tracker unblocks SIGINT in the thread that starts it
+    (``multiprocessing.resource_tracker.ensure_running``, loky's too), and
+    every worker that thread starts later would take a terminal's Ctrl-C
+    (and print its own traceback); started here, once, they never are
+    again. Their
     stderr: after a Ctrl-C or a kill they outlive this process by a moment,
     clean up the pools' semaphores and print a warning for each kind they
     found, on the terminal this process no longer writes to. They keep
@@ -193,20 +199,20 @@ def _start_resource_trackers() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+        if _WATCHING.is_set():
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
-def watch_interrupts(message: str, *, status: int = 130, grace: float = 5.0, pools: bool = False) -> bool:
+def watch_interrupts(message: str, *, status: int = 130, grace: float = 5.0) -> bool:
     """Make Ctrl-C print *message* once and end the process with *status* (see the module's doc).
 
-    Call once, from the main thread, before any pool or cluster is
-    started; with *pools*, the resource trackers of process pools are
-    started first. False (and nothing done) elsewhere than in the main
-    thread or without ``pthread_sigmask``.
+    Call once, from the main thread, before any pool or cluster is started
+    (each of which calls :func:`prepare_pool` first). False (and nothing
+    done) elsewhere than in the main thread or without ``pthread_sigmask``.
     """
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         return False
-    if pools:
-        _start_resource_trackers()
+    _WATCHING.set()
 
     def handler(signum, frame):
         # the watcher's interrupt_main(), or a SIGINT a C library's thread took (OpenBLAS's threads

@@ -61,7 +61,7 @@ import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.paths import check_name, data_subdir
-from workbench.base.process import die_with_parent, start_worker
+from workbench.base.process import die_with_parent, prepare_pool, start_worker
 from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, read_regular, write_atomic
 from workbench.base.version import loaded_code_version
@@ -254,6 +254,8 @@ def dask_client(scheduler=None, client=None, jobs=None, processes=True):
             yield c
         return
     n = jobs or os.cpu_count() or 1
+    if processes:
+        prepare_pool()
     # processes: TCP on loopback only; threads: in-process comms, no socket but the HTTP one
     where = {"host": "127.0.0.1"} if processes else {}
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, **where,
@@ -274,6 +276,7 @@ def local_parallel(n_jobs: int, **kwargs):
     """
     from joblib import Parallel, parallel_config  # start-up: joblib, only for parallel runs
 
+    prepare_pool()
     with parallel_config(backend="loky", initializer=start_worker, initargs=(os.getpid(),)):
         return Parallel(n_jobs=n_jobs, **kwargs)
 

@@ -133,8 +133,8 @@ def main(argv=None):
         check_environment()  # MPLBACKEND, LOKY_MAX_CPU_COUNT, TQDM_*, ...: one line, not a library's traceback
         args = _build(argv).parse_args(argv)
         if argv is None and args._module != "report":  # the process is ours; report's kernels take SIGINT
-            watch_interrupts(_INTERRUPTED_LINE, pools=args._module in ("sweep", "figures", "explore"))  # Ctrl-C:
-            # one line, status 130; SIGINT blocked in every thread and process started from here on
+            watch_interrupts(_INTERRUPTED_LINE)  # Ctrl-C: one line, status 130; SIGINT blocked in every
+            # thread and process started from here on
             start_watchdog()  # a kill -9 of this process ends every process it starts, from its first instant
         module = importlib.import_module(f"workbench.ui.commands.{args._module}")
         check_data_dir()  # WORKBENCH_DATA a file, read-only, ...: before any work
