@@ -589,3 +589,13 @@ def test_the_table_covers_the_issue():
     """At least every case the issue lists, and the silently accepted ones; past 450 in all."""
     assert len(CASES) >= 19 + 6
     assert len(ALL) > 450
+
+
+def test_the_replay_schema_names_every_field_of_a_configuration():
+    """A field added to McConfig must be added to the schema (else every new file is refused)."""
+    from dataclasses import fields
+
+    from workbench.emulate.mc.schedule import _CONFIG_TYPES
+    from workbench.emulate.mc.system import McConfig
+
+    assert set(_CONFIG_TYPES) == {f.name for f in fields(McConfig)}

@@ -62,7 +62,8 @@ def save_schedule(path, config: McConfig, schedule, outcome, note: str = "") -> 
 #: the type of each field of a file's ``config`` (McConfig's fields): what the schema accepts
 _CONFIG_TYPES = {"scenario": (str,), "strategy": (str,), "entry": (str,), "protocol": (str, type(None)),
                  "calls": (list,), "handler": (str,), "coherent_fetch": (bool,), "n_ordinary": (int,),
-                 "per_site": (bool,), "all_sites": (bool,), "items": (list, type(None))}
+                 "per_site": (bool,), "all_sites": (bool,), "items": (list, type(None)),
+                 "kernel_tree": (str, type(None))}
 #: the top-level fields of a file and their types
 _FILE_TYPES = {"schema": (int,), "kind": (str,), "config": (dict,), "schedule": (list,), "outcome": (str,),
                "note": (str,), "sha256": (str,)}
