@@ -31,7 +31,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LINE = "interrupted; finished points are cached and a rerun resumes"
 # points of about a second each, so the local backend goes to its pool; no outcome tables to load
-SWEEP = ["sweep", "--set", "cpus=2,3,4,5,6,7,8,9,10,11,12,13", "--set", "outcomes=none", "--set", "trials=2000000",
+SWEEP = ["sweep", "--set", "cpus=2,3,4,5,6,7,8,9,10,11,12,13", "--set", "outcomes=none", "--set", "trials=10000000",
          "--no-cache", "--quiet", "--force"]
 
 HARNESS = textwrap.dedent("""
