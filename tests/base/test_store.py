@@ -219,11 +219,34 @@ def test_an_unwritable_target_leaves_no_temporary(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
-def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_result(tmp_path, caplog):
-    (tmp_path / "ro").write_text("a file where the cache directory should be")
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_result(caplog):
     with caplog.at_level(logging.WARNING):
-        assert store.store_entry(tmp_path / "ro" / "entry", b"x", what="test cache") is False
+        assert store.store_entry("/proc/wb-no-such-dir/entry", b"x", what="test cache") is False
     assert [r for r in caplog.records if "not stored" in r.getMessage()]
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("impostor", ["file", "symlink", "fifo"])
+def test_a_cache_directory_replaced_by_a_file_heals_with_one_warning(tmp_path, caplog, depth, impostor):
+    """Before, every read warned 'unreadable', every write 'not stored', and the cache never healed."""
+    parts = ["v1", "ab", "cd"][:depth]
+    entry = tmp_path.joinpath(*parts, "entry")  # a sweep entry: <root>/<version>/<xx>/<key>.json
+    bad = tmp_path / parts[0]
+    if impostor == "file":
+        bad.write_text("not a directory")
+    elif impostor == "symlink":
+        (tmp_path / "target").write_text("x")
+        bad.symlink_to(tmp_path / "target")
+    else:
+        os.mkfifo(bad)
+    with caplog.at_level(logging.WARNING):
+        assert store.load_entry(entry, bytes, what="test cache") is None  # missing, not damaged
+        assert store.store_entry(entry, b"payload", what="test cache") is True
+        assert store.load_entry(entry, bytes, what="test cache") == b"payload"
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "moved it aside" in warnings[0], warnings
+    assert (tmp_path / f"{parts[0]}.not-a-directory").exists() or \
+        (tmp_path / f"{parts[0]}.not-a-directory").is_symlink()
 
 
 def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
@@ -236,3 +259,18 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_pa
     store.write_atomic(tmp_path / "out.parquet", b"whole")
     assert not stale.exists() and mine_alive.exists()
     assert (tmp_path / "out.parquet").read_bytes() == b"whole"
+
+
+@pytest.mark.parametrize("where", [("cache",), ("cache", "sweep"), ("cache", "outcomes")])
+def test_a_top_cache_directory_replaced_by_a_file_is_moved_aside_once(tmp_path, monkeypatch, caplog, where):
+    from workbench.base.paths import cache_dir
+
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    impostor = tmp_path.joinpath(*where)
+    impostor.parent.mkdir(parents=True, exist_ok=True)
+    impostor.write_text("a file where a cache directory belongs")
+    with caplog.at_level(logging.WARNING):
+        d = cache_dir(*where[1:], "v1")
+        assert d.is_dir() and cache_dir(*where[1:], "v1") == d  # the second call finds it whole
+    assert len(caplog.records) == 1 and "moved it aside" in caplog.records[0].getMessage()
+    assert impostor.with_name(impostor.name + ".not-a-directory").read_text().startswith("a file")

@@ -8,6 +8,8 @@ and before any of that work starts.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 
@@ -32,6 +34,37 @@ SCENARIOS = {
     # a livepatch on i386 that is not the mail's named sketch: HAVE_LIVEPATCH is x86_64 only
     "lp386.toml": ('[ops.lp]\nkind = "livepatch"\nfunctions = ["do_IRQ"]\n[transition]\nbefore = []\n'
                    'after = ["lp"]\n'),
+    # round two: unknown keys, wrong types, names that do not exist
+    "ctxfn.toml": ('[ops.t]\nkind = "tracer"\n[transition]\nbefore = []\nafter = ["t"]\n'
+                   '[context]\nno_such_fn = "irq_off"\n'),
+    "desctable.toml": ('[description]\nx = 1\n[ops.t]\nkind = "tracer"\n[transition]\nbefore = []\n'
+                       'after = ["t"]\n'),
+    "descint.toml": 'description = 5\n[ops.t]\nkind = "tracer"\n[transition]\nbefore = []\nafter = ["t"]\n',
+    "desclist.toml": ('description = ["a"]\n[ops.t]\nkind = "tracer"\n[transition]\nbefore = []\n'
+                      'after = ["t"]\n'),
+    "unknowntable.toml": ('[ops.t]\nkind = "tracer"\n[transition]\nbefore = []\nafter = ["t"]\n'
+                          '[extra]\nx = 1\n'),
+    "ctxbad.toml": ('[ops.t]\nkind = "tracer"\n[transition]\nbefore = []\nafter = ["t"]\n'
+                    '[context]\ndo_IRQ = "sometimes"\n'),
+    "deep.toml": "description = " + "[" * 40 + "1" + "]" * 40 + "\n",
+    "deeper.toml": "description = " + "[" * 5000 + "1" + "]" * 5000 + "\n",
+    "deepinline.toml": "x = " + "{a = " * 30 + "1" + "}" * 30 + "\n",
+    "deepest.toml": "x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n",
+    # sweep --config files
+    "emptygrid.toml": "[[grid]]\n",
+    "unknowntop.toml": "[[grid]]\ncpus = [4]\n[other]\nx = 1\n",
+    "unknownparam.toml": "[[grid]]\ncpuz = [4]\n",
+    "nestedlist.toml": "[[grid]]\ncpus = [[4, 8]]\n",
+    "emptylist.toml": "[[grid]]\ncpus = []\n",
+    "datetime.toml": "[[grid]]\ncpus = 1979-05-27\n",
+    "gridnotable.toml": "grid = 5\n",
+    "gridbadrate.toml": "[[grid]]\ntail_rate = [1e20]\n",
+    "gridbool.toml": "[[grid]]\ncpus = [true]\n",
+    "gridhuge.toml": "[[grid]]\ncpus = [" + ",".join(str(i) for i in range(1, 1001)) + "]\n"
+                     "sync_round_ns = [" + ",".join(str(1000 + i) for i in range(1000)) + "]\n",
+    "gridmany.toml": "[[grid]]\ncpus = [" + ",".join(str(i) for i in range(1, 201)) + "]\n"
+                     "trials = [" + ",".join(str(10 + i) for i in range(100)) + "]\n",
+    "griddesc.toml": 'description = 3\n[[grid]]\ncpus = [4]\n',
 }
 
 
@@ -146,6 +179,262 @@ CASES = [
 
 
 
+# -- round two: the classes an audit found (each case failed before: a traceback, a hang, or silence)
+
+def _replay_doc(**change):
+    """A counterexample file's document with *change* applied to it (or, ``config_<k>``, to its config),
+    carrying a valid SHA-256, so only the schema can refuse it."""
+    cfg = {"scenario": "seed", "strategy": "emulate_new", "entry": "v5.3", "protocol": None,
+           "calls": [["do_IRQ"], ["schedule"]], "handler": "strategy", "coherent_fetch": False, "n_ordinary": 8,
+           "per_site": False, "all_sites": False, "items": None}
+    body = {"schema": 1, "kind": "workbench-mc-schedule", "config": cfg, "schedule": [0, 1, 2],
+            "outcome": "x", "note": ""}
+    for k, v in change.items():
+        if k.startswith("config_"):
+            if v is _DROP:
+                cfg.pop(k[7:])
+            else:
+                cfg[k[7:]] = v
+        elif v is _DROP:
+            body.pop(k)
+        else:
+            body[k] = v
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return json.dumps({**body, "sha256": digest})
+
+
+_DROP = object()
+REPLAYS = {
+    "calls5": dict(config_calls=[["do_IRQ"]] * 5),
+    "calls0": dict(config_calls=[]),
+    "callsstr": dict(config_calls="do_IRQ"),
+    "callsint": dict(config_calls=[[1]]),
+    "callsflat": dict(config_calls=["do_IRQ", "schedule"]),
+    "calls5deep": dict(config_calls=[["do_IRQ"] * 5]),
+    "callsempty": dict(config_calls=[[]]),
+    "ordbool": dict(config_n_ordinary=True),
+    "ordstr": dict(config_n_ordinary="8"),
+    "ordfloat": dict(config_n_ordinary=8.5),
+    "ordneg": dict(config_n_ordinary=-1),
+    "ordbig": dict(config_n_ordinary=10**6),
+    "cohstr": dict(config_coherent_fetch="yes"),
+    "cohint": dict(config_coherent_fetch=1),
+    "persite": dict(config_per_site=2),
+    "allsites": dict(config_all_sites="no"),
+    "itemsstr": dict(config_items="abc"),
+    "itemsint": dict(config_items=[1, 2]),
+    "scenint": dict(config_scenario=5),
+    "scennone": dict(config_scenario="no_such_scenario"),
+    "scenfile": dict(config_scenario="/etc/passwd"),
+    "strat": dict(config_strategy="bogus"),
+    "stratint": dict(config_strategy=3),
+    "entry": dict(config_entry="v9"),
+    "proto": dict(config_protocol=7),
+    "protobad": dict(config_protocol="nope"),
+    "handler": dict(config_handler="bogus"),
+    "cfgkey": dict(config_extra=1),
+    "cfglist": dict(config=[1, 2]),
+    "cfgnone": dict(config=None),
+    "nocfg": dict(config=_DROP),
+    "nosched": dict(schedule=_DROP),
+    "schedstr": dict(schedule="0,1"),
+    "schedstrs": dict(schedule=["0", "1"]),
+    "schedneg": dict(schedule=[0, -1]),
+    "schedbig": dict(schedule=[0, 99]),
+    "schedfloat": dict(schedule=[0.5]),
+    "schedbool": dict(schedule=[True, False]),
+    "schedlong": dict(schedule=[0] * 100_001),
+    "topkey": dict(extra="x"),
+    "outcomeint": dict(outcome=5),
+    "notestr": dict(note=["x"]),
+    "schema2": dict(schema=2),
+    "schematrue": dict(schema=True),
+    "kind": dict(kind="other"),
+}
+
+ENVS = [("MPLBACKEND=nonsense", "MPLBACKEND"), ("MPLBACKEND=module://", "MPLBACKEND"),
+        ("MPLBACKEND=agg agg", "MPLBACKEND"), ("OMP_NUM_THREADS=0", "OMP_NUM_THREADS"),
+        ("OMP_NUM_THREADS=abc", "OMP_NUM_THREADS"), ("OMP_NUM_THREADS=-2", "OMP_NUM_THREADS"),
+        ("OPENBLAS_NUM_THREADS=many", "OPENBLAS_NUM_THREADS"), ("MKL_NUM_THREADS=0", "MKL_NUM_THREADS"),
+        ("LOKY_MAX_CPU_COUNT=abc", "LOKY_MAX_CPU_COUNT"), ("LOKY_MAX_CPU_COUNT=-1", "LOKY_MAX_CPU_COUNT"),
+        ("LOKY_MAX_CPU_COUNT=1.5", "LOKY_MAX_CPU_COUNT"), ("MPLCONFIGDIR=/proc/wb-x", "MPLCONFIGDIR"),
+        ("MPLCONFIGDIR={d}/afile", "MPLCONFIGDIR"), ("JOBLIB_TEMP_FOLDER=/nonexistent/x", "JOBLIB_TEMP_FOLDER"),
+        ("JOBLIB_TEMP_FOLDER={d}/afile", "JOBLIB_TEMP_FOLDER")]
+ENV_COMMANDS = [["figures", "--quick"], ["sweep", "--set", "cpus=4"], ["explore"], ["simulate"],
+                ["call"], ["listing", "do_IRQ"], ["replay", "{d}/calls5.json"], ["columns"],
+                ["explore", "--cpus", "2"], ["sweep", "--dask", "local", "--set", "cpus=4"]]
+
+# every rate, count, duration and size: past its range, through each way in (simulate, sweep --set, --config)
+RANGE_CASES = [  # no upper bound before: an OverflowError or numpy's "lam value too large", after work began
+    ("tail-rate", "tail_rate", ["1e200", "1e20", "1e10", "1.1e9", "1e300"]),
+    ("sync-round-ns", "sync_round_ns", ["1e10", "1e300", "2e9", "1e15"]),
+    ("write-ns", "write_ns", ["1e12", "1e10", "1e300"]),
+    ("stop-machine-ns", "stop_machine_ns", ["1e11", "1e200", "1e15"]),
+]
+RANGE_KEPT = [  # refused before too, by ranges scattered through the code; now all from the vocabulary
+    ("tail-rate", "tail_rate", ["-0.5"]),
+    ("sync-round-ns", "sync_round_ns", ["0.0001"]),
+    ("write-ns", "write_ns", ["-1"]),
+    ("irq-off-prob", "irq_off_prob", ["1.5", "-0.1"]),
+    ("cpus", "cpus", ["65537", "1e9", "-4"]),
+    ("tail-functions", "tail_functions", ["2000001", "1e12"]),
+    ("zipf-s", "zipf_s", ["10.5", "1e300"]),
+    ("dispersion", "dispersion", ["10001", "1e200"]),
+    ("batch-max", "batch_max", ["0", "1e10", "-3"]),
+    ("trials", "trials", ["1e9", "100000001", "0"]),
+]
+HOT = ["do_IRQ=1e20,__migrate_task=20", "do_IRQ=1e10,__migrate_task=20", "do_IRQ=5,__migrate_task=1e300",
+       "do_IRQ=5,__migrate_task=2e9", "do_IRQ=5,__migrate_task=20,schedule=1e12"]
+
+ROUND_TWO = [
+    # 1. deeply nested or oversized input, and files that are not regular
+    (["explore", "--scenario", "{d}/deep.toml"], "nested deeper than"),
+    (["explore", "--scenario", "{d}/deeper.toml"], "nested deeper than"),
+    (["explore", "--scenario", "{d}/deepinline.toml"], "nested deeper than"),
+    (["explore", "--scenario", "{d}/deepest.toml"], "nested deeper than"),
+    (["simulate", "--scenario", "{d}/deeper.toml"], "nested deeper than"),
+    (["sweep", "--set", "scenario={d}/deepest.toml"], "nested deeper than"),
+    (["explore", "--scenario", "{d}/big.toml"], "more than the 1048576"),
+    (["explore", "--scenario", "/dev/zero"], "not a regular file"),
+    (["sweep", "--config", "{d}/deep.toml"], "nested deeper than"),
+    (["sweep", "--config", "{d}/deeper.toml"], "nested deeper than"),
+    (["sweep", "--config", "{d}/deepest.toml"], "nested deeper than"),
+    (["sweep", "--config", "{d}/big.toml"], "more than the 1048576"),
+    (["sweep", "--config", "/dev/zero"], "not a regular file"),
+    (["sweep", "--config", "{d}/fifo.toml"], "not a regular file"),
+    (["sweep", "--config", "{d}/adir.toml"], "not a regular file"),
+    (["sweep", "--config", "{d}/latin.toml"], "not UTF-8"),
+    (["replay", "{d}/brackets.json"], "nested deeper than"),
+    (["replay", "{d}/deepdict.json"], "nested deeper than"),
+    (["replay", "{d}/big.json"], "more than the 1048576"),
+    (["replay", "/dev/zero"], "not a regular file"),
+    (["replay", "{d}/fifo.toml"], "not a regular file"),
+    (["replay", "{d}/adir.toml"], "not a regular file"),
+    (["replay", "{d}/latin.toml"], "not UTF-8"),
+    (["replay", "{d}/notjson.json"], "not valid JSON"),
+    # 3. grids counted before they are made
+    (["sweep", "--set", "trials=2:1e8:1000000", "--set", "cpus=1:65536:1000000"], "grid points"),
+    (["sweep", "--set", "sync_round_ns=1e3:1e7:1000000"], "pass --force"),
+    (["sweep", "--set", "sync_round_ns=1e3:1e7:20000"], "pass --force"),
+    (["sweep", "--set", "sync_round_ns=1e3:1e7:200", "--set", "cpus=1:64:200"], "pass --force"),
+    (["sweep", "--set", "sync_round_ns=1e3:1e7:100", "--set", "trials=1e8"], "Monte Carlo trials"),
+    (["sweep", "--set", "cpus=1,2,3,4,5,6,7,8,9,10", "--set", "trials=99999999,100000000"], "Monte Carlo trials"),
+    (["sweep", "--config", "{d}/gridhuge.toml"], "pass --force"),
+    (["sweep", "--config", "{d}/gridmany.toml"], "pass --force"),
+    # 4. paths: checked writable before any work, named in one line
+    (["sweep", "--set", "cpus=4", "--out", "a" * 300], "too long"),
+    (["sweep", "--set", "cpus=4", "--out", "é" * 150], "too long"),
+    (["sweep", "--set", "cpus=4", "--out", "{d}/" + "b" * 300 + ".parquet"], "too long"),
+    (["sweep", "--set", "cpus=4", "--out", "x\0y"], "NUL"),
+    (["sweep", "--set", "cpus=4", "SWEEPS=file"], "is not a directory"),
+    (["sweep", "--set", "cpus=4", "SWEEPS=link"], "is a symlink"),
+    (["sweep", "--set", "cpus=4", "--out", "../../x"], "neither a bare name"),
+    (["sweep", "--set", "cpus=4", "--out", "sub/x"], "neither a bare name"),
+    (["sweep", "--set", "cpus=4", "--out", "/dev/null"], "neither a bare name"),
+    (["sweep", "--set", "cpus=4", "--out", "/tmp/x.csv"], "neither a bare name"),
+    (["sweep", "--set", "cpus=4", "--out", "{d}/fifo.parquet"], "out: cannot write"),
+    (["explore", "--cpus", "2", "--cex-dir", "{d}/afile"], "cex-dir: cannot write"),
+    (["explore", "--cpus", "2", "--cex-dir", "/proc/x"], "cex-dir: cannot write"),
+    (["explore", "--cpus", "2", "--cex-dir", "/proc/self"], "cex-dir: cannot write"),
+    (["explore", "--cpus", "2", "--cex-dir", "{d}/afile/sub"], "cex-dir: cannot write"),
+    (["explore", "--cpus", "2", "--cex-dir", "{d}/" + "c" * 300], "cex-dir: cannot write"),
+    (["explore", "--cpus", "2", "CEX=file"], "is not a directory"),
+    (["explore", "--cpus", "2", "CEX=link"], "is a symlink"),
+    # 6. flags that cannot apply, or conflict
+    (["explore", "--cpus", "2", "--per-site"], "--per-site does not apply"),
+    (["explore", "--cpus", "2", "--table", "calls"], "--table does not apply"),
+    (["explore", "--cpus", "2", "--table", "transition"], "--table does not apply"),
+    (["explore", "--cpus", "2", "--schedules", "5"], "--schedules does not apply"),
+    (["explore", "--cpus", "2", "--seed", "3"], "--seed does not apply"),
+    (["explore", "--cpus", "3", "--per-site"], "--per-site does not apply"),
+    (["explore", "--cpus", "2", "--dask", "local", "--scheduler", "tcp://127.0.0.1:1"], "choose one"),
+    (["explore", "--cpus", "2", "--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], "--jobs does not apply"),
+    (["explore", "--cpus", "2", "--jobs", "0"], "jobs: 0 is outside"),
+    (["explore", "--mode", "random", "--handler", "bogus"], "--handler applies only"),
+    (["explore", "--mode", "random", "--handler", "irqoff_wait"], "--handler applies only"),
+    (["explore", "--mode", "random", "--coherent-fetch"], "--coherent-fetch applies only"),
+    (["explore", "--mode", "random", "--dask", "local"], "--dask applies only"),
+    (["explore", "--mode", "random", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler applies only"),
+    (["explore", "--mode", "random", "--cex-dir", "{d}"], "--cex-dir applies only"),
+    (["explore", "--mode", "random", "--split", "3"], "--split applies only"),
+    (["explore", "--mode", "random", "--jobs", "2"], "--jobs applies only"),
+    (["explore", "--mode", "random", "--entry", "all"], "entry: all applies only"),
+    (["explore", "--split", "-5"], "split: -5 is outside"),
+    (["explore", "--split", "5000"], "split: 5000 is outside"),
+    (["explore", "--coherent-fetch"], "--coherent-fetch applies only"),
+    (["explore", "--cpus", "1", "--coherent-fetch"], "--coherent-fetch applies only"),
+    (["explore", "--cpus", "1", "--jobs", "3"], "--jobs applies only"),
+    (["explore", "--cpus", "1", "--dask", "local"], "--dask applies only"),
+    (["explore", "--handler", "irqoff_wait"], "--handler applies only"),
+    (["explore", "--cex-dir", "{d}"], "--cex-dir applies only"),
+    (["explore", "--schedules", "5"], "--schedules applies only to --mode random"),
+    (["explore", "--seed", "5"], "--seed applies only to --mode random"),
+    (["explore", "--entry", "all"], "entry: all applies only"),
+    (["sweep", "--serial", "--jobs", "7", "--set", "cpus=4"], "--jobs does not apply"),
+    (["sweep", "--scheduler", "tcp://127.0.0.1:1", "--jobs", "2", "--set", "cpus=4"], "--jobs does not apply"),
+    (["figures", "--serial", "--jobs", "2"], "--jobs does not apply"),
+    (["figures", "--scheduler", "tcp://127.0.0.1:1", "--jobs", "2"], "--jobs does not apply"),
+    (["call", "--ops", "none,tracer"], "ops: none"),
+    (["call", "--ops", "tracer,none"], "ops: none"),
+    (["call", "--ops", "none,livepatch,tracer"], "ops: none"),
+    (["replay", "{d}/calls5.json", "--json", "--quiet"], "conflict"),
+    (["replay", "{d}/missing.json", "--json", "--quiet"], "conflict"),
+    (["simulate", "--bristot", "--json"], "--json does not apply"),
+    (["simulate", "--bristot", "--cpus", "4,8"], "--cpus does not apply"),
+    (["simulate", "--bristot", "--strategy", "spin"], "--strategy does not apply"),
+    (["simulate", "--bristot", "--trials", "100"], "--trials does not apply"),
+    (["simulate", "--bristot", "--seed", "3"], "--seed does not apply"),
+    (["simulate", "--bristot", "--tail-rate", "5"], "--tail-rate does not apply"),
+    (["simulate", "--bristot", "--scenario", "seed"], "--scenario does not apply"),
+    (["simulate", "--bristot", "--hot", "do_IRQ=5"], "--hot does not apply"),
+    # 7. scenario and config files: unknown keys and wrong types name the key
+    (["explore", "--scenario", "{d}/ctxfn.toml"], "context names unknown function 'no_such_fn'"),
+    (["simulate", "--scenario", "{d}/ctxfn.toml"], "context names unknown function 'no_such_fn'"),
+    (["explore", "--scenario", "{d}/desctable.toml"], "description must be a string"),
+    (["explore", "--scenario", "{d}/descint.toml"], "description must be a string"),
+    (["explore", "--scenario", "{d}/desclist.toml"], "description must be a string"),
+    (["simulate", "--scenario", "{d}/desctable.toml"], "description must be a string"),
+    (["sweep", "--config", "{d}/emptygrid.toml"], "grid[0] is empty"),
+    (["sweep", "--config", "{d}/unknowntop.toml"], "unknown key 'other'"),
+    (["sweep", "--config", "{d}/nestedlist.toml"], "grid[0].cpus has a nested list"),
+    (["sweep", "--config", "{d}/emptylist.toml"], "grid[0].cpus is an empty list"),
+    (["sweep", "--config", "{d}/datetime.toml"], "grid[0].cpus has a date"),
+    (["sweep", "--config", "{d}/gridbadrate.toml"], "tail_rate: 1e+20 is outside"),
+    (["sweep", "--config", "{d}/griddesc.toml"], "description must be a string"),
+]
+#: replay files the old reader refused already (kept: the schema must go on refusing them)
+REPLAYS_KEPT = ("cfgkey", "cfglist", "cfgnone", "nocfg", "nosched", "schedstr", "schedstrs", "schedfloat",
+                "schema2", "kind")
+ROUND_TWO += [(["replay", f"{{d}}/{name}.json"], "schedule file") for name in REPLAYS if name not in REPLAYS_KEPT]
+ROUND_TWO += [([*cmd, env], needle) for env, needle in ENVS for cmd in ENV_COMMANDS]
+for flag, name, values in RANGE_CASES:
+    for v in values:
+        ROUND_TWO.append((["simulate", f"--{flag}", v], f"{name}: "))
+        ROUND_TWO.append((["sweep", "--set", f"{name}={v}"], f"{name}"))
+ROUND_TWO += [(["simulate", "--hot", h], "hot[") for h in HOT]
+ROUND_TWO += [(["sweep", "--set", 'hot={"%s":%s}' % tuple(h.split(",")[0].split("="))], "hot[")
+              for h in HOT[:2]]  # --set takes one NAME:RATE pair (a comma starts the next value)
+ROUND_TWO += [(["sweep", "--set", 'hot={"schedule":%s}' % v], "hot[schedule]") for v in ("1e12", "1e300", "2e9")]
+#: cases the old code refused already, kept so
+KEPT = [
+    (["replay", "{d}/missing.json"], "no file"),
+    (["sweep", "--set", "cpus=1:64:2000000"], "outside the valid range"),
+    (["explore", "--mode", "nope", "--seed", "3"], "mode: unknown value"),
+    (["explore", "--scenario", "{d}/ctxbad.toml"], "context.do_IRQ"),
+    (["explore", "--scenario", "{d}/unknowntable.toml"], "unknown keys ['extra']"),
+    (["sweep", "--config", "{d}/unknownparam.toml"], "cpuz: unknown sweep parameter"),
+    (["sweep", "--config", "{d}/gridnotable.toml"], "no [[grid]] table"),
+    (["sweep", "--config", "{d}/gridbool.toml"], "cpus: expected an integer, got True"),
+    (["sweep", "--config", "{d}/missing.toml"], "config: no file"),
+    (["sweep", "--config", "{d}/gridmany.toml", "--set", "cpus=4"], "not both"),
+]
+for flag, name, values in RANGE_KEPT:
+    for v in values:
+        KEPT.append((["simulate", f"--{flag}", v], f"{name}: "))
+        KEPT.append((["sweep", "--set", f"{name}={v}"], f"{name}"))
+KEPT += [(["replay", f"{{d}}/{name}.json"], "schedule file") for name in REPLAYS_KEPT]
+
+
 # more inputs a careless user types: refused in one line, whatever the message
 MORE = [
     ['call', '--ops', ''],
@@ -229,6 +518,14 @@ def scratch(tmp_path, monkeypatch):
     (tmp_path / "outdir.parquet").mkdir()
     (tmp_path / "afile").write_text("x")
     os.mkfifo(tmp_path / "fifo.toml")
+    os.mkfifo(tmp_path / "fifo.parquet")
+    (tmp_path / "big.toml").write_text("# " + "x" * (1 << 20) + "\n")
+    (tmp_path / "big.json").write_text(" " * (1 << 20) + "{}")
+    (tmp_path / "brackets.json").write_text("[" * 100_000)
+    (tmp_path / "deepdict.json").write_text('{"a": ' * 50 + "1" + "}" * 50)
+    (tmp_path / "notjson.json").write_text("{oops")
+    for name, change in REPLAYS.items():
+        (tmp_path / f"{name}.json").write_text(_replay_doc(**change))
     monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path / "data"))
 
     def tripwire(*a, **k):
@@ -240,6 +537,9 @@ def scratch(tmp_path, monkeypatch):
     import workbench.sweep.engine as eng
     import workbench.sweep.mc as mc
 
+    import workbench.emulate.mc.schedule as sch
+
+    monkeypatch.setattr(sch, "replay_steps", tripwire)  # the replay command imports it when it runs
     for mod, name in ((mc, "subtrees"), (ex, "_exhaustive_function"), (ex, "_random_schedule"), (ex, "load_outcome_table"),
                       (eng, "_execute"), (job, "_load_tables")):
         monkeypatch.setattr(mod, name, tripwire)
@@ -255,15 +555,25 @@ def _run(argv, capsys):
     return status, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, needle", CASES + [(a, "") for a in MORE],
-                         ids=[" ".join(a)[:60] or "empty" for a in [c[0] for c in CASES] + MORE])
+ALL = CASES + ROUND_TWO + KEPT + [(a, "") for a in MORE]
+
+
+@pytest.mark.parametrize("argv, needle", ALL, ids=[f"{i}: " + " ".join(a)[:60] for i, (a, _) in enumerate(ALL)])
 def test_bad_input_is_one_line_exit_2_before_any_work(argv, needle, scratch, capsys, monkeypatch):
     port = _refused_port()
     args = []
     for a in argv:
         a = a.replace("{d}", str(scratch)).replace("{port}", str(port))
-        if a.startswith("WORKBENCH_DATA="):
-            monkeypatch.setenv("WORKBENCH_DATA", a.partition("=")[2])
+        name, sep, value = a.partition("=")
+        if sep and name in ("SWEEPS", "CEX"):  # a data subdirectory replaced by a file or a link
+            where = scratch / "data" / {"SWEEPS": "sweeps", "CEX": "counterexamples"}[name]
+            where.parent.mkdir(parents=True, exist_ok=True)
+            if value == "file":
+                where.write_text("x")
+            else:
+                where.symlink_to(scratch)
+        elif sep and name.isupper() and name.replace("_", "").isalnum():
+            monkeypatch.setenv(name, value)
         else:
             args.append(a)
     status, err = _run(args, capsys)
@@ -276,5 +586,16 @@ def test_bad_input_is_one_line_exit_2_before_any_work(argv, needle, scratch, cap
 
 
 def test_the_table_covers_the_issue():
-    """At least every case the issue lists, and the silently accepted ones."""
+    """At least every case the issue lists, and the silently accepted ones; past 450 in all."""
     assert len(CASES) >= 19 + 6
+    assert len(ALL) > 450
+
+
+def test_the_replay_schema_names_every_field_of_a_configuration():
+    """A field added to McConfig must be added to the schema (else every new file is refused)."""
+    from dataclasses import fields
+
+    from workbench.emulate.mc.schedule import _CONFIG_TYPES
+    from workbench.emulate.mc.system import McConfig
+
+    assert set(_CONFIG_TYPES) == {f.name for f in fields(McConfig)}

@@ -22,6 +22,9 @@ Not a model of kernel code (the kernel side of the workbench is in
   is reported in one warning line, removed, and returned as
   :data:`DAMAGED`: the caller recomputes it. A cache that cannot be written
   (a full disk, a read-only directory) costs a warning, never the result.
+  A file (or link) standing where one of an entry's directories belongs is
+  moved aside once (``<name>.not-a-directory``, one warning) and the cache
+  heals: the entry is missing, computed and stored.
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ from typing import Callable, TypeVar
 
 from workbench.base.errors import ConfigError
 
-__all__ = ["DAMAGED", "check_writable", "load_entry", "read_regular", "store_entry", "write_atomic"]
+__all__ = ["DAMAGED", "check_writable", "load_entry", "read_regular", "repair_parents", "store_entry", "write_atomic"]
 
 _MAGIC = b"wbstore1"
 _LOG = logging.getLogger("workbench.cache")
+_UNSTORED: set = set()  # caches whose failure to store has been reported (once per process)
 #: what :func:`load_entry` returns for an entry that exists but cannot be used
 DAMAGED = type("Damaged", (), {"__repr__": lambda self: "DAMAGED", "__bool__": lambda self: False})()
 
@@ -64,11 +68,14 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, what: str = "out") -> 
         st = os.lstat(path)
     except FileNotFoundError:
         st = None
-    except OSError as exc:
-        raise ConfigError(f"{what}: cannot write {str(path)!r} ({exc.strerror or exc}); "
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{what}: cannot write {str(path)!r} ({getattr(exc, 'strerror', None) or exc}); "
                           "give a writable file path") from None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"{what}: {str(path)!r} is a directory; give a file path")
+    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        raise ConfigError(f"{what}: {str(path)!r} is not a regular file (a device, FIFO or socket); "
+                          "give a file path")
     if st is not None and stat.S_ISLNK(st.st_mode):
         _LOG.warning("%s: %s is a symlink (to %s); replacing the link with a regular file, not writing "
                      "through it", what, path, os.readlink(path))
@@ -88,8 +95,8 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, what: str = "out") -> 
         os.replace(tmp, path)
         tmp = None
         _remove_orphans(path)
-    except OSError as exc:
-        raise ConfigError(f"{what}: cannot write {str(path)!r} ({exc.strerror or exc}); "
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{what}: cannot write {str(path)!r} ({getattr(exc, 'strerror', None) or exc}); "
                           "give a writable file path") from None
     finally:
         if tmp is not None:
@@ -134,15 +141,26 @@ def check_writable(path: str | os.PathLike, *, what: str = "out") -> Path:
     :class:`ConfigError` naming *what*.
     """
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{what}: {str(path)!r} is a directory; give a file path")
     try:
+        if "\0" in str(path):
+            raise ValueError("embedded NUL byte")
+        if len(os.fsencode(path.name)) > 200:
+            raise OSError(errno.ENAMETOOLONG, f"a name of {len(os.fsencode(path.name))} bytes; at most 200")
+        if path.is_dir():
+            raise ConfigError(f"{what}: {str(path)!r} is a directory; give a file path")
+        st = None
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            pass
+        if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            raise OSError(errno.EINVAL, "not a regular file")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
         os.unlink(tmp)
-    except OSError as exc:
-        raise ConfigError(f"{what}: cannot write {str(path)!r} ({exc.strerror or exc}); "
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{what}: cannot write {str(path)!r} ({getattr(exc, 'strerror', None) or exc}); "
                           "give a writable file path") from None
     return path
 
@@ -185,6 +203,31 @@ def _remove(path: Path) -> None:
         pass
 
 
+def repair_parents(path: str | os.PathLike, *, what: str, levels: int = 3) -> bool:
+    """Move aside a non-directory standing where one of *path*'s *levels* nearest parents belongs.
+
+    Returns True (after one warning) if it moved something. A cache's
+    directories hold only what can be recomputed, so nothing is lost.
+    """
+    for parent in list(Path(path).parents)[:levels]:
+        try:
+            st = os.lstat(parent)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # missing, or below the impostor: look further up
+        except OSError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            return False
+        aside = parent.with_name(parent.name + ".not-a-directory")
+        try:
+            os.replace(parent, aside)
+        except OSError:
+            return False
+        _LOG.warning("%s: %s was not a directory; moved it aside to %s and made the directory", what, parent, aside)
+        return True
+    return False
+
+
 def load_entry(path: str | os.PathLike, parse: Callable[[bytes], T], *, what: str) -> T | None:
     """The parsed payload of the cache entry at *path*: ``None`` if missing, :data:`DAMAGED` if unusable.
 
@@ -195,6 +238,9 @@ def load_entry(path: str | os.PathLike, parse: Callable[[bytes], T], *, what: st
     path = Path(path)
     try:
         data = read_regular(path)
+    except NotADirectoryError:
+        repair_parents(path, what=what)
+        return None
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         data, bad = None, f"unreadable: {reason}"
@@ -232,11 +278,17 @@ def store_entry(path: str | os.PathLike, payload: bytes, *, what: str) -> bool:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode):
             _remove(path)
+    except NotADirectoryError:
+        repair_parents(path, what=what)
     except OSError:
         pass
     try:
         write_atomic(path, header + payload, what=what)
     except ConfigError as exc:
-        _LOG.warning("%s: cache entry not stored (%s)", what, str(exc).partition(": ")[2])
+        reason = str(exc).partition(": ")[2]
+        if what not in _UNSTORED:  # a full disk fails every entry: one line, not one per entry
+            _UNSTORED.add(what)
+            _LOG.warning("%s: cache entry not stored (%s); further failures of this cache are not reported",
+                         what, reason)
         return False
     return True

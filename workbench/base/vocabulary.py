@@ -13,6 +13,17 @@ always.
 
 The race simulator's summary statistics come as ``<metric>_<stat>``: for
 every metric in :data:`METRICS` and every stat in :data:`STATS`.
+
+Every rate, count, duration and size a user can set has its valid range
+here, once (:data:`RANGES`, checked by :func:`check_param` before any
+work): the command line, the sweep grid, the scenario and replay files and
+the widgets all refuse a value outside it in one line that names the range.
+The bounds are physical (no CPU makes more than 10^9 calls a second; a sync
+round of more than a second is a hung machine) and keep every quantity the
+simulator derives from them (Poisson means, sums over CPUs and windows)
+inside float64 and numpy's samplers (numpy's Poisson refuses a mean above
+about 9.2e18; at 10^9 calls/s on 65,536 CPUs the patch horizon of an hour
+is checked first, ``RaceConfig.horizon_ns``).
 """
 
 from __future__ import annotations
@@ -21,10 +32,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.base.errors import check_range
 from workbench.base.store import write_atomic
 
-__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS", "METRICS", "MODES", "OPS_CHOICES", "PROTOCOLS", "SPLIT",
-           "STATS", "STRATEGIES", "Term", "column", "columns_frame_rows", "write_columns"]
+__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS", "METRICS", "MODES", "OPS_CHOICES",
+           "PROTOCOLS", "RANGES", "SPLIT", "STATS", "STRATEGIES", "Range", "Term", "check_param", "column",
+           "columns_frame_rows", "write_columns"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,53 @@ class Term:
     name: str
     unit: str
     meaning: str
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid range of a user-set quantity: ``lo <= value <= hi``, in the unit of its :class:`Term`."""
+
+    lo: float
+    hi: float
+    integer: bool = False
+
+    def __str__(self) -> str:
+        return f"[{self.lo:g}, {self.hi:g}]"
+
+
+#: name -> the valid range of every rate, count, duration and size a user sets
+RANGES: dict[str, Range] = {
+    # the machine and the workload
+    "cpus": Range(1, 65536, True),                 # CONFIG_NR_CPUS tops out at 8192 (x86 MAXSMP); headroom
+    "hot_rate": Range(0, 1e9),                     # calls/s of one hot function on one CPU
+    "tail_rate": Range(0, 1e9),                    # calls/s of all ordinary functions on one CPU
+    "tail_functions": Range(0, 2_000_000, True),   # traced functions besides the hot ones
+    "zipf_s": Range(0, 10),
+    "dispersion": Range(0, 10_000),
+    "batch_max": Range(1, 10**9, True),
+    # timing, ns
+    "sync_round_ns": Range(1e-3, 1e9),             # up to one second per IPI round
+    "write_ns": Range(0, 1e9),
+    "stop_machine_ns": Range(0, 1e10),
+    "irq_off_prob": Range(0, 1),
+    # how much work
+    "trials": Range(2, 10**8, True),
+    "seed": Range(0, 2**63 - 1, True),
+    "jobs": Range(1, 4096, True),
+    "split": Range(1, 4096, True),
+    "schedules": Range(1, 100_000, True),          # explore --mode random
+    "random_cpus": Range(1, 16, True),             # explore --mode random
+    "n_ordinary": Range(1, 64, True),              # ordinary traced functions in the emulated image
+    "points": Range(1, 1_000_000, True),           # points of one sweep (more than 10,000 need --force)
+}
+
+
+def check_param(name: str, value, *, label: str | None = None):
+    """*value* checked against ``RANGES[name]`` (an int if the range is integral); ConfigError naming
+    *label* (default *name*) and the range otherwise."""
+    r = RANGES[name]
+    v = check_range(label or name, value, r.lo, r.hi, integer=r.integer)
+    return int(v) if r.integer else v
 
 
 #: the int3 handler strategies, in the order every table and figure uses

@@ -38,15 +38,13 @@ it patches). Defaults: :data:`DEFAULT_CONTEXT`, ``process`` otherwise.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import functools
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.base.errors import ConfigError, check_choice
+from workbench.base.inputs import parse_document, read_input
 from workbench.base.vocabulary import ARCHES
-from workbench.base.store import read_regular
 from workbench.kernel.ftrace import OPS_KINDS, FtraceOps, FtraceState, plan_transition
 from workbench.kernel.image import KernelImage
 
@@ -157,6 +155,11 @@ class Scenario:
                     raise ConfigError(f"scenario {self.name}: ops.{_toml_name(o.name)} names unknown function "
                                       f"{f!r}; choose from {', '.join(names[:8])}"
                                       f"{', ...' if len(names) > 8 else ''} ({len(names)} in this image)")
+        for f, _ in self.context:
+            if f not in image.functions:
+                names = list(image.functions)
+                raise ConfigError(f"scenario {self.name}: context names unknown function {f!r}; choose "
+                                  f"from {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}")
         by = {o.name: o for o in self.ops}
         for n in sorted(set(self.before) | set(self.after)):
             if not any(by[n].traces(f) for f in image.functions):
@@ -242,13 +245,7 @@ def load_scenario(name_or_path: str) -> Scenario:
     else:
         check_choice("scenario", str(name_or_path), scenario_names())
         path, name = SCENARIO_DIR / f"{name_or_path}.toml", str(name_or_path)
-    try:
-        data = read_regular(path)  # never blocks on a FIFO, refuses a directory
-    except OSError as exc:
-        reason = "not a regular file" if exc.errno == errno.EINVAL else (exc.strerror or str(exc))
-        raise ConfigError(f"scenario: cannot read {str(path)!r} ({reason}); give a TOML file") from None
-    if data is None:
-        raise ConfigError(f"scenario: no file {str(path)!r}")
+    data = read_input(path, "scenario")  # a regular file, at most 1 MiB: never a FIFO or a device
     # a new object each time (a scenario loaded again is another object), parsed once per content
     return dataclasses.replace(_parse_scenario(name, data))
 
@@ -257,12 +254,7 @@ def load_scenario(name_or_path: str) -> Scenario:
 def _parse_scenario(name: str, data: bytes) -> Scenario:
     """The scenario *name* whose file holds *data*; remembered by content (a sweep checks
     the same file for every point), so an edited file is parsed again. ConfigError on any defect."""
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"scenario {name}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"scenario {name}: not valid TOML: {exc}") from None
+    doc = parse_document(data, "toml", f"scenario {name}")  # UTF-8, valid TOML, nested at most 16 deep
     unknown = set(doc) - {"description", "ops", "transition", "context", "arches", "i386_sketch"}
     if unknown:
         raise ConfigError(f"scenario {name}: unknown keys {sorted(unknown)}; "
@@ -272,6 +264,8 @@ def _parse_scenario(name: str, data: bytes) -> Scenario:
         raise ConfigError(f"scenario {name}: arches must be a list of distinct names from {', '.join(ARCHES)}")
     for a in arches:
         check_choice(f"scenario {name}: arches", a, ARCHES)
+    if not isinstance(doc.get("description", ""), str):
+        raise ConfigError(f"scenario {name}: description must be a string, got {type(doc['description']).__name__}")
     sketch = doc.get("i386_sketch", False)
     if not isinstance(sketch, bool):
         raise ConfigError(f"scenario {name}: i386_sketch must be true or false")
@@ -328,7 +322,7 @@ def _parse_scenario(name: str, data: bytes) -> Scenario:
             raise ConfigError(f"scenario {name}: transition.{side} names an ops twice; name each once")
     if sorted(tr["before"]) == sorted(tr["after"]):
         raise ConfigError(f"scenario {name}: transition.before and .after are the same; nothing to patch")
-    sc = Scenario(name, str(doc.get("description", "")), tuple(ops),
+    sc = Scenario(name, doc.get("description", ""), tuple(ops),
                     tuple(m for n in tr["before"] for m in expanded[n]),
                     tuple(m for n in tr["after"] for m in expanded[n]), tuple(sorted(ctx.items())),
                     tuple(arches), sketch)

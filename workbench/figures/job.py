@@ -28,7 +28,9 @@ number comes from one seed, so a second run is served from the caches and
 writes byte-identical files. A figure is drawn again only when the digest of
 its inputs changed (:func:`input_digest`: the frames it reads, its name and
 the package's code version, kept in ``figures/<name>.inputs.json`` next to
-its files) or one of its files is missing. ``quick=True`` runs a reduced grid with fewer
+its files) or one of its files is not the file written then: the manifest
+records each output's own SHA-256, so a missing, emptied, truncated or
+swapped file is drawn again. ``quick=True`` runs a reduced grid with fewer
 trials (the same figures, coarser).
 """
 
@@ -49,13 +51,13 @@ from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.paths import data_dir
 from workbench.base.process import die_with_parent
 from workbench.base.provenance import provenance, stamp
-from workbench.base.store import check_writable, write_atomic
+from workbench.base.store import check_writable, read_regular, write_atomic
 from workbench.base.version import code_version
 from workbench.base.vocabulary import ARCHES, FORMATS, STRATEGIES, write_columns
 from workbench.emulate.scenario import load_scenario, scenario_kernel
 from workbench.race.experiment import long_metrics, race_grid
 from workbench.race.bristot import bristot_comparison
-from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, save_frame, sweep
+from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, local_parallel, save_frame, sweep
 
 __all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "batching_grid", "by_panel", "digest", "grids",
            "input_digest", "regenerate", "summaries"]
@@ -197,9 +199,9 @@ def _load_tables(jobs, progress):
                 out[(s, e)] = load_outcome_table(s, e, progress=False)
                 bar.update(1)
         else:
-            from joblib import Parallel, delayed
+            from joblib import delayed
 
-            it = Parallel(n_jobs=n, backend="loky", return_as="generator")(
+            it = local_parallel(n, return_as="generator")(
                 delayed(_load_table_in_worker)(s, e, os.getpid()) for s, e in missing)
             for key, table in zip(missing, it):
                 out[key] = table
@@ -347,24 +349,41 @@ def _manifest(outdir: Path, name: str) -> Path:
     return outdir / f"{name}.inputs.json"
 
 
+def _file_digest(path: Path) -> str | None:
+    """SHA-256 of the regular file *path* (never through a symlink), or None if it is not one."""
+    try:
+        data = read_regular(path)
+    except OSError:
+        return None
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
 def _up_to_date(name: str, key: str, outdir: Path):
-    """``(paths, problems)`` of figure *name* if its files were drawn from inputs with digest *key*."""
+    """``(paths, problems)`` of figure *name* if its files were drawn from inputs with digest *key*
+    and each file is still the one written then (its own SHA-256, recorded in the manifest): a
+    truncated, emptied, swapped or replaced output is drawn again."""
 
     try:
-        m = json.loads(_manifest(outdir, name).read_text())
+        m = json.loads(read_regular(_manifest(outdir, name)) or b"")
     except (OSError, ValueError):
         return None
     paths = [outdir / f"{name}.{fmt}" for fmt in FORMATS]
-    if not isinstance(m, dict) or m.get("digest") != key or not all(p.is_file() for p in paths):
+    if (outdir / f"{name}.json").exists() or (outdir / f"{name}.json").is_symlink():
+        paths.append(outdir / f"{name}.json")  # the provenance record written beside the figure
+    if not isinstance(m, dict) or m.get("digest") != key or not isinstance(m.get("outputs"), dict):
         return None
-    if (outdir / f"{name}.json").is_file():  # the provenance record written beside the figure
-        paths.append(outdir / f"{name}.json")
+    outputs = m["outputs"]
+    if set(outputs) != {p.name for p in paths} or any(_file_digest(p) != outputs[p.name] for p in paths):
+        return None
     return paths, list(m.get("problems", []))
 
 
-def _write_manifest(outdir: Path, name: str, key: str, problems: list) -> None:
-    """Record the input digest after the figure's files are written (atomically)."""
-    write_atomic(_manifest(outdir, name), json.dumps({"digest": key, "problems": problems}, indent=1).encode())
+def _write_manifest(outdir: Path, name: str, key: str, problems: list, rendered: dict) -> None:
+    """Record the input digest and each output's own digest after the figure's files are written
+    (atomically), so that a damaged output is seen and drawn again."""
+    outputs = {f"{name}.{fmt}": hashlib.sha256(data).hexdigest() for fmt, data in rendered.items()}
+    write_atomic(_manifest(outdir, name), json.dumps({"digest": key, "problems": problems, "outputs": outputs},
+                                                     indent=1, sort_keys=True).encode())
 
 
 def _render(name, frames, tables, coordinator=None, prov=None, suffix=""):
@@ -493,13 +512,13 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
         if n <= 1:
             done = (_render(*t) for t in tasks)
         else:
-            from joblib import Parallel, delayed
+            from joblib import delayed
 
-            done = Parallel(n_jobs=n, backend="loky", return_as="generator")(delayed(_render)(*t) for t in tasks)
+            done = local_parallel(n, return_as="generator")(delayed(_render)(*t) for t in tasks)
         for name, rendered, problems in done:
             report.files += write_files(out / "figures", name, rendered)
             report.problems += [f"{name}: {p}" for p in problems]
-            _write_manifest(figdir, name, keys[name], problems)
+            _write_manifest(figdir, name, keys[name], problems, rendered)
             bar.update(1)
     report.seconds["figures"] = time.perf_counter() - t3
     report.seconds["total"] = time.perf_counter() - t0

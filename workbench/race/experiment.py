@@ -19,8 +19,8 @@ import math
 
 import pandas as pd
 
-from workbench.base.errors import ConfigError, check_choice, check_range
-from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, METRICS
+from workbench.base.errors import ConfigError, check_choice
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, METRICS, check_param
 from workbench.emulate.scenario import load_scenario
 from workbench.race.outcomes import PerCallOutcomes
 from workbench.race.parameters import RACE_PARAMETERS
@@ -75,14 +75,21 @@ class RaceExperiment(Experiment):
         p["entry"] = check_choice("entry", entries[-1] if p["entry"] is None else p["entry"], entries)
         if not isinstance(p["trampolines"], bool):
             raise ConfigError(f"trampolines: expected true or false, got {p['trampolines']!r}")
-        p["trials"] = int(check_range("trials", p["trials"], 2, 10**8, integer=True))
+        # every rate, count, duration and size in its one documented range, before any work
+        for name in ("trials", "cpus", "tail_functions", "tail_rate", "zipf_s", "dispersion"):
+            p[name] = check_param(name, p[name])
+        for name in ("sync_round_ns", "write_ns", "irq_off_prob", "stop_machine_ns", "batch_max"):
+            if p[name] is not None:
+                p[name] = check_param(name, p[name])
         timing = _timing(p)
         hot = DEFAULT_HOT if p["hot"] is None else p["hot"]
         if isinstance(hot, dict):
             hot = tuple(hot.items())
         try:
-            hot = tuple((str(n), float(r)) for n, r in hot)
-        except (TypeError, ValueError):
+            hot = tuple((n, check_param("hot_rate", r, label=f"hot[{n}]")) for n, r in hot)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
             raise ConfigError(f"hot: expected a mapping of function name to calls/s, got {p['hot']!r}") from None
         workload = Workload(hot=hot, tail_functions=p["tail_functions"], tail_rate=p["tail_rate"],
                             zipf_s=p["zipf_s"], dispersion=p["dispersion"])

@@ -60,17 +60,18 @@ import numpy as np
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
-from workbench.base.paths import data_dir
-from workbench.base.process import die_with_parent
+from workbench.base.paths import check_name, data_subdir
+from workbench.base.process import die_with_parent, prepare_pool, start_worker
 from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, read_regular, write_atomic
 from workbench.base.version import loaded_code_version
+from workbench.base.vocabulary import check_param
 from workbench.sweep.cache import SweepCache, canonical_json, plain_json
 from workbench.sweep.experiment import Experiment, FunctionExperiment
 
-__all__ = ["BACKENDS", "Experiment", "FunctionExperiment", "Grid", "PARALLEL_MIN_SECONDS",
-           "PARALLEL_POINT_SECONDS", "SweepCache", "check_scheduler", "dask_client", "load_frame", "parse_assignments",
-           "point_stream", "save_frame", "sweep", "sweep_path"]
+__all__ = ["BACKENDS", "Experiment", "FunctionExperiment", "Grid", "MAX_POINTS_UNFORCED", "MAX_TRIALS_UNFORCED",
+           "PARALLEL_MIN_SECONDS", "PARALLEL_POINT_SECONDS", "SweepCache", "check_grid_size", "check_scheduler",
+           "dask_client", "load_frame", "local_parallel", "parse_assignments", "point_stream", "save_frame", "sweep", "sweep_path"]
 
 BACKENDS = ("local", "dask", "serial")
 #: The local backend runs points in this process when one takes less than this
@@ -82,7 +83,30 @@ PARALLEL_POINT_SECONDS = 0.1
 #: serially: about twice a loky pool's start-up there (workers importing the
 #: workbench and loading the outcome tables, measured by bench_sweep.py).
 PARALLEL_MIN_SECONDS = 4.0
+#: the most points a sweep runs without being forced (``force=True``, ``--force``)
+MAX_POINTS_UNFORCED = 10_000
+#: the most Monte Carlo trials (summed over the points) a sweep runs without being forced:
+#: about an hour of race points on one core
+MAX_TRIALS_UNFORCED = 10**9
 _LOG = logging.getLogger("workbench.sweep.engine")
+
+
+def check_grid_size(points: int, *, force: bool = False) -> int:
+    """Refuse, before any point is made, a grid of more than ``RANGES["points"]`` points, or of more
+    than :data:`MAX_POINTS_UNFORCED` unless *force*; return *points*."""
+    check_param("points", points, label="grid points")
+    if points > MAX_POINTS_UNFORCED and not force:
+        raise ConfigError(f"grid: {points} points, more than {MAX_POINTS_UNFORCED}; narrow the grid or pass "
+                          "--force to run them all")
+    return points
+
+
+def _check_trials(points: list[dict], force: bool) -> None:
+    """Refuse more than :data:`MAX_TRIALS_UNFORCED` trials in all unless *force*."""
+    total = sum(int(p.get("trials") or 0) for p in points)
+    if total > MAX_TRIALS_UNFORCED and not force:
+        raise ConfigError(f"grid: {total:.3g} Monte Carlo trials in all, more than {MAX_TRIALS_UNFORCED:.0e}; "
+                          "lower trials, narrow the grid or pass --force")
 
 
 # -- seeds ------------------------------------------------------------------------------
@@ -130,6 +154,7 @@ class Grid:
     def concat(cls, grids):
         """One grid holding the points of each of *grids*, in order."""
         grids = list(grids)
+        check_param("points", sum(len(g) for g in grids), label="grid points")  # before making any
         kinds = {id(g.experiment): g.experiment for g in grids}
         out = cls(experiment=next(iter(kinds.values())) if len(kinds) == 1 else None)
         out._extra = [p for g in grids for p in g.points()]
@@ -229,6 +254,8 @@ def dask_client(scheduler=None, client=None, jobs=None, processes=True):
             yield c
         return
     n = jobs or os.cpu_count() or 1
+    if processes:
+        prepare_pool()
     # processes: TCP on loopback only; threads: in-process comms, no socket but the HTTP one
     where = {"host": "127.0.0.1"} if processes else {}
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, **where,
@@ -238,6 +265,22 @@ def dask_client(scheduler=None, client=None, jobs=None, processes=True):
         yield c
 
 
+def local_parallel(n_jobs: int, **kwargs):
+    """A joblib ``Parallel`` of *n_jobs* loky workers that die with this process from their first instant.
+
+    Each worker runs :func:`workbench.base.process.start_worker` as its
+    initializer, before it takes any task: a ``kill -9`` of this process at
+    any moment, even while the pool starts, ends every worker. The sweep
+    engine and the figures job share it (same initializer, same arguments),
+    so they share one reusable pool. *kwargs* go to ``Parallel``.
+    """
+    from joblib import Parallel, parallel_config  # start-up: joblib, only for parallel runs
+
+    prepare_pool()
+    with parallel_config(backend="loky", initializer=start_worker, initargs=(os.getpid(),)):
+        return Parallel(n_jobs=n_jobs, **kwargs)
+
+
 def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client, processes):
     """Yield the results of *chunks* as they finish, on *backend*."""
     me = os.getpid()
@@ -245,12 +288,12 @@ def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client
         for chunk in chunks:  # one chunk: a process pool would only add its start-up
             yield _run_chunk(experiment, chunk, seed, context)
     elif backend == "local":
-        from joblib import Parallel, delayed
+        from joblib import delayed  # start-up: joblib, only for parallel runs
 
         # unordered: finished chunks are cached at once, whatever their order; one chunk per
         # dispatch (the chunks are sized here already; joblib's own batching would hand a
         # worker several, leaving the other idle behind a long one)
-        yield from Parallel(n_jobs=jobs or -1, backend="loky", return_as="generator_unordered", batch_size=1)(
+        yield from local_parallel(jobs or -1, return_as="generator_unordered", batch_size=1)(
             delayed(_run_chunk)(experiment, c, seed, context, me) for c in chunks)
     else:
         from distributed import as_completed
@@ -268,7 +311,7 @@ def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client
 
 def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, scheduler=None, client=None,
           processes=True, chunk_size=None, cache=True, cache_root=None, progress=True, desc=None,
-          save=None, parallel_above=None) -> pd.DataFrame:
+          save=None, parallel_above=None, force=False) -> pd.DataFrame:
     """Run every point of *grid* through *experiment*; one tidy frame.
 
     *grid* is a :class:`Grid` or a list of point dicts; *experiment*
@@ -289,6 +332,11 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
     always uses the pool) and all of them would take at least
     :data:`PARALLEL_MIN_SECONDS` serially; the numbers do not depend on it.
 
+    The grid is counted before any point is made: more than
+    ``RANGES["points"]`` points are refused, and more than
+    :data:`MAX_POINTS_UNFORCED` points or :data:`MAX_TRIALS_UNFORCED` trials
+    in all unless *force*.
+
     A point listed twice is computed once. The frame's ``attrs["sweep"]``
     holds ``points``, ``cached``, ``computed`` (distinct points run), ``corrupt`` (entries that failed their check and were
     recomputed), ``backend``, ``ran`` (``"serial"`` or ``"parallel"``: where the points actually ran) and ``seed``. Raises :class:`ConfigError` for
@@ -304,9 +352,9 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
             raise ConfigError("experiment: this grid names no experiment; pass one "
                               "(e.g. workbench.race.experiment.RACE)")
     check_choice("backend", backend, BACKENDS)
-    seed = int(check_range("seed", seed, 0, 2**63 - 1, integer=True))
+    seed = check_param("seed", seed)
     if jobs is not None:
-        jobs = int(check_range("jobs", jobs, 1, 4096, integer=True))
+        jobs = check_param("jobs", jobs)
     if chunk_size is not None:
         chunk_size = int(check_range("chunk_size", chunk_size, 1, 10**6, integer=True))
     parallel_above = PARALLEL_POINT_SECONDS if parallel_above is None else \
@@ -317,9 +365,12 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
         raise ConfigError(f"client: a Dask client needs backend 'dask', not {backend!r}")
     if scheduler is not None and client is None:
         check_scheduler(scheduler)
+    if isinstance(grid, Grid):
+        check_grid_size(len(grid), force=force)  # counted before a single point is made
     raw = grid.points() if isinstance(grid, Grid) else [dict(p) for p in grid]
     if not raw:
         raise ConfigError("grid: empty range; the sweep has no points")
+    check_grid_size(len(raw), force=force)
     store = SweepCache(cache_root) if cache else None
     # the same points, seed and code as a finished sweep whose point entries are all as it left
     # them: its records, without normalising or reading every point again
@@ -332,6 +383,7 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
             "points": len(raw), "cached": len(raw), "computed": 0, "corrupt": 0, "backend": backend,
             "ran": "serial" if backend == "serial" else "parallel", "seed": seed})
     points = [experiment.normalize(p) for p in raw]  # every error before any work
+    _check_trials(points, force)
     if save is not None:
         check_writable(sweep_path(save), what="out")
 
@@ -438,17 +490,31 @@ def _frame(records, experiment, seed, save, stats) -> pd.DataFrame:
 # -- results on disk ----------------------------------------------------------------------
 
 def sweep_path(name) -> Path:
-    """``data/sweeps/<name>.parquet`` for a bare name; a path with a suffix as is."""
-    if not str(name).strip():
+    """``data/sweeps/<name>.parquet`` for a bare name; a path ending in ``.parquet`` as is.
+
+    A bare name is one file name component (no ``/``, at most
+    :data:`~workbench.base.paths.MAX_NAME_BYTES` bytes), so it never leaves
+    ``data/sweeps``; anything else must be a path ending in ``.parquet``
+    (``--out /dev/null`` is refused, not turned into ``/dev/null.parquet``).
+    """
+    text = str(name)
+    if not text.strip():
         raise ConfigError("out: empty name; give a file name (a bare name goes to data/sweeps/<name>.parquet)")
-    p = Path(name)
-    if str(name).rstrip().endswith(("/", os.sep)) or p.name in ("", ".", "..") or p.is_dir():
-        raise ConfigError(f"out: {str(name)!r} is a directory; give a file name")
-    if p.suffix:
+    if "\0" in text:
+        raise ConfigError("out: the name has a NUL byte; give a plain file name")
+    if text.rstrip().endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
+        raise ConfigError(f"out: {text!r} is a directory; give a file name")
+    p = Path(text)
+    if p.suffix == ".parquet":
+        check_name("out", p.name)
+        if p.is_dir():
+            raise ConfigError(f"out: {text!r} is a directory; give a file name")
         return p
-    d = data_dir() / "sweeps"
-    d.mkdir(parents=True, exist_ok=True)
-    return d / f"{name}.parquet"
+    if "/" in text or os.sep in text:
+        raise ConfigError(f"out: {text!r} is neither a bare name (written to data/sweeps/NAME.parquet) nor a "
+                          "path ending in .parquet")
+    check_name("out", f"{text}.parquet")
+    return data_subdir("sweeps") / f"{text}.parquet"
 
 
 def save_frame(frame: pd.DataFrame, name) -> Path:
@@ -511,7 +577,7 @@ def parse_assignments(items, experiment: Experiment) -> Grid:
                 lo, hi, n = float(lo), float(hi), int(n)
             except ValueError:
                 raise ConfigError(f"{name}: expected LO:HI:COUNT, got {text!r}") from None
-            check_range(f"{name} count", n, 1, 10**6, integer=True)
+            check_param("points", n, label=f"{name} count")
             check_range(f"{name} bounds", lo, 1e-300, 1e300)
             check_range(f"{name} bounds", hi, lo, 1e300)
             values = [float(v) for v in np.geomspace(lo, hi, n)]

@@ -17,6 +17,7 @@ import argparse
 import importlib
 import os
 import re
+import signal
 import sys
 import textwrap
 import threading
@@ -24,13 +25,16 @@ from pathlib import Path
 
 from workbench.base.version import VERSION as __version__
 from workbench.base.errors import ConfigError
+from workbench.base.environment import check_environment
 from workbench.base.paths import check_data_dir
+from workbench.base.process import acknowledge_interrupt, interrupt_shown, start_watchdog, watch_interrupts
 from workbench.base.version import code_version
 
 __all__ = ["COMMANDS", "DESCRIPTION", "EXAMPLES", "INTERRUPTED", "exit_interrupted", "main", "prog_name"]
 
 #: the exit status of an interrupted command (128 + SIGINT)
 INTERRUPTED = 130
+_INTERRUPTED_LINE = "interrupted; finished points are cached and a rerun resumes"
 
 #: what the top-level ``--help`` says the tool is
 DESCRIPTION = ("Emulate and simulate what happens to calls that hit an int3 while Linux ftrace "
@@ -126,15 +130,24 @@ def _plain(doc: str) -> str:
 def main(argv=None):
     """Parse *argv* and run the command; return the exit status."""
     try:
+        check_environment()  # MPLBACKEND, LOKY_MAX_CPU_COUNT, TQDM_*, ...: one line, not a library's traceback
         args = _build(argv).parse_args(argv)
+        if argv is None and args._module != "report":  # the process is ours; report's kernels take SIGINT
+            watch_interrupts(_INTERRUPTED_LINE)  # Ctrl-C: one line, status 130; SIGINT blocked in every
+            # thread and process started from here on
+            start_watchdog()  # a kill -9 of this process ends every process it starts, from its first instant
         module = importlib.import_module(f"workbench.ui.commands.{args._module}")
         check_data_dir()  # WORKBENCH_DATA a file, read-only, ...: before any work
         return module.run(args) or 0
     except ConfigError as exc:
+        if interrupt_shown():
+            return INTERRUPTED
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; finished points are cached and a rerun resumes", file=sys.stderr)
+        acknowledge_interrupt()
+        if not interrupt_shown():
+            print(_INTERRUPTED_LINE, file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:
         # the reader went away (`... | head`): stop quietly; point stdout at /dev/null so the
@@ -142,6 +155,11 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a command killed by the pipe
+    except BaseException:
+        if interrupt_shown():  # a pool whose workers the interrupt ended raises its own error: still Ctrl-C
+            acknowledge_interrupt()
+            return INTERRUPTED
+        raise
 
 
 def exit_interrupted(status: int) -> None:
@@ -153,6 +171,8 @@ def exit_interrupted(status: int) -> None:
     takes more than 10 s the process ends at once. Files written so far are
     complete (every write is atomic) and workers die with this process.
     """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: a late Ctrl-C cannot cut the exit short
     if status != INTERRUPTED:
         return
     try:

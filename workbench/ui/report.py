@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import platform
 import re
 import time
@@ -306,8 +305,6 @@ def build_report(quick: bool = False, *, outdir: Path | None = None, seed: int =
                        tools=tool_versions(), figures=figures, tables=tables,
                        notebook_html=[(p.stem, _notebook_html(p)) for p in executed])
     path = rep / f"report{suffix}.html"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"), what="report")  # O_EXCL temporary, no link followed, rename
     seconds["total"] = time.perf_counter() - t0
     return ReportResult(html=path, notebooks=executed, figures=[p for p, _ in figures], seconds=seconds)

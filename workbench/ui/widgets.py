@@ -24,12 +24,13 @@ import base64
 import html
 import io
 import time
-import tomllib
 from pathlib import Path
 
 import pandas as pd
 
 from workbench.base.errors import ConfigError, check_range
+from workbench.base.inputs import parse_document, read_input
+from workbench.base.store import write_atomic
 from workbench.base.units import human_ns
 from workbench.base.vocabulary import ENTRIES
 from workbench.emulate.scenario import scenario_kernel, scenario_names
@@ -656,20 +657,14 @@ class Explorer:
 
     def save(self, path) -> Path:
         """Write :meth:`to_toml` to *path*; return it. The status line says where."""
-        p = Path(path)
-        p.write_text(self.to_toml(), encoding="utf-8")
+        p = write_atomic(Path(path), self.to_toml().encode("utf-8"), what="config")
         self.status.value = f"saved the configuration to {html.escape(str(p.resolve()))}"
         return p
 
     def load(self, path) -> None:
         """Set the controls from a TOML file written by :meth:`save`. ConfigError if it is not one."""
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config: no file {str(p)!r}")
-        try:
-            doc = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config: {p} is not valid TOML ({exc})") from None
+        doc = parse_document(read_input(p, "config"), "toml", f"config {p.name}")
         if not isinstance(doc.get("explorer"), dict):
             raise ConfigError(f"config: {p} has no [explorer] table")
         self.set_config(doc["explorer"])
@@ -694,7 +689,7 @@ class Explorer:
         frame = self._table_frame()
         text = frame.to_csv(index=False, lineterminator="\n")
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            write_atomic(Path(path), text.encode("utf-8"), what="csv")
         return text
 
     # -- compare ------------------------------------------------------------------------

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
-from workbench.base.errors import ConfigError
-from workbench.emulate.mc.system import DEADLOCKED, McConfig, McSystem, thread_name
+from workbench.base.errors import ConfigError, check_range
+from workbench.base.inputs import parse_document, read_input
+from workbench.base.store import write_atomic
+from workbench.emulate.scenario import load_scenario
+from workbench.emulate.mc.system import DEADLOCKED, MAX_CALLING_CPUS, McConfig, McSystem, thread_name
 from workbench.kernel.ptrace import PtRegs
 
-__all__ = ["SCHEMA", "Step", "load_schedule", "outcome_text", "replay_steps", "save_schedule"]
+__all__ = ["MAX_SCHEDULE_STEPS", "SCHEMA", "Step", "load_schedule", "outcome_text", "replay_steps", "save_schedule"]
 
 #: version of the file layout; a file of another version is refused
 SCHEMA = 1
@@ -48,46 +50,92 @@ def outcome_text(outcome) -> str:
 
 
 def save_schedule(path, config: McConfig, schedule, outcome, note: str = "") -> Path:
-    """Write a counterexample file atomically; returns its path."""
+    """Write a counterexample file atomically (:func:`~workbench.base.store.write_atomic`); returns its path."""
     cfg = asdict(config)
     body = {"schema": SCHEMA, "kind": _KIND, "config": json.loads(json.dumps(cfg)),
             "schedule": [int(t) for t in schedule],
             "outcome": outcome if isinstance(outcome, str) else outcome_text(outcome), "note": note}
     doc = {**body, "sha256": _digest(body)}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.part")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(Path(path), (json.dumps(doc, indent=1) + "\n").encode(), what="cex-dir")
+
+
+#: the type of each field of a file's ``config`` (McConfig's fields): what the schema accepts
+_CONFIG_TYPES = {"scenario": (str,), "strategy": (str,), "entry": (str,), "protocol": (str, type(None)),
+                 "calls": (list,), "handler": (str,), "coherent_fetch": (bool,), "n_ordinary": (int,),
+                 "per_site": (bool,), "all_sites": (bool,), "items": (list, type(None)),
+                 "kernel_tree": (str, type(None))}
+#: the top-level fields of a file and their types
+_FILE_TYPES = {"schema": (int,), "kind": (str,), "config": (dict,), "schedule": (list,), "outcome": (str,),
+               "note": (str,), "sha256": (str,)}
+#: the longest schedule a file may hold (steps); the model checker's are a few hundred
+MAX_SCHEDULE_STEPS = 100_000
+
+
+def _typed(where: str, value, types) -> None:
+    """ConfigError unless *value* is one of *types* (a bool is never an int here)."""
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+        raise ConfigError(f"schedule file: {where} must be {names}, got {type(value).__name__} {value!r:.40}")
 
 
 def load_schedule(path) -> tuple[McConfig, list[int], str]:
-    """``(config, schedule, outcome text)`` of a counterexample file; ConfigError if it is not one."""
+    """``(config, schedule, outcome text)`` of a counterexample file; ConfigError if it is not one.
+
+    The file is read bounded (:func:`~workbench.base.inputs.read_input`: a
+    regular file, at most a MiB, nested at most 16 deep) and checked
+    against the schema field by field: every key known, every value of its
+    type and range, before anything is replayed.
+    """
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"schedule file: no file {str(p)!r}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"schedule file: {p.name} is damaged (not JSON: {exc})") from None
+    doc = parse_document(read_input(p, "schedule file"), "json", f"schedule file: {p.name}")
     if not isinstance(doc, dict) or doc.get("kind") != _KIND:
         raise ConfigError(f"schedule file: {p.name} is not a workbench schedule file")
-    if doc.get("schema") != SCHEMA:
+    if doc.get("schema") != SCHEMA or isinstance(doc.get("schema"), bool):
         raise ConfigError(f"schedule file: {p.name} has schema {doc.get('schema')!r}; this workbench reads {SCHEMA}")
     body = {k: v for k, v in doc.items() if k != "sha256"}
     if doc.get("sha256") != _digest(body):
         raise ConfigError(f"schedule file: {p.name} is damaged (content hash mismatch)")
-    names = {f.name for f in fields(McConfig)}
-    cfg = doc.get("config")
-    sched = doc.get("schedule")
-    if not isinstance(cfg, dict) or set(cfg) - names or not isinstance(sched, list) \
-            or not all(isinstance(t, int) for t in sched):
-        raise ConfigError(f"schedule file: {p.name} has a malformed config or schedule")
-    cfg["calls"] = tuple(tuple(c) for c in cfg.get("calls", ()))
+    for key in doc:
+        if key not in _FILE_TYPES:
+            raise ConfigError(f"schedule file: unknown key {key!r}; expected {', '.join(_FILE_TYPES)}")
+    for key in ("config", "schedule"):
+        if key not in doc:
+            raise ConfigError(f"schedule file: {p.name} has no {key}")
+    for key, value in doc.items():
+        _typed(key, value, _FILE_TYPES[key])
+    cfg = dict(doc["config"])
+    for key, value in cfg.items():
+        if key not in _CONFIG_TYPES:
+            raise ConfigError(f"schedule file: unknown key config.{key}; expected {', '.join(_CONFIG_TYPES)}")
+        _typed(f"config.{key}", value, _CONFIG_TYPES[key])
+    if "calls" in cfg:
+        check_range("schedule file: config.calls (calling CPUs)", len(cfg["calls"]), 1, MAX_CALLING_CPUS,
+                    integer=True)
+        for i, c in enumerate(cfg["calls"]):
+            _typed(f"config.calls[{i}]", c, (list,))
+            check_range(f"schedule file: config.calls[{i}] (calls)", len(c), 1, 4, integer=True)
+            for f in c:
+                _typed(f"config.calls[{i}] entry", f, (str,))
+        cfg["calls"] = tuple(tuple(c) for c in cfg["calls"])
     if cfg.get("items") is not None:
+        for f in cfg["items"]:
+            _typed("config.items entry", f, (str,))
         cfg["items"] = tuple(cfg["items"])
-    return McConfig(**cfg).checked(), sched, str(doc.get("outcome", ""))
+    if "n_ordinary" in cfg:
+        check_range("schedule file: config.n_ordinary", cfg["n_ordinary"], 1, 64, integer=True)
+    try:
+        if "scenario" in cfg:  # a name or a file: the same checks as on the command line
+            load_scenario(cfg["scenario"])
+        config = McConfig(**cfg).checked()
+    except ConfigError as exc:
+        raise ConfigError(f"schedule file: {p.name}: config.{exc}") from None
+    sched = doc["schedule"]
+    check_range("schedule file: schedule (steps)", len(sched), 0, MAX_SCHEDULE_STEPS, integer=True)
+    threads = 1 + 2 * len(config.calls)
+    for n, t in enumerate(sched):
+        _typed(f"schedule[{n}]", t, (int,))
+        check_range(f"schedule file: schedule[{n}] (thread)", t, 0, threads - 1, integer=True)
+    return config, sched, doc.get("outcome", "")
 
 
 class Step(dict):

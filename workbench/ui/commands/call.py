@@ -26,6 +26,9 @@ def run(args):
 
     if not args.ops.strip(" ,"):
         raise ConfigError(f"ops: empty; give comma-separated ops from {', '.join(OPS_CHOICES)}, or none")
+    ops = [o.strip() for o in args.ops.split(",")]
+    if "none" in ops and len(ops) > 1:
+        raise ConfigError(f"ops: none means no ops registered and cannot be combined with others, got {args.ops!r}")
     arch = check_choice("arch", args.arch, ARCHES)
     if args.entry is not None:
         check_choice("entry", args.entry, ENTRIES_BY_ARCH[arch])

@@ -4,8 +4,11 @@ import json
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.paths import data_subdir
+from workbench.base.store import check_writable
 from workbench.base.vocabulary import ARCHES, ENTRIES, ENTRIES_BY_ARCH, MODES, SPLIT, STRATEGIES
 from workbench.kernel.text_poke import PROTOCOLS
 from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
@@ -39,8 +42,9 @@ def configure(p):
                    help="exhaustive --cpus: strategy, or the negative control irqoff_wait")
     p.add_argument("--coherent-fetch", action="store_true",
                    help="exhaustive --cpus: a text store is seen at the next fetch")
-    p.add_argument("--cex-dir", default="data/counterexamples",
-                   help="exhaustive --cpus: where counterexample schedule files go")
+    p.add_argument("--cex-dir", default=None,
+                   help="exhaustive --cpus: where counterexample schedule files go "
+                        "(default: counterexamples/ in the data directory)")
     p.add_argument("--dask", default=None, choices=("local",),
                    help="exhaustive --cpus: run configurations on a Dask LocalCluster")
     p.add_argument("--scheduler", default=None, help="exhaustive --cpus: a Dask scheduler address")
@@ -58,6 +62,52 @@ def configure(p):
                         "fits 100 columns)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_kernel_tree(p)
+
+
+#: options that only the model checker (exhaustive, --cpus 2 or more) uses, and their defaults
+_MC_ONLY = {"handler": "strategy", "coherent_fetch": False, "cex_dir": None, "dask": None, "scheduler": None,
+            "jobs": None, "split": SPLIT}
+#: options the model checker does not use, and their defaults
+_NOT_MC = {"per_site": False, "schedules": 20, "seed": 0, "table": "outcomes"}
+#: options only random mode uses
+_RANDOM_ONLY = {"schedules": 20, "seed": 0}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_flags(args) -> bool:
+    """Refuse, in one line, an option that cannot apply to the mode chosen or that conflicts; True if the
+    command is a model check (exhaustive mode with two or more calling CPUs)."""
+    check_choice("mode", args.mode, MODES)
+    check_range("split", args.split, 1, 4096, integer=True)
+    if args.jobs is not None:
+        check_range("jobs", args.jobs, 1, 4096, integer=True)
+    mc = args.mode == "exhaustive" and args.cpus not in (None, 1)
+    if mc:
+        for name, default in _NOT_MC.items():
+            if getattr(args, name) != default:
+                raise ConfigError(f"{name}: {_flag(name)} does not apply to the model checker (exhaustive "
+                                  f"--cpus {args.cpus}); it applies to --cpus 1 or --mode random")
+        if args.dask and args.scheduler:
+            raise ConfigError("backend: choose one of --dask local and --scheduler, not both")
+        if args.jobs is not None and args.scheduler:
+            raise ConfigError("jobs: --jobs does not apply with --scheduler (the cluster has its own workers)")
+    else:
+        where = "--mode random" if args.mode == "random" else "exhaustive --cpus 1"
+        for name, default in _MC_ONLY.items():
+            if getattr(args, name) != default:
+                raise ConfigError(f"{name}: {_flag(name)} applies only to the model checker (--mode exhaustive "
+                                  f"--cpus 2 or 3), not to {where}")
+        if args.mode != "random":
+            for name, default in _RANDOM_ONLY.items():
+                if getattr(args, name) != default:
+                    raise ConfigError(f"{name}: {_flag(name)} applies only to --mode random")
+        if args.entry == "all":
+            raise ConfigError("entry: all applies only to the model checker (--cpus 2 or 3); choose one of "
+                              + ", ".join(ENTRIES))
+    return mc
 
 
 def _model_check(args):
@@ -83,9 +133,11 @@ def _model_check(args):
                    kernel_tree_path=None if tree is None else str(tree.root))
               for s in names for e in entries]
     backend = "dask" if (args.dask or args.scheduler) else ("local" if args.jobs else "serial")
+    cex_dir = Path(args.cex_dir) if args.cex_dir is not None else data_subdir("counterexamples")
+    check_writable(cex_dir / "cex_000.json", what="cex-dir")  # before the model check, not after it
     frame = check_all(points, backend=backend, jobs=args.jobs, scheduler=args.scheduler,
                       progress=not args.quiet, split=args.split)
-    files = write_counterexamples(frame, args.cex_dir) if len(frame) else []
+    files = write_counterexamples(frame, cex_dir) if len(frame) else []
     cols = ["strategy", "entry", "protocol", "outcome", "traces", "cpu", "function", "trapped", "body",
             "tracer_runs", "livepatch_ran", "violation", "dropped_tracer", "dropped_livepatch", "spurious",
             "mixed", "crash", "crash_reason", "deadlock", "kernel_tree"]
@@ -118,7 +170,7 @@ def run(args):
     from workbench.ui.format import grouped_table  # start-up: pandas, not for parsing
 
     arch = check_choice("arch", args.arch, ARCHES)
-    if args.mode == "exhaustive" and args.cpus not in (None, 1):
+    if check_flags(args):
         if arch != "i386":
             raise ConfigError(f"arch: the model checker (--cpus {args.cpus}) runs i386 only; "
                               "use --arch i386, or --cpus 1 / --mode random on x86_64")

@@ -31,6 +31,9 @@ def backend_of(args):
               if on]
     if len(chosen) > 1:
         raise ConfigError(f"backend: choose one of --serial, --dask local, --scheduler; got {' and '.join(chosen)}")
+    if args.jobs is not None and (args.serial or args.scheduler):
+        raise ConfigError(f"jobs: --jobs does not apply with {chosen[0]} (it sizes the local pool or "
+                          "the Dask LocalCluster)")
     if args.serial:
         return "serial", None
     if args.dask or args.scheduler:

@@ -2,6 +2,8 @@
 
 import json
 
+from workbench.base.errors import ConfigError
+
 
 def configure(p):
     p.add_argument("file", help="a counterexample file written by `explore --mode exhaustive --cpus K`")
@@ -10,6 +12,8 @@ def configure(p):
 
 
 def run(args):
+    if args.json and args.quiet:
+        raise ConfigError("quiet: --json and --quiet conflict (--json prints every step); choose one")
     from workbench.emulate.mc.schedule import load_schedule, replay_steps  # start-up: Unicorn, not for parsing
 
     config, schedule, expect = load_schedule(args.file)

@@ -117,6 +117,15 @@ def _jsonable(value):
 
 def run(args):
     """Build the configurations, simulate each as a sweep point, print."""
+    if args.bristot:
+        used = ("sync_round_ns", "write_ns", "irq_off_prob", "stop_machine_ns")
+        for name in RACE_PARAMETERS:
+            if name not in used and getattr(args, name) is not None:
+                raise ConfigError(f"{name}: --{name.replace('_', '-')} does not apply to --bristot (it uses only "
+                                  "the timing options: " + ", ".join("--" + u.replace("_", "-") for u in used) + ")")
+        if args.json or args.seed != 0:
+            raise ConfigError(f"{'json' if args.json else 'seed'}: --{'json' if args.json else 'seed'} does not "
+                              "apply to --bristot (a closed-form table)")
     from workbench.race.experiment import RACE  # start-up: pandas and the simulator, not for parsing
     from workbench.race.bristot import bristot_comparison  # start-up: NumPy, pandas, not for parsing
     from workbench.race.timing import Timing  # start-up: NumPy, not for parsing

@@ -22,10 +22,10 @@ same points the explorer showed.
 """
 
 import json
-import tomllib
 from pathlib import Path
 
 from workbench.base.errors import ConfigError
+from workbench.base.inputs import parse_document, read_input
 from workbench.base.store import check_writable
 from workbench.race.parameters import RACE_PARAMETERS
 from workbench.base.vocabulary import write_columns
@@ -50,30 +50,49 @@ def configure(parser):
     parser.add_argument("--serial", action="store_true", help="run in this process")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the point cache")
     parser.add_argument("--out", default="sweep", help="name of the Parquet file under data/sweeps (default sweep)")
-    parser.add_argument("--force", action="store_true", help="replace an existing data/sweeps/<--out>.parquet")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing data/sweeps/<--out>.parquet; run a grid of more than 10,000 points")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def grid_from_toml(path):
+def grid_from_toml(path, force=False):
     """The race grid of a TOML file's ``[[grid]]`` tables (each one :func:`race_grid`, concatenated).
 
     Raises :class:`ConfigError` for a missing or malformed file, no
     ``[[grid]]`` table, or an unknown parameter.
     """
     from workbench.race.experiment import race_grid  # start-up: pandas and the simulator, not for parsing
-    from workbench.sweep.engine import Grid  # start-up: pandas, not for parsing
+    from workbench.sweep.engine import Grid, check_grid_size  # start-up: pandas, not for parsing
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config: no file {str(p)!r}")
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config: {p} is not valid TOML ({exc})") from None
+    doc = parse_document(read_input(p, "config"), "toml", f"config {p.name}")
+    unknown = sorted(set(doc) - {"grid", "description"})
+    if unknown:
+        raise ConfigError(f"config {p.name}: unknown key {unknown[0]!r}; expected [[grid]] tables "
+                          "(and a description)")
+    if not isinstance(doc.get("description", ""), str):
+        raise ConfigError(f"config {p.name}: description must be a string")
     tables = doc.get("grid")
     if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
         raise ConfigError(f"config: {p} has no [[grid]] table")
-    return Grid.concat(race_grid(**t) for t in tables)
+    for n, t in enumerate(tables):
+        if not t:
+            raise ConfigError(f"config {p.name}: grid[{n}] is empty; give at least one parameter "
+                              "(an empty table would run one all-default point)")
+        for key, value in t.items():
+            values = value if isinstance(value, list) else [value]
+            if isinstance(value, list) and not value:
+                raise ConfigError(f"config {p.name}: grid[{n}].{key} is an empty list; give at least one value")
+            for v in values:
+                if isinstance(v, list) or (isinstance(v, dict) and key != "hot"):
+                    raise ConfigError(f"config {p.name}: grid[{n}].{key} has a nested "
+                                      f"{type(v).__name__}; give a value or a list of values")
+                if not isinstance(v, (str, int, float, bool, dict)):
+                    raise ConfigError(f"config {p.name}: grid[{n}].{key} has a {type(v).__name__}; "
+                                      "give numbers, strings or booleans")
+    grids = [race_grid(**t) for t in tables]
+    check_grid_size(sum(len(g) for g in grids), force=force)  # counted before any point is made
+    return Grid.concat(grids)
 
 
 def run(args):
@@ -85,7 +104,7 @@ def run(args):
     if args.config and args.set:
         raise ConfigError("config: give either --config FILE.toml or --set, not both")
     if args.config:
-        grid = grid_from_toml(args.config)
+        grid = grid_from_toml(args.config, force=args.force)
     elif not args.set:
         raise ConfigError("set: give at least one NAME=V1,V2,... (parameters: " + ", ".join(RACE_PARAMETERS) + ")")
     else:
@@ -96,7 +115,7 @@ def run(args):
     if path.exists() and not args.force:
         raise ConfigError(f"out: {path} exists; choose another --out NAME or pass --force to replace it")
     frame = sweep(grid, seed=args.seed, backend=backend, jobs=args.jobs, scheduler=scheduler,
-                  cache=not args.no_cache, progress=not args.quiet)
+                  cache=not args.no_cache, progress=not args.quiet, force=args.force)
     frame.attrs["provenance"]["grid"] = path.stem
     written = save_frame(frame, path)
     columns = write_columns(path.with_name(f"{path.stem}.columns.json"), frame.columns)

@@ -1,0 +1,151 @@
+"""Kills and Ctrl-C, as the command line meets them, repeated: nothing outlives its run, one line, 130.
+
+* SIGKILL to the parent within 50 ms of its pool's first worker process
+  appearing (loky and Dask), ten times each: a second later no process it
+  started is alive. Before, loky workers and resource trackers lived on for
+  loky's idle timeout (about 340 s) holding the parent's stdout and stderr.
+  The harness makes itself a child subreaper, so every orphan is re-parented
+  to it and none escapes the count, even one started a moment before the kill.
+* SIGINT to the process group (what a terminal's Ctrl-C sends) on
+  ``figures``, ``sweep`` (local and Dask) and the model checker, at moments
+  spread over start-up, pool start and computation, ten times each: exactly
+  one line on stderr, exit status 130, and the process group empty soon
+  after. Before, a traceback from a ctypes callback, resource-tracker
+  warnings, or tens of lines of Dask Nanny tracebacks came out now and then.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LINE = "interrupted; finished points are cached and a rerun resumes"
+# points of about a second each, so the local backend goes to its pool; no outcome tables to load
+SWEEP = ["sweep", "--set", "cpus=2,3,4,5,6,7,8,9,10,11,12,13", "--set", "outcomes=none", "--set", "trials=10000000",
+         "--no-cache", "--quiet", "--force"]
+
+HARNESS = textwrap.dedent("""
+    import ctypes, json, os, signal, subprocess, sys, time
+    import psutil
+
+    PR_SET_CHILD_SUBREAPER = 36
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    argv, marker, runs = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    me = psutil.Process()
+    report = []
+    for run in range(runs):
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        parent = psutil.Process(p.pid)
+        seen, deadline, killed_after = None, time.time() + 120, None
+        while time.time() < deadline and p.poll() is None:
+            try:
+                kids = parent.children(recursive=True)
+                if any(marker in " ".join(k.cmdline()) for k in kids):
+                    seen = time.perf_counter()
+                    break
+            except psutil.Error:
+                pass
+            time.sleep(0.005)
+        if seen is None:
+            report.append({"run": run, "error": "no worker appeared", "status": p.poll()})
+            p.kill(); p.wait()
+            continue
+        os.kill(p.pid, signal.SIGKILL)
+        killed_after = time.perf_counter() - seen
+        p.wait()
+        time.sleep(1.0)
+        alive = []
+        for k in me.children(recursive=True):  # orphans come to us: we are their subreaper
+            try:
+                if k.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(" ".join(k.cmdline())[:120])
+            except psutil.Error:
+                pass
+        report.append({"run": run, "killed_after_s": killed_after, "alive": alive})
+        for k in me.children(recursive=True):  # clean up whatever a failing run left, then reap
+            try:
+                k.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(me.children(recursive=True), timeout=10)
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                    break
+            except ChildProcessError:
+                break
+    print(json.dumps(report))
+""")
+
+
+def _env(tmp_path):
+    return {**os.environ, "WORKBENCH_DATA": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+
+
+@pytest.mark.parametrize("backend, marker", [(["--jobs", "2"], "popen_loky_posix"),
+                                             (["--dask", "local", "--jobs", "2"], "multiprocessing.spawn")])
+def test_sigkill_of_the_parent_as_its_workers_appear_leaves_no_child_alive(tmp_path, backend, marker):
+    argv = [sys.executable, "-m", "workbench", *SWEEP, *backend]
+    out = subprocess.run([sys.executable, "-c", HARNESS, json.dumps(argv), marker, "10"], env=_env(tmp_path),
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(report) == 10 and not [r for r in report if "error" in r], report
+    assert all(r["killed_after_s"] < 0.05 for r in report), report
+    assert [r["alive"] for r in report] == [[]] * 10, report
+
+
+CTRL_C = {
+    "figures": ["figures", "--quick", "--quiet", "--jobs", "2"],
+    "sweep-local": [*SWEEP, "--jobs", "2"],
+    "sweep-dask": [*SWEEP, "--dask", "local", "--jobs", "2"],
+    "model-checker": ["explore", "--cpus", "2", "--strategy", "skip,spin", "--entry", "all", "--quiet", "--jobs",
+                      "2"],
+}
+
+
+@pytest.mark.parametrize("what", list(CTRL_C))
+def test_ctrl_c_to_the_process_group_is_one_line_and_130_ten_times_in_ten(tmp_path, what):
+    env = _env(tmp_path)
+    results = []
+    for run in range(10):
+        delay = 0.1 + 0.3 * run  # 0.1 s .. 2.8 s: pool or cluster start, computation
+        if what == "model-checker":  # a fresh data directory: no run resumes the subtrees another finished
+            env = {**env, "WORKBENCH_DATA": str(tmp_path / f"data{run}")}
+        p = subprocess.Popen([sys.executable, "-m", "workbench", *CTRL_C[what]], env=env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            # from the moment the command runs (its first child, the watchdog, exists): a SIGINT
+            # while the interpreter itself is still starting ends it before any of its code runs
+            deadline = time.time() + 60
+            while time.time() < deadline and p.poll() is None and not psutil.Process(p.pid).children():
+                time.sleep(0.01)
+            time.sleep(delay)
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGINT)
+            err = p.communicate(timeout=60)[1].decode()
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        empty = False
+        for _ in range(100):  # the process group (its workers, trackers) empties soon after
+            try:
+                os.killpg(p.pid, 0)
+            except ProcessLookupError:
+                empty = True
+                break
+            time.sleep(0.05)
+        results.append((delay, p.returncode, err.strip().splitlines(), empty))
+    bad = [r for r in results if r[1:] != (130, [LINE], True)]
+    assert not bad, bad
