@@ -945,19 +945,10 @@ def load_outcome_table(scenario: str = "seed", entry: str | None = None, progres
     *arch* (``i386`` or ``x86_64``) is part of the entry's key; *entry*
     defaults to the arch's latest.
     """
-    arch = check_choice("arch", arch, ARCHES)
-    sc = load_scenario(scenario)
-    sc.check_arch(arch)
-    entries = ENTRIES_BY_ARCH[arch]
-    entry = check_choice("entry", entries[-1] if entry is None else entry, entries)
-    version = emulator_version()
+    sc, entry, arch, version, path, got = _cached_entry(scenario, entry, arch, tree)
     tag = "workbench" if tree is None else tree.tag
-    name = f"{sc.name}_{arch}_{entry}" + ("" if tree is None else f"_{tag.replace('@', '_')}")
-    path = cache_dir("outcomes", version) / f"{name}.parquet"
-    got = load_entry(path, lambda b: _parse_outcome_entry(b, version, sc.name, entry, arch, tree),
-                     what="outcome cache")
-    if isinstance(got, pd.DataFrame):
-        return got.assign(kernel_tree=tag)
+    if got is not None:
+        return got
     calls, stats = explore(sc, "all", entry, "exhaustive", progress=progress, arch=arch, tree=tree)
     table = outcome_table(calls)
     table["schedules_raw"] = table["strategy"].map(lambda s: stats[s]["raw"])
@@ -978,6 +969,11 @@ def cached_outcome_table(scenario: str = "seed", entry: str | None = None, arch:
     and removed, as :func:`load_outcome_table` does): the table then has to
     be computed. Runs nothing in the emulator.
     """
+    return _cached_entry(scenario, entry, arch, tree)[-1]
+
+
+def _cached_entry(scenario, entry, arch, tree):
+    """``(scenario, entry, arch, emulator version, cache path, cached table or None)`` of an outcome table."""
     arch = check_choice("arch", arch, ARCHES)
     sc = load_scenario(scenario)
     sc.check_arch(arch)
@@ -989,7 +985,7 @@ def cached_outcome_table(scenario: str = "seed", entry: str | None = None, arch:
     path = cache_dir("outcomes", version) / f"{name}.parquet"
     got = load_entry(path, lambda b: _parse_outcome_entry(b, version, sc.name, entry, arch, tree),
                      what="outcome cache")
-    return got.assign(kernel_tree=tag) if isinstance(got, pd.DataFrame) else None
+    return sc, entry, arch, version, path, (got.assign(kernel_tree=tag) if isinstance(got, pd.DataFrame) else None)
 
 
 def _outcome_meta(version: str, scenario: str, entry: str, arch: str, tree: KernelTree | None) -> bytes:
