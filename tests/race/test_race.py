@@ -631,7 +631,7 @@ def _cli(argv, capsys):
 @pytest.mark.parametrize("argv,name", [
     (["--cpus", "0"], "cpus"),
     (["--strategy", "retry"], "strategy"),
-    (["--hot", "do_IRQ=-5,__migrate_task=20"], r"rate\[do_IRQ\]"),
+    (["--hot", "do_IRQ=-5,__migrate_task=20"], r"hot\[do_IRQ\]"),
     (["--trampolines", "maybe"], "trampolines"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(argv, name, capsys):

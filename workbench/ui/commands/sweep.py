@@ -66,12 +66,19 @@ def grid_from_toml(path, force=False):
 
     p = Path(path)
     doc = parse_document(read_input(p, "config"), "toml", f"config {p.name}")
-    unknown = sorted(set(doc) - {"grid", "description"})
+    # an explorer's saved file (Explorer.to_toml) also holds its seed and [explorer] view, which
+    # the sweep does not use (--seed sets the seed); anything else is a mistake
+    unknown = sorted(set(doc) - {"grid", "description", "seed", "explorer"})
     if unknown:
         raise ConfigError(f"config {p.name}: unknown key {unknown[0]!r}; expected [[grid]] tables "
-                          "(and a description)")
+                          "(and a description; an explorer's file also has seed and [explorer])")
     if not isinstance(doc.get("description", ""), str):
         raise ConfigError(f"config {p.name}: description must be a string")
+    if not isinstance(doc.get("explorer", {}), dict):
+        raise ConfigError(f"config {p.name}: explorer must be a table (the explorer's saved view)")
+    seed = doc.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"config {p.name}: seed must be a whole number in [0, 2**63)")
     tables = doc.get("grid")
     if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
         raise ConfigError(f"config: {p} has no [[grid]] table")
