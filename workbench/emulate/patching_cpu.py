@@ -21,7 +21,7 @@ from workbench.base.paths import cache_dir
 from workbench.base.store import load_entry, store_entry
 from workbench.base.version import emulator_version
 from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
-from workbench.emulate.explore import OUTCOME_COLUMNS, Run
+from workbench.emulate.explore import OUTCOME_COLUMNS, Run, outcome_table
 from workbench.emulate.scenario import load_scenario
 from workbench.kernel.image import build_image
 from workbench.kernel.int3 import STRATEGIES
@@ -77,15 +77,10 @@ def patching_cpu_table(scenario: str, entry: str = "v5.3", arch: str = "i386") -
     """
     build_image(arch=arch)  # fail early without binutils
     frames = [patching_cpu_calls(scenario, s, entry, arch) for s in STRATEGIES if STRATEGIES[s].protocol == "breakpoint"]
-    calls = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
-        else pd.DataFrame(columns=_KEYS)
-    if calls.empty:
+    frames = [f for f in frames if len(f)]
+    if not frames:
         return pd.DataFrame(columns=_KEYS + ["trapped_placements", *OUTCOME_COLUMNS])
-    calls = calls.assign(trapped_placements=1, crash=calls["crash"].astype(float),
-                         deadlock=calls["deadlock"].astype(float))
-    cols = {c: "mean" for c in OUTCOME_COLUMNS}
-    g = calls.groupby(_KEYS, sort=True).agg({"trapped_placements": "sum", **cols}).reset_index()
-    return g
+    return outcome_table(pd.concat(frames, ignore_index=True))  # every call weighs 1
 
 
 def load_patching_cpu_table(scenario: str = "seed", entry: str = "v5.3", arch: str = "i386") -> pd.DataFrame:

@@ -54,7 +54,7 @@ from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, read_regular, write_atomic
 from workbench.base.version import code_version
 from workbench.base.vocabulary import ARCHES, FORMATS, STRATEGIES, write_columns
-from workbench.emulate.scenario import load_scenario, scenario_kernel
+from workbench.emulate.scenario import load_scenario
 from workbench.race.experiment import long_metrics, race_grid
 from workbench.race.bristot import bristot_comparison
 from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, local_parallel, save_frame, sweep
@@ -248,11 +248,10 @@ def summaries(frames: dict, tables: dict) -> dict:
     # (rows naming their arch) real x86_64
     for name, frame in out.items():
         if "scenario" in frame.columns:
-            kernel = frame["scenario"].map(lambda sc: scenario_kernel(str(sc)))
-            if "arch" in frame.columns:
-                kernel = pd.Series([load_scenario(str(sc)).kernel_on(str(a))
-                                    for sc, a in zip(frame["scenario"], frame["arch"])], index=frame.index)
-            out[name] = frame.assign(kernel=kernel)[["scenario", "kernel"] + [c for c in frame.columns
+            arch = frame["arch"].astype(str) if "arch" in frame.columns else ["i386"] * len(frame)
+            pairs = list(zip(frame["scenario"].astype(str), arch))
+            tags = {p: load_scenario(p[0]).kernel_on(p[1]) for p in set(pairs)}  # a scenario read once
+            out[name] = frame.assign(kernel=[tags[p] for p in pairs])[["scenario", "kernel"] + [c for c in frame.columns
                                                                            if c not in ("scenario", "kernel")]]
     return out
 
