@@ -91,6 +91,8 @@ def check_trampolines(obj: TreeObject, image: Any) -> None:
     def fail(addr: int, what: str, rule: str) -> ConfigError:
         return ConfigError(f"kernel-tree: {where(addr)}: {what} (trampoline ABI: {rule}; {tree.version} tree)")
 
+    if arch == "x86_64":
+        _check_copied(image, syms, fail)
     for call, tramp in (("ftrace_call", "ftrace_caller"), ("ftrace_regs_call", "ftrace_regs_caller")):
         a = image.sym(call)
         insns = image.disassemble(image.read(a, 16), a)
@@ -111,8 +113,6 @@ def check_trampolines(obj: TreeObject, image: Any) -> None:
             got = f"`{last.mnemonic} {last.op_str}`" if last else "nothing"
             raise fail(last.address if last else a, f"{tramp} sets {reg} with {got} before {call}, not the load of "
                        "function_trace_op", "op-pointer load")
-    if arch == "x86_64":
-        _check_copied(image, syms, fail)
 
 
 def _writes(insn: Any, reg: str) -> bool:
