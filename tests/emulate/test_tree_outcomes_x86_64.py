@@ -62,6 +62,14 @@ def test_61_keeps_every_rule_seed_v52(linux61, seed):
     _same_rules(seed[0], linux61)
 
 
+def test_612_keeps_every_rule():
+    """6.12: CALL_DEPTH_ACCOUNT in every trampoline (empty: no call-depth stuffing on the emulated CPU),
+    ALTERNATIVE returns, ftrace_stub_direct_tramp, asm-offsets.h included; the same outcomes."""
+    tree = open_kernel_tree(debian_kernel_tree("6.12"), "x86_64")
+    assert tree.version.startswith("6.12.")
+    _same_rules(compare_outcome_tables(tree, "seed", "v5.2"), tree)
+
+
 def _same_rules(cmp, tree):
     rows = cmp.rows
     assert (rows["present"] == "both").all(), rows[rows["present"] != "both"]

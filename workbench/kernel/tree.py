@@ -54,8 +54,9 @@ PTRACE_H = "arch/x86/include/asm/ptrace.h"
 #: the shim headers standing in for the kernel's includes
 SHIM_DIR = Path(__file__).resolve().parent / "asm" / "shim"
 #: sizes of the C types of struct pt_regs, per arch (LP64 on x86_64)
-_CTYPE_SIZE = {"i386": {"long": 4, "int": 4, "short": 2, "char": 1},
-               "x86_64": {"long": 8, "int": 4, "short": 2, "char": 1}}
+_FIXED = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
+_CTYPE_SIZE = {"i386": {"long": 4, "int": 4, "short": 2, "char": 1, **_FIXED},
+               "x86_64": {"long": 8, "int": 4, "short": 2, "char": 1, **_FIXED}}
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _check_pt_regs(root: Path, arch: str = "i386") -> None:
         where = "under #ifdef __i386__" if arch == "i386" else "after the #else of #ifdef __i386__"
         raise ConfigError(f"kernel-tree: {PTRACE_H}: no {arch} struct pt_regs ({where}); "
                           "the trampolines' regs layout cannot be checked")
-    offset, in_comment = 0, False
+    offset, in_comment, union = 0, False, None
     want = {f: pt_offset(f, arch) for f in pt_fields(arch)}
     size = equ(arch)["PT_SIZE"]
     for i in range(begin + 1, len(lines)):
@@ -167,20 +168,29 @@ def _check_pt_regs(root: Path, arch: str = "i386") -> None:
         ln = re.sub(r"/\*.*?\*/", "", ln)
         if "/*" in ln:
             ln, in_comment = ln.split("/*", 1)[0], True
+        if union is None and re.match(r"\s*union\s*\{", ln):  # members share one slot (6.12's cs/csx/fred_cs)
+            union = 0
+            continue
+        if union is not None and re.match(r"\s*\}", ln):
+            offset, union = offset + union, None
+            continue
         if re.match(r"\s*\}", ln):
             end = offset
             if end != size:
                 raise ConfigError(f"kernel-tree: {PTRACE_H}:{i + 1}: struct pt_regs ({arch}) is {end} bytes, the "
                                   f"shims' asm-offsets describe {size} (trampoline ABI: regs layout)")
             return
-        m = re.match(r"\s*(?:unsigned\s+)?(long|int|short|char)\s+(\w+)\s*;", ln)
+        m = re.match(r"\s*(?:unsigned\s+)?(long|int|short|char|u8|u16|u32|u64)\s+(\w+)\s*;", ln)
         if not m:
             continue
         name = m.group(2)
         if name in want and want[name] != offset:
             raise ConfigError(f"kernel-tree: {PTRACE_H}:{i + 1}: pt_regs->{name} ({arch}) at offset {offset}, the "
                               f"shims' asm-offsets put it at {want[name]} (trampoline ABI: regs layout)")
-        offset += _CTYPE_SIZE[arch][m.group(1)]
+        if union is None:
+            offset += _CTYPE_SIZE[arch][m.group(1)]
+        else:  # a union is as large as its largest scalar member (a struct member there is a view of it)
+            union = max(union, _CTYPE_SIZE[arch][m.group(1)])
     raise ConfigError(f"kernel-tree: {PTRACE_H}:{begin + 1}: struct pt_regs has no closing brace")
 
 
@@ -221,6 +231,10 @@ def _generated_headers_64(inc: Path) -> None:
         " * of struct pt_regs (x86_64) that uapi/asm/ptrace-abi.h defines, and FRAME_SIZE, its size */\n"
         "#include <asm/segment.h>\n#include <asm/page_types.h>\n"
         + "".join(f"#define {k} {eq[v]}\n" for k, v in names.items()) + f"#define FRAME_SIZE {eq['PT_SIZE']}\n")
+    (inc / "asm" / "asm-offsets.h").write_text(
+        "/* generated from asm_x86_64/defs.inc: what kbuild's asm-offsets_64.c gives assembly of struct pt_regs */\n"
+        + "".join(f"#define pt_regs_{f} {pt_offset(f, 'x86_64')}\n" for f in pt_fields("x86_64"))
+        + f"#define PTREGS_SIZE {eq['PT_SIZE']}\n")
     (inc / "asm" / "segment.h").write_text(
         "/* generated from asm_x86_64/defs.inc: the kernel code and data selectors of the emulated GDT */\n"
         f"#define __KERNEL_CS {eq['__KERNEL_CS']:#x}\n#define __KERNEL_DS {eq['__KERNEL_DS']:#x}\n")

@@ -12,6 +12,7 @@
 #ifndef _WB_ASM_NOSPEC_BRANCH_H
 #define _WB_ASM_NOSPEC_BRANCH_H
 #include <linux/objtool.h>
+#include <asm/alternative.h>
 .macro JMP_NOSPEC reg:req
 	jmp	*%\reg
 .endm
