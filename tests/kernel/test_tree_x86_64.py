@@ -106,7 +106,7 @@ def test_per_ops_trampolines_are_copies_of_the_trees_code(image61):
         ret = image61.disassemble(code[size:size + 5], base + size)[0]
         assert ret.mnemonic == "jmp" and int(ret.op_str, 16) == image61.sym("__x86_return_thunk")
         ptr = base + size + 5
-        assert int.from_bytes(code[size + 5:size + 13], "little") == state._slots[ops.name][0]  # noqa: SLF001
+        assert int.from_bytes(code[size + 5:size + 13], "little") == state._slots[ops.name][0]
         assert base + op + 7 + int.from_bytes(code[op + 3:op + 7], "little", signed=True) == ptr
         target = image61.disassemble(code[c:c + 5], base + c)[0]
         assert int(target.op_str, 16) == image61.sym(ops.trampoline_func)
@@ -148,8 +148,8 @@ def test_not_a_kernel_tree(tmp_path):
     # the op-pointer load: ftrace_caller's ops no longer in %rdx
     ("leaq (%rsp), %rcx\n\n\t/* Only ops", None, None),
     # the op-pointer load create_trampoline() rewrites: an absolute load instead of %rip-relative
-    ("ftrace_regs_caller_op_ptr, SYM_L_GLOBAL)\n\tANNOTATE_NOENDBR\n\t/* Load the ftrace_ops into the 3rd parameter */"
-     "\n\tmovq function_trace_op(%rip), %rdx", None, None),
+    (("ftrace_regs_caller_op_ptr, SYM_L_GLOBAL)\n\tANNOTATE_NOENDBR\n\t/* Load the ftrace_ops into the 3rd parameter */"
+      "\n\tmovq function_trace_op(%rip), %rdx"), None, None),
 ])
 def test_a_tree_that_cannot_run_is_one_line(linux61, tmp_path, old, new, message):
     root = _copy(linux61, tmp_path)

@@ -38,10 +38,24 @@ from workbench.base.errors import ConfigError, check_choice
 from workbench.base.version import files_digest
 from workbench.kernel.layout import EQU, equ, pt_fields, pt_offset
 
-__all__ = ["FTRACE_32", "FTRACE_64", "FTRACE_FILES", "KernelTree", "PTRACE_H", "SHIM_DIR",
-           "TreeObject", "assemble_tree", "label_line", "object_lines", "object_name", "object_symbols",
-           "open_kernel_tree",
-           "shim_digest", "source_line", "tree_line"]
+__all__ = [
+    "FTRACE_32",
+    "FTRACE_64",
+    "FTRACE_FILES",
+    "PTRACE_H",
+    "SHIM_DIR",
+    "KernelTree",
+    "TreeObject",
+    "assemble_tree",
+    "label_line",
+    "object_lines",
+    "object_name",
+    "object_symbols",
+    "open_kernel_tree",
+    "shim_digest",
+    "source_line",
+    "tree_line",
+]
 
 #: the tree's file that holds the i386 trampolines, relative to its root
 FTRACE_32 = "arch/x86/kernel/ftrace_32.S"
