@@ -250,3 +250,12 @@ def test_outputs_name_the_tree(linux61, tree61, capsys):
     assert main(["listing", "ftrace_caller", "--arch", "x86_64", "--kernel-tree", str(linux61)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"; trampolines from {linux61} ({tree61.tag})") and "<__x86_return_thunk>" in out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--arch", "foo"], "error: arch: unknown value 'foo'; choose from i386, x86_64\n"),
+    (["--arch", "x86_64", "--entry", "v5.3"], "error: entry: unknown value 'v5.3'; choose from v5.1, v5.2\n"),
+])
+def test_check_tree_bad_arch_or_entry(linux61, capsys, extra, message):
+    assert main(["check-tree", "--kernel-tree", str(linux61), *extra]) == 2
+    assert capsys.readouterr().err == message
