@@ -233,7 +233,7 @@ class FtraceState:
             code += b"\xe9" + ((im.sym("__x86_return_thunk") - (jmp + 5)) & 0xFFFFFFFF).to_bytes(4, "little")
         else:
             code += b"\xc3\xcc\xcc\xcc\xcc"  # ret; int3, in RET_SIZE (5) bytes
-        if v6 and regs:
+        if regs and "ftrace_regs_caller_jmp" in im.symbols:  # direct calls (v5.5 on): never from a copy
             j = im.sym("ftrace_regs_caller_jmp") - im.sym(start)
             if code[j] != 0x75:  # WARN_ON in the kernel
                 raise RuntimeError("ftrace_regs_caller_jmp: not the 2-byte jnz create_trampoline() expects")

@@ -11,7 +11,7 @@ loaded by the ``movq function_trace_op(%rip), %rdx`` at
 and on x86_64 the regions ``create_trampoline()`` copies: ``ftrace_caller``
 up to ``ftrace_caller_end`` (v5.x: ``ftrace_epilogue``) and
 ``ftrace_regs_caller`` up to ``ftrace_regs_caller_end``, each holding its
-op-pointer load and patchable call, and in 6.x the 2-byte ``jnz`` at
+op-pointer load and patchable call, and (v5.5 on) the 2-byte ``jnz`` at
 ``ftrace_regs_caller_jmp`` that it turns into a NOP. Read from the linked
 image; a tree that breaks one is a one-line :class:`ConfigError` naming the
 tree's file, line and construct. The run-time half (return path, regs) is
@@ -137,7 +137,7 @@ def _check_copied(image: Any, syms: dict, fail) -> None:
             got = f"`{text[0].mnemonic} {text[0].op_str}`" if text else "undecodable bytes"
             raise fail(o, f"{op_ptr} holds {got}, not the `movq function_trace_op(%rip), %rdx` "
                        "(48 8b 15) create_trampoline() rewrites", "op-pointer load")
-    if "ftrace_regs_caller_jmp" in syms and "ftrace_caller_end" in syms:
+    if "ftrace_regs_caller_jmp" in syms:
         j = image.sym("ftrace_regs_caller_jmp")
         if image.read(j, 1) != b"\x75":
             raise fail(j, "ftrace_regs_caller_jmp is not the 2-byte `jnz` that create_trampoline() turns "
