@@ -167,3 +167,12 @@ def test_check_tree_one_command(linux61, regs_ip_dropped, capsys):
         "x86_64", "arch/x86/kernel/ftrace_64.S", "workbench", False)
     assert doc["version"] == regs_ip_dropped.version and doc["kernel_tree"] == regs_ip_dropped.tag
     assert sum(not r["same_rules"] for r in doc["rows"]) == 17
+
+
+def test_a_tree_opened_for_i386_runs_its_ftrace_64_on_x86_64(linux61):
+    """Whatever arch a tree was opened for, an x86_64 run assembles its ftrace_64.S and says so."""
+    as_i386 = open_kernel_tree(linux61.root)
+    assert as_i386.arch == "i386" and as_i386.tag != linux61.tag
+    table = load_outcome_table("seed", "v5.2", progress=False, arch="x86_64", tree=as_i386)
+    assert set(table["kernel_tree"]) == {linux61.tag}
+    assert watch_call("do_IRQ", "livepatch", arch="x86_64", tree=as_i386)["kernel_tree"] == linux61.tag

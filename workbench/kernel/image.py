@@ -34,7 +34,7 @@ from workbench.base.store import load_entry, store_entry
 from workbench.base.version import files_digest
 from workbench.base.vocabulary import ARCHES
 from workbench.kernel.layout import equ
-from workbench.kernel.tree import KernelTree, TreeObject, assemble_tree, object_name, open_kernel_tree, shim_digest
+from workbench.kernel.tree import KernelTree, TreeObject, assemble_tree, object_name, shim_digest
 from workbench.kernel.tree_check import check_trampolines
 
 __all__ = [
@@ -207,8 +207,8 @@ def build_image(n_ordinary: int = 8, arch: str = "i386", tree: KernelTree | None
     """
     n_ordinary = int(check_range("n_ordinary", n_ordinary, 0, 4096, integer=True))
     check_choice("arch", arch, ARCHES)
-    if tree is not None and tree.arch != arch:
-        tree = open_kernel_tree(tree.root, arch)
+    if tree is not None:
+        tree = tree.for_arch(arch)
     return _build_cached(n_ordinary, arch, tree)
 
 

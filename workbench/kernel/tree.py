@@ -94,6 +94,10 @@ class KernelTree:
         """files_digest of the arch's ftrace file, ptrace.h and the Makefile as they are now (an edit is a new key)."""
         return files_digest([self.root / self.ftrace, self.root / PTRACE_H, self.root / "Makefile"], self.root)
 
+    def for_arch(self, arch: str) -> KernelTree:
+        """This tree for *arch*'s trampolines: itself, or opened again (its file and regs layout checked)."""
+        return self if arch == self.arch else open_kernel_tree(self.root, arch)
+
     @property
     def tag(self) -> str:
         """What outputs carry as their ``kernel_tree``: ``linux-<version>@<digest>``."""
