@@ -148,7 +148,7 @@ def test_a_changed_regs_layout(linux61, tmp_path):
     di = next(i for i in range(start, len(lines)) if lines[i].strip() == "unsigned long di;")
     lines[si], lines[di] = lines[di], lines[si]
     (root / PTRACE_H).write_text("\n".join(lines) + "\n")
-    with pytest.raises(ConfigError, match=rf"^kernel-tree: arch/x86/include/asm/ptrace\.h:{si + 1}: pt_regs->di at "
+    with pytest.raises(ConfigError, match=rf"^kernel-tree: arch/x86/include/asm/ptrace\.h:{si + 1}: pt_regs->di \(i386\) at "
                                           rf"offset {EQU['PT_ESI']}, the shims' asm-offsets put it at "
                                           rf"{EQU['PT_EDI']} \(trampoline ABI: regs layout\)$"):
         open_kernel_tree(root)

@@ -85,7 +85,7 @@ class Run:
     on x86_64); a scenario the arch cannot have is refused
     (:meth:`~workbench.emulate.scenario.Scenario.check_arch`). *tree*: a
     kernel tree whose own trampolines replace ours
-    (:func:`workbench.kernel.tree.open_kernel_tree`; i386).
+    (:func:`workbench.kernel.tree.open_kernel_tree`; its ftrace_32.S or ftrace_64.S, as *arch* runs).
     """
 
     def __init__(self, scenario="seed", strategy="emulate_new", entry=None, protocol=None,
@@ -831,6 +831,7 @@ def explore(scenario="seed", strategies="all", entry=None, mode="exhaustive", fu
     ns_per_insn = check_range("ns_per_insn", ns_per_insn, 1e-6, 1e6)
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     sc.check_arch(arch)
+    tree = None if tree is None else tree.for_arch(arch)  # ftrace_32.S or ftrace_64.S, as the arch runs
     image = build_image(n_ordinary, arch, tree)
     if tree is not None:
         check_trampoline_abi(tree, n_ordinary)  # a tree that cannot run the same way: one line, before any work
@@ -945,6 +946,7 @@ def load_outcome_table(scenario: str = "seed", entry: str | None = None, progres
     *arch* (``i386`` or ``x86_64``) is part of the entry's key; *entry*
     defaults to the arch's latest.
     """
+    tree = None if tree is None else tree.for_arch(check_choice("arch", arch, ARCHES))
     sc, entry, arch, version, path, got = _cached_entry(scenario, entry, arch, tree)
     tag = "workbench" if tree is None else tree.tag
     if got is not None:
@@ -980,6 +982,7 @@ def _cached_entry(scenario, entry, arch, tree):
     entries = ENTRIES_BY_ARCH[arch]
     entry = check_choice("entry", entries[-1] if entry is None else entry, entries)
     version = emulator_version()
+    tree = None if tree is None else tree.for_arch(arch)
     tag = "workbench" if tree is None else tree.tag
     name = f"{sc.name}_{arch}_{entry}" + ("" if tree is None else f"_{tag.replace('@', '_')}")
     path = cache_dir("outcomes", version) / f"{name}.parquet"

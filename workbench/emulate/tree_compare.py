@@ -1,6 +1,7 @@
 """A kernel tree's trampolines against ours: the exhaustive outcome tables, row by row.
 
-Models ``arch/x86/kernel/ftrace_32.S`` twice: the workbench's assembly and
+Models ``arch/x86/kernel/ftrace_32.S`` (or, for a tree opened for x86_64,
+``ftrace_64.S``) twice: the workbench's assembly and
 the tree's own (:mod:`workbench.kernel.tree`), each run under every strategy
 by :func:`workbench.emulate.explore.explore`. A row is one
 ``(scenario, entry, strategy, site_kind, trap_site, trap_phase)``; the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from workbench.base.vocabulary import ENTRIES_BY_ARCH
 from workbench.emulate.explore import OUTCOME_COLUMNS, explore, load_outcome_table, outcome_table
 from workbench.emulate.scenario import load_scenario
 from workbench.kernel.tree import KernelTree
@@ -58,20 +60,24 @@ class TreeComparison:
         return self.rows[~self.rows["same_rules"]]
 
 
-def compare_outcome_tables(tree: KernelTree, scenario: str = "seed", entry: str = "v5.3",
+def compare_outcome_tables(tree: KernelTree, scenario: str = "seed", entry: str | None = None,
                            progress: bool = False) -> TreeComparison:
     """Our outcome table (cached) and the tree's (run now) for *scenario* and *entry*, row by row.
 
-    Raises ConfigError for an unknown scenario or entry, and for a tree that
-    does not assemble or keep the trampoline ABI.
+    The arch is the tree's (``tree.arch``); *entry* defaults to the arch's
+    latest. Raises ConfigError for an unknown scenario or entry, a scenario
+    the arch cannot run, and a tree that does not assemble or keep the
+    trampoline ABI.
     """
     sc = load_scenario(scenario)
-    ours = load_outcome_table(sc.name, entry, progress=progress)
-    calls, stats = explore(sc, "all", entry, "exhaustive", progress=progress, tree=tree)
+    arch = tree.arch
+    entry = entry or ENTRIES_BY_ARCH[arch][-1]
+    ours = load_outcome_table(sc.name, entry, progress=progress, arch=arch)
+    calls, stats = explore(sc, "all", entry, "exhaustive", progress=progress, tree=tree, arch=arch)
     theirs = outcome_table(calls)
     mismatches = sorted({m for s in stats.values() for m in s.get("reference_mismatches", ())})
     cols = [*RULE_COLUMNS, *LENGTH_COLUMNS]
-    keys = list(KEYS)
+    keys = (["arch"] if "arch" in ours and "arch" in theirs else []) + list(KEYS)
     m = ours[keys + cols].merge(theirs[keys + cols], on=keys, how="outer", suffixes=("_ours", "_tree"),
                                 indicator="present", sort=True)
     m["present"] = m["present"].map({"both": "both", "left_only": "ours_only", "right_only": "tree_only"})

@@ -208,16 +208,36 @@ class FtraceState:
         of ``ftrace_caller`` up to ``ftrace_epilogue`` (``ftrace_regs_caller`` up to
         ``ftrace_regs_caller_end`` for a SAVE_REGS ops), a ``jmp ftrace_epilogue``, the ops
         pointer; the op-pointer load rewritten to read that pointer and the call at
-        ``ftrace_call`` / ``ftrace_regs_call`` pointed at ``ftrace_ops_get_func(ops)``."""
+        ``ftrace_call`` / ``ftrace_regs_call`` pointed at ``ftrace_ops_get_func(ops)``.
+
+        Trampolines in 6.x's layout (a kernel tree's ``ftrace_64.S`` with
+        ``ftrace_caller_end``) are copied as 6.1's create_trampoline() copies
+        them: up to ``ftrace_caller_end`` / ``ftrace_regs_caller_end``, then
+        its return (``jmp __x86_return_thunk`` where the image has return
+        thunks, else ``ret; int3``; ``RET_SIZE`` is 5 under
+        ``CONFIG_RETPOLINE``), the ops pointer after it, and the 2-byte ``jnz``
+        at ``ftrace_regs_caller_jmp`` (the direct-call test) made a NOP."""
         im, eq = self.image, self.image.equ
         regs = bool(ops.flags & eq["FTRACE_OPS_FL_SAVE_REGS"])
+        v6 = "ftrace_caller_end" in im.symbols
         start, end, op_ptr, call = (("ftrace_regs_caller", "ftrace_regs_caller_end", "ftrace_regs_caller_op_ptr",
                                      "ftrace_regs_call") if regs else
-                                    ("ftrace_caller", "ftrace_epilogue", "ftrace_caller_op_ptr", "ftrace_call"))
+                                    ("ftrace_caller", "ftrace_caller_end" if v6 else "ftrace_epilogue",
+                                     "ftrace_caller_op_ptr", "ftrace_call"))
         base, size = self.trampoline_addr(ops), im.sym(end) - im.sym(start)
         code = bytearray(im.read(im.sym(start), size))
         jmp = base + size
-        code += b"\xe9" + ((im.sym("ftrace_epilogue") - (jmp + 5)) & 0xFFFFFFFF).to_bytes(4, "little")
+        if not v6:
+            code += b"\xe9" + ((im.sym("ftrace_epilogue") - (jmp + 5)) & 0xFFFFFFFF).to_bytes(4, "little")
+        elif "__x86_return_thunk" in im.symbols:  # cpu_wants_rethunk_at(): X86_FEATURE_RETHUNK
+            code += b"\xe9" + ((im.sym("__x86_return_thunk") - (jmp + 5)) & 0xFFFFFFFF).to_bytes(4, "little")
+        else:
+            code += b"\xc3\xcc\xcc\xcc\xcc"  # ret; int3, in RET_SIZE (5) bytes
+        if regs and "ftrace_regs_caller_jmp" in im.symbols:  # direct calls (v5.5 on): never from a copy
+            j = im.sym("ftrace_regs_caller_jmp") - im.sym(start)
+            if code[j] != 0x75:  # WARN_ON in the kernel
+                raise RuntimeError("ftrace_regs_caller_jmp: not the 2-byte jnz create_trampoline() expects")
+            code[j:j + 2] = b"\x66\x90"  # x86_nops[2]
         ptr = jmp + 5
         code += self._slots[ops.name][0].to_bytes(8, "little")
         op = im.sym(op_ptr) - im.sym(start)

@@ -34,7 +34,8 @@ from workbench.base.store import load_entry, store_entry
 from workbench.base.version import files_digest
 from workbench.base.vocabulary import ARCHES
 from workbench.kernel.layout import equ
-from workbench.kernel.tree import FTRACE_32, KernelTree, TreeObject, assemble_tree, check_trampolines, shim_digest
+from workbench.kernel.tree import KernelTree, TreeObject, assemble_tree, object_name, shim_digest
+from workbench.kernel.tree_check import check_trampolines
 
 __all__ = [
     "KernelImage",
@@ -177,7 +178,7 @@ def _traced_source(n_ordinary: int, arch: str = "i386") -> str:
 def _tool_version(tool: str) -> str:
     if shutil.which(tool) is None and tool == "cpp":
         raise ConfigError("cpp: the C preprocessor is not on PATH; --kernel-tree needs it to read the tree's "
-                          "ftrace_32.S (Debian: apt-get install cpp, conda: gcc)")
+                          "ftrace_32.S / ftrace_64.S (Debian: apt-get install cpp, conda: gcc)")
     if shutil.which(tool) is None:
         raise ConfigError(f"{tool}: GNU binutils not found on PATH; install binutils "
                           "(Debian: apt-get install binutils, conda: binutils)")
@@ -187,12 +188,16 @@ def _tool_version(tool: str) -> str:
 def build_image(n_ordinary: int = 8, arch: str = "i386", tree: KernelTree | None = None) -> KernelImage:
     """Assemble and link the *arch* kernel with *n_ordinary* tail functions (cached).
 
-    With *tree* (:func:`workbench.kernel.tree.open_kernel_tree`; i386 only),
-    the tree's own ``ftrace_32.S`` is assembled with the shims and linked in
-    place of our ``ftrace_caller``, ``ftrace_regs_caller`` and ``ftrace_stub``,
-    and the result is checked against the trampoline ABI the harness relies
-    on (:func:`workbench.kernel.tree.check_trampolines`); the image carries
-    the tree's tag as ``kernel_tree`` and in its digest.
+    With *tree* (:func:`workbench.kernel.tree.open_kernel_tree`), the tree's
+    own ``ftrace_32.S`` (i386) or ``ftrace_64.S`` (x86_64) is assembled with
+    the shims and linked in place of our ``ftrace_caller``,
+    ``ftrace_regs_caller`` and ``ftrace_stub`` (on x86_64 the per-ops
+    trampolines are then copies of the tree's code, as create_trampoline()
+    makes them), and the result is checked against the trampoline ABI the
+    harness relies on (:func:`workbench.kernel.tree_check.check_trampolines`);
+    the image carries the tree's tag as ``kernel_tree`` and in its digest. A
+    tree opened for the other arch is opened again for *arch* (its file and
+    regs layout checked).
 
     Raises :class:`ConfigError` if ``n_ordinary`` is outside [0, 4096], the
     arch is not one of :data:`ARCHES`, binutils is missing, or the tree's file
@@ -202,9 +207,8 @@ def build_image(n_ordinary: int = 8, arch: str = "i386", tree: KernelTree | None
     """
     n_ordinary = int(check_range("n_ordinary", n_ordinary, 0, 4096, integer=True))
     check_choice("arch", arch, ARCHES)
-    if tree is not None and arch != "i386":
-        raise ConfigError(f"kernel tree: only arch/x86/kernel/ftrace_32.S can stand in for ours so far; "
-                          f"use arch i386, not {arch!r}")
+    if tree is not None:
+        tree = tree.for_arch(arch)
     return _build_cached(n_ordinary, arch, tree)
 
 
@@ -220,7 +224,7 @@ def _build_cached(n_ordinary: int, arch: str = "i386", tree: KernelTree | None =
         h.update(arch.encode())
     if tree is not None:
         # the tree's file as it is now (an edit relinks), the shims and the preprocessor
-        h.update(tree.tag.encode())
+        h.update(tree.tag.encode() + (b"" if tree.arch == "i386" else tree.ftrace.encode()))
         h.update(shim_digest().encode() + _tool_version("cpp").encode())
     return _load_cached(h.hexdigest()[:16], generated, arch, tree)
 
@@ -255,14 +259,14 @@ def _link(generated: str, arch: str = "i386", tree: KernelTree | None = None, ma
             obj = tmp / (src.stem + ".o")
             defs = ["--defsym", "KERNEL_TREE=1"] if tree is not None else []
             _run(["as", as_flag, *defs, "-I", str(asm_dir), "-o", str(obj), str(src)])
-            if tree is not None and src.name == "ftrace_32.S":
+            if tree is not None and src.name in ("ftrace_32.S", "ftrace_64.S"):
                 # the tree's trampolines where ours were, then what they refer to beyond our kernel
                 tree_obj = assemble_tree(tree, tmp)
                 if made is not None:
                     made.append(tree_obj)
-                objs.append(str(tmp / "tree_ftrace_32.o"))
+                objs.append(str(tmp / object_name(tree)))
                 glue = tmp / "tree_glue.o"
-                _run(["as", "--32", "-I", str(asm_dir), "-o", str(glue), str(asm_dir / "tree_glue.S")])
+                _run(["as", as_flag, "-I", str(asm_dir), "-o", str(glue), str(asm_dir / "tree_glue.S")])
                 objs.append(str(glue))
             objs.append(str(obj))
         linked = tmp / "vmlinux"
@@ -284,10 +288,10 @@ def _ld_error(tree: KernelTree, stderr: str) -> str:
                 f"not define ({tree.version} tree)")
     m = re.search(r"multiple definition of `([^']+)'", stderr)
     if m:
-        return (f"kernel-tree: {FTRACE_32}: defines {m.group(1)}, which the emulated kernel defines too "
+        return (f"kernel-tree: {tree.ftrace}: defines {m.group(1)}, which the emulated kernel defines too "
                 f"({tree.version} tree)")
     first = next((ln for ln in stderr.splitlines() if ln.strip()), "ld failed")
-    return f"kernel-tree: {FTRACE_32}: does not link into the emulated kernel: {first}"
+    return f"kernel-tree: {tree.ftrace}: does not link into the emulated kernel: {first}"
 
 
 def _run(cmd):

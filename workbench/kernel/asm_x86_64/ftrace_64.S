@@ -17,6 +17,14 @@
 	.code64
 	.text
 
+/*
+ * With --kernel-tree, __fentry__, ftrace_caller, ftrace_regs_caller,
+ * ftrace_stub and their inner labels come from the tree's own ftrace_64.S
+ * (workbench/kernel/tree.py), assembled with KERNEL_TREE defined, and the
+ * per-ops trampolines are copies of the tree's code; ftrace_tramp_area below
+ * stays ours.
+ */
+.ifndef KERNEL_TREE
 .macro save_mcount_regs added=0
 	pushq	%rbp				/* always save the original rbp */
 	subq	$(MCOUNT_REG_SIZE - 8), %rsp
@@ -112,6 +120,7 @@ ftrace_regs_call:
 ftrace_regs_caller_end:
 	jmp	ftrace_epilogue
 END ftrace_regs_caller
+.endif
 
 /*
  * Module text where create_trampoline() places the per-ops trampolines
