@@ -31,7 +31,8 @@ from IPython.display import HTML, display
 
 from workbench.kernel.image import build_image
 from workbench.emulate.watch import watch_call
-from workbench.ui.widgets import CallStepper, render_state
+from workbench.emulate.stepper import CallStepper
+from workbench.ui.step_viewer import render_state
 
 image = build_image()
 

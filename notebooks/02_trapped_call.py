@@ -40,7 +40,8 @@ from IPython.display import HTML, display
 
 from workbench.emulate.explore import load_outcome_table
 from workbench.ui.format import readable
-from workbench.ui.widgets import CallStepper, StepViewer, render_state, trapped_calls
+from workbench.emulate.stepper import CallStepper, trapped_calls
+from workbench.ui.step_viewer import StepViewer, render_state
 
 pd.set_option("display.max_colwidth", 140)
 

@@ -34,7 +34,8 @@ from IPython.display import HTML, display
 
 from workbench.figures import plots
 from workbench.emulate.explore import load_outcome_table
-from workbench.ui.widgets import CallStepper, render_state
+from workbench.emulate.stepper import CallStepper
+from workbench.ui.step_viewer import render_state
 
 # %% [markdown]
 # ## The frame as `do_int3` sees it

@@ -35,7 +35,8 @@ viewer_strategy: str = "emulate_new"
 viewer_entry: str = "v5.3"
 
 # %%
-from workbench.ui.widgets import Explorer, StepViewer
+from workbench.ui.step_viewer import StepViewer
+from workbench.ui.widgets import Explorer
 
 # %%
 explorer = Explorer(strategies=strategies, cpus=cpus, trials=trials)

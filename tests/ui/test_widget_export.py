@@ -13,7 +13,9 @@ import pytest
 
 from workbench.base.errors import ConfigError
 from workbench.base.provenance import PROVENANCE_COLUMNS
-from workbench.ui.widgets import CallStepper, Explorer, StepViewer, render_state
+from workbench.emulate.stepper import CallStepper
+from workbench.ui.step_viewer import StepViewer, render_state
+from workbench.ui.widgets import Explorer
 
 
 @pytest.fixture()
