@@ -26,8 +26,10 @@ from workbench.kernel.ptrace import PtRegs
 __all__ = ["CALL_CAP", "CallStepper", "HANDLER_SYMBOLS", "trapped_calls"]
 
 #: handlers that get ``regs`` as their 4th argument: on i386 (regparm(3): ip, parent_ip, ops in
-#: registers) on the stack, at esp+4 at their first instruction; on x86_64 in rcx
-HANDLER_SYMBOLS = ("ftrace_ops_list_func", "klp_ftrace_handler", "function_trace_call", "regs_probe_handler")
+#: registers) on the stack, at esp+4 at their first instruction; on x86_64 in rcx (the assist
+#: function is x86_64's: what a per-ops trampoline calls for an ops that is not recursion-safe)
+HANDLER_SYMBOLS = ("ftrace_ops_list_func", "ftrace_ops_assist_func", "klp_ftrace_handler", "function_trace_call",
+                   "regs_probe_handler")
 #: instructions after which a call counts as not returning (spin waits forever in a replay)
 CALL_CAP = 1000
 _SHARED_TRAMPOLINES = ("ftrace_caller", "ftrace_regs_caller", "live_patch_trampoline")
