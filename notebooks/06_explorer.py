@@ -59,8 +59,11 @@ explorer.frame[["strategy", "cpus", "violations_mean", "violations_cf"]].head()
 # %% [markdown]
 # The same question on x86_64, where the seed is the mail's scenario as a
 # real kernel runs it (the live patch with its own trampoline) and the int3
-# entries are v5.1 and v5.2; a scenario an arch cannot have is refused in
-# the status line, in the command line's words:
+# entries are v5.1 and v5.2. The scenario list names the kernel each
+# scenario is on the chosen arch: the livepatch ones are `i386 sketch` on
+# i386 (the seed mail's, not a kernel) and `real x86_64` here. A scenario
+# file an arch cannot have is listed as `not on <arch>` and refused in the
+# status line, in the command line's words.
 
 # %%
 explorer.arch.value = "x86_64"
