@@ -16,7 +16,8 @@
 # %% [markdown]
 # # 06 · Interactive explorer
 #
-# Two explorers (`workbench.ui.widgets`), best used in JupyterLab (`make lab`):
+# Two explorers (`workbench.ui.widgets` and `workbench.ui.step_viewer`), best used in
+# JupyterLab (`make lab`):
 #
 # * the **race explorer**: choose the scenario, the emulated kernel (arch:
 #   i386 or x86_64, each with its own int3 entries; every scenario is
@@ -26,8 +27,9 @@
 #   few hundred milliseconds per change at the default trials);
 # * the **step-through viewer**: a patch-step slider and an instruction
 #   slider over one call on the emulator, showing the site's bytes and
-#   disassembly, each CPU's EIP and next instruction, and `pt_regs` while a
-#   CPU is inside a frame that holds one.
+#   disassembly, each CPU's EIP (RIP on x86_64) and next instruction, and
+#   `pt_regs` while a CPU is inside a frame that holds one; its arch
+#   dropdown switches between the two emulated kernels.
 
 # %% tags=["parameters"]
 strategies: tuple = ("skip", "emulate_regs_caller", "emulate_old", "stop_machine")

@@ -158,6 +158,6 @@ class StepViewer:
         except ConfigError as exc:
             self._error(exc)
             return
-        self.status.value = (f"{self.stepper.arch}, step {self.step.value}/{self.stepper.n_steps}: "
-                             f"{self.state['step_name']}")
+        self.status.value = (f"step {self.step.value}/{self.stepper.n_steps}: {self.state['step_name']} "
+                             f"({self.stepper.arch}, entry {self.stepper.entry})")
         self.view.value = render_state(self.state)

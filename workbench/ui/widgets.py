@@ -45,15 +45,19 @@ CPU_CHOICES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 _TABLE_CSS = ("<style>.wb-table{border-collapse:collapse;font-size:11px;font-variant-numeric:tabular-nums}"
               ".wb-table th,.wb-table td{border:none;padding:1px 8px;text-align:right}"
               ".wb-table thead th{border-bottom:1px solid #999;position:sticky;top:0;background:#fff}"
-              ".wb-table tbody tr:nth-child(even){background:#f5f5f5}</style>")
+              ".wb-table tbody tr:nth-child(even){background:#f5f5f5}"
+              # the table's box may shrink below the table's width and scroll it (ipywidgets' HTML
+              # content does not shrink by itself)
+              ".widget-html-content:has(>.wb-scroll){flex-shrink:1;min-width:0;max-width:100%}"
+              ".wb-scroll{max-height:260px;overflow:auto}</style>")
 
 
 def _table_html(frame, columns) -> str:
-    """A compact, borderless table (times in human units) in a scrolling box of ~12 rows."""
+    """A compact, borderless table (times in human units) in a box of ~12 rows that scrolls both ways."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(human_value(c, v))}</td>" for c, v in zip(columns, r))
                    + "</tr>" for r in frame[columns].itertuples(index=False))
-    return (_TABLE_CSS + "<div style='max-height:260px;overflow-y:auto'><table class='wb-table'><thead><tr>"
+    return (_TABLE_CSS + "<div class='wb-scroll'><table class='wb-table'><thead><tr>"
             + head + "</tr></thead><tbody>" + body + "</tbody></table></div>")
 
 
