@@ -8,7 +8,7 @@ instruction: where it is, the path through the trampolines (the shared
 ``ftrace_64.S``, and on x86_64 the per-ops trampolines ``create_trampoline()``
 made, named ``trampoline:<ops>``) and the ``struct pt_regs``
 (``arch/x86/include/asm/ptrace.h``) a frame holds. :class:`CallStepper` is
-what the step viewer (:class:`workbench.ui.widgets.StepViewer`) draws and the
+what the step viewer (:class:`workbench.ui.step_viewer.StepViewer`) draws and the
 tests check; :func:`trapped_calls` is one trapped call per strategy.
 """
 
