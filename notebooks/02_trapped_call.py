@@ -128,8 +128,8 @@ display(HTML(render_state(stepper64.state(k64, stepper64.length(k64)))))
 # (docs/ARCHITECTURE.md). Per trapped call:
 
 # %%
-columns = ["strategy", "site_kind", "trap_site", "trapped_placements", "violation", "dropped_tracer",
-           "dropped_livepatch", "spurious", "crash", "delay_traps"]
+columns = ["strategy", "site_kind", "trap_site", "trap_phase", "trapped_placements", "violation",
+           "dropped_tracer", "dropped_livepatch", "spurious", "crash", "delay_traps"]
 readable(load_outcome_table("seed", entry)[columns])
 
 # %% [markdown]
