@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from workbench.base.errors import ConfigError
-from workbench.ui.step_viewer import StepViewer, render_state
+from workbench.ui.step_viewer import StepViewer
 from workbench.ui.widgets import Explorer
 
 SVG = b"<svg"  # the explorer draws vector graphics
