@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -34,7 +39,8 @@ from IPython.display import HTML, display
 
 from workbench.figures import plots
 from workbench.emulate.explore import load_outcome_table
-from workbench.ui.widgets import CallStepper, render_state
+from workbench.emulate.stepper import CallStepper
+from workbench.ui.step_viewer import render_state
 
 # %% [markdown]
 # ## The frame as `do_int3` sees it

@@ -59,6 +59,7 @@ _API = {
     "outcome_table": "workbench.emulate.explore",
     "load_outcome_table": "workbench.emulate.explore",
     "compare_outcome_tables": "workbench.emulate.tree_compare",
+    "CallStepper": "workbench.emulate.stepper",
     # sweep
     "Grid": "workbench.sweep.engine",
     "sweep": "workbench.sweep.engine",
@@ -78,7 +79,7 @@ _API = {
     # ui
     "main": "workbench.ui.cli",
     "Explorer": "workbench.ui.widgets",
-    "StepViewer": "workbench.ui.widgets",
+    "StepViewer": "workbench.ui.step_viewer",
 }
 
 __all__ = sorted(["LAYERS", "__version__", *_API])

@@ -58,8 +58,9 @@ WIDGETS_S = 30           # widget views rendered after the run
 
 # Top-level widget views each notebook displays, and the controls (by label) that must render.
 EXPECTED = {
-    "02_trapped_call": {"views": 1, "labels": ["strategy", "entry", "function", "patch step", "instruction"]},
-    "06_explorer": {"views": 2, "labels": ["scenario", "int3 entry", "protocol", "strategies", "CPUs",
+    "02_trapped_call": {"views": 1, "labels": ["arch", "strategy", "entry", "function", "patch step",
+                                               "instruction"]},
+    "06_explorer": {"views": 2, "labels": ["scenario", "arch", "int3 entry", "protocol", "strategies", "CPUs",
                                            "do_IRQ calls/s", "tail calls/s", "IPI round (µs)", "metric",
                                            "trials", "config file", "strategy", "entry", "function",
                                            "patch step", "instruction"]},
@@ -535,6 +536,66 @@ def test_06_explorer_runs_and_its_plot_and_table_follow_the_controls(page, lab, 
     assert "5 instructions" in v1
     viewer.screenshot(path=str(shots / f"{name}-viewer-after.png"))
     assert not page.locator(STDERR).count(), page.locator(STDERR).all_text_contents()
+
+
+def _options(select):
+    return [" ".join(t.split()) for t in select.locator("option").all_text_contents()]  # ipywidgets: nbsp
+
+
+def test_06_explorer_arch_control_switches_the_kernel_at_1280px(browser, lab, shots):
+    """At 1280 px: the explorer's arch dropdown switches the emulated kernel. The int3 entry offers
+    that arch's own entries, the scenario list names each scenario's kernel on it, the table's rows
+    and the plot follow; the step viewer's arch dropdown redraws the call on the other kernel."""
+    name = "06_explorer"
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    pg.problems = []
+    try:
+        open_notebook(pg, lab, name)
+        run_all(pg, lab, name)
+        check_widgets(pg, name)
+        explorer = _view(pg, "metric")
+        img = explorer.locator("img.widget-image")
+        table = explorer.locator(".widget-html-content:has(table)")
+        top = explorer.locator(":scope > .widget-hbox").first
+        arch = _control(explorer, "arch").locator("select")
+        entry = _control(explorer, "int3 entry").locator("select")
+        scenario = _control(explorer, "scenario").locator("select")
+        img_0, table_0 = _settled(pg, lambda: (_image_digest(img), table.inner_html()))
+        # the notebook's last explorer cell switched it to x86_64
+        assert arch.input_value() == "x86_64" and _options(entry) == ["v5.1", "v5.2"]
+        assert "seed [real x86_64]" in _options(scenario) and ">x86_64<" in table_0
+        top.scroll_into_view_if_needed()
+        top.screenshot(path=str(shots / f"{name}-arch-x86_64-1280px.png"))
+
+        arch.select_option("i386")
+        table_1 = _changed(pg, "the table after choosing arch i386", lambda: table.inner_html(), table_0)
+        _changed(pg, "the plot after choosing arch i386", lambda: _image_digest(img), img_0)
+        img_1, table_1 = _settled(pg, lambda: (_image_digest(img), table.inner_html()))
+        assert ">i386<" in table_1 and ">x86_64<" not in table_1 and ">v5.3<" in table_1
+        assert _options(entry) == ["v5.1", "v5.3"] and entry.input_value() == "v5.3"
+        assert "seed [i386 sketch]" in _options(scenario) and "tracer_add_probe [real i386]" in _options(scenario)
+        errors = [t for t in explorer.locator(".widget-html-content").all_text_contents() if "error" in t]
+        assert not errors, errors
+        top.screenshot(path=str(shots / f"{name}-arch-i386-1280px.png"))
+        pg.screenshot(path=str(shots / f"{name}-arch-window-1280px.png"))
+
+        # the step viewer: arch x86_64 redraws the call with RIP and the v5.2 entry
+        viewer = _view(pg, "instruction")
+        view = viewer.locator(".widget-html-content:has(pre)")
+        v0 = _settled(pg, lambda: view.inner_html())
+        assert "i386 · patch step" in v0
+        _control(viewer, "arch").locator("select").select_option("x86_64")
+        v1 = _changed(pg, "the step viewer after choosing arch x86_64", lambda: view.inner_html(), v0)
+        v1 = _settled(pg, lambda: view.inner_html())
+        assert "x86_64 · patch step" in v1 and "entry v5.2" in v1 and "rip 0x" in v1, v1[:400]
+        assert _options(_control(viewer, "entry").locator("select")) == ["v5.1", "v5.2"]
+        viewer.scroll_into_view_if_needed()
+        viewer.screenshot(path=str(shots / f"{name}-viewer-x86_64-1280px.png"))
+        assert not pg.locator(STDERR).count(), pg.locator(STDERR).all_text_contents()
+    finally:
+        context.close()
 
 
 _OVERFLOWS = """(root) => {

@@ -42,6 +42,8 @@ def test_top_level_help_is_a_description_with_examples_not_a_docstring():
     assert r.returncode == 0
     assert "``" not in r.stdout and ":mod:" not in r.stdout and "ConfigError" not in r.stdout
     assert "examples:" in r.stdout and "report" in r.stdout and "--version" in r.stdout
+    said = " ".join(r.stdout.split("options:")[0].split())  # argparse wraps the description
+    assert "i386 or x86_64" in said and "5-byte i386 call site" not in said  # both emulated kernels
     sweep = wb("sweep", "--help")
     assert "Examples:" in sweep.stdout and "--force" in sweep.stdout and "``" not in sweep.stdout
 

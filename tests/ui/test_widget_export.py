@@ -13,7 +13,9 @@ import pytest
 
 from workbench.base.errors import ConfigError
 from workbench.base.provenance import PROVENANCE_COLUMNS
-from workbench.ui.widgets import CallStepper, Explorer, StepViewer, render_state
+from workbench.emulate.stepper import CallStepper
+from workbench.ui.step_viewer import StepViewer, render_state
+from workbench.ui.widgets import Explorer
 
 
 @pytest.fixture()
@@ -88,7 +90,7 @@ def test_busy_while_computing_and_table_is_compact(explorer, monkeypatch):
     explorer.trials.value = 41
     assert seen == [(True, True, True)]
     assert not explorer.busy and not any(c.disabled for c in explorer.controls)
-    assert "border=\"1\"" not in explorer.table.value and "overflow-y:auto" in explorer.table.value
+    assert "border=\"1\"" not in explorer.table.value and "wb-scroll{max-height:260px;overflow:auto}" in explorer.table.value
     assert b"<svg" in bytes(explorer.plot.value)[:400]  # vector, sharp at any dpi
 
 

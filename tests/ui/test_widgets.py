@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from workbench.base.errors import ConfigError
-from workbench.ui.widgets import CallStepper, Explorer, StepViewer, render_state, trapped_calls
+from workbench.ui.step_viewer import StepViewer
+from workbench.ui.widgets import Explorer
 
 SVG = b"<svg"  # the explorer draws vector graphics
 
@@ -97,30 +97,6 @@ def test_step_viewer_rebuilds_on_strategy_entry_and_function():
     assert not v.state["site"]["int3"] and "live_patch_trampoline" in v.state["site"]["insn"]
 
 
-def test_call_stepper_is_deterministic_and_checks_its_input():
-    cs = CallStepper(strategy="skip", cpus=1)
-    k = cs.trap_step()
-    assert cs.state(k, 10) == cs.state(k, 10)
-    with pytest.raises(ConfigError, match="step"):
-        cs.state(cs.n_steps + 1, 0)
-    with pytest.raises(ConfigError, match="cpus"):
-        CallStepper(cpus=9)
-    with pytest.raises(ConfigError, match="function: unknown 'nope'"):
-        CallStepper(function="nope")
-    html = render_state(cs.state(k, cs.length(k)))
-    assert html.startswith("<pre") and "returned" in html
-
-
-def test_trapped_calls_summarises_every_strategy():
-    t = trapped_calls("do_IRQ", "v5.3").set_index("strategy")
-    assert t.loc["skip", "returned"] and "ftrace_regs_caller" not in t.loc["skip", "path"]
-    assert "ftrace_regs_caller" in t.loc["emulate_regs_caller", "path"]
-    assert not t.loc["spin", "returned"]  # the patch never completes in this replay
-    assert not t.loc["stop_machine", "trapped"]
-    v51 = trapped_calls("do_IRQ", "v5.1").set_index("strategy")
-    assert "oops" in v51.loc["emulate_new", "crash"]
-
-
 def test_a_saved_viewer_carries_a_static_snapshot_of_its_current_state():
     """Without a kernel (the report, nbconvert) a widget view shows nothing: the box the explorer and the
     step viewer display also gives text/html, their controls' values and views as they were."""
@@ -136,3 +112,65 @@ def test_a_saved_viewer_carries_a_static_snapshot_of_its_current_state():
     sv.insn.value = 3
     snap = sv.widget._repr_mimebundle_()["text/html"]
     assert "<b>instruction</b> 3" in snap and "<pre" in snap and "3 instructions" in snap
+
+
+def test_step_viewer_arch_control_offers_that_arch_s_entries_and_draws_it():
+    v = StepViewer(strategy="emulate_regs_caller", cpus=1)
+    assert v.state["arch"] == "i386" and v.view.value.startswith("<pre") and "i386 · patch step" in v.view.value
+    v.arch.value = "x86_64"  # one rebuild, on x86_64's latest entry
+    assert list(v.entry.options) == ["v5.1", "v5.2"] and v.entry.value == "v5.2"
+    assert v.state["arch"] == "x86_64" and v.state["entry"] == "v5.2" and "x86_64 · patch step" in v.view.value
+    assert v.status.value.startswith("step ") and "(x86_64, entry v5.2)" in v.status.value
+    v.insn.value = v.insn.max
+    c = v.state["cpus"][0]
+    assert c["returned"] and "ftrace_regs_caller" in c["path"] and "rip 0x" in v.view.value
+    v.entry.value = "v5.1"  # no gap: the emulated push lands on the trap frame
+    v.insn.value = v.insn.max
+    assert "iretq" in (v.state["cpus"][0]["crash"] or "")
+    v.arch.value = "i386"
+    assert list(v.entry.options) == ["v5.1", "v5.3"] and v.state["entry"] == "v5.3"
+
+
+def test_explorer_arch_control(tmp_path, monkeypatch):
+    """The arch control: x86_64's own entries, each scenario labelled with its kernel on the arch,
+    every row and the plot title naming the arch; a scenario the arch cannot have is one line."""
+    ex = Explorer(strategies=("skip", "emulate_old"), cpus=(1, 4), trials=40)
+    labels = dict((n, lab) for lab, n in ex.scenario.options)
+    assert labels["seed"] == "seed [i386 sketch]" and labels["tracer_add_probe"] == "tracer_add_probe [real i386]"
+    assert set(ex.frame.arch) == {"i386"} and ">i386<" in ex.table.value
+    ex.arch.value = "x86_64"
+    assert list(ex.entry.options) == ["v5.1", "v5.2"] and ex.entry.value == "v5.2"
+    labels = dict((n, lab) for lab, n in ex.scenario.options)
+    assert labels["seed"] == "seed [real x86_64]" and ex.scenario.value == "seed"
+    assert set(ex.frame.arch) == {"x86_64"} and set(ex.frame.entry) == {"v5.2"}
+    assert "x86_64 entry v5.2" in ex.figure.axes[0].get_title() and "real x86_64" in ex.figure.axes[0].get_title()
+    assert ">x86_64<" in ex.table.value and "error" not in ex.status.value
+    assert ex.config()["arch"] == "x86_64" and all(t["arch"] == "x86_64" for t in ex.grid_tables())
+    # a saved x86_64 configuration loads back with its entry (the arch is set first)
+    saved = ex.save(tmp_path / "x.toml")
+    ex.arch.value = "i386"
+    assert ex.entry.value == "v5.3"  # v5.2 is not an i386 entry: the arch's latest
+    ex.load(saved)
+    assert (ex.arch.value, ex.entry.value) == ("x86_64", "v5.2") and set(ex.frame.arch) == {"x86_64"}
+
+    # a scenario file that says it runs on x86_64 only: listed as such, refused on i386 in one line
+    import workbench.emulate.scenario as scenario_module
+
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    for n in ("seed",):
+        (scenarios / f"{n}.toml").write_bytes((scenario_module.SCENARIO_DIR / f"{n}.toml").read_bytes())
+    (scenarios / "probe_x86_only.toml").write_text(
+        'description = "a tracer, said to run on x86_64 only"\narches = ["x86_64"]\n'
+        '[ops.tracer]\nkind = "tracer"\nfunctions = "all"\n[transition]\nbefore = []\nafter = ["tracer"]\n')
+    monkeypatch.setattr(scenario_module, "SCENARIO_DIR", scenarios)
+    ex = Explorer(strategies=("skip",), cpus=(1, 2), trials=20)
+    labels = dict((n, lab) for lab, n in ex.scenario.options)
+    assert labels["probe_x86_only"] == "probe_x86_only [not on i386]"
+    frame = ex.frame
+    ex.scenario.value = "probe_x86_only"
+    assert ex.status.value.count("error") == 1 and "cannot run on arch i386" in ex.status.value
+    assert "choose arch from x86_64" in ex.status.value and "Traceback" not in ex.status.value
+    assert ex.frame is frame  # the last good result stays
+    ex.arch.value = "x86_64"
+    assert dict((n, lab) for lab, n in ex.scenario.options)["probe_x86_only"] == "probe_x86_only [real x86_64]"

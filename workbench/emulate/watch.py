@@ -20,7 +20,7 @@ from workbench.kernel.tree import KernelTree
 from workbench.kernel.machine import Machine
 from workbench.emulate.outcomes import observe
 
-__all__ = ["watch_call", "make_ops", "OPS_CHOICES", "PATH_SYMBOLS"]
+__all__ = ["OPS_CHOICES", "PATH_SYMBOLS", "make_ops", "trampoline_listing", "watch_call"]
 
 #: symbols whose entry is reported in the path
 PATH_SYMBOLS = ("ftrace_caller", "ftrace_regs_caller", "live_patch_trampoline", "ftrace_stub",
@@ -106,3 +106,24 @@ def watch_call(function: str = "do_IRQ", ops="livepatch,tracer", n_ordinary: int
                       tracer_records=[{"ip": int(r[0]), "parent_ip": int(r[1]), "cpu": int(r[2])} for r in recs],
                       instructions=count[0], path=path, corrupt=obs.corrupt)
     return result
+
+
+def trampoline_listing(ops_name: str, ops="livepatch,tracer", arch: str = "x86_64", n_ordinary: int = 8) -> str:
+    """The per-ops trampoline ``create_trampoline()`` makes for *ops_name* with *ops* registered,
+    as a listing (x86_64 only: ``CONFIG_X86_64``, arch/x86/kernel/ftrace.c): a copy of
+    ``ftrace_caller`` (``ftrace_regs_caller`` for a SAVE_REGS ops) whose op-pointer load reads the
+    ops pointer stored after the code and whose call goes straight to the ops' function, then a
+    ``jmp ftrace_epilogue``. Raises ConfigError for an arch without them or an ops not registered."""
+    im = build_image(n_ordinary, check_choice("arch", arch, ARCHES))
+    state = FtraceState(im, make_ops(ops) if not isinstance(ops, tuple) else ops)
+    if not state.per_ops_trampolines:
+        raise ConfigError(f"arch: {arch} has no per-ops trampolines (create_trampoline() is built only "
+                          "under CONFIG_X86_64); choose arch from x86_64")
+    names = [o.name for o in state.ops]
+    ops_ = next((o for o in state.ops if o.name == ops_name), None)
+    if ops_ is None:
+        raise ConfigError(f"ops: {ops_name!r} is not registered; choose from {', '.join(names)}")
+    addr, code = state.trampoline_addr(ops_), state.trampoline_code(ops_)
+    ptr = int.from_bytes(code[-8:], "little")
+    return (im.code_listing(f"trampoline:{ops_name}", code[:-8], addr)
+            + f"\n{addr + len(code) - 8:08x}:  .quad {ptr:#x}  <the ops pointer: {im.name_at(ptr)}>")

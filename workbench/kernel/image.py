@@ -144,9 +144,12 @@ class KernelImage:
     def listing(self, name: str) -> str:
         """Text listing of symbol *name*: address, bytes, AT&T text, target symbols."""
         start = self.sym(name)
-        size = self.sizes.get(name) or 16
-        lines = [f"{start:08x} <{name}>:"]
-        for insn in self.disassemble(self.read(start, size), start):
+        return self.code_listing(name, self.read(start, self.sizes.get(name) or 16), start)
+
+    def code_listing(self, title: str, code: bytes, start: int) -> str:
+        """Text listing of *code* placed at *start* (e.g. a trampoline made at run time), headed *title*."""
+        lines = [f"{start:08x} <{title}>:"]
+        for insn in self.disassemble(code, start):
             label = self.name_at(insn.address)
             text = f"{insn.mnemonic} {insn.op_str}".strip()
             if insn.mnemonic.startswith(("call", "jmp", "j")) and insn.op_str.startswith("0x"):

@@ -38,8 +38,8 @@ _INTERRUPTED_LINE = "interrupted; finished points are cached and a rerun resumes
 
 #: what the top-level ``--help`` says the tool is
 DESCRIPTION = ("Emulate and simulate what happens to calls that hit an int3 while Linux ftrace "
-               "rewrites a 5-byte i386 call site (text_poke_bp), and count the tracer and livepatch "
-               "invocations each int3-handler strategy drops.")
+               "rewrites a 5-byte call site (text_poke_bp) on an emulated i386 or x86_64 kernel "
+               "(--arch), and count the tracer and livepatch invocations each int3-handler strategy drops.")
 
 #: examples shown at the end of the top-level ``--help``
 EXAMPLES = """examples:
