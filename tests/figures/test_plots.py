@@ -164,6 +164,21 @@ def test_outcome_grid_gains_x86_64_panels_each_naming_its_arch_and_entry(tables,
     assert heads[0][0] == "seed\n(i386 sketch)\nlivepatched" and heads[0][2] == "add probe\n(real i386)\nlivepatched"
     assert heads[2][0] == "seed\n(real x86_64)\nlivepatched" and heads[3][3] == "add probe\n(real x86_64)\nordinary"
     assert "scenarios seed [i386 sketch, real x86_64] + tracer_add_probe [real i386, real x86_64]" in conditions(probe)
+    # on x86_64 the probe's ordinary sites keep calling the tracer's own trampoline: never patched
+    x86_v52 = [ax for ax in fig.axes if ax.texts][3]
+    assert x86_v52.texts[3].get_text() == "never traps\n(not patched)"  # skip, add probe ordinary
+    i386_v53 = [ax for ax in fig.axes if ax.texts][1]
+    assert i386_v53.texts[3].get_text().startswith("violation")  # on i386 the same site passes ftrace_call
+
+
+def test_tradeoff_names_livepatch_drops_only_when_there_are_some(frames):
+    """fig5 draws tracer_add_probe on i386, a kernel without livepatch: no livepatch legend or label."""
+    no_lp = frames["cpus"].assign(dropped_livepatch_mean=0.0)
+    fig = plots.tradeoff(no_lp)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["tracer calls dropped"]
+    assert fig.axes[2].get_xlabel() == "dropped tracer calls" and plots.figure_check(fig) == []
+    fig = plots.tradeoff(frames["cpus"])  # the seed drops livepatch calls under skip: both named
+    assert len(fig.legends[0].get_texts()) == 2 and "livepatch" in fig.axes[2].get_xlabel()
 
 
 def test_outcome_grid_refuses_a_panel_it_has_no_table_of(tables, x86_tables):

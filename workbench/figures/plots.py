@@ -301,8 +301,8 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
     frame's ``trapped_mean`` times the larger of ``handler_ns`` and
     ``handler_batch_ns``, an upper bound) and the rest, CPUs held waiting
     (``spin``'s re-traps, ``stop_machine``'s rendezvous). Bottom row: dropped tracer and livepatch calls per patch
-    (linear below 1, log above, so zero shows as zero). Every bar carries its
-    value. Strategies are the frame's, one row each, in the workbench's order.
+    (linear below 1, log above, so zero shows as zero; livepatch drops are
+    named only when there are some). Every bar carries its value. Strategies are the frame's, one row each, in the workbench's order.
     """
     _need(frame, ["strategy", "cpus", "stall_ns_mean", "trapped_mean", "handler_ns",
                   "dropped_tracer_mean", "dropped_livepatch_mean"], "tradeoff")
@@ -312,6 +312,9 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
     ys = np.arange(len(strategies))
     stall_max = float(frame["stall_ns_mean"].max())
     drop_top = float((frame["dropped_tracer_mean"] + frame["dropped_livepatch_mean"]).max())
+    # no livepatch call dropped (a scenario without a livepatch: an i386 kernel has none): the
+    # axis and legend say nothing of them
+    has_lp = bool((frame["dropped_livepatch_mean"] > 0).any())
     for j, c in enumerate(picked):
         d = frame[frame["cpus"] == c].set_index("strategy").reindex(strategies)
         # a batch's handler searches its entries (handler_batch_ns) unless the batch holds one
@@ -358,7 +361,7 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         ax.xaxis.set_minor_locator(DecadeLocator(1))
         ax.xaxis.set_major_formatter(FuncFormatter(eng_tick))
         ax.set_title(f"{c} CPUs: dropped handler calls per patch")
-        ax.set_xlabel("dropped calls: tracer + livepatch (lp)")
+        ax.set_xlabel("dropped calls: tracer + livepatch (lp)" if has_lp else "dropped tracer calls")
         for ax in axes[:, j]:
             ax.set_yticks(ys, [strategy_style(s)[2] for s in strategies] if j == 0 else [""] * len(ys))
             ax.set_ylim(len(strategies) - 0.5, -0.5)
@@ -369,9 +372,11 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
     # a solid bar is the handler's time in the top row and tracer drops in the bottom row: the top
     # row's axis label says what its parts are, the legend below is the bottom row's alone
     grey = OKABE_ITO["grey"]
-    fig.legend(handles=[Patch(facecolor=grey, label="tracer calls dropped"),
-                        Patch(facecolor=grey, hatch="....", edgecolor="white", label="livepatch calls dropped (lp)")],
-               loc="outside lower center", ncols=2, title="dropped calls (bottom row)", title_fontsize=6.5)
+    handles = [Patch(facecolor=grey, label="tracer calls dropped")]
+    if has_lp:
+        handles.append(Patch(facecolor=grey, hatch="....", edgecolor="white", label="livepatch calls dropped (lp)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, title="dropped calls (bottom row)",
+               title_fontsize=6.5)
     return fig
 
 
@@ -527,7 +532,9 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
     trapped call did (correct, drops, violation, crash, deadlock, and
     spin's re-traps) and is coloured by the worst of them; ``n`` is the
     number of trapped calls (weighted schedules) behind it. A strategy
-    with no row never traps. A table of several scenarios gets one column
+    with no row never traps; a site kind with no row of a strategy that
+    traps elsewhere is one the update does not patch (on x86_64 an ordinary
+    site of a probe scenario keeps calling the tracer's own trampoline). A table of several scenarios gets one column
     per (scenario, site kind), scenarios in the table's order. *size*
     defaults to ``grid`` for one row of panels and ``grid_tall`` for two.
     Raises :class:`ConfigError` if the table lacks the columns or has no
@@ -568,6 +575,8 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
                     if sc is not None:
                         rows = rows[rows["scenario"] == sc]
                     cls, text = outcome_cell(_cell_row(rows), compact=small)
+                    if not len(rows) and (t["strategy"] == s).any():  # the strategy traps, elsewhere
+                        text = "never traps\n(not patched)"
                     ax.add_patch(_rect(c, r, _CLASS_COLOUR[cls]))
                     ax.text(c + 0.5, r + 0.5, text, ha="center", va="center", fontsize=5.0 if small else 6.5,
                             color=_CLASS_TEXT[cls], linespacing=1.15)
