@@ -121,6 +121,76 @@ def test_outcome_grid_cells_follow_the_table(tables):
     assert plots.outcome_cell(row) == ("violation", "violation ×0.50\n(n=4)")
 
 
+@pytest.fixture(scope="module")
+def x86_tables():
+    return pd.concat([load_outcome_table("seed", e, progress=False, arch="x86_64") for e in ("v5.1", "v5.2")],
+                     ignore_index=True)
+
+
+def test_outcome_grid_gains_x86_64_panels_each_naming_its_arch_and_entry(tables, x86_tables):
+    """fig7's x86_64 row: without the entry's gap (v5.1) emulating ftrace_regs_caller pushes the
+    return address onto the trap frame (a crash at the iretq); with 2700fefdb2d9's gap (v5.2)
+    the same emulation is correct. The i386 rows have no arch column: they are i386's."""
+    from workbench.figures.style import conditions
+
+    both = pd.concat([tables, x86_tables], ignore_index=True)
+    assert plots.outcome_panels(both) == [("i386", "v5.1"), ("i386", "v5.3"), ("x86_64", "v5.1"), ("x86_64", "v5.2")]
+    fig = plots.outcome_grid(both)
+    assert plots.figure_check(fig) == []
+    assert tuple(fig.get_size_inches()) == plots.SIZES["grid_tall"]
+    panels = [ax for ax in fig.axes if ax.texts]
+    titles = [ax.get_title().splitlines()[0] for ax in panels]
+    assert titles == ["i386: int3 entry v5.1", "i386: int3 entry v5.3", "x86_64: int3 entry v5.1",
+                      "x86_64: int3 entry v5.2"]
+    assert "2700fefdb2d9" in panels[3].get_title() and "3c88c692c287" in panels[1].get_title()
+    row = STRATS.index("emulate_regs_caller")
+    cells = {t: [x.get_text() for x in ax.texts][2 * row:2 * row + 2] for t, ax in zip(titles, panels)}
+    assert all(c.startswith("crash") for c in cells["x86_64: int3 entry v5.1"])
+    assert all(c.startswith("correct") for c in cells["x86_64: int3 entry v5.2"])
+    # the cells are the emulator's: the v5.1 table records a crash on every trapped call of that row
+    v51 = x86_tables[(x86_tables.entry == "v5.1") & (x86_tables.strategy == "emulate_regs_caller")]
+    v52 = x86_tables[(x86_tables.entry == "v5.2") & (x86_tables.strategy == "emulate_regs_caller")]
+    assert (v51.crash == 1).all() and (v52.crash == 0).all() and (v52.violation == 0).all()
+    # skip on x86_64 runs the live-patched function's old body, with or without the gap
+    for t in ("x86_64: int3 entry v5.1", "x86_64: int3 entry v5.2"):
+        assert panels[titles.index(t)].texts[0].get_text().startswith("violation")
+    # a table of two scenarios: each column heading names the kernel it is on, so its arch
+    probe = pd.concat([both] + [load_outcome_table("tracer_add_probe", e, progress=False, arch=a)
+                                for a, es in (("i386", ("v5.1", "v5.3")), ("x86_64", ("v5.1", "v5.2")))
+                                for e in es], ignore_index=True)
+    fig = plots.outcome_grid(probe)
+    assert plots.figure_check(fig) == []
+    heads = [[t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes if ax.texts]
+    assert heads[0][0] == "seed\n(i386 sketch)\nlivepatched" and heads[0][2] == "add probe\n(real i386)\nlivepatched"
+    assert heads[2][0] == "seed\n(real x86_64)\nlivepatched" and heads[3][3] == "add probe\n(real x86_64)\nordinary"
+    assert "scenarios seed [i386 sketch, real x86_64] + tracer_add_probe [real i386, real x86_64]" in conditions(probe)
+    # on x86_64 the probe's ordinary sites keep calling the tracer's own trampoline: never patched
+    x86_v52 = [ax for ax in fig.axes if ax.texts][3]
+    assert x86_v52.texts[3].get_text() == "never traps\n(not patched)"  # skip, add probe ordinary
+    i386_v53 = [ax for ax in fig.axes if ax.texts][1]
+    assert i386_v53.texts[3].get_text().startswith("violation")  # on i386 the same site passes ftrace_call
+
+
+def test_tradeoff_names_livepatch_drops_only_when_there_are_some(frames):
+    """fig5 draws tracer_add_probe on i386, a kernel without livepatch: no livepatch legend or label."""
+    no_lp = frames["cpus"].assign(dropped_livepatch_mean=0.0)
+    fig = plots.tradeoff(no_lp)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["tracer calls dropped"]
+    assert fig.axes[2].get_xlabel() == "dropped tracer calls" and plots.figure_check(fig) == []
+    fig = plots.tradeoff(frames["cpus"])  # the seed drops livepatch calls under skip: both named
+    assert len(fig.legends[0].get_texts()) == 2 and "livepatch" in fig.axes[2].get_xlabel()
+
+
+def test_outcome_grid_refuses_a_panel_it_has_no_table_of(tables, x86_tables):
+    with pytest.raises(ConfigError, match="no rows of arch x86_64, entry v5.2"):
+        plots.outcome_grid(tables, panels=[("i386", "v5.1"), ("x86_64", "v5.2")])
+    # a scenario that one arch's tables lack: its column would read "never traps"
+    probe = load_outcome_table("tracer_add_probe", "v5.3", progress=False)
+    with pytest.raises(ConfigError, match="no rows of scenario tracer_add_probe, arch x86_64, entry v5.1"):
+        plots.outcome_grid(pd.concat([tables, probe, x86_tables], ignore_index=True),
+                           panels=[("i386", "v5.3"), ("x86_64", "v5.1")])
+
+
 def test_figure_functions_refuse_frames_that_lack_columns():
     with pytest.raises(ConfigError, match="drops: frame lacks columns"):
         plots.drops(pd.DataFrame({"x": [1]}))

@@ -56,9 +56,15 @@ def test_parquet_round_trip_keeps_provenance_in_metadata_and_columns(quick_run):
         assert prov["run"] == "quick" and prov["seed"] == 11 and prov["code_version"] == code_version()
         assert prov["grid"] == p.stem.removesuffix("_quick")
         assert set(prov["scenario"].split("+")) <= set(scenario_names())
-        # each arch its own latest entry: v5.3 on i386, v5.2 on x86_64 (the arch sweep has both)
-        assert prov["entry"] == ("v5.2+v5.3" if p.stem == "arch_quick" else "v5.3"), (p.name, prov["entry"])
-        assert set(f["arch"]) == ({"i386", "x86_64"} if p.stem == "arch_quick" else {"i386"})
+        # each arch its own latest entry: v5.3 on i386, v5.2 on x86_64; the arch sweep has both
+        # arches, the drops sweeps each scenario on the arch whose real kernel has it (the seed's
+        # livepatch on x86_64, the probe on i386), the batching sweep i386 alone
+        both = p.stem != "batching_quick"
+        assert prov["entry"] == ("v5.2+v5.3" if both else "v5.3"), (p.name, prov["entry"])
+        assert set(f["arch"]) == ({"i386", "x86_64"} if both else {"i386"})
+        if p.stem in ("cpus_quick", "timing_quick", "heatmap_quick"):
+            assert set(zip(f["scenario"], f["arch"], f["entry"])) == {("seed", "x86_64", "v5.2"),
+                                                                     ("tracer_add_probe", "i386", "v5.3")}
         for col in PROVENANCE_COLUMNS:
             assert col in f.columns, (p.name, col)
         assert set(f["run"]) == {"quick"} and set(f["seed"]) == {11}
@@ -98,6 +104,16 @@ def test_csv_round_trip_has_provenance_columns_full_precision_and_one_unit_per_c
                        ("tracer_add_livepatch", "i386", "i386 sketch"),
                        ("tracer_add_livepatch", "x86_64", "real x86_64"),
                        ("tracer_add_probe", "i386", "real i386"), ("tracer_add_probe", "x86_64", "real x86_64")}
+    # the drops and trade-off tables: only kernels that exist, every row naming its arch
+    for name in ("drops_vs_cpus", "drops_vs_timing", "heatmap_skip", "tradeoff"):
+        f = pd.read_csv(out / "summary" / f"{name}_quick.csv")
+        assert set(zip(f["scenario"], f["arch"], f["kernel"])) == {("seed", "x86_64", "real x86_64"),
+                                                                  ("tracer_add_probe", "i386", "real i386")}, name
+    # the outcome tables: both arches, each with its own entries, every row naming its arch
+    out_t = pd.read_csv(out / "summary" / "outcomes_quick.csv")
+    assert set(zip(out_t["arch"], out_t["entry"])) == {("i386", "v5.1"), ("i386", "v5.3"), ("x86_64", "v5.1"),
+                                                       ("x86_64", "v5.2")}
+    assert set(out_t.loc[out_t["arch"] == "x86_64", "kernel"]) == {"real x86_64"}
 
 
 def test_every_figure_has_a_caption_and_provenance_in_json_and_png(quick_run):
@@ -111,10 +127,17 @@ def test_every_figure_has_a_caption_and_provenance_in_json_and_png(quick_run):
             assert im.info["Description"] == meta["caption"]
     fig1 = pd.read_json(out / "figures" / "fig1_drops_vs_cpus_quick.json", typ="series")
     # the fixed conditions, read from the data: not the swept CPU count
-    # two scenarios, one per panel (violations: seed; tracer drops: tracer running), each
-    # tagged with the kernel that can run it (docs/KERNEL.md §7)
-    assert "scenarios seed [i386 sketch] + tracer_add_probe [real i386]" in fig1["caption"]
-    assert "entry v5.3" in fig1["caption"]
+    # two scenarios, one per panel (violations: seed; tracer drops: tracer running), each on
+    # the arch whose real kernel has it and tagged with that kernel (docs/KERNEL.md §7, §17),
+    # each arch with its own int3 entry
+    assert "scenarios seed [real x86_64] + tracer_add_probe [real i386]" in fig1["caption"]
+    assert "entry v5.3 (i386) + v5.2 (x86_64)" in fig1["caption"]
+    assert "sketch" not in fig1["caption"]
+    fig5 = pd.read_json(out / "figures" / "fig5_tradeoff_quick.json", typ="series")
+    assert "scenario tracer_add_probe [real i386]" in fig5["caption"] and "seed" not in fig5["caption"].split(";")[0]
+    fig7 = pd.read_json(out / "figures" / "fig7_outcomes_quick.json", typ="series")
+    assert ("scenarios seed [i386 sketch, real x86_64] + tracer_add_probe [real i386, real x86_64]"
+            in fig7["caption"])
     assert "sync round 337 µs" in fig1["caption"] and "CPUs" not in fig1["caption"].split("(24 CPUs)")[1]
     fig2 = pd.read_json(out / "figures" / "fig2_drops_vs_timing_quick.json", typ="series")
     assert "64 CPUs" in fig2["caption"] and "seed 11" in fig2["caption"]

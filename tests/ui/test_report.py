@@ -139,3 +139,18 @@ def test_report_numbers_and_units_read_like_a_paper():
     assert "_cf" not in out and "href='tables/t.csv'" in out
     styled = readable(frame[["strategy", "patch_ns_mean"]]).to_html()
     assert "patch_mean (ms)" in styled and ">278<" in styled and "e+08" not in styled
+
+
+def test_report_outcome_summary_keeps_the_arches_apart():
+    """v5.1 is an int3 entry of both arches: its i386 rows (emulated calls crash below a regs->sp
+    that is not the stack) and x86_64 rows are shown apart, never pooled into one share."""
+    from workbench.ui.report_tables import LONG_ROWS, table_html
+
+    n = LONG_ROWS + 1
+    frame = pd.DataFrame({"arch": ["i386", "x86_64"] * n, "scenario": "seed", "entry": "v5.1",
+                          "strategy": "emulate_regs_caller", "site_kind": "ordinary",
+                          "trapped_placements": [10, 30] * n, "violation": 0.0, "dropped_tracer": 0.0,
+                          "dropped_livepatch": 0.0, "crash": [1.0, 0.0] * n, "deadlock": 0.0})
+    out = table_html("outcomes", frame, "tables/outcomes.csv")
+    assert out.count(">i386</span>") == 1 and out.count(">x86_64</span>") == 1
+    assert "0.25" not in out  # the pooled crash share, (10 × 1 + 30 × 0) / 40

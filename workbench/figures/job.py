@@ -2,8 +2,9 @@
 
 The job, in order, each step under a progress bar:
 
-1. the emulator's outcome tables (seed scenario, v5.1 and v5.3 int3
-   entries), computed in parallel when not cached
+1. the emulator's outcome tables (the seed and tracer_add_probe scenarios:
+   i386 with the v5.1 and v5.3 int3 entries, x86_64 with v5.1 and v5.2),
+   computed in parallel when not cached
    (:func:`workbench.emulate.explore.load_outcome_table`);
 2. the race sweeps (:func:`workbench.sweep.engine.sweep`): strategies over CPU
    counts, over sync-round latency, the skip heatmap, per-site vs
@@ -84,13 +85,22 @@ GRIDS = {
 TIMING_CPUS = 64
 #: per-CPU calls/s of each patched site in the batching sweep (uniform: 2e6 calls/s over 40,000)
 SITE_RATE = 50.0
-#: the (scenario, entry) outcome tables the job needs
+#: the i386 (scenario, entry) outcome tables the job needs
 OUTCOME_TABLES = (("seed", "v5.3"), ("seed", "v5.1"), ("tracer_add_probe", "v5.3"),
                   ("tracer_add_probe", "v5.1"))
-#: the race sweeps' scenarios: seed (the seed mail's i386 sketch: a livepatch in place, the
-#: tracer being enabled: its misses are no drops) and tracer_add_probe (a real i386 kernel:
-#: the tracer running, a kprobe-like SAVE_REGS ops added: tracer misses are drops)
+#: the x86_64 (scenario, entry) outcome tables the job needs: figure 7's x86_64 panels
+#: (v5.1 without the entry's gap, v5.2 with 2700fefdb2d9's) and the seed's race sweeps
+X86_64_OUTCOME_TABLES = (("seed", "v5.2"), ("seed", "v5.1"), ("tracer_add_probe", "v5.2"),
+                         ("tracer_add_probe", "v5.1"))
+#: every outcome table of the job as (scenario, entry, arch), i386's first
+TABLES = (tuple((s, e, "i386") for s, e in OUTCOME_TABLES)
+          + tuple((s, e, "x86_64") for s, e in X86_64_OUTCOME_TABLES))
+#: the race sweeps' scenarios, each on the arch whose real kernel has it: seed on x86_64 (a
+#: livepatch in place, the tracer being enabled: its misses are no drops; HAVE_LIVEPATCH is
+#: x86_64's alone) and tracer_add_probe on i386 (the tracer running, a kprobe-like SAVE_REGS
+#: ops added: tracer misses are drops)
 SCENARIOS = ("seed", "tracer_add_probe")
+SCENARIO_ARCH = {"seed": "x86_64", "tracer_add_probe": "i386"}
 #: which scenario each drops panel (figures 1-3) reads
 PANEL_SCENARIO = {"violations": "seed", "dropped_tracer": "tracer_add_probe"}
 #: the scenario of the trade-off (figure 5): a real i386 kernel, the tracer running, a probe added
@@ -118,7 +128,7 @@ FIGURES = (
     FigureSpec("fig4_batching", "Per-site vs batched protocol over the number of sites", ("batching",)),
     FigureSpec("fig5_tradeoff", "Stall CPU-time against dropped invocations", ("cpus",)),
     FigureSpec("fig6_closed_form", "Closed form vs Monte Carlo", ("cpus", "timing", "heatmap", "batching")),
-    FigureSpec("fig7_outcomes", "Emulated per-call outcomes, v5.1 vs v5.3 entry", ()),
+    FigureSpec("fig7_outcomes", "Emulated per-call outcomes: i386 v5.1 vs v5.3 entry, x86_64 v5.1 vs v5.2", ()),
     FigureSpec("fig8_arch_compare", "i386 beside x86_64: tracer and livepatch losses per patch vs CPUs", ("arch",)),
 )
 
@@ -144,13 +154,15 @@ def grids(quick=False) -> dict:
     """The job's sweeps: name -> :class:`workbench.sweep.engine.Grid`."""
     g = GRIDS["quick" if quick else "full"]
     trials = g["trials"]
-    sc = list(SCENARIOS)
+
+    def real(**params):  # each scenario on the arch whose real kernel has it
+        return Grid.concat(race_grid(arch=SCENARIO_ARCH[sc], scenario=sc, **params) for sc in SCENARIOS)
+
     return {
-        "cpus": race_grid(scenario=sc, strategy=list(STRATEGIES), cpus=g["cpus"], trials=trials),
-        "timing": race_grid(scenario=sc, strategy=list(STRATEGIES), cpus=TIMING_CPUS,
-                            sync_round_ns=g["sync_round_ns"], trials=trials),
-        "heatmap": race_grid(scenario=sc, strategy="skip", cpus=g["cpus"], sync_round_ns=g["sync_round_ns"],
-                             trials=trials),
+        "cpus": real(strategy=list(STRATEGIES), cpus=g["cpus"], trials=trials),
+        "timing": real(strategy=list(STRATEGIES), cpus=TIMING_CPUS, sync_round_ns=g["sync_round_ns"],
+                       trials=trials),
+        "heatmap": real(strategy="skip", cpus=g["cpus"], sync_round_ns=g["sync_round_ns"], trials=trials),
         "batching": batching_grid(g["sites"], trials),
         "arch": race_grid(arch=list(ARCHES), scenario=list(ARCH_SCENARIOS), strategy=ARCH_STRATEGY,
                           cpus=g["cpus"], trials=trials),
@@ -188,25 +200,27 @@ def _load_tables(jobs, progress):
 
     from workbench.emulate.explore import cached_outcome_table, load_outcome_table  # start-up: Unicorn, coordinator only
 
-    cached = {(s, e): cached_outcome_table(s, e) for s, e in OUTCOME_TABLES}
+    cached = {(s, e, a): cached_outcome_table(s, e, arch=a) for s, e, a in TABLES}
     missing = [key for key, table in cached.items() if table is None]
     n = min(len(missing), jobs or os.cpu_count() or 1)
     out = {key: table for key, table in cached.items() if table is not None}
-    with tqdm(total=len(OUTCOME_TABLES), initial=len(out), desc="emulator outcome tables", unit="table",
+    with tqdm(total=len(TABLES), initial=len(out), desc="emulator outcome tables", unit="table",
               disable=not progress, leave=False, file=sys.stderr) as bar:
         if n <= 1:
-            for s, e in missing:
-                out[(s, e)] = load_outcome_table(s, e, progress=False)
+            for s, e, a in missing:
+                out[(s, e, a)] = load_outcome_table(s, e, progress=False, arch=a)
                 bar.update(1)
         else:
             from joblib import delayed
 
             it = local_parallel(n, return_as="generator")(
-                delayed(_load_table_in_worker)(s, e, os.getpid()) for s, e in missing)
+                delayed(_load_table_in_worker)(s, e, a, os.getpid()) for s, e, a in missing)
             for key, table in zip(missing, it):
                 out[key] = table
                 bar.update(1)
-    return {key: out[key] for key in OUTCOME_TABLES}  # in OUTCOME_TABLES' order, as the summaries concatenate them
+    # in TABLES' order, as the summaries concatenate them; every row names its arch (an i386
+    # table's rows are written without the column)
+    return {key: out[key] if "arch" in out[key] else out[key].assign(arch=key[2]) for key in TABLES}
 
 
 def summaries(frames: dict, tables: dict) -> dict:
@@ -218,7 +232,7 @@ def summaries(frames: dict, tables: dict) -> dict:
     for name in ("cpus", "timing", "heatmap"):
         out[f"drops_vs_{name}" if name != "heatmap" else "heatmap_skip"] = frames[name][keep + stats]
     b = frames["batching"]
-    bat = b[["scenario", "entry", "protocol", "cpus", "n_sites", "ipis_mean", "patch_ns_mean", "patch_ns_cf",
+    bat = b[["arch", "scenario", "entry", "protocol", "cpus", "n_sites", "ipis_mean", "patch_ns_mean", "patch_ns_cf",
              "trapped_mean", "trapped_lo", "trapped_hi", "trapped_cf", "window_ns_mean"]].copy()
     out["batching"] = bat
     bristot = bristot_comparison()
@@ -227,7 +241,7 @@ def summaries(frames: dict, tables: dict) -> dict:
     out["bristot"] = bristot.assign(scenario="seed")
     t = frames["cpus"]
     out["tradeoff"] = pd.DataFrame({
-        "scenario": t["scenario"], "entry": t["entry"], "strategy": t["strategy"], "cpus": t["cpus"],
+        "arch": t["arch"], "scenario": t["scenario"], "entry": t["entry"], "strategy": t["strategy"], "cpus": t["cpus"],
         "stall_cpu_ns": t["stall_ns_mean"],
         "dropped_per_patch": t["dropped_tracer_mean"] + t["dropped_livepatch_mean"],
         "violations_per_patch": t["violations_mean"], "deadlocks_per_patch": t["deadlocks_mean"],
@@ -280,8 +294,8 @@ def by_panel(frame, keys):
     return out.reset_index()
 
 
-#: the second title line of each drops panel: the scenario its numbers come from
-_PANEL_WHAT = {"seed": "i386 sketch, tracer enabled", "tracer_add_probe": "real i386"}
+#: the second title line of each drops panel: the scenario its numbers come from, and its kernel
+_PANEL_WHAT = {"seed": "real x86_64, tracer enabled", "tracer_add_probe": "real i386"}
 _PANEL_NOTES = {m: f"scenario {sc} ({_PANEL_WHAT[sc]})" for m, sc in PANEL_SCENARIO.items()}
 #: what a zero of spin does not say
 _SPIN_NOTE = "spin shows 0 but deadlocks the patch: do_IRQ runs with interrupts off"
@@ -323,6 +337,8 @@ def _data_of(name, frames, tables):
         return pd.concat(list(tables.values()), ignore_index=True)
     if name == "fig8_arch_compare":  # scenario, arch and kernel are in its legend; the entry is each arch's own
         return frames["arch"].drop(columns=["scenario", "entry"], errors="ignore")
+    if name == "fig5_tradeoff" and "scenario" in frames.get("cpus", ()):  # the one scenario it draws
+        return frames["cpus"][frames["cpus"]["scenario"] == TRADEOFF_SCENARIO]
     # the arch comparison's sweep is figure 8's alone
     return pd.concat([v for k, v in frames.items() if k != "arch"], ignore_index=True)
 
@@ -336,7 +352,7 @@ def input_digest(name: str, frames: dict, tables: dict, memo: dict | None = None
     h = hashlib.sha256(f"{name}\0{code_version()}\0".encode())
     memo = {} if memo is None else memo
     for label, frame in sorted([(f"sweep:{k}", v) for k, v in frames.items()]
-                               + [(f"table:{k[0]}:{k[1]}", v) for k, v in tables.items()]):
+                               + [("table:" + ":".join(k), v) for k, v in tables.items()]):
         h.update(f"{label}\0{list(frame.columns)}\0{[str(t) for t in frame.dtypes]}\0".encode())
         if id(frame) not in memo:
             memo[id(frame)] = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
@@ -408,13 +424,13 @@ def _render(name, frames, tables, coordinator=None, prov=None, suffix=""):
                                  caption_text=text), problems
 
 
-def _load_table_in_worker(scenario, entry, coordinator):
+def _load_table_in_worker(scenario, entry, arch, coordinator):
     """:func:`workbench.emulate.explore.load_outcome_table` in a worker that dies with its parent."""
     from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn, only in this table's worker
 
     if os.getpid() != coordinator:
         die_with_parent()
-    return load_outcome_table(scenario, entry, progress=False)
+    return load_outcome_table(scenario, entry, progress=False, arch=arch)
 
 
 def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, client=None, seed=0,

@@ -18,7 +18,7 @@ Figures (docs/FIGURES.md says what each shows):
 * :func:`tradeoff` -- stall CPU-time against dropped invocations;
 * :func:`closed_vs_monte_carlo` -- the closed form against the Monte Carlo;
 * :func:`outcome_grid` -- the emulator's per-trapped-call outcomes,
-  strategy x site kind, one panel per kernel entry;
+  strategy x site kind, one panel per (arch, kernel int3 entry);
 * :func:`arch_compare` -- i386 beside x86_64: tracer and livepatch losses
   per patch against CPUs, each line labelled with its kernel.
 """
@@ -31,6 +31,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from workbench.base.errors import ConfigError
 from workbench.base.units import human_count, human_ns
+from workbench.base.vocabulary import ENTRIES_BY_ARCH
+from workbench.emulate.scenario import load_scenario
 from workbench.race.experiment import long_metrics
 from workbench.race.timing import BRISTOT, Timing
 from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE,
@@ -41,8 +43,8 @@ from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, S
 __all__ = [
     "ARCH_PANELS", "ARCH_WHY", "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PlotFigure", "SIZES", "STRATEGY_ORDER",
     "STRATEGY_STYLE", "arch_compare", "batching", "closed_vs_monte_carlo", "drops", "drops_compare",
-    "figure_check", "heatmap", "new_figure", "outcome_cell", "outcome_grid", "save", "style", "text_overlaps",
-    "tradeoff",
+    "figure_check", "heatmap", "new_figure", "outcome_cell", "outcome_grid", "outcome_panels", "save", "style",
+    "text_overlaps", "tradeoff",
 ]
 
 
@@ -299,8 +301,8 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
     frame's ``trapped_mean`` times the larger of ``handler_ns`` and
     ``handler_batch_ns``, an upper bound) and the rest, CPUs held waiting
     (``spin``'s re-traps, ``stop_machine``'s rendezvous). Bottom row: dropped tracer and livepatch calls per patch
-    (linear below 1, log above, so zero shows as zero). Every bar carries its
-    value. Strategies are the frame's, one row each, in the workbench's order.
+    (linear below 1, log above, so zero shows as zero; livepatch drops are
+    named only when there are some). Every bar carries its value. Strategies are the frame's, one row each, in the workbench's order.
     """
     _need(frame, ["strategy", "cpus", "stall_ns_mean", "trapped_mean", "handler_ns",
                   "dropped_tracer_mean", "dropped_livepatch_mean"], "tradeoff")
@@ -310,6 +312,9 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
     ys = np.arange(len(strategies))
     stall_max = float(frame["stall_ns_mean"].max())
     drop_top = float((frame["dropped_tracer_mean"] + frame["dropped_livepatch_mean"]).max())
+    # no livepatch call dropped (a scenario without a livepatch: an i386 kernel has none): the
+    # axis and legend say nothing of them
+    has_lp = bool((frame["dropped_livepatch_mean"] > 0).any())
     for j, c in enumerate(picked):
         d = frame[frame["cpus"] == c].set_index("strategy").reindex(strategies)
         # a batch's handler searches its entries (handler_batch_ns) unless the batch holds one
@@ -356,7 +361,7 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         ax.xaxis.set_minor_locator(DecadeLocator(1))
         ax.xaxis.set_major_formatter(FuncFormatter(eng_tick))
         ax.set_title(f"{c} CPUs: dropped handler calls per patch")
-        ax.set_xlabel("dropped calls: tracer + livepatch (lp)")
+        ax.set_xlabel("dropped calls: tracer + livepatch (lp)" if has_lp else "dropped tracer calls")
         for ax in axes[:, j]:
             ax.set_yticks(ys, [strategy_style(s)[2] for s in strategies] if j == 0 else [""] * len(ys))
             ax.set_ylim(len(strategies) - 0.5, -0.5)
@@ -367,9 +372,11 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
     # a solid bar is the handler's time in the top row and tracer drops in the bottom row: the top
     # row's axis label says what its parts are, the legend below is the bottom row's alone
     grey = OKABE_ITO["grey"]
-    fig.legend(handles=[Patch(facecolor=grey, label="tracer calls dropped"),
-                        Patch(facecolor=grey, hatch="....", edgecolor="white", label="livepatch calls dropped (lp)")],
-               loc="outside lower center", ncols=2, title="dropped calls (bottom row)", title_fontsize=6.5)
+    handles = [Patch(facecolor=grey, label="tracer calls dropped")]
+    if has_lp:
+        handles.append(Patch(facecolor=grey, hatch="....", edgecolor="white", label="livepatch calls dropped (lp)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, title="dropped calls (bottom row)",
+               title_fontsize=6.5)
     return fig
 
 
@@ -474,60 +481,117 @@ def outcome_cell(row, compact=False):
     return cls, text + f"\n(n={int(row['trapped_placements'])})"
 
 
+def _cell_row(rows):
+    """One cell's numbers: the row, or the rows of several trap sites weighted by trapped calls; None if none."""
+    if len(rows) > 1:
+        w = rows["trapped_placements"].to_numpy(float)
+        row = {col: float(np.average(rows[col].astype(float), weights=w))
+               for col in ("violation", "dropped_tracer", "dropped_livepatch", "spurious",
+                           "crash", "deadlock", "delay_traps") if col in rows}
+        row["trapped_placements"] = int(w.sum())
+        return row
+    return rows.iloc[0].to_dict() if len(rows) else None
+
+
+def outcome_panels(table, entries=("v5.1", "v5.3")) -> list[tuple[str, str]]:
+    """The ``(arch, entry)`` panels :func:`outcome_grid` draws by default: i386's *entries*, then
+    each x86_64 entry (:data:`workbench.base.vocabulary.ENTRIES_BY_ARCH`) the table has rows of.
+    Rows without an ``arch`` are i386's."""
+    arch = _table_arches(table)
+    have = set(zip(arch, table["entry"].astype(str)))
+    return [("i386", e) for e in entries] + [("x86_64", e) for e in ENTRIES_BY_ARCH["x86_64"] if ("x86_64", e) in have]
+
+
+def _table_arches(table):
+    if "arch" not in table.columns:
+        return np.full(len(table), "i386", dtype=object)
+    return table["arch"].astype(object).where(table["arch"].notna(), "i386").astype(str).to_numpy()
+
+
+def _scenario_heading(scenario, arch, kind):
+    """A column heading: the scenario's short name, the kernel it is on (its arch) and the site kind."""
+    try:
+        tag = load_scenario(str(scenario)).kernel_on(arch)
+    except ConfigError:  # a heading never fails on a scenario it cannot read
+        tag = arch
+    return f"{_SCENARIO_SHORT.get(scenario, scenario)}\n({tag})\n{kind}"
+
+
 @styled
 def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
-                 site_kinds=("livepatched", "ordinary"), size="grid"):
+                 site_kinds=("livepatched", "ordinary"), size=None, panels=None):
     """The emulator's per-trapped-call outcomes: strategy (rows) x site kind (columns).
 
-    One panel per kernel int3 entry (v5.1: pt_regs on the interrupted
-    stack; v5.3: with the stack gap). Each cell names what a trapped call
-    did (correct, drops, violation, crash, deadlock, and spin's re-traps)
-    and is coloured by the worst of them; ``n`` is the number of trapped
-    calls (weighted schedules) behind it. A strategy with no row never
-    traps. A table of several scenarios gets one column per (scenario,
-    site kind), scenarios in the table's order.
+    One panel per (arch, kernel int3 entry), one row of panels per arch
+    (*panels*, default :func:`outcome_panels`: i386's *entries*, v5.1
+    with pt_regs on the interrupted stack and v5.3 with the stack gap;
+    then x86_64's v5.1, without a gap, and v5.2, with the gap of
+    2700fefdb2d9, when the table has their rows; rows without an ``arch``
+    column are i386's). Each panel's title names its arch and entry, each
+    column its scenario and the kernel it is on. Each cell names what a
+    trapped call did (correct, drops, violation, crash, deadlock, and
+    spin's re-traps) and is coloured by the worst of them; ``n`` is the
+    number of trapped calls (weighted schedules) behind it. A strategy
+    with no row never traps; a site kind with no row of a strategy that
+    traps elsewhere is one the update does not patch (on x86_64 an ordinary
+    site of a probe scenario keeps calling the tracer's own trampoline). A table of several scenarios gets one column
+    per (scenario, site kind), scenarios in the table's order. *size*
+    defaults to ``grid`` for one row of panels and ``grid_tall`` for two.
+    Raises :class:`ConfigError` if the table lacks the columns or has no
+    row of a panel asked for, or of one of its scenarios there (an empty
+    column would read "never traps").
     """
     _need(table, ["entry", "strategy", "site_kind", "trapped_placements", "violation", "dropped_tracer",
                   "dropped_livepatch", "spurious", "crash"], "outcome_grid")
-    fig, axes = new_figure(size, 1, len(entries), sharey=True)
+    panels = outcome_panels(table, entries) if panels is None else [tuple(p) for p in panels]
+    arch_of = _table_arches(table)
     scenarios = list(dict.fromkeys(table["scenario"])) if "scenario" in table else [None]
+    for a, e in panels:  # every panel has a table of each scenario: an empty column would read "never traps"
+        here = table[(arch_of == a) & (table["entry"].astype(str) == e).to_numpy()]
+        lacking = [None] if not len(here) else [sc for sc in scenarios if sc is not None
+                                                and not (here["scenario"] == sc).any()]
+        if lacking:
+            raise ConfigError(f"outcome_grid: the table has no rows of {f'scenario {lacking[0]}, ' if lacking[0] else ''}"
+                              f"arch {a}, entry {e}; pass its outcome table or leave that panel out")
+    rows_of = list(dict.fromkeys(a for a, _ in panels))
+    grid = [[p for p in panels if p[0] == a] for a in rows_of]
+    ncols = max(len(g) for g in grid)
+    fig, axes = new_figure(size or ("grid" if len(rows_of) == 1 else "grid_tall"), len(rows_of), ncols,
+                           sharey=True)
     scen = ", ".join(sorted(s for s in scenarios if s)) if len(scenarios) == 1 else ""
     columns = [(sc, k) for sc in scenarios for k in site_kinds]
-    for ax, entry in zip(axes[0], entries):
-        t = table[table["entry"] == entry]
-        ax.set_xlim(0, len(columns))
-        ax.set_ylim(len(strategies), 0)
-        ax.grid(False)
-        for r, s in enumerate(strategies):
-            for c, (sc, k) in enumerate(columns):
-                rows = t[(t["strategy"] == s) & (t["site_kind"] == k)]
-                if sc is not None:
-                    rows = rows[rows["scenario"] == sc]
-                if len(rows) > 1:  # several trap sites: weight by trapped calls
-                    w = rows["trapped_placements"].to_numpy(float)
-                    row = {col: float(np.average(rows[col].astype(float), weights=w))
-                           for col in ("violation", "dropped_tracer", "dropped_livepatch", "spurious",
-                                       "crash", "deadlock", "delay_traps") if col in rows}
-                    row["trapped_placements"] = int(w.sum())
-                else:
-                    row = rows.iloc[0].to_dict() if len(rows) else None
-                cls, text = outcome_cell(row, compact=len(columns) > 2)
-                ax.add_patch(_rect(c, r, _CLASS_COLOUR[cls]))
-                ax.text(c + 0.5, r + 0.5, text, ha="center", va="center",
-                        fontsize=6.5 if len(columns) <= 2 else 5.0,
-                        color=_CLASS_TEXT[cls], linespacing=1.15)
-        ax.set_xticks(np.arange(len(columns)) + 0.5,
-                      [f"{k} site" if len(scenarios) == 1 else f"{_SCENARIO_SHORT.get(sc, sc)}\n{k}"
-                       for sc, k in columns], fontsize=None if len(columns) <= 2 else 5.5)
-        ax.xaxis.set_ticks_position("top")
-        ax.xaxis.set_label_position("top")
-        ax.tick_params(length=0)
-        ax.set_yticks(np.arange(len(strategies)) + 0.5, [strategy_style(s)[2] for s in strategies])
-        ax.set_title(f"int3 entry {entry}" + _ENTRY_NOTE.get(entry, ""), pad=4)
-        ax.set_xlabel("site kind of the trapped call")
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-    axes[0][0].set_ylabel("int3 handler strategy")
+    small = len(columns) > 2
+    for i, row_panels in enumerate(grid):
+        for j in range(len(row_panels), ncols):  # a shorter row: no empty frame
+            axes[i][j].set_visible(False)
+        for ax, (arch, entry) in zip(axes[i], row_panels):
+            t = table[(arch_of == arch) & (table["entry"].astype(str) == entry).to_numpy()]
+            ax.set_xlim(0, len(columns))
+            ax.set_ylim(len(strategies), 0)
+            ax.grid(False)
+            for r, s in enumerate(strategies):
+                for c, (sc, k) in enumerate(columns):
+                    rows = t[(t["strategy"] == s) & (t["site_kind"] == k)]
+                    if sc is not None:
+                        rows = rows[rows["scenario"] == sc]
+                    cls, text = outcome_cell(_cell_row(rows), compact=small)
+                    if not len(rows) and (t["strategy"] == s).any():  # the strategy traps, elsewhere
+                        text = "never traps\n(not patched)"
+                    ax.add_patch(_rect(c, r, _CLASS_COLOUR[cls]))
+                    ax.text(c + 0.5, r + 0.5, text, ha="center", va="center", fontsize=5.0 if small else 6.5,
+                            color=_CLASS_TEXT[cls], linespacing=1.15)
+            ax.set_xticks(np.arange(len(columns)) + 0.5,
+                          [f"{k} site" if len(scenarios) == 1 else _scenario_heading(sc, arch, k)
+                           for sc, k in columns], fontsize=5.5 if small else None)
+            ax.xaxis.set_ticks_position("top")
+            ax.xaxis.set_label_position("top")
+            ax.tick_params(length=0)
+            ax.set_yticks(np.arange(len(strategies)) + 0.5, [strategy_style(s)[2] for s in strategies])
+            ax.set_title(f"{arch}: int3 entry {entry}" + _ENTRY_NOTE.get((arch, entry), ""), pad=4)
+            ax.set_xlabel("site kind of the trapped call")
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        axes[i][0].set_ylabel("int3 handler strategy")
     handles = [Patch(facecolor=_CLASS_COLOUR[k], edgecolor="#777777", linewidth=0.4, label=k)
                for k in ("correct", "drops", "violation", "crash", "deadlock", "never traps")]
     fig.legend(handles=handles, loc="outside lower center", ncols=6, title_fontsize=6.5, alignment="center",
@@ -537,15 +601,16 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
     return fig
 
 
-#: what each kernel int3 entry is, with the commit that changed it (i386)
+#: what each (arch, kernel int3 entry) is, with the commit that changed it
 _ENTRY_NOTE = {
-    "v5.1": "\n(before 3c88c692c287: no stack gap)",
-    "v5.3": "\n(3c88c692c287: stack gap)",
+    ("i386", "v5.1"): "\n(before 3c88c692c287: no stack gap)",
+    ("i386", "v5.3"): "\n(3c88c692c287: stack gap)",
+    ("x86_64", "v5.1"): "\n(before 2700fefdb2d9: no gap)",
+    ("x86_64", "v5.2"): "\n(2700fefdb2d9: gap for call emulation)",
 }
 
-#: short column headings of the scenarios in figure 7
-_SCENARIO_SHORT = {"seed": "seed\n(i386 sketch)", "tracer_add_probe": "add probe\n(real i386)",
-                   "tracer_add_livepatch": "add livepatch\n(i386 sketch)"}
+#: short column headings of the scenarios in figure 7 (the kernel each is on follows)
+_SCENARIO_SHORT = {"seed": "seed", "tracer_add_probe": "add probe", "tracer_add_livepatch": "add livepatch"}
 
 
 def _rect(c, r, colour):

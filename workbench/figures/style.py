@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter
 
 from workbench.base.errors import ConfigError, check_choice
-from workbench.emulate.scenario import scenario_kernel
+from workbench.emulate.scenario import load_scenario
 from workbench.base.paths import data_dir
 from workbench.base.store import write_atomic
 from workbench.base.vocabulary import FORMATS, STRATEGIES
@@ -65,7 +65,8 @@ STRATEGY_STYLE = {
 }
 
 #: figure sizes in inches (width, height)
-SIZES = {"single": (3.5, 2.6), "wide": (7.0, 2.9), "wide_tall": (7.0, 3.6), "grid": (7.0, 5.4)}
+SIZES = {"single": (3.5, 2.6), "wide": (7.0, 2.9), "wide_tall": (7.0, 3.6), "grid": (7.0, 5.4),
+         "grid_tall": (7.0, 9.6)}
 
 PNG_DPI = 200
 _CREATOR = "int3-workbench (matplotlib)"
@@ -235,9 +236,9 @@ def _fit_titles(fig, margin_in=0.12) -> None:
 
 #: constant columns named in a figure's conditions caption, with their formatting
 _CONDITIONS = (
-    ("scenario", lambda v: f"scenario {v} [{_kernel_tag(v)}]"),
+    ("scenario", None),  # _scenario_part: each scenario with its kernel (arch) tags
     ("protocol", lambda v: f"protocol {v}"),
-    ("entry", lambda v: f"entry {v}"),
+    ("entry", None),  # _entry_part: one entry, or one per arch
     ("cpus", lambda v: f"{int(v)} CPUs"),
     ("sync_round_ns", lambda v: f"sync round {human_ns(v)} (24 CPUs)"),
     ("tail_functions", lambda v: f"{human_count(v)} tail sites"),
@@ -246,30 +247,69 @@ _CONDITIONS = (
 )
 
 
-def _kernel_tag(scenario) -> str:
-    """``real i386`` or ``i386 sketch`` (workbench.emulate.scenario.KERNELS); ``?`` for a scenario not on disk."""
+def _kernel_tag(scenario, arch="i386") -> str:
+    """``real i386``, ``i386 sketch`` or ``real x86_64`` (workbench.emulate.scenario.KERNELS) of
+    *scenario* on *arch*; ``?`` for a scenario not on disk."""
     try:
-        return scenario_kernel(str(scenario))
+        return load_scenario(str(scenario)).kernel_on(str(arch))
     except ConfigError:  # a caption never fails on a scenario it cannot read
         return "?"
+
+
+def _arches(frame):
+    """Each row's arch: the ``arch`` column, i386 where it is missing (i386 rows written without one)."""
+    if "arch" not in frame.columns:
+        return np.full(len(frame), "i386", dtype=object)
+    return frame["arch"].astype(object).where(frame["arch"].notna(), "i386").astype(str).to_numpy()
+
+
+def _scenario_part(frame) -> str:
+    """``scenario S [kernel]`` or ``scenarios S [kernel, kernel] + T [kernel]``: every scenario of
+    *frame* with the kernel it is on each of its arches (the arch is in the tag)."""
+    tags: dict[str, set[str]] = {}
+    for sc, a in sorted(set(zip(frame["scenario"].astype(str), _arches(frame)))):
+        tags.setdefault(sc, set()).add(_kernel_tag(sc, a))
+    items = [f"{sc} [{', '.join(sorted(t))}]" for sc, t in tags.items()]
+    return ("scenario " if len(items) == 1 else "scenarios ") + " + ".join(items)
+
+
+def _entry_part(frame) -> str | None:
+    """``entry E``, or ``entry E (arch) + F (arch)`` when each arch has one; None when an arch has several."""
+    known = frame["entry"].notna().to_numpy()
+    per: dict[str, set[str]] = {}
+    for a, e in zip(_arches(frame)[known], frame["entry"][known].astype(str)):
+        per.setdefault(a, set()).add(e)
+    if not per or any(len(v) != 1 for v in per.values()):
+        return None
+    if len(per) == 1:
+        return f"entry {next(iter(next(iter(per.values()))))}"
+    return "entry " + " + ".join(f"{next(iter(v))} ({a})" for a, v in sorted(per.items()))
 
 
 def conditions(frame, provenance=None) -> str:
     """One line naming what a figure held fixed, read from its data.
 
-    Each of scenario, protocol, entry, CPUs, sync round, tail sites,
-    trampolines and trials that has a single value in *frame* is named;
-    the swept ones (the axes, the legend) are not. The provenance's seed,
+    Each of protocol, CPUs, sync round, tail sites, trampolines and trials
+    that has a single value in *frame* is named; the swept ones (the axes,
+    the legend) are not. Every scenario is named with the kernel it is on
+    (``real i386``, ``i386 sketch``, ``real x86_64``: its arch), and the
+    int3 entry when each arch has one (``entry v5.2 (x86_64) + v5.3 (i386)``). The provenance's seed,
     quick/full grid and code version follow.
     """
     parts = []
     for col, fmt in _CONDITIONS:
-        if col in frame.columns:
+        if col not in frame.columns or not frame[col].notna().any():
+            continue
+        if col == "scenario":  # with the kernel each is on, which names its arch
+            parts.append(_scenario_part(frame))
+        elif col == "entry":  # the int3 entry is each arch's own
+            part = _entry_part(frame)
+            if part:
+                parts.append(part)
+        else:
             vals = frame[col].dropna().unique()
             if len(vals) == 1:
                 parts.append(fmt(vals[0]))
-            elif col == "scenario":  # panels on different scenarios: name them all
-                parts.append("scenarios " + " + ".join(f"{v} [{_kernel_tag(v)}]" for v in sorted(map(str, vals))))
     if provenance:
         if int(provenance.get("seed", -1)) >= 0:
             parts.append(f"seed {provenance['seed']}")

@@ -56,17 +56,17 @@ class Summary:
 
 #: the long summary tables and their report view
 SUMMARIES = {
-    "drops_vs_cpus": Summary(("scenario", "strategy", "protocol"),
+    "drops_vs_cpus": Summary(("arch", "scenario", "strategy", "protocol"),
                              ("violations_mean", "dropped_tracer_mean", "dropped_livepatch_mean", "patch_ns_mean"),
                              columns="cpus"),
-    "drops_vs_timing": Summary(("scenario", "strategy", "protocol"),
+    "drops_vs_timing": Summary(("arch", "scenario", "strategy", "protocol"),
                                ("violations_mean", "dropped_tracer_mean", "dropped_livepatch_mean", "patch_ns_mean"),
                                columns="sync_round_ns"),
-    "heatmap_skip": Summary(("scenario", "cpus"), ("violations_mean", "dropped_livepatch_mean"),
+    "heatmap_skip": Summary(("arch", "scenario", "cpus"), ("violations_mean", "dropped_livepatch_mean"),
                             columns="sync_round_ns"),
-    "tradeoff": Summary(("scenario", "strategy"),
+    "tradeoff": Summary(("arch", "scenario", "strategy"),
                         ("violations_per_patch", "dropped_per_patch", "stall_cpu_ns", "patch_ns"), columns="cpus"),
-    "outcomes": Summary(("scenario", "entry", "strategy", "site_kind"),
+    "outcomes": Summary(("arch", "scenario", "entry", "strategy", "site_kind"),  # v5.1 is on both arches
                         ("violation", "dropped_tracer", "dropped_livepatch", "crash", "deadlock"),
                         weight="trapped_placements",
                         note="share of the trapped instruction placements (weighted schedules) with each "
