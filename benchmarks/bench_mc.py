@@ -19,7 +19,7 @@ import sys
 import time
 
 from workbench.emulate.mc.check import check, default_calls
-from workbench.sweep.mc import SPLIT, check_all
+from workbench.emulate.mc.experiment import SPLIT, check_all
 from workbench.emulate.mc.dpor import naive, source_dpor
 from workbench.emulate.mc.system import McConfig, McSystem, dependent
 from workbench.kernel.int3 import STRATEGIES

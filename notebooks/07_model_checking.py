@@ -30,7 +30,7 @@ backend: str = "serial"
 # %%
 from workbench.base.paths import data_dir
 from workbench.kernel.int3 import STRATEGIES
-from workbench.sweep.mc import check_all, multi_cpu_only, write_counterexamples
+from workbench.emulate.mc.experiment import check_all, multi_cpu_only, write_counterexamples
 from workbench.ui.schedule_viewer import ScheduleViewer
 
 two = check_all([dict(strategy=s, entry=entry, calls=[["do_IRQ"], ["schedule"]]) for s in STRATEGIES],

@@ -11,7 +11,7 @@ import pytest
 
 from workbench.base.errors import ConfigError
 from workbench.emulate.mc.check import bad_outcome, check, default_calls, merge, subtrees
-from workbench.sweep.mc import check_all
+from workbench.emulate.mc.experiment import check_all
 from workbench.emulate.mc.dpor import linearizations, naive, source_dpor
 from workbench.emulate.mc.schedule import load_schedule, replay_steps, save_schedule
 from workbench.emulate.mc.system import McConfig, McSystem, dependent
@@ -82,7 +82,7 @@ def test_subtrees_together_are_the_whole_exploration(kw, roots):
 
 
 def test_a_subtree_cut_by_its_sleep_sets_keeps_its_statistics_in_a_row_typed_like_the_others():
-    from workbench.sweep.mc import MC
+    from workbench.emulate.mc.experiment import MC
 
     kw = dict(calls=[["schedule"], ["schedule"]], items=["sites"], protocol="no_sync")
     rows = [MC.run(MC.normalize({**kw, "prefix": list(r)}), 0, 0, None)
@@ -310,7 +310,7 @@ def test_two_calling_cpus_reach_every_behaviour_of_the_one_cpu_table(strategy, e
     do_IRQ, which runs with IF clear, included) is reached with two calling CPUs, which add
     exactly the listed multi-CPU-only behaviours to what each call reaches alone."""
     from workbench.emulate.explore import explore
-    from workbench.sweep.mc import BEHAVIOUR, behaviours, multi_cpu_only
+    from workbench.emulate.mc.experiment import BEHAVIOUR, behaviours, multi_cpu_only
 
     calls, _ = explore("seed", strategy, entry, "exhaustive", functions=["do_IRQ", "schedule"], progress=False)
     two = check_all([dict(strategy=strategy, entry=entry, calls=[["do_IRQ"], ["schedule"]])], cache=False,

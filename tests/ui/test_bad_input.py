@@ -535,7 +535,7 @@ def scratch(tmp_path, monkeypatch):
     import workbench.figures.job as job
     import workbench.race.experiment as rx
     import workbench.sweep.engine as eng
-    import workbench.sweep.mc as mc
+    import workbench.emulate.mc.experiment as mc
 
     import workbench.emulate.mc.schedule as sch
 

@@ -6,7 +6,7 @@ from workbench.base.errors import ConfigError
 
 
 def configure(p):
-    p.add_argument("file", help="a counterexample file written by `explore --mode exhaustive --cpus K`")
+    p.add_argument("file", help="a counterexample file written by `model-check` (its config names the arch)")
     p.add_argument("--json", action="store_true", help="print the steps as JSON records")
     p.add_argument("--quiet", action="store_true", help="print only the outcome")
 
