@@ -109,14 +109,16 @@ def run(args):
     arch, k, names, entries = _check_args(args)
     from workbench.emulate.mc.experiment import check_all, write_counterexamples  # start-up: pandas, Unicorn
     from workbench.emulate.scenario import load_scenario  # start-up: the scenario's checks load the kernel floor
+    from workbench.kernel.image import build_image  # start-up: capstone, pyelftools, not for parsing
     from workbench.ui.format import grouped_table  # start-up: pandas, not for parsing
 
     t0 = time.perf_counter()
     load_scenario(args.scenario).check_arch(arch)
     tree = kernel_tree(args)
     calls = None
-    if args.functions:
-        fns = args.functions.split(",")
+    if args.functions is not None:
+        image = build_image(8, arch, tree)
+        fns = [image.function(f).name for f in args.functions.split(",")]  # ConfigError naming the choices
         calls = [[fns[i % len(fns)]] for i in range(k)]
     points = [dict(arch=arch, scenario=args.scenario, strategy=s, entry=e, protocol=args.protocol, calls=calls,
                    handler=args.handler, coherent_fetch=args.coherent_fetch, cpus=k,
