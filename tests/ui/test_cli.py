@@ -88,10 +88,12 @@ def test_model_check_runs_the_x86_64_seed_and_its_counterexample_replays(tmp_pat
     assert out["counterexamples"] and all("_x86_64_emulate_regs_caller_v5.1_" in f for f in out["counterexamples"])
     doc = json.loads(open(out["counterexamples"][0]).read())
     assert doc["config"]["arch"] == "x86_64"
-    rep = subprocess.run([sys.executable, "-m", "workbench", "replay", "--quiet", out["counterexamples"][0]],
+    rep = subprocess.run([sys.executable, "-m", "workbench", "replay", out["counterexamples"][0]],
                          capture_output=True, text=True, env=env)
     assert rep.returncode == 0, rep.stderr
-    assert "general protection fault at iretq" in rep.stdout
+    assert rep.stdout.startswith("x86_64 seed: emulate_regs_caller, entry v5.1, protocol breakpoint")
+    assert "int3_iret_v51" in rep.stdout  # the x86_64 entry's iretq, where the frame's SS faults
+    assert rep.stdout.splitlines()[-1].startswith("outcome: ") and "general protection fault at iretq" in rep.stdout
     text = subprocess.run([sys.executable, "-m", "workbench", "model-check", "--arch", "x86_64", "--strategy",
                            "skip", "--quiet", "--cex-dir", str(tmp_path / "cex2")], capture_output=True, text=True,
                           env=env)
