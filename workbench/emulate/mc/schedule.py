@@ -49,8 +49,9 @@ def outcome_text(outcome) -> str:
 
 
 def save_schedule(path, config: McConfig, schedule, outcome, note: str = "") -> Path:
-    """Write a counterexample file atomically (:func:`~workbench.base.store.write_atomic`); returns its path."""
-    cfg = asdict(config)
+    """Write a counterexample file atomically (:func:`~workbench.base.store.write_atomic`); returns its path.
+    The configuration is written resolved (:meth:`McConfig.checked`: the arch's entry, the protocol)."""
+    cfg = asdict(config.checked())
     body = {"schema": SCHEMA, "kind": _KIND, "config": json.loads(json.dumps(cfg)),
             "schedule": [int(t) for t in schedule],
             "outcome": outcome if isinstance(outcome, str) else outcome_text(outcome), "note": note}
