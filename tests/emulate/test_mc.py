@@ -39,6 +39,9 @@ def _deadlocks(result):
     # the x86_64 machine: its own entry, RIP-relative loads of the patched data, per-ops trampolines
     dict(TINY, protocol="no_sync", arch="x86_64"),
     dict(calls=(("do_IRQ",),), items=("sites",), strategy="spin", arch="x86_64"),
+    # schedule's site calls the tracer's own trampoline, whose tracer reads function_enabled with a
+    # RIP-relative load: a data operation racing with the patcher's store
+    dict(calls=(("schedule",),), items=("sites", "function_enabled"), coherent_fetch=True, arch="x86_64"),
 ])
 def test_reduced_exploration_reaches_every_outcome_with_the_naive_weights(kw):
     system = McSystem(McConfig(**kw))
@@ -49,6 +52,10 @@ def test_reduced_exploration_reaches_every_outcome_with_the_naive_weights(kw):
         weights[ex.outcome] += linearizations(ex.events, dependent)
 
     stats = source_dpor(system, dependent, visit)
+    if kw.get("items") == ("sites", "function_enabled"):  # the load is seen: the race is there to explore
+        seen = []
+        source_dpor(system, dependent, lambda ex: seen.extend(e for e in ex.events if e.tid and e.kind == "data"))
+        assert seen
     full = collections.Counter()
     n = naive(system, lambda ex: full.update([ex.outcome]))
     assert set(reduced) == set(full)
