@@ -154,7 +154,7 @@ class McConfig:
     per_site: bool = False
     all_sites: bool = False
     items: tuple | None = None
-    #: the root of a kernel tree whose own trampolines run (workbench.kernel.tree), or None: ours
+    #: the root of a kernel tree whose own trampolines (of the arch) run (workbench.kernel.tree), or None: ours
     kernel_tree: str | None = None
     arch: str = "i386"
 
@@ -164,9 +164,6 @@ class McConfig:
         arch = check_choice("arch", self.arch, ARCHES)
         entries = ENTRIES_BY_ARCH[arch]
         entry = check_choice("entry", entries[-1] if self.entry is None else self.entry, entries)
-        if self.kernel_tree is not None and arch != "i386":
-            raise ConfigError(f"kernel_tree: only arch/x86/kernel/ftrace_32.S can stand in for ours so far; "
-                              f"use arch i386, not {arch!r}")
         proto = self.protocol or ("stop_machine" if STRATEGIES[self.strategy].protocol == "stop_machine"
                                   else "breakpoint")
         check_choice("protocol", proto, MC_PROTOCOLS)
@@ -176,13 +173,13 @@ class McConfig:
         for c in calls:
             check_range("calls", len(c), 1, 4, integer=True)
         check_range("n_ordinary", self.n_ordinary, 1, 64, integer=True)
-        tree = None if self.kernel_tree is None else str(open_kernel_tree(self.kernel_tree).root)
+        tree = None if self.kernel_tree is None else str(open_kernel_tree(self.kernel_tree, arch).root)
         return replace(self, entry=entry, protocol=proto, calls=calls,
                        items=None if self.items is None else tuple(self.items), kernel_tree=tree)
 
     def tree(self) -> KernelTree | None:
-        """The kernel tree whose trampolines run, or None (ours)."""
-        return None if self.kernel_tree is None else open_kernel_tree(self.kernel_tree)
+        """The kernel tree whose trampolines run (its ``ftrace_32.S`` or ``ftrace_64.S``, by arch), or None (ours)."""
+        return None if self.kernel_tree is None else open_kernel_tree(self.kernel_tree, self.arch)
 
 
 @dataclass

@@ -98,9 +98,6 @@ def _check_args(args) -> tuple[str, int, list[str], list[str]]:
         raise ConfigError("jobs: --jobs does not apply with --scheduler (the cluster has its own workers)")
     if args.json and args.wide:
         raise ConfigError("wide: --json and --wide conflict (--json prints every column); choose one")
-    if args.kernel_tree is not None and arch != "i386":
-        raise ConfigError(f"kernel-tree: only arch/x86/kernel/ftrace_32.S can stand in for ours so far; "
-                          f"use --arch i386, not {arch}")
     return arch, k, names, chosen
 
 
