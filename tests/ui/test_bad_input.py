@@ -357,7 +357,7 @@ ROUND_TWO = [
     (["model-check", "--entry", "v5.2"], "entry: unknown value 'v5.2'; choose from v5.1, v5.3"),
     (["model-check", "--arch", "sparc"], "arch: unknown value 'sparc'"),
     (["model-check", "--scenario", "{d}/lp386.toml"], "scenario lp386: cannot run on arch i386"),
-    (["model-check", "--arch", "x86_64", "--kernel-tree", "{d}/afile"], "kernel tree: "),
+    (["model-check", "--arch", "x86_64", "--kernel-tree", "{d}/afile"], "kernel-tree: "),
     (["model-check", "--split", "-5"], "split: -5 is outside"),
     (["model-check", "--split", "5000"], "split: 5000 is outside"),
     (["explore", "--entry", "all"], "entry: unknown value 'all'"),
