@@ -35,10 +35,9 @@ from pathlib import Path
 from workbench.base.errors import check_range
 from workbench.base.store import write_atomic
 
-__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS", "MC_HANDLERS", "MC_PROTOCOLS", "METRICS", "MODES",
-           "OPS_CHOICES",
-           "PROTOCOLS", "RANGES", "SPLIT", "STATS", "STRATEGIES", "Range", "Term", "check_param", "column",
-           "columns_frame_rows", "write_columns"]
+__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS", "MC_HANDLERS", "MC_PROTOCOLS", "METRICS",
+           "MODES", "OPS_CHOICES", "PROTOCOLS", "RANGES", "SPLIT", "STATS", "STRATEGIES", "Range", "Term", "check_param",
+           "column", "columns_frame_rows", "write_columns"]
 
 
 @dataclass(frozen=True)

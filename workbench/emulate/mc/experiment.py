@@ -110,9 +110,9 @@ def _no_outcome_row(cfg) -> dict:
     """The row of a subtree whose executions were all cut by their sleep sets (each trace is
     explored in another subtree): it reaches no outcome, but its statistics count. Every column
     of an outcome row, typed alike (``outcome`` = -1); dropped when the subtrees are joined."""
-    return {"arch": cfg.arch, "scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy, "protocol": cfg.protocol,
-            "handler": cfg.handler, "cpus": len(cfg.calls), "outcome": -1, "traces": 0, "cpu": -1, "call": -1,
-            "function": "", "site_kind": "", "trapped": False, "body": "", "tracer_runs": 0,
+    return {"arch": cfg.arch, "scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy,
+            "protocol": cfg.protocol, "handler": cfg.handler, "cpus": len(cfg.calls), "outcome": -1, "traces": 0,
+            "cpu": -1, "call": -1, "function": "", "site_kind": "", "trapped": False, "body": "", "tracer_runs": 0,
             "livepatch_ran": False, "expected_before": "", "expected_after": "", "violation": 0,
             "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0, "mixed": False, "crash": False,
             "crash_reason": "", "deadlock": False, "switches": 0, "schedule": "[]", "outcome_text": "",

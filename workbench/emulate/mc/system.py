@@ -137,8 +137,9 @@ class McConfig:
 
     *arch* is the emulated kernel (``i386`` or ``x86_64``); *entry* one of
     its int3 entries (None: the arch's latest, v5.3 on i386, v5.2 on
-    x86_64); a scenario the arch cannot have is refused. *calls* holds one tuple of traced-function names per calling CPU (each
-    CPU calls them in order, once). *all_sites* keeps the text stores to
+    x86_64); a scenario the arch cannot have is refused. *calls* holds one
+    tuple of traced-function names per calling CPU (each CPU calls them in
+    order, once). *all_sites* keeps the text stores to
     sites no CPU calls (they commute with everything; dropped by default).
     *items* keeps only the plan items with these names (tiny test systems).
     """
