@@ -10,6 +10,7 @@ from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, MODES, STRATEGIES
 from workbench.kernel.text_poke import PROTOCOLS
 from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
+
 def configure(p):
     p.add_argument("--scenario", default="seed", help="a name from `scenarios`, or a TOML file")
     p.add_argument("--strategy", default="all", help=f"all, or one of {', '.join(STRATEGIES)}")
@@ -50,8 +51,9 @@ def check_flags(args) -> None:
     if args.mode == "random":
         return
     if args.cpus not in (None, 1):
+        how = f"`model-check --cpus {args.cpus}`" if args.cpus in (2, 3) else "`model-check --cpus 2` (or 3)"
         raise ConfigError(f"cpus: --mode exhaustive explores one calling CPU, not {args.cpus}; two or three calling "
-                          f"CPUs are model-checked by `model-check --cpus {args.cpus}` (docs/MODEL_CHECKING.md)")
+                          f"CPUs are model-checked by {how} (docs/MODEL_CHECKING.md)")
     for name, default in _RANDOM_ONLY.items():
         if getattr(args, name) != default:
             raise ConfigError(f"{name}: --{name} applies only to --mode random")
