@@ -11,6 +11,9 @@
    2 local worker processes: wall time against the serial unsplit run of
    part 3, and the number of subtrees per configuration; likewise the
    largest growth configuration (k=3).
+5. The seed with 2 calling CPUs on the x86_64 machine against i386, in one
+   process, each at its arch's latest entry: time and states per second as
+   ratios x86_64 / i386.
 
 Usage: ``python benchmarks/bench_mc.py [--quick] [--entries all]``.
 """
@@ -19,7 +22,7 @@ import sys
 import time
 
 from workbench.emulate.mc.check import check, default_calls
-from workbench.sweep.mc import SPLIT, check_all
+from workbench.emulate.mc.experiment import SPLIT, check_all
 from workbench.emulate.mc.dpor import naive, source_dpor
 from workbench.emulate.mc.system import McConfig, McSystem, dependent
 from workbench.kernel.int3 import STRATEGIES
@@ -77,6 +80,22 @@ def run(cfg):
     return dt, s, len(r["outcomes"])
 
 
+def arch_ratio(names):
+    """The seed's model check on x86_64 against i386, strategy by strategy, in this process."""
+    print("seed scenario, 2 calling CPUs, x86_64 (v5.2) against i386 (v5.3), serial, unsplit")
+    tot = {"i386": 0.0, "x86_64": 0.0}
+    for name in names:
+        got = {}
+        for arch in ("i386", "x86_64"):
+            dt, s, n = run(McConfig(strategy=name, calls=default_calls(2, arch=arch), arch=arch))
+            got[arch] = (dt, s)
+            tot[arch] += dt
+        (d0, s0), (d1, s1) = got["i386"], got["x86_64"]
+        print(f"  {name:20s} i386 {s0['executions']} executions {d0:5.2f} s, x86_64 {s1['executions']} executions "
+              f"{d1:5.2f} s: time x{d1 / d0:.2f}, states/s x{(s1['states'] / d1) / (s0['states'] / d0):.2f}")
+    print(f"  total: i386 {tot['i386']:.1f} s, x86_64 {tot['x86_64']:.1f} s, x{tot['x86_64'] / tot['i386']:.2f}")
+
+
 def main():
     quick = "--quick" in sys.argv
     entries = list(ENTRIES) if "all" in sys.argv else ["v5.3"]
@@ -114,6 +133,7 @@ def main():
     print(f"  k={k} split into {frame['mc_subtrees'].iloc[0]} subtrees on 2 local workers: {dt_split:.1f} s wall, "
           f"x{dt / dt_split:.2f} against serial unsplit; {frame['mc_executions'].iloc[0]} executions "
           f"(the same: {frame['mc_executions'].iloc[0] == s['executions']})")
+    arch_ratio(["emulate_new"] if quick else STRATEGIES)
     print("growth with functions per CPU (2 CPUs), emulate_new, v5.3")
     for fns in ((("schedule",), ("schedule",)), (("schedule", "do_IRQ"), ("schedule",))):
         dt, s, n = run(McConfig(calls=fns))

@@ -19,8 +19,10 @@
 # (docs/MODEL_CHECKING.md). Each configuration is split into subtrees that
 # run as independent work items on the sweep backends.
 #
-# Here: the seed scenario, CPU 0 calling `do_IRQ` (interrupt context, IF
-# clear) and CPU 1 calling `schedule` (process context), every strategy.
+# Here: the seed scenario (on i386, the mail's sketch), CPU 0 calling
+# `do_IRQ` (interrupt context, IF clear) and CPU 1 calling `schedule`
+# (process context), every strategy; the command is `model-check`. Then the
+# seed on x86_64, the kernel where livepatch really runs.
 
 # %% tags=["parameters"]
 entry: str = "v5.3"
@@ -30,7 +32,7 @@ backend: str = "serial"
 # %%
 from workbench.base.paths import data_dir
 from workbench.kernel.int3 import STRATEGIES
-from workbench.sweep.mc import check_all, multi_cpu_only, write_counterexamples
+from workbench.emulate.mc.experiment import check_all, multi_cpu_only, write_counterexamples
 from workbench.ui.schedule_viewer import ScheduleViewer
 
 two = check_all([dict(strategy=s, entry=entry, calls=[["do_IRQ"], ["schedule"]]) for s in STRATEGIES],
@@ -50,6 +52,26 @@ two.drop_duplicates("strategy")[["strategy", "mc_executions", "mc_states", "mc_b
 alone = check_all([dict(strategy=s, entry=entry, calls=[[f]]) for s in STRATEGIES for f in ("do_IRQ", "schedule")],
                   backend=backend, split=split, progress=False)
 multi_cpu_only(two, alone)
+
+# %% [markdown]
+# ## The seed on x86_64, as a real kernel runs it
+#
+# The same checker on the x86_64 machine (`entry_64.S`, the 64-bit trap frame,
+# per-ops trampolines): the livepatch of `do_IRQ` with its own trampoline, then
+# the tracer. With the v5.2 entry (2700fefdb2d9's gap), emulating
+# `ftrace_regs_caller` (9e298e860408) keeps the live patch in every
+# interleaving; `skip` (the handler up to v5.1) lets a trapped `do_IRQ` run its
+# old body; with the v5.1 entry the emulated call's push lands on the trap
+# frame and `iretq` faults. Below, the distinct behaviours of the trapped calls
+# (the command: `model-check --arch x86_64`).
+
+# %%
+x86_64 = check_all([dict(arch="x86_64", strategy=s, entry=e, calls=[["do_IRQ"], ["schedule"]])
+                    for s in ("skip", "emulate_regs_caller") for e in ("v5.1", "v5.2")],
+                   backend=backend, split=split, progress=False)
+x86_64[x86_64["trapped"]].drop_duplicates(["strategy", "entry", "function", "body", "violation", "crash_reason"])[
+    ["arch", "strategy", "entry", "function", "body", "livepatch_ran", "violation", "crash_reason"]
+].reset_index(drop=True)
 
 # %% [markdown]
 # ## A known bug, found and replayed

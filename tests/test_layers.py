@@ -119,3 +119,20 @@ def test_imports_inside_functions_say_why():
             if in_fn and "start-up" not in text:
                 bad.append(f"{name}:{line} imports {mod} inside a function")
     assert bad == []
+
+
+def test_sweep_sits_on_base_alone():
+    """The sweep engine is one floor above base: it imports base and itself only, and every domain
+    hands it its own experiment (the race's in race/, the model checker's in emulate/mc/)."""
+    bad = [f"{name}:{line} imports {mod}" for name, path, is_pkg in _modules() if _layer(name) == "sweep"
+           for line, mod, _, _, _ in _imports(name, path, is_pkg) if _layer(mod) not in ("base", "sweep")]
+    assert bad == []
+    assert workbench.LAYERS.index("sweep") == workbench.LAYERS.index("base") + 1
+
+
+def test_the_model_checkers_work_items_live_on_its_floor():
+    from workbench.emulate.mc.experiment import MC
+    from workbench.sweep.experiment import Experiment
+
+    assert isinstance(MC, Experiment) and type(MC).__module__ == "workbench.emulate.mc.experiment"
+    assert not (PKG / "sweep" / "mc.py").exists()

@@ -7,9 +7,9 @@ modules and the floors listed before it; see docs/ARCHITECTURE.md):
 floor      what it holds
 ========== ================================================================
 base       errors, paths, code versions, the vocabulary of names and units
-kernel     the emulated i386 kernel: image, machine, ftrace, text_poke, int3
-emulate    scenarios, one watched call, interleavings, the outcome table
 sweep      grids of points run serially, in processes or on Dask; the cache
+kernel     the emulated i386 and x86_64 kernels: image, machine, ftrace, int3
+emulate    scenarios, one watched call, interleavings, the outcome table, mc/
 race       the race simulator: timing, workload, closed form, Monte Carlo
 anchor     Debian's real 6.1 kernels booted under QEMU: their ftrace IPIs
 figures    the figures and the ``make figures`` job
@@ -28,7 +28,7 @@ import importlib
 from workbench.base.version import VERSION as __version__
 
 #: the floors, bottom first: a module imports only its own floor and those before it
-LAYERS = ("base", "kernel", "emulate", "sweep", "race", "anchor", "figures", "ui")
+LAYERS = ("base", "sweep", "kernel", "emulate", "race", "anchor", "figures", "ui")
 
 #: public name -> the module that defines it (the table of contents)
 _API = {
@@ -60,6 +60,7 @@ _API = {
     "load_outcome_table": "workbench.emulate.explore",
     "compare_outcome_tables": "workbench.emulate.tree_compare",
     "CallStepper": "workbench.emulate.stepper",
+    "check_all": "workbench.emulate.mc.experiment",
     # sweep
     "Grid": "workbench.sweep.engine",
     "sweep": "workbench.sweep.engine",

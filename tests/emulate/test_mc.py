@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from workbench.base.errors import ConfigError
-from workbench.emulate.mc.check import bad_outcome, check, default_calls, merge, subtrees
-from workbench.sweep.mc import check_all
+from workbench.emulate.mc.check import bad_outcome, check, default_calls, merge, outcome_rows, subtrees
+from workbench.emulate.mc.experiment import check_all
 from workbench.emulate.mc.dpor import linearizations, naive, source_dpor
 from workbench.emulate.mc.schedule import load_schedule, replay_steps, save_schedule
 from workbench.emulate.mc.system import McConfig, McSystem, dependent
@@ -36,6 +36,12 @@ def _deadlocks(result):
     # disabled for good), so that race is never executed and must be found all the same
     dict(calls=(("do_IRQ",),), items=("sites",), strategy="spin"),
     dict(calls=(("do_IRQ",),), items=("sites",), strategy="emulate_new"),
+    # the x86_64 machine: its own entry, RIP-relative loads of the patched data, per-ops trampolines
+    dict(TINY, protocol="no_sync", arch="x86_64"),
+    dict(calls=(("do_IRQ",),), items=("sites",), strategy="spin", arch="x86_64"),
+    # schedule's site calls the tracer's own trampoline, whose tracer reads function_enabled with a
+    # RIP-relative load: a data operation racing with the patcher's store
+    dict(calls=(("schedule",),), items=("sites", "function_enabled"), coherent_fetch=True, arch="x86_64"),
 ])
 def test_reduced_exploration_reaches_every_outcome_with_the_naive_weights(kw):
     system = McSystem(McConfig(**kw))
@@ -46,6 +52,10 @@ def test_reduced_exploration_reaches_every_outcome_with_the_naive_weights(kw):
         weights[ex.outcome] += linearizations(ex.events, dependent)
 
     stats = source_dpor(system, dependent, visit)
+    if kw.get("items") == ("sites", "function_enabled"):  # the load is seen: the race is there to explore
+        seen = []
+        source_dpor(system, dependent, lambda ex: seen.extend(e for e in ex.events if e.tid and e.kind == "data"))
+        assert seen
     full = collections.Counter()
     n = naive(system, lambda ex: full.update([ex.outcome]))
     assert set(reduced) == set(full)
@@ -60,6 +70,7 @@ def test_reduced_exploration_reaches_every_outcome_with_the_naive_weights(kw):
     dict(calls=(("schedule",),), items=("sites",), strategy="spin", protocol="no_sync"),
     dict(calls=default_calls(2)),  # the seed, do_IRQ against schedule
     dict(calls=default_calls(2), strategy="spin"),  # and a deadlock that disables an ack for good
+    dict(calls=default_calls(2, arch="x86_64"), arch="x86_64", strategy="emulate_regs_caller"),
 ])
 @pytest.mark.parametrize("roots", [4, 64])
 def test_subtrees_together_are_the_whole_exploration(kw, roots):
@@ -82,7 +93,7 @@ def test_subtrees_together_are_the_whole_exploration(kw, roots):
 
 
 def test_a_subtree_cut_by_its_sleep_sets_keeps_its_statistics_in_a_row_typed_like_the_others():
-    from workbench.sweep.mc import MC
+    from workbench.emulate.mc.experiment import MC
 
     kw = dict(calls=[["schedule"], ["schedule"]], items=["sites"], protocol="no_sync")
     rows = [MC.run(MC.normalize({**kw, "prefix": list(r)}), 0, 0, None)
@@ -165,9 +176,9 @@ def test_damaged_or_mismatching_schedule_file_is_one_line_exit_2(tmp_path):
 
 
 def test_more_calling_cpus_than_supported_is_refused():
-    r = subprocess.run([sys.executable, "-m", "workbench", "explore", "--mode", "exhaustive", "--cpus", "4"],
+    r = subprocess.run([sys.executable, "-m", "workbench", "model-check", "--cpus", "4"],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cpus" in r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cpus: 4 is outside the valid range [2, 3]" in r.stderr
     with pytest.raises(ConfigError):
         McConfig(calls=(("schedule",),) * 4).checked()
 
@@ -208,7 +219,7 @@ def test_a_killed_exploration_resumes_from_its_finished_subtrees(tmp_path):
     import signal
     import time
 
-    serial = [sys.executable, "-m", "workbench", "explore", "--mode", "exhaustive", "--cpus", "2",
+    serial = [sys.executable, "-m", "workbench", "model-check", "--cpus", "2",
               "--strategy", "spin", "--json", "--quiet"]
     cmd = serial + ["--jobs", "2"]
 
@@ -302,23 +313,97 @@ def test_the_tracer_registration_drops_nothing_with_two_cpus_either():
 SPIN_DRAGGED = ("schedule", True, "none", 0, False, False, True)
 
 
-@pytest.mark.parametrize("strategy,entry,multi_cpu", [
-    ("spin", "v5.3", [SPIN_DRAGGED]), ("emulate_new", "v5.3", []), ("emulate_new", "v5.1", [])])
-def test_two_calling_cpus_reach_every_behaviour_of_the_one_cpu_table(strategy, entry, multi_cpu):
+@pytest.mark.parametrize("arch,strategy,entry,multi_cpu", [
+    ("i386", "spin", "v5.3", [SPIN_DRAGGED]), ("i386", "emulate_new", "v5.3", []), ("i386", "emulate_new", "v5.1", []),
+    ("x86_64", "skip", "v5.2", []), ("x86_64", "emulate_regs_caller", "v5.2", []),
+    ("x86_64", "emulate_regs_caller", "v5.1", []), ("x86_64", "spin", "v5.2", [SPIN_DRAGGED])])
+def test_two_calling_cpus_reach_every_behaviour_of_the_one_cpu_table(arch, strategy, entry, multi_cpu):
     """The model checker and the 1-CPU exhaustive exploration are two engines over the same
     machine code: every per-call behaviour the timed 1-CPU table reaches (spin's deadlock in
     do_IRQ, which runs with IF clear, included) is reached with two calling CPUs, which add
     exactly the listed multi-CPU-only behaviours to what each call reaches alone."""
     from workbench.emulate.explore import explore
-    from workbench.sweep.mc import BEHAVIOUR, behaviours, multi_cpu_only
+    from workbench.emulate.mc.experiment import BEHAVIOUR, behaviours, multi_cpu_only
 
-    calls, _ = explore("seed", strategy, entry, "exhaustive", functions=["do_IRQ", "schedule"], progress=False)
-    two = check_all([dict(strategy=strategy, entry=entry, calls=[["do_IRQ"], ["schedule"]])], cache=False,
+    calls, _ = explore("seed", strategy, entry, "exhaustive", functions=["do_IRQ", "schedule"], progress=False,
+                       arch=arch)
+    two = check_all([dict(arch=arch, strategy=strategy, entry=entry, calls=[["do_IRQ"], ["schedule"]])], cache=False,
                     progress=False)
-    alone = check_all([dict(strategy=strategy, entry=entry, calls=[[f]]) for f in ("do_IRQ", "schedule")],
+    alone = check_all([dict(arch=arch, strategy=strategy, entry=entry, calls=[[f]]) for f in ("do_IRQ", "schedule")],
                       cache=False, progress=False)
     assert multi_cpu_only(calls, two).empty  # nothing of the 1-CPU table is missing with two CPUs
     assert multi_cpu_only(alone, two).empty
     only = multi_cpu_only(two, alone)
     assert [tuple(r) for r in only[BEHAVIOUR].itertuples(index=False)] == multi_cpu
     assert len(behaviours(two)) > len(only)
+
+
+def _seed_x86_64(strategy, entry):
+    """Outcome rows of the x86_64 seed (do_IRQ, live-patched, against schedule) on two calling CPUs."""
+    cfg = McConfig("seed", strategy, entry, None, default_calls(2, arch="x86_64"), arch="x86_64")
+    res = check(cfg)
+    return res, outcome_rows(res)
+
+
+def test_x86_64_seed_emulating_the_regs_caller_has_no_bad_outcome_and_skip_loses_the_livepatch():
+    """On the x86_64 machine (entry_64.S, per-ops trampolines), with v5.2's gap: every interleaving of
+    emulate_regs_caller (9e298e860408) runs the live patch and crashes nothing, while skip (before it)
+    lets a trapped do_IRQ run its old body (a violation) in some interleaving; with the v5.1 entry the
+    emulated call's push lands on the trap frame and iretq faults on the SS it finds there."""
+    assert default_calls(2, arch="x86_64") == (("do_IRQ",), ("schedule",))
+    res, rows = _seed_x86_64("emulate_regs_caller", "v5.2")
+    assert rows and all(r["arch"] == "x86_64" and r["entry"] == "v5.2" for r in rows)
+    assert not any(bad_outcome(o) for o in res["outcomes"])
+    lp = [r for r in rows if r["function"] == "do_IRQ"]
+    assert all(r["body"] == "new" and r["livepatch_ran"] and not r["violation"] for r in lp)
+    assert any(r["trapped"] for r in lp)
+    res, rows = _seed_x86_64("skip", "v5.2")
+    assert not any(bad_outcome(o) for o in res["outcomes"])
+    lost = [r for r in rows if r["function"] == "do_IRQ" and r["trapped"]]
+    assert lost and all(r["body"] == "old" and not r["livepatch_ran"] and r["violation"] == 1 for r in lost)
+    res, rows = _seed_x86_64("emulate_regs_caller", "v5.1")
+    crashed = [r for r in rows if r["crash"]]
+    assert crashed and all("general protection fault at iretq" in r["crash_reason"] for r in crashed)
+
+
+def test_an_x86_64_counterexample_file_carries_its_arch_and_replays_on_that_machine(tmp_path):
+    res = check(McConfig("seed", "emulate_regs_caller", "v5.1", None, default_calls(2, arch="x86_64"),
+                         arch="x86_64"), out_dir=tmp_path)
+    assert res["files"]
+    doc = json.loads(open(res["files"][0]).read())
+    assert doc["config"]["arch"] == "x86_64" and doc["config"]["entry"] == "v5.1"
+    cfg, sched, expect = load_schedule(res["files"][0])
+    assert cfg.arch == "x86_64"
+    steps = list(replay_steps(cfg, sched, expect))
+    assert "general protection fault at iretq" in steps[-1]["outcome"]
+    regs = [c["pt_regs"] for s in steps for c in s["cpus"] if "pt_regs" in c]
+    assert regs and "ss" in regs[0] and "orig_ax" in regs[0]  # x86_64's struct pt_regs
+    # the same schedule on the i386 machine does not fit
+    with pytest.raises(ConfigError, match="schedule file"):
+        list(replay_steps(McConfig(**{**cfg.__dict__, "arch": "i386", "entry": None}), sched, expect))
+
+
+def test_a_file_without_an_arch_is_an_i386_file(tmp_path):
+    res = check(McConfig(**TINY, protocol="no_sync"), out_dir=tmp_path)
+    doc = json.loads(open(res["files"][0]).read())
+    assert doc["config"]["arch"] == "i386"
+    from workbench.emulate.mc import schedule
+
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    del body["config"]["arch"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({**body, "sha256": schedule._digest(body)}))
+    cfg, sched, expect = load_schedule(old)
+    assert cfg.arch == "i386" and list(replay_steps(cfg, sched, expect))[-1]["outcome"] == expect
+
+
+def test_a_scenario_or_entry_the_arch_cannot_have_is_refused_by_the_model_checker(tmp_path):
+    lp = tmp_path / "lp386.toml"  # a livepatch that is not the mail's i386 sketch: HAVE_LIVEPATCH is x86_64's
+    lp.write_text('[ops.lp]\nkind = "livepatch"\nfunctions = ["do_IRQ"]\n[transition]\nbefore = []\nafter = ["lp"]\n')
+    with pytest.raises(ConfigError, match="cannot run on arch i386"):
+        McSystem(McConfig(str(lp), calls=(("do_IRQ",),)))
+    assert McSystem(McConfig(str(lp), calls=(("do_IRQ",),), arch="x86_64")).config.entry == "v5.2"
+    with pytest.raises(ConfigError, match="entry: unknown value 'v5.3'"):
+        McConfig(entry="v5.3", arch="x86_64").checked()
+    with pytest.raises(ConfigError, match="arch"):
+        McConfig(arch="arm64").checked()

@@ -18,7 +18,7 @@ from workbench.emulate.tree_compare import LENGTH_COLUMNS, RULE_COLUMNS, compare
 from workbench.emulate.watch import watch_call
 from workbench.kernel.tree import FTRACE_32, PTRACE_H, open_kernel_tree
 from workbench.kernel.tree_source import debian_kernel_tree
-from workbench.sweep.mc import behaviours, check_all
+from workbench.emulate.mc.experiment import behaviours, check_all
 
 #: strategies whose trapped call runs the trampoline the site is being switched to
 _THROUGH_NEW = ("emulate_new", "emulate_regs_caller")

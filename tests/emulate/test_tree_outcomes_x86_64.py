@@ -176,3 +176,20 @@ def test_a_tree_opened_for_i386_runs_its_ftrace_64_on_x86_64(linux61):
     table = load_outcome_table("seed", "v5.2", progress=False, arch="x86_64", tree=as_i386)
     assert set(table["kernel_tree"]) == {linux61.tag}
     assert watch_call("do_IRQ", "livepatch", arch="x86_64", tree=as_i386)["kernel_tree"] == linux61.tag
+
+
+def test_the_model_checker_runs_the_trees_ftrace_64(linux61, regs_ip_dropped, tmp_path):
+    """Two calling CPUs model-checked on the x86_64 machine with 6.1's ftrace_64.S (and its per-ops
+    copies) reach exactly the behaviours ours reach; with the regs->ip store dropped, a trapped do_IRQ
+    emulated into ftrace_regs_caller runs its old body in some interleaving."""
+    from workbench.emulate.mc.experiment import behaviours, check_all
+
+    point = dict(arch="x86_64", scenario="seed", strategy="emulate_regs_caller", entry="v5.2", cpus=2)
+    ours = check_all([point], progress=False, cache_root=tmp_path)
+    tree = check_all([{**point, "kernel_tree_path": str(linux61.root)}], progress=False, cache_root=tmp_path)
+    assert set(tree["kernel_tree"]) == {linux61.tag} and set(tree["arch"]) == {"x86_64"}
+    assert behaviours(tree).equals(behaviours(ours))
+    assert not ours["violation"].any() and not ours["crash"].any()
+    bad = check_all([{**point, "kernel_tree_path": str(regs_ip_dropped.root)}], progress=False, cache_root=tmp_path)
+    lost = bad[(bad["function"] == "do_IRQ") & bad["trapped"]]
+    assert (lost["body"] == "old").any() and lost["violation"].sum() > 0

@@ -115,7 +115,7 @@ def test_explore_fits_100_columns_unless_asked_and_says_what_its_columns_are():
 
 
 def test_model_checking_table_explains_why_a_deadlock_counts_as_a_violation(tmp_path):
-    r = wb("explore", "--mode", "exhaustive", "--cpus", "2", "--strategy", "spin", "--quiet",
+    r = wb("model-check", "--cpus", "2", "--strategy", "spin", "--quiet",
            "--cex-dir", str(tmp_path), env={"WORKBENCH_DATA": str(tmp_path / "data")})
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if not ln.startswith("counterexample:")]

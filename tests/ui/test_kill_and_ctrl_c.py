@@ -109,8 +109,8 @@ CTRL_C = {
     "figures": ["figures", "--quick", "--quiet", "--jobs", "2"],
     "sweep-local": [*SWEEP, "--jobs", "2"],
     "sweep-dask": [*SWEEP, "--dask", "local", "--jobs", "2"],
-    "model-checker": ["explore", "--cpus", "2", "--strategy", "skip,spin", "--entry", "all", "--quiet", "--jobs",
-                      "2"],
+    "model-checker": ["model-check", "--cpus", "2", "--strategy", "skip,spin", "--entry", "all", "--quiet",
+                      "--jobs", "2"],
 }
 
 

@@ -35,9 +35,9 @@ from pathlib import Path
 from workbench.base.errors import check_range
 from workbench.base.store import write_atomic
 
-__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS", "METRICS", "MODES", "OPS_CHOICES",
-           "PROTOCOLS", "RANGES", "SPLIT", "STATS", "STRATEGIES", "Range", "Term", "check_param", "column",
-           "columns_frame_rows", "write_columns"]
+__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS", "MC_HANDLERS", "MC_PROTOCOLS", "METRICS",
+           "MODES", "OPS_CHOICES", "PROTOCOLS", "RANGES", "SPLIT", "STATS", "STRATEGIES", "Range", "Term", "check_param",
+           "column", "columns_frame_rows", "write_columns"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ RANGES: dict[str, Range] = {
     "split": Range(1, 4096, True),
     "schedules": Range(1, 100_000, True),          # explore --mode random
     "random_cpus": Range(1, 16, True),             # explore --mode random
+    "mc_cpus": Range(2, 3, True),                  # model-check: calling CPUs (the state space grows steeply)
     "n_ordinary": Range(1, 64, True),              # ordinary traced functions in the emulated image
     "points": Range(1, 1_000_000, True),           # points of one sweep (more than 10,000 need --force)
 }
@@ -119,11 +120,17 @@ PROTOCOLS = ("per_site", "batched", "stop_machine")
 #: the ftrace ops a user can name on the command line (:func:`workbench.emulate.watch.watch_call`)
 OPS_CHOICES = ("tracer", "livepatch", "livepatch-shared")
 
+#: the model checker's patching protocols (their kernel history: :data:`workbench.emulate.mc.system.MC_PROTOCOLS`)
+MC_PROTOCOLS = ("breakpoint", "racy_clear", "racy_clear_nosync3", "fixed_clear_nosync3", "no_sync", "stop_machine")
+
+#: the model checker's int3 handler: the strategy as shipped, or the negative control that waits with IF clear
+MC_HANDLERS = ("strategy", "irqoff_wait")
+
 #: how the emulator interleaves a patch with calling CPUs (:func:`workbench.emulate.explore.explore`)
 MODES = ("exhaustive", "random")
 
 #: subtrees a model-checked configuration is split into by default, at least this many
-#: where its tree has them (:func:`workbench.sweep.mc.check_all`)
+#: where its tree has them (:func:`workbench.emulate.mc.experiment.check_all`)
 SPLIT = 16
 
 #: the file formats every figure is written in (:mod:`workbench.figures.style`)

@@ -45,6 +45,7 @@ DESCRIPTION = ("Emulate and simulate what happens to calls that hit an int3 whil
 EXAMPLES = """examples:
   {prog} call --function do_IRQ --ops livepatch,tracer   one traced call, watched
   {prog} explore --strategy skip --entry v5.1            the emulator's outcome table
+  {prog} model-check --arch x86_64 --strategy skip       two calling CPUs, every interleaving
   {prog} simulate --strategy skip,spin --cpus 24,256     dropped invocations per patch
   {prog} sweep --set strategy=skip,spin --set cpus=1,64 --out mine
   {prog} figures --quick                                 every figure, reduced grid (_quick files)
@@ -57,6 +58,7 @@ COMMANDS = {
     "call": ("call", "run one call of a traced function in a stable ftrace state"),
     "scenarios": ("scenarios", "list the named patch scenarios"),
     "explore": ("explore", "interleave a patch with calling CPUs; print the outcome table"),
+    "model-check": ("model_check", "two or three calling CPUs against the patching protocol, every interleaving"),
     "simulate": ("simulate", "race simulator: dropped invocations on N CPUs"),
     "sweep": ("sweep", "run a grid of race-simulator configurations (local or Dask)"),
     "figures": ("figures", "regenerate every figure and summary table into data/"),

@@ -3,7 +3,7 @@
 Models ``text_poke_bp()`` / ``text_poke_bp_batch()`` of
 ``arch/x86/kernel/alternative.c`` (and ``poke_int3_handler()`` with its two
 reads of ``bp_patching``) against k calling CPUs executing the workbench's
-i386 code, interleaved at visible operations only:
+i386 or x86_64 code, interleaved at visible operations only:
 
 * :mod:`workbench.emulate.mc.system`: the transition system (threads,
   visible operations, their access sets, replay from the initial state);
@@ -12,8 +12,10 @@ i386 code, interleaved at visible operations only:
   checked against;
 * :mod:`workbench.emulate.mc.schedule`: counterexample files (JSON, schema
   version, content hash) and their step-by-step replay;
-* :mod:`workbench.emulate.mc.check`: exhaustive exploration of a scenario
-  for every strategy and entry, outcome tables, backends and resume.
+* :mod:`workbench.emulate.mc.check`: exhaustive exploration of one
+  configuration, its outcome rows, its split into subtrees;
+* :mod:`workbench.emulate.mc.experiment`: the subtrees as the sweep
+  engine's work items (backends, cache, resume), joined per configuration.
 
 docs/MODEL_CHECKING.md gives the model and the soundness argument.
 """

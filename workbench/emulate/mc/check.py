@@ -9,7 +9,7 @@ sets (:mod:`workbench.emulate.mc.dpor`).
 outcome with the number of explored executions (Mazurkiewicz traces)
 reaching it and, for a bad outcome, the equivalent schedule with the fewest
 context switches; :func:`outcome_rows` turns that into table rows. Running
-many configurations on the sweep backends is :mod:`workbench.sweep.mc`.
+many configurations on the sweep backends is :mod:`workbench.emulate.mc.experiment`.
 
 One configuration's exploration also splits into independent subtrees
 (:func:`subtrees`, rooted at the prefixes of
@@ -36,10 +36,10 @@ from workbench.emulate.outcomes import Observed, classify
 __all__ = ["bad_outcome", "check", "default_calls", "merge", "outcome_rows", "subtrees"]
 
 
-def default_calls(k: int, scenario: str = "seed", n_ordinary: int = 8) -> tuple:
+def default_calls(k: int, scenario: str = "seed", n_ordinary: int = 8, arch: str = "i386") -> tuple:
     """What k calling CPUs call by default: a livepatched and a patched ordinary function, alternating."""
     k = int(check_range("cpus", k, 1, MAX_CALLING_CPUS, integer=True))
-    r = Run(scenario, "emulate_new", n_ordinary=n_ordinary)
+    r = Run(scenario, "emulate_new", n_ordinary=n_ordinary, arch=arch)
     b, a = r.before, r.after
     im = r.image
     changed = [f for f in im.functions if b.site_bytes(f) != a.site_bytes(f)] or list(im.functions)
@@ -141,7 +141,7 @@ def outcome_rows(result: dict) -> list[dict]:
     (docs/KERNEL.md §15: violation, drops, spurious runs); ``mixed`` marks any call whose handlers are neither what
     the before-text nor what the after-text runs."""
     cfg: McConfig = result["config"]
-    run = Run(cfg.scenario, "emulate_new", cfg.entry, n_ordinary=cfg.n_ordinary, tree=cfg.tree())
+    run = Run(cfg.scenario, "emulate_new", cfg.entry, n_ordinary=cfg.n_ordinary, arch=cfg.arch, tree=cfg.tree())
     last = len(run.steps)
     # the function tracer ignores its own registration and removal (function_enabled is 0
     # around it: docs/KERNEL.md §1), so a tracer being added or removed loses nothing
@@ -163,7 +163,7 @@ def outcome_rows(result: dict) -> list[dict]:
                 # the 1-CPU table, emulate/explore.py); the calls that finished are what they did
                 stuck = bool(deadlock) and crash == DEADLOCKED
                 rows.append({
-                    "scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy,
+                    "arch": cfg.arch, "scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy,
                     "protocol": cfg.protocol, "handler": cfg.handler, "cpus": len(cfg.calls),
                     "outcome": oid, "traces": rec["traces"], "cpu": cpu, "call": n, "function": fn,
                     "site_kind": "livepatched" if fn in run.scenario.livepatched() else "ordinary",

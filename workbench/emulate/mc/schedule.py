@@ -25,7 +25,6 @@ from workbench.base.inputs import parse_document, read_input
 from workbench.base.store import write_atomic
 from workbench.emulate.scenario import load_scenario
 from workbench.emulate.mc.system import DEADLOCKED, MAX_CALLING_CPUS, McConfig, McSystem, thread_name
-from workbench.kernel.ptrace import PtRegs
 
 __all__ = ["MAX_SCHEDULE_STEPS", "SCHEMA", "Step", "load_schedule", "outcome_text", "replay_steps", "save_schedule"]
 
@@ -50,8 +49,9 @@ def outcome_text(outcome) -> str:
 
 
 def save_schedule(path, config: McConfig, schedule, outcome, note: str = "") -> Path:
-    """Write a counterexample file atomically (:func:`~workbench.base.store.write_atomic`); returns its path."""
-    cfg = asdict(config)
+    """Write a counterexample file atomically (:func:`~workbench.base.store.write_atomic`); returns its path.
+    The configuration is written resolved (:meth:`McConfig.checked`: the arch's entry, the protocol)."""
+    cfg = asdict(config.checked())
     body = {"schema": SCHEMA, "kind": _KIND, "config": json.loads(json.dumps(cfg)),
             "schedule": [int(t) for t in schedule],
             "outcome": outcome if isinstance(outcome, str) else outcome_text(outcome), "note": note}
@@ -63,7 +63,7 @@ def save_schedule(path, config: McConfig, schedule, outcome, note: str = "") -> 
 _CONFIG_TYPES = {"scenario": (str,), "strategy": (str,), "entry": (str,), "protocol": (str, type(None)),
                  "calls": (list,), "handler": (str,), "coherent_fetch": (bool,), "n_ordinary": (int,),
                  "per_site": (bool,), "all_sites": (bool,), "items": (list, type(None)),
-                 "kernel_tree": (str, type(None))}
+                 "kernel_tree": (str, type(None)), "arch": (str,)}
 #: the top-level fields of a file and their types
 _FILE_TYPES = {"schema": (int,), "kind": (str,), "config": (dict,), "schedule": (list,), "outcome": (str,),
                "note": (str,), "sha256": (str,)}
@@ -151,7 +151,7 @@ def _where(system: McSystem, i: int) -> dict:
     out = {"cpu": f"C{i}", "at": at, "pause": s.pause[0],
            "if": int(s.if_set), "crash": s.crash}
     if s.pause[0] in ("h1", "h2", "irqoff_wait") and not s.crash:
-        regs = PtRegs(system.machine, cpu.reg("eax"))
+        regs = system.regs(i)
         out["pt_regs"] = {k: f"{v:#x}" for k, v in regs.as_dict().items()}
     return out
 

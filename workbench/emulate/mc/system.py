@@ -3,7 +3,9 @@
 Models ``text_poke_bp_batch()``, ``text_poke_sync()`` and
 ``poke_int3_handler()`` of ``arch/x86/kernel/alternative.c`` (v5.6 with
 285a54efe386, and the variants around it), run against calling CPUs that
-execute the workbench's i386 code in Unicorn.
+execute the workbench's i386 or x86_64 code in Unicorn (the arch's own
+image, int3 entry and, on x86_64, per-ops trampolines: the checker only
+pauses the CPUs; what runs between pauses is the arch's machine code).
 
 Threads: the patcher (``P``), calling CPUs ``C0..C{k-1}``, and one interrupt
 thread per calling CPU (``I0..``) that takes the patcher's IPIs. A thread
@@ -56,12 +58,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from capstone import CS_ARCH_X86, CS_MODE_32, Cs
+from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
 from capstone.x86 import X86_OP_MEM
 from unicorn import UC_HOOK_CODE
 from unicorn import x86_const as X
 
 from workbench.base.errors import ConfigError, check_choice, check_range
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, MC_HANDLERS, RANGES
+from workbench.base.vocabulary import MC_PROTOCOLS as PROTOCOL_NAMES
 from workbench.emulate.outcomes import observe
 from workbench.emulate.scenario import Scenario, load_scenario
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS, DataWrite, Sync, TextBatch, TextChange
@@ -69,14 +73,14 @@ from workbench.kernel.image import build_image
 from workbench.kernel.tree import KernelTree, open_kernel_tree
 from workbench.kernel.int3 import STRATEGIES, get_strategy
 from workbench.kernel.layout import EQU
-from workbench.kernel.machine import ENTRIES, UNBOUNDED, Crash, KernelFault, Machine
+from workbench.kernel.machine import UNBOUNDED, Crash, KernelFault, Machine
 from workbench.kernel.ptrace import PtRegs
 
 __all__ = ["DEADLOCKED", "Event", "HANDLERS", "MAX_CALLING_CPUS", "MC_PROTOCOLS", "McConfig", "McSystem", "dependent",
            "thread_name"]
 
 #: calling CPUs the exhaustive checker accepts (the state space grows steeply past this)
-MAX_CALLING_CPUS = 3
+MAX_CALLING_CPUS = int(RANGES["mc_cpus"].hi)
 #: instructions a transition may run before the CPU counts as hung
 _CAP = 20000
 _IF = 1 << 9
@@ -97,7 +101,9 @@ MC_PROTOCOLS = {
 #: what a call that a deadlock kept from finishing reports instead of a crash reason
 DEADLOCKED = "deadlock"
 #: handler variants: the strategy as shipped, or a negative control that waits with IF clear
-HANDLERS = ("strategy", "irqoff_wait")
+HANDLERS = MC_HANDLERS
+if tuple(MC_PROTOCOLS) != PROTOCOL_NAMES:  # every named protocol has its history, in the same order
+    raise ImportError(f"model checker protocols {tuple(MC_PROTOCOLS)} differ from the vocabulary's {PROTOCOL_NAMES}")
 
 
 def thread_name(tid: int, k: int) -> str:
@@ -129,15 +135,18 @@ def dependent(a: Event, b: Event) -> bool:
 class McConfig:
     """What to check: scenario, strategy, entry, protocol, and what each calling CPU calls.
 
-    *calls* holds one tuple of traced-function names per calling CPU (each
-    CPU calls them in order, once). *all_sites* keeps the text stores to
+    *arch* is the emulated kernel (``i386`` or ``x86_64``); *entry* one of
+    its int3 entries (None: the arch's latest, v5.3 on i386, v5.2 on
+    x86_64); a scenario the arch cannot have is refused. *calls* holds one
+    tuple of traced-function names per calling CPU (each CPU calls them in
+    order, once). *all_sites* keeps the text stores to
     sites no CPU calls (they commute with everything; dropped by default).
     *items* keeps only the plan items with these names (tiny test systems).
     """
 
     scenario: str = "seed"
     strategy: str = "emulate_new"
-    entry: str = "v5.3"
+    entry: str | None = None
     protocol: str | None = None
     calls: tuple = (("do_IRQ",), ("schedule",))
     handler: str = "strategy"
@@ -146,13 +155,16 @@ class McConfig:
     per_site: bool = False
     all_sites: bool = False
     items: tuple | None = None
-    #: the root of a kernel tree whose own trampolines run (workbench.kernel.tree), or None: ours
+    #: the root of a kernel tree whose own trampolines (of the arch) run (workbench.kernel.tree), or None: ours
     kernel_tree: str | None = None
+    arch: str = "i386"
 
     def checked(self) -> "McConfig":
         """This configuration with names resolved; ConfigError for bad input."""
         get_strategy(self.strategy)
-        check_choice("entry", self.entry, ENTRIES)
+        arch = check_choice("arch", self.arch, ARCHES)
+        entries = ENTRIES_BY_ARCH[arch]
+        entry = check_choice("entry", entries[-1] if self.entry is None else self.entry, entries)
         proto = self.protocol or ("stop_machine" if STRATEGIES[self.strategy].protocol == "stop_machine"
                                   else "breakpoint")
         check_choice("protocol", proto, MC_PROTOCOLS)
@@ -162,13 +174,13 @@ class McConfig:
         for c in calls:
             check_range("calls", len(c), 1, 4, integer=True)
         check_range("n_ordinary", self.n_ordinary, 1, 64, integer=True)
-        tree = None if self.kernel_tree is None else str(open_kernel_tree(self.kernel_tree).root)
-        return replace(self, protocol=proto, calls=calls,
+        tree = None if self.kernel_tree is None else str(open_kernel_tree(self.kernel_tree, arch).root)
+        return replace(self, entry=entry, protocol=proto, calls=calls,
                        items=None if self.items is None else tuple(self.items), kernel_tree=tree)
 
     def tree(self) -> KernelTree | None:
-        """The kernel tree whose trampolines run, or None (ours)."""
-        return None if self.kernel_tree is None else open_kernel_tree(self.kernel_tree)
+        """The kernel tree whose trampolines run (its ``ftrace_32.S`` or ``ftrace_64.S``, by arch), or None (ours)."""
+        return None if self.kernel_tree is None else open_kernel_tree(self.kernel_tree, self.arch)
 
 
 @dataclass
@@ -200,8 +212,11 @@ class McSystem:
         cfg = config.checked()
         self.config = cfg
         self.scenario: Scenario = load_scenario(cfg.scenario)
+        self.scenario.check_arch(cfg.arch)
         self.strategy = get_strategy(cfg.strategy)
-        self.image = im = build_image(cfg.n_ordinary, tree=cfg.tree())
+        self.image = im = build_image(cfg.n_ordinary, cfg.arch, tree=cfg.tree())
+        self._x64 = im.arch == "x86_64"
+        self._eq = eq = im.equ
         self.before, self.after = self.scenario.states(im)
         fns = []
         for c in cfg.calls:
@@ -219,7 +234,7 @@ class McSystem:
         self._points[im.sym("workload_logged")] = "logged"
         self._points[im.sym("workload_enter")] = "enter"
         self._memops: dict[int, tuple] = {}
-        self._cs = Cs(CS_ARCH_X86, CS_MODE_32)
+        self._cs = Cs(CS_ARCH_X86, CS_MODE_64 if self._x64 else CS_MODE_32)
         self._cs.detail = True
         self._hook_state = [{"skip": False, "count": 0, "stop": None} for _ in range(self.k)]
         for i, cpu in enumerate(m.cpus):
@@ -230,7 +245,7 @@ class McSystem:
         self.cpu = [_Cpu() for _ in range(self.k)]
         for i, cpu in enumerate(m.cpus):
             # each call in its calling context (docs/KERNEL.md): do_IRQ with IF clear
-            cpu.reset([(im.functions[f].site, EQU["GAP_IRQOFF"] if self.scenario.irq_off(f) else 0)
+            cpu.reset([(im.functions[f].site, eq["GAP_IRQOFF"] if self.scenario.irq_off(f) else 0)
                        for f in self.calls[i]])
             cpu.sync_core()
             self._run(i, skip=False)
@@ -318,7 +333,7 @@ class McSystem:
         stacks, and the used CPUs' ring buffers and call logs."""
         im, k, base = self.image, self.k, self.image.base
         stacks, rbs, logs = im.sym("cpu_stacks"), im.sym("ring_buffers"), im.sym("call_logs")
-        return [(im.text[0] - base, stacks + k * EQU["THREAD_SIZE"] - base),
+        return [(im.text[0] - base, stacks + k * self._eq["THREAD_SIZE"] - base),
                 (rbs - base, rbs + k * EQU["RB_SIZE"] - base),
                 (logs - base, logs + k * (EQU["LOG_N"] << EQU["CR_SHIFT"]) - base)]
 
@@ -381,7 +396,9 @@ class McSystem:
                 return
 
     def _decode(self, addr: int) -> tuple:
-        """Memory operands of the (never patched) instruction at *addr*, minus the stack's."""
+        """Memory operands of the (never patched) instruction at *addr*, minus the stack's:
+        ``(base, index, scale, disp)`` with Unicorn register ids (0: none). A RIP-relative
+        operand (x86_64) has a fixed address: ``(0, 0, 0, address)``."""
         insn = next(self._cs.disasm(self.machine.read(addr, 16), addr, 1), None)
         if insn is None:
             return ()
@@ -390,10 +407,14 @@ class McSystem:
             if op.type != X86_OP_MEM:
                 continue
             base, index = op.mem.base, op.mem.index
-            if insn.reg_name(base) == "esp" if base else False:
+            name = insn.reg_name(base) if base else ""
+            if name in ("esp", "rsp"):
                 continue  # this CPU's own stack
-            out.append((_UC_REG.get(insn.reg_name(base), 0) if base else 0,
-                        _UC_REG.get(insn.reg_name(index), 0) if index else 0, op.mem.scale, op.mem.disp))
+            if name == "rip":
+                out.append((0, 0, 0, insn.address + insn.size + op.mem.disp))
+                continue
+            out.append((_UC_REG.get(name, 0), _UC_REG.get(insn.reg_name(index), 0) if index else 0,
+                        op.mem.scale, op.mem.disp))
         return tuple(out)
 
     def _run(self, i: int, skip: bool = True) -> None:
@@ -414,7 +435,12 @@ class McSystem:
     def _irqoff_call(self, i: int) -> bool:
         """Whether the call CPU *i* is beginning runs with IF clear (``thread_info.irqoff``)."""
         m = self.machine
-        return bool(m.u32[(m.cpus[i].ti + EQU["TI_IRQOFF"] - self.image.base) >> 2])
+        return bool(m.u32[(m.cpus[i].ti + self._eq["TI_IRQOFF"] - self.image.base) >> 2])
+
+    def regs(self, i: int) -> PtRegs:
+        """The ``struct pt_regs *`` that CPU *i*'s int3 entry passed to ``do_int3`` (EAX on i386,
+        RDI on x86_64), while it stands in the handler."""
+        return PtRegs(self.machine, self.machine.cpus[i].reg("rdi" if self._x64 else "eax"))
 
     def _crash(self, i: int, reason: str) -> None:
         cpu = self.machine.cpus[i]
@@ -597,10 +623,10 @@ class McSystem:
             return
         elif e.kind == "h1":
             s.nr_seen = self.nr
-            regs = PtRegs(m, cpu.reg("eax"))
+            regs = self.regs(i)
             s.traps.append((cpu.completed_calls(), regs.ip - 1, self.pc))
         elif e.kind == "h2":
-            regs = PtRegs(m, cpu.reg("eax"))
+            regs = self.regs(i)
             site = regs.ip - 1
             s.vec_seen = self.vec_gen
             if s.nr_seen == 0:
@@ -625,7 +651,7 @@ class McSystem:
             else:
                 s.spin = None
         elif e.kind == "irqoff_wait":
-            regs = PtRegs(m, cpu.reg("eax"))
+            regs = self.regs(i)
             if not self._handle(i, regs, s.wait_change, STRATEGIES["emulate_new"]):
                 return
             s.icache = frozenset()  # iret, as after h2
@@ -695,4 +721,5 @@ class McSystem:
 
 
 _UC_REG = {n: getattr(X, f"UC_X86_REG_{n.upper()}") for n in
-           ("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp")}
+           ("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
+            "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")}

@@ -6,7 +6,7 @@ from workbench.base.errors import ConfigError
 
 
 def configure(p):
-    p.add_argument("file", help="a counterexample file written by `explore --mode exhaustive --cpus K`")
+    p.add_argument("file", help="a counterexample file written by `model-check` (its config names the arch)")
     p.add_argument("--json", action="store_true", help="print the steps as JSON records")
     p.add_argument("--quiet", action="store_true", help="print only the outcome")
 
@@ -21,7 +21,9 @@ def run(args):
     if args.json:
         print(json.dumps(steps, indent=1))
         return 0
-    if not args.quiet:
+    if not args.quiet:  # which machine ran it, first: the arch and its entry
+        print(f"{config.arch} {config.scenario}: {config.strategy}, entry {config.entry}, protocol {config.protocol}, "
+              f"handler {config.handler}, calls {' | '.join(','.join(c) for c in config.calls)}")
         for s in steps[:-1]:
             cpus = "  ".join(f"{c['cpu']}@{c['at']}[{c['pause']}{'' if c['if'] else ',IF=0'}]"
                              + (f" CRASH" if c["crash"] else "") for c in s["cpus"])

@@ -1,7 +1,9 @@
 """Exhaustive model checking of many configurations as sweep work items.
 
 Models ``arch/x86/kernel/alternative.c``'s patching protocol against k
-calling CPUs through :mod:`workbench.emulate.mc.check`. Each (scenario,
+calling CPUs through :mod:`workbench.emulate.mc.check`: the model checker's
+own :class:`~workbench.sweep.experiment.Experiment`, handed to the sweep
+engine as a plug-in (the engine knows nothing of it). Each (arch, scenario,
 strategy, entry, protocol, calls) configuration is split into independent
 subtrees of its exploration (:func:`workbench.emulate.mc.check.subtrees`),
 and each subtree is one point of a sweep
@@ -46,20 +48,20 @@ class McExperiment(Experiment):
     """
 
     name = "mc"
-    parameters = {"scenario": "seed", "strategy": "emulate_new", "entry": "v5.3", "protocol": None,
+    parameters = {"arch": "i386", "scenario": "seed", "strategy": "emulate_new", "entry": None, "protocol": None,
                   "calls": None, "handler": "strategy", "coherent_fetch": False, "cpus": 2, "items": None,
                   "kernel_tree_path": None, "kernel_tree": "workbench", "prefix": []}
 
     def normalize(self, params: dict) -> dict:
         p = super().normalize(params)
         k = int(check_range("cpus", p["cpus"], 1, MAX_CALLING_CPUS, integer=True))
-        calls = p["calls"] or default_calls(k, p["scenario"])
+        calls = p["calls"] or default_calls(k, p["scenario"], arch=p["arch"])
         p["calls"] = [list(c) for c in calls]
         p["items"] = None if p["items"] is None else list(p["items"])
         p["prefix"] = [int(t) for t in p["prefix"] or ()]
         p["cpus"] = len(calls)
         cfg = self.config(p)
-        p["protocol"] = cfg.protocol
+        p["arch"], p["entry"], p["protocol"] = cfg.arch, cfg.entry, cfg.protocol
         # whose trampolines run: the tree's tag (version and digest of its files) keys the point's cache
         tree = cfg.tree()
         p["kernel_tree_path"] = None if tree is None else str(tree.root)
@@ -71,7 +73,7 @@ class McExperiment(Experiment):
         return McConfig(p["scenario"], p["strategy"], p["entry"], p["protocol"],
                         tuple(tuple(c) for c in p["calls"]), p["handler"], bool(p["coherent_fetch"]),
                         items=None if p.get("items") is None else tuple(p["items"]),
-                        kernel_tree=p.get("kernel_tree_path")).checked()
+                        kernel_tree=p.get("kernel_tree_path"), arch=p.get("arch", "i386")).checked()
 
     def prepare(self, points: list[dict], progress: bool = True):
         """Whether an exploration run in this process shows its live bar."""
@@ -81,7 +83,7 @@ class McExperiment(Experiment):
         cfg = self.config(params)
         # a live bar in the coordinating process only (a worker's would interleave with others')
         show = bool(context and context.get("progress")) and multiprocessing.parent_process() is None
-        with tqdm(desc=f"{cfg.strategy} {cfg.entry} {cfg.protocol}", unit=" states", disable=not show,
+        with tqdm(desc=f"{cfg.arch} {cfg.strategy} {cfg.entry} {cfg.protocol}", unit=" states", disable=not show,
                   leave=False, file=sys.stderr, mininterval=0.5) as bar:
             def progress(stats):  # each complete execution: states explored, pruned branches
                 bar.update(stats.states - bar.n)
@@ -108,9 +110,9 @@ def _no_outcome_row(cfg) -> dict:
     """The row of a subtree whose executions were all cut by their sleep sets (each trace is
     explored in another subtree): it reaches no outcome, but its statistics count. Every column
     of an outcome row, typed alike (``outcome`` = -1); dropped when the subtrees are joined."""
-    return {"scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy, "protocol": cfg.protocol,
-            "handler": cfg.handler, "cpus": len(cfg.calls), "outcome": -1, "traces": 0, "cpu": -1, "call": -1,
-            "function": "", "site_kind": "", "trapped": False, "body": "", "tracer_runs": 0,
+    return {"arch": cfg.arch, "scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy,
+            "protocol": cfg.protocol, "handler": cfg.handler, "cpus": len(cfg.calls), "outcome": -1, "traces": 0,
+            "cpu": -1, "call": -1, "function": "", "site_kind": "", "trapped": False, "body": "", "tracer_runs": 0,
             "livepatch_ran": False, "expected_before": "", "expected_after": "", "violation": 0,
             "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0, "mixed": False, "crash": False,
             "crash_reason": "", "deadlock": False, "switches": 0, "schedule": "[]", "outcome_text": "",
@@ -133,18 +135,19 @@ def write_counterexamples(frame: pd.DataFrame, out_dir) -> list[str]:
     """Write one counterexample file per bad outcome of a :func:`check_all` frame; their paths,
     fewest context switches first."""
     files = []
-    bad = frame[frame["bad"]].drop_duplicates(["strategy", "entry", "protocol", "handler", "coherent_fetch",
+    bad = frame[frame["bad"]].drop_duplicates(["arch", "strategy", "entry", "protocol", "handler", "coherent_fetch",
                                                "calls", "items", "outcome"]).sort_values(
-        ["switches", "strategy", "entry", "outcome"], kind="stable")
+        ["switches", "arch", "strategy", "entry", "outcome"], kind="stable")
     for n, r in enumerate(bad.itertuples(index=False)):
         p = {k: getattr(r, k) for k in _CONFIG}
         for k in ("calls", "items"):
             if isinstance(p[k], str):
                 p[k] = json.loads(p[k])
         cfg = McExperiment.config(p)
-        path = Path(out_dir) / f"cex_{n:03d}_{cfg.strategy}_{cfg.entry}_{cfg.protocol}_{cfg.handler}.json"
+        arch = "" if cfg.arch == "i386" else f"{cfg.arch}_"  # i386 files keep the names they always had
+        path = Path(out_dir) / f"cex_{n:03d}_{arch}{cfg.strategy}_{cfg.entry}_{cfg.protocol}_{cfg.handler}.json"
         files.append(str(save_schedule(path, cfg, json.loads(r.schedule), r.outcome_text,
-                                       note=f"{r.switches} context switches; protocol {cfg.protocol}: "
+                                       note=f"{r.switches} context switches; {cfg.arch}; protocol {cfg.protocol}: "
                                             f"{MC_PROTOCOLS[cfg.protocol]}")))
     return files
 
@@ -215,14 +218,16 @@ def check_all(points: list[dict], backend: str = "serial", jobs=None, scheduler=
 def behaviours(frame: pd.DataFrame) -> pd.DataFrame:
     """The distinct per-call behaviours (:data:`BEHAVIOUR`) of a calls or outcome frame, per
     strategy and entry, sorted; from the model checker or the 1-CPU exploration alike."""
-    keys = ["strategy", "entry"] + BEHAVIOUR
+    keys = ["arch", "strategy", "entry"] + BEHAVIOUR
+    if "arch" not in frame:  # a 1-CPU frame of i386 names no arch (its rows as they always were)
+        frame = frame.assign(arch="i386")
     return frame[keys].astype({"trapped": bool, "livepatch_ran": bool, "crash": bool, "deadlock": bool}) \
         .drop_duplicates().sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def multi_cpu_only(together: pd.DataFrame, alone: pd.DataFrame) -> pd.DataFrame:
     """Behaviours of *together* (the calls on several CPUs) that no run in *alone* (each call on
-    its own CPU) reaches, per strategy and entry: what needs two calling CPUs."""
+    its own CPU) reaches, per arch, strategy and entry: what needs two calling CPUs."""
     a, b = behaviours(together), behaviours(alone)
     both = a.merge(b, how="left", indicator=True)
     return both[both["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
