@@ -367,6 +367,8 @@ ROUND_TWO = [
     (["sweep", "--scheduler", "tcp://127.0.0.1:1", "--jobs", "2", "--set", "cpus=4"], "--jobs does not apply"),
     (["figures", "--serial", "--jobs", "2"], "--jobs does not apply"),
     (["figures", "--scheduler", "tcp://127.0.0.1:1", "--jobs", "2"], "--jobs does not apply"),
+    (["report", "--serial", "--dask", "local"], "backend: choose one"),
+    (["report", "--serial", "--jobs", "2"], "--jobs does not apply"),
     (["call", "--ops", "none,tracer"], "ops: none"),
     (["call", "--ops", "tracer,none"], "ops: none"),
     (["call", "--ops", "none,livepatch,tracer"], "ops: none"),
