@@ -215,7 +215,7 @@ def main():
     for _ in range(3):
         for a in ARCHES:
             t = time.process_time()
-            explore("seed", "all", None, "exhaustive", progress=False, arch=a)
+            explore("seed", strategies="all", entry=None, mode="exhaustive", progress=False, arch=a)
             secs[a] = min(secs.get(a, 1e9), time.process_time() - t)
     rel = secs["x86_64"] / secs["i386"]
     ok &= rel <= AIM_EXPLORE

@@ -27,16 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.emulate.explore import Run, explore
+from workbench.emulate.explore import explore
+from workbench.emulate.run import Run
 from workbench.kernel.machine import Cpu, Machine
 
 SITES = (4, 16, 64, 256)  # ordinary functions; + 3 livepatched/IRQ ones = patched sites
 _SNIPPET = """
 import time
 from workbench.emulate.explore import explore
-explore("seed", "emulate_new", "v5.3", "exhaustive", progress=False)  # imports, image cache
+explore("seed", strategies="emulate_new", entry="v5.3", mode="exhaustive", progress=False)  # imports, image cache
 t = time.perf_counter()
-explore("seed", "all", "v5.3", "exhaustive", progress=False)
+explore("seed", strategies="all", entry="v5.3", mode="exhaustive", progress=False)
 print(time.perf_counter() - t)
 """
 
@@ -45,7 +46,7 @@ def seed_exploration():
     best, frames = float("inf"), []
     for _ in range(2):
         t = time.perf_counter()
-        calls, stats = explore("seed", "all", "v5.3", "exhaustive", progress=False)
+        calls, stats = explore("seed", strategies="all", entry="v5.3", mode="exhaustive", progress=False)
         best = min(best, time.perf_counter() - t)
         frames.append(calls)
     return best, frames, stats
@@ -67,7 +68,7 @@ def schedule_work():
 
     Cpu.run, Cpu.sync_core = counted_run, counted_sync
     try:
-        calls, _ = explore("seed", "all", "v5.3", "exhaustive", progress=False)
+        calls, _ = explore("seed", strategies="all", entry="v5.3", mode="exhaustive", progress=False)
     finally:
         Cpu.run, Cpu.sync_core = run, sync
     n = int((calls.seq == 0).sum())
@@ -108,7 +109,8 @@ def growth():
     rows = []
     for k in SITES:
         t = time.perf_counter()
-        calls, stats = explore("seed", "emulate_new", "v5.3", "exhaustive", per_site=True, n_ordinary=k,
+        calls, stats = explore("seed", strategies="emulate_new", entry="v5.3", mode="exhaustive",
+                               per_site=True, n_ordinary=k,
                                progress=False)
         rows.append((k + 3, time.perf_counter() - t, stats["emulate_new"]["distinct"]))
     s, secs = np.array([r[0] for r in rows], float), np.array([r[1] for r in rows])

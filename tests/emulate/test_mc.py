@@ -325,8 +325,8 @@ def test_two_calling_cpus_reach_every_behaviour_of_the_one_cpu_table(arch, strat
     from workbench.emulate.explore import explore
     from workbench.emulate.mc.experiment import BEHAVIOUR, behaviours, multi_cpu_only
 
-    calls, _ = explore("seed", strategy, entry, "exhaustive", functions=["do_IRQ", "schedule"], progress=False,
-                       arch=arch)
+    calls, _ = explore("seed", strategies=strategy, entry=entry, mode="exhaustive", functions=["do_IRQ", "schedule"],
+                       progress=False, arch=arch)
     two = check_all([dict(arch=arch, strategy=strategy, entry=entry, calls=[["do_IRQ"], ["schedule"]])], cache=False,
                     progress=False)
     alone = check_all([dict(arch=arch, strategy=strategy, entry=entry, calls=[[f]]) for f in ("do_IRQ", "schedule")],

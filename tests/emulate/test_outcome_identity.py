@@ -32,9 +32,10 @@ def test_calls_frame_is_bit_identical_to_the_old_code(key):
     scenario, entry, *random = key.split("/")
     want = FIXTURE[key]
     if random:  # a few seeded multi-CPU schedules
-        calls, stats = explore(scenario, "all", entry, "random", schedules=4, seed=7, progress=False)
+        calls, stats = explore(scenario, strategies="all", entry=entry, mode="random", schedules=4, seed=7,
+                               progress=False)
     else:
-        calls, stats = explore(scenario, "all", entry, "exhaustive", progress=False)
+        calls, stats = explore(scenario, strategies="all", entry=entry, mode="exhaustive", progress=False)
         assert outcome_table(calls).to_csv(index=False) == want["outcome_table_csv"]
     assert json.loads(json.dumps(stats)) == want["stats"]
     assert len(calls) == want["rows"]

@@ -21,7 +21,8 @@ from workbench.base.paths import cache_dir
 from workbench.base.store import load_entry, store_entry
 from workbench.base.version import emulator_version
 from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
-from workbench.emulate.explore import OUTCOME_COLUMNS, Run, outcome_table
+from workbench.emulate.explore import OUTCOME_COLUMNS, outcome_table
+from workbench.emulate.run import Run
 from workbench.emulate.scenario import load_scenario
 from workbench.kernel.image import build_image
 from workbench.kernel.int3 import STRATEGIES

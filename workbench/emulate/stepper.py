@@ -1,6 +1,6 @@
 """One traced call replayed at any patch step and instruction, on i386 or x86_64.
 
-Models nothing new of the kernel: it replays :class:`workbench.emulate.explore.Run`
+Models nothing new of the kernel: it replays :class:`workbench.emulate.run.Run`
 (a scenario's ``text_poke_bp`` steps, ``arch/x86/kernel/alternative.c``, under
 one int3 strategy and entry) and reads what the emulated CPU holds at each
 instruction: where it is, the path through the trampolines (the shared
@@ -40,7 +40,7 @@ class CallStepper:
 
     The patch is the scenario's, under *strategy* and the int3 *entry* on the
     emulated kernel *arch* (``i386`` or ``x86_64``; *entry* defaults to the
-    arch's latest: v5.3 on i386, v5.2 on x86_64) (:class:`workbench.emulate.explore.Run`).
+    arch's latest: v5.3 on i386, v5.2 on x86_64) (:class:`workbench.emulate.run.Run`).
     :meth:`state` lands the first *step* patch steps (each text write or
     sync of the protocol), then lets each of *cpus* CPUs run the call, CPU
     ``j`` lagging ``j * lag`` instructions behind CPU 0. Everything is
@@ -52,7 +52,7 @@ class CallStepper:
 
     def __init__(self, scenario="seed", strategy="emulate_regs_caller", entry=None, function="do_IRQ",
                  cpus=1, lag=4, protocol=None, arch="i386"):
-        from workbench.emulate.explore import Run  # start-up: Unicorn, only once a CallStepper is made
+        from workbench.emulate.run import Run  # start-up: Unicorn, only once a CallStepper is made
 
         arch = check_choice("arch", arch, ARCHES)
         cpus = int(check_range("cpus", cpus, 1, 8, integer=True))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from workbench.base.errors import ConfigError, check_range
-from workbench.emulate.explore import Run
+from workbench.emulate.run import Run
 from workbench.emulate.mc.dpor import fewest_switches, frontier, source_dpor
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
 from workbench.emulate.mc.system import DEADLOCKED, MAX_CALLING_CPUS, McConfig, McSystem, dependent

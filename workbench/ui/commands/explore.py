@@ -70,8 +70,9 @@ def run(args):
     tree = kernel_tree(args)
     strategies = args.strategy if args.strategy == "all" else args.strategy.split(",")
     fns = args.functions.split(",") if args.functions is not None else None
-    calls, stats = explore(args.scenario, strategies, args.entry, args.mode, fns, args.protocol,
-                           args.cpus, args.schedules, args.seed, per_site=args.per_site,
+    calls, stats = explore(args.scenario, strategies=strategies, entry=args.entry, mode=args.mode,
+                           functions=fns, protocol=args.protocol,
+                           cpus=args.cpus, schedules=args.schedules, seed=args.seed, per_site=args.per_site,
                            progress=not args.quiet, arch=arch, tree=tree)
     dt = time.perf_counter() - t0
     table = {"outcomes": outcome_table, "transition": transition_table, "calls": lambda c: c}[args.table](calls)
