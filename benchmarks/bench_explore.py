@@ -11,7 +11,7 @@ growth with the number of patched sites, and (optionally) the old commit side by
    the same number of ``emu_start`` slices, instructions and syncs as the
    average schedule (counted in an untimed instrumented run). The ratio says
    what exploring costs over just executing.
-3. Growth: one strategy (emulate_new), per-site batches (``per_site=True``),
+3. Growth: one strategy (emulate_new), per-site batches (``batching="per_site"``),
    7 to 259 patched sites; seconds per site and the exponent b of a
    least-squares fit of ``seconds ~ sites**b`` (1 is linear).
 4. ``--against DIR``: the seed exploration of the checkout at DIR (e.g. the
@@ -110,7 +110,7 @@ def growth():
     for k in SITES:
         t = time.perf_counter()
         calls, stats = explore("seed", strategies="emulate_new", entry="v5.3", mode="exhaustive",
-                               per_site=True, n_ordinary=k,
+                               batching="per_site", n_ordinary=k,
                                progress=False)
         rows.append((k + 3, time.perf_counter() - t, stats["emulate_new"]["distinct"]))
     s, secs = np.array([r[0] for r in rows], float), np.array([r[1] for r in rows])

@@ -2,9 +2,10 @@
 
 import pytest
 
+from workbench.base.vocabulary import STRATEGIES
 from workbench.emulate.explore import explore, outcome_table, transition_table
 from workbench.emulate.run import Run
-from workbench.kernel.int3 import STRATEGIES, int3_emulate_call
+from workbench.kernel.int3 import int3_emulate_call
 from workbench.kernel.machine import Machine
 
 
@@ -144,7 +145,7 @@ def test_int3_selftest_fails_without_the_gap():
 
 
 def test_naive_byte_writes_tear_instructions():
-    calls, _ = explore("seed", strategies="skip", entry="v5.3", protocol="naive", progress=False)
+    calls, _ = explore("seed", strategies="skip", entry="v5.3", poke_method="naive", progress=False)
     t = transition_table(calls)
     assert t.crashes.sum() > 0
     torn = calls[calls.crash & calls.phase.str.contains("byte")]
@@ -152,7 +153,7 @@ def test_naive_byte_writes_tear_instructions():
 
 
 def test_breakpoint_without_syncs_leaves_stale_text():
-    calls, _ = explore("seed", strategies="skip", entry="v5.3", protocol="no_sync", progress=False)
+    calls, _ = explore("seed", strategies="skip", entry="v5.3", poke_method="no_sync", progress=False)
     assert calls[(calls.phase == "done")].stale.any() or \
         calls[(calls.phase == "done")].crash_reason.str.contains("unhandled int3").any()
     synced, _ = explore("seed", strategies="skip", entry="v5.3", progress=False)

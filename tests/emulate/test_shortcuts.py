@@ -51,6 +51,6 @@ def test_runs_of_one_patch_share_their_reference_runs():
     assert b.ref is a.ref
     assert b.expected(3, "do_IRQ") == a.expected(3, "do_IRQ") == Run("seed", "emulate_new").expected(3, "do_IRQ")
     with pytest.raises(ValueError, match="references"):
-        Run(a.scenario, "stop_machine", references=a)  # another protocol: other steps
+        Run(a.scenario, "stop_machine", references=a)  # another poke method: other steps
     with pytest.raises(ValueError, match="references"):
         Run("seed", "emulate_new", references=a)  # a scenario loaded again is another object

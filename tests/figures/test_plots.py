@@ -9,6 +9,7 @@ import pytest
 from workbench.figures import job as figures
 from workbench.figures import plots
 from workbench.base.errors import ConfigError
+from workbench.base.vocabulary import FORMATS
 from workbench.emulate.explore import load_outcome_table
 from workbench.figures.job import batching_grid
 from workbench.race.experiment import race_grid
@@ -94,8 +95,8 @@ def test_batching_marks_bristot_and_counts_ipis(frames):
     stars = [ln for ln in ipi.lines if ln.get_marker() == "*"]
     assert len(stars) == 1 and list(stars[0].get_ydata()) == [168, 3]
     b = frames["batching"]
-    assert list(b[b.protocol == "per_site"].sort_values("n_sites").ipis_mean) == [3, 168, 3000]
-    assert set(b[b.protocol == "batched"].ipis_mean) == {3}
+    assert list(b[b.batching == "per_site"].sort_values("n_sites").ipis_mean) == [3, 168, 3000]
+    assert set(b[b.batching == "batched"].ipis_mean) == {3}
 
 
 def test_outcome_grid_cells_follow_the_table(tables):
@@ -234,7 +235,7 @@ def test_regenerate_twice_gives_identical_files_and_uses_the_cache(tmp_path, mon
     first = figures.regenerate(**kw)
     names = sorted(p.name for p in first.files)
     for f in figures.FIGURES:
-        for ext in plots.FORMATS:
+        for ext in FORMATS:
             assert f"{f.name}_quick.{ext}" in names  # a quick run never writes a published name
     for table in ("drops_vs_cpus", "drops_vs_timing", "heatmap_skip", "batching", "bristot", "tradeoff",
                   "closed_form_check", "outcomes"):

@@ -74,7 +74,7 @@ def test_batch_max_1_equals_per_site_closed_form(strategy, scenario):
 def test_batch_max_1_equals_per_site_monte_carlo():
     # the draws do not line up (per_site aggregates the rest of the sites), so
     # the two means agree within 4 combined standard errors
-    a = simulate(cfg(strategy="skip", protocol="per_site", cpus=24), EMPTY, trials=3000, seed=5).iloc[0]
+    a = simulate(cfg(strategy="skip", batching="per_site", cpus=24), EMPTY, trials=3000, seed=5).iloc[0]
     b = simulate(cfg(strategy="skip", batch_max=1, cpus=24), EMPTY, trials=3000, seed=5).iloc[0]
     for m in ("trapped", "patch_ns"):
         se = math.hypot(a[f"{m}_se"], b[f"{m}_se"])
@@ -169,9 +169,9 @@ def test_bad_batch_max(bad):
         cfg(batch_max=bad)
 
 
-def test_batch_max_needs_the_batched_protocol():
+def test_batch_max_needs_the_batched_update():
     with pytest.raises(ConfigError, match="batch_max"):
-        cfg(protocol="per_site", batch_max=4)
+        cfg(batching="per_site", batch_max=4)
     with pytest.raises(ConfigError, match="batch_max"):
         cfg(strategy="stop_machine", batch_max=4)
 

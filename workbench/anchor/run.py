@@ -26,7 +26,7 @@ from workbench.anchor.boot import boot
 from workbench.anchor.console import CLASSES, parse_console
 from workbench.anchor.guest import guest_script
 from workbench.anchor.initramfs import build_initramfs
-from workbench.anchor.packages import ARCHES, Guest, guest_for
+from workbench.anchor.packages import GUEST_PACKAGES, Guest, guest_for
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.paths import data_dir
 from workbench.base.store import write_atomic
@@ -120,7 +120,7 @@ def _store(path: Path, frame: pd.DataFrame, key: dict, seconds: float) -> pd.Dat
 def measure(arch: str, cpus: int, ns: tuple, *, timeout_s: float = 600.0, retries: int = 1,
             memory_mb: int = 512, log=print) -> pd.DataFrame:
     """The measured frame of one boot (cached); :class:`ConfigError` if the guest fails every try."""
-    check_choice("arch", arch, tuple(ARCHES))
+    check_choice("arch", arch, tuple(GUEST_PACKAGES))
     cpus = int(check_range("vcpus", cpus, 1, 8, integer=True))
     guest = guest_for(arch)
     key = _key(guest, cpus, tuple(ns))

@@ -27,14 +27,14 @@ from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.paths import cache_dir
 from workbench.base.store import load_entry, store_entry
 from workbench.base.version import emulator_version
-from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, MODES
+from workbench.base.vocabulary import (ARCHES, BREAKPOINT_BATCHINGS, ENTRIES_BY_ARCH, MODES, POKE_METHODS,
+                                      STRATEGIES)
 from workbench.emulate.exhaustive import exhaustive_function
 from workbench.emulate.run import CALL_CAP, IPI_KINDS, Run
 from workbench.emulate.scenario import load_scenario
 from workbench.emulate.tree_abi import check_trampoline_abi
 from workbench.kernel.image import build_image
-from workbench.kernel.int3 import STRATEGIES, get_strategy
-from workbench.kernel.text_poke import PROTOCOLS
+from workbench.kernel.int3 import get_strategy
 from workbench.kernel.tree import KernelTree
 
 __all__ = ["OUTCOME_COLUMNS", "cached_outcome_table", "explore", "load_outcome_table", "outcome_table",
@@ -104,7 +104,7 @@ def _random_schedule(run: Run, seed, functions, slice_mean: int, patch_gap: int,
 # -- the public entry points --------------------------------------------------------------------
 
 def explore(scenario="seed", *, strategies="all", entry=None, mode="exhaustive", functions=None,
-            protocol=None, cpus=None, schedules=20, seed=0, patch_gap=None, per_site=False,
+            poke_method=None, cpus=None, schedules=20, seed=0, patch_gap=None, batching="batched",
             n_ordinary=8, progress=True, slice_mean=200, gap_mean=50.0, timing=None,
             ns_per_insn=1.0, coherent_fetch=False, arch="i386",
             tree: KernelTree | None = None) -> tuple[pd.DataFrame, dict]:
@@ -113,7 +113,10 @@ def explore(scenario="seed", *, strategies="all", entry=None, mode="exhaustive",
     Returns ``(calls, stats)``: the calls frame (docs/ARCHITECTURE.md) and
     per-strategy schedule counts (``raw``, ``distinct``). *strategies* is a
     name, a list, or ``"all"``; *functions* defaults to one livepatched and
-    one ordinary function. Exhaustive mode uses one calling CPU (*cpus* must
+    one ordinary function. *poke_method* forces one of
+    :data:`~workbench.base.vocabulary.POKE_METHODS` (default: each strategy's
+    own); *batching* is ``batched`` (ftrace's one batch) or ``per_site``.
+    Exhaustive mode uses one calling CPU (*cpus* must
     be 1 or None); placements reach 1000 instructions into the call (past
     that only ``spin``'s CPU is still in it, spinning); random mode runs
     *schedules* seeded schedules on *cpus* CPUs (default 4), each calling *functions* uniformly after geometric
@@ -129,25 +132,16 @@ def explore(scenario="seed", *, strategies="all", entry=None, mode="exhaustive",
     ``arch`` column) and *entry* one of its int3 entries (default: its
     latest). Raises ConfigError for bad input, before any work.
     """
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # start-up: tqdm, only when an exploration runs
 
     check_choice("mode", mode, MODES)
     arch = check_choice("arch", arch, ARCHES)
     entries = ENTRIES_BY_ARCH[arch]
     entry = check_choice("entry", entries[-1] if entry is None else entry, entries)
-    if protocol is not None:
-        check_choice("protocol", protocol, PROTOCOLS)
-    if strategies in ("all", None):
-        names = list(STRATEGIES)
-    elif isinstance(strategies, str):
-        names = strategies.split(",")
-    elif isinstance(strategies, (list, tuple)) and strategies:
-        names = list(strategies)
-    else:
-        raise ConfigError(f"strategies: expected 'all', a name or a list of names from "
-                          f"{', '.join(STRATEGIES)}; got {strategies!r}")
-    for n in names:
-        get_strategy(n)
+    if poke_method is not None:
+        check_choice("poke_method", poke_method, POKE_METHODS)
+    check_choice("batching", batching, BREAKPOINT_BATCHINGS)
+    names = _strategy_names(strategies)
     if mode == "exhaustive" and cpus not in (None, 1):
         raise ConfigError(f"cpus: exhaustive mode explores one calling CPU; got {cpus} (use --mode random)")
     ncpus = 1 if mode == "exhaustive" else int(check_range("cpus", 4 if cpus is None else cpus, 1, 16, integer=True))
@@ -166,6 +160,53 @@ def explore(scenario="seed", *, strategies="all", entry=None, mode="exhaustive",
     image = build_image(n_ordinary, arch, tree)
     if tree is not None:
         check_trampoline_abi(tree, n_ordinary)  # a tree that cannot run the same way: one line, before any work
+    functions = _functions(sc, image, functions)
+    runs: dict[str, Run] = {}
+    for n in names:
+        # strategies of one poke method patch alike: their reference runs are the same
+        method = poke_method or get_strategy(n).poke_method
+        same = next((r for r in runs.values() if r.poke_method == method), None)
+        runs[n] = Run(sc, n, entry, poke_method, n_ordinary, batching, ncpus, coherent_fetch, references=same,
+                      arch=arch, tree=tree)
+    rows, stats = [], {}
+    total = sum(len(r.steps) for r in runs.values()) * len(functions) if mode == "exhaustive" \
+        else schedules * len(names)
+    with tqdm(total=total, desc=f"explore {sc.name} {entry}", unit="step" if mode == "exhaustive" else "schedule",
+              disable=not progress, leave=False) as bar:
+        for n, run in runs.items():
+            if mode == "exhaustive":
+                stats[n] = _exhaustive(run, functions, patch_gap, bar.update, rows)
+            else:
+                stats[n] = _random(run, functions, schedules, seed, slice_mean, patch_gap, gap_mean, timing,
+                                   ns_per_insn, bar.update, rows)
+            if run.reference_mismatches:
+                stats[n]["reference_mismatches"] = run.reference_mismatches
+    for run in runs.values():  # release the engines now, not at the next garbage collection
+        run.close()
+    calls = pd.DataFrame(rows)
+    calls.attrs["kernel_tree"] = image.kernel_tree  # whose trampolines ran (provenance)
+    return calls, stats
+
+
+def _strategy_names(strategies) -> list[str]:
+    """The strategy names *strategies* (``"all"``, a name, comma-separated names or a list) stands for."""
+    if strategies in ("all", None):
+        names = list(STRATEGIES)
+    elif isinstance(strategies, str):
+        names = strategies.split(",")
+    elif isinstance(strategies, (list, tuple)) and strategies:
+        names = list(strategies)
+    else:
+        raise ConfigError(f"strategies: expected 'all', a name or a list of names from "
+                          f"{', '.join(STRATEGIES)}; got {strategies!r}")
+    for n in names:
+        get_strategy(n)
+    return names
+
+
+def _functions(sc, image, functions) -> list[str]:
+    """The traced functions the calling CPUs call: *functions* (names or comma-separated), or by default
+    a livepatched one and an ordinary one whose site the patch rewrites."""
     if functions is None:
         # a livepatched function (its calls may cross a patched trampoline call even
         # when its own site stays) and an ordinary one whose site the patch rewrites
@@ -179,45 +220,31 @@ def explore(scenario="seed", *, strategies="all", entry=None, mode="exhaustive",
         functions = functions.split(",")
     if not functions:
         raise ConfigError("functions: give at least one traced function")
-    functions = [image.function(f).name for f in functions]
-    rows, stats = [], {}
-    runs: dict[str, Run] = {}
-    for n in names:
-        # strategies of one protocol patch alike: their reference runs are the same
-        proto = protocol or get_strategy(n).protocol
-        same = next((r for r in runs.values() if r.protocol == proto), None)
-        runs[n] = Run(sc, n, entry, protocol, n_ordinary, per_site, ncpus, coherent_fetch, references=same,
-                      arch=arch, tree=tree)
-    total = sum(len(r.steps) for r in runs.values()) * len(functions) if mode == "exhaustive" \
-        else schedules * len(names)
-    with tqdm(total=total, desc=f"explore {sc.name} {entry}", unit="step" if mode == "exhaustive" else "schedule",
-              disable=not progress, leave=False) as bar:
-        for n, run in runs.items():
-            if mode == "exhaustive":
-                raw = distinct = 0
-                for fn in functions:
-                    r, a, d = exhaustive_function(run, fn, patch_gap, CALL_CAP, bar.update)
-                    rows += r
-                    raw, distinct = raw + a, distinct + d
-                stats[n] = {"raw": raw, "distinct": distinct, "stalls": run.stop_rounds}
-            else:
-                tally: dict = {}
-                # one seed sequence per schedule, shared by every strategy: common random numbers
-                for s, ss in enumerate(np.random.SeedSequence(seed).spawn(schedules)):
-                    for row in _random_schedule(run, ss, functions, slice_mean, patch_gap, gap_mean,
-                                                2000, 4 * patch_gap, timing, ns_per_insn, tally):
-                        row["schedule"] = s
-                        rows.append(row)
-                    bar.update(1)
-                stats[n] = {"raw": schedules, "distinct": schedules,
-                            "stalls": run.stop_rounds, **tally}
-            if run.reference_mismatches:
-                stats[n]["reference_mismatches"] = run.reference_mismatches
-    for run in runs.values():  # release the engines now, not at the next garbage collection
-        run.close()
-    calls = pd.DataFrame(rows)
-    calls.attrs["kernel_tree"] = image.kernel_tree  # whose trampolines ran (provenance)
-    return calls, stats
+    return [image.function(f).name for f in functions]
+
+
+def _exhaustive(run: Run, functions: list[str], patch_gap: int, progress, rows: list) -> dict:
+    """Every placement against each function's call, rows appended to *rows*; the strategy's stats."""
+    raw = distinct = 0
+    for fn in functions:
+        r, a, d = exhaustive_function(run, fn, patch_gap, CALL_CAP, progress)
+        rows += r
+        raw, distinct = raw + a, distinct + d
+    return {"raw": raw, "distinct": distinct, "stalls": run.stop_rounds}
+
+
+def _random(run: Run, functions: list[str], schedules: int, seed: int, slice_mean: int, patch_gap: int,
+            gap_mean: float, timing, ns_per_insn: float, progress, rows: list) -> dict:
+    """*schedules* seeded schedules, rows appended to *rows*; the strategy's stats."""
+    tally: dict = {}
+    # one seed sequence per schedule, shared by every strategy: common random numbers
+    for s, ss in enumerate(np.random.SeedSequence(seed).spawn(schedules)):
+        for row in _random_schedule(run, ss, functions, slice_mean, patch_gap, gap_mean,
+                                    2000, 4 * patch_gap, timing, ns_per_insn, tally):
+            row["schedule"] = s
+            rows.append(row)
+        progress(1)
+    return {"raw": schedules, "distinct": schedules, "stalls": run.stop_rounds, **tally}
 
 
 def outcome_table(calls: pd.DataFrame) -> pd.DataFrame:
@@ -245,13 +272,13 @@ def outcome_table(calls: pd.DataFrame) -> pd.DataFrame:
 
 
 def transition_table(calls: pd.DataFrame) -> pd.DataFrame:
-    """Every call, trapped or not, per (strategy, protocol, site_kind): crashes and stale text.
+    """Every call, trapped or not, per (strategy, poke_method, site_kind): crashes and stale text.
 
     ``stale`` counts calls that started after the patch was done yet did not
     run what the final text runs (a CPU still executing bytes it fetched
     before the patch: the missing-sync control).
     """
-    keys = ["scenario", "entry", "strategy", "protocol", "site_kind"]
+    keys = ["scenario", "entry", "strategy", "poke_method", "site_kind"]
     c = calls.assign(n=calls["weight"], crashed=calls["crash"] * calls["weight"],
                      stale_w=calls["stale"] * calls["weight"], trapped_w=calls["trapped"] * calls["weight"])
     g = c.groupby(keys, sort=True)[["n", "trapped_w", "crashed", "stale_w"]].sum().reset_index()

@@ -16,7 +16,7 @@ import numpy as np
 from unicorn import UC_HOOK_MEM_WRITE
 
 from workbench.base.errors import check_choice
-from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
+from workbench.base.vocabulary import ARCHES, BREAKPOINT_BATCHINGS, ENTRIES_BY_ARCH, POKE_METHODS
 from workbench.emulate.oracle import OracleMismatch, predicted_handlers
 from workbench.emulate.outcomes import classify, observe
 from workbench.emulate.scenario import load_scenario
@@ -25,7 +25,7 @@ from workbench.kernel.image import build_image
 from workbench.kernel.int3 import get_strategy
 from workbench.kernel.layout import EQU
 from workbench.kernel.machine import Crash, Machine
-from workbench.kernel.text_poke import PROTOCOLS, poke_steps
+from workbench.kernel.text_poke import poke_steps
 from workbench.kernel.tree import KernelTree
 
 __all__ = ["CALL_CAP", "IPI_KINDS", "MemoryRestorer", "Run", "hang"]
@@ -57,9 +57,11 @@ class _References:
 class Run:
     """A scenario's patch under one strategy and entry, ready to interleave.
 
-    *protocol* defaults to the strategy's own (``breakpoint``, or
-    ``stop_machine`` for that strategy); the negative controls ``naive`` and
-    ``no_sync`` can be forced. Raises ConfigError for unknown names.
+    *poke_method* (:data:`~workbench.base.vocabulary.POKE_METHODS`) defaults to
+    the strategy's own (``breakpoint``, or ``stop_machine`` for that strategy);
+    the negative controls ``naive`` and ``no_sync`` can be forced. *batching*
+    (``batched``, ftrace's one batch, or ``per_site``) groups the sites the
+    poke method writes. Raises ConfigError for unknown names.
     *references*: a run of the same scenario, image, entry and steps whose
     reference runs (machine and results) this one shares; closing either
     closes that machine. *arch* is the emulated kernel (``i386`` or
@@ -70,8 +72,8 @@ class Run:
     (:func:`workbench.kernel.tree.open_kernel_tree`; its ftrace_32.S or ftrace_64.S, as *arch* runs).
     """
 
-    def __init__(self, scenario="seed", strategy="emulate_new", entry=None, protocol=None,
-                 n_ordinary=8, per_site=False, ncpus=1, coherent_fetch=False, references: "Run | None" = None,
+    def __init__(self, scenario="seed", strategy="emulate_new", entry=None, poke_method=None,
+                 n_ordinary=8, batching="batched", ncpus=1, coherent_fetch=False, references: "Run | None" = None,
                  arch="i386", tree: KernelTree | None = None):
         self.arch = check_choice("arch", arch, ARCHES)
         self.scenario = load_scenario(scenario) if isinstance(scenario, str) else scenario
@@ -79,10 +81,11 @@ class Run:
         self.strategy = get_strategy(strategy)
         entries = ENTRIES_BY_ARCH[arch]
         self.entry = check_choice("entry", entries[-1] if entry is None else entry, entries)
-        self.protocol = check_choice("protocol", protocol or self.strategy.protocol, PROTOCOLS)
+        self.poke_method = check_choice("poke_method", poke_method or self.strategy.poke_method, POKE_METHODS)
+        self.batching = check_choice("batching", batching, BREAKPOINT_BATCHINGS)
         self.image = build_image(n_ordinary, arch, tree)
         self.before, self.after = self.scenario.states(self.image)
-        self.steps = poke_steps(self.scenario.plan(self.image, per_site), self.protocol)
+        self.steps = poke_steps(self.scenario.plan(self.image, self.batching == "per_site"), self.poke_method)
         ref = weakref.ref(self)  # the machine holds its handler: no cycle back to this run
         self.machine = Machine(self.image, ncpus, entry, coherent_fetch=coherent_fetch,
                                int3_handler=lambda m, cpu, regs: ref()._handler(m, cpu, regs))
@@ -299,7 +302,7 @@ class Run:
         row = {} if self.arch == "i386" else {"arch": self.arch}  # i386 rows as they always were
         row |= {
             "scenario": self.scenario.name, "entry": self.entry, "strategy": self.strategy.name,
-            "protocol": self.protocol, "cpu": cpu.index, "seq": seq, "function": fn,
+            "poke_method": self.poke_method, "cpu": cpu.index, "seq": seq, "function": fn,
             "site_kind": "livepatched" if fn in self.scenario.livepatched() else "ordinary",
             "phase": self.phase_name(phase0), "weight": weight,
             "trapped": bool(traps), "traps": len(traps), "trap_site": "", "trap_phase": "",

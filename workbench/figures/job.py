@@ -125,7 +125,7 @@ FIGURES = (
     FigureSpec("fig1_drops_vs_cpus", "Dropped invocations per patch vs CPU count", ("cpus",)),
     FigureSpec("fig2_drops_vs_timing", "Dropped invocations per patch vs sync-round latency", ("timing",)),
     FigureSpec("fig3_heatmap_skip", "skip: CPUs x sync-round latency", ("heatmap",)),
-    FigureSpec("fig4_batching", "Per-site vs batched protocol over the number of sites", ("batching",)),
+    FigureSpec("fig4_batching", "Per-site vs batched updates over the number of sites", ("batching",)),
     FigureSpec("fig5_tradeoff", "Stall CPU-time against dropped invocations", ("cpus",)),
     FigureSpec("fig6_closed_form", "Closed form vs Monte Carlo", ("cpus", "timing", "heatmap", "batching")),
     FigureSpec("fig7_outcomes", "Emulated per-call outcomes: i386 v5.1 vs v5.3 entry, x86_64 v5.1 vs v5.2", ()),
@@ -134,7 +134,7 @@ FIGURES = (
 
 
 def batching_grid(sites, trials, cpus=24, site_rate=SITE_RATE):
-    """Per-site and batched protocol over *sites* call sites: a plain text_poke batch.
+    """Per-site and batched updates over *sites* call sites: a plain text_poke batch.
 
     The ``shared_regs_caller`` scenario rewrites ordinary sites only, so with
     the trampoline stages dropped (``trampolines=False``, as in Bristot's
@@ -143,7 +143,7 @@ def batching_grid(sites, trials, cpus=24, site_rate=SITE_RATE):
     (``outcomes="none"``): the figure counts IPIs, time and trapped calls.
     """
     return Grid.concat(
-        race_grid(scenario="shared_regs_caller", strategy="skip", protocol=["per_site", "batched"],
+        race_grid(scenario="shared_regs_caller", strategy="skip", batching=["per_site", "batched"],
                   cpus=cpus, hot={"do_IRQ": 0.0, "__migrate_task": 0.0}, tail_functions=int(k),
                   tail_rate=site_rate * int(k), zipf_s=0.0, trampolines=False, outcomes="none",
                   trials=trials)
@@ -196,7 +196,7 @@ class Report:
 def _load_tables(jobs, progress):
     """The emulator's outcome tables: cached ones read here, the others computed two at a time
     when there are two CPUs (no worker is started when every table is cached)."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # start-up: tqdm, only when the job runs
 
     from workbench.emulate.explore import cached_outcome_table, load_outcome_table  # start-up: Unicorn, coordinator only
 
@@ -211,7 +211,7 @@ def _load_tables(jobs, progress):
                 out[(s, e, a)] = load_outcome_table(s, e, progress=False, arch=a)
                 bar.update(1)
         else:
-            from joblib import delayed
+            from joblib import delayed  # start-up: joblib, only when a pool runs
 
             it = local_parallel(n, return_as="generator")(
                 delayed(_load_table_in_worker)(s, e, a, os.getpid()) for s, e, a in missing)
@@ -226,13 +226,13 @@ def _load_tables(jobs, progress):
 def summaries(frames: dict, tables: dict) -> dict:
     """The summary tables (name -> frame) of the sweeps and outcome tables."""
     out = {}
-    keep = ["arch", "scenario", "entry", "strategy", "protocol", "cpus", "sync_round_ns", "trials"]
+    keep = ["arch", "scenario", "entry", "strategy", "batching", "cpus", "sync_round_ns", "trials"]
     stats = [f"{m}_{s}" for m in ("violations", "dropped_tracer", "dropped_livepatch", "deadlocks", "trapped",
                                   "stall_ns", "patch_ns", "ipis") for s in ("mean", "lo", "hi", "cf")]
     for name in ("cpus", "timing", "heatmap"):
         out[f"drops_vs_{name}" if name != "heatmap" else "heatmap_skip"] = frames[name][keep + stats]
     b = frames["batching"]
-    bat = b[["arch", "scenario", "entry", "protocol", "cpus", "n_sites", "ipis_mean", "patch_ns_mean", "patch_ns_cf",
+    bat = b[["arch", "scenario", "entry", "batching", "cpus", "n_sites", "ipis_mean", "patch_ns_mean", "patch_ns_cf",
              "trapped_mean", "trapped_lo", "trapped_hi", "trapped_cf", "window_ns_mean"]].copy()
     out["batching"] = bat
     bristot = bristot_comparison()
@@ -444,7 +444,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     limits the figures drawn (names from :data:`FIGURES`). Raises
     :class:`ConfigError` for an unknown figure or a bad backend setting.
     """
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # start-up: tqdm, only when the job runs
 
     names = [f.name for f in FIGURES]
     wanted = names if only is None else list(only)
@@ -527,7 +527,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
         if n <= 1:
             done = (_render(*t) for t in tasks)
         else:
-            from joblib import delayed
+            from joblib import delayed  # start-up: joblib, only when a pool runs
 
             done = local_parallel(n, return_as="generator")(delayed(_render)(*t) for t in tasks)
         for name, rendered, problems in done:

@@ -13,7 +13,7 @@ Figures (docs/FIGURES.md says what each shows):
 * :func:`drops` -- violations and dropped tracer calls per patch against
   CPU count or sync-round latency, one line per strategy, 95% bands;
 * :func:`heatmap` -- one strategy over CPUs x sync-round latency;
-* :func:`batching` -- per-site vs batched protocol over the number of
+* :func:`batching` -- per-site vs batched updates over the number of
   sites, Bristot's measurement marked;
 * :func:`tradeoff` -- stall CPU-time against dropped invocations;
 * :func:`closed_vs_monte_carlo` -- the closed form against the Monte Carlo;
@@ -35,13 +35,13 @@ from workbench.base.vocabulary import ENTRIES_BY_ARCH
 from workbench.emulate.scenario import load_scenario
 from workbench.race.experiment import long_metrics
 from workbench.race.timing import BRISTOT, Timing
-from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE,
+from workbench.figures.style import (METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE,
                                      X_AXES, DecadeLocator, PlotFigure, eng_tick, figure_check, log_x,
                                      marker_stagger, new_figure, save, set_x, strategies_in, strategy_style, style,
                                      styled, symlog_y, text_overlaps)
 
 __all__ = [
-    "ARCH_PANELS", "ARCH_WHY", "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PlotFigure", "SIZES", "STRATEGY_ORDER",
+    "ARCH_PANELS", "ARCH_WHY", "METRIC_LABELS", "OKABE_ITO", "PlotFigure", "SIZES", "STRATEGY_ORDER",
     "STRATEGY_STYLE", "arch_compare", "batching", "closed_vs_monte_carlo", "drops", "drops_compare",
     "figure_check", "heatmap", "new_figure", "outcome_cell", "outcome_grid", "outcome_panels", "save", "style",
     "text_overlaps", "tradeoff",
@@ -174,7 +174,7 @@ def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", si
     scale, each with its colour
     bar. Cells are drawn at their grid values (no interpolation).
     """
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import LogNorm  # start-up: matplotlib, only when a figure is drawn
 
     metrics = list(metrics)
     _need(frame, ["strategy", "cpus", "sync_round_ns"] + [f"{m}_mean" for m in metrics], "heatmap")
@@ -215,13 +215,13 @@ def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", si
 
 # -- figure 4: batching and scale --------------------------------------------------------------
 
-_PROTOCOL_STYLE = {"per_site": (OKABE_ITO["vermillion"], "o", "one protocol per site"),
+_BATCHING_STYLE = {"per_site": (OKABE_ITO["vermillion"], "o", "a breakpoint round per site"),
                    "batched": (OKABE_ITO["blue"], "s", "one batch")}
 
 
 @styled
 def batching(frame, anchor=None, size="grid"):
-    """Per-site vs batched breakpoint protocol over the number of sites.
+    """Per-site vs batched breakpoint rounds over the number of sites.
 
     Four panels: IPI sync rounds per update, update (patch) duration,
     trapped calls per update, and the batched/per-site ratio of trapped
@@ -230,15 +230,15 @@ def batching(frame, anchor=None, size="grid"):
     ~10% fewer int3 hits batched).
     """
     anchor = anchor or BRISTOT
-    _need(frame, ["protocol", "n_sites", "ipis_mean", "patch_ns_mean", "trapped_mean",
+    _need(frame, ["batching", "n_sites", "ipis_mean", "patch_ns_mean", "trapped_mean",
                   "trapped_lo", "trapped_hi"], "batching")
     fig, axes = new_figure(size, 2, 2)
     ax_ipi, ax_time, ax_trap, ax_ratio = axes.ravel()
-    by = {p: frame[frame["protocol"] == p].sort_values("n_sites") for p in ("per_site", "batched")}
+    by = {p: frame[frame["batching"] == p].sort_values("n_sites") for p in ("per_site", "batched")}
     for p, d in by.items():
         if d.empty:
             raise ConfigError(f"batching: the frame has no {p} rows")
-        color, marker, label = _PROTOCOL_STYLE[p]
+        color, marker, label = _BATCHING_STYLE[p]
         n = d["n_sites"].to_numpy()
         ax_ipi.plot(n, d["ipis_mean"], color=color, marker=marker, label=label)
         ax_time.plot(n, d["patch_ns_mean"] / 1e6, color=color, marker=marker, label=label)
@@ -614,7 +614,7 @@ _SCENARIO_SHORT = {"seed": "seed", "tracer_add_probe": "add probe", "tracer_add_
 
 
 def _rect(c, r, colour):
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Rectangle  # start-up: matplotlib, only when a figure is drawn
 
     return Rectangle((c + 0.03, r + 0.04), 0.94, 0.92, facecolor=colour, edgecolor="#777777",
                      linewidth=0.4)

@@ -39,7 +39,7 @@ from workbench.base.vocabulary import FORMATS, STRATEGIES
 from workbench.base.units import human_count, human_ns
 
 __all__ = [
-    "DecadeLocator", "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PNG_DPI", "PlotFigure", "SIZES", "STRATEGY_ORDER",
+    "DecadeLocator", "METRIC_LABELS", "OKABE_ITO", "PNG_DPI", "PlotFigure", "SIZES", "STRATEGY_ORDER",
     "STRATEGY_STYLE", "X_AXES", "caption", "conditions", "eng_tick", "figure_check", "log_x", "marker_stagger",
     "new_figure", "render", "save", "set_x", "strategies_in", "strategy_style", "style", "styled", "symlog_y",
     "text_overlaps", "write_files",
@@ -100,7 +100,7 @@ _RC = {
 @contextmanager
 def style():
     """The workbench's matplotlib settings, for figures made inside the block."""
-    import matplotlib
+    import matplotlib  # start-up: matplotlib, only when a figure is drawn
 
     with matplotlib.rc_context(_RC):
         yield
@@ -131,7 +131,7 @@ def new_figure(size="wide", nrows=1, ncols=1, **kw):
     Uses ``matplotlib.figure.Figure`` directly (no pyplot state), so it is
     safe in workers and widgets. Raises :class:`ConfigError` for an unknown size.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # start-up: matplotlib, only when a figure is drawn
 
     check_choice("size", size, SIZES)
     with style():
@@ -189,7 +189,7 @@ def render(fig, formats=FORMATS, provenance=None, caption_text=None) -> dict:
         meta["svg"]["Description"] = f"{caption_text or ''} provenance: {text}"
         meta["pdf"].update(Subject=caption_text or "", Keywords=text)
         meta["png"].update(Description=caption_text or "", provenance=text)
-    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine  # start-up: matplotlib, only when saving
 
     out = {}
     with style():
@@ -237,7 +237,7 @@ def _fit_titles(fig, margin_in=0.12) -> None:
 #: constant columns named in a figure's conditions caption, with their formatting
 _CONDITIONS = (
     ("scenario", None),  # _scenario_part: each scenario with its kernel (arch) tags
-    ("protocol", lambda v: f"protocol {v}"),
+    ("batching", lambda v: f"batching {v}"),
     ("entry", None),  # _entry_part: one entry, or one per arch
     ("cpus", lambda v: f"{int(v)} CPUs"),
     ("sync_round_ns", lambda v: f"sync round {human_ns(v)} (24 CPUs)"),
@@ -289,7 +289,7 @@ def _entry_part(frame) -> str | None:
 def conditions(frame, provenance=None) -> str:
     """One line naming what a figure held fixed, read from its data.
 
-    Each of protocol, CPUs, sync round, tail sites, trampolines and trials
+    Each of batching, CPUs, sync round, tail sites, trampolines and trials
     that has a single value in *frame* is named; the swept ones (the axes,
     the legend) are not. Every scenario is named with the kernel it is on
     (``real i386``, ``i386 sketch``, ``real x86_64``: its arch), and the
@@ -369,7 +369,7 @@ def caption(fig, text: str) -> None:
 
 def _drawn_texts(fig):
     """(label, bbox) of every visible, non-empty text actually drawn."""
-    from matplotlib.text import Text
+    from matplotlib.text import Text  # start-up: matplotlib, only when a figure is drawn
 
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()

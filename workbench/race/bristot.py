@@ -21,7 +21,7 @@ def bristot_comparison(timing=None, anchor=BRISTOT):
     model: batched windows overlap, per-site windows tile the update, so the
     ratio is ``E[W_batched] / E[W_per_site] = (Kw + R) / (w + R)``,
     independent of call rates. With ``prepare_ns`` 0 each window is two
-    thirds of its protocol run (2 of 3 writes per site, 2 of 3 rounds), so
+    thirds of its breakpoint batch (2 of 3 writes per site, 2 of 3 rounds), so
     the ratio is ``K T_batched / T_per_site`` = 56 x 1.4 / 57 = 1.375.
     """
     timing = timing or Timing()

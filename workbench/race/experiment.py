@@ -1,12 +1,8 @@
-"""What a sweep runs at each point: the :class:`Experiment` protocol and the race simulator.
+"""The race simulator as a sweep's experiment: :class:`RaceExperiment` (:data:`RACE`) and its grids.
 
-An :class:`Experiment` names itself (the name keys the cache and the seed
-streams), lists its parameters with their defaults, normalises and checks a
-point, prepares read-only data every point needs, and runs one point.
-:class:`FunctionExperiment` wraps a plain function; :class:`RaceExperiment`
-(:data:`RACE`, the default of :func:`workbench.sweep.engine.sweep`) is the race
-simulator of :mod:`workbench.race.simulator` over :data:`RACE_PARAMETERS`, with the
-patch timing set by the mean sync round (:meth:`workbench.race.timing.Timing.for_round`).
+:class:`RaceExperiment` runs :mod:`workbench.race.simulator` at one point of
+:data:`RACE_PARAMETERS` (a :class:`workbench.sweep.experiment.Experiment`), with the
+patch timing set by the mean sync round (:meth:`workbench.race.timing.Timing.for_round`);
 :func:`race_grid` builds a grid of its points.
 
 Bad input (an unknown parameter, a value the experiment refuses) raises
@@ -31,8 +27,7 @@ from workbench.race.workload import DEFAULT_HOT, Workload
 from workbench.sweep.engine import Grid
 from workbench.sweep.experiment import Experiment
 
-__all__ = ["RACE", "RACE_PARAMETERS", "REFERENCE_CPUS", "RaceExperiment", "long_metrics", "race_grid",
-           ]
+__all__ = ["RACE", "RACE_PARAMETERS", "REFERENCE_CPUS", "RaceExperiment", "long_metrics", "race_grid"]
 
 #: the CPU count at which ``sync_round_ns`` is defined: Bristot's 24-CPU machine,
 #: where the default timing was calibrated (workbench.race.timing)
@@ -65,6 +60,9 @@ class RaceExperiment(Experiment):
 
     name = "race"
     parameters = RACE_PARAMETERS
+    #: the parameter names a point's random stream is hashed under: the published numbers were drawn
+    #: when ``batching`` was called ``protocol``, and a point's stream stays what it was
+    stream_names = {"batching": "protocol"}
 
     def normalize(self, params):
         p = super().normalize(params)
@@ -93,9 +91,9 @@ class RaceExperiment(Experiment):
             raise ConfigError(f"hot: expected a mapping of function name to calls/s, got {p['hot']!r}") from None
         workload = Workload(hot=hot, tail_functions=p["tail_functions"], tail_rate=p["tail_rate"],
                             zipf_s=p["zipf_s"], dispersion=p["dispersion"])
-        cfg = RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
+        cfg = RaceConfig(p["scenario"], p["strategy"], p["batching"], p["cpus"], workload, timing,
                          trampolines=p["trampolines"], batch_max=p["batch_max"], arch=arch)
-        p.update(protocol=cfg.protocol, batch_max=cfg.batch_max, cpus=cfg.cpus, hot=dict(workload.hot),
+        p.update(batching=cfg.batching, batch_max=cfg.batch_max, cpus=cfg.cpus, hot=dict(workload.hot),
                  tail_functions=workload.tail_functions, tail_rate=workload.tail_rate,
                  zipf_s=workload.zipf_s, dispersion=workload.dispersion,
                  sync_round_ns=float(timing.round_moments(REFERENCE_CPUS)[0]),
@@ -108,7 +106,7 @@ class RaceExperiment(Experiment):
         timing = _timing(p)
         workload = Workload(hot=tuple(p["hot"].items()), tail_functions=p["tail_functions"],
                             tail_rate=p["tail_rate"], zipf_s=p["zipf_s"], dispersion=p["dispersion"])
-        return RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
+        return RaceConfig(p["scenario"], p["strategy"], p["batching"], p["cpus"], workload, timing,
                           trampolines=p["trampolines"], batch_max=p["batch_max"], arch=p["arch"])
 
     @staticmethod

@@ -69,7 +69,7 @@ class PerCallOutcomes:
             self._means[key] = np.average(values[idx], axis=0, weights=w)
             self._n[key] = int(weights[idx].sum())
         if "trap_phase" in rows.columns and len(rows):
-            # the protocol step a trap happened after: int3, sync1, tail, sync2, first
+            # the poke step a trap happened after: int3, sync1, tail, sync2, first
             step = rows["trap_phase"].astype(str).str.rsplit(":", n=1).str[-1]
             for key, idx in rows.assign(_step=step).groupby(list(self.KEY) + ["_step"]).indices.items():
                 w = weights[idx] if weights[idx].sum() > 0 else np.ones(len(idx))
@@ -88,7 +88,7 @@ class PerCallOutcomes:
     def per_call(self, strategy, site_kind, trap_site, phase_weights=None):
         """Mapping metric -> expected count per trapped call (0 where no row).
 
-        With *phase_weights* (protocol step -> probability that a trapped
+        With *phase_weights* (poke step -> probability that a trapped
         call trapped in the phase that step opens; :func:`trap_phase_weights`)
         the per-phase means are averaged with those weights, the time a call
         spends in each phase, rather than with the emulator's schedule

@@ -42,11 +42,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workbench.base.errors import check_choice, check_range
+from workbench.base.vocabulary import ARCHES
 from workbench.race.plan import TP_VEC_MAX, Stage
 
-__all__ = ["ARCHES", "ROUNDS_PER_BATCH", "UPDATES", "PlanV61", "batches_of", "plan_v6_1"]
+__all__ = ["ROUNDS_PER_BATCH", "UPDATES", "PlanV61", "batches_of", "plan_v6_1"]
 
-ARCHES = ("i386", "x86_64")
 #: the updates the anchor makes (in each run: tracer on, kprobe added, kprobe removed, tracer off)
 UPDATES = ("tracer_on", "kprobe_add", "kprobe_remove", "tracer_off")
 #: text_poke_sync() rounds per text_poke_bp_batch() of 5-byte instructions

@@ -15,7 +15,7 @@ import pandas as pd
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.numeric import fdot
 from workbench.base.units import NS
-from workbench.base.vocabulary import ARCHES, METRICS, PROTOCOLS, STRATEGIES
+from workbench.base.vocabulary import ARCHES, BATCHINGS, METRICS, STRATEGIES
 from workbench.emulate.scenario import check_scenario, load_scenario
 from workbench.kernel.int3 import get_strategy
 from workbench.race.outcomes import load_outcomes
@@ -31,11 +31,11 @@ _CHUNK = 32768  # trials per vectorised chunk: bounds memory, not results
 
 @dataclass(frozen=True)
 class RaceConfig:
-    """One configuration of the race: scenario, strategy, protocol, CPUs, workload, timing, arch.
+    """One configuration of the race: scenario, strategy, batching, CPUs, workload, timing, arch.
 
-    ``protocol`` defaults to ``stop_machine`` for the ``stop_machine``
-    strategy and ``batched`` (ftrace's protocol) otherwise; the two must
-    agree. ``trampolines=False`` drops the trampoline-call stages (a plain
+    ``batching`` (:data:`~workbench.base.vocabulary.BATCHINGS`) defaults to
+    ``stop_machine`` for the ``stop_machine`` strategy and ``batched``
+    (ftrace's one breakpoint batch) otherwise; the two must agree. ``trampolines=False`` drops the trampoline-call stages (a plain
     text_poke batch, as in Bristot's jump-label measurement). The expected
     patch (hence every armed window) must fit in ``horizon_ns``.
     ``patcher_calls=False`` (the kernel): the CPU running ``text_poke_bp``
@@ -55,7 +55,7 @@ class RaceConfig:
 
     scenario: str = "seed"
     strategy: str = "skip"
-    protocol: str = None
+    batching: str = None
     cpus: int = 64
     workload: Workload = field(default_factory=Workload)
     timing: Timing = field(default_factory=Timing)
@@ -75,18 +75,18 @@ class RaceConfig:
         load_scenario(self.scenario).check_arch(check_choice("arch", self.arch, ARCHES))
         check_choice("strategy", self.strategy, STRATEGIES)
         implied = "stop_machine" if self.strategy == "stop_machine" else "batched"
-        protocol = implied if self.protocol is None else check_choice("protocol", self.protocol, PROTOCOLS)
-        if (protocol == "stop_machine") != (self.strategy == "stop_machine"):
-            raise ConfigError(f"protocol: {protocol!r} does not go with strategy {self.strategy!r}; "
-                              "stop_machine is both a strategy and its protocol")
-        object.__setattr__(self, "protocol", protocol)
+        batching = implied if self.batching is None else check_choice("batching", self.batching, BATCHINGS)
+        if (batching == "stop_machine") != (self.strategy == "stop_machine"):
+            raise ConfigError(f"batching: {batching!r} does not go with strategy {self.strategy!r}; "
+                              "stop_machine is both a strategy and its batching")
+        object.__setattr__(self, "batching", batching)
         if self.batch_max is not None:
             if isinstance(self.batch_max, bool):
                 raise ConfigError(f"batch_max: expected a whole number >= 1 or None, got {self.batch_max!r}")
             object.__setattr__(self, "batch_max",
                                int(check_range("batch_max", self.batch_max, 1, 10**9, integer=True)))
-            if protocol != "batched":
-                raise ConfigError(f"batch_max: cuts the batched protocol into batches; protocol {protocol!r} "
+            if batching != "batched":
+                raise ConfigError(f"batch_max: cuts the batched update into batches; batching {batching!r} "
                                   "has none (leave batch_max unset)")
         object.__setattr__(self, "cpus", int(check_range("cpus", self.cpus, 1, 65536, integer=True)))
         object.__setattr__(self, "horizon_ns", finite_range("horizon_ns", self.horizon_ns, 1))
@@ -107,7 +107,7 @@ def _ipis(cfg, stages):
     """Function-call IPI rounds the patch sends: none with one CPU online."""
     if cfg.cpus == 1:
         return 0
-    if cfg.protocol == "stop_machine":
+    if cfg.batching == "stop_machine":
         return 1  # the stop_machine rendezvous
     return sum(1 if s.what == "publish" else 3 * (s.sites if s.what == "per_site" else 1) for s in stages)
 
@@ -130,7 +130,7 @@ def _closed(cfg, outcomes):
     out = dict.fromkeys(METRICS, 0.0)
     out["ipis"] = float(_ipis(cfg, stages))
     sites = sum(s.sites for s in stages if s.what in ("batched", "per_site"))
-    if cfg.protocol == "stop_machine":
+    if cfg.batching == "stop_machine":
         writes = sum(s.sites for s in stages)  # one whole-instruction write each
         sm_mean, _ = t.stop_machine_moments(n)
         out["patch_ns"] = sm_mean + writes * t.write_ns + sites * t.prepare_ns
@@ -142,7 +142,7 @@ def _closed(cfg, outcomes):
             out["patch_ns"] += mu
             continue
         per = s.sites if s.what == "per_site" else 1
-        # a protocol run: 3 writes per site and 3 rounds; its window holds
+        # a breakpoint batch: 3 writes per site and 3 rounds; its window holds
         # 2 of the writes and the first 2 rounds
         out["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + 3 * per * mu
         ew = s.d_write + 2 * mu
@@ -216,7 +216,7 @@ def draw_chunk(cfg, stages, rng, size):
     t, n = cfg.timing, cfg.cpus
     res = {m: np.zeros(size) for m in METRICS}
     res["ipis"][:] = _ipis(cfg, stages)
-    if cfg.protocol == "stop_machine":
+    if cfg.batching == "stop_machine":
         sites = sum(s.sites for s in stages if s.what in ("batched", "per_site"))
         writes = sum(s.sites for s in stages)
         patch = (t.stop_machine_ns + t.draw_rounds(rng, n, size)
@@ -233,7 +233,7 @@ def draw_chunk(cfg, stages, rng, size):
             continue
         exposures = []  # (group, X = sum of rate * window)
         if s.what in ("trampoline", "batched"):
-            # one protocol run: three rounds; the window is the write time
+            # one breakpoint batch: three rounds; the window is the write time
             # plus the first two (it closes at the first-byte write, before R3)
             rounds = t.draw_rounds(rng, n, (size, 3))
             w = s.d_write + rounds[:, 0] + rounds[:, 1]
@@ -329,7 +329,7 @@ def _config_columns(cfg, outcomes, trials, seed, stream):
     w, t = cfg.workload, cfg.timing
     stages = patch_timeline(cfg, None)
     row = {"arch": cfg.arch, "scenario": cfg.scenario, "entry": outcomes.entry, "strategy": cfg.strategy,
-           "protocol": cfg.protocol, "batch_max": cfg.batch_max, "cpus": cfg.cpus,
+           "batching": cfg.batching, "batch_max": cfg.batch_max, "cpus": cfg.cpus,
            "n_sites": sum(s.sites for s in stages if s.what in ("batched", "per_site")),
            "hot_rates": ",".join(f"{k}={v:g}" for k, v in w.hot),
            "tail_functions": w.tail_functions, "tail_rate": w.tail_rate, "zipf_s": w.zipf_s,
@@ -367,7 +367,7 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     stages = patch_timeline(config, outcomes)
     cf = _closed(config, outcomes)
     missing = sorted({(config.strategy, g.kind, g.trap_site) for s in stages for g in s.groups
-                      if g.sites.total > 0 and config.protocol != "stop_machine"
+                      if g.sites.total > 0 and config.batching != "stop_machine"
                       and not outcomes.has(config.strategy, g.kind, g.trap_site)})
     note = "; ".join(f"no emulator rows for {'/'.join(k)}: counted as 0" for k in missing)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
@@ -398,8 +398,10 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
 
 
 def config_stream(config) -> int:
-    """The 63-bit random stream of a :class:`RaceConfig`: a hash of its full ``repr`` (floats exact)."""
-    return int.from_bytes(hashlib.sha256(repr(config).encode()).digest()[:8], "little") >> 1
+    """The 63-bit random stream of a :class:`RaceConfig`: a hash of its full ``repr`` (floats exact),
+    with ``batching`` spelled ``protocol`` as when the streams were first drawn (same config, same numbers)."""
+    text = repr(config).replace(", batching=", ", protocol=", 1)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
 
 
 def simulate_many(configs, outcomes, trials=10_000, seed=0, *, level=0.95):

@@ -1,4 +1,4 @@
-"""The patch timeline: one stage per protocol run, with its windows, site groups and outcomes.
+"""The patch timeline: one stage per breakpoint batch or stop, with its windows, site groups and outcomes.
 
 Shared by the closed form and the Monte Carlo (``workbench.race.simulator``);
 the model is docs/RACE.md "The patch timeline", "The patching CPU" and "spin".
@@ -170,9 +170,9 @@ def patch_timeline(cfg, outcomes):
                 stages.append(_Stage("publish", 0, []))
         else:
             k = sum(summary[kind].count for kind in st.kinds)
-            if k == 0:  # nothing to rewrite: ftrace runs no protocol
+            if k == 0:  # nothing to rewrite: ftrace pokes nothing
                 continue
-            if cfg.protocol == "per_site":
+            if cfg.batching == "per_site":
                 per_site = NS * sum(summary[kind].total for kind in st.kinds) / k
                 weights["now"] = trap_phase_weights(cfg, 1, per_site)
                 groups = [_Group(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"),
@@ -205,7 +205,7 @@ def _batches(cfg, kinds, share, look, weights, functions=()):
     pseudo-random order of the workload's rates (:func:`_batch_order`), so
     each batch carries the rates of its own sites: the Zipf-tail's busiest
     and the named functions fall into particular batches. Each batch is a
-    full protocol run (its three rounds, its ``3 b`` writes) whose window
+    full breakpoint batch (its three rounds, its ``3 b`` writes) whose window
     covers only its ``b`` sites: ``W_j = 2 b_j w + R1 + R2``. The patching
     CPU's interrupt-context calls (spin) reach only the batch holding the
     interrupt function's site.

@@ -240,7 +240,7 @@ def dask_client(scheduler=None, client=None, jobs=None, processes=True):
     if client is not None:
         yield client
         return
-    # imported here, not at the top: distributed's start-up (about a second) is paid only by Dask runs
+    # start-up: distributed's (about a second) is paid only by Dask runs
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -296,7 +296,7 @@ def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client
         yield from local_parallel(jobs or -1, return_as="generator_unordered", batch_size=1)(
             delayed(_run_chunk)(experiment, c, seed, context, me) for c in chunks)
     else:
-        from distributed import as_completed
+        from distributed import as_completed  # start-up: distributed, only on Dask
 
         with dask_client(scheduler, client, jobs, processes) as c:
             ctx = c.scatter([context], broadcast=True)[0]  # one copy per worker, not per task
@@ -344,7 +344,7 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
     chunk size or seed; ``KeyboardInterrupt`` passes through with the
     finished points cached.
     """
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # start-up: tqdm, only when a sweep runs
 
     if experiment is None:
         experiment = getattr(grid, "experiment", None)
@@ -400,7 +400,7 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
             corrupt += 1
             got = None
         if got is None:
-            todo.append((i, p, point_stream(experiment.name, p)))
+            todo.append((i, p, point_stream(experiment.name, experiment.stream_params(p))))
         else:
             results[i] = got
     cached = len(points) - len(todo) - sum(len(v) for i, v in twins.items() if results[i] is None)
@@ -455,7 +455,7 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
                          "their own version (restart the workers to use the edited code)",
                          ", ".join(sorted(stale)), store.version)
             if backend == "local":  # the next sweep gets fresh workers
-                # imported here, not at the top: joblib's start-up cost is paid only by parallel runs
+                # start-up: joblib's cost is paid only by parallel runs
                 from joblib.externals.loky import get_reusable_executor
 
                 get_reusable_executor().shutdown(wait=True, kill_workers=True)

@@ -130,8 +130,8 @@ def _mark_many(m) -> str:
 
 def _notebook_html(path: Path) -> str:
     """One executed notebook as an HTML fragment: inputs, outputs, images inline, no scripts."""
-    import nbformat  # with nbconvert: only when a report is written
-    from nbconvert import HTMLExporter
+    import nbformat  # start-up: only when a report is written
+    from nbconvert import HTMLExporter  # start-up: only when a report is written
 
     nb = nbformat.read(path, as_version=4)
     # a widget view needs a live kernel: show the static snapshot the viewer saved beside it

@@ -33,7 +33,7 @@ from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS, McConfig
 from workbench.sweep.engine import sweep
 from workbench.sweep.experiment import Experiment
 
-__all__ = ["BEHAVIOUR", "MC", "McExperiment", "SPLIT", "behaviours", "check_all", "multi_cpu_only",
+__all__ = ["BEHAVIOUR", "MC", "McExperiment", "behaviours", "check_all", "multi_cpu_only",
            "write_counterexamples"]
 
 #: what one call did, as compared between engines and CPU counts

@@ -71,7 +71,7 @@ from workbench.emulate.scenario import Scenario, load_scenario
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS, DataWrite, Sync, TextBatch, TextChange
 from workbench.kernel.image import build_image
 from workbench.kernel.tree import KernelTree, open_kernel_tree
-from workbench.kernel.int3 import STRATEGIES, get_strategy
+from workbench.kernel.int3 import get_strategy
 from workbench.kernel.layout import EQU
 from workbench.kernel.machine import UNBOUNDED, Crash, KernelFault, Machine
 from workbench.kernel.ptrace import PtRegs
@@ -165,7 +165,7 @@ class McConfig:
         arch = check_choice("arch", self.arch, ARCHES)
         entries = ENTRIES_BY_ARCH[arch]
         entry = check_choice("entry", entries[-1] if self.entry is None else self.entry, entries)
-        proto = self.protocol or ("stop_machine" if STRATEGIES[self.strategy].protocol == "stop_machine"
+        proto = self.protocol or ("stop_machine" if get_strategy(self.strategy).poke_method == "stop_machine"
                                   else "breakpoint")
         check_choice("protocol", proto, MC_PROTOCOLS)
         check_choice("handler", self.handler, HANDLERS)
@@ -652,7 +652,7 @@ class McSystem:
                 s.spin = None
         elif e.kind == "irqoff_wait":
             regs = self.regs(i)
-            if not self._handle(i, regs, s.wait_change, STRATEGIES["emulate_new"]):
+            if not self._handle(i, regs, s.wait_change, get_strategy("emulate_new")):
                 return
             s.icache = frozenset()  # iret, as after h2
         self._run(i)
