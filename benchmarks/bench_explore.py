@@ -29,7 +29,7 @@ import numpy as np
 
 from workbench.emulate.explore import explore
 from workbench.emulate.run import Run
-from workbench.kernel.machine import Cpu, Machine
+from workbench.kernel.machine import Cpu
 
 SITES = (4, 16, 64, 256)  # ordinary functions; + 3 livepatched/IRQ ones = patched sites
 _SNIPPET = """
@@ -94,7 +94,7 @@ def baseline_per_schedule(work, n=500):
         m.mem[:] = mem
         cpu.uc.context_restore(ctx)
         cpu.eip, cpu.drained, cpu.crash = im.sym("workload_call"), 0, None
-        for s in range(syncs):
+        for _ in range(syncs):
             cpu.sync_core(lo, hi)
         for _ in range(runs):
             cpu.run(per)

@@ -83,7 +83,9 @@ def diff(a: Path, b: Path, rename: dict[str, str]) -> int:
             print(f"{name}: columns differ: {ha} vs {hb}")
             bad += 1
         elif ra != rb:
-            n = sum(x != y for r, s in zip(ra, rb) for x, y in zip(r, s)) + abs(len(ra) - len(rb))
+            # the rows both have, cell by cell (a row of one length less is counted once, below)
+            n = sum(x != y for r, s in zip(ra, rb, strict=False) for x, y in zip(r, s, strict=True))
+            n += abs(len(ra) - len(rb))
             print(f"{name}: {n} of {cells} values differ")
             bad += 1
         else:

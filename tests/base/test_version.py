@@ -11,7 +11,6 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import workbench.base.version as version

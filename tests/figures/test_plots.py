@@ -68,7 +68,7 @@ def test_drops_draws_one_line_per_strategy_with_its_style_and_bands(frames):
     fig = plots.drops(frames["cpus"], x="cpus")
     ax = fig.axes[0]
     assert len(ax.lines) == len(STRATS)
-    for line, s in zip(ax.lines, STRATS):
+    for line, s in zip(ax.lines, STRATS, strict=True):
         colour, marker, label = plots.STRATEGY_STYLE[s]
         assert (line.get_color(), line.get_marker(), line.get_label()) == (colour, marker, label)
         assert list(line.get_xdata()) == [1, 16, 256]
@@ -77,7 +77,7 @@ def test_drops_draws_one_line_per_strategy_with_its_style_and_bands(frames):
     # bands only for strategies that drop something: skip in the violations panel
     assert len(ax.collections) == 1
     # the four strategies that never violate coincide on 0: their markers are staggered
-    zero = [ln.get_markevery() for ln, s in zip(ax.lines, STRATS) if s != "skip"]
+    zero = [ln.get_markevery() for ln, s in zip(ax.lines, STRATS, strict=True) if s != "skip"]
     assert sorted(m[0] for m in zero if m) == [0, 1, 2, 3, 4]
     assert fig.legends and len(fig.legends[0].get_texts()) == len(STRATS)
 
@@ -214,7 +214,7 @@ def test_save_is_byte_stable_and_carries_no_dates(frames, tmp_path):
     a = plots.save(plots.drops(frames["cpus"]), "f", tmp_path / "a")
     b = plots.save(plots.drops(frames["cpus"]), "f", tmp_path / "b")
     assert [p.suffix for p in a] == [".svg", ".pdf", ".png"]
-    for pa, pb in zip(a, b):
+    for pa, pb in zip(a, b, strict=True):
         assert pa.read_bytes() == pb.read_bytes(), pa.name
     svg, pdf, png = (p.read_bytes() for p in a)
     assert b"<dc:date>" not in svg and b"CreationDate" not in pdf and b"ModDate" not in pdf

@@ -99,7 +99,7 @@ def test_csv_round_trip_has_provenance_columns_full_precision_and_one_unit_per_c
     # the arch comparison: every row names its arch and the kernel it belongs to
     by_arch = pd.read_csv(out / "summary" / "drops_by_arch_quick.csv")
     assert read_provenance(by_arch)["grid"] == "arch"
-    kernels = set(zip(by_arch["scenario"], by_arch["arch"], by_arch["kernel"]))
+    kernels = set(zip(by_arch["scenario"], by_arch["arch"], by_arch["kernel"], strict=True))
     assert kernels == {("seed", "i386", "i386 sketch"), ("seed", "x86_64", "real x86_64"),
                        ("tracer_add_livepatch", "i386", "i386 sketch"),
                        ("tracer_add_livepatch", "x86_64", "real x86_64"),

@@ -12,6 +12,7 @@ passes a ``batch_max`` fails there by construction.
 """
 
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -109,7 +110,7 @@ def test_trapped_calls_fall_with_smaller_batches():
     # to per_site's N L (2 w + 2R), never below the rounds' floor N L 2R.
     seq = [closed_form(cfg(strategy="skip", batch_max=b, cpus=24), EMPTY)["trapped"]
            for b in (None, 256, 64, 8, 1)]
-    assert all(x > y for x, y in zip(seq, seq[1:])), seq
+    assert all(x > y for x, y in pairwise(seq)), seq
     c = cfg(strategy="skip", cpus=24)
     t, stages = c.timing, patch_timeline(c, None)
     mu = t.round_moments(24)[0]
@@ -122,7 +123,7 @@ def test_trapped_calls_fall_with_smaller_batches():
 def test_patch_time_grows_with_batches():
     # each batch costs its three rounds: patch time rises as batches shrink
     seq = [closed_form(cfg(batch_max=b, cpus=24), EMPTY)["patch_ns"] for b in (None, 256, 8, 1)]
-    assert all(x < y for x, y in zip(seq, seq[1:])), seq
+    assert all(x < y for x, y in pairwise(seq)), seq
 
 
 def outcomes_with_means(scenario="seed"):

@@ -10,6 +10,7 @@ come from the emulator, and the tests marked ``real table`` use them through
 import json
 import math
 import re
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -160,11 +161,11 @@ def test_skip_violations_grow_with_cpus_and_window():
                                   "spurious": 0.0, "crash": 0.0})
     by_cpus = [closed_form(RaceConfig("seed", "skip", cpus=n, workload=SMALL), outcomes)["violations"]
                for n in (1, 2, 8, 64, 512, 4096)]
-    assert all(b > a for a, b in zip(by_cpus, by_cpus[1:]))
+    assert all(b > a for a, b in pairwise(by_cpus))
     by_window = [closed_form(RaceConfig("seed", "skip", cpus=64, workload=SMALL,
                                         timing=Timing.for_round(r)), outcomes)["violations"]
                  for r in (1e5, 3e5, 1e6, 3e6)]
-    assert all(b > a for a, b in zip(by_window, by_window[1:]))
+    assert all(b > a for a, b in pairwise(by_window))
     # linear in N at a fixed window (Poisson baseline): 64x CPUs, 64x violations
     a, b = (closed_form(RaceConfig("seed", "skip", cpus=n, workload=SMALL, timing=FIXED,
                                    patcher_calls=True), outcomes) for n in (8, 512))

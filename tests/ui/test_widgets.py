@@ -44,7 +44,7 @@ def test_explorer_controls_drive_the_sweep(explorer):
     assert set(explorer.frame.batching) == {"stop_machine"}  # its own batching, whatever the dropdown
     explorer.batching.value = "per_site"
     explorer.strategies.value = ("skip", "stop_machine")
-    assert set(zip(explorer.frame.strategy, explorer.frame.batching)) == {("skip", "per_site"),
+    assert set(zip(explorer.frame.strategy, explorer.frame.batching, strict=True)) == {("skip", "per_site"),
                                                                           ("stop_machine", "stop_machine")}
 
 

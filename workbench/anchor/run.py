@@ -182,7 +182,7 @@ def with_model(frame: pd.DataFrame) -> pd.DataFrame:
     # the sites the tracer traces at that point of the run (the figure's N)
     traced = out[out["update"] == "tracer_on"].set_index(["arch", "vcpus", "n_requested"])["enabled_after"]
     out["sites_traced"] = [int(traced.get((a, k, n), n)) for a, k, n in
-                           zip(out["arch"], out["vcpus"], out["n_requested"])]
+                           zip(out["arch"], out["vcpus"], out["n_requested"], strict=True)]
     k1 = out["vcpus"] - 1
     out["model_sync_ipis"] = out["model_sync_rounds"] * k1
     out["model_ftrace_sync_ipis"] = out["model_ftrace_sync"] * k1
@@ -230,10 +230,10 @@ def slope_table(frame: pd.DataFrame) -> pd.DataFrame:
         # what arrived in the classed window less what senders outside the model asked for
         y_in = (g["received_events"] - g[[f"sent_{c}" for c in OUTSIDE_MODEL]].sum(axis=1)).to_numpy(float)
         y_model = g["model_ipis"].to_numpy(float)
-        def fit(y):
+        def fit(y, x=x):
             return float(np.polyfit(x, y, 1)[0])
 
-        def se(y):
+        def se(y, x=x):
             """The slope's standard error from the fit's residuals."""
             coef, res = np.polyfit(x, y, 1, full=True)[:2]
             dof = len(x) - 2

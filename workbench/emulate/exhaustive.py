@@ -166,35 +166,8 @@ def _exhaustive_placements(run: Run, fn: str, patch_gap: int, cap: int, progress
         # run to the call and the calibration share their translations
         measure, remove = calibration(run, k)
         cpu.run(cap, until=im.sym("workload_call"))
-        ctx_k = cpu.uc.context_save()
-        mem_k, bp_k = restorer.snapshot(), m.text_poke_state
-
-        def restore(cold=False, start=None):
-            if start is None:
-                restorer.restore(mem_k)
-                run.traps = {}
-                cpu.uc.context_restore(ctx_k)
-                cpu.eip = im.sym("workload_call")
-            else:  # the state a run to that cut left (steps [0, k) landed, none since)
-                _, (mem, traps, ctx, eip) = start
-                restorer.restore(mem)
-                run.traps = {key: list(t) for key, t in traps.items()}
-                cpu.uc.context_restore(ctx)
-                cpu.eip = eip
-            m.text_poke_state = bp_k
-            run.phase = k
-            cpu.crash, cpu.drained = None, 0
-            if cold:  # drop the calibration's blocks, which call its (deleted) hooks
-                m.sync_core()
-            else:
-                # As cold as the calibration for every byte a step writes; text
-                # no step writes never differs from its translations, so keeping
-                # those changes no fetch the schedule can observe, only the time
-                # spent translating them again.
-                for lo, hi in written:
-                    m.sync_core(lo, hi)
-
-        restore()
+        at_call = (k, restorer.snapshot(), cpu.uc.context_save(), m.text_poke_state)
+        _restore(run, restorer, written, at_call)
         length, events, translated = measure(calib_cap)
         remove()
         first = True  # the calibration's blocks call its (deleted) hooks: start the placements cold
@@ -215,8 +188,8 @@ def _exhaustive_placements(run: Run, fn: str, patch_gap: int, cap: int, progress
         # of spinning, each run at most one trap's worth instead.
         clean = clean_cuts(*translated, im.text, cuts, stale_bytes(run, k))
         chain = None  # (cut, state) of the latest clean cut reached
-        for i, w in zip(cuts, weights):
-            restore(cold=first, start=chain)
+        for i, w in zip(cuts, weights, strict=True):
+            _restore(run, restorer, written, at_call, cold=first, start=chain)
             first = False
             start = chain[0] if chain else 0
             if i > start:
@@ -224,40 +197,86 @@ def _exhaustive_placements(run: Run, fn: str, patch_gap: int, cap: int, progress
                 if i in clean and cpu.crash is None:
                     chain = i, (restorer.snapshot(), {key: list(t) for key, t in run.traps.items()},
                                 cpu.uc.context_save(), cpu.eip)
-            done = i + run.await_interrupts()
-            budget = cap - done
-            run.apply_step()
-            # the later steps land at a time that does not depend on the placement:
-            # patch_gap after the call's calibrated end, then every patch_gap
-            if length + patch_gap > done:
-                cpu.run(length + patch_gap - done)
-                budget -= length + patch_gap - done
-            target = None
-            while cpu.crash is None and budget > 0:
-                if run.phase < len(run.steps):
-                    budget -= run.await_interrupts()
-                    if cpu.crash is not None:
-                        break
-                    run.apply_step()
-                if run.phase == len(run.steps) and target is None:
-                    # go on until one whole call has run after the patch
-                    target = max(cpu.completed_calls(), 1) + 2
-                if target is not None and cpu.completed_calls() >= target:
-                    break
-                cpu.run(patch_gap)
-                budget -= patch_gap
-            recs = cpu.drain()
-            in_flight = cpu.completed_calls() if cpu.crash is not None else None
-            if cpu.crash is None and cpu.completed_calls() == 0:
-                cpu.crash = hang(cpu)
-                in_flight = 0
-            after = [r for r in recs if r["phase0"] >= len(run.steps) and r["seq"] > 0]
-            keep = [r for r in recs if r["seq"] == 0] + after[:1]
-            for row in run.rows(cpu, keep, int(w), in_flight):
-                row.update(mode="exhaustive", schedule=k, placement=i)
-                rows.append(row)
+            _land_and_finish(run, i, length, patch_gap, cap)
+            rows += _placement_rows(run, int(w), k, i)
         progress(1)
     return rows, raw, distinct
+
+
+def _restore(run: Run, restorer: MemoryRestorer, written: list[tuple[int, int]], at_call: tuple,
+             cold: bool = False, start: tuple | None = None) -> None:
+    """The machine as it stood at the call with steps ``[0, k)`` landed (*at_call*: ``(k, memory
+    snapshot, registers, bp_desc)``), or, with *start*, at a clean cut a run from there reached."""
+    m, cpu = run.machine, run.machine.cpus[0]
+    k, mem_k, ctx_k, bp_k = at_call
+    if start is None:
+        restorer.restore(mem_k)
+        run.traps = {}
+        cpu.uc.context_restore(ctx_k)
+        cpu.eip = run.image.sym("workload_call")
+    else:  # the state a run to that cut left (steps [0, k) landed, none since)
+        _, (mem, traps, ctx, eip) = start
+        restorer.restore(mem)
+        run.traps = {key: list(t) for key, t in traps.items()}
+        cpu.uc.context_restore(ctx)
+        cpu.eip = eip
+    m.text_poke_state = bp_k
+    run.phase = k
+    cpu.crash, cpu.drained = None, 0
+    if cold:  # drop the calibration's blocks, which call its (deleted) hooks
+        m.sync_core()
+    else:
+        # As cold as the calibration for every byte a step writes; text
+        # no step writes never differs from its translations, so keeping
+        # those changes no fetch the schedule can observe, only the time
+        # spent translating them again.
+        for lo, hi in written:
+            m.sync_core(lo, hi)
+
+
+def _land_and_finish(run: Run, cut: int, length: int, patch_gap: int, cap: int) -> None:
+    """Land the placed step at *cut* (once the CPU takes its IPI), the later ones *patch_gap* after the
+    call's calibrated *length* and every *patch_gap* since, and run until one whole call has run after
+    the patch (or the CPU crashed, or *cap* instructions)."""
+    cpu = run.machine.cpus[0]
+    done = cut + run.await_interrupts()
+    budget = cap - done
+    run.apply_step()
+    # the later steps land at a time that does not depend on the placement:
+    # patch_gap after the call's calibrated end, then every patch_gap
+    if length + patch_gap > done:
+        cpu.run(length + patch_gap - done)
+        budget -= length + patch_gap - done
+    target = None
+    while cpu.crash is None and budget > 0:
+        if run.phase < len(run.steps):
+            budget -= run.await_interrupts()
+            if cpu.crash is not None:
+                break
+            run.apply_step()
+        if run.phase == len(run.steps) and target is None:
+            # go on until one whole call has run after the patch
+            target = max(cpu.completed_calls(), 1) + 2
+        if target is not None and cpu.completed_calls() >= target:
+            break
+        cpu.run(patch_gap)
+        budget -= patch_gap
+
+
+def _placement_rows(run: Run, weight: int, k: int, cut: int) -> list[dict]:
+    """The rows of one placement: the placed call, and the first whole call after the patch."""
+    cpu = run.machine.cpus[0]
+    recs = cpu.drain()
+    in_flight = cpu.completed_calls() if cpu.crash is not None else None
+    if cpu.crash is None and cpu.completed_calls() == 0:
+        cpu.crash = hang(cpu)
+        in_flight = 0
+    after = [r for r in recs if r["phase0"] >= len(run.steps) and r["seq"] > 0]
+    keep = [r for r in recs if r["seq"] == 0] + after[:1]
+    rows = run.rows(cpu, keep, weight, in_flight)
+    for row in rows:
+        row.update(mode="exhaustive", schedule=k, placement=cut)
+    return rows
 
 
 def _coalesce(ranges, gap: int = 32) -> list[tuple[int, int]]:

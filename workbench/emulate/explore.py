@@ -69,7 +69,7 @@ def _random_schedule(run: Run, seed, functions, slice_mean: int, patch_gap: int,
         fns = rng.integers(0, len(functions), 4096)
         # geometric idle gaps: call starts form a renewal process of known rate
         gaps = rng.geometric(1.0 / (1.0 + gap_mean), 4096) - 1 if gap_mean > 0 else np.zeros(4096, int)
-        cpu.reset([run.call_entry(functions[i], g) for i, g in zip(fns.tolist(), gaps.tolist())])
+        cpu.reset([run.call_entry(functions[i], g) for i, g in zip(fns.tolist(), gaps.tolist(), strict=True)])
     rows, now, insns = [], 0, 0
     next_step = warmup + int(rng.integers(0, max(warmup, 1)))
     done_at, in_flight, landed = None, {}, []

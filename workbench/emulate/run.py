@@ -382,7 +382,7 @@ class MemoryRestorer:
         m.write_watch, m.write_hits = tuple(cold), 0
         self.cold = [(lo - off, hi - off) for lo, hi in cold]
         edges = [0] + [x for c in self.cold for x in c] + [len(m.mem)]
-        self.hot = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if a < b]
+        self.hot = [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True) if a < b]
         #: the array whose idle areas memory's equal while no stray store is seen
         #: (None: not known yet, the first copy copies everything)
         self.cold_ref: np.ndarray | None = None
@@ -424,7 +424,7 @@ class MemoryRestorer:
             self._restore_full(snap)
             return
         clean = self._clean(self.base)
-        for (a, b), part in zip(self.hot, snap):
+        for (a, b), part in zip(self.hot, snap, strict=True):
             mem[a:b] = part
         if not clean:  # the idle areas were the before state's when snapped
             for a, b in self.cold:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from workbench.base.errors import ConfigError, check_choice
@@ -177,7 +178,7 @@ class Scenario:
                 cur = cur + [n]
                 seq.append(cur)
         states = [FtraceState(image, tuple(by[n] for n in names), self.ops, moving) for names in seq]
-        return list(zip(states, states[1:]))
+        return list(pairwise(states))
 
     def plan(self, image: KernelImage, per_site: bool = False):
         """The kernel-ordered plan of changes: each update's

@@ -25,7 +25,7 @@ def anchor_ipis(frame):
     slope. Small dots: what arrived less the IPIs of the classes outside the
     model (``received_in_model``).
     """
-    panels = sorted({(a, int(k)) for a, k in zip(frame["arch"], frame["vcpus"])})
+    panels = sorted({(a, int(k)) for a, k in zip(frame["arch"], frame["vcpus"], strict=True)})
     archs = sorted({a for a, _ in panels})
     ks = sorted({k for _, k in panels})
     fig, axes = new_figure("grid" if len(ks) > 1 else "wide", nrows=len(ks), ncols=len(archs), sharex=True)

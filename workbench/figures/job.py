@@ -215,7 +215,7 @@ def _load_tables(jobs, progress):
 
             it = local_parallel(n, return_as="generator")(
                 delayed(_load_table_in_worker)(s, e, a, os.getpid()) for s, e, a in missing)
-            for key, table in zip(missing, it):
+            for key, table in zip(missing, it, strict=True):
                 out[key] = table
                 bar.update(1)
     # in TABLES' order, as the summaries concatenate them; every row names its arch (an i386
@@ -263,7 +263,7 @@ def summaries(frames: dict, tables: dict) -> dict:
     for name, frame in out.items():
         if "scenario" in frame.columns:
             arch = frame["arch"].astype(str) if "arch" in frame.columns else ["i386"] * len(frame)
-            pairs = list(zip(frame["scenario"].astype(str), arch))
+            pairs = list(zip(frame["scenario"].astype(str), arch, strict=True))
             tags = {p: load_scenario(p[0]).kernel_on(p[1]) for p in set(pairs)}  # a scenario read once
             out[name] = frame.assign(kernel=[tags[p] for p in pairs])[["scenario", "kernel"] + [c for c in frame.columns
                                                                            if c not in ("scenario", "kernel")]]
@@ -326,7 +326,7 @@ def _draw(name, frames, tables):
     if name == "fig8_arch_compare":
         a = frames["arch"]
         kernels = {(sc, ar): load_scenario(sc).kernel_on(ar) for sc, ar in
-                   set(zip(a["scenario"].astype(str), a["arch"].astype(str)))}
+                   set(zip(a["scenario"].astype(str), a["arch"].astype(str), strict=True))}
         return plots.arch_compare(a, kernels)
     raise ConfigError(f"figure: unknown {name!r}")
 

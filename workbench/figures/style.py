@@ -385,8 +385,8 @@ def _drawn_texts(fig):
 
             def inside(loc):
                 with np.errstate(all="ignore"):
-                    v = float(tr.transform(np.array([loc]))[0])
-                return np.isfinite(v) and lo - tol <= v <= hi + tol
+                    v = float(tr.transform(np.array([loc]))[0])  # noqa: B023 -- called in this iteration only
+                return np.isfinite(v) and lo - tol <= v <= hi + tol  # noqa: B023 -- called in this iteration only
 
             # get_*_ticks() returns one tick per current location; spare Tick
             # objects (majorTicks beyond those) keep stale labels and are not drawn

@@ -474,7 +474,7 @@ class Cpu:
         """Call records logged since the last drain (oldest first)."""
         out = []
         for row in self.drain_array().tolist():
-            rec = dict(zip(_CR_FIELDS, row))
+            rec = dict(zip(_CR_FIELDS, row, strict=True))
             rec["cpu"] = self.index
             out.append(rec)
         return out

@@ -299,7 +299,7 @@ def spin_draw_shared(res, groups, w, n, disp, rng, size, count):
     x = total * w
     k = rng.binomial(n, -np.expm1(-x))
     left, rate_left = k, total
-    for g, lg in zip(live[:-1], lam[:-1]):
+    for g, lg in zip(live[:-1], lam[:-1], strict=True):
         share = np.divide(lg, rate_left, out=np.zeros(size), where=rate_left > 0)
         kg = rng.binomial(left, np.clip(share, 0.0, 1.0))
         count(res, g, kg, rng)

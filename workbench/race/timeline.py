@@ -219,7 +219,7 @@ def _batches(cfg, kinds, share, look, weights, functions=()):
         b = hi - lo
         lab, r = labels[lo:hi], rates[lo:hi]
         here = [kind for kind in kinds if kind in lab]
-        tot = {kind: float(sum(x for x, l in zip(r, lab) if l == kind)) * share[kind] for kind in here}
+        tot = {kind: float(sum(x for x, l in zip(r, lab, strict=True) if l == kind)) * share[kind] for kind in here}
         h = t.handler_batch_ns if b > 1 else t.handler_ns  # no search for one entry
         weights["now"] = trap_phase_weights(cfg, b, NS * sum(tot.values()))
         groups = [_Group(kind, "fentry", h, Sites(lab.count(kind), np.zeros(0), tot[kind], 0.0),
@@ -229,7 +229,7 @@ def _batches(cfg, kinds, share, look, weights, functions=()):
             for g in groups:
                 g.late = look(g.kind, "fentry")
         irq = dict.fromkeys(kinds, 0.0)
-        for x, l, name in zip(r, lab, names[lo:hi]):
+        for x, l, name in zip(r, lab, names[lo:hi], strict=True):
             if name in irq_names:
                 irq[l] += x
         out.append(_Stage("batched", b, groups, 2 * b * t.write_ns,

@@ -167,7 +167,7 @@ class Grid:
         if self._extra:
             return [dict(p) for p in self._extra]
         names = list(self.axes)
-        return [dict(zip(names, combo)) for combo in itertools.product(*self.axes.values())]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*self.axes.values())]
 
     def __len__(self):
         return len(self._extra) if self._extra else math.prod(len(v) for v in self.axes.values())
@@ -390,7 +390,7 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
     results, todo, corrupt, twins = [None] * len(points), [], 0, {}
     keys = [store.key(experiment.name, p, seed) if store is not None else None for p in points]
     first = {}
-    for i, (p, key) in enumerate(zip(points, keys)):
+    for i, (p, key) in enumerate(zip(points, keys, strict=True)):
         if key is not None and key in first:  # the same point twice: compute it once
             twins.setdefault(first[key], []).append(i)
             continue
@@ -463,7 +463,7 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
         for j in copies:
             results[j] = results[i]
 
-    records = [{**experiment.columns(p), **row} for p, rows in zip(points, results) for row in rows]
+    records = [{**experiment.columns(p), **row} for p, rows in zip(points, results, strict=True) for row in rows]
     if store is not None and not stale:
         records = plain_json(records)  # as the whole entry gives them back: the same frame either way
         store.put_sweep(whole, experiment.name, records, keys)

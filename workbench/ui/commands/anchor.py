@@ -88,7 +88,8 @@ def run(args):
     write_atomic(out / "slopes.csv", slopes.to_csv(index=False).encode())
     from workbench.figures.anchor_plot import anchor_ipis  # start-up: matplotlib only here
     from workbench.figures.style import save  # start-up: matplotlib only here
-    fig_prov = {**prov, "kernels": sorted({f"{p} {v}" for p, v in zip(frame.kernel_package, frame.kernel_version)}),
+    kernels = {f"{p} {v}" for p, v in zip(frame.kernel_package, frame.kernel_version, strict=True)}
+    fig_prov = {**prov, "kernels": sorted(kernels),
                 "qemu": sorted(set(frame.qemu_version)), "accelerator": "tcg", "vcpus": list(vcpus),
                 "sites": list(ns)}
     save(anchor_ipis(frame), "anchor_ipis", formats=("png", "svg"), provenance=fig_prov,

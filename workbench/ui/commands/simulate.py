@@ -25,11 +25,15 @@ import argparse
 import functools
 import json
 import math
+from typing import TYPE_CHECKING
 
 from workbench.base.errors import ConfigError
 from workbench.base.units import human_ns
 from workbench.base.vocabulary import COLUMNS, METRICS
 from workbench.race.parameters import RACE_PARAMETERS
+
+if TYPE_CHECKING:
+    from workbench.sweep.engine import Grid
 
 __all__ = ["configure", "run"]
 
