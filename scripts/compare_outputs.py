@@ -5,14 +5,16 @@ published grid) of the checkout TREE with its data directory under OUT, then wri
 every summary table and sweep as CSV, and, for every scenario, arch and int3 entry, the exhaustive
 explorer's outcome and transition tables. ``code_version`` (a hash of the sources) is left out: it
 changes with any edit. ``python scripts/compare_outputs.py diff A B [--rename OLD=NEW ...]`` compares
-two recordings file by file: the same files, the same columns (A's renamed as given) in the same
-order, and byte-identical values in every cell. Exit status 1 when anything differs.
+two recordings file by file: the same files, the same columns (A's renamed as given; ``GLOB:OLD=NEW``
+renames in the files whose name matches GLOB only) in the same order, and byte-identical values in
+every cell. Exit status 1 when anything differs.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import io
 import os
 import subprocess
@@ -61,6 +63,17 @@ def dump(tree: Path, out: Path, full: bool) -> None:
         pd.read_parquet(path).to_csv(values / f"sweep_{path.stem}.csv", index=False)
 
 
+def _renames(specs: list[str], name: str) -> dict[str, str]:
+    """The column renames of ``[GLOB:]OLD=NEW`` *specs* that apply to the file *name*."""
+    out = {}
+    for spec in specs:
+        glob, _, pair = spec.rpartition(":")
+        if not glob or fnmatch.fnmatch(name, glob):
+            old, new = pair.split("=", 1)
+            out[old] = new
+    return out
+
+
 def _read(path: Path, rename: dict[str, str]) -> tuple[list[str], list[list[str]]]:
     rows = list(csv.reader(io.StringIO(path.read_text())))
     head = [rename.get(c, c) for c in rows[0]] if rows else []
@@ -68,7 +81,7 @@ def _read(path: Path, rename: dict[str, str]) -> tuple[list[str], list[list[str]
     return [head[i] for i in keep], [[r[i] for i in keep] for r in rows[1:]]
 
 
-def diff(a: Path, b: Path, rename: dict[str, str]) -> int:
+def diff(a: Path, b: Path, renames: list[str]) -> int:
     fa = {p.name: p for p in sorted((a / "values").glob("*.csv"))}
     fb = {p.name: p for p in sorted((b / "values").glob("*.csv"))}
     bad = 0
@@ -77,7 +90,7 @@ def diff(a: Path, b: Path, rename: dict[str, str]) -> int:
             print(f"{name}: only in {'A' if name in fa else 'B'}")
             bad += 1
             continue
-        (ha, ra), (hb, rb) = _read(fa[name], rename), _read(fb[name], rename)
+        (ha, ra), (hb, rb) = _read(fa[name], _renames(renames, name)), _read(fb[name], {})
         cells = sum(len(r) for r in ra)
         if ha != hb:
             print(f"{name}: columns differ: {ha} vs {hb}")
@@ -104,12 +117,12 @@ def main() -> int:
     c = sub.add_parser("diff")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
-    c.add_argument("--rename", action="append", default=[], metavar="OLD=NEW")
+    c.add_argument("--rename", action="append", default=[], metavar="[GLOB:]OLD=NEW")
     args = p.parse_args()
     if args.cmd == "dump":
         dump(args.tree, args.out, args.full)
         return 0
-    return diff(args.a, args.b, dict(r.split("=", 1) for r in args.rename))
+    return diff(args.a, args.b, args.rename)
 
 
 if __name__ == "__main__":
