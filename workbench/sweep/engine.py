@@ -54,6 +54,7 @@ import socket
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -344,13 +345,65 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
     chunk size or seed; ``KeyboardInterrupt`` passes through with the
     finished points cached.
     """
-    from tqdm.auto import tqdm  # start-up: tqdm, only when a sweep runs
+    # 1. normalise: every option and every point checked before any work
+    experiment = _experiment_of(grid, experiment)
+    seed, jobs, chunk_size, parallel_above = _check_options(backend, seed, jobs, chunk_size, parallel_above,
+                                                            scheduler, client)
+    if isinstance(grid, Grid):
+        check_grid_size(len(grid), force=force)  # counted before a single point is made
+    raw = grid.points() if isinstance(grid, Grid) else [dict(p) for p in grid]
+    if not raw:
+        raise ConfigError("grid: empty range; the sweep has no points")
+    check_grid_size(len(raw), force=force)
+    store = SweepCache(cache_root) if cache else None
+    # 2. look up: the same points, seed and code as a finished sweep whose point entries are all as it
+    # left them give its records, without normalising or reading every point again
+    whole = store.sweep_key(experiment.name, raw, seed) if store is not None else None
+    served = store.get_sweep(whole) if store is not None else None
+    if served is not None:
+        if save is not None:
+            check_writable(sweep_path(save), what="out")
+        return _frame(served, experiment, seed, save, {
+            "points": len(raw), "cached": len(raw), "computed": 0, "corrupt": 0, "backend": backend,
+            "ran": "serial" if backend == "serial" else "parallel", "seed": seed})
+    points = [experiment.normalize(p) for p in raw]  # every error before any work
+    _check_trials(points, force)
+    if save is not None:
+        check_writable(sweep_path(save), what="out")
+    found = _look_up(store, experiment, points, seed)
+    # 3. run what the cache did not have
+    ran, stale = "serial" if backend == "serial" else "parallel", set()
+    if found.todo:
+        ran, stale = _run(experiment, points, found, store, seed, backend=backend, jobs=jobs, scheduler=scheduler,
+                          client=client, processes=processes, chunk_size=chunk_size,
+                          parallel_above=parallel_above, progress=progress, desc=desc)
+    # 4. assemble: the frame in grid order, the whole sweep cached
+    results = found.results
+    for i, copies in found.twins.items():
+        for j in copies:
+            results[j] = results[i]
+    records = [{**experiment.columns(p), **row} for p, rows in zip(points, results, strict=True) for row in rows]
+    if store is not None and not stale:
+        records = plain_json(records)  # as the whole entry gives them back: the same frame either way
+        store.put_sweep(whole, experiment.name, records, found.keys)
+    return _frame(records, experiment, seed, save, {
+        "points": len(points), "cached": found.cached, "computed": len(found.todo), "corrupt": found.corrupt,
+        "backend": backend, "ran": ran, "seed": seed})
 
+
+def _experiment_of(grid, experiment: Experiment | None) -> Experiment:
+    """*experiment*, or the grid's own; ConfigError when neither names one."""
     if experiment is None:
         experiment = getattr(grid, "experiment", None)
         if experiment is None:
             raise ConfigError("experiment: this grid names no experiment; pass one "
                               "(e.g. workbench.race.experiment.RACE)")
+    return experiment
+
+
+def _check_options(backend: str, seed, jobs, chunk_size, parallel_above, scheduler: str | None,
+                   client) -> tuple[int, int | None, int | None, float]:
+    """``(seed, jobs, chunk_size, parallel_above)`` checked; ConfigError for a bad value or combination."""
     check_choice("backend", backend, BACKENDS)
     seed = check_param("seed", seed)
     if jobs is not None:
@@ -365,28 +418,25 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
         raise ConfigError(f"client: a Dask client needs backend 'dask', not {backend!r}")
     if scheduler is not None and client is None:
         check_scheduler(scheduler)
-    if isinstance(grid, Grid):
-        check_grid_size(len(grid), force=force)  # counted before a single point is made
-    raw = grid.points() if isinstance(grid, Grid) else [dict(p) for p in grid]
-    if not raw:
-        raise ConfigError("grid: empty range; the sweep has no points")
-    check_grid_size(len(raw), force=force)
-    store = SweepCache(cache_root) if cache else None
-    # the same points, seed and code as a finished sweep whose point entries are all as it left
-    # them: its records, without normalising or reading every point again
-    whole = store.sweep_key(experiment.name, raw, seed) if store is not None else None
-    served = store.get_sweep(whole) if store is not None else None
-    if served is not None:
-        if save is not None:
-            check_writable(sweep_path(save), what="out")
-        return _frame(served, experiment, seed, save, {
-            "points": len(raw), "cached": len(raw), "computed": 0, "corrupt": 0, "backend": backend,
-            "ran": "serial" if backend == "serial" else "parallel", "seed": seed})
-    points = [experiment.normalize(p) for p in raw]  # every error before any work
-    _check_trials(points, force)
-    if save is not None:
-        check_writable(sweep_path(save), what="out")
+    return seed, jobs, chunk_size, parallel_above
 
+
+@dataclass
+class _Found:
+    """What the point cache gave: *results* (None where a point must run), the *todo* triples
+    ``(index, point, stream)``, each point's cache *keys*, *twins* (index -> later copies of the
+    same point), and the counts of *cached* and *corrupt* entries."""
+
+    results: list
+    todo: list[tuple[int, dict, int]]
+    keys: list
+    twins: dict[int, list[int]]
+    cached: int
+    corrupt: int
+
+
+def _look_up(store: SweepCache | None, experiment: Experiment, points: list[dict], seed: int) -> _Found:
+    """Each point in the cache; a point listed twice is looked up (and later run) once."""
     results, todo, corrupt, twins = [None] * len(points), [], 0, {}
     keys = [store.key(experiment.name, p, seed) if store is not None else None for p in points]
     first = {}
@@ -404,72 +454,69 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
         else:
             results[i] = got
     cached = len(points) - len(todo) - sum(len(v) for i, v in twins.items() if results[i] is None)
+    return _Found(results, todo, keys, twins, cached, corrupt)
 
-    stale = set()
-    ran = "serial" if backend == "serial" else "parallel"
-    if todo:
-        context = experiment.prepare([p for _, p, _ in todo], progress=progress)
-        workers = jobs or os.cpu_count() or 1
 
-        def batches():
-            nonlocal ran
-            rest, how = todo, backend
-            if backend == "local" and parallel_above > 0:
-                t = time.perf_counter()
-                yield _run_chunk(experiment, rest[:1], seed, context)
-                per_point, rest = time.perf_counter() - t, rest[1:]
-                if per_point < parallel_above or per_point * len(todo) < PARALLEL_MIN_SECONDS:
-                    how, ran = "serial", "serial"
-            # serial: one point per chunk, so each is cached the moment it is done;
-            # workers: a few chunks each, to amortise dispatch yet balance the load
-            size = chunk_size or (1 if how == "serial" else
-                                  max(1, min(16, math.ceil(len(rest) / (4 * workers)))))
-            chunks = [rest[k:k + size] for k in range(0, len(rest), size)]
-            if how == "local" and len(chunks) == 1:
-                ran = "serial"  # _execute runs a single chunk here
-            if chunks:
-                yield from _execute(experiment, chunks, seed, context, how, jobs, scheduler, client,
-                                    processes)
+def _run(experiment: Experiment, points: list[dict], found: _Found, store: SweepCache | None, seed: int, *,
+         backend: str, jobs: int | None, scheduler: str | None, client, processes: bool, chunk_size: int | None,
+         parallel_above: float, progress: bool, desc: str | None) -> tuple[str, set]:
+    """Run *found*'s todo on *backend*, each finished chunk cached at once, into ``found.results``;
+    ``(where the points ran, the code versions of workers that ran other code)``."""
+    from tqdm.auto import tqdm  # start-up: tqdm, only when a sweep runs
 
-        totals: dict = {}  # the experiment's running counts, shown beside the bar
-        with tqdm(total=len(points), initial=cached, desc=desc or f"sweep {experiment.name}",
-                  unit="pt", disable=not progress, leave=False, file=sys.stderr) as bar:
-            for version, done in batches():
-                for i, rows in done:
-                    results[i] = rows
-                    if store is not None and version in (None, store.version):
-                        store.put(keys[i], experiment.name, points[i], rows)
-                    elif store is not None:  # a worker ran other code: its entry is keyed by that code
-                        other = store.for_version(version)
-                        other.put(other.key(experiment.name, points[i], seed), experiment.name, points[i], rows)
-                        stale.add(version)
-                    for name, n in experiment.tally(rows).items():
-                        totals[name] = totals.get(name, 0) + n
-                if totals:
-                    bar.set_postfix(totals, refresh=False)
-                bar.update(len(done) + sum(len(twins.get(i, ())) for i, _ in done))
+    todo, results, twins = found.todo, found.results, found.twins
+    ran, stale = "serial" if backend == "serial" else "parallel", set()
+    context = experiment.prepare([p for _, p, _ in todo], progress=progress)
+    workers = jobs or os.cpu_count() or 1
+
+    def batches():
+        nonlocal ran
+        rest, how = todo, backend
+        if backend == "local" and parallel_above > 0:
+            t = time.perf_counter()
+            yield _run_chunk(experiment, rest[:1], seed, context)
+            per_point, rest = time.perf_counter() - t, rest[1:]
+            if per_point < parallel_above or per_point * len(todo) < PARALLEL_MIN_SECONDS:
+                how, ran = "serial", "serial"
+        # serial: one point per chunk, so each is cached the moment it is done;
+        # workers: a few chunks each, to amortise dispatch yet balance the load
+        size = chunk_size or (1 if how == "serial" else
+                              max(1, min(16, math.ceil(len(rest) / (4 * workers)))))
+        chunks = [rest[k:k + size] for k in range(0, len(rest), size)]
+        if how == "local" and len(chunks) == 1:
+            ran = "serial"  # _execute runs a single chunk here
+        if chunks:
+            yield from _execute(experiment, chunks, seed, context, how, jobs, scheduler, client, processes)
+
+    totals: dict = {}  # the experiment's running counts, shown beside the bar
+    with tqdm(total=len(points), initial=found.cached, desc=desc or f"sweep {experiment.name}",
+              unit="pt", disable=not progress, leave=False, file=sys.stderr) as bar:
+        for version, done in batches():
+            for i, rows in done:
+                results[i] = rows
+                if store is not None and version in (None, store.version):
+                    store.put(found.keys[i], experiment.name, points[i], rows)
+                elif store is not None:  # a worker ran other code: its entry is keyed by that code
+                    other = store.for_version(version)
+                    other.put(other.key(experiment.name, points[i], seed), experiment.name, points[i], rows)
+                    stale.add(version)
+                for name, n in experiment.tally(rows).items():
+                    totals[name] = totals.get(name, 0) + n
             if totals:
-                bar.set_postfix(totals)  # the final totals, drawn whatever the refresh interval
-        if stale:
-            _LOG.warning("sweep: workers ran code %s, not the sources' %s; their results are cached under "
-                         "their own version (restart the workers to use the edited code)",
-                         ", ".join(sorted(stale)), store.version)
-            if backend == "local":  # the next sweep gets fresh workers
-                # start-up: joblib's cost is paid only by parallel runs
-                from joblib.externals.loky import get_reusable_executor
+                bar.set_postfix(totals, refresh=False)
+            bar.update(len(done) + sum(len(twins.get(i, ())) for i, _ in done))
+        if totals:
+            bar.set_postfix(totals)  # the final totals, drawn whatever the refresh interval
+    if stale:
+        _LOG.warning("sweep: workers ran code %s, not the sources' %s; their results are cached under "
+                     "their own version (restart the workers to use the edited code)",
+                     ", ".join(sorted(stale)), store.version)
+        if backend == "local":  # the next sweep gets fresh workers
+            # start-up: joblib's cost is paid only by parallel runs
+            from joblib.externals.loky import get_reusable_executor
 
-                get_reusable_executor().shutdown(wait=True, kill_workers=True)
-    for i, copies in twins.items():
-        for j in copies:
-            results[j] = results[i]
-
-    records = [{**experiment.columns(p), **row} for p, rows in zip(points, results, strict=True) for row in rows]
-    if store is not None and not stale:
-        records = plain_json(records)  # as the whole entry gives them back: the same frame either way
-        store.put_sweep(whole, experiment.name, records, keys)
-    return _frame(records, experiment, seed, save, {
-        "points": len(points), "cached": cached, "computed": len(todo), "corrupt": corrupt, "backend": backend,
-        "ran": ran, "seed": seed})
+            get_reusable_executor().shutdown(wait=True, kill_workers=True)
+    return ran, stale
 
 
 def _frame(records, experiment, seed, save, stats) -> pd.DataFrame:
