@@ -444,8 +444,6 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     limits the figures drawn (names from :data:`FIGURES`). Raises
     :class:`ConfigError` for an unknown figure or a bad backend setting.
     """
-    from tqdm.auto import tqdm  # start-up: tqdm, only when the job runs
-
     names = [f.name for f in FIGURES]
     wanted = names if only is None else list(only)
     if not wanted:
@@ -471,22 +469,44 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     report.seconds["emulator outcome tables"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    frames = {}
     with ExitStack() as stack:
         if backend == "dask" and client is None:  # one cluster for every sweep, not one each
             client, scheduler = stack.enter_context(dask_client(scheduler, None, jobs)), None
-        for name, grid in grids(quick).items():  # every sweep: the summary tables read them all
-            frame = sweep(grid, seed=seed, backend=backend, jobs=jobs, scheduler=scheduler, client=client,
-                          progress=progress, desc=f"sweep {name}", cache_root=cache_root)
-            report.sweeps[name] = frame.attrs["sweep"]
-            frame = stamp(frame, _prov(provenance, frame, seed, name, run))
-            frames[name] = frame
-            report.files.append(save_frame(frame, out / "sweeps" / f"{name}{suffix}.parquet"))
-        report.files.append(write_columns(out / "sweeps" / f"columns{suffix}.json",
-                                          {c for f in frames.values() for c in f.columns}))
+        frames = _run_sweeps(report, out, quick, seed, suffix, backend=backend, jobs=jobs, scheduler=scheduler,
+                             client=client, progress=progress, cache_root=cache_root)
     report.seconds["sweeps"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
+    _write_summaries(report, out, frames, tables, seed, run, suffix)
+    report.seconds["summary tables"] = time.perf_counter() - t2
+
+    t3 = time.perf_counter()
+    _draw_figures(report, out, wanted, frames, tables, seed, run, suffix, 1 if backend == "serial" else jobs,
+                  progress)
+    report.seconds["figures"] = time.perf_counter() - t3
+    report.seconds["total"] = time.perf_counter() - t0
+    return report
+
+
+def _run_sweeps(report: Report, out: Path, quick: bool, seed: int, suffix: str, **how) -> dict[str, pd.DataFrame]:
+    """Every sweep of the job (the summary tables read them all), saved under ``sweeps/``; *how* is
+    passed to :func:`workbench.sweep.engine.sweep`."""
+    run = "quick" if quick else "full"
+    frames = {}
+    for name, grid in grids(quick).items():
+        frame = sweep(grid, seed=seed, desc=f"sweep {name}", **how)
+        report.sweeps[name] = frame.attrs["sweep"]
+        frame = stamp(frame, _prov(provenance, frame, seed, name, run))
+        frames[name] = frame
+        report.files.append(save_frame(frame, out / "sweeps" / f"{name}{suffix}.parquet"))
+    report.files.append(write_columns(out / "sweeps" / f"columns{suffix}.json",
+                                      {c for f in frames.values() for c in f.columns}))
+    return frames
+
+
+def _write_summaries(report: Report, out: Path, frames: dict[str, pd.DataFrame], tables: dict, seed: int,
+                     run: str, suffix: str) -> None:
+    """Every summary table, stamped with the provenance of the sweeps it reads, under ``summary/``."""
     columns = set()
     for name, frame in summaries(frames, tables).items():
         grid = _SOURCES.get(name, name)
@@ -497,9 +517,14 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
         columns |= set(stamped.columns)
         report.files.append(_write_csv(stamped, out / "summary" / f"{name}{suffix}.csv"))
     report.files.append(write_columns(out / "summary" / f"columns{suffix}.json", columns))
-    report.seconds["summary tables"] = time.perf_counter() - t2
 
-    t3 = time.perf_counter()
+
+def _draw_figures(report: Report, out: Path, wanted: list[str], frames: dict[str, pd.DataFrame], tables: dict,
+                  seed: int, run: str, suffix: str, jobs: int | None, progress: bool) -> None:
+    """The *wanted* figures whose inputs changed (or whose files are not the ones written), drawn in
+    up to *jobs* processes; the others kept as they are."""
+    from tqdm.auto import tqdm  # start-up: tqdm, only when the job runs
+
     spec = {f.name: f for f in FIGURES}
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -521,7 +546,7 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
             report.figures_kept.append(name)
     if tasks:
         from workbench.figures.style import write_files  # start-up: matplotlib, only when a figure is drawn
-    n = 1 if backend == "serial" else min(len(tasks), jobs or os.cpu_count() or 1)
+    n = min(len(tasks), jobs or os.cpu_count() or 1)
     with tqdm(total=len(tasks), desc="figures", unit="fig", disable=not progress, leave=False,
               file=sys.stderr) as bar:
         if n <= 1:
@@ -535,9 +560,6 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
             report.problems += [f"{name}: {p}" for p in problems]
             _write_manifest(figdir, name, keys[name], problems, rendered)
             bar.update(1)
-    report.seconds["figures"] = time.perf_counter() - t3
-    report.seconds["total"] = time.perf_counter() - t0
-    return report
 
 
 #: the sweeps each summary table is computed from (its provenance's grid)
@@ -553,6 +575,8 @@ def _prov(provenance, frame, seed, grid, run):
     return provenance(seed=seed, grid=grid, run=run,
                       scenario=list(frame["scenario"].astype(str)) if "scenario" in frame else None,
                       entry=list(frame["entry"].astype(str)) if "entry" in frame else None)
+
+
 def digest(paths) -> str:
     """One SHA-256 over the bytes of *paths* (sorted): equal digests, equal outputs."""
     h = hashlib.sha256()
