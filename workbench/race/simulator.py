@@ -223,91 +223,16 @@ def draw_chunk(cfg, stages, rng, size):
                  + writes * t.write_ns + sites * t.prepare_ns)
         res["patch_ns"], res["stall_ns"] = patch, n * patch
         return res
-    mu, var = t.round_moments(n)
     disp = cfg.workload.dispersion
-    spin = cfg.blocks
     acc = None  # site-weighted window over the batches of one sites step
     for s in stages:
         if s.what == "publish":
             res["patch_ns"] += t.draw_round_sum(rng, n, 1, size)
             continue
-        exposures = []  # (group, X = sum of rate * window)
         if s.what in ("trampoline", "batched"):
-            # one breakpoint batch: three rounds; the window is the write time
-            # plus the first two (it closes at the first-byte write, before R3)
-            rounds = t.draw_rounds(rng, n, (size, 3))
-            w = s.d_write + rounds[:, 0] + rounds[:, 1]
-            res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + rounds.sum(axis=1)
-            if s.batch is not None:  # batches of one sites step: their site-weighted mean window
-                acc = [np.zeros(size), 0] if s.batch[0] == 0 else acc
-                acc[0], acc[1] = acc[0] + s.sites * w, acc[1] + s.sites
-                res["window_ns"] = acc[0] / acc[1]
-            elif s.what == "batched":
-                res["window_ns"] = w
-            if spin and s.what == "batched":
-                # staggered windows (workbench.race.stagger): the trial's conditional
-                # means, Poisson counts; each trap a first trap with the trial's share
-                callers = spin_callers(cfg)
-                by_kind, first, wait = stagger_spin(cfg, s, w)
-                for g in s.groups:
-                    k = rng.poisson(callers * np.asarray(by_kind[g.kind], float))
-                    kf = rng.binomial(k, np.clip(first, 0.0, 1.0))
-                    _count(res, g, kf, rng)
-                    _count(res, replace(g, outcome=g.late), k - kf, rng)
-                res["stall_ns"] += callers * wait
-                _draw_patcher(res, s, w, rng, size)
-                continue
-            if spin:
-                spin_draw_shared(res, s.groups, w, spin_callers(cfg), disp, rng, size, _count)
-                _draw_patcher(res, s, w, rng, size)
-                continue
-            exposures = [(g, g.sites.total * w) for g in s.groups]
-        else:  # per_site: every site its own three rounds, its window the first two
-            ew = s.d_write + 2 * mu
-            all_rounds, window_rounds = np.zeros(size), np.zeros(size)
-            for g in s.groups:
-                x = np.zeros(size)
-                gain = (rng.gamma(1 / disp, disp, size)
-                        if spin and disp > 0 and g.sites.total > 0 else None)
-                top = g.sites.top
-                if top.size:
-                    r = t.draw_rounds(rng, n, (size, top.size, 3))
-                    r12 = r[:, :, 0] + r[:, :, 1]
-                    all_rounds += r.sum(axis=(1, 2))
-                    window_rounds += r12.sum(axis=1)
-                    w = s.d_write + r12
-                    if spin:  # each CPU traps at most once in each site's window
-                        xs = w * (top * NS) * (1.0 if gain is None else gain[:, None])
-                        k = rng.binomial(spin_callers(cfg), -np.expm1(-xs))
-                        _count(res, g, k.sum(axis=1), rng)
-                        res["stall_ns"] += spin_wait(rng, k, w, xs)
-                    else:
-                        x += fdot(w, top)
-                rest = g.sites.count - top.size
-                # the rest's window rounds and third rounds, summed apart so
-                # window_ns and patch_ns share them (the rate-weighted
-                # exposure below is drawn from its own exact moments)
-                r12_rest = t.draw_round_sum(rng, n, 2 * rest, size)
-                window_rounds += r12_rest
-                all_rounds += r12_rest + t.draw_round_sum(rng, n, rest, size)
-                if spin:
-                    # the rest's traps per CPU from their exact mean and
-                    # variance (rest_sums); each waits the rest's mean wait
-                    _, _, (rest_p, rest_b, rest_v) = spin_per_site(t, n, s.d_write, cfg.workload, g.kind,
-                                                                   g.share, g.functions)
-                    if rest_p > 0:
-                        lam = spin_callers(cfg) * gamma_matched(rng, rest_p, rest_v, size)
-                        k = rng.poisson(lam if gain is None else lam * gain)
-                        _count(res, g, k, rng)
-                        res["stall_ns"] += k * (rest_b / rest_p)
-                    continue
-                if g.sites.rest_total > 0:
-                    x += gamma_matched(rng, g.sites.rest_total * ew, g.sites.rest_sumsq * 2 * var, size)
-                exposures.append((g, x))
-            res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + all_rounds
-            res["window_ns"] = s.d_write + window_rounds / max(s.sites, 1)
-            if s.patcher:  # the interrupt function's own site window (its own two rounds)
-                _draw_patcher(res, s, s.d_write + t.draw_rounds(rng, n, (size, 2)).sum(axis=1), rng, size)
+            exposures, acc = _draw_batch(cfg, s, rng, size, res, acc)
+        else:
+            exposures = _draw_per_site(cfg, s, rng, size, res)
         for g, x in exposures:
             if g.sites.total <= 0:
                 continue
@@ -316,6 +241,96 @@ def draw_chunk(cfg, stages, rng, size):
                 lam = lam * rng.gamma(1 / disp, disp, size)
             _count(res, g, rng.poisson(lam), rng)
     return res
+
+
+def _draw_batch(cfg, s, rng, size: int, res: dict, acc: list | None) -> tuple[list, list | None]:
+    """One breakpoint batch (a trampoline call's, or a batch of sites): its patch time, window and spin's
+    traps drawn into *res*; ``(exposures (group, X = sum of rate * window) still to count, acc)``."""
+    t, n = cfg.timing, cfg.cpus
+    # three rounds; the window is the write time plus the first two (it closes at the
+    # first-byte write, before R3)
+    rounds = t.draw_rounds(rng, n, (size, 3))
+    w = s.d_write + rounds[:, 0] + rounds[:, 1]
+    res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + rounds.sum(axis=1)
+    if s.batch is not None:  # batches of one sites step: their site-weighted mean window
+        acc = [np.zeros(size), 0] if s.batch[0] == 0 else acc
+        acc[0], acc[1] = acc[0] + s.sites * w, acc[1] + s.sites
+        res["window_ns"] = acc[0] / acc[1]
+    elif s.what == "batched":
+        res["window_ns"] = w
+    if cfg.blocks and s.what == "batched":
+        # staggered windows (workbench.race.stagger): the trial's conditional
+        # means, Poisson counts; each trap a first trap with the trial's share
+        callers = spin_callers(cfg)
+        by_kind, first, wait = stagger_spin(cfg, s, w)
+        for g in s.groups:
+            k = rng.poisson(callers * np.asarray(by_kind[g.kind], float))
+            kf = rng.binomial(k, np.clip(first, 0.0, 1.0))
+            _count(res, g, kf, rng)
+            _count(res, replace(g, outcome=g.late), k - kf, rng)
+        res["stall_ns"] += callers * wait
+        _draw_patcher(res, s, w, rng, size)
+        return [], acc
+    if cfg.blocks:
+        spin_draw_shared(res, s.groups, w, spin_callers(cfg), cfg.workload.dispersion, rng, size, _count)
+        _draw_patcher(res, s, w, rng, size)
+        return [], acc
+    return [(g, g.sites.total * w) for g in s.groups], acc
+
+
+def _draw_per_site(cfg, s, rng, size: int, res: dict) -> list:
+    """A sites step patched site by site, every site its own three rounds, its window the first two:
+    patch time, window and spin's traps drawn into *res*; the exposures still to count."""
+    t, n = cfg.timing, cfg.cpus
+    mu, var = t.round_moments(n)
+    disp, spin = cfg.workload.dispersion, cfg.blocks
+    exposures = []
+    ew = s.d_write + 2 * mu
+    all_rounds, window_rounds = np.zeros(size), np.zeros(size)
+    for g in s.groups:
+        x = np.zeros(size)
+        gain = (rng.gamma(1 / disp, disp, size)
+                if spin and disp > 0 and g.sites.total > 0 else None)
+        top = g.sites.top
+        if top.size:
+            r = t.draw_rounds(rng, n, (size, top.size, 3))
+            r12 = r[:, :, 0] + r[:, :, 1]
+            all_rounds += r.sum(axis=(1, 2))
+            window_rounds += r12.sum(axis=1)
+            w = s.d_write + r12
+            if spin:  # each CPU traps at most once in each site's window
+                xs = w * (top * NS) * (1.0 if gain is None else gain[:, None])
+                k = rng.binomial(spin_callers(cfg), -np.expm1(-xs))
+                _count(res, g, k.sum(axis=1), rng)
+                res["stall_ns"] += spin_wait(rng, k, w, xs)
+            else:
+                x += fdot(w, top)
+        rest = g.sites.count - top.size
+        # the rest's window rounds and third rounds, summed apart so
+        # window_ns and patch_ns share them (the rate-weighted
+        # exposure below is drawn from its own exact moments)
+        r12_rest = t.draw_round_sum(rng, n, 2 * rest, size)
+        window_rounds += r12_rest
+        all_rounds += r12_rest + t.draw_round_sum(rng, n, rest, size)
+        if spin:
+            # the rest's traps per CPU from their exact mean and
+            # variance (rest_sums); each waits the rest's mean wait
+            _, _, (rest_p, rest_b, rest_v) = spin_per_site(t, n, s.d_write, cfg.workload, g.kind,
+                                                           g.share, g.functions)
+            if rest_p > 0:
+                lam = spin_callers(cfg) * gamma_matched(rng, rest_p, rest_v, size)
+                k = rng.poisson(lam if gain is None else lam * gain)
+                _count(res, g, k, rng)
+                res["stall_ns"] += k * (rest_b / rest_p)
+            continue
+        if g.sites.rest_total > 0:
+            x += gamma_matched(rng, g.sites.rest_total * ew, g.sites.rest_sumsq * 2 * var, size)
+        exposures.append((g, x))
+    res["patch_ns"] += s.sites * (t.prepare_ns + 3 * t.write_ns) + all_rounds
+    res["window_ns"] = s.d_write + window_rounds / max(s.sites, 1)
+    if s.patcher:  # the interrupt function's own site window (its own two rounds)
+        _draw_patcher(res, s, s.d_write + t.draw_rounds(rng, n, (size, 2)).sum(axis=1), rng, size)
+    return exposures
 
 
 def _draw_patcher(res, stage, w, rng, size):
