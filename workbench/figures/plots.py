@@ -248,7 +248,7 @@ def batching(frame, anchor=None, size="grid"):
     merged = by["per_site"].merge(by["batched"], on="n_sites", suffixes=("_p", "_b"))
     ratio = merged["trapped_mean_b"] / merged["trapped_mean_p"]
     ax_ratio.plot(merged["n_sites"], ratio, color=OKABE_ITO["bluish_green"], marker="^",
-                  label="model (closed form)" if False else "model")
+                  label="model")
     star = dict(marker="*", markersize=10, color=OKABE_ITO["black"], linestyle="none", zorder=5)
     ax_ipi.plot([anchor.sites] * 2, [anchor.ipis_per_site, anchor.ipis_batched], label="Bristot, measured", **star)
     ax_time.plot([anchor.sites] * 2, [anchor.update_per_site_ns / 1e6, anchor.update_batched_ns / 1e6],

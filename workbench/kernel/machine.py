@@ -645,9 +645,3 @@ class Machine:
     def handle_int3(self, cpu: Cpu, regs: PtRegs) -> bool:
         """do_int3(): run the installed handler; False means no handler claimed it."""
         return bool(self.int3_handler and self.int3_handler(self, cpu, regs))
-
-    def restore_text(self) -> None:
-        """Put the text back as it was built and make every CPU refetch it."""
-        t0, t1 = (a - self.image.base for a in self.image.text)
-        self.mem[t0:t1] = self._pristine[t0:t1]
-        self.sync_core()

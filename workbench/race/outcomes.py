@@ -62,12 +62,11 @@ class PerCallOutcomes:
         values = rows[list(self.COLUMNS)].to_numpy(float)
         if np.any(values < 0) or not np.all(np.isfinite(values)):
             raise ConfigError("outcomes: per-call means must be finite and >= 0")
-        self._means, self._n, self._phases = {}, {}, {}
+        self._means, self._phases = {}, {}
         weights = rows["trapped_placements"].to_numpy(float)
         for key, idx in rows.groupby(list(self.KEY)).indices.items():
             w = weights[idx] if weights[idx].sum() > 0 else np.ones(len(idx))
             self._means[key] = np.average(values[idx], axis=0, weights=w)
-            self._n[key] = int(weights[idx].sum())
         if "trap_phase" in rows.columns and len(rows):
             # the poke step a trap happened after: int3, sync1, tail, sync2, first
             step = rows["trap_phase"].astype(str).str.rsplit(":", n=1).str[-1]
@@ -110,10 +109,6 @@ class PerCallOutcomes:
     def has(self, strategy, site_kind, trap_site):
         """Whether the table has a row for this key."""
         return (strategy, site_kind, trap_site) in self._means
-
-    def trapped_placements(self, strategy, site_kind, trap_site):
-        """How many emulated trapped calls stand behind a row (0 if none)."""
-        return self._n.get((strategy, site_kind, trap_site), 0)
 
 
 def load_outcomes(scenario, entry=None, arch="i386"):
