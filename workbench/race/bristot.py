@@ -3,16 +3,18 @@
 docs/RACE.md "Calibration" and docs/KERNEL.md §13.
 """
 
+from __future__ import annotations
+
 import pandas as pd
 
 from workbench.race.simulator import RaceConfig, closed_form
-from workbench.race.timing import BRISTOT, Timing
+from workbench.race.timing import BRISTOT, Anchor, Timing
 from workbench.race.workload import LIVEPATCHED, Workload
 
 __all__ = ["bristot_comparison"]
 
 
-def bristot_comparison(timing=None, anchor=BRISTOT):
+def bristot_comparison(timing: Timing | None = None, anchor: Anchor = BRISTOT) -> pd.DataFrame:
     """The model beside Bristot's measurement (closed form, no trampolines).
 
     56 sites on 24 CPUs patched per site and batched. IPI rounds are

@@ -12,6 +12,7 @@ Bad input (an unknown parameter, a value the experiment refuses) raises
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -37,7 +38,7 @@ REFERENCE_CPUS = 24
 _OUTCOME_METRICS = ("violations", "dropped_tracer", "dropped_livepatch", "spurious", "crashes")
 
 
-def _timing(p: dict):
+def _timing(p: dict) -> Timing:
     """The :class:`~workbench.race.timing.Timing` of a point: the one timing model."""
     kw = {k: p[k] for k in ("write_ns", "irq_off_prob", "stop_machine_ns") if p.get(k) is not None}
     return Timing.for_round(p.get("sync_round_ns"), REFERENCE_CPUS, **kw)
@@ -64,7 +65,7 @@ class RaceExperiment(Experiment):
     #: when ``batching`` was called ``protocol``, and a point's stream stays what it was
     stream_names = {"batching": "protocol"}
 
-    def normalize(self, params):
+    def normalize(self, params: dict) -> dict:
         p = super().normalize(params)
         check_choice("outcomes", p["outcomes"], ("emulator", "none"))
         arch = check_choice("arch", p["arch"], ARCHES)
@@ -101,7 +102,7 @@ class RaceExperiment(Experiment):
                  stop_machine_ns=timing.stop_machine_ns)
         return p
 
-    def config(self, p):
+    def config(self, p: dict) -> RaceConfig:
         """The :class:`workbench.race.simulator.RaceConfig` of a normalised point."""
         timing = _timing(p)
         workload = Workload(hot=tuple(p["hot"].items()), tail_functions=p["tail_functions"],
@@ -110,10 +111,10 @@ class RaceExperiment(Experiment):
                           trampolines=p["trampolines"], batch_max=p["batch_max"], arch=p["arch"])
 
     @staticmethod
-    def _needs_table(p):
+    def _needs_table(p: dict) -> bool:
         return p["outcomes"] == "emulator" and p["strategy"] != "stop_machine"
 
-    def prepare(self, points, progress=True):
+    def prepare(self, points: list[dict], progress: bool = True) -> dict[str, pd.DataFrame]:
         """The emulator's outcome table of every (scenario, arch, entry) the points need."""
         from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn; sweep workers only simulate
 
@@ -125,7 +126,7 @@ class RaceExperiment(Experiment):
         out.update({f"{s}/{a}/{e}/patching_cpu": load_patching_cpu_table(s, e, arch=a) for s, a, e in keys})
         return out
 
-    def run(self, p, seed, stream, context):
+    def run(self, p: dict, seed: int, stream: int, context: dict[str, pd.DataFrame]) -> dict:
         if self._needs_table(p):
             key = f"{p['scenario']}/{p['arch']}/{p['entry']}"
             outcomes = PerCallOutcomes(context[key], p["scenario"], p["entry"], context.get(f"{key}/patching_cpu"),
@@ -140,7 +141,7 @@ class RaceExperiment(Experiment):
         row.pop("hot_rates", None)  # the "hot" parameter column says the same
         return row
 
-    def columns(self, p):
+    def columns(self, p: dict) -> dict:
         cols = super().columns(p)
         cols["hot"] = ",".join(f"{k}={v:g}" for k, v in p["hot"].items())
         return cols
@@ -164,7 +165,7 @@ def race_grid(**params) -> Grid:
     return Grid(params, experiment=RACE)
 
 
-def long_metrics(frame: pd.DataFrame, metrics=None) -> pd.DataFrame:
+def long_metrics(frame: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd.DataFrame:
     """Race-sweep results in long form: one row per (point, metric).
 
     Columns: the configuration columns, ``metric``, ``mean``, ``se``,

@@ -39,6 +39,7 @@ poke; docs/ANCHOR.md tells the rest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from workbench.base.errors import check_choice, check_range
@@ -53,7 +54,7 @@ UPDATES = ("tracer_on", "kprobe_add", "kprobe_remove", "tracer_off")
 ROUNDS_PER_BATCH = 3
 
 
-def batches_of(addresses) -> int:
+def batches_of(addresses: Sequence[int]) -> int:
     """How many ``text_poke_bp_batch()`` calls ``text_poke_queue()`` makes of *addresses* (in queue order).
 
     A new batch starts when the queue holds :data:`TP_VEC_MAX` entries or an
@@ -105,7 +106,8 @@ class PlanV61:
         return ROUNDS_PER_BATCH * (int(cpus) - 1)
 
 
-def plan_v6_1(update: str, arch: str, sites: int, *, addresses=None, first_registration: bool = False) -> PlanV61:
+def plan_v6_1(update: str, arch: str, sites: int, *, addresses: Sequence[int] | None = None,
+              first_registration: bool = False) -> PlanV61:
     """The v6.1 plan of *update* on *arch* changing *sites* call sites.
 
     ``tracer_on``/``tracer_off`` change the *sites* filtered functions;

@@ -5,8 +5,11 @@ A closed form (:func:`closed_form`) and a vectorised Monte Carlo
 the model, its assumptions and its checks are in docs/RACE.md.
 """
 
+from __future__ import annotations
+
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -18,9 +21,10 @@ from workbench.base.units import NS
 from workbench.base.vocabulary import ARCHES, BATCHINGS, METRICS, STRATEGIES
 from workbench.emulate.scenario import check_scenario, load_scenario
 from workbench.kernel.int3 import get_strategy
-from workbench.race.outcomes import load_outcomes
+from workbench.race.outcomes import PerCallOutcomes, load_outcomes
 from workbench.race.spin import spin_draw_shared, spin_expect, spin_per_site, spin_shared, spin_wait, window_nodes
-from workbench.race.timeline import patch_timeline, spin_callers, stagger_spin
+from workbench.race.timeline import (SiteGroup, TimelineStage, patch_timeline, spin_callers,
+                                     stagger_spin)
 from workbench.race.timing import Timing, finite_range, gamma_matched
 from workbench.race.workload import LIVEPATCHED, Workload
 
@@ -35,7 +39,8 @@ class RaceConfig:
 
     ``batching`` (:data:`~workbench.base.vocabulary.BATCHINGS`) defaults to
     ``stop_machine`` for the ``stop_machine`` strategy and ``batched``
-    (ftrace's one breakpoint batch) otherwise; the two must agree. ``trampolines=False`` drops the trampoline-call stages (a plain
+    (ftrace's one breakpoint batch) otherwise; the two must agree.
+    ``trampolines=False`` drops the trampoline-call stages (a plain
     text_poke batch, as in Bristot's jump-label measurement). The expected
     patch (hence every armed window) must fit in ``horizon_ns``.
     ``patcher_calls=False`` (the kernel): the CPU running ``text_poke_bp``
@@ -70,7 +75,7 @@ class RaceConfig:
         """Whether the strategy's handler holds a trapped CPU until its window closes (spin)."""
         return get_strategy(self.strategy).blocks
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_scenario(self.scenario)
         load_scenario(self.scenario).check_arch(check_choice("arch", self.arch, ARCHES))
         check_choice("strategy", self.strategy, STRATEGIES)
@@ -103,7 +108,7 @@ class RaceConfig:
                               "raise horizon_ns or shorten the timing")
 
 
-def _ipis(cfg, stages):
+def _ipis(cfg: RaceConfig, stages: list[TimelineStage]) -> int:
     """Function-call IPI rounds the patch sends: none with one CPU online."""
     if cfg.cpus == 1:
         return 0
@@ -112,7 +117,7 @@ def _ipis(cfg, stages):
     return sum(1 if s.what == "publish" else 3 * (s.sites if s.what == "per_site" else 1) for s in stages)
 
 
-def _count(res, g, k, rng):
+def _count(res: dict[str, np.ndarray], g: SiteGroup, k: np.ndarray, rng: np.random.Generator) -> None:
     """Add *k* trapped calls of group *g*: the count, its outcomes, handler time."""
     res["trapped"] += k
     for m, v in g.outcome.items():
@@ -122,7 +127,7 @@ def _count(res, g, k, rng):
     res["stall_ns"] += k * g.handler_ns
 
 
-def _closed(cfg, outcomes):
+def _closed(cfg: RaceConfig, outcomes: PerCallOutcomes | None) -> dict[str, float]:
     """Closed-form expectations of every metric; see closed_form()."""
     t, n = cfg.timing, cfg.cpus
     mu, var = t.round_moments(n)
@@ -192,7 +197,7 @@ def _closed(cfg, outcomes):
     return out
 
 
-def closed_form(config, outcomes):
+def closed_form(config: RaceConfig, outcomes: PerCallOutcomes | None) -> dict[str, float]:
     """Expected value of every metric in :data:`METRICS` for *config*.
 
     ``trapped = N * sum_groups L_g E[W_g]``, except for spin, where a CPU
@@ -207,7 +212,8 @@ def closed_form(config, outcomes):
     return _closed(config, outcomes)
 
 
-def draw_chunk(cfg, stages, rng, size):
+def draw_chunk(cfg: RaceConfig, stages: list[TimelineStage], rng: np.random.Generator,
+               size: int) -> dict[str, np.ndarray]:
     """Per-trial values of every metric for *size* trials: metric -> array of *size*.
 
     Units are those of :data:`METRICS` (counts per patch, times in ns);
@@ -243,7 +249,8 @@ def draw_chunk(cfg, stages, rng, size):
     return res
 
 
-def _draw_batch(cfg, s, rng, size: int, res: dict, acc: list | None) -> tuple[list, list | None]:
+def _draw_batch(cfg: RaceConfig, s: TimelineStage, rng: np.random.Generator, size: int, res: dict[str, np.ndarray],
+                acc: list | None) -> tuple[list, list | None]:
     """One breakpoint batch (a trampoline call's, or a batch of sites): its patch time, window and spin's
     traps drawn into *res*; ``(exposures (group, X = sum of rate * window) still to count, acc)``."""
     t, n = cfg.timing, cfg.cpus
@@ -278,7 +285,8 @@ def _draw_batch(cfg, s, rng, size: int, res: dict, acc: list | None) -> tuple[li
     return [(g, g.sites.total * w) for g in s.groups], acc
 
 
-def _draw_per_site(cfg, s, rng, size: int, res: dict) -> list:
+def _draw_per_site(cfg: RaceConfig, s: TimelineStage, rng: np.random.Generator, size: int,
+                   res: dict[str, np.ndarray]) -> list:
     """A sites step patched site by site, every site its own three rounds, its window the first two:
     patch time, window and spin's traps drawn into *res*; the exposures still to count."""
     t, n = cfg.timing, cfg.cpus
@@ -333,14 +341,15 @@ def _draw_per_site(cfg, s, rng, size: int, res: dict) -> list:
     return exposures
 
 
-def _draw_patcher(res, stage, w, rng, size):
+def _draw_patcher(res: dict[str, np.ndarray], stage: TimelineStage, w: np.ndarray, rng: np.random.Generator,
+                  size: int) -> None:
     """Spin: whether the patching CPU's first interrupt-context call fell in window *w* (per trial)."""
     for g in stage.patcher:
         k = (rng.random(size) < -np.expm1(-NS * g.sites.total * w)).astype(np.int64)
         _count(res, g, k, rng)
 
 
-def _config_columns(cfg, outcomes, trials, seed, stream):
+def _config_columns(cfg: RaceConfig, outcomes: PerCallOutcomes, trials: int, seed: int, stream: int) -> dict:
     w, t = cfg.workload, cfg.timing
     stages = patch_timeline(cfg, None)
     row = {"arch": cfg.arch, "scenario": cfg.scenario, "entry": outcomes.entry, "strategy": cfg.strategy,
@@ -355,7 +364,8 @@ def _config_columns(cfg, outcomes, trials, seed, stream):
     return row
 
 
-def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
+def simulate(config: RaceConfig, outcomes: PerCallOutcomes | None, trials: int = 10_000, seed: int = 0, *,
+             stream: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Monte Carlo of *config*: a one-row tidy frame beside the closed form.
 
     Columns: the configuration, then per metric ``<m>_mean``, ``<m>_se``
@@ -412,14 +422,15 @@ def simulate(config, outcomes, trials=10_000, seed=0, *, stream=0, level=0.95):
     return pd.DataFrame([row])
 
 
-def config_stream(config) -> int:
+def config_stream(config: RaceConfig) -> int:
     """The 63-bit random stream of a :class:`RaceConfig`: a hash of its full ``repr`` (floats exact),
     with ``batching`` spelled ``protocol`` as when the streams were first drawn (same config, same numbers)."""
     text = repr(config).replace(", batching=", ", protocol=", 1)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
 
 
-def simulate_many(configs, outcomes, trials=10_000, seed=0, *, level=0.95):
+def simulate_many(configs: Iterable[RaceConfig], outcomes, trials: int = 10_000, seed: int = 0, *,
+                  level: float = 0.95) -> pd.DataFrame:
     """:func:`simulate` each config (stream = :func:`config_stream` of it); concatenated frame.
 
     *outcomes* is one :class:`PerCallOutcomes`, a mapping scenario (or
@@ -444,7 +455,7 @@ def simulate_many(configs, outcomes, trials=10_000, seed=0, *, level=0.95):
     return pd.concat(frames, ignore_index=True)
 
 
-def _normal_quantile(p):
+def _normal_quantile(p: float) -> float:
     """Standard normal quantile by bisection on erf (no scipy needed)."""
     lo, hi = -40.0, 40.0
     for _ in range(200):
