@@ -42,6 +42,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +134,7 @@ FIGURES = (
 )
 
 
-def batching_grid(sites, trials, cpus=24, site_rate=SITE_RATE):
+def batching_grid(sites: list[int], trials: int, cpus: int = 24, site_rate: float = SITE_RATE) -> Grid:
     """Per-site and batched updates over *sites* call sites: a plain text_poke batch.
 
     The ``shared_regs_caller`` scenario rewrites ordinary sites only, so with
@@ -150,7 +151,7 @@ def batching_grid(sites, trials, cpus=24, site_rate=SITE_RATE):
         for k in sites)
 
 
-def grids(quick=False) -> dict:
+def grids(quick: bool = False) -> dict[str, Grid]:
     """The job's sweeps: name -> :class:`workbench.sweep.engine.Grid`."""
     g = GRIDS["quick" if quick else "full"]
     trials = g["trials"]
@@ -193,7 +194,7 @@ class Report:
         return "\n".join(lines)
 
 
-def _load_tables(jobs, progress):
+def _load_tables(jobs: int | None, progress: bool) -> dict[tuple[str, str], pd.DataFrame]:
     """The emulator's outcome tables: cached ones read here, the others computed two at a time
     when there are two CPUs (no worker is started when every table is cached)."""
     from tqdm.auto import tqdm  # start-up: tqdm, only when the job runs
@@ -270,13 +271,13 @@ def summaries(frames: dict, tables: dict) -> dict:
     return out
 
 
-def _write_csv(frame, path):
+def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
     # full precision: pandas writes the shortest text that reads back as the same float
     text = frame.to_csv(index=False, lineterminator="\n")
     return write_atomic(path, text.encode(), what="summary")
 
 
-def by_panel(frame, keys):
+def by_panel(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One frame whose metric columns come from :data:`PANEL_SCENARIO`'s scenario for each metric.
 
     Rows are those of the first scenario, matched on *keys* (strategy and the
@@ -301,7 +302,7 @@ _PANEL_NOTES = {m: f"scenario {sc} ({_PANEL_WHAT[sc]})" for m, sc in PANEL_SCENA
 _SPIN_NOTE = "spin shows 0 but deadlocks the patch: do_IRQ runs with interrupts off"
 
 
-def _draw(name, frames, tables):
+def _draw(name: str, frames: dict[str, pd.DataFrame], tables: dict):
     from workbench.figures import plots  # start-up: matplotlib, paid only by the process that draws
 
     if name == "fig1_drops_vs_cpus":
@@ -331,7 +332,7 @@ def _draw(name, frames, tables):
     raise ConfigError(f"figure: unknown {name!r}")
 
 
-def _data_of(name, frames, tables):
+def _data_of(name: str, frames: dict[str, pd.DataFrame], tables: dict) -> pd.DataFrame:
     """The frame a figure is drawn from (its conditions caption reads it)."""
     if name == "fig7_outcomes":
         return pd.concat(list(tables.values()), ignore_index=True)
@@ -373,7 +374,7 @@ def _file_digest(path: Path) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
-def _up_to_date(name: str, key: str, outdir: Path):
+def _up_to_date(name: str, key: str, outdir: Path) -> tuple[list[Path], list[str]] | None:
     """``(paths, problems)`` of figure *name* if its files were drawn from inputs with digest *key*
     and each file is still the one written then (its own SHA-256, recorded in the manifest): a
     truncated, emptied, swapped or replaced output is drawn again."""
@@ -401,7 +402,8 @@ def _write_manifest(outdir: Path, name: str, key: str, problems: list, rendered:
                                                      indent=1, sort_keys=True).encode())
 
 
-def _render(name, frames, tables, coordinator=None, prov=None, suffix=""):
+def _render(name: str, frames: dict[str, pd.DataFrame], tables: dict, coordinator: int | None = None,
+            prov: dict | None = None, suffix: str = "") -> tuple[str, dict[str, bytes], list[str]]:
     """Draw, caption and check one figure; ``(file name, {format: bytes}, problems)``.
 
     The caption names the fixed conditions of the figure's data and its
@@ -424,7 +426,7 @@ def _render(name, frames, tables, coordinator=None, prov=None, suffix=""):
                                  caption_text=text), problems
 
 
-def _load_table_in_worker(scenario, entry, arch, coordinator):
+def _load_table_in_worker(scenario: str, entry: str, arch: str, coordinator: int) -> pd.DataFrame:
     """:func:`workbench.emulate.explore.load_outcome_table` in a worker that dies with its parent."""
     from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn, only in this table's worker
 
@@ -433,8 +435,9 @@ def _load_table_in_worker(scenario, entry, arch, coordinator):
     return load_outcome_table(scenario, entry, progress=False, arch=arch)
 
 
-def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, client=None, seed=0,
-               outdir=None, progress=True, only=None, cache_root=None) -> Report:
+def regenerate(quick: bool = False, *, backend: str = "local", jobs: int | None = None, scheduler: str | None = None,
+               client=None, seed: int = 0, outdir: Path | str | None = None, progress: bool = True,
+               only: Iterable[str] | None = None, cache_root: Path | None = None) -> Report:
     """Run every sweep, write every summary CSV and figure; return a :class:`Report`.
 
     Outputs go under *outdir* (default :func:`workbench.base.paths.data_dir`):
@@ -570,14 +573,14 @@ _SOURCES = {"drops_vs_cpus": "cpus", "drops_vs_timing": "timing", "heatmap_skip"
 _SEEDLESS = ("bristot", "outcomes")
 
 
-def _prov(provenance, frame, seed, grid, run):
+def _prov(provenance: Callable[..., dict], frame: pd.DataFrame, seed: int | None, grid: str, run: str) -> dict:
     """The provenance of one output: scenario and entry read from *frame* when it has them."""
     return provenance(seed=seed, grid=grid, run=run,
                       scenario=list(frame["scenario"].astype(str)) if "scenario" in frame else None,
                       entry=list(frame["entry"].astype(str)) if "entry" in frame else None)
 
 
-def digest(paths) -> str:
+def digest(paths: Iterable[Path | str]) -> str:
     """One SHA-256 over the bytes of *paths* (sorted): equal digests, equal outputs."""
     h = hashlib.sha256()
     for p in sorted(map(Path, paths)):
