@@ -6,6 +6,7 @@ import collections
 import json
 import subprocess
 import sys
+from itertools import pairwise
 
 import pytest
 
@@ -278,7 +279,7 @@ def test_step_viewer_jumps_from_event_to_event_to_the_outcome(tmp_path):
         stops.append(v.slider.value)
     assert stops[-1] == len(s) - 1 and s.event(stops[-1]) == "outcome" and "outcome" in v.view.value
     assert len(stops) > 2 and stops == sorted(set(stops))
-    for a, b in zip(stops, stops[1:]):
+    for a, b in pairwise(stops):
         assert s.event(b) and not any(s.event(k) for k in range(a + 1, b))
         why, prev, cur = s.event(b), s.state(b - 1), s.state(b)
         if "bytes of" in why:

@@ -145,7 +145,7 @@ def test_outcome_grid_gains_x86_64_panels_each_naming_its_arch_and_entry(tables,
                       "x86_64: int3 entry v5.2"]
     assert "2700fefdb2d9" in panels[3].get_title() and "3c88c692c287" in panels[1].get_title()
     row = STRATS.index("emulate_regs_caller")
-    cells = {t: [x.get_text() for x in ax.texts][2 * row:2 * row + 2] for t, ax in zip(titles, panels)}
+    cells = {t: [x.get_text() for x in ax.texts][2 * row:2 * row + 2] for t, ax in zip(titles, panels, strict=True)}
     assert all(c.startswith("crash") for c in cells["x86_64: int3 entry v5.1"])
     assert all(c.startswith("correct") for c in cells["x86_64: int3 entry v5.2"])
     # the cells are the emulator's: the v5.1 table records a crash on every trapped call of that row

@@ -107,7 +107,7 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
     strategies = strategies_in(frame)
     scale = X_AXES.get(x, (x, 1.0, ""))[1]
     handles = {}
-    for ax, m in zip(axes[0], metrics):
+    for ax, m in zip(axes[0], metrics, strict=True):
         series = _drops_series(frame, x, m, strategies, scale)
         _drops_panel(ax, series, strategies, x, bands, handles)
         symlog_y(ax, _top(series))
@@ -148,7 +148,7 @@ def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True
     fig, axes = new_figure(size, 1, len(frames), sharey=True)
     scale = X_AXES.get(x, (x, 1.0, ""))[1]
     handles, tops, drawn = {}, [], []
-    for ax, (label, f) in zip(axes[0], frames.items()):
+    for ax, (label, f) in zip(axes[0], frames.items(), strict=True):
         strategies = strategies_in(f)
         series = _drops_series(f, x, metric, strategies, scale)
         _drops_panel(ax, series, strategies, x, bands, handles)
@@ -184,7 +184,7 @@ def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", si
     fig, axes = new_figure(size, 1, len(metrics))
     cpus = np.sort(d["cpus"].unique())
     rounds = np.sort(d["sync_round_ns"].unique())
-    for ax, m in zip(axes[0], metrics):
+    for ax, m in zip(axes[0], metrics, strict=True):
         grid = (d.pivot_table(index="cpus", columns="sync_round_ns", values=f"{m}_mean", aggfunc="mean")
                 .reindex(index=cpus, columns=rounds).to_numpy())
         positive = grid[grid > 0]
@@ -310,7 +310,6 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
     fig, axes = new_figure(size, 2, len(picked))
     strategies = strategies_in(frame)
     ys = np.arange(len(strategies))
-    stall_max = float(frame["stall_ns_mean"].max())
     drop_top = float((frame["dropped_tracer_mean"] + frame["dropped_livepatch_mean"]).max())
     # no livepatch call dropped (a scenario without a livepatch: an i386 kernel has none): the
     # axis and legend say nothing of them
@@ -334,7 +333,7 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         ax.barh(ys, handler / 1e6, color=colours, height=0.62)
         ax.barh(ys, np.where(wait > 0, wait / 1e6, 0), left=handler / 1e6, color=colours,
                 height=0.62, hatch="////", edgecolor="white", linewidth=0)
-        for y, v in zip(ys, stall):
+        for y, v in zip(ys, stall, strict=True):
             ax.text(v / 1e6 + top * 0.02, y, human_ns(v), va="center", fontsize=6)
         ax.set_xlim(0, top * 1.3)  # room for the value labels
         ax.set_title(f"{c} CPUs: stall CPU-time per patch")
@@ -346,7 +345,7 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         ax.barh(ys, lp, left=tr, color=colours, height=0.62, hatch="....", edgecolor="white", linewidth=0)
         dead = (d["deadlocks_mean"].to_numpy(float) if "deadlocks_mean" in d
                 else np.zeros(len(strategies)))
-        for y, a, b, k in zip(ys, tr, lp, dead):
+        for y, a, b, k in zip(ys, tr, lp, dead, strict=True):
             # livepatch drops are a small share of the bar: say them, or they vanish; a
             # strategy that hangs the patch is not "zero drops": say so on its bar
             text = "0" if a + b <= 0 else (f"{human_count(a)} + {human_count(b)} lp" if b > 0 else human_count(a))
@@ -407,7 +406,7 @@ def closed_vs_monte_carlo(frame, metrics=("trapped", "violations", "dropped_trac
     colours = [OKABE_ITO[c] for c in ("vermillion", "blue", "bluish_green", "orange", "reddish_purple")]
     markers = ["o", "s", "^", "D", "v"]
     zs = []
-    for (m, c, mk) in zip(metrics, colours, markers):
+    for (m, c, mk) in zip(metrics, colours, markers, strict=False):  # a colour and marker each, 5 at most
         d = long[(long["metric"] == m) & (long["cf"] > 0) & (long["se"] > 0)]
         if d.empty:
             continue
@@ -498,7 +497,7 @@ def outcome_panels(table, entries=("v5.1", "v5.3")) -> list[tuple[str, str]]:
     each x86_64 entry (:data:`workbench.base.vocabulary.ENTRIES_BY_ARCH`) the table has rows of.
     Rows without an ``arch`` are i386's."""
     arch = _table_arches(table)
-    have = set(zip(arch, table["entry"].astype(str)))
+    have = set(zip(arch, table["entry"].astype(str), strict=True))
     return [("i386", e) for e in entries] + [("x86_64", e) for e in ENTRIES_BY_ARCH["x86_64"] if ("x86_64", e) in have]
 
 
@@ -564,7 +563,7 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
     for i, row_panels in enumerate(grid):
         for j in range(len(row_panels), ncols):  # a shorter row: no empty frame
             axes[i][j].set_visible(False)
-        for ax, (arch, entry) in zip(axes[i], row_panels):
+        for ax, (arch, entry) in zip(axes[i], row_panels, strict=False):  # a shorter row leaves axes over
             t = table[(arch_of == arch) & (table["entry"].astype(str) == entry).to_numpy()]
             ax.set_xlim(0, len(columns))
             ax.set_ylim(len(strategies), 0)
@@ -663,7 +662,7 @@ def arch_compare(frame, kernels, size="wide_tall", panels=ARCH_PANELS, why=ARCH_
     fig, axes = new_figure(size, 1, len(panels))
     dashes = ("-", (0, (4, 1.5)), (0, (1, 1.2)))
     handles = []
-    for ax, (m, title, scenarios) in zip(axes[0], panels):
+    for ax, (m, title, scenarios) in zip(axes[0], panels, strict=True):
         series = {}
         for j, sc in enumerate(scenarios):
             for arch in _ARCH_STYLE:

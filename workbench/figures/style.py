@@ -275,7 +275,7 @@ def _scenario_part(frame: pd.DataFrame) -> str:
     """``scenario S [kernel]`` or ``scenarios S [kernel, kernel] + T [kernel]``: every scenario of
     *frame* with the kernel it is on each of its arches (the arch is in the tag)."""
     tags: dict[str, set[str]] = {}
-    for sc, a in sorted(set(zip(frame["scenario"].astype(str), _arches(frame)))):
+    for sc, a in sorted(set(zip(frame["scenario"].astype(str), _arches(frame), strict=True))):
         tags.setdefault(sc, set()).add(_kernel_tag(sc, a))
     items = [f"{sc} [{', '.join(sorted(t))}]" for sc, t in tags.items()]
     return ("scenario " if len(items) == 1 else "scenarios ") + " + ".join(items)
@@ -285,7 +285,7 @@ def _entry_part(frame: pd.DataFrame) -> str | None:
     """``entry E``, or ``entry E (arch) + F (arch)`` when each arch has one; None when an arch has several."""
     known = frame["entry"].notna().to_numpy()
     per: dict[str, set[str]] = {}
-    for a, e in zip(_arches(frame)[known], frame["entry"][known].astype(str)):
+    for a, e in zip(_arches(frame)[known], frame["entry"][known].astype(str), strict=True):
         per.setdefault(a, set()).add(e)
     if not per or any(len(v) != 1 for v in per.values()):
         return None

@@ -54,7 +54,7 @@ _TABLE_CSS = ("<style>.wb-table{border-collapse:collapse;font-size:11px;font-var
 def _table_html(frame, columns) -> str:
     """A compact, borderless table (times in human units) in a box of ~12 rows that scrolls both ways."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(human_value(c, v))}</td>" for c, v in zip(columns, r))
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(human_value(c, v))}</td>" for c, v in zip(columns, r, strict=True))
                    + "</tr>" for r in frame[columns].itertuples(index=False))
     return (_TABLE_CSS + "<div class='wb-scroll'><table class='wb-table'><thead><tr>"
             + head + "</tr></thead><tbody>" + body + "</tbody></table></div>")

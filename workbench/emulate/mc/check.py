@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Callable
 
@@ -74,7 +75,7 @@ def check(config: McConfig, progress: Callable | None = None, out_dir=None, pref
         rec = found.get(ex.outcome)
         if rec is None:
             sched = fewest_switches(ex.events, dependent) if bad_outcome(ex.outcome) else ex.schedule
-            sw = sum(1 for a, b in zip(sched, sched[1:]) if a != b)
+            sw = sum(1 for a, b in pairwise(sched) if a != b)
             found[ex.outcome] = {"traces": 1, "schedule": list(sched), "switches": sw}
         else:
             rec["traces"] += 1

@@ -168,7 +168,7 @@ def _join(frame: pd.DataFrame) -> pd.DataFrame:
         order = {p: n for n, p in enumerate(dict.fromkeys(g["prefix"]))}
         stats = g.drop_duplicates("prefix")[stat_cols].sum()
         g = g[g["outcome"] >= 0]  # subtrees that reached no outcome: their statistics only
-        per = g.drop_duplicates(["prefix", "outcome_text"]).assign(_root=lambda d: d["prefix"].map(order))
+        per = g.drop_duplicates(["prefix", "outcome_text"]).assign(_root=g["prefix"].map(order))
         traces = per.groupby("outcome_text")["traces"].sum()
         best = per.sort_values(["switches", "_root"], kind="stable").drop_duplicates("outcome_text")
         texts = sorted(traces.index)

@@ -317,7 +317,7 @@ class McSystem:
         m = self.machine
         mem, ctxs, eips, cpus = self._snap
         m.mem[:] = mem
-        for c, ctx, eip in zip(m.cpus, ctxs, eips):
+        for c, ctx, eip in zip(m.cpus, ctxs, eips, strict=True):
             c.uc.context_restore(ctx)
             c.eip, c.crash, c.drained = eip, None, 0
             c.sync_core()
@@ -351,9 +351,9 @@ class McSystem:
         """Back to a checkpoint of :meth:`save` taken in this execution or another."""
         m = self.machine
         mems, ctxs, cpus, pys, g, n = snap
-        for (lo, hi), a in zip(self._rng, mems):
+        for (lo, hi), a in zip(self._rng, mems, strict=True):
             m.mem[lo:hi] = a
-        for c, ctx, (eip, crash, drained) in zip(m.cpus, ctxs, cpus):
+        for c, ctx, (eip, crash, drained) in zip(m.cpus, ctxs, cpus, strict=True):
             c.uc.context_restore(ctx)
             c.eip, c.crash, c.drained = eip, crash, drained
         self.cpu = [replace(s, view=dict(s.view), traps=list(s.traps)) for s in pys]
