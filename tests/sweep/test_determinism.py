@@ -23,6 +23,7 @@ from workbench.race.simulator import RaceConfig, simulate_many
 from workbench.race.workload import Workload
 from workbench.race.timing import Timing
 from workbench.sweep import engine as sw
+from workbench.sweep.backends import dask_client
 
 ROOT = Path(__file__).resolve().parents[2]
 # spin and per-site windows exercise every product of the model; 40,000 tail sites a long one
@@ -60,7 +61,7 @@ def test_local_jobs_give_the_serial_bytes(backend, jobs, reference):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_dask_workers_give_the_serial_bytes(workers, reference):
     frame, want, d = reference
-    with sw.dask_client(jobs=workers, processes=True) as client:
+    with dask_client(jobs=workers, processes=True) as client:
         got = sw.sweep(race_grid(**GRID), seed=5, backend="dask", client=client, chunk_size=1, cache=False,
                        progress=False)
     assert _bytes(got, d / f"dask{workers}.parquet") == want

@@ -19,6 +19,7 @@ from workbench.race.simulator import simulate
 from workbench.race.experiment import RACE, RaceExperiment, long_metrics, race_grid
 from workbench.race.timing import Timing
 from workbench.sweep.engine import FunctionExperiment, Grid, SweepCache, parse_assignments, point_stream, sweep
+from workbench.sweep.backends import dask_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -175,7 +176,7 @@ def test_local_processes_and_dask_localcluster_give_identical_frames(tmp_path):
     serial = sweep(grid, backend="serial", cache=False, progress=False, seed=11)
     local = sweep(grid, backend="local", jobs=2, chunk_size=2, cache=False, progress=False, seed=11,
                   parallel_above=0)  # the pool even for cheap points
-    with sw.dask_client(jobs=2, processes=False) as client:
+    with dask_client(jobs=2, processes=False) as client:
         dask = sweep(grid, backend="dask", client=client, chunk_size=1, cache=False, progress=False, seed=11)
     pd.testing.assert_frame_equal(serial, local, check_exact=True)
     pd.testing.assert_frame_equal(serial, dask, check_exact=True)

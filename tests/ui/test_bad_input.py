@@ -544,7 +544,7 @@ def scratch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sch, "replay_steps", tripwire)  # the replay command imports it when it runs
     for mod, name in ((mc, "subtrees"), (ex, "exhaustive_function"), (ex, "_random_schedule"), (ex, "load_outcome_table"),
-                      (eng, "_execute"), (job, "_load_tables")):
+                      (eng, "execute_chunks"), (job, "_load_tables")):
         monkeypatch.setattr(mod, name, tripwire)
     monkeypatch.setattr(rx.RaceExperiment, "prepare", tripwire)
     return tmp_path

@@ -59,7 +59,8 @@ from workbench.base.vocabulary import ARCHES, FORMATS, STRATEGIES, write_columns
 from workbench.emulate.scenario import load_scenario
 from workbench.race.experiment import long_metrics, race_grid
 from workbench.race.bristot import bristot_comparison
-from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, local_parallel, save_frame, sweep
+from workbench.sweep.backends import BACKENDS, check_scheduler, dask_client, local_parallel
+from workbench.sweep.engine import Grid, save_frame, sweep
 
 __all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "batching_grid", "by_panel", "digest", "grids",
            "input_digest", "regenerate", "summaries"]
