@@ -211,7 +211,7 @@ def main():
     print("2. the seed's exhaustive exploration, every strategy, best of 3 (process CPU time)")
     secs = {}
     for a in ARCHES:  # images built and cached, modules loaded: not part of the timing
-        explore("seed", "all", None, "exhaustive", progress=False, arch=a)
+        explore("seed", strategies="all", entry=None, mode="exhaustive", progress=False, arch=a)
     for _ in range(3):
         for a in ARCHES:
             t = time.process_time()

@@ -152,6 +152,8 @@ DOC_FILES = sorted([ROOT / "README.md", ROOT / "data" / "README.md", *(ROOT / "d
 DOTTED = re.compile(r"(?<![\w./-])workbench(?:\.[A-Za-z_]\w*)+")
 #: a module path relative to the package, as the docs write it: `emulate.explore`, `race.plan.PLANS`
 FLOOR_NAME = re.compile(r"`((?:base|kernel|emulate|sweep|race|anchor|figures|ui)\.[A-Za-z_][\w.]*?)[`(]")
+#: a path in the package, as the docs write it: `workbench/race/timing.py`, `workbench/kernel/asm/`
+PACKAGE_PATH = re.compile(r"`(workbench/[\w/.-]*)`")
 #: a fenced Python snippet
 SNIPPET = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
@@ -199,6 +201,18 @@ def test_every_workbench_name_in_the_docs_exists():
                 bad.append(f"{path.relative_to(ROOT)}:{_line(text, pos)}: {name}")
     assert not bad, "the docs name what the package does not have:\n" + "\n".join(bad)
     assert names >= 20, f"only {names} names found: is the pattern still right?"
+
+
+def test_every_package_path_in_the_docs_exists():
+    paths, bad = 0, []
+    for path in DOC_FILES:
+        text = path.read_text()
+        for m in PACKAGE_PATH.finditer(text):
+            paths += 1
+            if not (ROOT / m.group(1)).exists():
+                bad.append(f"{path.relative_to(ROOT)}:{_line(text, m.start())}: {m.group(1)}")
+    assert not bad, "the docs name files the package does not have:\n" + "\n".join(bad)
+    assert paths >= 3, f"only {paths} paths found: is the pattern still right?"
 
 
 def _snippets():
