@@ -25,6 +25,9 @@ Figures (docs/FIGURES.md says what each shows):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 import numpy as np
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -34,11 +37,17 @@ from workbench.base.units import human_count, human_ns
 from workbench.base.vocabulary import ENTRIES_BY_ARCH
 from workbench.emulate.scenario import load_scenario
 from workbench.race.experiment import long_metrics
-from workbench.race.timing import BRISTOT, Timing
+from workbench.race.timing import BRISTOT, Anchor, Timing
 from workbench.figures.style import (METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE,
                                      X_AXES, DecadeLocator, PlotFigure, eng_tick, figure_check, log_x,
                                      marker_stagger, new_figure, save, set_x, strategies_in, strategy_style, style,
                                      styled, symlog_y, text_overlaps)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
 __all__ = [
     "ARCH_PANELS", "ARCH_WHY", "METRIC_LABELS", "OKABE_ITO", "PlotFigure", "SIZES", "STRATEGY_ORDER",
@@ -48,7 +57,7 @@ __all__ = [
 ]
 
 
-def _need(frame, columns, what):
+def _need(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ConfigError(f"{what}: frame lacks columns {', '.join(missing)}; pass a race sweep result")
@@ -58,7 +67,7 @@ def _need(frame, columns, what):
 
 # -- figure 1 and 2: drops against CPUs or patch timing ----------------------------------------
 
-def _drops_series(frame, x, m, strategies, scale):
+def _drops_series(frame: pd.DataFrame, x: str, m: str, strategies: list[str], scale: float) -> dict:
     series = {}
     for s in strategies:
         d = frame[frame["strategy"] == s].sort_values(x)
@@ -67,7 +76,7 @@ def _drops_series(frame, x, m, strategies, scale):
     return series
 
 
-def _drops_panel(ax, series, strategies, x, bands, handles):
+def _drops_panel(ax: Axes, series: dict, strategies: list[str], x: str, bands: bool, handles: dict) -> None:
     """One panel of :func:`drops`: a line (and band) per strategy of *series*."""
     every = marker_stagger({s: v[1] for s, v in series.items()})
     for k, s in enumerate(strategies):
@@ -82,13 +91,14 @@ def _drops_panel(ax, series, strategies, x, bands, handles):
     set_x(ax, x)
 
 
-def _top(series):
+def _top(series: dict) -> float:
     return max((float(np.nanmax(v[3])) if len(v[3]) else 0.0) for v in series.values())
 
 
 @styled
-def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide", title=None,
-          bands=True, panel_notes=None, legend_title=None):
+def drops(frame: pd.DataFrame, x: str = "cpus", metrics: Iterable[str] = ("violations", "dropped_tracer"),
+          size: str = "wide", title: str | None = None, bands: bool = True, panel_notes: dict | None = None,
+          legend_title: str | None = None) -> Figure:
     """One panel per metric: its per-patch mean against *x*, a line per strategy.
 
     *x* is ``cpus`` (log2 axis) or ``sync_round_ns`` (shown in µs, log
@@ -134,7 +144,8 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
 
 
 @styled
-def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True):
+def drops_compare(frames: dict[str, pd.DataFrame], metric: str = "violations", x: str = "cpus", size: str = "wide",
+                  bands: bool = True) -> Figure:
     """Configurations side by side: one panel per entry of *frames* (label -> sweep frame), same axes.
 
     Each panel is a :func:`drops` panel of *metric*; the y axes share one
@@ -166,7 +177,8 @@ def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True
 # -- figure 3: heatmap --------------------------------------------------------------------------
 
 @styled
-def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", size="wide_tall", panel_notes=None):
+def heatmap(frame: pd.DataFrame, metrics: Iterable[str] = ("violations", "dropped_tracer"), strategy: str = "skip",
+            size: str = "wide_tall", panel_notes: dict | None = None) -> Figure:
     """Per-patch means of *strategy* over CPUs (rows) x sync-round latency (columns).
 
     One panel per metric (*panel_notes*, metric -> text, adds a second
@@ -220,7 +232,7 @@ _BATCHING_STYLE = {"per_site": (OKABE_ITO["vermillion"], "o", "a breakpoint roun
 
 
 @styled
-def batching(frame, anchor=None, size="grid"):
+def batching(frame: pd.DataFrame, anchor: Anchor | None = None, size: str = "grid") -> Figure:
     """Per-site vs batched breakpoint rounds over the number of sites.
 
     Four panels: IPI sync rounds per update, update (patch) duration,
@@ -279,7 +291,7 @@ def batching(frame, anchor=None, size="grid"):
 
 # -- figure 5: the trade-off ---------------------------------------------------------------------
 
-def _pick_cpus(frame, want=(24, 256)):
+def _pick_cpus(frame: pd.DataFrame, want: Iterable[int] = (24, 256)) -> list[int]:
     """The CPU counts of *want* present in *frame*; else the nearest present (log scale)."""
     have = np.sort(frame["cpus"].unique())
     out = []
@@ -291,7 +303,7 @@ def _pick_cpus(frame, want=(24, 256)):
 
 
 @styled
-def tradeoff(frame, cpus=(24, 256), size="grid"):
+def tradeoff(frame: pd.DataFrame, cpus: Iterable[int] = (24, 256), size: str = "grid") -> Figure:
     """What each strategy costs and what it drops, per patch, at two CPU counts.
 
     Columns: the CPU counts of *cpus* (or the nearest in the frame). Top
@@ -386,8 +398,9 @@ _SHORT = {"trapped": "trapped calls", "violations": "violations", "dropped_trace
           "window_ns": "int3 window (ns)", "dropped_livepatch": "dropped livepatch calls"}
 
 @styled
-def closed_vs_monte_carlo(frame, metrics=("trapped", "violations", "dropped_tracer", "stall_ns",
-                                          "patch_ns"), size="wide_tall"):
+def closed_vs_monte_carlo(frame: pd.DataFrame, metrics: Iterable[str] = ("trapped", "violations", "dropped_tracer",
+                                                                   "stall_ns", "patch_ns"),
+                          size: str = "wide_tall") -> Figure:
     """The closed form checked against the Monte Carlo, over every point of the sweeps.
 
     Left: the ratio ``Monte Carlo mean / closed form`` against the closed
@@ -454,7 +467,7 @@ _CLASS_TEXT = {"correct": "black", "drops": "black", "violation": "white", "cras
                "deadlock": "black", "never traps": "black"}
 
 
-def outcome_cell(row, compact=False):
+def outcome_cell(row: dict | None, compact: bool = False) -> tuple[str, str]:
     """(class, text) of one outcome-table cell; *row* holds per-trapped-call means (fractions
     0..1 of trapped calls, ``trapped_placements`` a count) or is ``None`` (the strategy never traps).
 
@@ -480,7 +493,7 @@ def outcome_cell(row, compact=False):
     return cls, text + f"\n(n={int(row['trapped_placements'])})"
 
 
-def _cell_row(rows):
+def _cell_row(rows: pd.DataFrame) -> dict | None:
     """One cell's numbers: the row, or the rows of several trap sites weighted by trapped calls; None if none."""
     if len(rows) > 1:
         w = rows["trapped_placements"].to_numpy(float)
@@ -492,7 +505,7 @@ def _cell_row(rows):
     return rows.iloc[0].to_dict() if len(rows) else None
 
 
-def outcome_panels(table, entries=("v5.1", "v5.3")) -> list[tuple[str, str]]:
+def outcome_panels(table: pd.DataFrame, entries: Iterable[str] = ("v5.1", "v5.3")) -> list[tuple[str, str]]:
     """The ``(arch, entry)`` panels :func:`outcome_grid` draws by default: i386's *entries*, then
     each x86_64 entry (:data:`workbench.base.vocabulary.ENTRIES_BY_ARCH`) the table has rows of.
     Rows without an ``arch`` are i386's."""
@@ -501,13 +514,13 @@ def outcome_panels(table, entries=("v5.1", "v5.3")) -> list[tuple[str, str]]:
     return [("i386", e) for e in entries] + [("x86_64", e) for e in ENTRIES_BY_ARCH["x86_64"] if ("x86_64", e) in have]
 
 
-def _table_arches(table):
+def _table_arches(table: pd.DataFrame) -> np.ndarray:
     if "arch" not in table.columns:
         return np.full(len(table), "i386", dtype=object)
     return table["arch"].astype(object).where(table["arch"].notna(), "i386").astype(str).to_numpy()
 
 
-def _scenario_heading(scenario, arch, kind):
+def _scenario_heading(scenario: str, arch: str, kind: str) -> str:
     """A column heading: the scenario's short name, the kernel it is on (its arch) and the site kind."""
     try:
         tag = load_scenario(str(scenario)).kernel_on(arch)
@@ -517,8 +530,9 @@ def _scenario_heading(scenario, arch, kind):
 
 
 @styled
-def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
-                 site_kinds=("livepatched", "ordinary"), size=None, panels=None):
+def outcome_grid(table: pd.DataFrame, entries: Iterable[str] = ("v5.1", "v5.3"),
+                 strategies: Iterable[str] = STRATEGY_ORDER, site_kinds: Iterable[str] = ("livepatched", "ordinary"),
+                 size: str | None = None, panels: list[tuple[str, str]] | None = None) -> Figure:
     """The emulator's per-trapped-call outcomes: strategy (rows) x site kind (columns).
 
     One panel per (arch, kernel int3 entry), one row of panels per arch
@@ -612,7 +626,7 @@ _ENTRY_NOTE = {
 _SCENARIO_SHORT = {"seed": "seed", "tracer_add_probe": "add probe", "tracer_add_livepatch": "add livepatch"}
 
 
-def _rect(c, r, colour):
+def _rect(c: float, r: float, colour: str) -> Rectangle:
     from matplotlib.patches import Rectangle  # start-up: matplotlib, only when a figure is drawn
 
     return Rectangle((c + 0.03, r + 0.04), 0.94, 0.92, facecolor=colour, edgecolor="#777777",
@@ -637,7 +651,8 @@ ARCH_WHY = ("Tracer: on i386 every traced site passes the shared ftrace_call whi
 
 
 @styled
-def arch_compare(frame, kernels, size="wide_tall", panels=ARCH_PANELS, why=ARCH_WHY):
+def arch_compare(frame: pd.DataFrame, kernels: dict[tuple[str, str], str], size: str = "wide_tall",
+                 panels: tuple = ARCH_PANELS, why: dict = ARCH_WHY) -> Figure:
     """i386 beside x86_64 on the same question: per-patch losses against CPUs, one line per
     (scenario, arch), each labelled with the kernel it belongs to.
 
