@@ -369,6 +369,8 @@ ROUND_TWO = [
     (["figures", "--serial", "--jobs", "2"], "--jobs does not apply"),
     (["figures", "--scheduler", "tcp://127.0.0.1:1", "--jobs", "2"], "--jobs does not apply"),
     (["report", "--serial", "--dask", "local"], "backend: choose one"),
+    (["model-check", "--serial", "--dask", "local"], "backend: choose one"),
+    (["model-check", "--serial", "--jobs", "2"], "--jobs does not apply"),
     (["report", "--serial", "--jobs", "2"], "--jobs does not apply"),
     (["call", "--ops", "none,tracer"], "ops: none"),
     (["call", "--ops", "tracer,none"], "ops: none"),

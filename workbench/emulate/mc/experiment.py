@@ -29,7 +29,7 @@ from workbench.base.errors import ConfigError, check_range
 from workbench.base.vocabulary import SPLIT
 from workbench.emulate.mc.check import bad_outcome, check, default_calls, outcome_rows, subtrees
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
-from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS, McConfig
+from workbench.emulate.mc.system import MAX_CALLING_CPUS, PROTOCOL_HISTORY, McConfig
 from workbench.sweep.engine import sweep
 from workbench.sweep.experiment import Experiment
 
@@ -148,7 +148,7 @@ def write_counterexamples(frame: pd.DataFrame, out_dir) -> list[str]:
         path = Path(out_dir) / f"cex_{n:03d}_{arch}{cfg.strategy}_{cfg.entry}_{cfg.protocol}_{cfg.handler}.json"
         files.append(str(save_schedule(path, cfg, json.loads(r.schedule), r.outcome_text,
                                        note=f"{r.switches} context switches; {cfg.arch}; protocol {cfg.protocol}: "
-                                            f"{MC_PROTOCOLS[cfg.protocol]}")))
+                                            f"{PROTOCOL_HISTORY[cfg.protocol]}")))
     return files
 
 

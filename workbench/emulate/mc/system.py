@@ -65,7 +65,7 @@ from unicorn import x86_const as X
 
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, MC_HANDLERS, RANGES
-from workbench.base.vocabulary import MC_PROTOCOLS as PROTOCOL_NAMES
+from workbench.base.vocabulary import MC_PROTOCOLS
 from workbench.emulate.outcomes import observe
 from workbench.emulate.scenario import Scenario, load_scenario
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS, DataWrite, Sync, TextBatch, TextChange
@@ -76,7 +76,7 @@ from workbench.kernel.layout import EQU
 from workbench.kernel.machine import UNBOUNDED, Crash, KernelFault, Machine
 from workbench.kernel.ptrace import PtRegs
 
-__all__ = ["DEADLOCKED", "Event", "HANDLERS", "MAX_CALLING_CPUS", "MC_PROTOCOLS", "McConfig", "McSystem", "dependent",
+__all__ = ["DEADLOCKED", "Event", "HANDLERS", "MAX_CALLING_CPUS", "McConfig", "McSystem", "PROTOCOL_HISTORY", "dependent",
            "thread_name"]
 
 #: calling CPUs the exhaustive checker accepts (the state space grows steeply past this)
@@ -86,7 +86,7 @@ _CAP = 20000
 _IF = 1 << 9
 
 #: protocol -> how a batch ends (kernel history in docs/MODEL_CHECKING.md)
-MC_PROTOCOLS = {
+PROTOCOL_HISTORY = {
     "breakpoint": "int3, sync, tails, sync, first bytes, sync, nr_entries=0, sync, vec=NULL: 285a54efe386's "
                   "text_poke_bp_batch(), never released (v5.6 ships 1f676247f36a's reference count instead)",
     "racy_clear": "as breakpoint but nr_entries=0 and vec=NULL with no sync between: text_poke_bp() of "
@@ -102,8 +102,8 @@ MC_PROTOCOLS = {
 DEADLOCKED = "deadlock"
 #: handler variants: the strategy as shipped, or a negative control that waits with IF clear
 HANDLERS = MC_HANDLERS
-if tuple(MC_PROTOCOLS) != PROTOCOL_NAMES:  # every named protocol has its history, in the same order
-    raise ImportError(f"model checker protocols {tuple(MC_PROTOCOLS)} differ from the vocabulary's {PROTOCOL_NAMES}")
+if tuple(PROTOCOL_HISTORY) != MC_PROTOCOLS:  # every named protocol has its history, in the same order
+    raise ImportError(f"model checker protocols {tuple(PROTOCOL_HISTORY)} differ from the vocabulary's {MC_PROTOCOLS}")
 
 
 def thread_name(tid: int, k: int) -> str:
