@@ -65,7 +65,7 @@ anchor: $(STAMP)
 JOBS ?= auto
 E2E  := browser or qemu
 test: $(STAMP)
-	@scripts/system-deps --browser --guests --kernel-source
+	$(PY) -m ruff check --quiet . && scripts/system-deps --browser --guests --kernel-source
 	@$(MAKE) --no-print-directory unit endtoend
 
 unit: $(STAMP)

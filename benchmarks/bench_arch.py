@@ -211,11 +211,11 @@ def main():
     print("2. the seed's exhaustive exploration, every strategy, best of 3 (process CPU time)")
     secs = {}
     for a in ARCHES:  # images built and cached, modules loaded: not part of the timing
-        explore("seed", "all", None, "exhaustive", progress=False, arch=a)
+        explore("seed", strategies="all", entry=None, mode="exhaustive", progress=False, arch=a)
     for _ in range(3):
         for a in ARCHES:
             t = time.process_time()
-            explore("seed", "all", None, "exhaustive", progress=False, arch=a)
+            explore("seed", strategies="all", entry=None, mode="exhaustive", progress=False, arch=a)
             secs[a] = min(secs.get(a, 1e9), time.process_time() - t)
     rel = secs["x86_64"] / secs["i386"]
     ok &= rel <= AIM_EXPLORE

@@ -11,7 +11,7 @@ growth with the number of patched sites, and (optionally) the old commit side by
    the same number of ``emu_start`` slices, instructions and syncs as the
    average schedule (counted in an untimed instrumented run). The ratio says
    what exploring costs over just executing.
-3. Growth: one strategy (emulate_new), per-site batches (``per_site=True``),
+3. Growth: one strategy (emulate_new), per-site batches (``batching="per_site"``),
    7 to 259 patched sites; seconds per site and the exponent b of a
    least-squares fit of ``seconds ~ sites**b`` (1 is linear).
 4. ``--against DIR``: the seed exploration of the checkout at DIR (e.g. the
@@ -27,16 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.emulate.explore import Run, explore
-from workbench.kernel.machine import Cpu, Machine
+from workbench.emulate.explore import explore
+from workbench.emulate.run import Run
+from workbench.kernel.machine import Cpu
 
 SITES = (4, 16, 64, 256)  # ordinary functions; + 3 livepatched/IRQ ones = patched sites
 _SNIPPET = """
 import time
 from workbench.emulate.explore import explore
-explore("seed", "emulate_new", "v5.3", "exhaustive", progress=False)  # imports, image cache
+explore("seed", strategies="emulate_new", entry="v5.3", mode="exhaustive", progress=False)  # imports, image cache
 t = time.perf_counter()
-explore("seed", "all", "v5.3", "exhaustive", progress=False)
+explore("seed", strategies="all", entry="v5.3", mode="exhaustive", progress=False)
 print(time.perf_counter() - t)
 """
 
@@ -45,7 +46,7 @@ def seed_exploration():
     best, frames = float("inf"), []
     for _ in range(2):
         t = time.perf_counter()
-        calls, stats = explore("seed", "all", "v5.3", "exhaustive", progress=False)
+        calls, stats = explore("seed", strategies="all", entry="v5.3", mode="exhaustive", progress=False)
         best = min(best, time.perf_counter() - t)
         frames.append(calls)
     return best, frames, stats
@@ -67,7 +68,7 @@ def schedule_work():
 
     Cpu.run, Cpu.sync_core = counted_run, counted_sync
     try:
-        calls, _ = explore("seed", "all", "v5.3", "exhaustive", progress=False)
+        calls, _ = explore("seed", strategies="all", entry="v5.3", mode="exhaustive", progress=False)
     finally:
         Cpu.run, Cpu.sync_core = run, sync
     n = int((calls.seq == 0).sum())
@@ -93,7 +94,7 @@ def baseline_per_schedule(work, n=500):
         m.mem[:] = mem
         cpu.uc.context_restore(ctx)
         cpu.eip, cpu.drained, cpu.crash = im.sym("workload_call"), 0, None
-        for s in range(syncs):
+        for _ in range(syncs):
             cpu.sync_core(lo, hi)
         for _ in range(runs):
             cpu.run(per)
@@ -108,7 +109,8 @@ def growth():
     rows = []
     for k in SITES:
         t = time.perf_counter()
-        calls, stats = explore("seed", "emulate_new", "v5.3", "exhaustive", per_site=True, n_ordinary=k,
+        calls, stats = explore("seed", strategies="emulate_new", entry="v5.3", mode="exhaustive",
+                               batching="per_site", n_ordinary=k,
                                progress=False)
         rows.append((k + 3, time.perf_counter() - t, stats["emulate_new"]["distinct"]))
     s, secs = np.array([r[0] for r in rows], float), np.array([r[1] for r in rows])

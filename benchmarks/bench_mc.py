@@ -21,14 +21,14 @@ Usage: ``python benchmarks/bench_mc.py [--quick] [--entries all]``.
 import sys
 import time
 
+from workbench.base.vocabulary import ENTRIES, SPLIT, STRATEGIES
 from workbench.emulate.mc.check import check, default_calls
-from workbench.emulate.mc.experiment import SPLIT, check_all
+from workbench.emulate.mc.experiment import check_all
 from workbench.emulate.mc.dpor import naive, source_dpor
 from workbench.emulate.mc.system import McConfig, McSystem, dependent
-from workbench.kernel.int3 import STRATEGIES
 from workbench.emulate.scenario import load_scenario
 from workbench.kernel.image import build_image
-from workbench.kernel.machine import ENTRIES, Machine
+from workbench.kernel.machine import Machine
 
 
 TINY = [dict(calls=(("schedule",), ("schedule",)), items=("sites",), protocol="no_sync"),

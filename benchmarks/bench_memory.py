@@ -23,7 +23,7 @@ def rss_mb() -> float:
 def main():
     after = []
     for i in range(RUNS):
-        explore("seed", "all", "v5.3", "exhaustive", progress=False)
+        explore("seed", strategies="all", entry="v5.3", mode="exhaustive", progress=False)
         after.append(rss_mb())
         print(f"run {i + 1}: resident {after[-1]:.0f} MB")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

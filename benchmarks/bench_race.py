@@ -80,7 +80,7 @@ def main(argv=None):
     worst = float("inf")
     for label, cfg in cases:
         sites = int(simulate(cfg, outcomes, 2, 0).n_sites[0])
-        secs = best_of(lambda: simulate(cfg, outcomes, trials, 1))
+        secs = best_of(lambda cfg=cfg: simulate(cfg, outcomes, trials, 1))
         mc_rate = trials * sites / secs
         np_rate, extrapolated = numpy_poisson_rate(trials * sites, rng)
         ratio = mc_rate / np_rate

@@ -58,7 +58,7 @@ def main(argv=None):
             print(f"{label}: make {stamp}  {install:6.1f} s" + (f";  make figures (cold job) {job:6.1f} s"
                                                                 if job is not None else ""), flush=True)
     print(f"floor: python -m venv  {floor:6.1f} s")
-    for label, (stamp, install, job) in rows.items():
+    for label, (_stamp, install, job) in rows.items():
         total = install + (job or 0.0)
         print(f"{label:6s} install {install:6.1f} s ({install / floor:5.1f} x floor)"
               + (f"  cold make figures {total:6.1f} s (target 60 s on two cores)" if job is not None else ""))

@@ -17,7 +17,8 @@ import time
 import pandas as pd
 
 from workbench.race.experiment import race_grid
-from workbench.sweep.engine import PARALLEL_MIN_SECONDS, PARALLEL_POINT_SECONDS, dask_client, sweep
+from workbench.sweep.backends import dask_client
+from workbench.sweep.engine import PARALLEL_MIN_SECONDS, PARALLEL_POINT_SECONDS, sweep
 
 STRATEGIES = ["skip", "emulate_regs_caller", "emulate_new", "emulate_old", "spin", "stop_machine"]
 

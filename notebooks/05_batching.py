@@ -54,7 +54,7 @@ readable(bristot_comparison())
 
 # %%
 frame = sweep(batching_grid(sites, trials, cpus=cpus), backend=backend, desc="batching")
-readable(frame[["protocol", "n_sites", "ipis_mean", "patch_ns_mean", "trapped_mean", "trapped_cf"]])
+readable(frame[["batching", "n_sites", "ipis_mean", "patch_ns_mean", "trapped_mean", "trapped_cf"]])
 
 # %%
 plots.batching(frame)

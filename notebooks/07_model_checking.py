@@ -31,7 +31,7 @@ backend: str = "serial"
 
 # %%
 from workbench.base.paths import data_dir
-from workbench.kernel.int3 import STRATEGIES
+from workbench.base.vocabulary import STRATEGIES
 from workbench.emulate.mc.experiment import check_all, multi_cpu_only, write_counterexamples
 from workbench.ui.schedule_viewer import ScheduleViewer
 

@@ -1,4 +1,4 @@
-"""The project's docs stand alone.
+"""The project's docs stand alone, name modules that exist and run.
 
 Every kernel fact the workbench relies on is stated in docs/KERNEL.md, with
 its kernel sources; nothing in the repository points at notes kept outside
@@ -9,7 +9,10 @@ it. Checked over every tracked text file (``git ls-files``; binary files and
 * every reference of the form ``docs/KERNEL.md §<number>`` (or a range
   ``§<a>-<b>``) names sections that exist;
 * docs/KERNEL.md's own ``§<number>`` references name its sections, and its
-  contents list matches its headings.
+  contents list matches its headings;
+* every ``workbench.…`` name (and every backquoted ``floor.module…`` name) in
+  README.md, data/README.md and docs/ is a module of the package or an
+  attribute reached from one, and every fenced Python snippet there runs.
 """
 
 from __future__ import annotations
@@ -139,3 +142,91 @@ def test_the_reference_check_itself(text, ok):
     matches = list(REFERENCE.finditer(text))
     assert len(matches) == 1
     assert (not _missing(matches, sections)) == ok
+
+
+# -- the docs name modules that exist, and their snippets run ----------------------------------
+
+#: the text a reader is told to read or run: README.md and docs/*.md
+DOC_FILES = sorted([ROOT / "README.md", ROOT / "data" / "README.md", *(ROOT / "docs").glob("*.md")])
+#: a dotted name in the workbench package: ``workbench.emulate.explore.outcome_table``
+DOTTED = re.compile(r"(?<![\w./-])workbench(?:\.[A-Za-z_]\w*)+")
+#: a module path relative to the package, as the docs write it: `emulate.explore`, `race.plan.PLANS`
+FLOOR_NAME = re.compile(r"`((?:base|kernel|emulate|sweep|race|anchor|figures|ui)\.[A-Za-z_][\w.]*?)[`(]")
+#: a path in the package, as the docs write it: `workbench/race/timing.py`, `workbench/kernel/asm/`
+PACKAGE_PATH = re.compile(r"`(workbench/[\w/.-]*)`")
+#: a fenced Python snippet
+SNIPPET = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def resolve(name: str) -> bool:
+    """Whether *name* is a module of the package, or an attribute reached from the longest module prefix."""
+    import importlib
+
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_the_name_check_itself():
+    assert resolve("workbench.emulate.explore.outcome_table")
+    assert resolve("workbench.race.timing.Timing.for_round")
+    assert resolve("workbench.LAYERS")
+    assert not resolve("workbench.timing")
+    assert not resolve("workbench.figures.regenerate")
+    assert not resolve("workbench.emulate.explore.no_such_function")
+    assert DOTTED.findall("see `workbench.plots`, and workbench.sweep.cache.") == ["workbench.plots",
+                                                                                  "workbench.sweep.cache"]
+    assert FLOOR_NAME.findall("`race.derive_plan()` and `emulate.explore`, not `data/x.csv`") == [
+        "race.derive_plan", "emulate.explore"]
+
+
+def test_every_workbench_name_in_the_docs_exists():
+    names, bad = 0, []
+    for path in DOC_FILES:
+        text = path.read_text()
+        found = [(m.start(), m.group(0)) for m in DOTTED.finditer(text)]
+        found += [(m.start(), f"workbench.{m.group(1)}") for m in FLOOR_NAME.finditer(text)]
+        for pos, name in found:
+            names += 1
+            if not resolve(name):
+                bad.append(f"{path.relative_to(ROOT)}:{_line(text, pos)}: {name}")
+    assert not bad, "the docs name what the package does not have:\n" + "\n".join(bad)
+    assert names >= 20, f"only {names} names found: is the pattern still right?"
+
+
+def test_every_package_path_in_the_docs_exists():
+    paths, bad = 0, []
+    for path in DOC_FILES:
+        text = path.read_text()
+        for m in PACKAGE_PATH.finditer(text):
+            paths += 1
+            if not (ROOT / m.group(1)).exists():
+                bad.append(f"{path.relative_to(ROOT)}:{_line(text, m.start())}: {m.group(1)}")
+    assert not bad, "the docs name files the package does not have:\n" + "\n".join(bad)
+    assert paths >= 3, f"only {paths} paths found: is the pattern still right?"
+
+
+def _snippets():
+    for path in DOC_FILES:
+        text = path.read_text()
+        for m in SNIPPET.finditer(text):
+            yield pytest.param(m.group(1), id=f"{path.relative_to(ROOT)}:{_line(text, m.start())}")
+
+
+@pytest.mark.parametrize("code", list(_snippets()))
+def test_every_python_snippet_in_the_docs_runs(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "<snippet>", "exec"), {"__name__": "__snippet__"})
+
+
+def test_the_docs_have_snippets():
+    assert len(list(_snippets())) >= 1

@@ -79,11 +79,23 @@ def test_imports_only_go_down():
     assert upward == []
 
 
+def _type_checking_lines(path):
+    """Line numbers of the imports under ``if TYPE_CHECKING:`` (annotations only: never executed)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            out |= {n.lineno for stmt in node.body for n in ast.walk(stmt)
+                    if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return out
+
+
 def test_no_import_cycles():
+    """No cycle among the imports that run (those under ``if TYPE_CHECKING:`` name types only)."""
     graph = {}
     for name, path, is_pkg in _modules():
-        graph[name] = {mod for _, mod, _, in_fn, _ in _imports(name, path, is_pkg) if mod in dict.fromkeys(
-            m for m, _, _ in _modules())}
+        typing_only = _type_checking_lines(path)
+        graph[name] = {mod for line, mod, _, in_fn, _ in _imports(name, path, is_pkg)
+                       if line not in typing_only and mod in dict.fromkeys(m for m, _, _ in _modules())}
     seen, stack, cycles = set(), [], []
 
     def visit(n):
@@ -136,3 +148,58 @@ def test_the_model_checkers_work_items_live_on_its_floor():
 
     assert isinstance(MC, Experiment) and type(MC).__module__ == "workbench.emulate.mc.experiment"
     assert not (PKG / "sweep" / "mc.py").exists()
+
+
+def _vocabulary_constants():
+    import workbench.base.vocabulary as v
+
+    return {n for n in v.__all__ if n.isupper()}
+
+
+def test_vocabularies_come_only_from_the_vocabulary():
+    """STRATEGIES, ENTRIES, ARCHES, ... are defined once, in base/vocabulary.py: no other module
+    binds one of those names at its top level, lists it in ``__all__`` or imports it from elsewhere."""
+    names = _vocabulary_constants()
+    bad = []
+    for name, path, is_pkg in _modules():
+        if name == "workbench.base.vocabulary":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id in names:
+                    bad.append(f"{name}:{node.lineno} defines {t.id}")
+                if isinstance(t, ast.Name) and t.id == "__all__" and isinstance(node.value, (ast.List, ast.Tuple)):
+                    listed = {e.value for e in node.value.elts if isinstance(e, ast.Constant)} & names
+                    bad += [f"{name}:{node.lineno} exports {n}" for n in sorted(listed)]
+        for line, mod, imported, _, _ in _imports(name, path, is_pkg):
+            if mod != "workbench.base.vocabulary":
+                bad += [f"{name}:{line} imports {n} from {mod}" for n in imported if n in names]
+    assert bad == []
+
+
+def test_third_party_imports_inside_functions_say_why():
+    """A third-party import inside a function (pandas, Unicorn, tqdm, ...) carries its start-up reason too,
+    on its line or in the comment line above it."""
+    bad = []
+    for name, path, _ in _modules():
+        text = path.read_text()
+        lines = text.splitlines()
+        tree = ast.parse(text)
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    mods = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    mods = [node.module or ""]
+                else:
+                    continue
+                top = {m.split(".")[0] for m in mods}
+                if top & (set(__import__("sys").stdlib_module_names) | {"workbench"}) == top:
+                    continue  # the standard library costs nothing worth saying; workbench: the test above
+                if not any("start-up" in lines[i] for i in (node.lineno - 1, node.lineno - 2)):
+                    bad.append(f"{name}:{node.lineno} imports {', '.join(sorted(top))} inside a function")
+    assert sorted(set(bad)) == []

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 
-from workbench.base.version import VERSION as __version__
+from workbench.base.version import VERSION as __version__  # noqa: F401 -- public: __all__ lists it
 
 #: the floors, bottom first: a module imports only its own floor and those before it
 LAYERS = ("base", "sweep", "kernel", "emulate", "race", "anchor", "figures", "ui")

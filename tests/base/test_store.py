@@ -121,7 +121,7 @@ def one_calls(tmp_path_factory):
     """The calls frame of a one-tracer scenario, emulated once for the whole module."""
     d = tmp_path_factory.mktemp("one")
     (d / "one.toml").write_text(ONE)
-    calls, stats = ex.explore(str(d / "one.toml"), "all", "v5.3", "exhaustive", progress=False)
+    calls, stats = ex.explore(str(d / "one.toml"), strategies="all", entry="v5.3", mode="exhaustive", progress=False)
     return d / "one.toml", calls, stats
 
 

@@ -11,7 +11,6 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import workbench.base.version as version
@@ -130,7 +129,7 @@ def test_results_of_workers_running_other_code_are_keyed_by_that_code(tmp_path, 
         for chunk in chunks:
             yield "0123456789abcdef", [(i, [{"y": -1.0}]) for i, p, s in chunk]
 
-    monkeypatch.setattr(eng, "_execute", stale_execute)
+    monkeypatch.setattr(eng, "execute_chunks", stale_execute)
     with caplog.at_level(logging.WARNING):
         f = sweep(Grid(x=[1, 2]), RESULT, backend="serial", cache_root=tmp_path, progress=False)
     assert list(f.y) == [-1.0, -1.0]

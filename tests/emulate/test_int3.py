@@ -2,20 +2,22 @@
 
 import pytest
 
-from workbench.emulate.explore import Run, explore, outcome_table, transition_table
-from workbench.kernel.int3 import STRATEGIES, int3_emulate_call
+from workbench.base.vocabulary import STRATEGIES
+from workbench.emulate.explore import explore, outcome_table, transition_table
+from workbench.emulate.run import Run
+from workbench.kernel.int3 import int3_emulate_call
 from workbench.kernel.machine import Machine
 
 
 @pytest.fixture(scope="module")
 def seed_v53():
-    calls, stats = explore("seed", "all", "v5.3", progress=False)
+    calls, stats = explore("seed", strategies="all", entry="v5.3", progress=False)
     return calls, _by_kind(outcome_table(calls)), stats
 
 
 @pytest.fixture(scope="module")
 def seed_v51():
-    calls, stats = explore("seed", "all", "v5.1", progress=False)
+    calls, stats = explore("seed", strategies="all", entry="v5.1", progress=False)
     return calls, _by_kind(outcome_table(calls))
 
 
@@ -143,7 +145,7 @@ def test_int3_selftest_fails_without_the_gap():
 
 
 def test_naive_byte_writes_tear_instructions():
-    calls, _ = explore("seed", "skip", "v5.3", protocol="naive", progress=False)
+    calls, _ = explore("seed", strategies="skip", entry="v5.3", poke_method="naive", progress=False)
     t = transition_table(calls)
     assert t.crashes.sum() > 0
     torn = calls[calls.crash & calls.phase.str.contains("byte")]
@@ -151,16 +153,16 @@ def test_naive_byte_writes_tear_instructions():
 
 
 def test_breakpoint_without_syncs_leaves_stale_text():
-    calls, _ = explore("seed", "skip", "v5.3", protocol="no_sync", progress=False)
+    calls, _ = explore("seed", strategies="skip", entry="v5.3", poke_method="no_sync", progress=False)
     assert calls[(calls.phase == "done")].stale.any() or \
         calls[(calls.phase == "done")].crash_reason.str.contains("unhandled int3").any()
-    synced, _ = explore("seed", "skip", "v5.3", progress=False)
+    synced, _ = explore("seed", strategies="skip", entry="v5.3", progress=False)
     assert not synced.stale.any() and not synced.crash.any()
 
 
 def test_exhaustive_counts_are_identical_between_runs():
-    a, sa = explore("seed", ["skip", "spin"], "v5.3", progress=False)
-    b, sb = explore("seed", ["skip", "spin"], "v5.3", progress=False)
+    a, sa = explore("seed", strategies=["skip", "spin"], entry="v5.3", progress=False)
+    b, sb = explore("seed", strategies=["skip", "spin"], entry="v5.3", progress=False)
     assert sa == sb
     assert a.equals(b)
 
@@ -173,12 +175,13 @@ def test_exhaustive_counts_are_identical_between_runs():
 def test_merged_placements_equal_every_raw_placement(strategy, steps):
     """The equivalence classes are sound: executing every placement agrees,
     down to the phase each call trapped in and how often it trapped."""
-    import workbench.emulate.explore as ex
+    from workbench.emulate.exhaustive import exhaustive_function
+    from workbench.emulate.run import CALL_CAP
 
     run = Run("seed", strategy, "v5.3")
     ks = None if steps is None else [i for i, s in enumerate(run.steps) if s.name in steps]
-    merged, raw_m, dist_m = ex._exhaustive_function(run, "do_IRQ", 200, ex._CAP, lambda n: None, steps=ks)
-    full, raw_f, dist_f = ex._exhaustive_function(run, "do_IRQ", 200, ex._CAP, lambda n: None,
+    merged, raw_m, dist_m = exhaustive_function(run, "do_IRQ", 200, CALL_CAP, lambda n: None, steps=ks)
+    full, raw_f, dist_f = exhaustive_function(run, "do_IRQ", 200, CALL_CAP, lambda n: None,
                                                   merge=False, steps=ks)
     assert raw_m == raw_f and dist_f == raw_f > dist_m
 
@@ -206,22 +209,23 @@ def test_bad_exploration_input():
 
 def test_spinning_cpus_let_the_ipi_in():
     """Several CPUs spinning on int3s must not hold a sync round forever."""
-    calls, _ = explore("seed", "spin", "v5.3", mode="random", cpus=4, schedules=2, progress=False)
+    calls, _ = explore("seed", strategies="spin", entry="v5.3", mode="random", cpus=4, schedules=2, progress=False)
     spun = calls[calls.trapped]
     assert len(spun) > 0 and not calls.crash.any()
     assert (spun.delay_traps > 0).any() and spun.delay_traps.max() < 1000
 
 
 def test_random_mode_several_cpus_is_reproducible():
-    a, _ = explore("seed", "skip", "v5.3", mode="random", cpus=3, schedules=2, seed=7, progress=False)
-    b, _ = explore("seed", "skip", "v5.3", mode="random", cpus=3, schedules=2, seed=7, progress=False)
+    a, _ = explore("seed", strategies="skip", entry="v5.3", mode="random", cpus=3, schedules=2, seed=7, progress=False)
+    b, _ = explore("seed", strategies="skip", entry="v5.3", mode="random", cpus=3, schedules=2, seed=7, progress=False)
     assert a.equals(b)
     assert set(a.cpu) == {0, 1, 2} and len(a) > 50
     assert a.trapped.any() and (a[a.trapped & (a.site_kind == "livepatched")].violation == 1).all()
 
 
 def test_a_crashing_cpu_is_a_recorded_outcome():
-    calls, _ = explore("seed", "emulate_new", "v5.1", mode="random", cpus=2, schedules=2, progress=False)
+    calls, _ = explore("seed", strategies="emulate_new", entry="v5.1", mode="random", cpus=2, schedules=2,
+                       progress=False)
     assert calls.crash.any()
     assert (calls[calls.crash].crash_reason != "").all()
 
@@ -246,7 +250,7 @@ def test_user_scenario_runs(tmp_path):
     p = tmp_path / "mine.toml"
     p.write_text('[ops.t]\nkind = "tracer"\nfunctions = ["fn_00001"]\n'
                  '[transition]\nbefore = []\nafter = ["t"]\n')
-    calls, _ = explore(str(p), "skip", "v5.3", functions=["fn_00001"], progress=False)
+    calls, _ = explore(str(p), strategies="skip", entry="v5.3", functions=["fn_00001"], progress=False)
     t = outcome_table(calls)
     # a single ops: the site and then ftrace_call (list function -> the tracer) change;
     # the tracer is being registered (function_enabled = 0): its misses are no drops

@@ -16,7 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from workbench.emulate.explore import Run, explore, outcome_table
+from workbench.emulate.explore import explore, outcome_table
+from workbench.emulate.run import Run
 from workbench.emulate.outcomes import classify, observe
 from workbench.emulate.scenario import load_scenario
 from workbench.emulate.watch import watch_call
@@ -38,7 +39,7 @@ def _per_call(table, strategy):
 # -- 1. function_enabled ------------------------------------------------------------------
 
 def test_the_tracers_own_registration_drops_nothing():
-    calls, _ = explore("seed", "skip", "v5.3", progress=False)
+    calls, _ = explore("seed", strategies="skip", entry="v5.3", progress=False)
     means, n = _per_call(outcome_table(calls), "skip")
     assert n > 0
     assert means["dropped_tracer"] == 0  # was 1 per trapped call before function_enabled
@@ -47,10 +48,10 @@ def test_the_tracers_own_registration_drops_nothing():
 
 @pytest.mark.parametrize("scenario", ["tracer_add_livepatch", "tracer_remove_livepatch", "tracer_add_probe"])
 def test_a_running_tracer_really_drops_under_skip(scenario):
-    calls, _ = explore(scenario, "skip", "v5.3", progress=False)
+    calls, _ = explore(scenario, strategies="skip", entry="v5.3", progress=False)
     t = outcome_table(calls)
     assert len(t) and (t.dropped_tracer == 1).all()
-    new, _ = explore(scenario, "emulate_new", "v5.3", progress=False)
+    new, _ = explore(scenario, strategies="emulate_new", entry="v5.3", progress=False)
     assert (outcome_table(new).dropped_tracer == 0).all()
 
 
@@ -107,7 +108,7 @@ def test_update_ftrace_func_arms_both_trampoline_calls_even_unchanged(image):
 
 
 def test_probe_scenario_misses_are_violations_not_tracer_drops():
-    calls, _ = explore("shared_regs_caller", "skip", "v5.3", progress=False)
+    calls, _ = explore("shared_regs_caller", strategies="skip", entry="v5.3", progress=False)
     t = outcome_table(calls)
     regs = t[t.trap_site == "ftrace_regs_call"]
     assert len(regs) and (regs.violation == 1).all()  # the probe both instructions run
@@ -117,7 +118,7 @@ def test_probe_scenario_misses_are_violations_not_tracer_drops():
 # -- 2. calling contexts and deadlock -------------------------------------------------------
 
 def test_spin_in_do_irq_deadlocks_the_patch():
-    calls, _ = explore("seed", "spin", "v5.3", functions=["do_IRQ"], progress=False)
+    calls, _ = explore("seed", strategies="spin", entry="v5.3", functions=["do_IRQ"], progress=False)
     trapped = calls[calls.trapped]
     assert len(trapped) > 0 and not trapped.crash.any()
     # a trap with a sync still to come (int3, sync1, tail phases) never lets it in
@@ -135,7 +136,7 @@ def test_spin_in_process_context_does_not_deadlock(tmp_path):
     p = tmp_path / "seed_process.toml"
     src = open(load_scenario.__globals__["SCENARIO_DIR"] / "seed.toml").read()
     p.write_text(src + '\n[context]\ndo_IRQ = "process"\n')
-    calls, _ = explore(str(p), "spin", "v5.3", functions=["do_IRQ"], progress=False)
+    calls, _ = explore(str(p), strategies="spin", entry="v5.3", functions=["do_IRQ"], progress=False)
     trapped = calls[calls.trapped]
     assert len(trapped) > 0 and not trapped.deadlock.any() and not trapped.crash.any()
     assert text  # the named scenario is untouched

@@ -41,14 +41,14 @@ def test_the_handler_leaves_an_unpatched_task_on_the_old_body(image):
 @pytest.mark.parametrize("scenario", ["tracer_add_livepatch", "tracer_remove_livepatch"])
 @pytest.mark.parametrize("strategy", ["skip", "emulate_old"])
 def test_registration_and_removal_drop_no_livepatch_call(scenario, strategy):
-    calls, _ = explore(scenario, strategy, "v5.3", progress=False)
+    calls, _ = explore(scenario, strategies=strategy, entry="v5.3", progress=False)
     t = outcome_table(calls)
     assert t.trapped_placements.sum() > 0
     assert (t.dropped_livepatch == 0).all()  # was 1 per trapped live-patched call
 
 
 def test_a_transitioned_livepatch_still_loses_calls_under_skip():
-    calls, _ = explore("seed", "skip", "v5.3", progress=False)
+    calls, _ = explore("seed", strategies="skip", entry="v5.3", progress=False)
     t = outcome_table(calls)
     lp = t[t.site_kind == "livepatched"]
     assert len(lp) and (lp.dropped_livepatch == 1).all()

@@ -6,6 +6,7 @@ import collections
 import json
 import subprocess
 import sys
+from itertools import pairwise
 
 import pytest
 
@@ -278,7 +279,7 @@ def test_step_viewer_jumps_from_event_to_event_to_the_outcome(tmp_path):
         stops.append(v.slider.value)
     assert stops[-1] == len(s) - 1 and s.event(stops[-1]) == "outcome" and "outcome" in v.view.value
     assert len(stops) > 2 and stops == sorted(set(stops))
-    for a, b in zip(stops, stops[1:]):
+    for a, b in pairwise(stops):
         assert s.event(b) and not any(s.event(k) for k in range(a + 1, b))
         why, prev, cur = s.event(b), s.state(b - 1), s.state(b)
         if "bytes of" in why:
@@ -325,8 +326,8 @@ def test_two_calling_cpus_reach_every_behaviour_of_the_one_cpu_table(arch, strat
     from workbench.emulate.explore import explore
     from workbench.emulate.mc.experiment import BEHAVIOUR, behaviours, multi_cpu_only
 
-    calls, _ = explore("seed", strategy, entry, "exhaustive", functions=["do_IRQ", "schedule"], progress=False,
-                       arch=arch)
+    calls, _ = explore("seed", strategies=strategy, entry=entry, mode="exhaustive", functions=["do_IRQ", "schedule"],
+                       progress=False, arch=arch)
     two = check_all([dict(arch=arch, strategy=strategy, entry=entry, calls=[["do_IRQ"], ["schedule"]])], cache=False,
                     progress=False)
     alone = check_all([dict(arch=arch, strategy=strategy, entry=entry, calls=[[f]]) for f in ("do_IRQ", "schedule")],

@@ -4,7 +4,7 @@ into the idle CPUs' memory that it does not copy otherwise."""
 import numpy as np
 import pytest
 
-from workbench.emulate.explore import MemoryRestorer, Run
+from workbench.emulate.run import MemoryRestorer, Run
 
 
 @pytest.fixture
@@ -25,11 +25,11 @@ def _stray_guest_store(run, addr):
 @pytest.mark.parametrize("full_snapshot", [False, True])
 def test_restore_is_the_snapshot_byte_for_byte(run, how, full_snapshot):
     m = run.machine
-    r = MemoryRestorer(m, run._before_memory())
+    r = MemoryRestorer(m, run.before_memory())
     try:
         idle = m.idle_cpu_memory()
         r.to_base()
-        assert np.array_equal(m.mem, run._before_memory())
+        assert np.array_equal(m.mem, run.before_memory())
         m.cpus[0].reset([(run.image.functions["do_IRQ"].site, 0)])
         if full_snapshot:  # a stray store before the snapshot: it copies everything
             m.write32(idle[2][0] + 8, 0x5A5A5A5A)
@@ -45,7 +45,7 @@ def test_restore_is_the_snapshot_byte_for_byte(run, how, full_snapshot):
         r.restore(snap)
         assert np.array_equal(m.mem, want)
         r.to_base()
-        assert np.array_equal(m.mem, run._before_memory())
+        assert np.array_equal(m.mem, run.before_memory())
     finally:
         r.close()
     assert m.write_watch is None
@@ -61,7 +61,7 @@ def test_an_exploration_leaves_no_machine_in_reference_cycles():
     gc.collect()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        explore("seed", "skip", "v5.3", "exhaustive", progress=False)
+        explore("seed", strategies="skip", entry="v5.3", mode="exhaustive", progress=False)
         gc.collect()
         kinds = {type(o).__name__ for o in gc.garbage}
     finally:

@@ -7,8 +7,9 @@ way, in the same engine.
 
 import pytest
 
-import workbench.emulate.explore as ex
-from workbench.emulate.explore import Run, explore
+import workbench.emulate.exhaustive as ex
+from workbench.emulate.explore import explore
+from workbench.emulate.run import Run
 from workbench.kernel.machine import Cpu
 
 
@@ -17,18 +18,18 @@ def test_placements_started_at_clean_cuts_equal_placements_started_at_the_call(m
     """Every strategy's calls frame is the same whether a placement's run to its
     cut starts from an earlier placement's clean cut or from the call."""
     used = []
-    clean_cuts = ex._clean_cuts
+    clean_cuts = ex.clean_cuts
 
     def counted(*args):
         got = clean_cuts(*args)
         used.append(len(got))
         return got
 
-    monkeypatch.setattr(ex, "_clean_cuts", counted)
-    short, _ = explore(scenario, "all", entry, progress=False)
+    monkeypatch.setattr(ex, "clean_cuts", counted)
+    short, _ = explore(scenario, strategies="all", entry=entry, progress=False)
     assert sum(used) > 100  # the shortcut was taken (spin alone has hundreds of clean cuts)
-    monkeypatch.setattr(ex, "_clean_cuts", lambda *args: set())
-    long, _ = explore(scenario, "all", entry, progress=False)
+    monkeypatch.setattr(ex, "clean_cuts", lambda *args: set())
+    long, _ = explore(scenario, strategies="all", entry=entry, progress=False)
     assert short.equals(long)
 
 
@@ -37,8 +38,9 @@ def test_spin_refetches_put_off_equal_refetches_done(monkeypatch):
     when every refetch drops the site's translations at once."""
     frames = []
     for _ in range(2):
-        frames.append((explore("seed", "spin", "v5.3", progress=False)[0],
-                       explore("seed", "spin", "v5.3", "random", cpus=3, schedules=3, seed=5, progress=False)[0]))
+        frames.append((explore("seed", strategies="spin", entry="v5.3", progress=False)[0],
+                       explore("seed", strategies="spin", entry="v5.3", mode="random", cpus=3, schedules=3,
+                               seed=5, progress=False)[0]))
         monkeypatch.setattr(Cpu, "refetch", lambda self, lo, hi: self.sync_core(lo, hi))
     assert frames[0][0].equals(frames[1][0]) and frames[0][1].equals(frames[1][1])
 
@@ -49,6 +51,6 @@ def test_runs_of_one_patch_share_their_reference_runs():
     assert b.ref is a.ref
     assert b.expected(3, "do_IRQ") == a.expected(3, "do_IRQ") == Run("seed", "emulate_new").expected(3, "do_IRQ")
     with pytest.raises(ValueError, match="references"):
-        Run(a.scenario, "stop_machine", references=a)  # another protocol: other steps
+        Run(a.scenario, "stop_machine", references=a)  # another poke method: other steps
     with pytest.raises(ValueError, match="references"):
         Run("seed", "emulate_new", references=a)  # a scenario loaded again is another object

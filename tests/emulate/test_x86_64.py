@@ -16,7 +16,8 @@
 import pytest
 
 from workbench.base.errors import ConfigError
-from workbench.emulate.explore import Run, explore, load_outcome_table
+from workbench.emulate.explore import explore, load_outcome_table
+from workbench.emulate.run import Run
 from workbench.emulate.scenario import load_scenario
 from workbench.kernel.ftrace import FtraceOps, FtraceState
 from workbench.kernel.image import build_image
@@ -28,7 +29,7 @@ from workbench.kernel.layout import EQU_X86_64, pt_offset
 
 def _ordinary_ftrace_call_drops(arch):
     entry = "v5.2" if arch == "x86_64" else "v5.3"
-    calls, _ = explore("tracer_add_livepatch", "skip", entry, arch=arch, progress=False)
+    calls, _ = explore("tracer_add_livepatch", strategies="skip", entry=entry, arch=arch, progress=False)
     t = calls[calls.trapped & (calls.site_kind == "ordinary")]
     return calls, float((t.dropped_tracer * t.weight).sum())
 
@@ -101,22 +102,23 @@ def test_stable_states_run_the_handlers(ops_names, fn, want):
 
 
 def test_x86_64_seed_under_skip_runs_the_live_patched_do_irqs_old_body():
-    calls, _ = explore("seed", "skip", "v5.2", arch="x86_64", functions=["do_IRQ"], progress=False)
+    calls, _ = explore("seed", strategies="skip", entry="v5.2", arch="x86_64", functions=["do_IRQ"], progress=False)
     t = calls[calls.trapped]
     assert len(t) and (t.body == "old").all() and (t.violation == 1).all() and (t.dropped_livepatch == 1).all()
     # the same placements under v5.6's emulate_new run the new body
-    calls, _ = explore("seed", "emulate_new", "v5.2", arch="x86_64", functions=["do_IRQ"], progress=False)
+    calls, _ = explore("seed", strategies="emulate_new", entry="v5.2", arch="x86_64", functions=["do_IRQ"],
+                       progress=False)
     t = calls[calls.trapped]
     assert len(t) and (t.body == "new").all() and (t.violation == 0).all() and not t.crash.any()
 
 
 def test_emulating_the_regs_caller_needs_v52s_gap():
-    old, _ = explore("seed", "emulate_regs_caller", "v5.1", arch="x86_64", progress=False)
+    old, _ = explore("seed", strategies="emulate_regs_caller", entry="v5.1", arch="x86_64", progress=False)
     t = old[old.trapped]
     assert len(t) and t.crash.all() and not t.deadlock.any()
     # the entry's iretq, with regs->ss overwritten by the pushed return address (site + 5)
     assert t.crash_reason.str.startswith("general protection fault at iretq").all()
-    new, _ = explore("seed", "emulate_regs_caller", "v5.2", arch="x86_64", progress=False)
+    new, _ = explore("seed", strategies="emulate_regs_caller", entry="v5.2", arch="x86_64", progress=False)
     t = new[new.trapped]
     assert len(t) and not t.crash.any() and (t.violation == 0).all()
 
@@ -170,12 +172,12 @@ def test_an_i386_livepatch_that_is_not_the_sketch_is_refused(tmp_path):
     p.write_text('[ops.lp]\nkind = "livepatch"\nfunctions = ["do_IRQ"]\n[ops.t]\nkind = "tracer"\n'
                  '[transition]\nbefore = ["t"]\nafter = ["t", "lp"]\n')
     with pytest.raises(ConfigError, match=r"^scenario mine: cannot run on arch i386 \(it needs a livepatch"):
-        explore(str(p), "skip", arch="i386", progress=False)
+        explore(str(p), strategies="skip", arch="i386", progress=False)
     with pytest.raises(ConfigError, match="cannot run on arch i386"):
         Run(str(p), "skip")
     with pytest.raises(ConfigError, match="cannot run on arch i386"):
         load_outcome_table(str(p), progress=False)
-    calls, _ = explore(str(p), "skip", arch="x86_64", progress=False)  # a real x86_64 kernel has it
+    calls, _ = explore(str(p), strategies="skip", arch="x86_64", progress=False)  # a real x86_64 kernel has it
     assert len(calls)
     p.write_text('arches = ["i386"]\n[ops.lp]\nkind = "livepatch"\nfunctions = ["do_IRQ"]\n'
                  '[transition]\nbefore = []\nafter = ["lp"]\n')
@@ -187,7 +189,7 @@ def test_entries_are_the_arches_own():
     with pytest.raises(ConfigError, match=r"entry: unknown value 'v5.3'; choose from v5.1, v5.2"):
         Run("seed", "skip", "v5.3", arch="x86_64")
     with pytest.raises(ConfigError, match=r"entry: unknown value 'v5.2'; choose from v5.1, v5.3"):
-        explore("seed", "skip", "v5.2", progress=False)
+        explore("seed", strategies="skip", entry="v5.2", progress=False)
     assert Run("tracer_add_probe", "skip", arch="x86_64").entry == "v5.2"
 
 

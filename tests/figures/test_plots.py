@@ -9,6 +9,7 @@ import pytest
 from workbench.figures import job as figures
 from workbench.figures import plots
 from workbench.base.errors import ConfigError
+from workbench.base.vocabulary import FORMATS
 from workbench.emulate.explore import load_outcome_table
 from workbench.figures.job import batching_grid
 from workbench.race.experiment import race_grid
@@ -67,7 +68,7 @@ def test_drops_draws_one_line_per_strategy_with_its_style_and_bands(frames):
     fig = plots.drops(frames["cpus"], x="cpus")
     ax = fig.axes[0]
     assert len(ax.lines) == len(STRATS)
-    for line, s in zip(ax.lines, STRATS):
+    for line, s in zip(ax.lines, STRATS, strict=True):
         colour, marker, label = plots.STRATEGY_STYLE[s]
         assert (line.get_color(), line.get_marker(), line.get_label()) == (colour, marker, label)
         assert list(line.get_xdata()) == [1, 16, 256]
@@ -76,7 +77,7 @@ def test_drops_draws_one_line_per_strategy_with_its_style_and_bands(frames):
     # bands only for strategies that drop something: skip in the violations panel
     assert len(ax.collections) == 1
     # the four strategies that never violate coincide on 0: their markers are staggered
-    zero = [ln.get_markevery() for ln, s in zip(ax.lines, STRATS) if s != "skip"]
+    zero = [ln.get_markevery() for ln, s in zip(ax.lines, STRATS, strict=True) if s != "skip"]
     assert sorted(m[0] for m in zero if m) == [0, 1, 2, 3, 4]
     assert fig.legends and len(fig.legends[0].get_texts()) == len(STRATS)
 
@@ -94,8 +95,8 @@ def test_batching_marks_bristot_and_counts_ipis(frames):
     stars = [ln for ln in ipi.lines if ln.get_marker() == "*"]
     assert len(stars) == 1 and list(stars[0].get_ydata()) == [168, 3]
     b = frames["batching"]
-    assert list(b[b.protocol == "per_site"].sort_values("n_sites").ipis_mean) == [3, 168, 3000]
-    assert set(b[b.protocol == "batched"].ipis_mean) == {3}
+    assert list(b[b.batching == "per_site"].sort_values("n_sites").ipis_mean) == [3, 168, 3000]
+    assert set(b[b.batching == "batched"].ipis_mean) == {3}
 
 
 def test_outcome_grid_cells_follow_the_table(tables):
@@ -144,7 +145,7 @@ def test_outcome_grid_gains_x86_64_panels_each_naming_its_arch_and_entry(tables,
                       "x86_64: int3 entry v5.2"]
     assert "2700fefdb2d9" in panels[3].get_title() and "3c88c692c287" in panels[1].get_title()
     row = STRATS.index("emulate_regs_caller")
-    cells = {t: [x.get_text() for x in ax.texts][2 * row:2 * row + 2] for t, ax in zip(titles, panels)}
+    cells = {t: [x.get_text() for x in ax.texts][2 * row:2 * row + 2] for t, ax in zip(titles, panels, strict=True)}
     assert all(c.startswith("crash") for c in cells["x86_64: int3 entry v5.1"])
     assert all(c.startswith("correct") for c in cells["x86_64: int3 entry v5.2"])
     # the cells are the emulator's: the v5.1 table records a crash on every trapped call of that row
@@ -213,7 +214,7 @@ def test_save_is_byte_stable_and_carries_no_dates(frames, tmp_path):
     a = plots.save(plots.drops(frames["cpus"]), "f", tmp_path / "a")
     b = plots.save(plots.drops(frames["cpus"]), "f", tmp_path / "b")
     assert [p.suffix for p in a] == [".svg", ".pdf", ".png"]
-    for pa, pb in zip(a, b):
+    for pa, pb in zip(a, b, strict=True):
         assert pa.read_bytes() == pb.read_bytes(), pa.name
     svg, pdf, png = (p.read_bytes() for p in a)
     assert b"<dc:date>" not in svg and b"CreationDate" not in pdf and b"ModDate" not in pdf
@@ -234,7 +235,7 @@ def test_regenerate_twice_gives_identical_files_and_uses_the_cache(tmp_path, mon
     first = figures.regenerate(**kw)
     names = sorted(p.name for p in first.files)
     for f in figures.FIGURES:
-        for ext in plots.FORMATS:
+        for ext in FORMATS:
             assert f"{f.name}_quick.{ext}" in names  # a quick run never writes a published name
     for table in ("drops_vs_cpus", "drops_vs_timing", "heatmap_skip", "batching", "bristot", "tradeoff",
                   "closed_form_check", "outcomes"):

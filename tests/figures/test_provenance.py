@@ -63,7 +63,7 @@ def test_parquet_round_trip_keeps_provenance_in_metadata_and_columns(quick_run):
         assert prov["entry"] == ("v5.2+v5.3" if both else "v5.3"), (p.name, prov["entry"])
         assert set(f["arch"]) == ({"i386", "x86_64"} if both else {"i386"})
         if p.stem in ("cpus_quick", "timing_quick", "heatmap_quick"):
-            assert set(zip(f["scenario"], f["arch"], f["entry"])) == {("seed", "x86_64", "v5.2"),
+            assert set(zip(f["scenario"], f["arch"], f["entry"], strict=True)) == {("seed", "x86_64", "v5.2"),
                                                                      ("tracer_add_probe", "i386", "v5.3")}
         for col in PROVENANCE_COLUMNS:
             assert col in f.columns, (p.name, col)
@@ -99,7 +99,7 @@ def test_csv_round_trip_has_provenance_columns_full_precision_and_one_unit_per_c
     # the arch comparison: every row names its arch and the kernel it belongs to
     by_arch = pd.read_csv(out / "summary" / "drops_by_arch_quick.csv")
     assert read_provenance(by_arch)["grid"] == "arch"
-    kernels = set(zip(by_arch["scenario"], by_arch["arch"], by_arch["kernel"]))
+    kernels = set(zip(by_arch["scenario"], by_arch["arch"], by_arch["kernel"], strict=True))
     assert kernels == {("seed", "i386", "i386 sketch"), ("seed", "x86_64", "real x86_64"),
                        ("tracer_add_livepatch", "i386", "i386 sketch"),
                        ("tracer_add_livepatch", "x86_64", "real x86_64"),
@@ -107,12 +107,12 @@ def test_csv_round_trip_has_provenance_columns_full_precision_and_one_unit_per_c
     # the drops and trade-off tables: only kernels that exist, every row naming its arch
     for name in ("drops_vs_cpus", "drops_vs_timing", "heatmap_skip", "tradeoff"):
         f = pd.read_csv(out / "summary" / f"{name}_quick.csv")
-        assert set(zip(f["scenario"], f["arch"], f["kernel"])) == {("seed", "x86_64", "real x86_64"),
+        assert set(zip(f["scenario"], f["arch"], f["kernel"], strict=True)) == {("seed", "x86_64", "real x86_64"),
                                                                   ("tracer_add_probe", "i386", "real i386")}, name
     # the outcome tables: both arches, each with its own entries, every row naming its arch
     out_t = pd.read_csv(out / "summary" / "outcomes_quick.csv")
-    assert set(zip(out_t["arch"], out_t["entry"])) == {("i386", "v5.1"), ("i386", "v5.3"), ("x86_64", "v5.1"),
-                                                       ("x86_64", "v5.2")}
+    assert set(zip(out_t["arch"], out_t["entry"], strict=True)) == {("i386", "v5.1"), ("i386", "v5.3"),
+                                                                    ("x86_64", "v5.1"), ("x86_64", "v5.2")}
     assert set(out_t.loc[out_t["arch"] == "x86_64", "kernel"]) == {"real x86_64"}
 
 

@@ -4,7 +4,7 @@ Machine that syncs on every call stays flat in native memory."""
 import gc
 import weakref
 
-from workbench.emulate.explore import Run
+from workbench.emulate.run import Run
 from workbench.emulate.watch import make_ops
 from workbench.kernel.ftrace import FtraceState
 from workbench.kernel.machine import Machine

@@ -210,7 +210,7 @@ def test_a_tree_that_breaks_the_abi_when_run_is_one_line(linux61, tmp_path, caps
     assert main(["call", "--kernel-tree", str(root)]) == 2
     assert re.match(want, capsys.readouterr().err)
     with pytest.raises(ConfigError, match=want[len("^error: "):-3]):
-        explore("seed", "skip", tree=open_kernel_tree(root), progress=False)
+        explore("seed", strategies="skip", tree=open_kernel_tree(root), progress=False)
 
 
 def test_a_dropped_regs_ip_store_keeps_the_abi(linux61, tmp_path):

@@ -12,6 +12,7 @@ passes a ``batch_max`` fails there by construction.
 """
 
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_batch_max_1_equals_per_site_closed_form(strategy, scenario):
 def test_batch_max_1_equals_per_site_monte_carlo():
     # the draws do not line up (per_site aggregates the rest of the sites), so
     # the two means agree within 4 combined standard errors
-    a = simulate(cfg(strategy="skip", protocol="per_site", cpus=24), EMPTY, trials=3000, seed=5).iloc[0]
+    a = simulate(cfg(strategy="skip", batching="per_site", cpus=24), EMPTY, trials=3000, seed=5).iloc[0]
     b = simulate(cfg(strategy="skip", batch_max=1, cpus=24), EMPTY, trials=3000, seed=5).iloc[0]
     for m in ("trapped", "patch_ns"):
         se = math.hypot(a[f"{m}_se"], b[f"{m}_se"])
@@ -109,7 +110,7 @@ def test_trapped_calls_fall_with_smaller_batches():
     # to per_site's N L (2 w + 2R), never below the rounds' floor N L 2R.
     seq = [closed_form(cfg(strategy="skip", batch_max=b, cpus=24), EMPTY)["trapped"]
            for b in (None, 256, 64, 8, 1)]
-    assert all(x > y for x, y in zip(seq, seq[1:])), seq
+    assert all(x > y for x, y in pairwise(seq)), seq
     c = cfg(strategy="skip", cpus=24)
     t, stages = c.timing, patch_timeline(c, None)
     mu = t.round_moments(24)[0]
@@ -122,7 +123,7 @@ def test_trapped_calls_fall_with_smaller_batches():
 def test_patch_time_grows_with_batches():
     # each batch costs its three rounds: patch time rises as batches shrink
     seq = [closed_form(cfg(batch_max=b, cpus=24), EMPTY)["patch_ns"] for b in (None, 256, 8, 1)]
-    assert all(x < y for x, y in zip(seq, seq[1:])), seq
+    assert all(x < y for x, y in pairwise(seq)), seq
 
 
 def outcomes_with_means(scenario="seed"):
@@ -169,9 +170,9 @@ def test_bad_batch_max(bad):
         cfg(batch_max=bad)
 
 
-def test_batch_max_needs_the_batched_protocol():
+def test_batch_max_needs_the_batched_update():
     with pytest.raises(ConfigError, match="batch_max"):
-        cfg(protocol="per_site", batch_max=4)
+        cfg(batching="per_site", batch_max=4)
     with pytest.raises(ConfigError, match="batch_max"):
         cfg(strategy="stop_machine", batch_max=4)
 

@@ -10,6 +10,7 @@ come from the emulator, and the tests marked ``real table`` use them through
 import json
 import math
 import re
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -55,7 +56,7 @@ FIXED = Timing(irq_off_prob=0.0, ipi_base_ns=50_000.0)  # deterministic rounds
 
 
 def _grid():
-    """27 configurations across scenarios, strategies, protocols, CPUs, timings."""
+    """27 configurations across scenarios, strategies, batchings, CPUs, timings."""
     lognormalish = Timing(irq_off_prob=1.0, irq_off_scale_ns=20_000.0)
     bursty = Workload(hot=dict(SMALL.hot), tail_functions=300, tail_rate=5e4, dispersion=0.4)
     steep = Workload(hot=dict(SMALL.hot), tail_functions=2000, tail_rate=2e5, zipf_s=1.4)
@@ -160,11 +161,11 @@ def test_skip_violations_grow_with_cpus_and_window():
                                   "spurious": 0.0, "crash": 0.0})
     by_cpus = [closed_form(RaceConfig("seed", "skip", cpus=n, workload=SMALL), outcomes)["violations"]
                for n in (1, 2, 8, 64, 512, 4096)]
-    assert all(b > a for a, b in zip(by_cpus, by_cpus[1:]))
+    assert all(b > a for a, b in pairwise(by_cpus))
     by_window = [closed_form(RaceConfig("seed", "skip", cpus=64, workload=SMALL,
                                         timing=Timing.for_round(r)), outcomes)["violations"]
                  for r in (1e5, 3e5, 1e6, 3e6)]
-    assert all(b > a for a, b in zip(by_window, by_window[1:]))
+    assert all(b > a for a, b in pairwise(by_window))
     # linear in N at a fixed window (Poisson baseline): 64x CPUs, 64x violations
     a, b = (closed_form(RaceConfig("seed", "skip", cpus=n, workload=SMALL, timing=FIXED,
                                    patcher_calls=True), outcomes) for n in (8, 512))
@@ -212,7 +213,7 @@ def test_batched_window_by_hand():
     Site i's int3 is written at i*w, then R1, K tail writes, R2, and the
     first bytes in the same order, site i's at 2Kw + R1 + R2 + i*w: every
     site is armed for 2Kw + R1 + R2, no spread between sites. The patch
-    still costs 3 writes per site and 3 rounds per protocol run. Seed: two
+    still costs 3 writes per site and 3 rounds per breakpoint batch. Seed: two
     trampoline calls (one site each, nothing routed through them) and K = 7
     call sites (do_IRQ, __migrate_task, schedule and 4 tail functions).
     """
@@ -324,23 +325,23 @@ def test_spin_helpers_small_and_large_x():
             assert spin_p(np.array([v]), d)[0] == pytest.approx(limit, rel=1e-12 if d > 0.1 else 1e-4)
 
 
-@pytest.mark.parametrize("protocol", ["batched", "per_site"])
-def test_spin_limits(protocol):
+@pytest.mark.parametrize("batching", ["batched", "per_site"])
+def test_spin_limits(batching):
     """L -> 0: the old N L E[W] and N L E[W^2]/2; L -> inf: N per window, N E[W] each."""
     t, n = NO_HANDLER, 64
-    windows = 7 if protocol == "per_site" else 1
-    d_write = 2 * t.write_ns * (1 if protocol == "per_site" else 7)
+    windows = 7 if batching == "per_site" else 1
+    d_write = 2 * t.write_ns * (1 if batching == "per_site" else 7)
     mu, var = t.round_moments(n)
     ew = d_write + 2 * mu
     ew2 = 2 * var + ew * ew
     rate = (1000.0 + 20.0 + 5000.0 + 4000.0) * 1e-9  # per CPU and ns
-    low = closed_form(RaceConfig("seed", "spin", protocol, n, _seven_sites(1e-6), t, trampolines=False,
+    low = closed_form(RaceConfig("seed", "spin", batching, n, _seven_sites(1e-6), t, trampolines=False,
                                  patcher_calls=True), None)
     assert low["trapped"] == pytest.approx(n * rate * 1e-6 * ew, rel=1e-5)
     assert low["stall_ns"] == pytest.approx(n * rate * 1e-6 * ew2 / 2, rel=1e-5)
-    high = closed_form(RaceConfig("seed", "spin", protocol, n, _seven_sites(1e6), t, trampolines=False,
+    high = closed_form(RaceConfig("seed", "spin", batching, n, _seven_sites(1e6), t, trampolines=False,
                                   patcher_calls=True), None)
-    if protocol == "per_site":
+    if batching == "per_site":
         assert high["trapped"] == pytest.approx(n * windows, rel=1e-12)
         assert high["stall_ns"] == pytest.approx(n * windows * ew, rel=1e-3)
         assert high["stall_ns"] < n * windows * ew
@@ -348,24 +349,24 @@ def test_spin_limits(protocol):
         assert n < high["trapped"] <= n * 7
         assert high["stall_ns"] < n * (ew + 6 * t.write_ns)
     # the strategies that do not block keep N L E[W]
-    skip = closed_form(RaceConfig("seed", "skip", protocol, n, _seven_sites(1e6), t, trampolines=False,
+    skip = closed_form(RaceConfig("seed", "skip", batching, n, _seven_sites(1e6), t, trampolines=False,
                                   patcher_calls=True), None)
     assert skip["trapped"] == pytest.approx(n * rate * 1e6 * ew, rel=1e-12)
 
 
-@pytest.mark.parametrize("protocol", ["batched", "per_site"])
+@pytest.mark.parametrize("batching", ["batched", "per_site"])
 @pytest.mark.parametrize("scale,dispersion", [(1e-2, 0.0), (1.0, 0.0), (30.0, 0.7), (1e4, 0.0), (1e4, 2.0)])
-def test_spin_never_waits_longer_than_the_windows(protocol, scale, dispersion):
+def test_spin_never_waits_longer_than_the_windows(batching, scale, dispersion):
     """Every trial: waits <= N x the windows, trapped <= N per window; MC mean = closed form."""
     from workbench.race.simulator import draw_chunk
     from workbench.race.timeline import patch_timeline
     n, k = 32, 7
-    cfg = RaceConfig("seed", "spin", protocol, n, _seven_sites(scale, dispersion), NO_HANDLER,
+    cfg = RaceConfig("seed", "spin", batching, n, _seven_sites(scale, dispersion), NO_HANDLER,
                      trampolines=False)
     res = draw_chunk(cfg, patch_timeline(cfg, None), np.random.default_rng(int(scale) + 7), 20_000)
-    windows = k if protocol == "per_site" else 1
+    windows = k if batching == "per_site" else 1
     total_window = res["window_ns"] * windows  # per site: the mean window x K = their sum
-    if protocol == "batched":  # staggered: a CPU may spin until the last first-byte write
+    if batching == "batched":  # staggered: a CPU may spin until the last first-byte write
         total_window = total_window + (k - 1) * cfg.timing.write_ns
     assert (res["stall_ns"] >= 0).all()
     assert (res["stall_ns"] <= n * total_window * (1 + 1e-12)).all()
@@ -378,20 +379,20 @@ def test_spin_never_waits_longer_than_the_windows(protocol, scale, dispersion):
 
 
 @pytest.mark.parametrize("cpus", [24, 256, 4096])
-@pytest.mark.parametrize("protocol", ["batched", "per_site"])
-def test_spin_default_workload_is_physical(cpus, protocol):
+@pytest.mark.parametrize("batching", ["batched", "per_site"])
+def test_spin_default_workload_is_physical(cpus, batching):
     """Default workload: spin's stall stays below CPUs x patch time; batched, every CPU traps once per window."""
-    cf = closed_form(RaceConfig("seed", "spin", protocol, cpus), None)
+    cf = closed_form(RaceConfig("seed", "spin", batching, cpus), None)
     assert cf["stall_ns"] < cpus * cf["patch_ns"]
-    if protocol == "batched":  # seed patches only the sites: one staggered batch
+    if batching == "batched":  # seed patches only the sites: one staggered batch
         k = 40_003
         assert cpus < cf["trapped"] < cpus * 20  # re-traps: a few per CPU (issue 8)
         span = cf["window_ns"] + (k - 1) * Timing().write_ns
         assert cf["stall_ns"] < cpus * span + cf["trapped"] * Timing().handler_batch_ns
     # fewer traps than N L E[W] (a spinning CPU calls nothing else): the busy
     # sites' windows saturate at one trap per CPU
-    skip = closed_form(RaceConfig("seed", "skip", protocol, cpus), None)
-    assert cf["trapped"] < skip["trapped"] * (0.8 if protocol == "per_site" else 1e-3)
+    skip = closed_form(RaceConfig("seed", "skip", batching, cpus), None)
+    assert cf["trapped"] < skip["trapped"] * (0.8 if batching == "per_site" else 1e-3)
 
 
 @pytest.mark.parametrize("d,rates", [(0.4, (3000.0, 60000.0)), (1.0, (50.0, 400.0)), (3.0, (1e6, 2e3))])
@@ -437,8 +438,8 @@ def test_spin_per_site_rest_sums_match_site_by_site(work):
     assert traps < 0.9 * summary.rest_total * 1e-9 * w @ W
 
 
-@pytest.mark.parametrize("protocol", ["batched", "per_site"])
-def test_window_rounds_are_the_protocols_first_two(protocol):
+@pytest.mark.parametrize("batching", ["batched", "per_site"])
+def test_window_rounds_are_each_batchs_first_two(batching):
     """Monte Carlo: a window's two rounds are drawn with its run's three.
 
     Per trial, patch - (window of one site x runs) is the writes outside the
@@ -451,9 +452,9 @@ def test_window_rounds_are_the_protocols_first_two(protocol):
     t = Timing()  # random rounds
     n, k = 24, 6
     work = Workload(hot={"do_IRQ": 1e3, "__migrate_task": 1e3}, tail_functions=k - 2, tail_rate=1e4)
-    cfg = RaceConfig("seed", "skip", protocol, n, work, t, trampolines=False)
+    cfg = RaceConfig("seed", "skip", batching, n, work, t, trampolines=False)
     res = draw_chunk(cfg, patch_timeline(cfg, None), np.random.default_rng(3), 40_000)
-    runs = k if protocol == "per_site" else 1
+    runs = k if batching == "per_site" else 1
     outside = res["patch_ns"] - runs * res["window_ns"]  # = k w + sum of the runs' third rounds
     mu, var = t.round_moments(n)
     assert outside.min() >= k * t.write_ns + runs * t.ipi_base_ns - 1e-6
@@ -464,7 +465,7 @@ def test_window_rounds_are_the_protocols_first_two(protocol):
 def test_bristot_anchor():
     """24 CPUs, 56 sites: IPIs 168 vs 3; batched update is ~40x shorter.
 
-    Int3 hits: a window holds 2 of its protocol run's 3 writes per site and
+    Int3 hits: a window holds 2 of its breakpoint batch's 3 writes per site and
     its first 2 of 3 rounds, so per-site windows sum to 2/3 of the 57 ms
     update and each of the 56 overlapping batched windows is 2/3 of the
     1.4 ms: the batched / per-site hit ratio is (56 w + R) / (w + R) =
@@ -511,10 +512,10 @@ def test_tens_of_thousands_of_sites_are_cheap():
     assert f.n_sites[0] == 200_003 and f.ipis_mean[0] == 3 * 200_003  # seed: no trampoline update
 
 
-def test_no_changed_sites_means_no_site_protocol():
+def test_no_changed_sites_means_no_site_batch():
     work = Workload(hot={"do_IRQ": 1e3, "__migrate_task": 1e3}, tail_functions=0, tail_rate=0.0)
-    for protocol in ("batched", "per_site"):
-        cfg = RaceConfig("shared_regs_caller", "skip", protocol, 8, work)
+    for batching in ("batched", "per_site"):
+        cfg = RaceConfig("shared_regs_caller", "skip", batching, 8, work)
         f = simulate(cfg, synthetic("shared_regs_caller"), trials=200, seed=0)
         assert f.n_sites[0] == 0 and f.ipis_cf[0] == 6 and f.window_ns_cf[0] == 0
         assert f.trapped_cf[0] > 0  # the livepatched calls still trap at ftrace_regs_call
@@ -542,7 +543,7 @@ def test_frame_is_tidy():
     for m in METRICS:
         for suffix in ("mean", "se", "lo", "hi", "cf"):
             assert f"{m}_{suffix}" in f.columns
-    for col in ("scenario", "strategy", "protocol", "cpus", "n_sites", "ipi_round_ns", "trials", "seed"):
+    for col in ("scenario", "strategy", "batching", "cpus", "n_sites", "ipi_round_ns", "trials", "seed"):
         assert col in f.columns
     assert len(f) == 1 and f.outcome_note[0] == ""
 
@@ -561,9 +562,9 @@ def test_missing_outcome_rows_count_as_zero_with_a_note():
     ({"cpus": 1.5}, "cpus"),
     ({"strategy": "retry"}, "strategy"),
     ({"scenario": "nope"}, "scenario"),
-    ({"protocol": "sometimes"}, "protocol"),
-    ({"strategy": "stop_machine", "protocol": "batched"}, "protocol"),
-    ({"strategy": "skip", "protocol": "stop_machine"}, "protocol"),
+    ({"batching": "sometimes"}, "batching"),
+    ({"strategy": "stop_machine", "batching": "batched"}, "batching"),
+    ({"strategy": "skip", "batching": "stop_machine"}, "batching"),
     ({"horizon_ns": 1e6}, "horizon_ns"),
     ({"workload": Workload(hot={"schedule": 1.0})}, "rate"),
 ])
@@ -668,8 +669,8 @@ def _real_loader():
 def test_real_table_emulating_strategies_drop_nothing_in_seed(strategy):
     """real table: nothing dropped, violated or crashed at any CPU count."""
     outcomes = _real_loader()("seed")
-    configs = [RaceConfig("seed", strategy, protocol, n) for n in (1, 2, 24, 64, 512, 4096)
-               for protocol in ("batched", "per_site")]
+    configs = [RaceConfig("seed", strategy, batching, n) for n in (1, 2, 24, 64, 512, 4096)
+               for batching in ("batched", "per_site")]
     frame = simulate_many(configs, outcomes, trials=2000, seed=5)
     assert (frame.trapped_mean > 0).all()
     for m in ("violations", "dropped_tracer", "dropped_livepatch", "crashes"):

@@ -82,10 +82,10 @@ def test_spin_counts_n_minus_one_callers_and_the_patcher(seed):
 
 def test_one_cpu_sends_no_ipi(seed):
     """run_sync() returns at once with one CPU online; on_each_cpu() sends nothing to itself."""
-    for protocol in ("batched", "per_site"):
-        cf = closed_form(RaceConfig("seed", "skip", cpus=1, protocol=protocol), seed)
+    for batching in ("batched", "per_site"):
+        cf = closed_form(RaceConfig("seed", "skip", cpus=1, batching=batching), seed)
         assert cf["ipis"] == 0
-        two = closed_form(RaceConfig("seed", "skip", cpus=2, protocol=protocol), seed)
+        two = closed_form(RaceConfig("seed", "skip", cpus=2, batching=batching), seed)
         assert two["ipis"] > 0
     t = Timing()
     assert t.round_moments(1) == (0.0, 0.0) and t.round_moments(2)[0] > 0
@@ -111,9 +111,9 @@ def test_spin_on_the_patching_cpu_deadlocks_in_every_phase(running):
     assert not patching_cpu_calls("seed", "skip").deadlock.any()
     # the simulator's patcher groups take those outcomes, whatever the phase weights
     # (was 0.948-0.9995: a trap in the first-byte phase counted as released)
-    for protocol in ("batched", "per_site"):
+    for batching in ("batched", "per_site"):
         for cpus in (2, 24, 256):
-            stages = patch_timeline(RaceConfig("tracer_add_livepatch", "spin", protocol, cpus=cpus), running)
+            stages = patch_timeline(RaceConfig("tracer_add_livepatch", "spin", batching, cpus=cpus), running)
             groups = [g for s in stages for g in s.patcher]
             assert groups and all(g.outcome["deadlocks"] == 1.0 for g in groups)
 

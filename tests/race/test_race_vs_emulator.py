@@ -107,7 +107,7 @@ def _z(observed, expected):
 def test_simulator_agrees_with_the_emulator(write_ns, schedules, outcomes):
     timing = Timing(write_ns=write_ns, ipi_base_ns=ROUND, irq_off_prob=0.0)
     start = time.perf_counter()
-    calls, stats = explore("seed", list(STRATEGIES), mode="random", cpus=CPUS, schedules=schedules,
+    calls, stats = explore("seed", strategies=list(STRATEGIES), mode="random", cpus=CPUS, schedules=schedules,
                            seed=1, functions=FUNCTIONS, coherent_fetch=True, gap_mean=500,
                            timing=timing, ns_per_insn=1.0, progress=False)
     elapsed = time.perf_counter() - start
@@ -158,7 +158,7 @@ def test_real_tracer_drops_agree_with_the_emulator():
     scenario, schedules = "tracer_add_livepatch", 30
     table = load_outcomes(scenario)
     timing = Timing(write_ns=400.0, ipi_base_ns=ROUND, irq_off_prob=0.0)
-    calls, stats = explore(scenario, ["skip"], mode="random", cpus=CPUS, schedules=schedules,
+    calls, stats = explore(scenario, strategies=["skip"], mode="random", cpus=CPUS, schedules=schedules,
                            seed=2, functions=FUNCTIONS, coherent_fetch=True, gap_mean=500,
                            timing=timing, ns_per_insn=1.0, progress=False)
     st = stats["skip"]
@@ -200,7 +200,7 @@ def test_x86_64_tracer_drops_agree_with_the_emulator():
     scenario, schedules, arch = "tracer_add_livepatch", 60, "x86_64"
     table = load_outcomes(scenario, arch=arch)
     timing = Timing(write_ns=400.0, ipi_base_ns=ROUND, irq_off_prob=0.0)
-    calls, stats = explore(scenario, ["skip"], mode="random", cpus=CPUS, schedules=schedules,
+    calls, stats = explore(scenario, strategies=["skip"], mode="random", cpus=CPUS, schedules=schedules,
                            seed=2, functions=FUNCTIONS, coherent_fetch=True, gap_mean=500,
                            timing=timing, ns_per_insn=1.0, progress=False, arch=arch)
     st = stats["skip"]

@@ -1,6 +1,7 @@
 """Tests of workbench.race.timing: anchored defaults, round-latency maths, draws, errors."""
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def test_round_latency_grows_with_cpus():
     means = [t.round_moments(n)[0] for n in (1, 2, 8, 24, 64, 512, 4096)]
     assert means[0] == 0.0  # one CPU: no IPI, no round
     assert means[1] > t.ipi_base_ns
-    assert all(b > a for a, b in zip(means, means[1:]))
+    assert all(b > a for a, b in pairwise(means))
 
 
 @pytest.mark.parametrize("count", [1, 3, EXACT_ROUNDS, EXACT_ROUNDS + 1, 5000])

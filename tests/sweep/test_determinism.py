@@ -23,10 +23,11 @@ from workbench.race.simulator import RaceConfig, simulate_many
 from workbench.race.workload import Workload
 from workbench.race.timing import Timing
 from workbench.sweep import engine as sw
+from workbench.sweep.backends import dask_client
 
 ROOT = Path(__file__).resolve().parents[2]
 # spin and per-site windows exercise every product of the model; 40,000 tail sites a long one
-GRID = dict(strategy=["skip", "spin"], protocol=["per_site", "batched"], cpus=[4, 64], trials=300)
+GRID = dict(strategy=["skip", "spin"], batching=["per_site", "batched"], cpus=[4, 64], trials=300)
 
 SCRIPT = textwrap.dedent("""
     import sys
@@ -60,7 +61,7 @@ def test_local_jobs_give_the_serial_bytes(backend, jobs, reference):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_dask_workers_give_the_serial_bytes(workers, reference):
     frame, want, d = reference
-    with sw.dask_client(jobs=workers, processes=True) as client:
+    with dask_client(jobs=workers, processes=True) as client:
         got = sw.sweep(race_grid(**GRID), seed=5, backend="dask", client=client, chunk_size=1, cache=False,
                        progress=False)
     assert _bytes(got, d / f"dask{workers}.parquet") == want
@@ -82,13 +83,13 @@ def test_list_position_does_not_change_a_point(reference):
     frame, want, d = reference
     reverse = {k: (list(reversed(v)) if isinstance(v, list) else v) for k, v in GRID.items()}
     got = sw.sweep(race_grid(**reverse), seed=5, backend="serial", cache=False, progress=False)
-    keys = ["strategy", "protocol", "cpus"]
+    keys = ["strategy", "batching", "cpus"]
     got = got.sort_values(keys).reset_index(drop=True)
     ref = frame.sort_values(keys).reset_index(drop=True)
     assert _bytes(got, d / "rev.parquet") == _bytes(ref, d / "ref_sorted.parquet")
-    alone = sw.sweep(race_grid(strategy="spin", protocol="per_site", cpus=64, trials=300), seed=5,
+    alone = sw.sweep(race_grid(strategy="spin", batching="per_site", cpus=64, trials=300), seed=5,
                      backend="serial", cache=False, progress=False)
-    row = frame[(frame.strategy == "spin") & (frame.protocol == "per_site") & (frame.cpus == 64)]
+    row = frame[(frame.strategy == "spin") & (frame.batching == "per_site") & (frame.cpus == 64)]
     assert _bytes(alone, d / "alone.parquet") == _bytes(row.reset_index(drop=True), d / "row.parquet")
 
 

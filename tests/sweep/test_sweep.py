@@ -19,6 +19,7 @@ from workbench.race.simulator import simulate
 from workbench.race.experiment import RACE, RaceExperiment, long_metrics, race_grid
 from workbench.race.timing import Timing
 from workbench.sweep.engine import FunctionExperiment, Grid, SweepCache, parse_assignments, point_stream, sweep
+from workbench.sweep.backends import dask_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,11 +106,11 @@ def test_cli_refuses_two_backends(capsys):
 
 def test_normalize_fills_defaults_so_equal_points_share_a_key():
     a = RACE.normalize({"strategy": "skip"})
-    b = RACE.normalize({"strategy": "skip", "protocol": "batched", "cpus": 64.0, "sync_round_ns": None,
+    b = RACE.normalize({"strategy": "skip", "batching": "batched", "cpus": 64.0, "sync_round_ns": None,
                         "hot": {"schedule": 5000, "__migrate_task": 20, "do_IRQ": 1000}})
     c = SweepCache("/nonexistent", version="v")
     assert c.key("race", a, 0) != c.key("race", RACE.normalize({"strategy": "skip", "cpus": 65}), 0)
-    assert a["protocol"] == "batched" and a["cpus"] == 64 and isinstance(a["cpus"], int)
+    assert a["batching"] == "batched" and a["cpus"] == 64 and isinstance(a["cpus"], int)
     assert point_stream("race", a) == point_stream("race", {**a, "hot": dict(reversed(list(a["hot"].items())))})
     assert c.key("race", a, 0) != c.key("race", a, 1)  # the seed is part of the key
     assert b["sync_round_ns"] == pytest.approx(a["sync_round_ns"])
@@ -136,13 +137,14 @@ def test_a_point_is_the_race_simulator_with_its_spawned_stream(tmp_path):
     outcomes = load_outcomes("seed", "v5.3")
     for _, row in frame.iterrows():
         p = RACE.normalize({"strategy": "skip", "cpus": int(row.cpus), "trials": 400})
-        direct = simulate(RACE.config(p), outcomes, 400, 7, stream=point_stream("race", p)).iloc[0]
-        assert row.stream == point_stream("race", p)
+        stream = point_stream("race", RACE.stream_params(p))
+        direct = simulate(RACE.config(p), outcomes, 400, 7, stream=stream).iloc[0]
+        assert row.stream == stream
         for m in ("trapped", "violations", "dropped_tracer", "stall_ns", "patch_ns"):
             assert row[f"{m}_mean"] == direct[f"{m}_mean"]
             assert row[f"{m}_cf"] == direct[f"{m}_cf"]
     # the parameters lead the columns, the measurements follow
-    assert list(frame.columns[:6]) == ["arch", "scenario", "strategy", "protocol", "entry", "cpus"]
+    assert list(frame.columns[:6]) == ["arch", "scenario", "strategy", "batching", "entry", "cpus"]
     assert frame["violations_mean"].iloc[1] > frame["violations_mean"].iloc[0] > 0
 
 
@@ -174,7 +176,7 @@ def test_local_processes_and_dask_localcluster_give_identical_frames(tmp_path):
     serial = sweep(grid, backend="serial", cache=False, progress=False, seed=11)
     local = sweep(grid, backend="local", jobs=2, chunk_size=2, cache=False, progress=False, seed=11,
                   parallel_above=0)  # the pool even for cheap points
-    with sw.dask_client(jobs=2, processes=False) as client:
+    with dask_client(jobs=2, processes=False) as client:
         dask = sweep(grid, backend="dask", client=client, chunk_size=1, cache=False, progress=False, seed=11)
     pd.testing.assert_frame_equal(serial, local, check_exact=True)
     pd.testing.assert_frame_equal(serial, dask, check_exact=True)

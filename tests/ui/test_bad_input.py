@@ -137,7 +137,8 @@ CASES = [
     (["model-check", "--split", "0"], "split: 0 is outside the valid range [1, 4096]"),
     (["explore", "--mode", "random", "--schedules", "0"], "schedules: 0 is outside"),
     (["explore", "--entry", "v5.2"], "entry: unknown value 'v5.2'"),
-    (["explore", "--protocol", "nope"], "protocol: unknown value 'nope'"),
+    (["explore", "--poke-method", "nope"], "poke_method: unknown value 'nope'"),
+    (["explore", "--batching", "stop_machine"], "batching: unknown value 'stop_machine'"),
     (["explore", "--functions", "nope"], "function: unknown 'nope'"),
     (["explore", "--functions", ","], "function: unknown ''"),
     (["explore", "--cpus", "x"], "invalid int value"),
@@ -147,7 +148,7 @@ CASES = [
     (["simulate", "--cpus", "1.5"], "cpus: "),
     (["simulate", "--strategy", "bogus"], "strategy: unknown value 'bogus'"),
     (["simulate", "--scenario", "bogus"], "scenario: unknown value 'bogus'"),
-    (["simulate", "--protocol", "bogus"], "protocol"),
+    (["simulate", "--batching", "bogus"], "batching: unknown value 'bogus'"),
     (["simulate", "--hot", "do_IRQ"], "argument --hot"),
     (["simulate", "--zipf-s", "11"], "zipf_s"),
     (["simulate", "--dispersion", "-1"], "dispersion"),
@@ -341,7 +342,7 @@ ROUND_TWO = [
     (["model-check", "CEX=file"], "is not a directory"),
     (["model-check", "CEX=link"], "is a symlink"),
     # 6. flags that cannot apply, or conflict
-    (["explore", "--cpus", "2", "--per-site"], "model-checked by `model-check --cpus 2`"),
+    (["explore", "--cpus", "2", "--batching", "per_site"], "model-checked by `model-check --cpus 2`"),
     (["explore", "--cpus", "3", "--table", "calls"], "model-checked by `model-check --cpus 3`"),
     (["explore", "--cpus", "4"], "cpus: --mode exhaustive explores one calling CPU, not 4"),
     (["model-check", "--dask", "local", "--scheduler", "tcp://127.0.0.1:1"], "choose one"),
@@ -367,6 +368,10 @@ ROUND_TWO = [
     (["sweep", "--scheduler", "tcp://127.0.0.1:1", "--jobs", "2", "--set", "cpus=4"], "--jobs does not apply"),
     (["figures", "--serial", "--jobs", "2"], "--jobs does not apply"),
     (["figures", "--scheduler", "tcp://127.0.0.1:1", "--jobs", "2"], "--jobs does not apply"),
+    (["report", "--serial", "--dask", "local"], "backend: choose one"),
+    (["model-check", "--serial", "--dask", "local"], "backend: choose one"),
+    (["model-check", "--serial", "--jobs", "2"], "--jobs does not apply"),
+    (["report", "--serial", "--jobs", "2"], "--jobs does not apply"),
     (["call", "--ops", "none,tracer"], "ops: none"),
     (["call", "--ops", "tracer,none"], "ops: none"),
     (["call", "--ops", "none,livepatch,tracer"], "ops: none"),
@@ -439,7 +444,7 @@ MORE = [
     ['explore', '--functions', ''],
     ['explore', '--strategy', ''],
     ['explore', '--strategy', ','],
-    ['explore', '--protocol', ''],
+    ['explore', '--poke-method', ''],
     ['explore', '--entry', ''],
     ['explore', '--table', 'x'],
     ['explore', '--mode', 'random', '--schedules', '1e9'],
@@ -455,7 +460,7 @@ MORE = [
     ['explore', '--scenario', '/etc'],
     ['explore', '--scenario', '/nonexistent/x'],
     ['simulate', '--scenario', ''],
-    ['simulate', '--protocol', ''],
+    ['simulate', '--batching', ''],
     ['simulate', '--entry', ''],
     ['simulate', '--hot', '=5'],
     ['simulate', '--hot', 'do_IRQ=-5,__migrate_task=20'],
@@ -490,7 +495,7 @@ MORE = [
     ['sweep', '--set', 'dispersion=null'],
     ['sweep', '--set', 'scenario=nope'],
     ['sweep', '--set', 'entry=v9'],
-    ['sweep', '--set', 'protocol=nope'],
+    ['sweep', '--set', 'batching=nope'],
     ['sweep', '--set', 'cpus=1e400'],
     ['sweep', '--set', 'cpus=1:10:1e9'],
     ['sweep', '--set', 'cpus=[1,2]'],
@@ -540,8 +545,8 @@ def scratch(tmp_path, monkeypatch):
     import workbench.emulate.mc.schedule as sch
 
     monkeypatch.setattr(sch, "replay_steps", tripwire)  # the replay command imports it when it runs
-    for mod, name in ((mc, "subtrees"), (ex, "_exhaustive_function"), (ex, "_random_schedule"), (ex, "load_outcome_table"),
-                      (eng, "_execute"), (job, "_load_tables")):
+    for mod, name in ((mc, "subtrees"), (ex, "exhaustive_function"), (ex, "_random_schedule"), (ex, "load_outcome_table"),
+                      (eng, "execute_chunks"), (job, "_load_tables")):
         monkeypatch.setattr(mod, name, tripwire)
     monkeypatch.setattr(rx.RaceExperiment, "prepare", tripwire)
     return tmp_path

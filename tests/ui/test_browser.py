@@ -60,7 +60,7 @@ WIDGETS_S = 30           # widget views rendered after the run
 EXPECTED = {
     "02_trapped_call": {"views": 1, "labels": ["arch", "strategy", "entry", "function", "patch step",
                                                "instruction"]},
-    "06_explorer": {"views": 2, "labels": ["scenario", "arch", "int3 entry", "protocol", "strategies", "CPUs",
+    "06_explorer": {"views": 2, "labels": ["scenario", "arch", "int3 entry", "batching", "strategies", "CPUs",
                                            "do_IRQ calls/s", "tail calls/s", "IPI round (µs)", "metric",
                                            "trials", "config file", "strategy", "entry", "function",
                                            "patch step", "instruction"]},

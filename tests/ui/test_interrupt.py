@@ -43,7 +43,7 @@ def test_ctrl_c_during_dask_start_up_is_one_line(when, tmp_path):
 
 
 def test_the_local_cluster_listens_on_loopback_only_and_not_on_8787():
-    from workbench.sweep.engine import dask_client
+    from workbench.sweep.backends import dask_client
 
     me = psutil.Process()
     with dask_client(jobs=1, processes=True) as client:

@@ -39,11 +39,10 @@ def test_every_parameter_and_column_is_defined_once_with_a_unit():
 
 
 def test_the_strategy_registry_is_the_vocabulary():
-    from workbench.kernel.int3 import STRATEGIES as REGISTRY
-    from workbench.kernel.machine import ENTRIES as MACHINE_ENTRIES
+    import workbench.kernel.int3 as int3
 
-    assert tuple(REGISTRY) == STRATEGIES
-    assert MACHINE_ENTRIES is ENTRIES
+    assert tuple(int3._REGISTRY) == STRATEGIES
+    assert [int3.get_strategy(s).name for s in STRATEGIES] == list(STRATEGIES)
 
 
 def test_simulate_and_a_sweep_point_give_the_same_numbers(capsys):

@@ -41,10 +41,10 @@ def test_explorer_controls_drive_the_sweep(explorer):
     assert bytes(explorer.plot.value) != bytes(old_png)
 
     explorer.strategies.value = ("stop_machine",)
-    assert set(explorer.frame.protocol) == {"stop_machine"}  # its own protocol, whatever the dropdown
-    explorer.protocol.value = "per_site"
+    assert set(explorer.frame.batching) == {"stop_machine"}  # its own batching, whatever the dropdown
+    explorer.batching.value = "per_site"
     explorer.strategies.value = ("skip", "stop_machine")
-    assert set(zip(explorer.frame.strategy, explorer.frame.protocol)) == {("skip", "per_site"),
+    assert set(zip(explorer.frame.strategy, explorer.frame.batching, strict=True)) == {("skip", "per_site"),
                                                                           ("stop_machine", "stop_machine")}
 
 

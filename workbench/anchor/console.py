@@ -132,7 +132,7 @@ def parse_console(text: str) -> ConsoleRun:
             a = getattr(rec, "_a", None)
             if a is not None and len(a[1]) == len(b[1]):
                 rec.uptime_s = round(b[0] - a[0], 2)
-                rec.cal, rec.tlb, rec.res = (tuple(y - x for x, y in zip(a[k], b[k])) for k in (1, 2, 3))
+                rec.cal, rec.tlb, rec.res = (tuple(y - x for x, y in zip(a[k], b[k], strict=True)) for k in (1, 2, 3))
             rec.filter_lines = by_uid.get("filter", -1)
         elif tag == "EN":
             uid, count = rest.split()

@@ -25,10 +25,10 @@ from pathlib import Path
 from workbench.base.errors import ConfigError
 from workbench.base.paths import cache_dir
 
-__all__ = ["ARCHES", "Guest", "busybox_for", "debs_dir", "guest_for", "qemu_version", "resolve_package"]
+__all__ = ["GUEST_PACKAGES", "Guest", "busybox_for", "debs_dir", "guest_for", "qemu_version", "resolve_package"]
 
 #: arch -> (metapackage, QEMU binary, kprobe pointer type)
-ARCHES = {"x86_64": ("linux-image-amd64", "qemu-system-x86_64", "x64"),
+GUEST_PACKAGES = {"x86_64": ("linux-image-amd64", "qemu-system-x86_64", "x64"),
           "i386": ("linux-image-686:i386", "qemu-system-i386", "x32")}
 
 _HOST_BUSYBOX = Path("/bin/busybox")
@@ -155,7 +155,7 @@ def busybox_for(arch: str) -> Path:
 
 def guest_for(arch: str) -> Guest:
     """Find QEMU and busybox, fetch and unpack the kernel for *arch*: a :class:`Guest`."""
-    meta, qemu_name, word = ARCHES[arch]
+    meta, qemu_name, word = GUEST_PACKAGES[arch]
     qemu = _need(qemu_name, "qemu-system-x86")
     busybox = busybox_for(arch)
     name, version = resolve_package(meta)

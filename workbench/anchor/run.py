@@ -26,7 +26,7 @@ from workbench.anchor.boot import boot
 from workbench.anchor.console import CLASSES, parse_console
 from workbench.anchor.guest import guest_script
 from workbench.anchor.initramfs import build_initramfs
-from workbench.anchor.packages import ARCHES, Guest, guest_for
+from workbench.anchor.packages import GUEST_PACKAGES, Guest, guest_for
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.paths import data_dir
 from workbench.base.store import write_atomic
@@ -120,7 +120,7 @@ def _store(path: Path, frame: pd.DataFrame, key: dict, seconds: float) -> pd.Dat
 def measure(arch: str, cpus: int, ns: tuple, *, timeout_s: float = 600.0, retries: int = 1,
             memory_mb: int = 512, log=print) -> pd.DataFrame:
     """The measured frame of one boot (cached); :class:`ConfigError` if the guest fails every try."""
-    check_choice("arch", arch, tuple(ARCHES))
+    check_choice("arch", arch, tuple(GUEST_PACKAGES))
     cpus = int(check_range("vcpus", cpus, 1, 8, integer=True))
     guest = guest_for(arch)
     key = _key(guest, cpus, tuple(ns))
@@ -182,7 +182,7 @@ def with_model(frame: pd.DataFrame) -> pd.DataFrame:
     # the sites the tracer traces at that point of the run (the figure's N)
     traced = out[out["update"] == "tracer_on"].set_index(["arch", "vcpus", "n_requested"])["enabled_after"]
     out["sites_traced"] = [int(traced.get((a, k, n), n)) for a, k, n in
-                           zip(out["arch"], out["vcpus"], out["n_requested"])]
+                           zip(out["arch"], out["vcpus"], out["n_requested"], strict=True)]
     k1 = out["vcpus"] - 1
     out["model_sync_ipis"] = out["model_sync_rounds"] * k1
     out["model_ftrace_sync_ipis"] = out["model_ftrace_sync"] * k1
@@ -230,10 +230,10 @@ def slope_table(frame: pd.DataFrame) -> pd.DataFrame:
         # what arrived in the classed window less what senders outside the model asked for
         y_in = (g["received_events"] - g[[f"sent_{c}" for c in OUTSIDE_MODEL]].sum(axis=1)).to_numpy(float)
         y_model = g["model_ipis"].to_numpy(float)
-        def fit(y):
+        def fit(y, x=x):
             return float(np.polyfit(x, y, 1)[0])
 
-        def se(y):
+        def se(y, x=x):
             """The slope's standard error from the fit's residuals."""
             coef, res = np.polyfit(x, y, 1, full=True)[:2]
             dof = len(x) - 2

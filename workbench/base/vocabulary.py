@@ -35,9 +35,9 @@ from pathlib import Path
 from workbench.base.errors import check_range
 from workbench.base.store import write_atomic
 
-__all__ = ["ARCHES", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS", "MC_HANDLERS", "MC_PROTOCOLS", "METRICS",
-           "MODES", "OPS_CHOICES", "PROTOCOLS", "RANGES", "SPLIT", "STATS", "STRATEGIES", "Range", "Term", "check_param",
-           "column", "columns_frame_rows", "write_columns"]
+__all__ = ["ARCHES", "BATCHINGS", "BREAKPOINT_BATCHINGS", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS",
+           "MC_HANDLERS", "MC_PROTOCOLS", "METRICS", "MODES", "OPS_CHOICES", "POKE_METHODS", "RANGES", "SPLIT", "STATS",
+           "STRATEGIES", "Range", "Term", "check_param", "column", "columns_frame_rows", "write_columns"]
 
 
 @dataclass(frozen=True)
@@ -112,10 +112,24 @@ ENTRIES = ("v5.1", "v5.3")
 #: no gap, v5.2 (2700fefdb2d9) copies the frame six words down
 ENTRIES_BY_ARCH = {"i386": ENTRIES, "x86_64": ("v5.1", "v5.2")}
 
-#: how the race simulator patches the sites: one breakpoint protocol per site,
-#: ftrace's one batch, or stop_machine (the emulator's byte-level protocols,
-#: including the negative controls, are :data:`workbench.kernel.text_poke.PROTOCOLS`)
-PROTOCOLS = ("per_site", "batched", "stop_machine")
+#: the poke method: how the emulated patcher writes one batch of instruction changes into live
+#: text (``arch/x86/kernel/alternative.c``), name -> what it does (:mod:`workbench.kernel.text_poke`);
+#: ``naive`` and ``no_sync`` are negative controls no kernel ships
+POKE_METHODS = {
+    "breakpoint": "int3 on every changed site, sync, tails, sync, first bytes, sync (text_poke_bp)",
+    "stop_machine": "stop every CPU, write whole instructions, sync, restart: no int3 window",
+    "naive": "negative control: write each byte in place, no int3 (torn instructions)",
+    "no_sync": "negative control: the breakpoint method without its three syncs",
+}
+
+#: the batching of the breakpoint poke method: a breakpoint round per site (``text_poke_bp()``
+#: site by site) or ftrace's one breakpoint batch (``text_poke_bp_batch()``); the emulator takes
+#: one of these and its poke method apart
+BREAKPOINT_BATCHINGS = ("per_site", "batched")
+
+#: the batching: how one ftrace update groups its sites into poke rounds -- the breakpoint
+#: batchings, or one ``stop_machine()`` for every site (the race simulator's choice)
+BATCHINGS = (*BREAKPOINT_BATCHINGS, "stop_machine")
 
 #: the ftrace ops a user can name on the command line (:func:`workbench.emulate.watch.watch_call`)
 OPS_CHOICES = ("tracer", "livepatch", "livepatch-shared")
@@ -158,7 +172,9 @@ _TERMS = [
     Term("strategy", "text", "int3 handler strategy: " + ", ".join(STRATEGIES)),
     Term("entry", "text", "int3 entry whose outcomes are used: " + ", ".join(ENTRIES) + " (i386), "
          + ", ".join(ENTRIES_BY_ARCH["x86_64"]) + " (x86_64)"),
-    Term("protocol", "text", "how the sites are patched: " + ", ".join(PROTOCOLS)),
+    Term("batching", "text", "how one update groups its sites into poke rounds: " + ", ".join(BATCHINGS)),
+    Term("poke_method", "text", "how the emulated patcher writes a batch into live text: "
+         + ", ".join(POKE_METHODS)),
     Term("batch_max", "count", "batched: most sites per breakpoint batch (256 from v5.6); empty: one batch"),
     Term("mode", "text", "emulator interleaving: exhaustive or random"),
     Term("seed", "count", "the one random seed of a run; same seed, same numbers"),
@@ -221,7 +237,7 @@ _TERMS = [
     Term("rel_diff_max", "1", "largest relative difference between Monte Carlo and closed form"),
     Term("quantity", "text", "what a row of the Bristot comparison measures"),
     Term("unit", "text", "the unit of a row's values"),
-    Term("model_per_site", "1", "the model's value, one breakpoint protocol per site (in the row's unit)"),
+    Term("model_per_site", "1", "the model's value, one breakpoint round per site (in the row's unit)"),
     Term("model_batched", "1", "the model's value, one batch (in the row's unit)"),
     Term("model_ratio", "1", "model_batched / model_per_site"),
     Term("measured_per_site", "1", "Bristot's measurement, per site (in the row's unit)"),

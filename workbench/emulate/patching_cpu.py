@@ -20,11 +20,12 @@ from workbench.base.errors import check_choice
 from workbench.base.paths import cache_dir
 from workbench.base.store import load_entry, store_entry
 from workbench.base.version import emulator_version
-from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
-from workbench.emulate.explore import OUTCOME_COLUMNS, Run, outcome_table
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, STRATEGIES
+from workbench.emulate.explore import OUTCOME_COLUMNS, outcome_table
+from workbench.emulate.run import Run
 from workbench.emulate.scenario import load_scenario
 from workbench.kernel.image import build_image
-from workbench.kernel.int3 import STRATEGIES
+from workbench.kernel.int3 import get_strategy
 from workbench.kernel.machine import Crash
 
 __all__ = ["load_patching_cpu_table", "patching_cpu_calls", "patching_cpu_table"]
@@ -76,7 +77,8 @@ def patching_cpu_table(scenario: str, entry: str = "v5.3", arch: str = "i386") -
     columns ``trapped_placements`` (calls measured) and the outcome columns.
     """
     build_image(arch=arch)  # fail early without binutils
-    frames = [patching_cpu_calls(scenario, s, entry, arch) for s in STRATEGIES if STRATEGIES[s].protocol == "breakpoint"]
+    frames = [patching_cpu_calls(scenario, s, entry, arch) for s in STRATEGIES
+              if get_strategy(s).poke_method == "breakpoint"]
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=_KEYS + ["trapped_placements", *OUTCOME_COLUMNS])

@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from workbench.base.errors import ConfigError, check_choice
@@ -177,7 +178,7 @@ class Scenario:
                 cur = cur + [n]
                 seq.append(cur)
         states = [FtraceState(image, tuple(by[n] for n in names), self.ops, moving) for names in seq]
-        return list(zip(states, states[1:]))
+        return list(pairwise(states))
 
     def plan(self, image: KernelImage, per_site: bool = False):
         """The kernel-ordered plan of changes: each update's
@@ -278,37 +279,9 @@ def _parse_scenario(name: str, data: bytes) -> Scenario:
         raise ConfigError(f"scenario {name}: needs at least one [ops.<name>] table")
     ops, expanded = [], {}
     for oname, spec in doc["ops"].items():
-        if not isinstance(spec, dict):
-            raise ConfigError(f"scenario {name}: ops.{oname} must be a table")
-        bad = set(spec) - _OPS_KEYS
-        if bad:
-            raise ConfigError(f"scenario {name}: ops.{oname} has unknown keys {sorted(bad)}; "
-                              f"expected {sorted(_OPS_KEYS)}")
-        kind = check_choice(f"scenario {name}: ops.{oname}.kind", spec.get("kind"), OPS_KINDS)
-        funcs = spec.get("functions", "all")
-        if funcs == "all":
-            funcs = None
-        elif isinstance(funcs, list) and funcs and all(isinstance(f, str) for f in funcs):
-            funcs = frozenset(funcs)
-        elif funcs == []:
-            raise ConfigError(f"scenario {name}: ops.{oname}.functions is empty; name at least one function "
-                              "or \"all\"")
-        else:
-            raise ConfigError(f"scenario {name}: ops.{oname}.functions must be \"all\" or a list of names")
-        notrace = spec.get("notrace", [])
-        if not (isinstance(notrace, list) and all(isinstance(f, str) for f in notrace)):
-            raise ConfigError(f"scenario {name}: ops.{oname}.notrace must be a list of names")
-        tramp = spec.get("trampoline", False)
-        if not isinstance(tramp, bool):
-            raise ConfigError(f"scenario {name}: ops.{oname}.trampoline must be true or false")
-        if kind == "livepatch" and funcs is not None:
-            # klp_patch_func(): one ftrace_ops per patched function (struct klp_ops)
-            order = list(dict.fromkeys(spec["functions"]))
-            expanded[oname] = [f"{oname}[{f}]" for f in order]
-            ops += [FtraceOps(f"{oname}[{f}]", kind, frozenset({f}), frozenset(notrace), tramp) for f in order]
-        else:
-            expanded[oname] = [oname]
-            ops.append(FtraceOps(oname, kind, funcs, frozenset(notrace), tramp))
+        got = _parse_ops(name, oname, spec)
+        expanded[oname] = [o.name for o in got]
+        ops += got
     tr = doc.get("transition")
     if not isinstance(tr, dict) or set(tr) != {"before", "after"}:
         raise ConfigError(f"scenario {name}: needs [transition] with exactly before and after")
@@ -332,6 +305,39 @@ def _parse_scenario(name: str, data: bytes) -> Scenario:
     if sketch and not sc.needs_x86_64:
         raise ConfigError(f"scenario {name}: i386_sketch = true, but it runs on i386 as it is; drop the key")
     return sc
+
+
+def _parse_ops(name: str, oname: str, spec) -> list[FtraceOps]:
+    """The ftrace ops of scenario *name*'s ``[ops.<oname>]`` table: a livepatch of named functions is
+    one ops per function (``klp_patch_func()``: one ``struct klp_ops`` each); ConfigError naming the
+    bad key."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"scenario {name}: ops.{oname} must be a table")
+    bad = set(spec) - _OPS_KEYS
+    if bad:
+        raise ConfigError(f"scenario {name}: ops.{oname} has unknown keys {sorted(bad)}; "
+                          f"expected {sorted(_OPS_KEYS)}")
+    kind = check_choice(f"scenario {name}: ops.{oname}.kind", spec.get("kind"), OPS_KINDS)
+    funcs = spec.get("functions", "all")
+    if funcs == "all":
+        funcs = None
+    elif isinstance(funcs, list) and funcs and all(isinstance(f, str) for f in funcs):
+        funcs = frozenset(funcs)
+    elif funcs == []:
+        raise ConfigError(f"scenario {name}: ops.{oname}.functions is empty; name at least one function "
+                          "or \"all\"")
+    else:
+        raise ConfigError(f"scenario {name}: ops.{oname}.functions must be \"all\" or a list of names")
+    notrace = spec.get("notrace", [])
+    if not (isinstance(notrace, list) and all(isinstance(f, str) for f in notrace)):
+        raise ConfigError(f"scenario {name}: ops.{oname}.notrace must be a list of names")
+    tramp = spec.get("trampoline", False)
+    if not isinstance(tramp, bool):
+        raise ConfigError(f"scenario {name}: ops.{oname}.trampoline must be true or false")
+    if kind == "livepatch" and funcs is not None:
+        order = list(dict.fromkeys(spec["functions"]))
+        return [FtraceOps(f"{oname}[{f}]", kind, frozenset({f}), frozenset(notrace), tramp) for f in order]
+    return [FtraceOps(oname, kind, funcs, frozenset(notrace), tramp)]
 
 
 def _toml_name(ops_name: str) -> str:

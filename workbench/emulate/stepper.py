@@ -1,6 +1,6 @@
 """One traced call replayed at any patch step and instruction, on i386 or x86_64.
 
-Models nothing new of the kernel: it replays :class:`workbench.emulate.explore.Run`
+Models nothing new of the kernel: it replays :class:`workbench.emulate.run.Run`
 (a scenario's ``text_poke_bp`` steps, ``arch/x86/kernel/alternative.c``, under
 one int3 strategy and entry) and reads what the emulated CPU holds at each
 instruction: where it is, the path through the trampolines (the shared
@@ -19,8 +19,7 @@ import struct
 import pandas as pd
 
 from workbench.base.errors import check_choice, check_range
-from workbench.base.vocabulary import ARCHES
-from workbench.kernel.int3 import STRATEGIES as HANDLER_STRATEGIES
+from workbench.base.vocabulary import ARCHES, STRATEGIES
 from workbench.kernel.ptrace import PtRegs
 
 __all__ = ["CALL_CAP", "CallStepper", "HANDLER_SYMBOLS", "trapped_calls"]
@@ -40,9 +39,9 @@ class CallStepper:
 
     The patch is the scenario's, under *strategy* and the int3 *entry* on the
     emulated kernel *arch* (``i386`` or ``x86_64``; *entry* defaults to the
-    arch's latest: v5.3 on i386, v5.2 on x86_64) (:class:`workbench.emulate.explore.Run`).
+    arch's latest: v5.3 on i386, v5.2 on x86_64) (:class:`workbench.emulate.run.Run`).
     :meth:`state` lands the first *step* patch steps (each text write or
-    sync of the protocol), then lets each of *cpus* CPUs run the call, CPU
+    sync of the poke method), then lets each of *cpus* CPUs run the call, CPU
     ``j`` lagging ``j * lag`` instructions behind CPU 0. Everything is
     recomputed from the reset machine, so a state depends only on its
     arguments. Raises :class:`ConfigError` for an unknown arch, scenario,
@@ -51,13 +50,13 @@ class CallStepper:
     """
 
     def __init__(self, scenario="seed", strategy="emulate_regs_caller", entry=None, function="do_IRQ",
-                 cpus=1, lag=4, protocol=None, arch="i386"):
-        from workbench.emulate.explore import Run  # start-up: Unicorn, only once a CallStepper is made
+                 cpus=1, lag=4, poke_method=None, arch="i386"):
+        from workbench.emulate.run import Run  # start-up: Unicorn, only once a CallStepper is made
 
         arch = check_choice("arch", arch, ARCHES)
         cpus = int(check_range("cpus", cpus, 1, 8, integer=True))
         self.lag = int(check_range("lag", lag, 0, 1000, integer=True))
-        self.run = Run(scenario, strategy, entry, protocol, ncpus=cpus, arch=arch)
+        self.run = Run(scenario, strategy, entry, poke_method, ncpus=cpus, arch=arch)
         self.arch, self.image = arch, self.run.image
         self.function = self.image.function(function).name
         self.site = self.image.functions[self.function].site
@@ -103,7 +102,7 @@ class CallStepper:
 
     def trap_step(self) -> int:
         """The first step count after which the function's own site holds an int3
-        (0 if the protocol never arms one, as under stop_machine)."""
+        (0 if the poke method never arms one, as under stop_machine)."""
         for i, st in enumerate(self.run.steps):
             if st.kind == "text" and st.name.endswith("int3") and any(c.addr == self.site for c in st.changes):
                 return i + 1
@@ -316,11 +315,11 @@ def trapped_calls(function="do_IRQ", entry=None, strategies=None, scenario="seed
     on *arch* with the int3 *entry* (default: the arch's latest).
     Columns: ``arch``, ``entry``, ``strategy``, ``trap_step`` (the step
     name), ``trapped``, ``returned``, ``crash``, ``instructions``, ``path``
-    (symbols entered). A strategy whose protocol arms no int3
+    (symbols entered). A strategy whose poke method arms no int3
     (stop_machine) reports the call at the step before its site changes.
     """
     rows = []
-    for name in strategies or HANDLER_STRATEGIES:
+    for name in strategies or STRATEGIES:
         cs = CallStepper(scenario, name, entry, function, cpus=1, arch=arch)
         k = cs.trap_step()
         c = cs.state(k, cs.length(k))["cpus"][0]

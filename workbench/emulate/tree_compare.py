@@ -73,7 +73,8 @@ def compare_outcome_tables(tree: KernelTree, scenario: str = "seed", entry: str 
     arch = tree.arch
     entry = entry or ENTRIES_BY_ARCH[arch][-1]
     ours = load_outcome_table(sc.name, entry, progress=progress, arch=arch)
-    calls, stats = explore(sc, "all", entry, "exhaustive", progress=progress, tree=tree, arch=arch)
+    calls, stats = explore(sc, strategies="all", entry=entry, mode="exhaustive", progress=progress, tree=tree,
+                           arch=arch)
     theirs = outcome_table(calls)
     mismatches = sorted({m for s in stats.values() for m in s.get("reference_mismatches", ())})
     cols = [*RULE_COLUMNS, *LENGTH_COLUMNS]

@@ -20,7 +20,7 @@ from workbench.kernel.tree import KernelTree
 from workbench.kernel.machine import Machine
 from workbench.emulate.outcomes import observe
 
-__all__ = ["OPS_CHOICES", "PATH_SYMBOLS", "make_ops", "trampoline_listing", "watch_call"]
+__all__ = ["PATH_SYMBOLS", "make_ops", "trampoline_listing", "watch_call"]
 
 #: symbols whose entry is reported in the path
 PATH_SYMBOLS = ("ftrace_caller", "ftrace_regs_caller", "live_patch_trampoline", "ftrace_stub",

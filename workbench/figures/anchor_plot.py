@@ -6,9 +6,15 @@ kernel file itself (the model is :mod:`workbench.race.plan_v6_1`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from workbench.figures.style import OKABE_ITO, new_figure
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 __all__ = ["UPDATE_STYLE", "anchor_ipis"]
 
@@ -17,7 +23,7 @@ UPDATE_STYLE = {"tracer_on": (OKABE_ITO["blue"], "o"), "tracer_off": (OKABE_ITO[
                 "kprobe_add": (OKABE_ITO["bluish_green"], "^"), "kprobe_remove": (OKABE_ITO["reddish_purple"], "v")}
 
 
-def anchor_ipis(frame):
+def anchor_ipis(frame: pd.DataFrame) -> Figure:
     """One panel per (arch, vCPUs): measured CAL IPIs as points, the model's as lines, against N.
 
     N (``sites_traced``) on a linear axis, so that the per-batch slope
@@ -25,7 +31,7 @@ def anchor_ipis(frame):
     slope. Small dots: what arrived less the IPIs of the classes outside the
     model (``received_in_model``).
     """
-    panels = sorted({(a, int(k)) for a, k in zip(frame["arch"], frame["vcpus"])})
+    panels = sorted({(a, int(k)) for a, k in zip(frame["arch"], frame["vcpus"], strict=True)})
     archs = sorted({a for a, _ in panels})
     ks = sorted({k for _, k in panels})
     fig, axes = new_figure("grid" if len(ks) > 1 else "wide", nrows=len(ks), ncols=len(archs), sharex=True)

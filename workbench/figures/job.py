@@ -42,6 +42,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,8 @@ from workbench.base.vocabulary import ARCHES, FORMATS, STRATEGIES, write_columns
 from workbench.emulate.scenario import load_scenario
 from workbench.race.experiment import long_metrics, race_grid
 from workbench.race.bristot import bristot_comparison
-from workbench.sweep.engine import BACKENDS, Grid, check_scheduler, dask_client, local_parallel, save_frame, sweep
+from workbench.sweep.backends import BACKENDS, check_scheduler, dask_client, local_parallel
+from workbench.sweep.engine import Grid, save_frame, sweep
 
 __all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "batching_grid", "by_panel", "digest", "grids",
            "input_digest", "regenerate", "summaries"]
@@ -125,7 +127,7 @@ FIGURES = (
     FigureSpec("fig1_drops_vs_cpus", "Dropped invocations per patch vs CPU count", ("cpus",)),
     FigureSpec("fig2_drops_vs_timing", "Dropped invocations per patch vs sync-round latency", ("timing",)),
     FigureSpec("fig3_heatmap_skip", "skip: CPUs x sync-round latency", ("heatmap",)),
-    FigureSpec("fig4_batching", "Per-site vs batched protocol over the number of sites", ("batching",)),
+    FigureSpec("fig4_batching", "Per-site vs batched updates over the number of sites", ("batching",)),
     FigureSpec("fig5_tradeoff", "Stall CPU-time against dropped invocations", ("cpus",)),
     FigureSpec("fig6_closed_form", "Closed form vs Monte Carlo", ("cpus", "timing", "heatmap", "batching")),
     FigureSpec("fig7_outcomes", "Emulated per-call outcomes: i386 v5.1 vs v5.3 entry, x86_64 v5.1 vs v5.2", ()),
@@ -133,8 +135,8 @@ FIGURES = (
 )
 
 
-def batching_grid(sites, trials, cpus=24, site_rate=SITE_RATE):
-    """Per-site and batched protocol over *sites* call sites: a plain text_poke batch.
+def batching_grid(sites: list[int], trials: int, cpus: int = 24, site_rate: float = SITE_RATE) -> Grid:
+    """Per-site and batched updates over *sites* call sites: a plain text_poke batch.
 
     The ``shared_regs_caller`` scenario rewrites ordinary sites only, so with
     the trampoline stages dropped (``trampolines=False``, as in Bristot's
@@ -143,14 +145,14 @@ def batching_grid(sites, trials, cpus=24, site_rate=SITE_RATE):
     (``outcomes="none"``): the figure counts IPIs, time and trapped calls.
     """
     return Grid.concat(
-        race_grid(scenario="shared_regs_caller", strategy="skip", protocol=["per_site", "batched"],
+        race_grid(scenario="shared_regs_caller", strategy="skip", batching=["per_site", "batched"],
                   cpus=cpus, hot={"do_IRQ": 0.0, "__migrate_task": 0.0}, tail_functions=int(k),
                   tail_rate=site_rate * int(k), zipf_s=0.0, trampolines=False, outcomes="none",
                   trials=trials)
         for k in sites)
 
 
-def grids(quick=False) -> dict:
+def grids(quick: bool = False) -> dict[str, Grid]:
     """The job's sweeps: name -> :class:`workbench.sweep.engine.Grid`."""
     g = GRIDS["quick" if quick else "full"]
     trials = g["trials"]
@@ -193,10 +195,10 @@ class Report:
         return "\n".join(lines)
 
 
-def _load_tables(jobs, progress):
+def _load_tables(jobs: int | None, progress: bool) -> dict[tuple[str, str], pd.DataFrame]:
     """The emulator's outcome tables: cached ones read here, the others computed two at a time
     when there are two CPUs (no worker is started when every table is cached)."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # start-up: tqdm, only when the job runs
 
     from workbench.emulate.explore import cached_outcome_table, load_outcome_table  # start-up: Unicorn, coordinator only
 
@@ -211,11 +213,11 @@ def _load_tables(jobs, progress):
                 out[(s, e, a)] = load_outcome_table(s, e, progress=False, arch=a)
                 bar.update(1)
         else:
-            from joblib import delayed
+            from joblib import delayed  # start-up: joblib, only when a pool runs
 
             it = local_parallel(n, return_as="generator")(
                 delayed(_load_table_in_worker)(s, e, a, os.getpid()) for s, e, a in missing)
-            for key, table in zip(missing, it):
+            for key, table in zip(missing, it, strict=True):
                 out[key] = table
                 bar.update(1)
     # in TABLES' order, as the summaries concatenate them; every row names its arch (an i386
@@ -226,13 +228,13 @@ def _load_tables(jobs, progress):
 def summaries(frames: dict, tables: dict) -> dict:
     """The summary tables (name -> frame) of the sweeps and outcome tables."""
     out = {}
-    keep = ["arch", "scenario", "entry", "strategy", "protocol", "cpus", "sync_round_ns", "trials"]
+    keep = ["arch", "scenario", "entry", "strategy", "batching", "cpus", "sync_round_ns", "trials"]
     stats = [f"{m}_{s}" for m in ("violations", "dropped_tracer", "dropped_livepatch", "deadlocks", "trapped",
                                   "stall_ns", "patch_ns", "ipis") for s in ("mean", "lo", "hi", "cf")]
     for name in ("cpus", "timing", "heatmap"):
         out[f"drops_vs_{name}" if name != "heatmap" else "heatmap_skip"] = frames[name][keep + stats]
     b = frames["batching"]
-    bat = b[["arch", "scenario", "entry", "protocol", "cpus", "n_sites", "ipis_mean", "patch_ns_mean", "patch_ns_cf",
+    bat = b[["arch", "scenario", "entry", "batching", "cpus", "n_sites", "ipis_mean", "patch_ns_mean", "patch_ns_cf",
              "trapped_mean", "trapped_lo", "trapped_hi", "trapped_cf", "window_ns_mean"]].copy()
     out["batching"] = bat
     bristot = bristot_comparison()
@@ -263,20 +265,20 @@ def summaries(frames: dict, tables: dict) -> dict:
     for name, frame in out.items():
         if "scenario" in frame.columns:
             arch = frame["arch"].astype(str) if "arch" in frame.columns else ["i386"] * len(frame)
-            pairs = list(zip(frame["scenario"].astype(str), arch))
+            pairs = list(zip(frame["scenario"].astype(str), arch, strict=True))
             tags = {p: load_scenario(p[0]).kernel_on(p[1]) for p in set(pairs)}  # a scenario read once
             out[name] = frame.assign(kernel=[tags[p] for p in pairs])[["scenario", "kernel"] + [c for c in frame.columns
                                                                            if c not in ("scenario", "kernel")]]
     return out
 
 
-def _write_csv(frame, path):
+def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
     # full precision: pandas writes the shortest text that reads back as the same float
     text = frame.to_csv(index=False, lineterminator="\n")
     return write_atomic(path, text.encode(), what="summary")
 
 
-def by_panel(frame, keys):
+def by_panel(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One frame whose metric columns come from :data:`PANEL_SCENARIO`'s scenario for each metric.
 
     Rows are those of the first scenario, matched on *keys* (strategy and the
@@ -301,7 +303,7 @@ _PANEL_NOTES = {m: f"scenario {sc} ({_PANEL_WHAT[sc]})" for m, sc in PANEL_SCENA
 _SPIN_NOTE = "spin shows 0 but deadlocks the patch: do_IRQ runs with interrupts off"
 
 
-def _draw(name, frames, tables):
+def _draw(name: str, frames: dict[str, pd.DataFrame], tables: dict):
     from workbench.figures import plots  # start-up: matplotlib, paid only by the process that draws
 
     if name == "fig1_drops_vs_cpus":
@@ -326,12 +328,12 @@ def _draw(name, frames, tables):
     if name == "fig8_arch_compare":
         a = frames["arch"]
         kernels = {(sc, ar): load_scenario(sc).kernel_on(ar) for sc, ar in
-                   set(zip(a["scenario"].astype(str), a["arch"].astype(str)))}
+                   set(zip(a["scenario"].astype(str), a["arch"].astype(str), strict=True))}
         return plots.arch_compare(a, kernels)
     raise ConfigError(f"figure: unknown {name!r}")
 
 
-def _data_of(name, frames, tables):
+def _data_of(name: str, frames: dict[str, pd.DataFrame], tables: dict) -> pd.DataFrame:
     """The frame a figure is drawn from (its conditions caption reads it)."""
     if name == "fig7_outcomes":
         return pd.concat(list(tables.values()), ignore_index=True)
@@ -373,7 +375,7 @@ def _file_digest(path: Path) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
-def _up_to_date(name: str, key: str, outdir: Path):
+def _up_to_date(name: str, key: str, outdir: Path) -> tuple[list[Path], list[str]] | None:
     """``(paths, problems)`` of figure *name* if its files were drawn from inputs with digest *key*
     and each file is still the one written then (its own SHA-256, recorded in the manifest): a
     truncated, emptied, swapped or replaced output is drawn again."""
@@ -401,7 +403,8 @@ def _write_manifest(outdir: Path, name: str, key: str, problems: list, rendered:
                                                      indent=1, sort_keys=True).encode())
 
 
-def _render(name, frames, tables, coordinator=None, prov=None, suffix=""):
+def _render(name: str, frames: dict[str, pd.DataFrame], tables: dict, coordinator: int | None = None,
+            prov: dict | None = None, suffix: str = "") -> tuple[str, dict[str, bytes], list[str]]:
     """Draw, caption and check one figure; ``(file name, {format: bytes}, problems)``.
 
     The caption names the fixed conditions of the figure's data and its
@@ -424,7 +427,7 @@ def _render(name, frames, tables, coordinator=None, prov=None, suffix=""):
                                  caption_text=text), problems
 
 
-def _load_table_in_worker(scenario, entry, arch, coordinator):
+def _load_table_in_worker(scenario: str, entry: str, arch: str, coordinator: int) -> pd.DataFrame:
     """:func:`workbench.emulate.explore.load_outcome_table` in a worker that dies with its parent."""
     from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn, only in this table's worker
 
@@ -433,8 +436,9 @@ def _load_table_in_worker(scenario, entry, arch, coordinator):
     return load_outcome_table(scenario, entry, progress=False, arch=arch)
 
 
-def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, client=None, seed=0,
-               outdir=None, progress=True, only=None, cache_root=None) -> Report:
+def regenerate(quick: bool = False, *, backend: str = "local", jobs: int | None = None, scheduler: str | None = None,
+               client=None, seed: int = 0, outdir: Path | str | None = None, progress: bool = True,
+               only: Iterable[str] | None = None, cache_root: Path | None = None) -> Report:
     """Run every sweep, write every summary CSV and figure; return a :class:`Report`.
 
     Outputs go under *outdir* (default :func:`workbench.base.paths.data_dir`):
@@ -444,8 +448,6 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     limits the figures drawn (names from :data:`FIGURES`). Raises
     :class:`ConfigError` for an unknown figure or a bad backend setting.
     """
-    from tqdm.auto import tqdm
-
     names = [f.name for f in FIGURES]
     wanted = names if only is None else list(only)
     if not wanted:
@@ -471,22 +473,44 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
     report.seconds["emulator outcome tables"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    frames = {}
     with ExitStack() as stack:
         if backend == "dask" and client is None:  # one cluster for every sweep, not one each
             client, scheduler = stack.enter_context(dask_client(scheduler, None, jobs)), None
-        for name, grid in grids(quick).items():  # every sweep: the summary tables read them all
-            frame = sweep(grid, seed=seed, backend=backend, jobs=jobs, scheduler=scheduler, client=client,
-                          progress=progress, desc=f"sweep {name}", cache_root=cache_root)
-            report.sweeps[name] = frame.attrs["sweep"]
-            frame = stamp(frame, _prov(provenance, frame, seed, name, run))
-            frames[name] = frame
-            report.files.append(save_frame(frame, out / "sweeps" / f"{name}{suffix}.parquet"))
-        report.files.append(write_columns(out / "sweeps" / f"columns{suffix}.json",
-                                          {c for f in frames.values() for c in f.columns}))
+        frames = _run_sweeps(report, out, quick, seed, suffix, backend=backend, jobs=jobs, scheduler=scheduler,
+                             client=client, progress=progress, cache_root=cache_root)
     report.seconds["sweeps"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
+    _write_summaries(report, out, frames, tables, seed, run, suffix)
+    report.seconds["summary tables"] = time.perf_counter() - t2
+
+    t3 = time.perf_counter()
+    _draw_figures(report, out, wanted, frames, tables, seed, run, suffix, 1 if backend == "serial" else jobs,
+                  progress)
+    report.seconds["figures"] = time.perf_counter() - t3
+    report.seconds["total"] = time.perf_counter() - t0
+    return report
+
+
+def _run_sweeps(report: Report, out: Path, quick: bool, seed: int, suffix: str, **how) -> dict[str, pd.DataFrame]:
+    """Every sweep of the job (the summary tables read them all), saved under ``sweeps/``; *how* is
+    passed to :func:`workbench.sweep.engine.sweep`."""
+    run = "quick" if quick else "full"
+    frames = {}
+    for name, grid in grids(quick).items():
+        frame = sweep(grid, seed=seed, desc=f"sweep {name}", **how)
+        report.sweeps[name] = frame.attrs["sweep"]
+        frame = stamp(frame, _prov(provenance, frame, seed, name, run))
+        frames[name] = frame
+        report.files.append(save_frame(frame, out / "sweeps" / f"{name}{suffix}.parquet"))
+    report.files.append(write_columns(out / "sweeps" / f"columns{suffix}.json",
+                                      {c for f in frames.values() for c in f.columns}))
+    return frames
+
+
+def _write_summaries(report: Report, out: Path, frames: dict[str, pd.DataFrame], tables: dict, seed: int,
+                     run: str, suffix: str) -> None:
+    """Every summary table, stamped with the provenance of the sweeps it reads, under ``summary/``."""
     columns = set()
     for name, frame in summaries(frames, tables).items():
         grid = _SOURCES.get(name, name)
@@ -497,9 +521,14 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
         columns |= set(stamped.columns)
         report.files.append(_write_csv(stamped, out / "summary" / f"{name}{suffix}.csv"))
     report.files.append(write_columns(out / "summary" / f"columns{suffix}.json", columns))
-    report.seconds["summary tables"] = time.perf_counter() - t2
 
-    t3 = time.perf_counter()
+
+def _draw_figures(report: Report, out: Path, wanted: list[str], frames: dict[str, pd.DataFrame], tables: dict,
+                  seed: int, run: str, suffix: str, jobs: int | None, progress: bool) -> None:
+    """The *wanted* figures whose inputs changed (or whose files are not the ones written), drawn in
+    up to *jobs* processes; the others kept as they are."""
+    from tqdm.auto import tqdm  # start-up: tqdm, only when the job runs
+
     spec = {f.name: f for f in FIGURES}
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -521,13 +550,13 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
             report.figures_kept.append(name)
     if tasks:
         from workbench.figures.style import write_files  # start-up: matplotlib, only when a figure is drawn
-    n = 1 if backend == "serial" else min(len(tasks), jobs or os.cpu_count() or 1)
+    n = min(len(tasks), jobs or os.cpu_count() or 1)
     with tqdm(total=len(tasks), desc="figures", unit="fig", disable=not progress, leave=False,
               file=sys.stderr) as bar:
         if n <= 1:
             done = (_render(*t) for t in tasks)
         else:
-            from joblib import delayed
+            from joblib import delayed  # start-up: joblib, only when a pool runs
 
             done = local_parallel(n, return_as="generator")(delayed(_render)(*t) for t in tasks)
         for name, rendered, problems in done:
@@ -535,9 +564,6 @@ def regenerate(quick=False, *, backend="local", jobs=None, scheduler=None, clien
             report.problems += [f"{name}: {p}" for p in problems]
             _write_manifest(figdir, name, keys[name], problems, rendered)
             bar.update(1)
-    report.seconds["figures"] = time.perf_counter() - t3
-    report.seconds["total"] = time.perf_counter() - t0
-    return report
 
 
 #: the sweeps each summary table is computed from (its provenance's grid)
@@ -548,12 +574,14 @@ _SOURCES = {"drops_vs_cpus": "cpus", "drops_vs_timing": "timing", "heatmap_skip"
 _SEEDLESS = ("bristot", "outcomes")
 
 
-def _prov(provenance, frame, seed, grid, run):
+def _prov(provenance: Callable[..., dict], frame: pd.DataFrame, seed: int | None, grid: str, run: str) -> dict:
     """The provenance of one output: scenario and entry read from *frame* when it has them."""
     return provenance(seed=seed, grid=grid, run=run,
                       scenario=list(frame["scenario"].astype(str)) if "scenario" in frame else None,
                       entry=list(frame["entry"].astype(str)) if "entry" in frame else None)
-def digest(paths) -> str:
+
+
+def digest(paths: Iterable[Path | str]) -> str:
     """One SHA-256 over the bytes of *paths* (sorted): equal digests, equal outputs."""
     h = hashlib.sha256()
     for p in sorted(map(Path, paths)):

@@ -13,7 +13,7 @@ Figures (docs/FIGURES.md says what each shows):
 * :func:`drops` -- violations and dropped tracer calls per patch against
   CPU count or sync-round latency, one line per strategy, 95% bands;
 * :func:`heatmap` -- one strategy over CPUs x sync-round latency;
-* :func:`batching` -- per-site vs batched protocol over the number of
+* :func:`batching` -- per-site vs batched updates over the number of
   sites, Bristot's measurement marked;
 * :func:`tradeoff` -- stall CPU-time against dropped invocations;
 * :func:`closed_vs_monte_carlo` -- the closed form against the Monte Carlo;
@@ -25,6 +25,9 @@ Figures (docs/FIGURES.md says what each shows):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 import numpy as np
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -34,21 +37,27 @@ from workbench.base.units import human_count, human_ns
 from workbench.base.vocabulary import ENTRIES_BY_ARCH
 from workbench.emulate.scenario import load_scenario
 from workbench.race.experiment import long_metrics
-from workbench.race.timing import BRISTOT, Timing
-from workbench.figures.style import (FORMATS, METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE,
+from workbench.race.timing import BRISTOT, Anchor, Timing
+from workbench.figures.style import (METRIC_LABELS, OKABE_ITO, SIZES, STRATEGY_ORDER, STRATEGY_STYLE,
                                      X_AXES, DecadeLocator, PlotFigure, eng_tick, figure_check, log_x,
                                      marker_stagger, new_figure, save, set_x, strategies_in, strategy_style, style,
                                      styled, symlog_y, text_overlaps)
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
 __all__ = [
-    "ARCH_PANELS", "ARCH_WHY", "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PlotFigure", "SIZES", "STRATEGY_ORDER",
+    "ARCH_PANELS", "ARCH_WHY", "METRIC_LABELS", "OKABE_ITO", "PlotFigure", "SIZES", "STRATEGY_ORDER",
     "STRATEGY_STYLE", "arch_compare", "batching", "closed_vs_monte_carlo", "drops", "drops_compare",
     "figure_check", "heatmap", "new_figure", "outcome_cell", "outcome_grid", "outcome_panels", "save", "style",
     "text_overlaps", "tradeoff",
 ]
 
 
-def _need(frame, columns, what):
+def _need(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ConfigError(f"{what}: frame lacks columns {', '.join(missing)}; pass a race sweep result")
@@ -58,7 +67,7 @@ def _need(frame, columns, what):
 
 # -- figure 1 and 2: drops against CPUs or patch timing ----------------------------------------
 
-def _drops_series(frame, x, m, strategies, scale):
+def _drops_series(frame: pd.DataFrame, x: str, m: str, strategies: list[str], scale: float) -> dict:
     series = {}
     for s in strategies:
         d = frame[frame["strategy"] == s].sort_values(x)
@@ -67,7 +76,7 @@ def _drops_series(frame, x, m, strategies, scale):
     return series
 
 
-def _drops_panel(ax, series, strategies, x, bands, handles):
+def _drops_panel(ax: Axes, series: dict, strategies: list[str], x: str, bands: bool, handles: dict) -> None:
     """One panel of :func:`drops`: a line (and band) per strategy of *series*."""
     every = marker_stagger({s: v[1] for s, v in series.items()})
     for k, s in enumerate(strategies):
@@ -82,13 +91,14 @@ def _drops_panel(ax, series, strategies, x, bands, handles):
     set_x(ax, x)
 
 
-def _top(series):
+def _top(series: dict) -> float:
     return max((float(np.nanmax(v[3])) if len(v[3]) else 0.0) for v in series.values())
 
 
 @styled
-def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide", title=None,
-          bands=True, panel_notes=None, legend_title=None):
+def drops(frame: pd.DataFrame, x: str = "cpus", metrics: Iterable[str] = ("violations", "dropped_tracer"),
+          size: str = "wide", title: str | None = None, bands: bool = True, panel_notes: dict | None = None,
+          legend_title: str | None = None) -> Figure:
     """One panel per metric: its per-patch mean against *x*, a line per strategy.
 
     *x* is ``cpus`` (log2 axis) or ``sync_round_ns`` (shown in µs, log
@@ -107,7 +117,7 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
     strategies = strategies_in(frame)
     scale = X_AXES.get(x, (x, 1.0, ""))[1]
     handles = {}
-    for ax, m in zip(axes[0], metrics):
+    for ax, m in zip(axes[0], metrics, strict=True):
         series = _drops_series(frame, x, m, strategies, scale)
         _drops_panel(ax, series, strategies, x, bands, handles)
         symlog_y(ax, _top(series))
@@ -134,7 +144,8 @@ def drops(frame, x="cpus", metrics=("violations", "dropped_tracer"), size="wide"
 
 
 @styled
-def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True):
+def drops_compare(frames: dict[str, pd.DataFrame], metric: str = "violations", x: str = "cpus", size: str = "wide",
+                  bands: bool = True) -> Figure:
     """Configurations side by side: one panel per entry of *frames* (label -> sweep frame), same axes.
 
     Each panel is a :func:`drops` panel of *metric*; the y axes share one
@@ -148,7 +159,7 @@ def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True
     fig, axes = new_figure(size, 1, len(frames), sharey=True)
     scale = X_AXES.get(x, (x, 1.0, ""))[1]
     handles, tops, drawn = {}, [], []
-    for ax, (label, f) in zip(axes[0], frames.items()):
+    for ax, (label, f) in zip(axes[0], frames.items(), strict=True):
         strategies = strategies_in(f)
         series = _drops_series(f, x, metric, strategies, scale)
         _drops_panel(ax, series, strategies, x, bands, handles)
@@ -166,7 +177,8 @@ def drops_compare(frames, metric="violations", x="cpus", size="wide", bands=True
 # -- figure 3: heatmap --------------------------------------------------------------------------
 
 @styled
-def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", size="wide_tall", panel_notes=None):
+def heatmap(frame: pd.DataFrame, metrics: Iterable[str] = ("violations", "dropped_tracer"), strategy: str = "skip",
+            size: str = "wide_tall", panel_notes: dict | None = None) -> Figure:
     """Per-patch means of *strategy* over CPUs (rows) x sync-round latency (columns).
 
     One panel per metric (*panel_notes*, metric -> text, adds a second
@@ -174,7 +186,7 @@ def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", si
     scale, each with its colour
     bar. Cells are drawn at their grid values (no interpolation).
     """
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import LogNorm  # start-up: matplotlib, only when a figure is drawn
 
     metrics = list(metrics)
     _need(frame, ["strategy", "cpus", "sync_round_ns"] + [f"{m}_mean" for m in metrics], "heatmap")
@@ -184,7 +196,7 @@ def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", si
     fig, axes = new_figure(size, 1, len(metrics))
     cpus = np.sort(d["cpus"].unique())
     rounds = np.sort(d["sync_round_ns"].unique())
-    for ax, m in zip(axes[0], metrics):
+    for ax, m in zip(axes[0], metrics, strict=True):
         grid = (d.pivot_table(index="cpus", columns="sync_round_ns", values=f"{m}_mean", aggfunc="mean")
                 .reindex(index=cpus, columns=rounds).to_numpy())
         positive = grid[grid > 0]
@@ -215,13 +227,13 @@ def heatmap(frame, metrics=("violations", "dropped_tracer"), strategy="skip", si
 
 # -- figure 4: batching and scale --------------------------------------------------------------
 
-_PROTOCOL_STYLE = {"per_site": (OKABE_ITO["vermillion"], "o", "one protocol per site"),
+_BATCHING_STYLE = {"per_site": (OKABE_ITO["vermillion"], "o", "a breakpoint round per site"),
                    "batched": (OKABE_ITO["blue"], "s", "one batch")}
 
 
 @styled
-def batching(frame, anchor=None, size="grid"):
-    """Per-site vs batched breakpoint protocol over the number of sites.
+def batching(frame: pd.DataFrame, anchor: Anchor | None = None, size: str = "grid") -> Figure:
+    """Per-site vs batched breakpoint rounds over the number of sites.
 
     Four panels: IPI sync rounds per update, update (patch) duration,
     trapped calls per update, and the batched/per-site ratio of trapped
@@ -230,15 +242,15 @@ def batching(frame, anchor=None, size="grid"):
     ~10% fewer int3 hits batched).
     """
     anchor = anchor or BRISTOT
-    _need(frame, ["protocol", "n_sites", "ipis_mean", "patch_ns_mean", "trapped_mean",
+    _need(frame, ["batching", "n_sites", "ipis_mean", "patch_ns_mean", "trapped_mean",
                   "trapped_lo", "trapped_hi"], "batching")
     fig, axes = new_figure(size, 2, 2)
     ax_ipi, ax_time, ax_trap, ax_ratio = axes.ravel()
-    by = {p: frame[frame["protocol"] == p].sort_values("n_sites") for p in ("per_site", "batched")}
+    by = {p: frame[frame["batching"] == p].sort_values("n_sites") for p in ("per_site", "batched")}
     for p, d in by.items():
         if d.empty:
             raise ConfigError(f"batching: the frame has no {p} rows")
-        color, marker, label = _PROTOCOL_STYLE[p]
+        color, marker, label = _BATCHING_STYLE[p]
         n = d["n_sites"].to_numpy()
         ax_ipi.plot(n, d["ipis_mean"], color=color, marker=marker, label=label)
         ax_time.plot(n, d["patch_ns_mean"] / 1e6, color=color, marker=marker, label=label)
@@ -248,7 +260,7 @@ def batching(frame, anchor=None, size="grid"):
     merged = by["per_site"].merge(by["batched"], on="n_sites", suffixes=("_p", "_b"))
     ratio = merged["trapped_mean_b"] / merged["trapped_mean_p"]
     ax_ratio.plot(merged["n_sites"], ratio, color=OKABE_ITO["bluish_green"], marker="^",
-                  label="model (closed form)" if False else "model")
+                  label="model")
     star = dict(marker="*", markersize=10, color=OKABE_ITO["black"], linestyle="none", zorder=5)
     ax_ipi.plot([anchor.sites] * 2, [anchor.ipis_per_site, anchor.ipis_batched], label="Bristot, measured", **star)
     ax_time.plot([anchor.sites] * 2, [anchor.update_per_site_ns / 1e6, anchor.update_batched_ns / 1e6],
@@ -279,7 +291,7 @@ def batching(frame, anchor=None, size="grid"):
 
 # -- figure 5: the trade-off ---------------------------------------------------------------------
 
-def _pick_cpus(frame, want=(24, 256)):
+def _pick_cpus(frame: pd.DataFrame, want: Iterable[int] = (24, 256)) -> list[int]:
     """The CPU counts of *want* present in *frame*; else the nearest present (log scale)."""
     have = np.sort(frame["cpus"].unique())
     out = []
@@ -291,7 +303,7 @@ def _pick_cpus(frame, want=(24, 256)):
 
 
 @styled
-def tradeoff(frame, cpus=(24, 256), size="grid"):
+def tradeoff(frame: pd.DataFrame, cpus: Iterable[int] = (24, 256), size: str = "grid") -> Figure:
     """What each strategy costs and what it drops, per patch, at two CPU counts.
 
     Columns: the CPU counts of *cpus* (or the nearest in the frame). Top
@@ -310,7 +322,6 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
     fig, axes = new_figure(size, 2, len(picked))
     strategies = strategies_in(frame)
     ys = np.arange(len(strategies))
-    stall_max = float(frame["stall_ns_mean"].max())
     drop_top = float((frame["dropped_tracer_mean"] + frame["dropped_livepatch_mean"]).max())
     # no livepatch call dropped (a scenario without a livepatch: an i386 kernel has none): the
     # axis and legend say nothing of them
@@ -334,7 +345,7 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         ax.barh(ys, handler / 1e6, color=colours, height=0.62)
         ax.barh(ys, np.where(wait > 0, wait / 1e6, 0), left=handler / 1e6, color=colours,
                 height=0.62, hatch="////", edgecolor="white", linewidth=0)
-        for y, v in zip(ys, stall):
+        for y, v in zip(ys, stall, strict=True):
             ax.text(v / 1e6 + top * 0.02, y, human_ns(v), va="center", fontsize=6)
         ax.set_xlim(0, top * 1.3)  # room for the value labels
         ax.set_title(f"{c} CPUs: stall CPU-time per patch")
@@ -346,7 +357,7 @@ def tradeoff(frame, cpus=(24, 256), size="grid"):
         ax.barh(ys, lp, left=tr, color=colours, height=0.62, hatch="....", edgecolor="white", linewidth=0)
         dead = (d["deadlocks_mean"].to_numpy(float) if "deadlocks_mean" in d
                 else np.zeros(len(strategies)))
-        for y, a, b, k in zip(ys, tr, lp, dead):
+        for y, a, b, k in zip(ys, tr, lp, dead, strict=True):
             # livepatch drops are a small share of the bar: say them, or they vanish; a
             # strategy that hangs the patch is not "zero drops": say so on its bar
             text = "0" if a + b <= 0 else (f"{human_count(a)} + {human_count(b)} lp" if b > 0 else human_count(a))
@@ -387,8 +398,9 @@ _SHORT = {"trapped": "trapped calls", "violations": "violations", "dropped_trace
           "window_ns": "int3 window (ns)", "dropped_livepatch": "dropped livepatch calls"}
 
 @styled
-def closed_vs_monte_carlo(frame, metrics=("trapped", "violations", "dropped_tracer", "stall_ns",
-                                          "patch_ns"), size="wide_tall"):
+def closed_vs_monte_carlo(frame: pd.DataFrame, metrics: Iterable[str] = ("trapped", "violations", "dropped_tracer",
+                                                                   "stall_ns", "patch_ns"),
+                          size: str = "wide_tall") -> Figure:
     """The closed form checked against the Monte Carlo, over every point of the sweeps.
 
     Left: the ratio ``Monte Carlo mean / closed form`` against the closed
@@ -407,7 +419,7 @@ def closed_vs_monte_carlo(frame, metrics=("trapped", "violations", "dropped_trac
     colours = [OKABE_ITO[c] for c in ("vermillion", "blue", "bluish_green", "orange", "reddish_purple")]
     markers = ["o", "s", "^", "D", "v"]
     zs = []
-    for (m, c, mk) in zip(metrics, colours, markers):
+    for (m, c, mk) in zip(metrics, colours, markers, strict=False):  # a colour and marker each, 5 at most
         d = long[(long["metric"] == m) & (long["cf"] > 0) & (long["se"] > 0)]
         if d.empty:
             continue
@@ -455,7 +467,7 @@ _CLASS_TEXT = {"correct": "black", "drops": "black", "violation": "white", "cras
                "deadlock": "black", "never traps": "black"}
 
 
-def outcome_cell(row, compact=False):
+def outcome_cell(row: dict | None, compact: bool = False) -> tuple[str, str]:
     """(class, text) of one outcome-table cell; *row* holds per-trapped-call means (fractions
     0..1 of trapped calls, ``trapped_placements`` a count) or is ``None`` (the strategy never traps).
 
@@ -481,7 +493,7 @@ def outcome_cell(row, compact=False):
     return cls, text + f"\n(n={int(row['trapped_placements'])})"
 
 
-def _cell_row(rows):
+def _cell_row(rows: pd.DataFrame) -> dict | None:
     """One cell's numbers: the row, or the rows of several trap sites weighted by trapped calls; None if none."""
     if len(rows) > 1:
         w = rows["trapped_placements"].to_numpy(float)
@@ -493,22 +505,22 @@ def _cell_row(rows):
     return rows.iloc[0].to_dict() if len(rows) else None
 
 
-def outcome_panels(table, entries=("v5.1", "v5.3")) -> list[tuple[str, str]]:
+def outcome_panels(table: pd.DataFrame, entries: Iterable[str] = ("v5.1", "v5.3")) -> list[tuple[str, str]]:
     """The ``(arch, entry)`` panels :func:`outcome_grid` draws by default: i386's *entries*, then
     each x86_64 entry (:data:`workbench.base.vocabulary.ENTRIES_BY_ARCH`) the table has rows of.
     Rows without an ``arch`` are i386's."""
     arch = _table_arches(table)
-    have = set(zip(arch, table["entry"].astype(str)))
+    have = set(zip(arch, table["entry"].astype(str), strict=True))
     return [("i386", e) for e in entries] + [("x86_64", e) for e in ENTRIES_BY_ARCH["x86_64"] if ("x86_64", e) in have]
 
 
-def _table_arches(table):
+def _table_arches(table: pd.DataFrame) -> np.ndarray:
     if "arch" not in table.columns:
         return np.full(len(table), "i386", dtype=object)
     return table["arch"].astype(object).where(table["arch"].notna(), "i386").astype(str).to_numpy()
 
 
-def _scenario_heading(scenario, arch, kind):
+def _scenario_heading(scenario: str, arch: str, kind: str) -> str:
     """A column heading: the scenario's short name, the kernel it is on (its arch) and the site kind."""
     try:
         tag = load_scenario(str(scenario)).kernel_on(arch)
@@ -518,8 +530,9 @@ def _scenario_heading(scenario, arch, kind):
 
 
 @styled
-def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
-                 site_kinds=("livepatched", "ordinary"), size=None, panels=None):
+def outcome_grid(table: pd.DataFrame, entries: Iterable[str] = ("v5.1", "v5.3"),
+                 strategies: Iterable[str] = STRATEGY_ORDER, site_kinds: Iterable[str] = ("livepatched", "ordinary"),
+                 size: str | None = None, panels: list[tuple[str, str]] | None = None) -> Figure:
     """The emulator's per-trapped-call outcomes: strategy (rows) x site kind (columns).
 
     One panel per (arch, kernel int3 entry), one row of panels per arch
@@ -564,7 +577,7 @@ def outcome_grid(table, entries=("v5.1", "v5.3"), strategies=STRATEGY_ORDER,
     for i, row_panels in enumerate(grid):
         for j in range(len(row_panels), ncols):  # a shorter row: no empty frame
             axes[i][j].set_visible(False)
-        for ax, (arch, entry) in zip(axes[i], row_panels):
+        for ax, (arch, entry) in zip(axes[i], row_panels, strict=False):  # a shorter row leaves axes over
             t = table[(arch_of == arch) & (table["entry"].astype(str) == entry).to_numpy()]
             ax.set_xlim(0, len(columns))
             ax.set_ylim(len(strategies), 0)
@@ -613,8 +626,8 @@ _ENTRY_NOTE = {
 _SCENARIO_SHORT = {"seed": "seed", "tracer_add_probe": "add probe", "tracer_add_livepatch": "add livepatch"}
 
 
-def _rect(c, r, colour):
-    from matplotlib.patches import Rectangle
+def _rect(c: float, r: float, colour: str) -> Rectangle:
+    from matplotlib.patches import Rectangle  # start-up: matplotlib, only when a figure is drawn
 
     return Rectangle((c + 0.03, r + 0.04), 0.94, 0.92, facecolor=colour, edgecolor="#777777",
                      linewidth=0.4)
@@ -638,7 +651,8 @@ ARCH_WHY = ("Tracer: on i386 every traced site passes the shared ftrace_call whi
 
 
 @styled
-def arch_compare(frame, kernels, size="wide_tall", panels=ARCH_PANELS, why=ARCH_WHY):
+def arch_compare(frame: pd.DataFrame, kernels: dict[tuple[str, str], str], size: str = "wide_tall",
+                 panels: tuple = ARCH_PANELS, why: dict = ARCH_WHY) -> Figure:
     """i386 beside x86_64 on the same question: per-patch losses against CPUs, one line per
     (scenario, arch), each labelled with the kernel it belongs to.
 
@@ -663,7 +677,7 @@ def arch_compare(frame, kernels, size="wide_tall", panels=ARCH_PANELS, why=ARCH_
     fig, axes = new_figure(size, 1, len(panels))
     dashes = ("-", (0, (4, 1.5)), (0, (1, 1.2)))
     handles = []
-    for ax, (m, title, scenarios) in zip(axes[0], panels):
+    for ax, (m, title, scenarios) in zip(axes[0], panels, strict=True):
         series = {}
         for j, sc in enumerate(scenarios):
             for arch in _ARCH_STYLE:

@@ -24,7 +24,9 @@ from __future__ import annotations
 import functools
 import io
 import json
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +40,12 @@ from workbench.base.store import write_atomic
 from workbench.base.vocabulary import FORMATS, STRATEGIES
 from workbench.base.units import human_count, human_ns
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
 __all__ = [
-    "DecadeLocator", "FORMATS", "METRIC_LABELS", "OKABE_ITO", "PNG_DPI", "PlotFigure", "SIZES", "STRATEGY_ORDER",
+    "DecadeLocator", "METRIC_LABELS", "OKABE_ITO", "PNG_DPI", "PlotFigure", "SIZES", "STRATEGY_ORDER",
     "STRATEGY_STYLE", "X_AXES", "caption", "conditions", "eng_tick", "figure_check", "log_x", "marker_stagger",
     "new_figure", "render", "save", "set_x", "strategies_in", "strategy_style", "style", "styled", "symlog_y",
     "text_overlaps", "write_files",
@@ -98,18 +104,18 @@ _RC = {
 
 
 @contextmanager
-def style():
+def style() -> Iterator[None]:
     """The workbench's matplotlib settings, for figures made inside the block."""
-    import matplotlib
+    import matplotlib  # start-up: matplotlib, only when a figure is drawn
 
     with matplotlib.rc_context(_RC):
         yield
 
 
-def styled(fn):
+def styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:
     """Run a figure function inside :func:`style`: rcParams are read as artists are made."""
     @functools.wraps(fn)
-    def wrapper(*args, **kw):
+    def wrapper(*args, **kw) -> Figure:
         with style():
             return fn(*args, **kw)
     return wrapper
@@ -118,20 +124,20 @@ def styled(fn):
 class PlotFigure(Figure):
     """A Figure that shows itself in Jupyter without pyplot (as a PNG)."""
 
-    def _repr_png_(self):
+    def _repr_png_(self) -> bytes:
         buf = io.BytesIO()
         with style():
             self.savefig(buf, format="png", dpi=110)
         return buf.getvalue()
 
 
-def new_figure(size="wide", nrows=1, ncols=1, **kw):
+def new_figure(size: str = "wide", nrows: int = 1, ncols: int = 1, **kw) -> tuple[PlotFigure, np.ndarray]:
     """``(fig, axes)`` of a fixed *size* (a :data:`SIZES` name), constrained layout.
 
     Uses ``matplotlib.figure.Figure`` directly (no pyplot state), so it is
     safe in workers and widgets. Raises :class:`ConfigError` for an unknown size.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # start-up: matplotlib, only when a figure is drawn
 
     check_choice("size", size, SIZES)
     with style():
@@ -142,7 +148,8 @@ def new_figure(size="wide", nrows=1, ncols=1, **kw):
     return fig, axes
 
 
-def save(fig, name, outdir=None, formats=FORMATS, provenance=None, caption_text=None) -> list[Path]:
+def save(fig: Figure, name: str, outdir: Path | str | None = None, formats: Iterable[str] = FORMATS,
+         provenance: dict | None = None, caption_text: str | None = None) -> list[Path]:
     """Write *fig* as ``<outdir>/<name>.svg/.pdf/.png`` (default ``data/figures``).
 
     *provenance* (a :func:`workbench.base.provenance.provenance` record) and
@@ -157,12 +164,13 @@ def save(fig, name, outdir=None, formats=FORMATS, provenance=None, caption_text=
     return write_files(outdir, name, render(fig, formats, record, caption_text))
 
 
-def write_files(outdir, name, rendered: dict) -> list[Path]:
+def write_files(outdir: Path | str, name: str, rendered: dict[str, bytes]) -> list[Path]:
     """Write ``<outdir>/<name>.<format>`` for each of *rendered* (format -> bytes); the paths."""
     return [write_atomic(Path(outdir) / f"{name}.{fmt}", data, what="figure") for fmt, data in rendered.items()]
 
 
-def render(fig, formats=FORMATS, provenance=None, caption_text=None) -> dict:
+def render(fig: Figure, formats: Iterable[str] = FORMATS, provenance: dict | None = None,
+           caption_text: str | None = None) -> dict[str, bytes]:
     """*fig* as bytes per format (format -> bytes), written nowhere.
 
     *provenance* (a :func:`workbench.base.provenance.provenance` record) and
@@ -189,7 +197,7 @@ def render(fig, formats=FORMATS, provenance=None, caption_text=None) -> dict:
         meta["svg"]["Description"] = f"{caption_text or ''} provenance: {text}"
         meta["pdf"].update(Subject=caption_text or "", Keywords=text)
         meta["png"].update(Description=caption_text or "", provenance=text)
-    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine  # start-up: matplotlib, only when saving
 
     out = {}
     with style():
@@ -210,7 +218,7 @@ def render(fig, formats=FORMATS, provenance=None, caption_text=None) -> dict:
     return out
 
 
-def _fit_titles(fig, margin_in=0.12) -> None:
+def _fit_titles(fig: Figure, margin_in: float = 0.12) -> None:
     """Move a panel title that runs past the figure's side (at :data:`PNG_DPI`) back inside it.
 
     Constrained layout sizes panels by their titles' height only, so a title wider than its
@@ -237,7 +245,7 @@ def _fit_titles(fig, margin_in=0.12) -> None:
 #: constant columns named in a figure's conditions caption, with their formatting
 _CONDITIONS = (
     ("scenario", None),  # _scenario_part: each scenario with its kernel (arch) tags
-    ("protocol", lambda v: f"protocol {v}"),
+    ("batching", lambda v: f"batching {v}"),
     ("entry", None),  # _entry_part: one entry, or one per arch
     ("cpus", lambda v: f"{int(v)} CPUs"),
     ("sync_round_ns", lambda v: f"sync round {human_ns(v)} (24 CPUs)"),
@@ -247,7 +255,7 @@ _CONDITIONS = (
 )
 
 
-def _kernel_tag(scenario, arch="i386") -> str:
+def _kernel_tag(scenario: str, arch: str = "i386") -> str:
     """``real i386``, ``i386 sketch`` or ``real x86_64`` (workbench.emulate.scenario.KERNELS) of
     *scenario* on *arch*; ``?`` for a scenario not on disk."""
     try:
@@ -256,28 +264,28 @@ def _kernel_tag(scenario, arch="i386") -> str:
         return "?"
 
 
-def _arches(frame):
+def _arches(frame: pd.DataFrame) -> np.ndarray:
     """Each row's arch: the ``arch`` column, i386 where it is missing (i386 rows written without one)."""
     if "arch" not in frame.columns:
         return np.full(len(frame), "i386", dtype=object)
     return frame["arch"].astype(object).where(frame["arch"].notna(), "i386").astype(str).to_numpy()
 
 
-def _scenario_part(frame) -> str:
+def _scenario_part(frame: pd.DataFrame) -> str:
     """``scenario S [kernel]`` or ``scenarios S [kernel, kernel] + T [kernel]``: every scenario of
     *frame* with the kernel it is on each of its arches (the arch is in the tag)."""
     tags: dict[str, set[str]] = {}
-    for sc, a in sorted(set(zip(frame["scenario"].astype(str), _arches(frame)))):
+    for sc, a in sorted(set(zip(frame["scenario"].astype(str), _arches(frame), strict=True))):
         tags.setdefault(sc, set()).add(_kernel_tag(sc, a))
     items = [f"{sc} [{', '.join(sorted(t))}]" for sc, t in tags.items()]
     return ("scenario " if len(items) == 1 else "scenarios ") + " + ".join(items)
 
 
-def _entry_part(frame) -> str | None:
+def _entry_part(frame: pd.DataFrame) -> str | None:
     """``entry E``, or ``entry E (arch) + F (arch)`` when each arch has one; None when an arch has several."""
     known = frame["entry"].notna().to_numpy()
     per: dict[str, set[str]] = {}
-    for a, e in zip(_arches(frame)[known], frame["entry"][known].astype(str)):
+    for a, e in zip(_arches(frame)[known], frame["entry"][known].astype(str), strict=True):
         per.setdefault(a, set()).add(e)
     if not per or any(len(v) != 1 for v in per.values()):
         return None
@@ -286,10 +294,10 @@ def _entry_part(frame) -> str | None:
     return "entry " + " + ".join(f"{next(iter(v))} ({a})" for a, v in sorted(per.items()))
 
 
-def conditions(frame, provenance=None) -> str:
+def conditions(frame: pd.DataFrame, provenance: dict | None = None) -> str:
     """One line naming what a figure held fixed, read from its data.
 
-    Each of protocol, CPUs, sync round, tail sites, trampolines and trials
+    Each of batching, CPUs, sync round, tail sites, trampolines and trials
     that has a single value in *frame* is named; the swept ones (the axes,
     the legend) are not. Every scenario is named with the kernel it is on
     (``real i386``, ``i386 sketch``, ``real x86_64``: its arch), and the
@@ -318,7 +326,7 @@ def conditions(frame, provenance=None) -> str:
     return "; ".join(parts)
 
 
-def caption(fig, text: str) -> None:
+def caption(fig: Figure, text: str) -> None:
     """Put *text* (a conditions caption) above the figure, small and grey, left-aligned.
 
     A caption wider than the figure is broken into lines at ``"; "``: its
@@ -367,9 +375,9 @@ def caption(fig, text: str) -> None:
 
 # -- checks: text that collides, axes without labels ----------------------------------------
 
-def _drawn_texts(fig):
+def _drawn_texts(fig: Figure) -> list:
     """(label, bbox) of every visible, non-empty text actually drawn."""
-    from matplotlib.text import Text
+    from matplotlib.text import Text  # start-up: matplotlib, only when a figure is drawn
 
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -385,8 +393,8 @@ def _drawn_texts(fig):
 
             def inside(loc):
                 with np.errstate(all="ignore"):
-                    v = float(tr.transform(np.array([loc]))[0])
-                return np.isfinite(v) and lo - tol <= v <= hi + tol
+                    v = float(tr.transform(np.array([loc]))[0])  # noqa: B023 -- called in this iteration only
+                return np.isfinite(v) and lo - tol <= v <= hi + tol  # noqa: B023 -- called in this iteration only
 
             # get_*_ticks() returns one tick per current location; spare Tick
             # objects (majorTicks beyond those) keep stale labels and are not drawn
@@ -406,7 +414,7 @@ def _drawn_texts(fig):
     return out
 
 
-def text_overlaps(fig, pad=0.5) -> list[tuple[str, str]]:
+def text_overlaps(fig: Figure, pad: float = 0.5) -> list[tuple[str, str]]:
     """Pairs of drawn texts of *fig* whose boxes overlap (by more than *pad* px).
 
     Also reports text that sticks out of the figure, paired with
@@ -425,7 +433,7 @@ def text_overlaps(fig, pad=0.5) -> list[tuple[str, str]]:
     return bad
 
 
-def figure_check(fig) -> list[str]:
+def figure_check(fig: Figure) -> list[str]:
     """Problems a published figure must not have: colliding text, unlabelled
     axes of plotted data, several plotted series and no legend."""
     problems = [f"text overlaps: {a!r} / {b!r}" for a, b in text_overlaps(fig)]
@@ -448,18 +456,18 @@ def figure_check(fig) -> list[str]:
 
 # -- shared by the figures: strategy order and look, axis scales ------------------------------
 
-def strategies_in(frame):
+def strategies_in(frame: pd.DataFrame) -> list[str]:
     """The strategies in *frame*'s ``strategy`` column: :data:`STRATEGY_ORDER` first, others as met."""
     present = list(dict.fromkeys(frame["strategy"]))
     return [s for s in STRATEGY_ORDER if s in present] + [s for s in present if s not in STRATEGY_ORDER]
 
 
-def strategy_style(strategy):
+def strategy_style(strategy: str) -> tuple[str, str, str]:
     """(colour, marker, legend label) of *strategy*; grey "P" and its own name when unknown."""
     return STRATEGY_STYLE.get(strategy, (OKABE_ITO["grey"], "P", strategy))
 
 
-def marker_stagger(series):
+def marker_stagger(series: dict) -> dict:
     """markevery per series so that coinciding lines each show their markers.
 
     Series whose values agree within 2% everywhere form a group; the k-th of
@@ -495,7 +503,7 @@ X_AXES = {
 }
 
 
-def set_x(ax, x):
+def set_x(ax: Axes, x: str) -> None:
     """Label and scale *ax*'s x axis for parameter *x* as :data:`X_AXES` says (linear when unlisted)."""
     label, _, kind = X_AXES.get(x, (x, 1.0, "linear"))
     ax.set_xlabel(label)
@@ -509,7 +517,7 @@ def set_x(ax, x):
         ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def log_x(ax):
+def log_x(ax: Axes) -> None:
     """A log10 x axis with the workbench's tick labels (1, 10, 100, 1k, ... as everywhere)."""
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(10))
@@ -517,7 +525,7 @@ def log_x(ax):
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def eng_tick(v, _=None):
+def eng_tick(v: float, _=None) -> str:
     """Tick label of *v* (unitless, in the axis' own unit): 1, 10, 100, 1k, 10k ... for log axes.
 
     Takes matplotlib's ``FuncFormatter`` (value, position) arguments.
@@ -530,7 +538,7 @@ def eng_tick(v, _=None):
     return f"{v:g}"
 
 
-def symlog_y(ax, top):
+def symlog_y(ax: Axes, top: float) -> None:
     """A y axis from 0 to *top*: linear below 1, logarithmic above (zeros stay visible).
 
     The axis ends just above the first labelled power of ten at or above
@@ -549,14 +557,14 @@ def symlog_y(ax, top):
 class DecadeLocator(Locator):
     """0 and every *step*-th power of ten inside the view (for symlog axes)."""
 
-    def __init__(self, step=1):
+    def __init__(self, step: int = 1):
         self.step = step
 
-    def __call__(self):
+    def __call__(self) -> list[float]:
         lo, hi = self.axis.get_view_interval()
         return self.tick_values(lo, hi)
 
-    def tick_values(self, vmin, vmax):
+    def tick_values(self, vmin: float, vmax: float) -> list[float]:
         top = int(np.floor(np.log10(max(vmax, 1))))
         vals = [0.0] + [10.0 ** e for e in range(0, top + 1) if e % self.step == 0]
         return [v for v in vals if vmin <= v <= vmax]

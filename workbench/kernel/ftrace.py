@@ -14,6 +14,7 @@ memory, and order the changes of a transition the way the kernel does
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from workbench.base.errors import ConfigError, check_choice
 from workbench.kernel.image import NOP5, KernelImage
@@ -346,7 +347,7 @@ class FtraceState:
         chain = self.ops_list() + [im.sym("ftrace_list_end")]
         names = {slot[0]: n for n, slot in self._slots.items()}
         # link from the tail so a concurrent reader never sees a dangling next
-        for a, nxt in reversed(list(zip(chain, chain[1:]))):
+        for a, nxt in reversed(list(pairwise(chain))):
             out.append(DataWrite(f"{names[a]}.next", a + im.equ["OPS_NEXT"], nxt))
         out.append(DataWrite("ftrace_ops_list", im.sym("ftrace_ops_list"), chain[0]))
         return out

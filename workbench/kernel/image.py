@@ -41,7 +41,6 @@ __all__ = [
     "KernelImage",
     "TracedFunction",
     "build_image",
-    "ARCHES",
     "MCOUNT_INSN_SIZE",
     "NOP5",
     "HOT_FUNCTIONS",

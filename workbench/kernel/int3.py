@@ -12,7 +12,7 @@ Models the handlers that shipped and the alternatives discussed around them:
 * ``emulate_old``: emulate the instruction being replaced (not shipped).
 * ``spin``: return to the int3 until the patch is done (not shipped; with
   interrupts enabled, else the patcher's sync IPI would deadlock).
-* ``stop_machine``: no handler; the protocol never leaves an int3 in text.
+* ``stop_machine``: no handler; its poke method never leaves an int3 in text.
 
 Every strategy acts on the ``struct pt_regs`` that the emulated int3 entry
 built (:class:`workbench.kernel.ptrace.PtRegs`), through the kernel's helpers of
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from workbench.base.errors import check_choice
-from workbench.base.vocabulary import STRATEGIES as VOCABULARY_STRATEGIES
+from workbench.base.vocabulary import STRATEGIES
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS
 
 __all__ = [
-    "Strategy", "STRATEGIES", "strategy", "get_strategy", "decode",
+    "Strategy", "strategy", "get_strategy", "decode",
     "int3_emulate_jmp", "int3_emulate_push", "int3_emulate_call",
     "INT3_INSN_SIZE", "CALL_INSN_SIZE",
 ]
@@ -91,10 +91,10 @@ def _emulate(regs, machine, insn: bytes, addr: int) -> bool:
 
 @dataclass(frozen=True)
 class Strategy:
-    """An int3 handler strategy and the protocol it is used with."""
+    """An int3 handler strategy and the poke method it is used with."""
 
     name: str
-    protocol: str  #: "breakpoint" or "stop_machine"
+    poke_method: str  #: "breakpoint" or "stop_machine"
     handler: Callable  #: (machine, cpu, regs, change) -> bool
     shipped: str
     #: the handler holds the trapped CPU until the site changes (the race counts CPUs, not calls)
@@ -109,27 +109,27 @@ class Strategy:
         return self.handler(machine, cpu, regs, change)
 
 
-#: name -> Strategy, in the order figures show them
-STRATEGIES: dict[str, Strategy] = {}
+#: name -> Strategy, in the vocabulary's order (the names: :data:`workbench.base.vocabulary.STRATEGIES`)
+_REGISTRY: dict[str, Strategy] = {}
 
 
-def strategy(name: str, shipped: str, protocol: str = "breakpoint", blocks: bool = False):
+def strategy(name: str, shipped: str, poke_method: str = "breakpoint", blocks: bool = False):
     """Register ``handler(machine, cpu, regs, change) -> bool`` as strategy *name*.
 
     *name* must be one of the vocabulary's strategies
     (:data:`workbench.base.vocabulary.STRATEGIES`), the one list of names.
     """
-    check_choice("strategy", name, VOCABULARY_STRATEGIES)
+    check_choice("strategy", name, STRATEGIES)
 
     def register(fn):
-        STRATEGIES[name] = Strategy(name, protocol, fn, shipped, blocks)
+        _REGISTRY[name] = Strategy(name, poke_method, fn, shipped, blocks)
         return fn
     return register
 
 
 def get_strategy(name: str) -> Strategy:
     """The strategy called *name*; raises ConfigError listing the choices."""
-    return STRATEGIES[check_choice("strategy", name, STRATEGIES)]
+    return _REGISTRY[check_choice("strategy", name, _REGISTRY)]
 
 
 @strategy("skip", "x86 up to v5.1; i386 until v5.3")
@@ -175,9 +175,9 @@ def _spin(machine, cpu, regs, change):
     return True
 
 
-@strategy("stop_machine", "powerpc; early x86", protocol="stop_machine")
+@strategy("stop_machine", "powerpc; early x86", poke_method="stop_machine")
 def _stop_machine(machine, cpu, regs, change):
     return False  # stop_machine leaves no int3 in text; one hit here is a bug
 
-if tuple(STRATEGIES) != VOCABULARY_STRATEGIES:  # every named strategy has its code, in the same order
-    raise ImportError(f"int3 strategies {tuple(STRATEGIES)} differ from the vocabulary's {VOCABULARY_STRATEGIES}")
+if tuple(_REGISTRY) != STRATEGIES:  # every named strategy has its code, in the same order
+    raise ImportError(f"int3 strategies {tuple(_REGISTRY)} differ from the vocabulary's {STRATEGIES}")

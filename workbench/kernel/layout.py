@@ -36,7 +36,7 @@ PT_REGS_FIELDS = ("bx", "cx", "dx", "si", "di", "bp", "ax", "ds", "es", "fs", "g
 
 _PT_NAMES = dict(zip(PT_REGS_FIELDS, ("PT_EBX", "PT_ECX", "PT_EDX", "PT_ESI", "PT_EDI", "PT_EBP",
                                       "PT_EAX", "PT_DS", "PT_ES", "PT_FS", "PT_GS", "PT_ORIG_EAX",
-                                      "PT_EIP", "PT_CS", "PT_EFLAGS", "PT_OLDESP", "PT_OLDSS")))
+                                      "PT_EIP", "PT_CS", "PT_EFLAGS", "PT_OLDESP", "PT_OLDSS"), strict=True))
 
 
 #: struct pt_regs (x86_64) field names in memory order

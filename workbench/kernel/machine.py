@@ -33,14 +33,14 @@ from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TB_RE
 from unicorn.unicorn_py3.unicorn import (HOOK_CODE_CFUNC, HOOK_INTR_CFUNC, HOOK_MEM_ACCESS_CFUNC,
                                          HOOK_MEM_INVALID_CFUNC, uc_hook_h, uclib)
 
-from workbench.base.vocabulary import ENTRIES, ENTRIES_BY_ARCH
+from workbench.base.vocabulary import ENTRIES_BY_ARCH
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.kernel.image import KernelImage
 from workbench.kernel.layout import EQU
 from workbench.kernel.ptrace import PtRegs
 from workbench.kernel.trap64 import REGS64, int3_frame64, iretq_check
 
-__all__ = ["Cpu", "Crash", "ENTRIES", "KernelFault", "Machine", "UNBOUNDED"]
+__all__ = ["Cpu", "Crash", "KernelFault", "Machine", "UNBOUNDED"]
 
 #: int3 entry variants: v5.1 (pt_regs on the interrupted stack) and v5.3 (with the gap).
 #: Only the int3 entry changes: ftrace_regs_caller builds the v5.1 frame in both
@@ -474,7 +474,7 @@ class Cpu:
         """Call records logged since the last drain (oldest first)."""
         out = []
         for row in self.drain_array().tolist():
-            rec = dict(zip(_CR_FIELDS, row))
+            rec = dict(zip(_CR_FIELDS, row, strict=True))
             rec["cpu"] = self.index
             out.append(rec)
         return out
@@ -645,9 +645,3 @@ class Machine:
     def handle_int3(self, cpu: Cpu, regs: PtRegs) -> bool:
         """do_int3(): run the installed handler; False means no handler claimed it."""
         return bool(self.int3_handler and self.int3_handler(self, cpu, regs))
-
-    def restore_text(self) -> None:
-        """Put the text back as it was built and make every CPU refetch it."""
-        t0, t1 = (a - self.image.base for a in self.image.text)
-        self.mem[t0:t1] = self._pristine[t0:t1]
-        self.sync_core()

@@ -1,15 +1,15 @@
-"""Patching protocols for live kernel text.
+"""Poke methods: how the patcher writes a batch of instruction changes into live kernel text.
 
 Models ``text_poke_bp()`` / ``text_poke_bp_batch()`` of
 ``arch/x86/kernel/alternative.c`` (v5.6; ftrace's own batched form before
 that, ``ftrace_replace_code()`` in ``arch/x86/kernel/ftrace.c``), the
 ``stop_machine()`` alternative, and two negative controls.
 
-A protocol turns the ordered plan of :func:`workbench.kernel.ftrace.plan_transition`
+A poke method (:data:`workbench.base.vocabulary.POKE_METHODS`) turns the ordered plan of :func:`workbench.kernel.ftrace.plan_transition`
 into :class:`PokeStep` s. A step is one thing the patching CPU does between
 instructions of the others: a store to text or data, or a sync (the IPI
 round of ``text_poke_sync()``, after which every CPU refetches: Unicorn's
-``ctl_remove_cache``, i.e. ``sync_core``). While a breakpoint protocol is in
+``ctl_remove_cache``, i.e. ``sync_core``). While a breakpoint batch is in
 flight the machine's :attr:`~workbench.kernel.machine.Machine.text_poke_state`
 holds the sites being patched (``bp_desc``), which is what the int3
 handler consults.
@@ -21,24 +21,17 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from workbench.base.errors import check_choice
+from workbench.base.vocabulary import POKE_METHODS
 from workbench.kernel.ftrace import DataWrite, Sync, TextBatch, TextChange
 
-__all__ = ["PokeStep", "BpState", "PROTOCOLS", "poke_steps", "INT3_INSN_OPCODE"]
+__all__ = ["INT3_INSN_OPCODE", "BpState", "PokeStep", "poke_steps"]
 
 INT3_INSN_OPCODE = 0xCC
-
-#: protocol name -> one-line description
-PROTOCOLS = {
-    "breakpoint": "int3 on every changed site, sync, tails, sync, first bytes, sync (text_poke_bp)",
-    "stop_machine": "stop every CPU, write whole instructions, sync, restart: no int3 window",
-    "naive": "negative control: write each byte in place, no int3 (torn instructions)",
-    "no_sync": "negative control: the breakpoint protocol without its three syncs",
-}
 
 
 @dataclass
 class BpState:
-    """``bp_desc``: the instructions a breakpoint protocol is changing, by address."""
+    """``bp_desc``: the instructions a breakpoint batch is changing, by address."""
 
     changes: dict[int, TextChange] = field(default_factory=dict)
 
@@ -90,25 +83,25 @@ def _bp_end(ranges, synced):
     return apply
 
 
-def _batch_steps(b: TextBatch, protocol: str) -> list[PokeStep]:
-    return [replace(s, changes=b.changes) for s in _protocol_steps(b, protocol)]
+def _batch_steps(b: TextBatch, method: str) -> list[PokeStep]:
+    return [replace(s, changes=b.changes) for s in _method_steps(b, method)]
 
 
-def _protocol_steps(b: TextBatch, protocol: str) -> list[PokeStep]:
+def _method_steps(b: TextBatch, method: str) -> list[PokeStep]:
     ch = b.changes
     ranges = tuple((c.addr, c.addr + len(c.new)) for c in ch)
-    if protocol == "stop_machine":
+    if method == "stop_machine":
         write = _text_write(ch, lambda c: (0, c.new))
         return [PokeStep(f"{b.name}:stop_machine", "stop", ranges,
                          lambda m: (write(m), _sync(ranges)(m)))]
-    if protocol == "naive":
+    if method == "naive":
         steps = []
         for i in range(max(len(c.new) for c in ch)):
             w = _text_write([c for c in ch if c.old[i] != c.new[i]], lambda c, i=i: (i, c.new[i:i + 1]))
             steps.append(PokeStep(f"{b.name}:byte{i}", "text", ranges,
                                   lambda m, w=w: (w(m), _sync(ranges)(m))))
         return steps
-    synced = protocol == "breakpoint"
+    synced = method == "breakpoint"
     int3 = _text_write(ch, lambda c: (0, bytes([INT3_INSN_OPCODE])))
     steps = [
         PokeStep(f"{b.name}:int3", "text", ranges, _bp_begin(ch, int3)),
@@ -122,16 +115,16 @@ def _protocol_steps(b: TextBatch, protocol: str) -> list[PokeStep]:
     return steps
 
 
-def poke_steps(plan, protocol: str = "breakpoint") -> list[PokeStep]:
-    """Expand a transition plan into patcher steps for *protocol*.
+def poke_steps(plan, poke_method: str = "breakpoint") -> list[PokeStep]:
+    """Expand a transition plan into patcher steps for *poke_method*.
 
-    Raises :class:`~workbench.base.errors.ConfigError` for an unknown protocol.
+    Raises :class:`~workbench.base.errors.ConfigError` for an unknown poke method.
     """
-    check_choice("protocol", protocol, PROTOCOLS)
+    check_choice("poke_method", poke_method, POKE_METHODS)
     steps: list[PokeStep] = []
     for item in plan:
         if isinstance(item, TextBatch):
-            steps += _batch_steps(item, protocol)
+            steps += _batch_steps(item, poke_method)
         elif isinstance(item, DataWrite):
             steps.append(PokeStep(f"data:{item.name}", "data", ((item.addr, item.addr + 4),),
                                   lambda m, w=item: m.write32(w.addr, w.value)))

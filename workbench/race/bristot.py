@@ -3,16 +3,18 @@
 docs/RACE.md "Calibration" and docs/KERNEL.md §13.
 """
 
+from __future__ import annotations
+
 import pandas as pd
 
 from workbench.race.simulator import RaceConfig, closed_form
-from workbench.race.timing import BRISTOT, Timing
+from workbench.race.timing import BRISTOT, Anchor, Timing
 from workbench.race.workload import LIVEPATCHED, Workload
 
 __all__ = ["bristot_comparison"]
 
 
-def bristot_comparison(timing=None, anchor=BRISTOT):
+def bristot_comparison(timing: Timing | None = None, anchor: Anchor = BRISTOT) -> pd.DataFrame:
     """The model beside Bristot's measurement (closed form, no trampolines).
 
     56 sites on 24 CPUs patched per site and batched. IPI rounds are
@@ -21,7 +23,7 @@ def bristot_comparison(timing=None, anchor=BRISTOT):
     model: batched windows overlap, per-site windows tile the update, so the
     ratio is ``E[W_batched] / E[W_per_site] = (Kw + R) / (w + R)``,
     independent of call rates. With ``prepare_ns`` 0 each window is two
-    thirds of its protocol run (2 of 3 writes per site, 2 of 3 rounds), so
+    thirds of its breakpoint batch (2 of 3 writes per site, 2 of 3 rounds), so
     the ratio is ``K T_batched / T_per_site`` = 56 x 1.4 / 57 = 1.375.
     """
     timing = timing or Timing()

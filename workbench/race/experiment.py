@@ -1,12 +1,8 @@
-"""What a sweep runs at each point: the :class:`Experiment` protocol and the race simulator.
+"""The race simulator as a sweep's experiment: :class:`RaceExperiment` (:data:`RACE`) and its grids.
 
-An :class:`Experiment` names itself (the name keys the cache and the seed
-streams), lists its parameters with their defaults, normalises and checks a
-point, prepares read-only data every point needs, and runs one point.
-:class:`FunctionExperiment` wraps a plain function; :class:`RaceExperiment`
-(:data:`RACE`, the default of :func:`workbench.sweep.engine.sweep`) is the race
-simulator of :mod:`workbench.race.simulator` over :data:`RACE_PARAMETERS`, with the
-patch timing set by the mean sync round (:meth:`workbench.race.timing.Timing.for_round`).
+:class:`RaceExperiment` runs :mod:`workbench.race.simulator` at one point of
+:data:`RACE_PARAMETERS` (a :class:`workbench.sweep.experiment.Experiment`), with the
+patch timing set by the mean sync round (:meth:`workbench.race.timing.Timing.for_round`);
 :func:`race_grid` builds a grid of its points.
 
 Bad input (an unknown parameter, a value the experiment refuses) raises
@@ -16,6 +12,7 @@ Bad input (an unknown parameter, a value the experiment refuses) raises
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -31,8 +28,7 @@ from workbench.race.workload import DEFAULT_HOT, Workload
 from workbench.sweep.engine import Grid
 from workbench.sweep.experiment import Experiment
 
-__all__ = ["RACE", "RACE_PARAMETERS", "REFERENCE_CPUS", "RaceExperiment", "long_metrics", "race_grid",
-           ]
+__all__ = ["RACE", "RACE_PARAMETERS", "REFERENCE_CPUS", "RaceExperiment", "long_metrics", "race_grid"]
 
 #: the CPU count at which ``sync_round_ns`` is defined: Bristot's 24-CPU machine,
 #: where the default timing was calibrated (workbench.race.timing)
@@ -42,7 +38,7 @@ REFERENCE_CPUS = 24
 _OUTCOME_METRICS = ("violations", "dropped_tracer", "dropped_livepatch", "spurious", "crashes")
 
 
-def _timing(p: dict):
+def _timing(p: dict) -> Timing:
     """The :class:`~workbench.race.timing.Timing` of a point: the one timing model."""
     kw = {k: p[k] for k in ("write_ns", "irq_off_prob", "stop_machine_ns") if p.get(k) is not None}
     return Timing.for_round(p.get("sync_round_ns"), REFERENCE_CPUS, **kw)
@@ -65,8 +61,11 @@ class RaceExperiment(Experiment):
 
     name = "race"
     parameters = RACE_PARAMETERS
+    #: the parameter names a point's random stream is hashed under: the published numbers were drawn
+    #: when ``batching`` was called ``protocol``, and a point's stream stays what it was
+    stream_names = {"batching": "protocol"}
 
-    def normalize(self, params):
+    def normalize(self, params: dict) -> dict:
         p = super().normalize(params)
         check_choice("outcomes", p["outcomes"], ("emulator", "none"))
         arch = check_choice("arch", p["arch"], ARCHES)
@@ -93,9 +92,9 @@ class RaceExperiment(Experiment):
             raise ConfigError(f"hot: expected a mapping of function name to calls/s, got {p['hot']!r}") from None
         workload = Workload(hot=hot, tail_functions=p["tail_functions"], tail_rate=p["tail_rate"],
                             zipf_s=p["zipf_s"], dispersion=p["dispersion"])
-        cfg = RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
+        cfg = RaceConfig(p["scenario"], p["strategy"], p["batching"], p["cpus"], workload, timing,
                          trampolines=p["trampolines"], batch_max=p["batch_max"], arch=arch)
-        p.update(protocol=cfg.protocol, batch_max=cfg.batch_max, cpus=cfg.cpus, hot=dict(workload.hot),
+        p.update(batching=cfg.batching, batch_max=cfg.batch_max, cpus=cfg.cpus, hot=dict(workload.hot),
                  tail_functions=workload.tail_functions, tail_rate=workload.tail_rate,
                  zipf_s=workload.zipf_s, dispersion=workload.dispersion,
                  sync_round_ns=float(timing.round_moments(REFERENCE_CPUS)[0]),
@@ -103,19 +102,19 @@ class RaceExperiment(Experiment):
                  stop_machine_ns=timing.stop_machine_ns)
         return p
 
-    def config(self, p):
+    def config(self, p: dict) -> RaceConfig:
         """The :class:`workbench.race.simulator.RaceConfig` of a normalised point."""
         timing = _timing(p)
         workload = Workload(hot=tuple(p["hot"].items()), tail_functions=p["tail_functions"],
                             tail_rate=p["tail_rate"], zipf_s=p["zipf_s"], dispersion=p["dispersion"])
-        return RaceConfig(p["scenario"], p["strategy"], p["protocol"], p["cpus"], workload, timing,
+        return RaceConfig(p["scenario"], p["strategy"], p["batching"], p["cpus"], workload, timing,
                           trampolines=p["trampolines"], batch_max=p["batch_max"], arch=p["arch"])
 
     @staticmethod
-    def _needs_table(p):
+    def _needs_table(p: dict) -> bool:
         return p["outcomes"] == "emulator" and p["strategy"] != "stop_machine"
 
-    def prepare(self, points, progress=True):
+    def prepare(self, points: list[dict], progress: bool = True) -> dict[str, pd.DataFrame]:
         """The emulator's outcome table of every (scenario, arch, entry) the points need."""
         from workbench.emulate.explore import load_outcome_table  # start-up: Unicorn; sweep workers only simulate
 
@@ -127,7 +126,7 @@ class RaceExperiment(Experiment):
         out.update({f"{s}/{a}/{e}/patching_cpu": load_patching_cpu_table(s, e, arch=a) for s, a, e in keys})
         return out
 
-    def run(self, p, seed, stream, context):
+    def run(self, p: dict, seed: int, stream: int, context: dict[str, pd.DataFrame]) -> dict:
         if self._needs_table(p):
             key = f"{p['scenario']}/{p['arch']}/{p['entry']}"
             outcomes = PerCallOutcomes(context[key], p["scenario"], p["entry"], context.get(f"{key}/patching_cpu"),
@@ -142,7 +141,7 @@ class RaceExperiment(Experiment):
         row.pop("hot_rates", None)  # the "hot" parameter column says the same
         return row
 
-    def columns(self, p):
+    def columns(self, p: dict) -> dict:
         cols = super().columns(p)
         cols["hot"] = ",".join(f"{k}={v:g}" for k, v in p["hot"].items())
         return cols
@@ -166,7 +165,7 @@ def race_grid(**params) -> Grid:
     return Grid(params, experiment=RACE)
 
 
-def long_metrics(frame: pd.DataFrame, metrics=None) -> pd.DataFrame:
+def long_metrics(frame: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd.DataFrame:
     """Race-sweep results in long form: one row per (point, metric).
 
     Columns: the configuration columns, ``metric``, ``mean``, ``se``,

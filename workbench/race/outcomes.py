@@ -6,6 +6,8 @@ averaged by trapped placements, with per-phase means for time weighting
 itself come from their own table (``workbench.emulate.patching_cpu``).
 """
 
+from __future__ import annotations
+
 import numpy as np
 import pandas as pd
 
@@ -38,7 +40,8 @@ class PerCallOutcomes:
     COLUMNS = ("violation", "dropped_tracer", "dropped_livepatch", "spurious", "crash", "deadlock")
     KEY = ("strategy", "site_kind", "trap_site")
 
-    def __init__(self, frame, scenario, entry=None, patching=None, arch="i386"):
+    def __init__(self, frame: pd.DataFrame, scenario: str, entry: str | None = None,
+                 patching: pd.DataFrame | None = None, arch: str = "i386"):
         arch = check_choice("arch", arch, ARCHES)
         entry = check_choice("entry", ENTRIES_BY_ARCH[arch][-1] if entry is None else entry, ENTRIES_BY_ARCH[arch])
         self.scenario, self.entry, self.arch = scenario, entry, arch
@@ -62,14 +65,13 @@ class PerCallOutcomes:
         values = rows[list(self.COLUMNS)].to_numpy(float)
         if np.any(values < 0) or not np.all(np.isfinite(values)):
             raise ConfigError("outcomes: per-call means must be finite and >= 0")
-        self._means, self._n, self._phases = {}, {}, {}
+        self._means, self._phases = {}, {}
         weights = rows["trapped_placements"].to_numpy(float)
         for key, idx in rows.groupby(list(self.KEY)).indices.items():
             w = weights[idx] if weights[idx].sum() > 0 else np.ones(len(idx))
             self._means[key] = np.average(values[idx], axis=0, weights=w)
-            self._n[key] = int(weights[idx].sum())
         if "trap_phase" in rows.columns and len(rows):
-            # the protocol step a trap happened after: int3, sync1, tail, sync2, first
+            # the poke step a trap happened after: int3, sync1, tail, sync2, first
             step = rows["trap_phase"].astype(str).str.rsplit(":", n=1).str[-1]
             for key, idx in rows.assign(_step=step).groupby(list(self.KEY) + ["_step"]).indices.items():
                 w = weights[idx] if weights[idx].sum() > 0 else np.ones(len(idx))
@@ -80,15 +82,16 @@ class PerCallOutcomes:
         return self if self.patching is None else self.patching
 
     @classmethod
-    def empty(cls, scenario, entry=None, arch="i386"):
+    def empty(cls, scenario: str, entry: str | None = None, arch: str = "i386") -> PerCallOutcomes:
         """No measured outcomes: every trapped call counts zero (counting only)."""
         cols = ("scenario", "entry", "trapped_placements") + cls.KEY + cls.COLUMNS
         return cls(pd.DataFrame(columns=cols), scenario, entry, arch=arch)
 
-    def per_call(self, strategy, site_kind, trap_site, phase_weights=None):
+    def per_call(self, strategy: str, site_kind: str, trap_site: str,
+                 phase_weights: dict[str, float] | None = None) -> dict[str, float]:
         """Mapping metric -> expected count per trapped call (0 where no row).
 
-        With *phase_weights* (protocol step -> probability that a trapped
+        With *phase_weights* (poke step -> probability that a trapped
         call trapped in the phase that step opens; :func:`trap_phase_weights`)
         the per-phase means are averaged with those weights, the time a call
         spends in each phase, rather than with the emulator's schedule
@@ -107,16 +110,12 @@ class PerCallOutcomes:
             means = np.zeros(len(self.COLUMNS))
         return {m: float(means[self.COLUMNS.index(c)]) for m, c in OUTCOME_METRICS.items()}
 
-    def has(self, strategy, site_kind, trap_site):
+    def has(self, strategy: str, site_kind: str, trap_site: str) -> bool:
         """Whether the table has a row for this key."""
         return (strategy, site_kind, trap_site) in self._means
 
-    def trapped_placements(self, strategy, site_kind, trap_site):
-        """How many emulated trapped calls stand behind a row (0 if none)."""
-        return self._n.get((strategy, site_kind, trap_site), 0)
 
-
-def load_outcomes(scenario, entry=None, arch="i386"):
+def load_outcomes(scenario: str, entry: str | None = None, arch: str = "i386") -> PerCallOutcomes:
     """Run/load the *arch* emulator's outcome table (cached by code version there).
 
     *entry* defaults to the arch's latest (:data:`ENTRIES_BY_ARCH`); a

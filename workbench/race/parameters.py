@@ -17,7 +17,7 @@ RACE_PARAMETERS = {
     "arch": "i386",              # emulated kernel: i386 | x86_64 (its plan, routing and outcome tables)
     "scenario": "seed",          # a named scenario or a scenario TOML file
     "strategy": "skip",          # workbench.base.vocabulary.STRATEGIES
-    "protocol": None,            # per_site | batched | stop_machine (None: the strategy's own)
+    "batching": None,            # per_site | batched | stop_machine (None: the strategy's own)
     "entry": None,               # int3 entry whose emulated outcomes are used (None: the arch's latest,
                                  # v5.3 on i386, v5.2 on x86_64; workbench.base.vocabulary.ENTRIES_BY_ARCH)
     "cpus": 64,                  # 1..65536

@@ -5,6 +5,8 @@ one ftrace update per ops registered), so the two never patch in different
 orders; docs/RACE.md "The patch timeline" and "Batches as the kernel cuts them".
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 from workbench.base.version import emulator_version
@@ -46,7 +48,7 @@ class _Plans(dict):
 
     version = None  #: the emulator version the plans were derived from
 
-    def __missing__(self, key):
+    def __missing__(self, key: str | tuple[str, str]) -> tuple[Stage, ...]:
         scenario, arch = (key, "i386") if isinstance(key, str) else key
         plan = derive_plan(scenario, arch)
         self[(scenario, arch)] = self[key] = plan
@@ -66,7 +68,7 @@ PLANS = _Plans()
 _TRAMPOLINE_OF = {"ftrace_call": "ftrace_caller", "ftrace_regs_call": "ftrace_regs_caller"}
 
 
-def derive_plan(scenario, arch="i386"):
+def derive_plan(scenario: str, arch: str = "i386") -> tuple[Stage, ...]:
     """The :class:`Stage` tuple of *scenario* on *arch* derived from the emulator's plan.
 
     Walks ``workbench.emulate.scenario.load_scenario(scenario).plan(image)`` (the

@@ -39,21 +39,22 @@ poke; docs/ANCHOR.md tells the rest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from workbench.base.errors import check_choice, check_range
+from workbench.base.vocabulary import ARCHES
 from workbench.race.plan import TP_VEC_MAX, Stage
 
-__all__ = ["ARCHES", "ROUNDS_PER_BATCH", "UPDATES", "PlanV61", "batches_of", "plan_v6_1"]
+__all__ = ["ROUNDS_PER_BATCH", "UPDATES", "PlanV61", "batches_of", "plan_v6_1"]
 
-ARCHES = ("i386", "x86_64")
 #: the updates the anchor makes (in each run: tracer on, kprobe added, kprobe removed, tracer off)
 UPDATES = ("tracer_on", "kprobe_add", "kprobe_remove", "tracer_off")
 #: text_poke_sync() rounds per text_poke_bp_batch() of 5-byte instructions
 ROUNDS_PER_BATCH = 3
 
 
-def batches_of(addresses) -> int:
+def batches_of(addresses: Sequence[int]) -> int:
     """How many ``text_poke_bp_batch()`` calls ``text_poke_queue()`` makes of *addresses* (in queue order).
 
     A new batch starts when the queue holds :data:`TP_VEC_MAX` entries or an
@@ -105,7 +106,8 @@ class PlanV61:
         return ROUNDS_PER_BATCH * (int(cpus) - 1)
 
 
-def plan_v6_1(update: str, arch: str, sites: int, *, addresses=None, first_registration: bool = False) -> PlanV61:
+def plan_v6_1(update: str, arch: str, sites: int, *, addresses: Sequence[int] | None = None,
+              first_registration: bool = False) -> PlanV61:
     """The v6.1 plan of *update* on *arch* changing *sites* call sites.
 
     ``tracer_on``/``tracer_off`` change the *sites* filtered functions;

@@ -9,14 +9,23 @@ takes the expectations over the window's two sync rounds by quadrature
 Binomial. Used by :mod:`workbench.race.simulator`; the derivations are in docs/RACE.md.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from workbench.base.numeric import fdot
 from workbench.base.units import NS
-from workbench.race.workload import EXACT_SITES, LIVEPATCHED, site_summary
+from workbench.race.workload import EXACT_SITES, LIVEPATCHED, Workload, site_summary
+
+if TYPE_CHECKING:  # the simulator and the timeline import this module
+    from workbench.race.simulator import RaceConfig
+    from workbench.race.timeline import SiteGroup, TimelineStage
+    from workbench.race.timing import Timing
 
 __all__ = ["rest_rates", "rest_sums", "round_nodes", "site_terms", "spin_draw_shared", "spin_expect", "spin_p",
            "spin_per_site", "spin_q", "spin_shared", "spin_v", "spin_wait", "window_nodes"]
@@ -31,7 +40,7 @@ _REST_STEP = 0.05
 _REST_DIRECT = 256  # at most this many rest rates are evaluated one by one
 
 
-def _expm1_over(y):
+def _expm1_over(y: np.ndarray) -> np.ndarray:
     """``expm1(y) / y`` (1 at y = 0)."""
     out = np.ones_like(y)
     nz = y != 0
@@ -39,7 +48,7 @@ def _expm1_over(y):
     return out
 
 
-def spin_p(x, d=0.0):
+def spin_p(x: np.ndarray, d: float = 0.0) -> np.ndarray:
     """P(a CPU traps in a window) for ``x = L W``: ``1 - E[exp(-G x)]``.
 
     G is the group's burst factor, Gamma(1/d, d) (1 when d = 0), so this is
@@ -51,7 +60,7 @@ def spin_p(x, d=0.0):
     return -np.expm1(-np.log1p(d * x) / d)
 
 
-def spin_q(x, d=0.0):
+def spin_q(x: np.ndarray, d: float = 0.0) -> np.ndarray:
     """A CPU's expected wait as a fraction of the window, ``E[(W - T) 1{T < W}] / W``.
 
     ``1 - (1 - e^-x) / x`` for d = 0 and ``1 - int_0^1 (1 + d x u)^(-1/d) du``
@@ -75,7 +84,7 @@ def spin_q(x, d=0.0):
     return out
 
 
-def spin_v(x):
+def spin_v(x: np.ndarray) -> np.ndarray:
     """``Var(W - T | T < W) / W^2`` for T ~ Exp(L), x = L W (a truncated exponential)."""
     x = np.asarray(x, float)
     out = np.empty_like(x)
@@ -87,14 +96,14 @@ def spin_v(x):
     return np.maximum(out, 0.0)
 
 
-def _frozen(*arrays):
+def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     for a in arrays:
         a.flags.writeable = False
     return arrays
 
 
 @lru_cache(maxsize=1024)
-def round_nodes(timing, cpus):
+def round_nodes(timing: Timing, cpus: int) -> tuple[np.ndarray, np.ndarray]:
     """Quadrature of one sync round on *cpus* CPUs: values (ns), weights summing to 1.
 
     The atom at ``ipi_base_ns`` (no other CPU had interrupts off, probability
@@ -123,14 +132,14 @@ def round_nodes(timing, cpus):
 
 
 @lru_cache(maxsize=256)
-def window_nodes(timing, cpus, d_write):
+def window_nodes(timing: Timing, cpus: int, d_write: float) -> tuple[np.ndarray, np.ndarray]:
     """Quadrature of a window ``W = d_write + R1 + R2``: values (ns) and weights."""
     r, w = round_nodes(timing, cpus)
     return _frozen((d_write + r[:, None] + r[None, :]).ravel(), (w[:, None] * w[None, :]).ravel())
 
 
 @lru_cache(maxsize=4096)
-def spin_shared(timing, cpus, d_write, rates, d):
+def spin_shared(timing: Timing, cpus: int, d_write: float, rates: np.ndarray, d: float):
     """Spin in one window shared by groups with per-CPU *rates* (calls/s).
 
     Returns, per CPU, the probability of trapping on each group and the
@@ -164,7 +173,7 @@ def spin_shared(timing, cpus, d_write, rates, d):
 
 
 @lru_cache(maxsize=4)  # up to 2M rates each
-def rest_rates(workload, kind):
+def rest_rates(workload: Workload, kind: str) -> np.ndarray:
     """Per-CPU rates (calls/s) of the sites of *kind* that site_summary lumps as its rest."""
     if kind != "ordinary":
         return np.zeros(0)
@@ -178,7 +187,7 @@ def rest_rates(workload, kind):
     return _frozen(np.concatenate([rates[EXACT_SITES:], tail[EXACT_SITES:]]))[0]
 
 
-def _lagrange4(table, y0, step, y):
+def _lagrange4(table: np.ndarray, y0: float, step: float, y: np.ndarray) -> np.ndarray:
     """Cubic (4-point Lagrange) interpolation of rows of *table* on a uniform grid."""
     pos = (y - y0) / step
     i = np.clip(np.floor(pos).astype(int), 1, table.shape[-1] - 3)
@@ -188,7 +197,7 @@ def _lagrange4(table, y0, step, y):
     return sum(cj * table[..., i + j - 1] for j, cj in enumerate(c))
 
 
-def site_terms(lam, W, w, d):
+def site_terms(lam: np.ndarray, W: np.ndarray, w: np.ndarray, d: float):
     """Per site rates *lam* (per ns): E[p], E[W q] and E[p^2] over the window nodes."""
     out = np.empty((3, lam.size))
     for start in range(0, lam.size, 64):  # bounds memory
@@ -200,7 +209,7 @@ def site_terms(lam, W, w, d):
     return out
 
 
-def rest_sums(rates, W, w, d):
+def rest_sums(rates: np.ndarray, W: np.ndarray, w: np.ndarray, d: float) -> tuple[float, float, float]:
     """Sums over per-site windows of the rest: E[traps], E[wait] (ns), variance of the traps.
 
     Each rest site has its own window, iid ``W``. Rates with ``l M5^(1/5) <
@@ -235,7 +244,8 @@ def rest_sums(rates, W, w, d):
 
 
 @lru_cache(maxsize=256)
-def spin_per_site(timing, cpus, d_write, workload, kind, share=1.0, functions=()):
+def spin_per_site(timing: Timing, cpus: int, d_write: float, workload: Workload, kind: str, share: float = 1.0,
+                  functions: tuple[str, ...] = ()):
     """Spin over the per-site windows of one site kind, per CPU.
 
     Every site i has its own window ``W_i = d_write + R1 + R2`` and traps a
@@ -258,7 +268,7 @@ def spin_per_site(timing, cpus, d_write, workload, kind, share=1.0, functions=()
     return terms[0], terms[1], rest
 
 
-def spin_expect(cfg, stage):
+def spin_expect(cfg: RaceConfig, stage: TimelineStage):
     """Per CPU and per group of *stage*: expected traps; and the stage's expected wait (ns)."""
     t, n, d = cfg.timing, cfg.cpus, cfg.workload.dispersion
     if stage.what == "per_site":
@@ -273,7 +283,7 @@ def spin_expect(cfg, stage):
     return list(traps), wait
 
 
-def spin_wait(rng, k, w, x):
+def spin_wait(rng: np.random.Generator, k: np.ndarray, w: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Summed waits of *k* trapped CPUs per window (last axis summed if 2-d).
 
     Each waits ``W - T`` with T ~ Exp(L) given T < W; the sum is drawn from a
@@ -288,7 +298,8 @@ def spin_wait(rng, k, w, x):
     return mean + np.clip(np.sqrt(var) * rng.standard_normal(mean.shape), -room, room)
 
 
-def spin_draw_shared(res, groups, w, n, disp, rng, size, count):
+def spin_draw_shared(res: dict[str, np.ndarray], groups: list[SiteGroup], w: np.ndarray, n: int, disp: float,
+                     rng: np.random.Generator, size: int, count: Callable) -> None:
     """Spin in one shared window *w* per trial: Binomial(N, p) CPUs trap, split by rate."""
     live = [g for g in groups if g.sites.total > 0]
     if not live:
@@ -299,7 +310,7 @@ def spin_draw_shared(res, groups, w, n, disp, rng, size, count):
     x = total * w
     k = rng.binomial(n, -np.expm1(-x))
     left, rate_left = k, total
-    for g, lg in zip(live[:-1], lam[:-1]):
+    for g, lg in zip(live[:-1], lam[:-1], strict=True):
         share = np.divide(lg, rate_left, out=np.zeros(size), where=rate_left > 0)
         kg = rng.binomial(left, np.clip(share, 0.0, 1.0))
         count(res, g, kg, rng)

@@ -31,6 +31,7 @@ function here is deterministic.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -40,7 +41,7 @@ from workbench.base.units import NS
 __all__ = ["one_trap_model", "simulate_calls", "spin_staggered", "stagger_eval", "stagger_tables"]
 
 
-def _check(rates_hz, write_ns, window_ns):
+def _check(rates_hz, write_ns: float, window_ns) -> None:
     lam = np.asarray(rates_hz, dtype=float) * NS
     if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise ConfigError("rates_hz: expected a non-empty list of finite rates >= 0 (calls/s, write order)")
@@ -50,7 +51,7 @@ def _check(rates_hz, write_ns, window_ns):
     return lam, float(w), float(e)
 
 
-def _trunc_mean(rate, length):
+def _trunc_mean(rate: np.ndarray, length: np.ndarray) -> np.ndarray:
     """E[u | u < length] for u ~ Exp(rate) (ns)."""
     x = rate * length
     if x < 1e-8:
@@ -58,7 +59,7 @@ def _trunc_mean(rate, length):
     return 1 / rate - length * math.exp(-x) / -math.expm1(-x)
 
 
-def stagger_tables(rates_hz, write_ns: float, kinds=None) -> dict:
+def stagger_tables(rates_hz: np.ndarray, write_ns: float, kinds: Sequence[str] | None = None) -> dict:
     """The parts of :func:`spin_staggered` that do not depend on the window ``E``.
 
     Returns a dict of arrays and constants for :func:`stagger_eval`; the
@@ -134,7 +135,7 @@ def stagger_tables(rates_hz, write_ns: float, kinds=None) -> dict:
     return out
 
 
-def stagger_eval(tab: dict, window_ns) -> dict:
+def stagger_eval(tab: dict, window_ns: float | np.ndarray) -> dict:
     """:func:`spin_staggered`'s expectations at window(s) *window_ns* (scalar or array, ns)."""
     e = np.asarray(window_ns, dtype=float)
     k, w, total, pk = tab["k"], tab["w"], tab["total"], tab["pk"]
@@ -158,7 +159,8 @@ def stagger_eval(tab: dict, window_ns) -> dict:
     return {"traps": traps, "first": first, "retraps": traps - first, "wait_ns": wait, "by_kind": by_kind}
 
 
-def spin_staggered(rates_hz, write_ns: float, window_ns: float, kinds=None) -> dict:
+def spin_staggered(rates_hz: np.ndarray, write_ns: float, window_ns: float,
+                   kinds: Sequence[str] | None = None) -> dict:
     """Expected traps and spinning wait of one CPU over one batch, re-traps included.
 
     *rates_hz*: the CPU's call rate (calls/s) of each site, in write order.
@@ -174,7 +176,7 @@ def spin_staggered(rates_hz, write_ns: float, window_ns: float, kinds=None) -> d
             "wait_ns": float(r["wait_ns"]), "by_kind": {k: float(v) for k, v in r["by_kind"].items()}}
 
 
-def one_trap_model(rates_hz, write_ns: float, window_ns: float) -> dict:
+def one_trap_model(rates_hz: np.ndarray, write_ns: float, window_ns: float) -> dict:
     """The simulator's batched spin model for comparison: one window ``W = E`` shared by
     all sites, at most one trap per CPU (``1 - e^(-L W)``), wait ``W - (1 - e^(-L W)) / L``."""
     lam, w, e = _check(rates_hz, write_ns, window_ns)
@@ -183,7 +185,7 @@ def one_trap_model(rates_hz, write_ns: float, window_ns: float) -> dict:
     return {"traps": p, "wait_ns": e - p / total if total > 0 else 0.0}
 
 
-def simulate_calls(rates_hz, write_ns: float, window_ns: float, cpus: int = 8, trials: int = 2000,
+def simulate_calls(rates_hz: np.ndarray, write_ns: float, window_ns: float, cpus: int = 8, trials: int = 2000,
                    seed: int = 0) -> dict:
     """An independent per-call simulation of spin over one batch (the check of :func:`spin_staggered`).
 

@@ -1,12 +1,15 @@
-"""The patch timeline: one stage per protocol run, with its windows, site groups and outcomes.
+"""The patch timeline: one stage per breakpoint batch or stop, with its windows, site groups and outcomes.
 
 Shared by the closed form and the Monte Carlo (``workbench.race.simulator``);
 the model is docs/RACE.md "The patch timeline", "The patching CPU" and "spin".
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,13 +18,20 @@ from workbench.emulate.scenario import load_scenario
 from workbench.race.outcomes import OUTCOME_METRICS
 from workbench.race.plan import PLANS
 from workbench.race.stagger import stagger_eval, stagger_tables
-from workbench.race.workload import LIVEPATCHED, SITE_KINDS, Sites, site_summary
+from workbench.race.workload import LIVEPATCHED, SITE_KINDS, Sites, Workload, site_summary
 
-__all__ = ["STAGGER_ORDER_SEED", "patch_timeline", "spin_callers", "stagger_spin", "trap_phase_weights"]
+if TYPE_CHECKING:  # the simulator imports this module
+    from workbench.race.outcomes import PerCallOutcomes
+    from workbench.race.simulator import RaceConfig
+
+__all__ = ["STAGGER_ORDER_SEED", "SiteGroup", "TimelineStage", "patch_timeline", "spin_callers", "stagger_spin",
+           "trap_phase_weights"]
 
 
 @dataclass
-class _Group:
+class SiteGroup:
+    """Sites of one kind trapping at one trap site in a stage: their rates, handler time and per-call outcomes."""
+
     kind: str
     trap_site: str
     handler_ns: float
@@ -33,7 +43,10 @@ class _Group:
 
 
 @dataclass
-class _Stage:
+class TimelineStage:
+    """One step of the patch timeline: a trampoline call's batch, the publish sync, a batch of sites or a
+    step patched site by site, with its armed windows' write time and its site groups."""
+
     what: str       # trampoline | publish | batched | per_site
     sites: int
     groups: list
@@ -42,7 +55,8 @@ class _Stage:
     batch: tuple = None  # batch_max: (index, first, end, the step's kinds) in the write order (_batch_order)
 
 
-def _caller_share(cfg, summary=None, irq=None):
+def _caller_share(cfg: RaceConfig, summary: dict[str, Sites] | None = None,
+                  irq: dict[str, float] | None = None) -> dict[str, float]:
     """Per site kind, the CPUs' summed call rate as a multiple of N per-CPU rates.
 
     The CPU running ``text_poke_bp`` is not running its process-context
@@ -64,35 +78,35 @@ def _caller_share(cfg, summary=None, irq=None):
             for kind in SITE_KINDS}
 
 
-def _irq_rates(cfg):
+def _irq_rates(cfg: RaceConfig) -> dict[str, float]:
     """Per site kind, the per-CPU rate (calls/s) of its functions called in interrupt context."""
     return dict(_irq_rates_of(cfg.scenario, cfg.workload.hot))
 
 
 @lru_cache(maxsize=256)
-def _irq_rates_of(scenario, hot):
+def _irq_rates_of(scenario: str, hot: tuple[tuple[str, float], ...]) -> dict[str, float]:
     sc = load_scenario(scenario)
     return tuple((kind, sum(r for name, r in hot if (name in LIVEPATCHED) == (kind == "livepatched")
                             and sc.context_of(name) == "interrupt")) for kind in SITE_KINDS)
 
 
-def spin_callers(cfg):
+def spin_callers(cfg: RaceConfig) -> int:
     """CPUs that run the workload while the patch is in flight, under spin.
 
     A CPU trapping under spin blocks, so the CPUs are counted, not their
     rates scaled: N - 1 callers at full rate, and the patching CPU apart,
-    reached only by interrupt-context calls (:attr:`_Stage.patcher`), where
+    reached only by interrupt-context calls (:attr:`TimelineStage.patcher`), where
     a trap that leaves a sync still to come deadlocks the patch.
     """
     return cfg.cpus if cfg.patcher_calls else cfg.cpus - 1
 
 
-def _scaled(sites, f):
+def _scaled(sites: Sites, f: float) -> Sites:
     """*sites* with every rate times *f*."""
     return Sites(sites.count, sites.top * f, sites.rest_total * f, sites.rest_sumsq * f * f)
 
 
-def trap_phase_weights(cfg, sites, rate_ns):
+def trap_phase_weights(cfg: RaceConfig, sites: int, rate_ns: float) -> dict[str, float]:
     """Probability that a trapped call trapped in each phase of a window of *sites* sites.
 
     Phases are named by the step that opens them. With mean rounds R and
@@ -135,7 +149,7 @@ def _stage_view(cfg, functions):
     return {k: _scaled(v, share[k]) for k, v in base.items()}, share, irq
 
 
-def patch_timeline(cfg, outcomes):
+def patch_timeline(cfg: RaceConfig, outcomes: PerCallOutcomes | None) -> list[TimelineStage]:
     """The ordered windows of *cfg*'s patch: one stage per write/sync step.
 
     Each stage carries its window length (ns), its site groups (rates in
@@ -159,32 +173,32 @@ def patch_timeline(cfg, outcomes):
                 continue
             # everything routed through the trampoline shares its one window
             weights["now"] = trap_phase_weights(cfg, 1, NS * sum(summary[k].total for k in st.kinds))
-            groups = [_Group(k, st.target, t.handler_ns,
+            groups = [SiteGroup(k, st.target, t.handler_ns,
                              Sites(summary[k].count, np.zeros(0), summary[k].total, 0.0),
                              look(k, st.target), share[k]) for k in st.kinds]
             # one site: tail write + first-byte write inside the window
-            stages.append(_Stage("trampoline", 1, groups, 2 * t.write_ns,
+            stages.append(TimelineStage("trampoline", 1, groups, 2 * t.write_ns,
                                  _patcher_groups(cfg, st.kinds, st.target, 1, look, weights, irq)))
         elif st.target == "publish":
             if cfg.trampolines:
-                stages.append(_Stage("publish", 0, []))
+                stages.append(TimelineStage("publish", 0, []))
         else:
             k = sum(summary[kind].count for kind in st.kinds)
-            if k == 0:  # nothing to rewrite: ftrace runs no protocol
+            if k == 0:  # nothing to rewrite: ftrace pokes nothing
                 continue
-            if cfg.protocol == "per_site":
+            if cfg.batching == "per_site":
                 per_site = NS * sum(summary[kind].total for kind in st.kinds) / k
                 weights["now"] = trap_phase_weights(cfg, 1, per_site)
-                groups = [_Group(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"),
+                groups = [SiteGroup(kind, "fentry", t.handler_ns, summary[kind], look(kind, "fentry"),
                                  share[kind], functions=st.functions) for kind in st.kinds]
-                stages.append(_Stage("per_site", k, groups, 2 * t.write_ns,
+                stages.append(TimelineStage("per_site", k, groups, 2 * t.write_ns,
                                      _patcher_groups(cfg, st.kinds, "fentry", 1, look, weights, irq)))
             elif cfg.batch_max is not None and k > cfg.batch_max:
                 stages.extend(_batches(cfg, st.kinds, share, look, weights, st.functions))
             else:
                 h = t.handler_batch_ns if k > 1 else t.handler_ns  # no search for one entry
                 weights["now"] = trap_phase_weights(cfg, k, NS * sum(summary[kind].total for kind in st.kinds))
-                groups = [_Group(kind, "fentry", h,
+                groups = [SiteGroup(kind, "fentry", h,
                                  Sites(summary[kind].count, np.zeros(0), summary[kind].total, 0.0),
                                  look(kind, "fentry"), share[kind], functions=st.functions) for kind in st.kinds]
                 if cfg.blocks:
@@ -193,7 +207,7 @@ def patch_timeline(cfg, outcomes):
                         g.late = look(g.kind, "fentry")
                 # site i: int3 done at i*w; R1; K tails; R2; first bytes in
                 # the same order, site i's done at 2Kw + R1 + R2 + i*w
-                stages.append(_Stage("batched", k, groups, 2 * k * t.write_ns,
+                stages.append(TimelineStage("batched", k, groups, 2 * k * t.write_ns,
                                      _patcher_groups(cfg, st.kinds, "fentry", k, look, weights, irq)))
     return stages
 
@@ -205,7 +219,7 @@ def _batches(cfg, kinds, share, look, weights, functions=()):
     pseudo-random order of the workload's rates (:func:`_batch_order`), so
     each batch carries the rates of its own sites: the Zipf-tail's busiest
     and the named functions fall into particular batches. Each batch is a
-    full protocol run (its three rounds, its ``3 b`` writes) whose window
+    full breakpoint batch (its three rounds, its ``3 b`` writes) whose window
     covers only its ``b`` sites: ``W_j = 2 b_j w + R1 + R2``. The patching
     CPU's interrupt-context calls (spin) reach only the batch holding the
     interrupt function's site.
@@ -219,27 +233,27 @@ def _batches(cfg, kinds, share, look, weights, functions=()):
         b = hi - lo
         lab, r = labels[lo:hi], rates[lo:hi]
         here = [kind for kind in kinds if kind in lab]
-        tot = {kind: float(sum(x for x, l in zip(r, lab) if l == kind)) * share[kind] for kind in here}
+        tot = {kind: float(sum(x for x, l in zip(r, lab, strict=True) if l == kind)) * share[kind] for kind in here}
         h = t.handler_batch_ns if b > 1 else t.handler_ns  # no search for one entry
         weights["now"] = trap_phase_weights(cfg, b, NS * sum(tot.values()))
-        groups = [_Group(kind, "fentry", h, Sites(lab.count(kind), np.zeros(0), tot[kind], 0.0),
+        groups = [SiteGroup(kind, "fentry", h, Sites(lab.count(kind), np.zeros(0), tot[kind], 0.0),
                          look(kind, "fentry"), share[kind], functions=tuple(functions)) for kind in here]
         if cfg.blocks:
             weights["now"] = {"sync2": 1.0}
             for g in groups:
                 g.late = look(g.kind, "fentry")
         irq = dict.fromkeys(kinds, 0.0)
-        for x, l, name in zip(r, lab, names[lo:hi]):
+        for x, l, name in zip(r, lab, names[lo:hi], strict=True):
             if name in irq_names:
                 irq[l] += x
-        out.append(_Stage("batched", b, groups, 2 * b * t.write_ns,
+        out.append(TimelineStage("batched", b, groups, 2 * b * t.write_ns,
                           _patcher_groups(cfg, here, "fentry", b, look, weights, irq),
                           (j, lo, hi, tuple(kinds))))
     return out
 
 
 @lru_cache(maxsize=256)
-def _irq_names(scenario, hot):
+def _irq_names(scenario: str, hot: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
     """The named functions of *hot* that *scenario* calls in interrupt context."""
 
     sc = load_scenario(scenario)
@@ -251,7 +265,8 @@ STAGGER_ORDER_SEED = 0
 
 
 @lru_cache(maxsize=32)
-def _batch_order(workload, kinds, functions=()):
+def _batch_order(workload: Workload, kinds: tuple[str, ...],
+                 functions: tuple[str, ...] = ()) -> tuple[np.ndarray, tuple, tuple]:
     """The sites of a sites step in write order: per-site rates, kinds and names (None: tail).
 
     Sites are written in address order; the model takes the workload's
@@ -282,7 +297,8 @@ def _batch_order(workload, kinds, functions=()):
 
 
 @lru_cache(maxsize=32)
-def _stagger_table(workload, kinds, write_ns, functions=()):
+def _stagger_table(workload: Workload, kinds: tuple[str, ...], write_ns: float,
+                   functions: tuple[str, ...] = ()) -> dict:
     """:func:`workbench.race.stagger.stagger_tables` of a batched stage's sites (:func:`_batch_order`)."""
 
     rates, labels, _ = _batch_order(workload, kinds, functions)
@@ -290,7 +306,8 @@ def _stagger_table(workload, kinds, write_ns, functions=()):
 
 
 @lru_cache(maxsize=8)
-def _stagger_batch_tables(workload, kinds, write_ns, batch_max, functions=()):
+def _stagger_batch_tables(workload: Workload, kinds: tuple[str, ...], write_ns: float, batch_max: int,
+                          functions: tuple[str, ...] = ()) -> list[dict]:
     """:func:`workbench.race.stagger.stagger_tables` of every batch of ``batch_max`` sites, in order."""
 
     rates, labels, _ = _batch_order(workload, kinds, functions)
@@ -298,7 +315,7 @@ def _stagger_batch_tables(workload, kinds, write_ns, batch_max, functions=()):
                  for lo in range(0, len(rates), batch_max))
 
 
-def stagger_spin(cfg, stage, window):
+def stagger_spin(cfg: RaceConfig, stage: TimelineStage, window: np.ndarray):
     """Spin in a batched stage at window(s) *window*: per-CPU traps by kind, first-trap share, wait.
 
     A batch of a cut sites step (``stage.batch``) is its own staggered
@@ -336,6 +353,6 @@ def _patcher_groups(cfg, kinds, trap_site, sites, look, weights, irq=None):
     for kind in kinds:
         if irq[kind] > 0:
             weights["now"] = trap_phase_weights(cfg, sites, NS * irq[kind])
-            out.append(_Group(kind, trap_site, cfg.timing.handler_ns if sites == 1 else cfg.timing.handler_batch_ns,
+            out.append(SiteGroup(kind, trap_site, cfg.timing.handler_ns if sites == 1 else cfg.timing.handler_batch_ns,
                               Sites(1, np.zeros(0), irq[kind], 0.0), look(kind, trap_site, patching=True)))
     return out

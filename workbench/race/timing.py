@@ -42,6 +42,8 @@ Every default can be overridden; :meth:`Timing.for_round` sets the
 irq-off tail to another mean round.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, replace
 from functools import lru_cache
 import math
@@ -93,7 +95,7 @@ BRISTOT = Anchor(
 )
 
 
-def derive_write_and_round(anchor=BRISTOT):
+def derive_write_and_round(anchor: Anchor = BRISTOT) -> tuple[float, float]:
     """Return ``(write_ns, round_ns)`` solving the anchor's two update times.
 
     Per-site: ``K * (3w + 3R) = T_site``; batched: ``3Kw + 3R = T_batch``
@@ -107,7 +109,7 @@ def derive_write_and_round(anchor=BRISTOT):
 
 
 @lru_cache(maxsize=8192)
-def tail_max_moments(n, p):
+def tail_max_moments(n: int, p: float) -> tuple[float, float]:
     """First two moments of ``max(D_1..D_n)`` for unit irq-off scale.
 
     ``D_k`` is 0 with probability ``1-p`` and Exp(1) otherwise, so
@@ -135,7 +137,7 @@ def tail_max_moments(n, p):
     return m1, max(m2, m1 * m1)
 
 
-def _default_scale(base_ns, prob, anchor=BRISTOT):
+def _default_scale(base_ns: float, prob: float, anchor: Anchor = BRISTOT) -> float:
     _, round_ns = derive_write_and_round(anchor)
     m1, _ = tail_max_moments(anchor.cpus - 1, prob)
     return (round_ns - base_ns) / m1
@@ -164,7 +166,7 @@ class Timing:
     handler_batch_ns: float = BRISTOT.handler_batch_ns
     stop_machine_ns: float = 2e6
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("write_ns", "prepare_ns", "ipi_base_ns", "irq_off_scale_ns",
                      "handler_ns", "handler_batch_ns", "stop_machine_ns"):
             object.__setattr__(self, name, finite_range(name, getattr(self, name), 0))
@@ -191,7 +193,7 @@ class Timing:
         f = target / base.round_moments(cpus)[0]
         return replace(base, ipi_base_ns=base.ipi_base_ns * f, irq_off_scale_ns=base.irq_off_scale_ns * f)
 
-    def scaled(self, factor):
+    def scaled(self, factor: float) -> Timing:
         """The same model with every write and sync cost multiplied by *factor*."""
         factor = finite_range("timing_scale", factor, 0)
         return replace(self, write_ns=self.write_ns * factor, prepare_ns=self.prepare_ns * factor,
@@ -200,7 +202,7 @@ class Timing:
 
     # -- sync rounds ---------------------------------------------------------
 
-    def round_moments(self, cpus):
+    def round_moments(self, cpus: int) -> tuple[float, float]:
         """Mean and variance (ns, ns^2) of one sync round on *cpus* CPUs.
 
         One CPU online: no round at all (``run_sync()`` returns at once,
@@ -213,7 +215,7 @@ class Timing:
         s = self.irq_off_scale_ns
         return self.ipi_base_ns + s * m1, s * s * max(m2 - m1 * m1, 0.0)
 
-    def draw_rounds(self, rng, cpus, size):
+    def draw_rounds(self, rng: np.random.Generator, cpus: int, size) -> np.ndarray:
         """Independent sync-round latencies (ns), array of shape *size*.
 
         Inverse CDF of the max of N-1 CPUs: one uniform per round, whatever N.
@@ -231,7 +233,7 @@ class Timing:
             tail = math.log(p) - np.log(gap)
         return self.ipi_base_ns + s * np.maximum(tail, 0.0)
 
-    def draw_round_sum(self, rng, cpus, count, size):
+    def draw_round_sum(self, rng: np.random.Generator, cpus: int, count: int, size: int) -> np.ndarray:
         """Sum of *count* independent sync rounds per trial, shape ``(size,)``.
 
         Exact (round by round) for ``count <= EXACT_ROUNDS``; beyond that a
@@ -245,13 +247,14 @@ class Timing:
         mean, var = self.round_moments(cpus)
         return gamma_matched(rng, count * mean, count * var, size)
 
-    def stop_machine_moments(self, cpus):
+    def stop_machine_moments(self, cpus: int) -> tuple[float, float]:
         """Mean and variance of stop_machine's fixed cost plus its rendezvous."""
         mean, var = self.round_moments(cpus)
         return self.stop_machine_ns + mean, var
 
 
-def finite_range(name, value, lo=None, hi=None, *, integer=False):
+def finite_range(name: str, value, lo: float | None = None, hi: float | None = None, *,
+                 integer: bool = False) -> float:
     """:func:`check_range` that also refuses infinity (rates and costs must be finite)."""
     v = check_range(name, value, lo, hi, integer=integer)
     if not math.isfinite(v):
@@ -259,7 +262,7 @@ def finite_range(name, value, lo=None, hi=None, *, integer=False):
     return v
 
 
-def gamma_matched(rng, mean, var, size):
+def gamma_matched(rng: np.random.Generator, mean, var, size: int) -> np.ndarray:
     """Draws with the given mean and variance: gamma, or constant if var is 0."""
     if var <= 0.0 or mean <= 0.0:
         return np.full(size, float(mean))

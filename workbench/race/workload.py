@@ -6,6 +6,8 @@ one kind are summarised as their busiest ``EXACT_SITES`` rates and the sums
 of the rest, which is all the race simulator's arithmetic needs.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -51,7 +53,7 @@ class Workload:
     zipf_s: float = 1.0
     dispersion: float = 0.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         pairs = self.hot.items() if isinstance(self.hot, dict) else self.hot
         hot = []
         for name, rate in pairs:
@@ -69,7 +71,7 @@ class Workload:
 
 
 @lru_cache(maxsize=256)
-def _zipf_profile(m, s):
+def _zipf_profile(m: int, s: float) -> tuple[np.ndarray, float]:
     """Top ``EXACT_SITES`` normalised Zipf weights and the sum of all squares."""
     w = np.arange(1, m + 1, dtype=float) ** -s
     w /= w.sum()
@@ -92,12 +94,12 @@ class Sites:
     rest_sumsq: float
 
     @property
-    def total(self):
+    def total(self) -> float:
         return float(self.top.sum()) + self.rest_total
 
 
 @lru_cache(maxsize=256)
-def site_summary(workload):
+def site_summary(workload: Workload) -> dict[str, Sites]:
     """*workload*'s sites by kind: ``{"livepatched": Sites, "ordinary": Sites}``.
 
     Rates are per CPU in calls/s (multiply by :data:`workbench.base.units.NS`

@@ -7,7 +7,7 @@ the race simulator; this engine holds no experiment of its own) and returns a fr
 with one row per point (or more, if an experiment returns several): the
 point's parameters first, then what the experiment measured.
 
-Where the work runs (``backend``):
+Where the work runs (``backend``, :mod:`workbench.sweep.backends`):
 
 * ``"local"`` (default): local processes through joblib's loky backend, when
   the points are worth it: the first point runs in this process and, if it
@@ -49,11 +49,9 @@ import json
 import logging
 import math
 import os
-import re
-import socket
 import sys
 import time
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,19 +59,17 @@ import pandas as pd
 
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.paths import check_name, data_subdir
-from workbench.base.process import die_with_parent, prepare_pool, start_worker
 from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, read_regular, write_atomic
-from workbench.base.version import loaded_code_version
 from workbench.base.vocabulary import check_param
+from workbench.sweep.backends import BACKENDS, check_scheduler, execute_chunks, run_chunk
 from workbench.sweep.cache import SweepCache, canonical_json, plain_json
 from workbench.sweep.experiment import Experiment, FunctionExperiment
 
-__all__ = ["BACKENDS", "Experiment", "FunctionExperiment", "Grid", "MAX_POINTS_UNFORCED", "MAX_TRIALS_UNFORCED",
-           "PARALLEL_MIN_SECONDS", "PARALLEL_POINT_SECONDS", "SweepCache", "check_grid_size", "check_scheduler",
-           "dask_client", "load_frame", "local_parallel", "parse_assignments", "point_stream", "save_frame", "sweep", "sweep_path"]
+__all__ = ["Experiment", "FunctionExperiment", "Grid", "MAX_POINTS_UNFORCED", "MAX_TRIALS_UNFORCED",
+           "PARALLEL_MIN_SECONDS", "PARALLEL_POINT_SECONDS", "SweepCache", "check_grid_size", "load_frame",
+           "parse_assignments", "point_stream", "save_frame", "sweep", "sweep_path"]
 
-BACKENDS = ("local", "dask", "serial")
 #: The local backend runs points in this process when one takes less than this
 #: (seconds): with race points of 15-30 ms no pool beat serial by more than
 #: 1.11x on the 2-core machine, while a point of 0.1 s and more amortises the
@@ -167,7 +163,7 @@ class Grid:
         if self._extra:
             return [dict(p) for p in self._extra]
         names = list(self.axes)
-        return [dict(zip(names, combo)) for combo in itertools.product(*self.axes.values())]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*self.axes.values())]
 
     def __len__(self):
         return len(self._extra) if self._extra else math.prod(len(v) for v in self.axes.values())
@@ -176,137 +172,6 @@ class Grid:
         if self._extra:
             return f"Grid(<{len(self._extra)} points>)"
         return "Grid(" + ", ".join(f"{k}={v!r}" for k, v in self.axes.items()) + ")"
-
-
-# -- running points ----------------------------------------------------------------------
-
-def _rows(result) -> list[dict]:
-    """An experiment's result as JSON-round-tripped rows (what the cache will return)."""
-    if isinstance(result, pd.DataFrame):
-        rows = result.to_dict("records")
-    elif isinstance(result, dict):
-        rows = [result]
-    else:
-        rows = list(result)
-    # the same round trip as a cache entry, so fresh and cached frames are identical
-    return json.loads(json.dumps(plain_json(rows), allow_nan=True))
-
-
-def _run_chunk(experiment, chunk, seed, context, coordinator=None):
-    """Run the points of *chunk* (``(index, params, stream)`` triples); ``(version, [(index, rows)])``.
-
-    In a worker process (not *coordinator*, the coordinating process's pid)
-    the worker first arranges to die with its parent, and *version* is the
-    code version the worker loaded (it never reloads a module); in the
-    coordinating process it is ``None`` (the sweep's own version).
-    """
-    version = None
-    if coordinator is not None and os.getpid() != coordinator:
-        die_with_parent()
-        version = loaded_code_version()
-    return version, [(i, _rows(experiment.run(p, seed, stream, context))) for i, p, stream in chunk]
-
-
-def check_scheduler(address: str, timeout: float = 5.0) -> str:
-    """Check a Dask scheduler address before any work: ``tcp://HOST:PORT`` (or ``tls://``) that answers.
-
-    Opens and closes one TCP connection (at most *timeout* seconds). Raises
-    :class:`ConfigError` for a malformed address or one where nothing listens.
-    """
-    m = re.fullmatch(r"(tcp|tls)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})", str(address).strip())
-    if not m or not 0 < int(m.group(3)) < 65536:
-        raise ConfigError(f"scheduler: expected tcp://HOST:PORT (port 1-65535), got {address!r}")
-    host, port = m.group(2).strip("[]"), int(m.group(3))
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise ConfigError(f"scheduler: nothing answers at {address} ({reason}); start a scheduler there "
-                          "or use --dask local") from None
-    return str(address).strip()
-
-
-@contextmanager
-def dask_client(scheduler=None, client=None, jobs=None, processes=True):
-    """A ``distributed.Client``: *client* as is, one at *scheduler*, or a LocalCluster.
-
-    A LocalCluster has *jobs* single-threaded workers (default: CPU count),
-    in processes unless *processes* is False, and is closed on exit. It
-    listens on the loopback interface only, on ports the system picks: no
-    dashboard (its scheduler's bare HTTP server too is on 127.0.0.1, port 0),
-    so concurrent runs never compete for a port. Raises :class:`ConfigError`
-    for a scheduler that is malformed or does not answer.
-    """
-    if client is not None:
-        yield client
-        return
-    # imported here, not at the top: distributed's start-up (about a second) is paid only by Dask runs
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        check_scheduler(scheduler)
-        try:
-            c = Client(scheduler, timeout=10)
-        except (OSError, TimeoutError) as exc:
-            raise ConfigError(f"scheduler: could not connect to {scheduler} ({type(exc).__name__}); "
-                              "start a scheduler there or use --dask local") from None
-        with c:
-            yield c
-        return
-    n = jobs or os.cpu_count() or 1
-    if processes:
-        prepare_pool()
-    # processes: TCP on loopback only; threads: in-process comms, no socket but the HTTP one
-    where = {"host": "127.0.0.1"} if processes else {}
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, **where,
-                      dashboard_address=None, worker_dashboard_address=None,
-                      scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
-        yield c
-
-
-def local_parallel(n_jobs: int, **kwargs):
-    """A joblib ``Parallel`` of *n_jobs* loky workers that die with this process from their first instant.
-
-    Each worker runs :func:`workbench.base.process.start_worker` as its
-    initializer, before it takes any task: a ``kill -9`` of this process at
-    any moment, even while the pool starts, ends every worker. The sweep
-    engine and the figures job share it (same initializer, same arguments),
-    so they share one reusable pool. *kwargs* go to ``Parallel``.
-    """
-    from joblib import Parallel, parallel_config  # start-up: joblib, only for parallel runs
-
-    prepare_pool()
-    with parallel_config(backend="loky", initializer=start_worker, initargs=(os.getpid(),)):
-        return Parallel(n_jobs=n_jobs, **kwargs)
-
-
-def _execute(experiment, chunks, seed, context, backend, jobs, scheduler, client, processes):
-    """Yield the results of *chunks* as they finish, on *backend*."""
-    me = os.getpid()
-    if backend == "serial" or (backend == "local" and len(chunks) == 1):
-        for chunk in chunks:  # one chunk: a process pool would only add its start-up
-            yield _run_chunk(experiment, chunk, seed, context)
-    elif backend == "local":
-        from joblib import delayed  # start-up: joblib, only for parallel runs
-
-        # unordered: finished chunks are cached at once, whatever their order; one chunk per
-        # dispatch (the chunks are sized here already; joblib's own batching would hand a
-        # worker several, leaving the other idle behind a long one)
-        yield from local_parallel(jobs or -1, return_as="generator_unordered", batch_size=1)(
-            delayed(_run_chunk)(experiment, c, seed, context, me) for c in chunks)
-    else:
-        from distributed import as_completed
-
-        with dask_client(scheduler, client, jobs, processes) as c:
-            ctx = c.scatter([context], broadcast=True)[0]  # one copy per worker, not per task
-            futures = c.map(_run_chunk, [experiment] * len(chunks), chunks, seed=seed, context=ctx,
-                            coordinator=me, pure=False)
-            try:
-                for f in as_completed(futures):
-                    yield f.result()
-            finally:
-                c.cancel(futures)
 
 
 def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, scheduler=None, client=None,
@@ -344,13 +209,65 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
     chunk size or seed; ``KeyboardInterrupt`` passes through with the
     finished points cached.
     """
-    from tqdm.auto import tqdm
+    # 1. normalise: every option and every point checked before any work
+    experiment = _experiment_of(grid, experiment)
+    seed, jobs, chunk_size, parallel_above = _check_options(backend, seed, jobs, chunk_size, parallel_above,
+                                                            scheduler, client)
+    if isinstance(grid, Grid):
+        check_grid_size(len(grid), force=force)  # counted before a single point is made
+    raw = grid.points() if isinstance(grid, Grid) else [dict(p) for p in grid]
+    if not raw:
+        raise ConfigError("grid: empty range; the sweep has no points")
+    check_grid_size(len(raw), force=force)
+    store = SweepCache(cache_root) if cache else None
+    # 2. look up: the same points, seed and code as a finished sweep whose point entries are all as it
+    # left them give its records, without normalising or reading every point again
+    whole = store.sweep_key(experiment.name, raw, seed) if store is not None else None
+    served = store.get_sweep(whole) if store is not None else None
+    if served is not None:
+        if save is not None:
+            check_writable(sweep_path(save), what="out")
+        return _frame(served, experiment, seed, save, {
+            "points": len(raw), "cached": len(raw), "computed": 0, "corrupt": 0, "backend": backend,
+            "ran": "serial" if backend == "serial" else "parallel", "seed": seed})
+    points = [experiment.normalize(p) for p in raw]  # every error before any work
+    _check_trials(points, force)
+    if save is not None:
+        check_writable(sweep_path(save), what="out")
+    found = _look_up(store, experiment, points, seed)
+    # 3. run what the cache did not have
+    ran, stale = "serial" if backend == "serial" else "parallel", set()
+    if found.todo:
+        ran, stale = _run(experiment, points, found, store, seed, backend=backend, jobs=jobs, scheduler=scheduler,
+                          client=client, processes=processes, chunk_size=chunk_size,
+                          parallel_above=parallel_above, progress=progress, desc=desc)
+    # 4. assemble: the frame in grid order, the whole sweep cached
+    results = found.results
+    for i, copies in found.twins.items():
+        for j in copies:
+            results[j] = results[i]
+    records = [{**experiment.columns(p), **row} for p, rows in zip(points, results, strict=True) for row in rows]
+    if store is not None and not stale:
+        records = plain_json(records)  # as the whole entry gives them back: the same frame either way
+        store.put_sweep(whole, experiment.name, records, found.keys)
+    return _frame(records, experiment, seed, save, {
+        "points": len(points), "cached": found.cached, "computed": len(found.todo), "corrupt": found.corrupt,
+        "backend": backend, "ran": ran, "seed": seed})
 
+
+def _experiment_of(grid, experiment: Experiment | None) -> Experiment:
+    """*experiment*, or the grid's own; ConfigError when neither names one."""
     if experiment is None:
         experiment = getattr(grid, "experiment", None)
         if experiment is None:
             raise ConfigError("experiment: this grid names no experiment; pass one "
                               "(e.g. workbench.race.experiment.RACE)")
+    return experiment
+
+
+def _check_options(backend: str, seed, jobs, chunk_size, parallel_above, scheduler: str | None,
+                   client) -> tuple[int, int | None, int | None, float]:
+    """``(seed, jobs, chunk_size, parallel_above)`` checked; ConfigError for a bad value or combination."""
     check_choice("backend", backend, BACKENDS)
     seed = check_param("seed", seed)
     if jobs is not None:
@@ -365,32 +282,29 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
         raise ConfigError(f"client: a Dask client needs backend 'dask', not {backend!r}")
     if scheduler is not None and client is None:
         check_scheduler(scheduler)
-    if isinstance(grid, Grid):
-        check_grid_size(len(grid), force=force)  # counted before a single point is made
-    raw = grid.points() if isinstance(grid, Grid) else [dict(p) for p in grid]
-    if not raw:
-        raise ConfigError("grid: empty range; the sweep has no points")
-    check_grid_size(len(raw), force=force)
-    store = SweepCache(cache_root) if cache else None
-    # the same points, seed and code as a finished sweep whose point entries are all as it left
-    # them: its records, without normalising or reading every point again
-    whole = store.sweep_key(experiment.name, raw, seed) if store is not None else None
-    served = store.get_sweep(whole) if store is not None else None
-    if served is not None:
-        if save is not None:
-            check_writable(sweep_path(save), what="out")
-        return _frame(served, experiment, seed, save, {
-            "points": len(raw), "cached": len(raw), "computed": 0, "corrupt": 0, "backend": backend,
-            "ran": "serial" if backend == "serial" else "parallel", "seed": seed})
-    points = [experiment.normalize(p) for p in raw]  # every error before any work
-    _check_trials(points, force)
-    if save is not None:
-        check_writable(sweep_path(save), what="out")
+    return seed, jobs, chunk_size, parallel_above
 
+
+@dataclass
+class _Found:
+    """What the point cache gave: *results* (None where a point must run), the *todo* triples
+    ``(index, point, stream)``, each point's cache *keys*, *twins* (index -> later copies of the
+    same point), and the counts of *cached* and *corrupt* entries."""
+
+    results: list
+    todo: list[tuple[int, dict, int]]
+    keys: list
+    twins: dict[int, list[int]]
+    cached: int
+    corrupt: int
+
+
+def _look_up(store: SweepCache | None, experiment: Experiment, points: list[dict], seed: int) -> _Found:
+    """Each point in the cache; a point listed twice is looked up (and later run) once."""
     results, todo, corrupt, twins = [None] * len(points), [], 0, {}
     keys = [store.key(experiment.name, p, seed) if store is not None else None for p in points]
     first = {}
-    for i, (p, key) in enumerate(zip(points, keys)):
+    for i, (p, key) in enumerate(zip(points, keys, strict=True)):
         if key is not None and key in first:  # the same point twice: compute it once
             twins.setdefault(first[key], []).append(i)
             continue
@@ -400,76 +314,73 @@ def sweep(grid, experiment=None, *, seed=0, backend="local", jobs=None, schedule
             corrupt += 1
             got = None
         if got is None:
-            todo.append((i, p, point_stream(experiment.name, p)))
+            todo.append((i, p, point_stream(experiment.name, experiment.stream_params(p))))
         else:
             results[i] = got
     cached = len(points) - len(todo) - sum(len(v) for i, v in twins.items() if results[i] is None)
+    return _Found(results, todo, keys, twins, cached, corrupt)
 
-    stale = set()
-    ran = "serial" if backend == "serial" else "parallel"
-    if todo:
-        context = experiment.prepare([p for _, p, _ in todo], progress=progress)
-        workers = jobs or os.cpu_count() or 1
 
-        def batches():
-            nonlocal ran
-            rest, how = todo, backend
-            if backend == "local" and parallel_above > 0:
-                t = time.perf_counter()
-                yield _run_chunk(experiment, rest[:1], seed, context)
-                per_point, rest = time.perf_counter() - t, rest[1:]
-                if per_point < parallel_above or per_point * len(todo) < PARALLEL_MIN_SECONDS:
-                    how, ran = "serial", "serial"
-            # serial: one point per chunk, so each is cached the moment it is done;
-            # workers: a few chunks each, to amortise dispatch yet balance the load
-            size = chunk_size or (1 if how == "serial" else
-                                  max(1, min(16, math.ceil(len(rest) / (4 * workers)))))
-            chunks = [rest[k:k + size] for k in range(0, len(rest), size)]
-            if how == "local" and len(chunks) == 1:
-                ran = "serial"  # _execute runs a single chunk here
-            if chunks:
-                yield from _execute(experiment, chunks, seed, context, how, jobs, scheduler, client,
-                                    processes)
+def _run(experiment: Experiment, points: list[dict], found: _Found, store: SweepCache | None, seed: int, *,
+         backend: str, jobs: int | None, scheduler: str | None, client, processes: bool, chunk_size: int | None,
+         parallel_above: float, progress: bool, desc: str | None) -> tuple[str, set]:
+    """Run *found*'s todo on *backend*, each finished chunk cached at once, into ``found.results``;
+    ``(where the points ran, the code versions of workers that ran other code)``."""
+    from tqdm.auto import tqdm  # start-up: tqdm, only when a sweep runs
 
-        totals: dict = {}  # the experiment's running counts, shown beside the bar
-        with tqdm(total=len(points), initial=cached, desc=desc or f"sweep {experiment.name}",
-                  unit="pt", disable=not progress, leave=False, file=sys.stderr) as bar:
-            for version, done in batches():
-                for i, rows in done:
-                    results[i] = rows
-                    if store is not None and version in (None, store.version):
-                        store.put(keys[i], experiment.name, points[i], rows)
-                    elif store is not None:  # a worker ran other code: its entry is keyed by that code
-                        other = store.for_version(version)
-                        other.put(other.key(experiment.name, points[i], seed), experiment.name, points[i], rows)
-                        stale.add(version)
-                    for name, n in experiment.tally(rows).items():
-                        totals[name] = totals.get(name, 0) + n
-                if totals:
-                    bar.set_postfix(totals, refresh=False)
-                bar.update(len(done) + sum(len(twins.get(i, ())) for i, _ in done))
+    todo, results, twins = found.todo, found.results, found.twins
+    ran, stale = "serial" if backend == "serial" else "parallel", set()
+    context = experiment.prepare([p for _, p, _ in todo], progress=progress)
+    workers = jobs or os.cpu_count() or 1
+
+    def batches():
+        nonlocal ran
+        rest, how = todo, backend
+        if backend == "local" and parallel_above > 0:
+            t = time.perf_counter()
+            yield run_chunk(experiment, rest[:1], seed, context)
+            per_point, rest = time.perf_counter() - t, rest[1:]
+            if per_point < parallel_above or per_point * len(todo) < PARALLEL_MIN_SECONDS:
+                how, ran = "serial", "serial"
+        # serial: one point per chunk, so each is cached the moment it is done;
+        # workers: a few chunks each, to amortise dispatch yet balance the load
+        size = chunk_size or (1 if how == "serial" else
+                              max(1, min(16, math.ceil(len(rest) / (4 * workers)))))
+        chunks = [rest[k:k + size] for k in range(0, len(rest), size)]
+        if how == "local" and len(chunks) == 1:
+            ran = "serial"  # execute_chunks runs a single chunk here
+        if chunks:
+            yield from execute_chunks(experiment, chunks, seed, context, how, jobs, scheduler, client, processes)
+
+    totals: dict = {}  # the experiment's running counts, shown beside the bar
+    with tqdm(total=len(points), initial=found.cached, desc=desc or f"sweep {experiment.name}",
+              unit="pt", disable=not progress, leave=False, file=sys.stderr) as bar:
+        for version, done in batches():
+            for i, rows in done:
+                results[i] = rows
+                if store is not None and version in (None, store.version):
+                    store.put(found.keys[i], experiment.name, points[i], rows)
+                elif store is not None:  # a worker ran other code: its entry is keyed by that code
+                    other = store.for_version(version)
+                    other.put(other.key(experiment.name, points[i], seed), experiment.name, points[i], rows)
+                    stale.add(version)
+                for name, n in experiment.tally(rows).items():
+                    totals[name] = totals.get(name, 0) + n
             if totals:
-                bar.set_postfix(totals)  # the final totals, drawn whatever the refresh interval
-        if stale:
-            _LOG.warning("sweep: workers ran code %s, not the sources' %s; their results are cached under "
-                         "their own version (restart the workers to use the edited code)",
-                         ", ".join(sorted(stale)), store.version)
-            if backend == "local":  # the next sweep gets fresh workers
-                # imported here, not at the top: joblib's start-up cost is paid only by parallel runs
-                from joblib.externals.loky import get_reusable_executor
+                bar.set_postfix(totals, refresh=False)
+            bar.update(len(done) + sum(len(twins.get(i, ())) for i, _ in done))
+        if totals:
+            bar.set_postfix(totals)  # the final totals, drawn whatever the refresh interval
+    if stale:
+        _LOG.warning("sweep: workers ran code %s, not the sources' %s; their results are cached under "
+                     "their own version (restart the workers to use the edited code)",
+                     ", ".join(sorted(stale)), store.version)
+        if backend == "local":  # the next sweep gets fresh workers
+            # start-up: joblib's cost is paid only by parallel runs
+            from joblib.externals.loky import get_reusable_executor
 
-                get_reusable_executor().shutdown(wait=True, kill_workers=True)
-    for i, copies in twins.items():
-        for j in copies:
-            results[j] = results[i]
-
-    records = [{**experiment.columns(p), **row} for p, rows in zip(points, results) for row in rows]
-    if store is not None and not stale:
-        records = plain_json(records)  # as the whole entry gives them back: the same frame either way
-        store.put_sweep(whole, experiment.name, records, keys)
-    return _frame(records, experiment, seed, save, {
-        "points": len(points), "cached": cached, "computed": len(todo), "corrupt": corrupt, "backend": backend,
-        "ran": ran, "seed": seed})
+            get_reusable_executor().shutdown(wait=True, kill_workers=True)
+    return ran, stale
 
 
 def _frame(records, experiment, seed, save, stats) -> pd.DataFrame:

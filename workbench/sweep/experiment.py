@@ -1,4 +1,4 @@
-"""What a sweep runs at each point: the :class:`Experiment` protocol.
+"""What a sweep runs at each point: the :class:`Experiment` interface.
 
 An :class:`Experiment` names itself (the name keys the cache and the seed
 streams), lists its parameters with their defaults, normalises and checks a
@@ -30,6 +30,9 @@ class Experiment:
 
     name = "experiment"
     parameters: dict = {}
+    #: parameter -> the name its value is hashed under in the point's random stream (a renamed
+    #: parameter keeps its points' streams, and so their numbers)
+    stream_names: dict[str, str] = {}
 
     def normalize(self, params: dict) -> dict:
         """Defaults filled in and values checked; the result keys the cache."""
@@ -38,6 +41,10 @@ class Experiment:
             raise ConfigError(f"{unknown[0]}: unknown sweep parameter for {self.name}; choose from "
                               + ", ".join(self.parameters))
         return {**self.parameters, **params}
+
+    def stream_params(self, params: dict) -> dict:
+        """*params* (normalised) under the names its random stream is hashed with (:attr:`stream_names`)."""
+        return {self.stream_names.get(k, k): v for k, v in params.items()}
 
     def prepare(self, points: list[dict], progress: bool = True):
         """Shared read-only context for *points* (default: none)."""

@@ -130,8 +130,8 @@ def _mark_many(m) -> str:
 
 def _notebook_html(path: Path) -> str:
     """One executed notebook as an HTML fragment: inputs, outputs, images inline, no scripts."""
-    import nbformat  # with nbconvert: only when a report is written
-    from nbconvert import HTMLExporter
+    import nbformat  # start-up: only when a report is written
+    from nbconvert import HTMLExporter  # start-up: only when a report is written
 
     nb = nbformat.read(path, as_version=4)
     # a widget view needs a live kernel: show the static snapshot the viewer saved beside it
@@ -254,13 +254,15 @@ def render_html(*, title: str, provenance: dict, tools: dict, figures: list[tupl
 
 
 def build_report(quick: bool = False, *, outdir: Path | None = None, seed: int = 0, jobs: int | None = None,
-                 backend: str = "local", run_notebooks: bool = True, timeout: float = 1800,
+                 backend: str = "local", scheduler: str | None = None, run_notebooks: bool = True,
+                 timeout: float = 1800,
                  progress: bool = True, notebook_dir: Path | None = None) -> ReportResult:
     """Regenerate the figures, run the notebooks, write the HTML report; return what was written.
 
     Outputs go under *outdir* (default ``data/``): figures and tables where
     the figures job puts them, the report and executed notebooks in
-    ``report/``. *timeout* bounds one notebook cell (s). With
+    ``report/``. *backend*, *jobs* and *scheduler* run the sweeps
+    (:func:`workbench.figures.job.regenerate`). *timeout* bounds one notebook cell (s). With
     *run_notebooks* False the notebooks are left out (a faster report of
     the figures and tables). Raises :class:`ConfigError` for a bad seed,
     timeout or backend, or when there are no notebooks.
@@ -274,7 +276,7 @@ def build_report(quick: bool = False, *, outdir: Path | None = None, seed: int =
     seconds = {}
 
     t0 = time.perf_counter()
-    job = regenerate(quick, backend=backend, jobs=jobs, seed=seed, outdir=out, progress=progress)
+    job = regenerate(quick, backend=backend, jobs=jobs, scheduler=scheduler, seed=seed, outdir=out, progress=progress)
     seconds["figures job"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()

@@ -36,8 +36,8 @@ LONG_ROWS = 30
 #: the provenance the report's head already gives, left out of every table
 _PROVENANCE = ("code_version", "workbench_version")
 #: columns that are parameters of a row (the rest are measured)
-_KEYS = ("scenario", "entry", "strategy", "protocol", "site_kind", "cpus", "sync_round_ns", "n_sites", "trials",
-         "metric", "quantity", "kind", "unit", "trap_site", "trap_phase", "seed", "grid", "run")
+_KEYS = ("scenario", "entry", "strategy", "batching", "poke_method", "site_kind", "cpus", "sync_round_ns", "n_sites",
+         "trials", "metric", "quantity", "kind", "unit", "trap_site", "trap_phase", "seed", "grid", "run")
 _TIME_STEPS = ((1e9, "s"), (1e6, "ms"), (1e3, "µs"), (1.0, "ns"))
 _UNIT_WORDS = {"count": "count", "1": "ratio", "calls/s": "calls/s", "bool": "yes/no"}
 
@@ -56,10 +56,10 @@ class Summary:
 
 #: the long summary tables and their report view
 SUMMARIES = {
-    "drops_vs_cpus": Summary(("arch", "scenario", "strategy", "protocol"),
+    "drops_vs_cpus": Summary(("arch", "scenario", "strategy", "batching"),
                              ("violations_mean", "dropped_tracer_mean", "dropped_livepatch_mean", "patch_ns_mean"),
                              columns="cpus"),
-    "drops_vs_timing": Summary(("arch", "scenario", "strategy", "protocol"),
+    "drops_vs_timing": Summary(("arch", "scenario", "strategy", "batching"),
                                ("violations_mean", "dropped_tracer_mean", "dropped_livepatch_mean", "patch_ns_mean"),
                                columns="sync_round_ns"),
     "heatmap_skip": Summary(("arch", "scenario", "cpus"), ("violations_mean", "dropped_livepatch_mean"),

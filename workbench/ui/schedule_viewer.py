@@ -92,7 +92,7 @@ class ScheduleViewer:
     browser) and "next event" (:meth:`jump_to_event`); ``.widget`` is what a notebook shows."""
 
     def __init__(self, path):
-        import ipywidgets as W  # about 0.3 s to import; only a notebook showing the viewer pays it
+        import ipywidgets as W  # start-up: about 0.3 s; only a notebook showing the viewer pays it
 
         self.stepper = ScheduleStepper(path)
         last = len(self.stepper) - 1

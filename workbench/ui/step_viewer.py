@@ -16,9 +16,8 @@ from __future__ import annotations
 import html
 
 from workbench.base.errors import ConfigError
-from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, STRATEGIES
 from workbench.emulate.stepper import CallStepper
-from workbench.kernel.int3 import STRATEGIES as HANDLER_STRATEGIES
 from workbench.ui.snapshot import snapshot_box
 
 __all__ = ["StepViewer", "render_state"]
@@ -73,7 +72,7 @@ class StepViewer:
         self.scenario, self.cpus = scenario, cpus
         self.stepper = CallStepper(scenario, strategy, entry, function, cpus, arch=arch)
         self.arch = w.Dropdown(options=list(ARCHES), value=self.stepper.arch, description="arch")
-        self.strategy = w.Dropdown(options=list(HANDLER_STRATEGIES), value=strategy, description="strategy")
+        self.strategy = w.Dropdown(options=list(STRATEGIES), value=strategy, description="strategy")
         self.entry = w.Dropdown(options=list(ENTRIES_BY_ARCH[self.stepper.arch]), value=self.stepper.entry,
                                 description="entry")
         self.function = w.Dropdown(options=list(self.stepper.image.functions), value=self.stepper.function,

@@ -26,8 +26,7 @@ from workbench.base.errors import ConfigError, check_range
 from workbench.base.inputs import parse_document, read_input
 from workbench.base.store import write_atomic
 from workbench.base.units import human_ns
-from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, PROTOCOLS
-from workbench.base.vocabulary import STRATEGIES as RACE_STRATEGIES
+from workbench.base.vocabulary import ARCHES, BREAKPOINT_BATCHINGS, ENTRIES_BY_ARCH, STRATEGIES
 from workbench.emulate.scenario import load_scenario, scenario_names
 from workbench.race.experiment import race_grid
 from workbench.race.timing import Timing
@@ -55,7 +54,7 @@ _TABLE_CSS = ("<style>.wb-table{border-collapse:collapse;font-size:11px;font-var
 def _table_html(frame, columns) -> str:
     """A compact, borderless table (times in human units) in a box of ~12 rows that scrolls both ways."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(human_value(c, v))}</td>" for c, v in zip(columns, r))
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(human_value(c, v))}</td>" for c, v in zip(columns, r, strict=True))
                    + "</tr>" for r in frame[columns].itertuples(index=False))
     return (_TABLE_CSS + "<div class='wb-scroll'><table class='wb-table'><thead><tr>"
             + head + "</tr></thead><tbody>" + body + "</tbody></table></div>")
@@ -117,7 +116,7 @@ class Explorer:
     Controls: scenario, arch (the emulated kernel: i386 or x86_64; each
     scenario is labelled with the kernel it is on that arch, and one the
     arch cannot have is refused in the status line with the command line's
-    one-line message), int3 entry (the arch's own), protocol, strategies, CPU range, the
+    one-line message), int3 entry (the arch's own), batching, strategies, CPU range, the
     per-CPU call rate of ``do_IRQ`` and of the ordinary tail, the mean IPI
     sync round (µs, on 24 CPUs), the metric plotted and the Monte Carlo
     trials. Every change calls :meth:`update`, which runs the grid with the
@@ -140,12 +139,12 @@ class Explorer:
 
     METRICS = ("violations", "dropped_tracer", "dropped_livepatch", "trapped", "stall_ns", "patch_ns")
     #: the configuration keys of :meth:`config`, in order
-    CONFIG_KEYS = ("scenario", "arch", "entry", "protocol", "strategies", "cpus", "do_irq_rate", "tail_rate",
+    CONFIG_KEYS = ("scenario", "arch", "entry", "batching", "strategies", "cpus", "do_irq_rate", "tail_rate",
                    "sync_round_us", "metric", "trials")
 
     def __init__(self, scenario="seed", strategies=("skip", "emulate_regs_caller", "emulate_old", "stop_machine"),
                  cpus=(1, 64), do_irq_rate=1000.0, tail_rate=2e6, sync_round_us=337.0, metric="violations",
-                 trials=1000, entry=None, protocol="batched", seed=0, arch="i386"):
+                 trials=1000, entry=None, batching="batched", seed=0, arch="i386"):
         import ipywidgets as w  # start-up: ipywidgets, only once an explorer is drawn
 
         # the controls column has a fixed width and every control fills it, so readouts and lists
@@ -160,9 +159,9 @@ class Explorer:
         entries = ENTRIES_BY_ARCH[arch]
         self.entry = w.Dropdown(options=list(entries), value=entries[-1] if entry is None else entry,
                                 description="int3 entry", style=style, **full)
-        self.protocol = w.Dropdown(options=[p for p in PROTOCOLS if p != "stop_machine"], value=protocol,
-                                   description="protocol", style=style, **full)
-        self.strategies = w.SelectMultiple(options=list(RACE_STRATEGIES), value=tuple(strategies),
+        self.batching = w.Dropdown(options=list(BREAKPOINT_BATCHINGS), value=batching,
+                                   description="batching", style=style, **full)
+        self.strategies = w.SelectMultiple(options=list(STRATEGIES), value=tuple(strategies),
                                            description="strategies", rows=6, style=style,
                                            **full)
         self.cpus = w.SelectionRangeSlider(options=list(CPU_CHOICES), index=(CPU_CHOICES.index(cpus[0]),
@@ -201,7 +200,7 @@ class Explorer:
         self.pinned = None
         self.busy = False
         self._loading = False
-        self.controls = (self.scenario, self.arch, self.entry, self.protocol, self.strategies, self.cpus,
+        self.controls = (self.scenario, self.arch, self.entry, self.batching, self.strategies, self.cpus,
                          self.do_irq_rate, self.tail_rate, self.sync_round_us, self.metric, self.trials)
         for c in self.controls:
             c.observe(self._on_arch if c is self.arch else self.update, names="value")
@@ -218,7 +217,7 @@ class Explorer:
     def config(self) -> dict:
         """The controls' values as a plain dict (keys :data:`CONFIG_KEYS`; rates in calls/s, round in µs)."""
         return {"scenario": self.scenario.value, "arch": self.arch.value, "entry": self.entry.value,
-                "protocol": self.protocol.value,
+                "batching": self.batching.value,
                 "strategies": list(self.strategies.value), "cpus": [int(c) for c in self.cpus.value],
                 "do_irq_rate": float(self.do_irq_rate.value), "tail_rate": float(self.tail_rate.value),
                 "sync_round_us": float(self.sync_round_us.value), "metric": self.metric.value,
@@ -265,7 +264,7 @@ class Explorer:
                  "cpus": [x for x in CPU_CHOICES if lo <= x <= hi], "hot": hot, "tail_rate": c["tail_rate"],
                  "sync_round_ns": c["sync_round_us"] * 1e3, "trials": c["trials"]}
             if s != "stop_machine":
-                t["protocol"] = c["protocol"]
+                t["batching"] = c["batching"]
             tables.append(t)
         return tables
 
@@ -366,13 +365,13 @@ class Explorer:
 
     def _label(self, config, sep=", ") -> str:
         arch = config.get("arch", "i386")
-        return (f"{config['scenario']} [{_kernel_on(config['scenario'], arch)}], {config['protocol']}, "
+        return (f"{config['scenario']} [{_kernel_on(config['scenario'], arch)}], {config['batching']}, "
                 f"{arch} entry {config['entry']}{sep}"
                 f"round {human_ns(config['sync_round_us'] * 1e3)} on 24 CPUs")
 
     def _table_frame(self):
         m = self.metric.value
-        cols = ["arch", "strategy", "protocol", "cpus", f"{m}_mean", f"{m}_lo", f"{m}_hi", f"{m}_cf"]
+        cols = ["arch", "strategy", "batching", "cpus", f"{m}_mean", f"{m}_lo", f"{m}_hi", f"{m}_cf"]
         prov = ["scenario", "entry", "seed", "code_version", "workbench_version", "grid", "run"]
         parts = []
         if self.pinned is not None:

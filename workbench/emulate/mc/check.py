@@ -23,11 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Callable
 
 from workbench.base.errors import ConfigError, check_range
-from workbench.emulate.explore import Run
+from workbench.emulate.run import Run
 from workbench.emulate.mc.dpor import fewest_switches, frontier, source_dpor
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
 from workbench.emulate.mc.system import DEADLOCKED, MAX_CALLING_CPUS, McConfig, McSystem, dependent
@@ -74,7 +75,7 @@ def check(config: McConfig, progress: Callable | None = None, out_dir=None, pref
         rec = found.get(ex.outcome)
         if rec is None:
             sched = fewest_switches(ex.events, dependent) if bad_outcome(ex.outcome) else ex.schedule
-            sw = sum(1 for a, b in zip(sched, sched[1:]) if a != b)
+            sw = sum(1 for a, b in pairwise(sched) if a != b)
             found[ex.outcome] = {"traces": 1, "schedule": list(sched), "switches": sw}
         else:
             rec["traces"] += 1

@@ -61,7 +61,7 @@ def happens_before(events, dependent) -> list[tuple]:
         vc = [0] * len(threads)
         for i in range(j):
             if dependent(events[i], e):  # same thread counts as dependent
-                vc = [max(a, b) for a, b in zip(vc, out[i])]
+                vc = [max(a, b) for a, b in zip(vc, out[i], strict=True)]
         pos[e.tid] += 1
         vc[col[e.tid]] = pos[e.tid]
         out.append(tuple(vc))
@@ -181,7 +181,7 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
 
     def races(j):
         """Races of event j with earlier events: add backtrack points (Algorithm 1, lines 5-8)."""
-        ej, vj = seq[j], vcs[j]
+        ej = seq[j]
         for i in range(base, j):
             ei = seq[i]
             if ei.tid == ej.tid or not dependent(ei, ej):
@@ -228,7 +228,7 @@ def source_dpor(system, dependent: Callable, visit: Callable[[Execution], None],
             # for good by an earlier one (an ack after the CPU cleared IF for a
             # call that then never returns): that race was never executed, so it
             # is sought as if the event came next.
-            for tid, e in sorted(pending().items()):
+            for _, e in sorted(pending().items()):
                 _append(seq, sched, vcs, col, e, dependent)
                 races(len(seq) - 1)
                 seq.pop(), sched.pop(), vcs.pop()
@@ -278,12 +278,12 @@ def _append(seq, sched, vcs, col, e, dependent):
     for i in range(len(seq) - 1, -1, -1):
         if seq[i].tid == e.tid:
             prev = vcs[i]
-            vc = [max(a, b) for a, b in zip(vc, prev + (0,) * (n - len(prev)))]
+            vc = [max(a, b) for a, b in zip(vc, prev + (0,) * (n - len(prev)), strict=True)]
             break
     for i, ei in enumerate(seq):
         if ei.tid != e.tid and dependent(ei, e):
             prev = vcs[i]
-            vc = [max(a, b) for a, b in zip(vc, prev + (0,) * (n - len(prev)))]
+            vc = [max(a, b) for a, b in zip(vc, prev + (0,) * (n - len(prev)), strict=True)]
     vc[own] = sum(1 for x in seq if x.tid == e.tid) + 1
     seq.append(e)
     sched.append(e.tid)

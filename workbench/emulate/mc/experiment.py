@@ -29,11 +29,11 @@ from workbench.base.errors import ConfigError, check_range
 from workbench.base.vocabulary import SPLIT
 from workbench.emulate.mc.check import bad_outcome, check, default_calls, outcome_rows, subtrees
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
-from workbench.emulate.mc.system import MAX_CALLING_CPUS, MC_PROTOCOLS, McConfig
+from workbench.emulate.mc.system import MAX_CALLING_CPUS, PROTOCOL_HISTORY, McConfig
 from workbench.sweep.engine import sweep
 from workbench.sweep.experiment import Experiment
 
-__all__ = ["BEHAVIOUR", "MC", "McExperiment", "SPLIT", "behaviours", "check_all", "multi_cpu_only",
+__all__ = ["BEHAVIOUR", "MC", "McExperiment", "behaviours", "check_all", "multi_cpu_only",
            "write_counterexamples"]
 
 #: what one call did, as compared between engines and CPU counts
@@ -148,7 +148,7 @@ def write_counterexamples(frame: pd.DataFrame, out_dir) -> list[str]:
         path = Path(out_dir) / f"cex_{n:03d}_{arch}{cfg.strategy}_{cfg.entry}_{cfg.protocol}_{cfg.handler}.json"
         files.append(str(save_schedule(path, cfg, json.loads(r.schedule), r.outcome_text,
                                        note=f"{r.switches} context switches; {cfg.arch}; protocol {cfg.protocol}: "
-                                            f"{MC_PROTOCOLS[cfg.protocol]}")))
+                                            f"{PROTOCOL_HISTORY[cfg.protocol]}")))
     return files
 
 
@@ -168,7 +168,7 @@ def _join(frame: pd.DataFrame) -> pd.DataFrame:
         order = {p: n for n, p in enumerate(dict.fromkeys(g["prefix"]))}
         stats = g.drop_duplicates("prefix")[stat_cols].sum()
         g = g[g["outcome"] >= 0]  # subtrees that reached no outcome: their statistics only
-        per = g.drop_duplicates(["prefix", "outcome_text"]).assign(_root=lambda d: d["prefix"].map(order))
+        per = g.drop_duplicates(["prefix", "outcome_text"]).assign(_root=g["prefix"].map(order))
         traces = per.groupby("outcome_text")["traces"].sum()
         best = per.sort_values(["switches", "_root"], kind="stable").drop_duplicates("outcome_text")
         texts = sorted(traces.index)

@@ -65,18 +65,18 @@ from unicorn import x86_const as X
 
 from workbench.base.errors import ConfigError, check_choice, check_range
 from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, MC_HANDLERS, RANGES
-from workbench.base.vocabulary import MC_PROTOCOLS as PROTOCOL_NAMES
+from workbench.base.vocabulary import MC_PROTOCOLS
 from workbench.emulate.outcomes import observe
 from workbench.emulate.scenario import Scenario, load_scenario
 from workbench.kernel.ftrace import TRAMPOLINE_CALLS, DataWrite, Sync, TextBatch, TextChange
 from workbench.kernel.image import build_image
 from workbench.kernel.tree import KernelTree, open_kernel_tree
-from workbench.kernel.int3 import STRATEGIES, get_strategy
+from workbench.kernel.int3 import get_strategy
 from workbench.kernel.layout import EQU
 from workbench.kernel.machine import UNBOUNDED, Crash, KernelFault, Machine
 from workbench.kernel.ptrace import PtRegs
 
-__all__ = ["DEADLOCKED", "Event", "HANDLERS", "MAX_CALLING_CPUS", "MC_PROTOCOLS", "McConfig", "McSystem", "dependent",
+__all__ = ["DEADLOCKED", "Event", "HANDLERS", "MAX_CALLING_CPUS", "McConfig", "McSystem", "PROTOCOL_HISTORY", "dependent",
            "thread_name"]
 
 #: calling CPUs the exhaustive checker accepts (the state space grows steeply past this)
@@ -86,7 +86,7 @@ _CAP = 20000
 _IF = 1 << 9
 
 #: protocol -> how a batch ends (kernel history in docs/MODEL_CHECKING.md)
-MC_PROTOCOLS = {
+PROTOCOL_HISTORY = {
     "breakpoint": "int3, sync, tails, sync, first bytes, sync, nr_entries=0, sync, vec=NULL: 285a54efe386's "
                   "text_poke_bp_batch(), never released (v5.6 ships 1f676247f36a's reference count instead)",
     "racy_clear": "as breakpoint but nr_entries=0 and vec=NULL with no sync between: text_poke_bp() of "
@@ -102,8 +102,8 @@ MC_PROTOCOLS = {
 DEADLOCKED = "deadlock"
 #: handler variants: the strategy as shipped, or a negative control that waits with IF clear
 HANDLERS = MC_HANDLERS
-if tuple(MC_PROTOCOLS) != PROTOCOL_NAMES:  # every named protocol has its history, in the same order
-    raise ImportError(f"model checker protocols {tuple(MC_PROTOCOLS)} differ from the vocabulary's {PROTOCOL_NAMES}")
+if tuple(PROTOCOL_HISTORY) != MC_PROTOCOLS:  # every named protocol has its history, in the same order
+    raise ImportError(f"model checker protocols {tuple(PROTOCOL_HISTORY)} differ from the vocabulary's {MC_PROTOCOLS}")
 
 
 def thread_name(tid: int, k: int) -> str:
@@ -165,7 +165,7 @@ class McConfig:
         arch = check_choice("arch", self.arch, ARCHES)
         entries = ENTRIES_BY_ARCH[arch]
         entry = check_choice("entry", entries[-1] if self.entry is None else self.entry, entries)
-        proto = self.protocol or ("stop_machine" if STRATEGIES[self.strategy].protocol == "stop_machine"
+        proto = self.protocol or ("stop_machine" if get_strategy(self.strategy).poke_method == "stop_machine"
                                   else "breakpoint")
         check_choice("protocol", proto, MC_PROTOCOLS)
         check_choice("handler", self.handler, HANDLERS)
@@ -317,7 +317,7 @@ class McSystem:
         m = self.machine
         mem, ctxs, eips, cpus = self._snap
         m.mem[:] = mem
-        for c, ctx, eip in zip(m.cpus, ctxs, eips):
+        for c, ctx, eip in zip(m.cpus, ctxs, eips, strict=True):
             c.uc.context_restore(ctx)
             c.eip, c.crash, c.drained = eip, None, 0
             c.sync_core()
@@ -351,9 +351,9 @@ class McSystem:
         """Back to a checkpoint of :meth:`save` taken in this execution or another."""
         m = self.machine
         mems, ctxs, cpus, pys, g, n = snap
-        for (lo, hi), a in zip(self._rng, mems):
+        for (lo, hi), a in zip(self._rng, mems, strict=True):
             m.mem[lo:hi] = a
-        for c, ctx, (eip, crash, drained) in zip(m.cpus, ctxs, cpus):
+        for c, ctx, (eip, crash, drained) in zip(m.cpus, ctxs, cpus, strict=True):
             c.uc.context_restore(ctx)
             c.eip, c.crash, c.drained = eip, crash, drained
         self.cpu = [replace(s, view=dict(s.view), traps=list(s.traps)) for s in pys]
@@ -652,7 +652,7 @@ class McSystem:
                 s.spin = None
         elif e.kind == "irqoff_wait":
             regs = self.regs(i)
-            if not self._handle(i, regs, s.wait_change, STRATEGIES["emulate_new"]):
+            if not self._handle(i, regs, s.wait_change, get_strategy("emulate_new")):
                 return
             s.icache = frozenset()  # iret, as after h2
         self._run(i)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 
-from workbench.anchor.packages import ARCHES
+from workbench.anchor.packages import GUEST_PACKAGES
 from workbench.anchor.run import FULL_NS, QUICK_NS, anchor_frame, slope_table
 from workbench.base.errors import ConfigError
 from workbench.base.paths import data_dir
@@ -68,7 +68,7 @@ def configure(p):
 
 
 def run(args):
-    arches = _list("--arch", args.arch, str, lambda v: v in ARCHES)
+    arches = _list("--arch", args.arch, str, lambda v: v in GUEST_PACKAGES)
     vcpus = _list("--vcpus", "1,2" if args.quick and args.vcpus == "1,2,4" else args.vcpus, int,
                   lambda v: 1 <= v <= 4)
     ns = _list("--sites", args.sites or ",".join(map(str, QUICK_NS if args.quick else FULL_NS)), int,
@@ -88,7 +88,8 @@ def run(args):
     write_atomic(out / "slopes.csv", slopes.to_csv(index=False).encode())
     from workbench.figures.anchor_plot import anchor_ipis  # start-up: matplotlib only here
     from workbench.figures.style import save  # start-up: matplotlib only here
-    fig_prov = {**prov, "kernels": sorted({f"{p} {v}" for p, v in zip(frame.kernel_package, frame.kernel_version)}),
+    kernels = {f"{p} {v}" for p, v in zip(frame.kernel_package, frame.kernel_version, strict=True)}
+    fig_prov = {**prov, "kernels": sorted(kernels),
                 "qemu": sorted(set(frame.qemu_version)), "accelerator": "tcg", "vcpus": list(vcpus),
                 "sites": list(ns)}
     save(anchor_ipis(frame), "anchor_ipis", formats=("png", "svg"), provenance=fig_prov,

@@ -6,8 +6,7 @@ import textwrap
 import time
 
 from workbench.base.errors import ConfigError, check_choice
-from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, MODES, STRATEGIES
-from workbench.kernel.text_poke import PROTOCOLS
+from workbench.base.vocabulary import ARCHES, BREAKPOINT_BATCHINGS, ENTRIES_BY_ARCH, MODES, POKE_METHODS, STRATEGIES
 from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
 
@@ -20,10 +19,11 @@ def configure(p):
     p.add_argument("--entry", default=None,
                    help="int3 entry: " + "; ".join(f"{a}: {', '.join(e)}" for a, e in ENTRIES_BY_ARCH.items())
                    + " (default: the arch's latest)")
-    p.add_argument("--protocol", default=None,
-                   help=f"force a protocol ({', '.join(PROTOCOLS)}); default: the strategy's own")
-    p.add_argument("--per-site", action="store_true",
-                   help="one breakpoint protocol per site instead of ftrace's batch")
+    p.add_argument("--poke-method", default=None,
+                   help=f"force how the patcher writes text ({', '.join(POKE_METHODS)}); default: the strategy's own")
+    p.add_argument("--batching", default="batched",
+                   help=f"{' or '.join(BREAKPOINT_BATCHINGS)}: ftrace's one breakpoint batch (default), or a "
+                        "breakpoint round per site")
     p.add_argument("--functions", default=None, help="comma-separated traced functions to call")
     p.add_argument("--cpus", type=int, default=None,
                    help="random mode: calling CPUs (1-16, default 4); exhaustive mode: 1 (two or three calling "
@@ -48,6 +48,7 @@ def check_flags(args) -> None:
     """Refuse, in one line, an option that cannot apply to the mode chosen: the random mode's options in
     exhaustive mode, and two or more calling CPUs in exhaustive mode (that is the model checker's command)."""
     check_choice("mode", args.mode, MODES)
+    check_choice("batching", args.batching, BREAKPOINT_BATCHINGS)
     if args.mode == "random":
         return
     if args.cpus not in (None, 1):
@@ -70,8 +71,9 @@ def run(args):
     tree = kernel_tree(args)
     strategies = args.strategy if args.strategy == "all" else args.strategy.split(",")
     fns = args.functions.split(",") if args.functions is not None else None
-    calls, stats = explore(args.scenario, strategies, args.entry, args.mode, fns, args.protocol,
-                           args.cpus, args.schedules, args.seed, per_site=args.per_site,
+    calls, stats = explore(args.scenario, strategies=strategies, entry=args.entry, mode=args.mode,
+                           functions=fns, poke_method=args.poke_method, batching=args.batching,
+                           cpus=args.cpus, schedules=args.schedules, seed=args.seed,
                            progress=not args.quiet, arch=arch, tree=tree)
     dt = time.perf_counter() - t0
     table = {"outcomes": outcome_table, "transition": transition_table, "calls": lambda c: c}[args.table](calls)
@@ -84,7 +86,7 @@ def run(args):
     if args.json:
         print(json.dumps(json.loads(table.to_json(orient="records")), indent=1))
         return 0
-    import pandas as pd
+    import pandas as pd  # start-up: pandas, not for parsing
 
     for m in mismatches:
         print(f"warning: the tree's trampolines: {m}", file=sys.stderr)

@@ -6,7 +6,7 @@ LocalCluster and ``--scheduler tcp://HOST:PORT`` a running Dask cluster.
 Progress bars go to stderr; the list of outputs and the timings to stdout.
 """
 
-from workbench.base.errors import ConfigError
+from workbench.ui.commands.backend import add_backend_options, backend_of
 
 __all__ = ["configure", "run"]
 
@@ -14,31 +14,10 @@ __all__ = ["configure", "run"]
 def configure(parser):
     """Add the figures options to *parser*."""
     parser.add_argument("--quick", action="store_true", help="a reduced grid with fewer trials (under a minute)")
-    parser.add_argument("--jobs", type=int, default=None, help="local worker processes (default: every CPU)")
-    parser.add_argument("--dask", choices=("local",), default=None,
-                        help="run the sweeps on a Dask LocalCluster")
-    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
-                        help="run the sweeps on the Dask cluster at this scheduler")
-    parser.add_argument("--serial", action="store_true", help="run everything in this process")
+    add_backend_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="the one seed every point's stream is spawned from")
     parser.add_argument("--only", default=None, help="comma-separated figure names to draw (default: all)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def backend_of(args):
-    """``(backend, scheduler)`` from ``--serial``/``--dask``/``--scheduler``; ConfigError on a conflict."""
-    chosen = [n for n, on in (("--serial", args.serial), ("--dask", args.dask), ("--scheduler", args.scheduler))
-              if on]
-    if len(chosen) > 1:
-        raise ConfigError(f"backend: choose one of --serial, --dask local, --scheduler; got {' and '.join(chosen)}")
-    if args.jobs is not None and (args.serial or args.scheduler):
-        raise ConfigError(f"jobs: --jobs does not apply with {chosen[0]} (it sizes the local pool or "
-                          "the Dask LocalCluster)")
-    if args.serial:
-        return "serial", None
-    if args.dask or args.scheduler:
-        return "dask", args.scheduler
-    return "local", None
 
 
 def run(args):

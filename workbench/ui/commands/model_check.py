@@ -7,8 +7,9 @@ trampolines), with source-DPOR and sleep sets (docs/MODEL_CHECKING.md). It
 prints one row per (configuration, outcome, CPU call) and writes one
 counterexample file per crash or deadlock, which `replay` re-executes step
 by step. Each configuration is split into subtrees run as cached work
-items, serially, in local processes (--jobs) or on Dask, so an interrupted
-run resumes.
+items, in local processes (the default, --jobs of them), here (--serial) or on
+Dask (ui/commands/backend.py: the one rule of every command that runs work
+items), so an interrupted run resumes.
 
 Examples::
 
@@ -27,6 +28,7 @@ from workbench.base.paths import data_subdir
 from workbench.base.store import check_writable
 from workbench.base.vocabulary import (ARCHES, ENTRIES_BY_ARCH, MC_HANDLERS, MC_PROTOCOLS, RANGES, SPLIT, STRATEGIES,
                                        check_param)
+from workbench.ui.commands.backend import add_backend_options, backend_of
 from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
 __all__ = ["DEADLOCK_NOTE", "configure", "run"]
@@ -62,9 +64,7 @@ def configure(p):
     p.add_argument("--coherent-fetch", action="store_true", help="a text store is seen at the next fetch")
     p.add_argument("--cex-dir", default=None,
                    help="where counterexample schedule files go (default: counterexamples/ in the data directory)")
-    p.add_argument("--dask", default=None, choices=("local",), help="run the work items on a Dask LocalCluster")
-    p.add_argument("--scheduler", default=None, help="run the work items on the Dask cluster at this address")
-    p.add_argument("--jobs", type=int, default=None, help="local worker processes")
+    add_backend_options(p, "the work items")
     p.add_argument("--split", type=int, default=SPLIT,
                    help=f"independent subtrees (work items) per configuration, 1-4096 (default {SPLIT}); the "
                         "results do not depend on it beyond which schedule is reported")
@@ -75,8 +75,8 @@ def configure(p):
     add_kernel_tree(p)
 
 
-def _check_args(args) -> tuple[str, int, list[str], list[str]]:
-    """Every option checked before any work: ``(arch, cpus, strategies, entries)``."""
+def _check_args(args) -> tuple[str, int, list[str], list[str], str]:
+    """Every option checked before any work: ``(arch, cpus, strategies, entries, backend)``."""
     arch = check_choice("arch", args.arch, ARCHES)
     k = check_param("mc_cpus", args.cpus, label="cpus")
     names = list(STRATEGIES) if args.strategy == "all" else args.strategy.split(",")
@@ -92,18 +92,15 @@ def _check_args(args) -> tuple[str, int, list[str], list[str]]:
     check_param("split", args.split)
     if args.jobs is not None:
         check_param("jobs", args.jobs)
-    if args.dask and args.scheduler:
-        raise ConfigError("backend: choose one of --dask local and --scheduler, not both")
-    if args.jobs is not None and args.scheduler:
-        raise ConfigError("jobs: --jobs does not apply with --scheduler (the cluster has its own workers)")
+    backend, _ = backend_of(args)
     if args.json and args.wide:
         raise ConfigError("wide: --json and --wide conflict (--json prints every column); choose one")
-    return arch, k, names, chosen
+    return arch, k, names, chosen, backend
 
 
 def run(args):
     """Model-check every (strategy, entry) configuration; print the table and the counterexample files."""
-    arch, k, names, entries = _check_args(args)
+    arch, k, names, entries, backend = _check_args(args)
     from workbench.emulate.mc.experiment import check_all, write_counterexamples  # start-up: pandas, Unicorn
     from workbench.emulate.scenario import load_scenario  # start-up: the scenario's checks load the kernel floor
     from workbench.kernel.image import build_image  # start-up: capstone, pyelftools, not for parsing
@@ -121,7 +118,6 @@ def run(args):
                    handler=args.handler, coherent_fetch=args.coherent_fetch, cpus=k,
                    kernel_tree_path=None if tree is None else str(tree.root))
               for s in names for e in entries]
-    backend = "dask" if (args.dask or args.scheduler) else ("local" if args.jobs else "serial")
     cex_dir = Path(args.cex_dir) if args.cex_dir is not None else data_subdir("counterexamples")
     check_writable(cex_dir / "cex_000.json", what="cex-dir")  # before the model check, not after it
     frame = check_all(points, backend=backend, jobs=args.jobs, scheduler=args.scheduler,

@@ -26,7 +26,7 @@ def run(args):
               f"handler {config.handler}, calls {' | '.join(','.join(c) for c in config.calls)}")
         for s in steps[:-1]:
             cpus = "  ".join(f"{c['cpu']}@{c['at']}[{c['pause']}{'' if c['if'] else ',IF=0'}]"
-                             + (f" CRASH" if c["crash"] else "") for c in s["cpus"])
+                             + (" CRASH" if c["crash"] else "") for c in s["cpus"])
             sites = " ".join(f"{k}={v}" for k, v in s["sites"].items())
             print(f"{s['n']:4d} {s['thread']:>3} {s['event']:<48} | {cpus} | {sites}")
             for c in s["cpus"]:

@@ -14,6 +14,7 @@ Examples::
     int3-workbench report --no-notebooks   figures and tables only
 """
 
+from workbench.ui.commands.backend import add_backend_options, backend_of
 
 __all__ = ["configure", "run"]
 
@@ -23,8 +24,7 @@ def configure(parser):
     parser.add_argument("--quick", action="store_true", help="the reduced grid of figures --quick")
     parser.add_argument("--no-notebooks", action="store_true", help="leave the notebooks out")
     parser.add_argument("--seed", type=int, default=0, help="the one seed every sweep point's stream is spawned from")
-    parser.add_argument("--jobs", type=int, default=None, help="local worker processes (default: every CPU)")
-    parser.add_argument("--serial", action="store_true", help="run the sweeps in this process")
+    add_backend_options(parser)
     parser.add_argument("--timeout", type=float, default=1800, help="longest a notebook cell may run (s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -33,7 +33,8 @@ def run(args):
     """Build the report; print where it is and how long each step took."""
     from workbench.ui.report import build_report  # start-up: pandas and the figures job, not for parsing
 
-    result = build_report(args.quick, seed=args.seed, jobs=args.jobs, backend="serial" if args.serial else "local",
+    backend, scheduler = backend_of(args)
+    result = build_report(args.quick, seed=args.seed, jobs=args.jobs, backend=backend, scheduler=scheduler,
                           run_notebooks=not args.no_notebooks, timeout=args.timeout, progress=not args.quiet)
     for nb in result.notebooks:
         print(f"wrote {nb}")

@@ -25,18 +25,22 @@ import argparse
 import functools
 import json
 import math
+from typing import TYPE_CHECKING
 
 from workbench.base.errors import ConfigError
 from workbench.base.units import human_ns
 from workbench.base.vocabulary import COLUMNS, METRICS
 from workbench.race.parameters import RACE_PARAMETERS
 
+if TYPE_CHECKING:
+    from workbench.sweep.engine import Grid
+
 __all__ = ["configure", "run"]
 
 #: parameters that take a comma-separated list (each value is a configuration)
 _LISTS = ("strategy", "cpus")
 #: what a default of None stands for, where it is not the timing model's calibrated value
-_NONE_MEANS = {"protocol": "the strategy's own (batched; stop_machine for that strategy)",
+_NONE_MEANS = {"batching": "the strategy's own (batched; stop_machine for that strategy)",
                "hot": "do_IRQ=1000,__migrate_task=20,schedule=5000",
                "batch_max": "one batch of every site, as before v5.6 (v5.6+: 256)",
                "entry": "the arch's latest (v5.3 on i386, v5.2 on x86_64)"}
@@ -96,7 +100,7 @@ def _table(frame) -> str:
     for _, r in frame.iterrows():
         batches = "" if _jsonable(r.get("batch_max")) is None else f" of <= {int(r.batch_max)}"
         knob = f", knob {human_ns(r.sync_round_ns)} on 24" if _jsonable(r.get("sync_round_ns")) is not None else ""
-        head = (f"{r.arch} / {r.scenario} / {r.strategy} / {r.protocol}{batches} / {r.cpus} CPUs / {r.n_sites} sites / "
+        head = (f"{r.arch} / {r.scenario} / {r.strategy} / {r.batching}{batches} / {r.cpus} CPUs / {r.n_sites} sites / "
                 f"round {human_ns(r.ipi_round_ns)} on {r.cpus} CPUs{knob} / {r.trials} trials, seed {r.seed}")
         lines = [head, f"  {'metric':18s} {'mean':>13s} {'se':>10s} {'95% interval':>29s} {'closed form':>13s}"]
         for m in METRICS:  # times in human units (4.31 s, not 4.30787e+09 ns); --json keeps ns

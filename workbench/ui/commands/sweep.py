@@ -29,7 +29,7 @@ from workbench.base.inputs import parse_document, read_input
 from workbench.base.store import check_writable
 from workbench.race.parameters import RACE_PARAMETERS
 from workbench.base.vocabulary import write_columns
-from workbench.ui.commands.figures import backend_of
+from workbench.ui.commands.backend import add_backend_options, backend_of
 
 __all__ = ["configure", "grid_from_toml", "run"]
 
@@ -43,11 +43,7 @@ def configure(parser):
     parser.add_argument("--config", default=None, metavar="FILE.toml",
                         help="the grid from a TOML file of [[grid]] tables (as the explorer saves)")
     parser.add_argument("--seed", type=int, default=0, help="the one seed every point's stream is spawned from")
-    parser.add_argument("--jobs", type=int, default=None, help="local worker processes (default: every CPU)")
-    parser.add_argument("--dask", choices=("local",), default=None, help="run on a Dask LocalCluster")
-    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
-                        help="run on the Dask cluster at this scheduler")
-    parser.add_argument("--serial", action="store_true", help="run in this process")
+    add_backend_options(parser, "the points")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the point cache")
     parser.add_argument("--out", default="sweep", help="name of the Parquet file under data/sweeps (default sweep)")
     parser.add_argument("--force", action="store_true",
