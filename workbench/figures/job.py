@@ -55,14 +55,14 @@ from workbench.base.process import die_with_parent
 from workbench.base.provenance import provenance, stamp
 from workbench.base.store import check_writable, read_regular, write_atomic
 from workbench.base.version import code_version
-from workbench.base.vocabulary import ARCHES, FORMATS, STRATEGIES, write_columns
-from workbench.emulate.scenario import load_scenario
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, FORMATS, STRATEGIES, write_columns
+from workbench.emulate.scenario import load_scenario, scenario_names
 from workbench.race.experiment import long_metrics, race_grid
 from workbench.race.bristot import bristot_comparison
 from workbench.sweep.backends import BACKENDS, check_scheduler, dask_client, local_parallel
 from workbench.sweep.engine import Grid, save_frame, sweep
 
-__all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "batching_grid", "by_panel", "digest", "grids",
+__all__ = ["FIGURES", "GRIDS", "FigureSpec", "Report", "all_tables", "batching_grid", "by_panel", "digest", "grids",
            "input_digest", "regenerate", "summaries"]
 
 
@@ -97,6 +97,21 @@ X86_64_OUTCOME_TABLES = (("seed", "v5.2"), ("seed", "v5.1"), ("tracer_add_probe"
 #: every outcome table of the job as (scenario, entry, arch), i386's first
 TABLES = (tuple((s, e, "i386") for s, e in OUTCOME_TABLES)
           + tuple((s, e, "x86_64") for s, e in X86_64_OUTCOME_TABLES))
+
+
+def all_tables() -> tuple[tuple[str, str, str], ...]:
+    """Every outcome table a full run writes to ``outcomes.csv``: :data:`TABLES` first, then each
+    shipped scenario on each arch that can run it (really, or as the seed mail's i386 sketch)
+    with each of that arch's int3 entries."""
+    rest = []
+    for arch in ARCHES:
+        for name in scenario_names():
+            try:
+                load_scenario(name).check_arch(arch)
+            except ConfigError:  # a scenario this arch cannot have has no table on it
+                continue
+            rest += [(name, e, arch) for e in ENTRIES_BY_ARCH[arch] if (name, e, arch) not in TABLES]
+    return TABLES + tuple(rest)
 #: the race sweeps' scenarios, each on the arch whose real kernel has it: seed on x86_64 (a
 #: livepatch in place, the tracer being enabled: its misses are no drops; HAVE_LIVEPATCH is
 #: x86_64's alone) and tracer_add_probe on i386 (the tracer running, a kprobe-like SAVE_REGS
@@ -195,18 +210,19 @@ class Report:
         return "\n".join(lines)
 
 
-def _load_tables(jobs: int | None, progress: bool) -> dict[tuple[str, str], pd.DataFrame]:
+def _load_tables(keys: tuple[tuple[str, str, str], ...], jobs: int | None,
+                 progress: bool) -> dict[tuple[str, str, str], pd.DataFrame]:
     """The emulator's outcome tables: cached ones read here, the others computed two at a time
     when there are two CPUs (no worker is started when every table is cached)."""
     from tqdm.auto import tqdm  # start-up: tqdm, only when the job runs
 
     from workbench.emulate.explore import cached_outcome_table, load_outcome_table  # start-up: Unicorn, coordinator only
 
-    cached = {(s, e, a): cached_outcome_table(s, e, arch=a) for s, e, a in TABLES}
+    cached = {(s, e, a): cached_outcome_table(s, e, arch=a) for s, e, a in keys}
     missing = [key for key, table in cached.items() if table is None]
     n = min(len(missing), jobs or os.cpu_count() or 1)
     out = {key: table for key, table in cached.items() if table is not None}
-    with tqdm(total=len(TABLES), initial=len(out), desc="emulator outcome tables", unit="table",
+    with tqdm(total=len(keys), initial=len(out), desc="emulator outcome tables", unit="table",
               disable=not progress, leave=False, file=sys.stderr) as bar:
         if n <= 1:
             for s, e, a in missing:
@@ -220,9 +236,9 @@ def _load_tables(jobs: int | None, progress: bool) -> dict[tuple[str, str], pd.D
             for key, table in zip(missing, it, strict=True):
                 out[key] = table
                 bar.update(1)
-    # in TABLES' order, as the summaries concatenate them; every row names its arch (an i386
+    # in the keys' order, as the summaries concatenate them; every row names its arch (an i386
     # table's rows are written without the column)
-    return {key: out[key] if "arch" in out[key] else out[key].assign(arch=key[2]) for key in TABLES}
+    return {key: out[key] if "arch" in out[key] else out[key].assign(arch=key[2]) for key in keys}
 
 
 def summaries(frames: dict, tables: dict) -> dict:
@@ -469,7 +485,8 @@ def regenerate(quick: bool = False, *, backend: str = "local", jobs: int | None 
     report = Report()
     t0 = time.perf_counter()
 
-    tables = _load_tables(1 if backend == "serial" else jobs, progress)
+    # a full run's outcomes.csv holds every scenario x entry x arch; the figures draw TABLES
+    tables = _load_tables(TABLES if quick else all_tables(), 1 if backend == "serial" else jobs, progress)
     report.seconds["emulator outcome tables"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -485,7 +502,7 @@ def regenerate(quick: bool = False, *, backend: str = "local", jobs: int | None 
     report.seconds["summary tables"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
-    _draw_figures(report, out, wanted, frames, tables, seed, run, suffix, 1 if backend == "serial" else jobs,
+    _draw_figures(report, out, wanted, frames, {k: tables[k] for k in TABLES}, seed, run, suffix, 1 if backend == "serial" else jobs,
                   progress)
     report.seconds["figures"] = time.perf_counter() - t3
     report.seconds["total"] = time.perf_counter() - t0
