@@ -41,6 +41,9 @@ COMMAND_LINES = {
     "columns": ["columns"],
     "report": ["report", "--quick"],
     "replay": ["replay", "counterexample.json"],
+    "anchor": ["anchor", "--quick"],
+    "check-tree": ["check-tree", "--kernel-tree", "linux"],
+    "kernel-source": ["kernel-source", "--series", "6.1"],
 }
 
 #: run as ``python -c``: the CLI of ``python -m workbench``, but a command's ``run`` ends the process
@@ -89,6 +92,12 @@ def main(argv=None):
     ap.add_argument("--before", default=None, metavar="REV", help="also time the package at this git revision")
     ap.add_argument("--rounds", type=int, default=5, help="fresh processes per variant (default 5)")
     args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from workbench.ui.cli import COMMANDS
+
+    missing = sorted(set(COMMANDS) - set(COMMAND_LINES))
+    if missing:
+        ap.error(f"no command line for {', '.join(missing)}: add them to COMMAND_LINES")
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         data.mkdir()

@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import pytest
 
@@ -8,6 +9,28 @@ from workbench.kernel.image import build_image
 @pytest.fixture(scope="session")
 def image():
     return build_image(8)
+
+
+@pytest.fixture(scope="session")
+def seed_outcome_cache():
+    """A function copying the emulator's cached outcome tables into another data directory.
+
+    A test that needs a data directory of its own (its sweep points, figures
+    or records apart from every other test's) but not fresh emulation calls
+    it with that directory: the outcome tables computed once for the session
+    (:func:`pytest_sessionstart`, or the first test that needed them) are
+    read there as from any cache, verified on read and keyed by the
+    emulator's code version, instead of being emulated again.
+    """
+    from workbench.base.paths import data_dir
+
+    source = data_dir() / "cache" / "outcomes"
+
+    def seed(dest) -> None:
+        if source.is_dir():
+            shutil.copytree(source, os.path.join(dest, "cache", "outcomes"), dirs_exist_ok=True)
+
+    return seed
 
 
 @pytest.hookimpl(tryfirst=True)

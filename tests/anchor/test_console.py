@@ -65,12 +65,12 @@ def test_damaged_or_foreign_cache_entry_is_not_served(tmp_path):
 
 
 def test_bad_anchor_options_are_one_line_before_any_boot(monkeypatch, capsys):
+    import workbench.anchor.run as anchor_run
     from workbench.ui.cli import main
-    from workbench.ui.commands import anchor as cmd
 
     def tripwire(*a, **k):
         raise AssertionError("booted before the options were checked")
-    monkeypatch.setattr(cmd, "anchor_frame", tripwire)
+    monkeypatch.setattr(anchor_run, "anchor_frame", tripwire)  # the command loads it when its run starts
     for argv, needle in ((["--vcpus", "9"], "--vcpus: '9' is not valid"),
                          (["--arch", "arm64"], "--arch: 'arm64' is not valid; choose from x86_64, i386"),
                          (["--sites", "1,x"], "--sites: 'x' is not valid"),

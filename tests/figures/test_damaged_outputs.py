@@ -50,8 +50,9 @@ DAMAGE = {"empty": _empty, "swapped": _swapped, "stub-or-link": _stub_or_link}
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
+def first_run(tmp_path_factory, seed_outcome_cache):
     tmp = tmp_path_factory.mktemp("damage")
+    seed_outcome_cache(tmp / "data")  # its own sweep points and figures; the session's emulated tables
     os.environ["WORKBENCH_DATA"] = str(tmp / "data")
     try:
         kw = dict(quick=True, backend="serial", outdir=tmp / "out", progress=False)

@@ -83,13 +83,51 @@ def test_version_and_help_load_no_heavy_library_and_no_command(flag, needle):
     ["columns"],
     ["report", "--quick"],
     ["replay", "cex.json"],
+    ["anchor", "--quick"],
+    ["check-tree", "--kernel-tree", "linux"],
+    ["kernel-source", "--series", "6.1"],
 ])
 def test_a_command_parses_its_options_before_loading_numeric_libraries(argv):
     _, modules = loaded(*argv)
     top = {m.split(".")[0] for m in modules}
     assert sorted(top & set(NUMERIC)) == []
-    module = argv[0].replace("-", "_")  # model-check lives in model_check
-    assert f"workbench.ui.commands.{module}" in modules  # run was reached: the probe stopped it there
+    from workbench.ui.cli import COMMANDS
+
+    assert f"workbench.ui.commands.{COMMANDS[argv[0]][0]}" in modules  # run was reached: the probe stopped it there
+
+
+#: build each command's parser and parse ``COMMAND --help``, in one interpreter; after each command, print
+#: the top-level names of the libraries of *argv[1:]* loaded so far (the set only grows: the first
+#: command that loads one is the one that names it first)
+EVERY_HELP = """\
+import json, sys
+from workbench.ui.cli import COMMANDS, _build
+watched = set(sys.argv[1:])
+for name in COMMANDS:
+    try:
+        _build([name, "--help"]).parse_args([name, "--help"])
+    except SystemExit as exc:
+        assert exc.code == 0, (name, exc.code)
+    print(json.dumps([name, sorted({m.split(".")[0] for m in sys.modules} & watched)]), flush=True)
+"""
+
+
+def test_every_command_builds_its_parser_and_parses_help_without_numeric_libraries():
+    from workbench.ui.cli import COMMANDS
+
+    r = subprocess.run([sys.executable, "-c", EVERY_HELP, *NUMERIC], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("[")]
+    assert [name for name, _ in rows] == list(COMMANDS)  # every command's parser was built
+    assert [(name, heavy) for name, heavy in rows if heavy] == []
+
+
+def test_the_every_help_probe_sees_a_heavy_import():
+    # the check itself: a library loaded along the way is named from the first command on
+    r = subprocess.run([sys.executable, "-c", "import numpy\n" + EVERY_HELP, *NUMERIC], capture_output=True,
+                       text=True, timeout=120)
+    rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("[")]
+    assert rows and all("numpy" in heavy for _, heavy in rows)
 
 
 def test_the_probe_sees_a_heavy_import():

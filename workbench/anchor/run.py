@@ -24,6 +24,7 @@ import pandas as pd
 
 from workbench.anchor.boot import boot
 from workbench.anchor.console import CLASSES, parse_console
+from workbench.anchor.grid import FULL_NS, QUICK_NS
 from workbench.anchor.guest import guest_script
 from workbench.anchor.initramfs import build_initramfs
 from workbench.anchor.packages import GUEST_PACKAGES, Guest, guest_for
@@ -36,10 +37,6 @@ from workbench.race.plan_v6_1 import plan_v6_1
 __all__ = ["ACCELERATOR", "FULL_NS", "OUTSIDE_MODEL", "QUICK_NS", "anchor_frame", "class_table", "measure", "slope_table", "with_model"]
 
 ACCELERATOR = "tcg"
-#: site counts of ``make anchor`` (0: every traceable function)
-FULL_NS = (1, 600, 1200, 2400, 4800, 9600, 19200, 0)
-#: site counts of the quick run (CI): 1, 5, 10 and 19 site batches
-QUICK_NS = (1, 1200, 2400, 4800)
 
 #: what decides what the guest does (the boot's key); the parser is keyed apart: a new parser re-reads the log
 _GUEST_CODE = ("guest.py", "initramfs.py", "boot.py")

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import json
 
+from workbench.anchor.grid import FULL_NS, QUICK_NS
 from workbench.anchor.packages import GUEST_PACKAGES
-from workbench.anchor.run import FULL_NS, QUICK_NS, anchor_frame, slope_table
 from workbench.base.errors import ConfigError
 from workbench.base.paths import data_dir
 from workbench.base.provenance import provenance, stamp
@@ -75,6 +75,8 @@ def run(args):
                lambda v: 0 <= v <= 100000)
     timeout = _list("--timeout", args.timeout, float, lambda v: 30 <= v <= 7200)[0]
     retries = _list("--retries", args.retries, int, lambda v: 0 <= v <= 3)[0]
+    from workbench.anchor.run import anchor_frame, slope_table  # start-up: NumPy, pandas, not for parsing
+
     frame = anchor_frame(arches, vcpus, ns, timeout_s=timeout, retries=retries)
     slopes = slope_table(frame)
     default = args.sites is None and args.vcpus == "1,2,4" and args.arch == "x86_64,i386"

@@ -24,8 +24,6 @@ import json
 
 from workbench.base.errors import ConfigError, check_choice
 from workbench.base.vocabulary import ARCHES, ENTRIES, ENTRIES_BY_ARCH
-from workbench.emulate.scenario import check_scenario, load_scenario, scenario_names
-from workbench.emulate.tree_compare import KEYS, LENGTH_COLUMNS, RULE_COLUMNS, compare_outcome_tables
 from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
 
 
@@ -43,6 +41,10 @@ def configure(p):
 def run(args):
     if args.kernel_tree is None:
         raise ConfigError("kernel-tree: required; give the root of a Linux source tree")
+    from workbench.emulate.scenario import check_scenario, load_scenario, scenario_names  # start-up: capstone
+    from workbench.emulate.tree_compare import (KEYS, LENGTH_COLUMNS,  # start-up: pandas, Unicorn, not for parsing
+                                                RULE_COLUMNS, compare_outcome_tables)
+
     arch = check_choice("arch", args.arch, ARCHES)
     if args.scenario == "all":  # every scenario the arch can run (really, or as the i386 sketch)
         scenarios = [s for s in scenario_names() if _runs_on(s, arch)]
@@ -85,6 +87,8 @@ def run(args):
 
 
 def _runs_on(name: str, arch: str) -> bool:
+    from workbench.emulate.scenario import load_scenario  # start-up: capstone, loaded by run already
+
     try:
         load_scenario(name).check_arch(arch)
     except ConfigError:

@@ -9,7 +9,6 @@ root, ready for --kernel-tree.
   python -m workbench check-tree --kernel-tree "$(python -m workbench kernel-source)"
 """
 
-from workbench.kernel.tree import open_kernel_tree
 from workbench.kernel.tree_source import DEBIAN_SERIES, debian_kernel_tree
 
 
@@ -18,6 +17,8 @@ def configure(p):
 
 
 def run(args):
+    from workbench.kernel.tree import open_kernel_tree  # start-up: pyelftools, not for parsing
+
     root = debian_kernel_tree(args.series)
     open_kernel_tree(root)  # a usable tree, or one line
     print(root)
