@@ -101,7 +101,10 @@ def test_sigkill_of_the_parent_as_its_workers_appear_leaves_no_child_alive(tmp_p
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(report) == 10 and not [r for r in report if "error" in r], report
-    assert all(r["killed_after_s"] < 0.05 for r in report), report
+    # the harness killed the parent while its pool was starting: the delay is the harness's own
+    # scheduling after it saw the first worker (0.17 s seen on a loaded two-core machine), well
+    # inside a pool's start-up; the workbench's part is that nothing outlives the parent
+    assert all(r["killed_after_s"] < 0.5 for r in report), report
     assert [r["alive"] for r in report] == [[]] * 10, report
 
 

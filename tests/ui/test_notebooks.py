@@ -35,7 +35,11 @@ def test_ipynb_is_in_sync_with_its_py_pair_and_has_no_outputs(py):
     assert len(tagged) == 1 and tagged[0].cell_type == "code", "one cell tagged 'parameters'"
 
 
-@pytest.mark.parametrize("py", PAIRS, ids=lambda p: p.stem)
+# notebook 08 boots QEMU guests: it runs in the end-to-end part with the other guests
+RUNS = [pytest.param(py, marks=pytest.mark.qemu) if py.stem == "08_real_kernel" else py for py in PAIRS]
+
+
+@pytest.mark.parametrize("py", RUNS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(py):
     nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=False,
