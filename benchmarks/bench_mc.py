@@ -25,7 +25,8 @@ from workbench.base.vocabulary import ENTRIES, SPLIT, STRATEGIES
 from workbench.emulate.mc.check import check, default_calls
 from workbench.emulate.mc.experiment import check_all
 from workbench.emulate.mc.dpor import naive, source_dpor
-from workbench.emulate.mc.system import McConfig, McSystem, dependent
+from workbench.emulate.mc.config import McConfig, dependent
+from workbench.emulate.mc.system import McSystem
 from workbench.emulate.scenario import load_scenario
 from workbench.kernel.image import build_image
 from workbench.kernel.machine import Machine

@@ -37,7 +37,7 @@ function: str = "do_IRQ"
 import pandas as pd
 from IPython.display import HTML, display
 
-from workbench.figures import plots
+from workbench.figures import outcome_plots
 from workbench.emulate.explore import load_outcome_table
 from workbench.emulate.stepper import CallStepper
 from workbench.ui.step_viewer import render_state
@@ -73,5 +73,5 @@ for entry in ("v5.1", "v5.3"):
 
 # %%
 tables = pd.concat([load_outcome_table("seed", e) for e in ("v5.1", "v5.3")], ignore_index=True)
-fig = plots.outcome_grid(tables)
+fig = outcome_plots.outcome_grid(tables)
 fig

@@ -15,7 +15,8 @@ from workbench.emulate.mc.check import bad_outcome, check, default_calls, merge,
 from workbench.emulate.mc.experiment import check_all
 from workbench.emulate.mc.dpor import linearizations, naive, source_dpor
 from workbench.emulate.mc.schedule import load_schedule, replay_steps, save_schedule
-from workbench.emulate.mc.system import McConfig, McSystem, dependent
+from workbench.emulate.mc.config import McConfig, dependent
+from workbench.emulate.mc.system import McSystem
 
 # one site (schedule's), both CPUs call it: small enough to enumerate every interleaving
 TINY = dict(calls=(("schedule",), ("schedule",)), items=("sites",))
@@ -294,7 +295,7 @@ def test_the_tracer_registration_drops_nothing_with_two_cpus_either():
     under skip, a trapped call misses the tracer being registered (no drop) but misses a
     tracer already running (a drop)."""
     from workbench.emulate.mc.check import check, outcome_rows
-    from workbench.emulate.mc.system import McConfig
+    from workbench.emulate.mc.config import McConfig
 
     def drops(scenario):
         cfg = McConfig(scenario, "skip", "v5.3", None, (("do_IRQ",), ("schedule",))).checked()

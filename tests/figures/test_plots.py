@@ -1,4 +1,4 @@
-"""Tests of workbench.figures.plots and the figures job: content, labels, overlaps, byte-stable files."""
+"""Tests of workbench.figures.plots and .outcome_plots and the figures job: content, labels, overlaps, byte-stable files."""
 
 import re
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from workbench.figures import job as figures
-from workbench.figures import plots
+from workbench.figures import outcome_plots, plots
 from workbench.base.errors import ConfigError
 from workbench.base.vocabulary import FORMATS
 from workbench.emulate.explore import load_outcome_table
@@ -44,7 +44,7 @@ def all_figures(frames, tables):
         "batching": (plots.batching(frames["batching"]), "grid"),
         "tradeoff": (plots.tradeoff(frames["cpus"]), "grid"),
         "closed": (plots.closed_vs_monte_carlo(pd.concat([frames["cpus"], frames["timing"]])), "wide_tall"),
-        "outcomes": (plots.outcome_grid(tables), "grid"),
+        "outcomes": (outcome_plots.outcome_grid(tables), "grid"),
     }
 
 
@@ -100,7 +100,7 @@ def test_batching_marks_bristot_and_counts_ipis(frames):
 
 
 def test_outcome_grid_cells_follow_the_table(tables):
-    fig = plots.outcome_grid(tables)
+    fig = outcome_plots.outcome_grid(tables)
     texts = [t.get_text() for t in fig.axes[0].texts]  # v5.1 panel, row-major
     # skip: the livepatched site violates; the ordinary one loses nothing, because the seed
     # registers the tracer (function_enabled = 0 while it does: docs/KERNEL.md)
@@ -110,16 +110,16 @@ def test_outcome_grid_cells_follow_the_table(tables):
     assert all(t.startswith("never traps") for t in texts[-2:])  # stop_machine
     v53 = [t.get_text() for t in fig.axes[1].texts]
     assert v53[2].startswith("correct") and v53[3].startswith("correct")
-    assert plots.outcome_cell(None)[0] == "never traps"
+    assert outcome_plots.outcome_cell(None)[0] == "never traps"
     # with the tracer already running, skip's misses are real tracer drops
     both = pd.concat([tables, load_outcome_table("tracer_add_livepatch", "v5.3", progress=False)])
-    fig2 = plots.outcome_grid(both, entries=("v5.3",))
+    fig2 = outcome_plots.outcome_grid(both, entries=("v5.3",))
     texts2 = [t.get_text() for t in fig2.axes[0].texts]  # 4 columns: seed x 2, tracer_add_livepatch x 2
     assert "drops tracer" in texts2[2] and "drops tracer" in texts2[3]
     assert texts2[4 * 4 + 2].startswith("deadlock")  # spin, tracer_add_livepatch, livepatched
     row = {"violation": 0.5, "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0, "crash": 0,
            "trapped_placements": 4}
-    assert plots.outcome_cell(row) == ("violation", "violation ×0.50\n(n=4)")
+    assert outcome_plots.outcome_cell(row) == ("violation", "violation ×0.50\n(n=4)")
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +135,8 @@ def test_outcome_grid_gains_x86_64_panels_each_naming_its_arch_and_entry(tables,
     from workbench.figures.style import conditions
 
     both = pd.concat([tables, x86_tables], ignore_index=True)
-    assert plots.outcome_panels(both) == [("i386", "v5.1"), ("i386", "v5.3"), ("x86_64", "v5.1"), ("x86_64", "v5.2")]
-    fig = plots.outcome_grid(both)
+    assert outcome_plots.outcome_panels(both) == [("i386", "v5.1"), ("i386", "v5.3"), ("x86_64", "v5.1"), ("x86_64", "v5.2")]
+    fig = outcome_plots.outcome_grid(both)
     assert plots.figure_check(fig) == []
     assert tuple(fig.get_size_inches()) == plots.SIZES["grid_tall"]
     panels = [ax for ax in fig.axes if ax.texts]
@@ -159,7 +159,7 @@ def test_outcome_grid_gains_x86_64_panels_each_naming_its_arch_and_entry(tables,
     probe = pd.concat([both] + [load_outcome_table("tracer_add_probe", e, progress=False, arch=a)
                                 for a, es in (("i386", ("v5.1", "v5.3")), ("x86_64", ("v5.1", "v5.2")))
                                 for e in es], ignore_index=True)
-    fig = plots.outcome_grid(probe)
+    fig = outcome_plots.outcome_grid(probe)
     assert plots.figure_check(fig) == []
     heads = [[t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes if ax.texts]
     assert heads[0][0] == "seed\n(i386 sketch)\nlivepatched" and heads[0][2] == "add probe\n(real i386)\nlivepatched"
@@ -184,11 +184,11 @@ def test_tradeoff_names_livepatch_drops_only_when_there_are_some(frames):
 
 def test_outcome_grid_refuses_a_panel_it_has_no_table_of(tables, x86_tables):
     with pytest.raises(ConfigError, match="no rows of arch x86_64, entry v5.2"):
-        plots.outcome_grid(tables, panels=[("i386", "v5.1"), ("x86_64", "v5.2")])
+        outcome_plots.outcome_grid(tables, panels=[("i386", "v5.1"), ("x86_64", "v5.2")])
     # a scenario that one arch's tables lack: its column would read "never traps"
     probe = load_outcome_table("tracer_add_probe", "v5.3", progress=False)
     with pytest.raises(ConfigError, match="no rows of scenario tracer_add_probe, arch x86_64, entry v5.1"):
-        plots.outcome_grid(pd.concat([tables, probe, x86_tables], ignore_index=True),
+        outcome_plots.outcome_grid(pd.concat([tables, probe, x86_tables], ignore_index=True),
                            panels=[("i386", "v5.3"), ("x86_64", "v5.1")])
 
 
@@ -340,7 +340,7 @@ def test_figure_defects_a_reader_saw_are_gone(frames, tables):
     fig.canvas.draw()
     labels = [t.get_text() for t in cbar.get_yticklabels() if t.get_text()]
     assert len(labels) >= 4, labels
-    fig = plots.outcome_grid(tables)
+    fig = outcome_plots.outcome_grid(tables)
     assert "×f = on a share f of those placements" in fig.legends[0].get_title().get_text()
     fig, _ = plots.new_figure("wide")
     text = "; ".join(f"condition number {i}" for i in range(12)) + "; code 0123abcd"

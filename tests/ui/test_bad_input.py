@@ -601,6 +601,6 @@ def test_the_replay_schema_names_every_field_of_a_configuration():
     from dataclasses import fields
 
     from workbench.emulate.mc.schedule import _CONFIG_TYPES
-    from workbench.emulate.mc.system import McConfig
+    from workbench.emulate.mc.config import McConfig
 
     assert set(_CONFIG_TYPES) == {f.name for f in fields(McConfig)}

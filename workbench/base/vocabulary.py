@@ -134,7 +134,7 @@ BATCHINGS = (*BREAKPOINT_BATCHINGS, "stop_machine")
 #: the ftrace ops a user can name on the command line (:func:`workbench.emulate.watch.watch_call`)
 OPS_CHOICES = ("tracer", "livepatch", "livepatch-shared")
 
-#: the model checker's patching protocols (their kernel history: :data:`workbench.emulate.mc.system.MC_PROTOCOLS`)
+#: the model checker's patching protocols (their kernel history: :data:`workbench.emulate.mc.config.PROTOCOL_HISTORY`)
 MC_PROTOCOLS = ("breakpoint", "racy_clear", "racy_clear_nosync3", "fixed_clear_nosync3", "no_sync", "stop_machine")
 
 #: the model checker's int3 handler: the strategy as shipped, or the negative control that waits with IF clear

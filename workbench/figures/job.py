@@ -340,7 +340,9 @@ def _draw(name: str, frames: dict[str, pd.DataFrame], tables: dict):
         return plots.closed_vs_monte_carlo(pd.concat([frames[k] for k in ("cpus", "timing", "heatmap",
                                                                           "batching")], ignore_index=True))
     if name == "fig7_outcomes":
-        return plots.outcome_grid(pd.concat(list(tables.values()), ignore_index=True))
+        from workbench.figures import outcome_plots  # start-up: matplotlib, paid only by the process that draws
+
+        return outcome_plots.outcome_grid(pd.concat(list(tables.values()), ignore_index=True))
     if name == "fig8_arch_compare":
         a = frames["arch"]
         kernels = {(sc, ar): load_scenario(sc).kernel_on(ar) for sc, ar in

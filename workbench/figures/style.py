@@ -6,8 +6,9 @@ same marker (:data:`STRATEGY_STYLE`, in :data:`STRATEGY_ORDER`), so a figure
 reads in grey too; figures have fixed sizes (:data:`SIZES`, inches) and one
 set of matplotlib settings (:func:`style`); metrics have one axis label
 each (:data:`METRIC_LABELS`). :func:`new_figure` makes a figure without
-pyplot, and the private helpers at the end give the figures of
-:mod:`workbench.figures.plots` their shared axis scales (log CPU counts, symlog
+pyplot, and the helpers at the end give the figures of
+:mod:`workbench.figures.plots` and :mod:`workbench.figures.outcome_plots` their
+column check, shared axis scales (log CPU counts, symlog
 counts that keep zeros visible) and markers that stay visible on
 coinciding lines.
 
@@ -47,8 +48,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DecadeLocator", "METRIC_LABELS", "OKABE_ITO", "PNG_DPI", "PlotFigure", "SIZES", "STRATEGY_ORDER",
     "STRATEGY_STYLE", "X_AXES", "caption", "conditions", "eng_tick", "figure_check", "log_x", "marker_stagger",
-    "new_figure", "render", "save", "set_x", "strategies_in", "strategy_style", "style", "styled", "symlog_y",
-    "text_overlaps", "write_files",
+    "need_columns", "new_figure", "render", "save", "set_x", "strategies_in", "strategy_style", "style", "styled",
+    "symlog_y", "text_overlaps", "write_files",
 ]
 
 #: Okabe & Ito (2008), "Color Universal Design"
@@ -455,6 +456,15 @@ def figure_check(fig: Figure) -> list[str]:
 
 
 # -- shared by the figures: strategy order and look, axis scales ------------------------------
+
+def need_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """Raise :class:`ConfigError` naming figure *what* if *frame* lacks any of *columns* or is empty."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{what}: frame lacks columns {', '.join(missing)}; pass a race sweep result")
+    if not len(frame):
+        raise ConfigError(f"{what}: the frame is empty")
+
 
 def strategies_in(frame: pd.DataFrame) -> list[str]:
     """The strategies in *frame*'s ``strategy`` column: :data:`STRATEGY_ORDER` first, others as met."""

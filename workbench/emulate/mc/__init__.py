@@ -5,8 +5,10 @@ Models ``text_poke_bp()`` / ``text_poke_bp_batch()`` of
 reads of ``bp_patching``) against k calling CPUs executing the workbench's
 i386 or x86_64 code, interleaved at visible operations only:
 
-* :mod:`workbench.emulate.mc.system`: the transition system (threads,
-  visible operations, their access sets, replay from the initial state);
+* :mod:`workbench.emulate.mc.config`: what to check (configuration,
+  protocols), threads, visible operations and their dependence;
+* :mod:`workbench.emulate.mc.system`: the transition system (each visible
+  operation's access set, stepping, replay from the initial state);
 * :mod:`workbench.emulate.mc.dpor`: source-DPOR with sleep sets (Abdulla,
   Aronis, Jonsson, Sagonas, POPL 2014) and the naive enumeration it is
   checked against;

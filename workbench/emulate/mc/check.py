@@ -31,7 +31,8 @@ from workbench.base.errors import ConfigError, check_range
 from workbench.emulate.run import Run
 from workbench.emulate.mc.dpor import fewest_switches, frontier, source_dpor
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
-from workbench.emulate.mc.system import DEADLOCKED, MAX_CALLING_CPUS, McConfig, McSystem, dependent
+from workbench.emulate.mc.config import MAX_CALLING_CPUS, McConfig, dependent
+from workbench.emulate.mc.system import DEADLOCKED, McSystem
 from workbench.emulate.outcomes import Observed, classify
 
 __all__ = ["bad_outcome", "check", "default_calls", "merge", "outcome_rows", "subtrees"]

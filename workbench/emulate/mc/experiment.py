@@ -29,7 +29,7 @@ from workbench.base.errors import ConfigError, check_range
 from workbench.base.vocabulary import SPLIT
 from workbench.emulate.mc.check import bad_outcome, check, default_calls, outcome_rows, subtrees
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
-from workbench.emulate.mc.system import MAX_CALLING_CPUS, PROTOCOL_HISTORY, McConfig
+from workbench.emulate.mc.config import MAX_CALLING_CPUS, PROTOCOL_HISTORY, McConfig
 from workbench.sweep.engine import sweep
 from workbench.sweep.experiment import Experiment
 

@@ -24,7 +24,8 @@ from workbench.base.errors import ConfigError, check_range
 from workbench.base.inputs import parse_document, read_input
 from workbench.base.store import write_atomic
 from workbench.emulate.scenario import load_scenario
-from workbench.emulate.mc.system import DEADLOCKED, MAX_CALLING_CPUS, McConfig, McSystem, thread_name
+from workbench.emulate.mc.config import MAX_CALLING_CPUS, McConfig, thread_name
+from workbench.emulate.mc.system import DEADLOCKED, McSystem
 
 __all__ = ["MAX_SCHEDULE_STEPS", "SCHEMA", "Step", "load_schedule", "outcome_text", "replay_steps", "save_schedule"]
 
