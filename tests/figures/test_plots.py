@@ -162,7 +162,7 @@ def test_outcome_grid_gains_x86_64_panels_each_naming_its_arch_and_entry(tables,
     fig = outcome_plots.outcome_grid(probe)
     assert plots.figure_check(fig) == []
     heads = [[t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes if ax.texts]
-    assert heads[0][0] == "seed\n(i386 sketch)\nlivepatched" and heads[0][2] == "add probe\n(real i386)\nlivepatched"
+    assert heads[0][0] == "seed\n(i386 sketch)\nlivepatched" and heads[0][2] == "add probe\n(real i386)\nprobed"  # a probe scenario's ops sites
     assert heads[2][0] == "seed\n(real x86_64)\nlivepatched" and heads[3][3] == "add probe\n(real x86_64)\nordinary"
     assert "scenarios seed [i386 sketch, real x86_64] + tracer_add_probe [real i386, real x86_64]" in conditions(probe)
     # on x86_64 the probe's ordinary sites keep calling the tracer's own trampoline: never patched

@@ -248,7 +248,8 @@ _TERMS = [
     Term("schedule", "count", "schedule index (exhaustive) or seed (random) of an emulated run"),
     Term("cpu", "count", "emulated CPU that made the call"),
     Term("function", "text", "traced function called"),
-    Term("site_kind", "text", "livepatched (the scenario's live-patched functions) or ordinary"),
+    Term("site_kind", "text", "livepatched (the functions a regs-saving ops filters: live-patched, or probed in "
+                              "the probe scenarios) or ordinary"),
     Term("trap_site", "text", "where the call trapped: fentry, ftrace_call, ftrace_regs_call"),
     Term("trap_phase", "text", "patch step in force when the call trapped"),
     Term("phase", "text", "patch step in force when the call started"),

@@ -99,9 +99,13 @@ def _table_arches(table: pd.DataFrame) -> np.ndarray:
 
 
 def _scenario_heading(scenario: str, arch: str, kind: str) -> str:
-    """A column heading: the scenario's short name, the kernel it is on (its arch) and the site kind."""
+    """A column heading: the scenario's short name, the kernel it is on (its arch) and the site kind
+    (the ``livepatched`` kind of a scenario whose regs-saving ops are probes reads ``probed``)."""
     try:
-        tag = load_scenario(str(scenario)).kernel_on(arch)
+        sc = load_scenario(str(scenario))
+        tag = sc.kernel_on(arch)
+        if kind == "livepatched" and not any(o.kind == "livepatch" for o in sc.ops):
+            kind = "probed"
     except ConfigError:  # a heading never fails on a scenario it cannot read
         tag = arch
     return f"{_SCENARIO_SHORT.get(scenario, scenario)}\n({tag})\n{kind}"
