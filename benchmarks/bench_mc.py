@@ -32,9 +32,9 @@ from workbench.kernel.image import build_image
 from workbench.kernel.machine import Machine
 
 
-TINY = [dict(calls=(("schedule",), ("schedule",)), items=("sites",), protocol="no_sync"),
+TINY = [dict(calls=(("schedule",), ("schedule",)), items=("sites",), poke_method="no_sync"),
         dict(calls=(("schedule",),), items=("sites",)),
-        dict(calls=(("schedule",),), items=("sites",), strategy="spin", protocol="no_sync"),
+        dict(calls=(("schedule",),), items=("sites",), strategy="spin", poke_method="no_sync"),
         dict(calls=(("do_IRQ",),), items=("sites",), strategy="spin")]
 
 

@@ -88,7 +88,7 @@ x86_64[x86_64["trapped"]].drop_duplicates(["strategy", "entry", "function", "bod
 
 # %%
 racy = check_all([dict(strategy="emulate_new", entry=entry, calls=[["do_IRQ"], ["schedule"]],
-                       protocol="racy_clear_nosync3", coherent_fetch=True)], backend=backend, split=split,
+                       poke_method="racy_clear_nosync3", coherent_fetch=True)], backend=backend, split=split,
                  progress=False)
 null = racy[racy["crash_reason"].str.contains("NULL")]
 files = write_counterexamples(null, data_dir() / "counterexamples" / "07_model_checking")

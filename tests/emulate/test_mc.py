@@ -31,15 +31,15 @@ def _deadlocks(result):
 
 
 @pytest.mark.parametrize("kw", [
-    dict(TINY, protocol="no_sync"),  # two callers, every clear and text store racing
+    dict(TINY, poke_method="no_sync"),  # two callers, every clear and text store racing
     dict(calls=(("schedule",),), items=("sites",)),  # one caller, all four IPI rounds
-    dict(calls=(("schedule",),), items=("sites",), strategy="spin", protocol="no_sync"),
+    dict(calls=(("schedule",),), items=("sites",), strategy="spin", poke_method="no_sync"),
     # do_IRQ begins with IF cleared: an IPI that arrives after can never be taken (the ack is
     # disabled for good), so that race is never executed and must be found all the same
     dict(calls=(("do_IRQ",),), items=("sites",), strategy="spin"),
     dict(calls=(("do_IRQ",),), items=("sites",), strategy="emulate_new"),
     # the x86_64 machine: its own entry, RIP-relative loads of the patched data, per-ops trampolines
-    dict(TINY, protocol="no_sync", arch="x86_64"),
+    dict(TINY, poke_method="no_sync", arch="x86_64"),
     dict(calls=(("do_IRQ",),), items=("sites",), strategy="spin", arch="x86_64"),
     # schedule's site calls the tracer's own trampoline, whose tracer reads function_enabled with a
     # RIP-relative load: a data operation racing with the patcher's store
@@ -68,8 +68,8 @@ def test_reduced_exploration_reaches_every_outcome_with_the_naive_weights(kw):
 
 
 @pytest.mark.parametrize("kw", [
-    dict(TINY, protocol="no_sync"),
-    dict(calls=(("schedule",),), items=("sites",), strategy="spin", protocol="no_sync"),
+    dict(TINY, poke_method="no_sync"),
+    dict(calls=(("schedule",),), items=("sites",), strategy="spin", poke_method="no_sync"),
     dict(calls=default_calls(2)),  # the seed, do_IRQ against schedule
     dict(calls=default_calls(2), strategy="spin"),  # and a deadlock that disables an ack for good
     dict(calls=default_calls(2, arch="x86_64"), arch="x86_64", strategy="emulate_regs_caller"),
@@ -97,7 +97,7 @@ def test_subtrees_together_are_the_whole_exploration(kw, roots):
 def test_a_subtree_cut_by_its_sleep_sets_keeps_its_statistics_in_a_row_typed_like_the_others():
     from workbench.emulate.mc.experiment import MC
 
-    kw = dict(calls=[["schedule"], ["schedule"]], items=["sites"], protocol="no_sync")
+    kw = dict(calls=[["schedule"], ["schedule"]], items=["sites"], poke_method="no_sync")
     rows = [MC.run(MC.normalize({**kw, "prefix": list(r)}), 0, 0, None)
             for r in subtrees(McConfig(**{k: tuple(map(tuple, v)) if k == "calls" else v for k, v in kw.items()}))]
     empty = [r for r in rows if r[0]["outcome"] < 0]
@@ -110,7 +110,7 @@ def test_a_subtree_cut_by_its_sleep_sets_keeps_its_statistics_in_a_row_typed_lik
 
 
 def test_the_progress_bar_counts_states_and_pruned_executions_from_the_workers(capsys):
-    pts = [dict(calls=[["schedule"], ["schedule"]], items=["sites"], protocol="no_sync")]
+    pts = [dict(calls=[["schedule"], ["schedule"]], items=["sites"], poke_method="no_sync")]
     frame = check_all(pts, backend="local", jobs=2, cache=False, progress=True)
     err = capsys.readouterr().err
     states, pruned = int(frame["mc_states"].iloc[0]), int(frame["mc_blocked"].iloc[0])
@@ -118,21 +118,21 @@ def test_the_progress_bar_counts_states_and_pruned_executions_from_the_workers(c
 
 
 def test_a_prefix_outside_the_split_is_refused():
-    cfg = McConfig(**TINY, protocol="no_sync")
+    cfg = McConfig(**TINY, poke_method="no_sync")
     with pytest.raises(ConfigError, match="prefix"):
         check(cfg, prefix=(7,))
 
 
 def test_null_vec_found_only_without_a_sync_between_the_clears():
     null = "NULL pointer dereference"
-    racy = check(McConfig(**TINY, protocol="racy_clear_nosync3", coherent_fetch=True))
+    racy = check(McConfig(**TINY, poke_method="racy_clear_nosync3", coherent_fetch=True))
     assert any(null in c for c in _crashes(racy))
-    fixed = check(McConfig(**TINY, protocol="fixed_clear_nosync3", coherent_fetch=True))
+    fixed = check(McConfig(**TINY, poke_method="fixed_clear_nosync3", coherent_fetch=True))
     assert not any(null in c for c in _crashes(fixed))
     # with ftrace's third sync the race cannot happen even with the racy clears:
     # no CPU can be in the handler (IF clear) once that sync has completed
-    for proto in ("racy_clear", "breakpoint"):
-        assert not _crashes(check(McConfig(**TINY, protocol=proto))), proto
+    for poke in ("racy_clear", "breakpoint"):
+        assert not _crashes(check(McConfig(**TINY, poke_method=poke))), poke
 
 
 def test_a_handler_waiting_with_interrupts_off_deadlocks_the_sync():
@@ -144,12 +144,12 @@ def test_a_handler_waiting_with_interrupts_off_deadlocks_the_sync():
 
 
 def test_missing_syncs_with_two_callers_crash_and_the_protocol_does_not():
-    assert _crashes(check(McConfig(**TINY, protocol="no_sync")))
+    assert _crashes(check(McConfig(**TINY, poke_method="no_sync")))
     assert not _crashes(check(McConfig(**TINY)))
 
 
 def test_counterexample_file_replays_step_by_step(tmp_path):
-    res = check(McConfig(**TINY, protocol="racy_clear_nosync3", coherent_fetch=True), out_dir=tmp_path)
+    res = check(McConfig(**TINY, poke_method="racy_clear_nosync3", coherent_fetch=True), out_dir=tmp_path)
     assert res["files"]
     first = res["files"][0]  # fewest context switches first
     cfg, sched, expect = load_schedule(first)
@@ -162,7 +162,7 @@ def test_counterexample_file_replays_step_by_step(tmp_path):
 
 
 def test_damaged_or_mismatching_schedule_file_is_one_line_exit_2(tmp_path):
-    res = check(McConfig(**TINY, protocol="no_sync"), out_dir=tmp_path)
+    res = check(McConfig(**TINY, poke_method="no_sync"), out_dir=tmp_path)
     f = res["files"][0]
     doc = json.loads(open(f).read())
     damaged = tmp_path / "damaged.json"
@@ -186,10 +186,10 @@ def test_more_calling_cpus_than_supported_is_refused():
 
 
 def test_same_results_on_every_backend_and_after_a_rerun(tmp_path):
-    pts = [dict(strategy=s, calls=[["schedule"], ["schedule"]], items=["sites"], protocol="no_sync")
+    pts = [dict(strategy=s, calls=[["schedule"], ["schedule"]], items=["sites"], poke_method="no_sync")
            for s in ("emulate_new", "skip")]
-    n0 = len(subtrees(McConfig(calls=(("schedule",), ("schedule",)), items=("sites",), protocol="no_sync")))
-    n1 = len(subtrees(McConfig(calls=(("schedule",), ("schedule",)), items=("sites",), protocol="no_sync",
+    n0 = len(subtrees(McConfig(calls=(("schedule",), ("schedule",)), items=("sites",), poke_method="no_sync")))
+    n1 = len(subtrees(McConfig(calls=(("schedule",), ("schedule",)), items=("sites",), poke_method="no_sync",
                                strategy="skip")))
     assert n0 > 1 and n1 > 1  # the work items are subtrees, not whole configurations
     # a run stopped after the first configuration left its subtrees in the cache
@@ -385,8 +385,35 @@ def test_an_x86_64_counterexample_file_carries_its_arch_and_replays_on_that_mach
         list(replay_steps(McConfig(**{**cfg.__dict__, "arch": "i386", "entry": None}), sched, expect))
 
 
+def test_a_file_naming_the_poke_method_protocol_still_loads_and_replays(tmp_path):
+    res = check(McConfig(**TINY, poke_method="no_sync"), out_dir=tmp_path)
+    doc = json.loads(open(res["files"][0]).read())
+    assert doc["config"]["poke_method"] == "no_sync" and "protocol" not in doc["config"]  # written: the new key
+    from workbench.emulate.mc import schedule
+
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    body["config"] = {("protocol" if k == "poke_method" else k): v for k, v in body["config"].items()}
+    old = tmp_path / "old.json"  # as the model checker wrote it before the rename
+    old.write_text(json.dumps({**body, "sha256": schedule._digest(body)}))
+    cfg, sched, expect = load_schedule(old)
+    assert cfg == load_schedule(res["files"][0])[0] and cfg.poke_method == "no_sync"
+    assert list(replay_steps(cfg, sched, expect))[-1]["outcome"] == expect
+    r = subprocess.run([sys.executable, "-m", "workbench", "replay", str(old)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert ", poke method no_sync, " in r.stdout.splitlines()[0] and r.stdout.splitlines()[-1] == f"outcome: {expect}"
+    again = tmp_path / "again.json"  # saved again: the new key only
+    save_schedule(again, cfg, sched, expect)
+    assert json.loads(again.read_text())["config"]["poke_method"] == "no_sync"
+    assert "protocol" not in json.loads(again.read_text())["config"]
+    body["config"]["poke_method"] = "no_sync"  # both names: refused, not guessed
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps({**body, "sha256": schedule._digest(body)}))
+    with pytest.raises(ConfigError, match="config.protocol is the old name of config.poke_method"):
+        load_schedule(both)
+
+
 def test_a_file_without_an_arch_is_an_i386_file(tmp_path):
-    res = check(McConfig(**TINY, protocol="no_sync"), out_dir=tmp_path)
+    res = check(McConfig(**TINY, poke_method="no_sync"), out_dir=tmp_path)
     doc = json.loads(open(res["files"][0]).read())
     assert doc["config"]["arch"] == "i386"
     from workbench.emulate.mc import schedule

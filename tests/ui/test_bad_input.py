@@ -185,7 +185,7 @@ CASES = [
 def _replay_doc(**change):
     """A counterexample file's document with *change* applied to it (or, ``config_<k>``, to its config),
     carrying a valid SHA-256, so only the schema can refuse it."""
-    cfg = {"scenario": "seed", "strategy": "emulate_new", "entry": "v5.3", "protocol": None,
+    cfg = {"scenario": "seed", "strategy": "emulate_new", "entry": "v5.3", "poke_method": None,
            "calls": [["do_IRQ"], ["schedule"]], "handler": "strategy", "coherent_fetch": False, "n_ordinary": 8,
            "per_site": False, "all_sites": False, "items": None}
     body = {"schema": 1, "kind": "workbench-mc-schedule", "config": cfg, "schedule": [0, 1, 2],
@@ -230,8 +230,11 @@ REPLAYS = {
     "strat": dict(config_strategy="bogus"),
     "stratint": dict(config_strategy=3),
     "entry": dict(config_entry="v9"),
-    "proto": dict(config_protocol=7),
-    "protobad": dict(config_protocol="nope"),
+    "proto": dict(config_poke_method=7),
+    "protobad": dict(config_poke_method="nope"),
+    "protoold": dict(config_poke_method=_DROP, config_protocol=7),  # a file's old name for it, checked alike
+    "protooldbad": dict(config_poke_method=_DROP, config_protocol="nope"),
+    "protoboth": dict(config_protocol="breakpoint"),  # the old name and the new one: which?
     "handler": dict(config_handler="bogus"),
     "cfgkey": dict(config_extra=1),
     "cfglist": dict(config=[1, 2]),
@@ -352,7 +355,7 @@ ROUND_TWO = [
     (["model-check", "--cpus", "0"], "cpus: 0 is outside the valid range [2, 3]"),
     (["model-check", "--cpus", "1"], "cpus: 1 is outside the valid range [2, 3]"),
     (["model-check", "--handler", "bogus"], "handler: unknown value 'bogus'; choose from strategy, irqoff_wait"),
-    (["model-check", "--protocol", "per_site"], "protocol: unknown value 'per_site'; choose from breakpoint"),
+    (["model-check", "--poke-method", "per_site"], "poke_method: unknown value 'per_site'; choose from breakpoint"),
     (["model-check", "--strategy", "skip,nope"], "strategy: unknown value 'nope'"),
     (["model-check", "--arch", "x86_64", "--entry", "v5.3"], "entry: unknown value 'v5.3'; choose from v5.1, v5.2"),
     (["model-check", "--entry", "v5.2"], "entry: unknown value 'v5.2'; choose from v5.1, v5.3"),
@@ -453,7 +456,7 @@ MORE = [
     ['model-check', '--functions', 'nope'],
     ['model-check', '--strategy', ''],
     ['model-check', '--entry', ''],
-    ['model-check', '--protocol', ''],
+    ['model-check', '--poke-method', ''],
     ['model-check', '--scenario', '/dev/null'],
     ['model-check', '--cpus', '-1'],
     ['explore', '--scenario', '/dev/null'],

@@ -91,7 +91,7 @@ def test_model_check_runs_the_x86_64_seed_and_its_counterexample_replays(tmp_pat
     rep = subprocess.run([sys.executable, "-m", "workbench", "replay", out["counterexamples"][0]],
                          capture_output=True, text=True, env=env)
     assert rep.returncode == 0, rep.stderr
-    assert rep.stdout.startswith("x86_64 seed: emulate_regs_caller, entry v5.1, protocol breakpoint")
+    assert rep.stdout.startswith("x86_64 seed: emulate_regs_caller, entry v5.1, poke method breakpoint")
     assert "int3_iret_v51" in rep.stdout  # the x86_64 entry's iretq, where the frame's SS faults
     assert rep.stdout.splitlines()[-1].startswith("outcome: ") and "general protection fault at iretq" in rep.stdout
     text = subprocess.run([sys.executable, "-m", "workbench", "model-check", "--arch", "x86_64", "--strategy",

@@ -36,7 +36,7 @@ from workbench.base.errors import check_range
 from workbench.base.store import write_atomic
 
 __all__ = ["ARCHES", "BATCHINGS", "BREAKPOINT_BATCHINGS", "COLUMNS", "ENTRIES", "ENTRIES_BY_ARCH", "FORMATS",
-           "MC_HANDLERS", "MC_PROTOCOLS", "METRICS", "MODES", "OPS_CHOICES", "POKE_METHODS", "RANGES", "SPLIT", "STATS",
+           "MC_HANDLERS", "MC_POKE_METHODS", "METRICS", "MODES", "OPS_CHOICES", "POKE_METHODS", "RANGES", "SPLIT", "STATS",
            "STRATEGIES", "Range", "Term", "check_param", "column", "columns_frame_rows", "write_columns"]
 
 
@@ -134,8 +134,12 @@ BATCHINGS = (*BREAKPOINT_BATCHINGS, "stop_machine")
 #: the ftrace ops a user can name on the command line (:func:`workbench.emulate.watch.watch_call`)
 OPS_CHOICES = ("tracer", "livepatch", "livepatch-shared")
 
-#: the model checker's patching protocols (their kernel history: :data:`workbench.emulate.mc.config.PROTOCOL_HISTORY`)
-MC_PROTOCOLS = ("breakpoint", "racy_clear", "racy_clear_nosync3", "fixed_clear_nosync3", "no_sync", "stop_machine")
+#: the model checker's poke methods: how its patcher writes the batch into live text. A name it
+#: shares with :data:`POKE_METHODS` (breakpoint, no_sync, stop_machine) means what it means there,
+#: the checker also modelling the descriptor's clears; the others are variants of the breakpoint
+#: method's end, constructed negative controls among them (each one's kernel history:
+#: :data:`workbench.emulate.mc.config.POKE_METHOD_HISTORY`)
+MC_POKE_METHODS = ("breakpoint", "racy_clear", "racy_clear_nosync3", "fixed_clear_nosync3", "no_sync", "stop_machine")
 
 #: the model checker's int3 handler: the strategy as shipped, or the negative control that waits with IF clear
 MC_HANDLERS = ("strategy", "irqoff_wait")
@@ -174,7 +178,7 @@ _TERMS = [
          + ", ".join(ENTRIES_BY_ARCH["x86_64"]) + " (x86_64)"),
     Term("batching", "text", "how one update groups its sites into poke rounds: " + ", ".join(BATCHINGS)),
     Term("poke_method", "text", "how the emulated patcher writes a batch into live text: "
-         + ", ".join(POKE_METHODS)),
+         + ", ".join(POKE_METHODS) + "; the model checker's: " + ", ".join(MC_POKE_METHODS)),
     Term("batch_max", "count", "batched: most sites per breakpoint batch (256 from v5.6); empty: one batch"),
     Term("mode", "text", "emulator interleaving: exhaustive or random"),
     Term("seed", "count", "the one random seed of a run; same seed, same numbers"),

@@ -6,7 +6,7 @@ reads of ``bp_patching``) against k calling CPUs executing the workbench's
 i386 or x86_64 code, interleaved at visible operations only:
 
 * :mod:`workbench.emulate.mc.config`: what to check (configuration,
-  protocols), threads, visible operations and their dependence;
+  poke methods), threads, visible operations and their dependence;
 * :mod:`workbench.emulate.mc.system`: the transition system (each visible
   operation's access set, stepping, replay from the initial state);
 * :mod:`workbench.emulate.mc.dpor`: source-DPOR with sleep sets (Abdulla,

@@ -90,7 +90,7 @@ def check(config: McConfig, progress: Callable | None = None, out_dir=None, pref
         tag = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:10]
         bad = sorted((o for o in found if bad_outcome(o)), key=lambda o: (found[o]["switches"], outcome_text(o)))
         for n, o in enumerate(bad):
-            p = Path(out_dir) / f"cex_{config.strategy}_{config.entry}_{config.protocol}_{tag}_{n}.json"
+            p = Path(out_dir) / f"cex_{config.strategy}_{config.entry}_{config.poke_method}_{tag}_{n}.json"
             files.append(str(save_schedule(p, config, found[o]["schedule"], o,
                                            note=f"{found[o]['switches']} context switches")))
     return {"config": config, "outcomes": found, "files": files,
@@ -166,7 +166,7 @@ def outcome_rows(result: dict) -> list[dict]:
                 stuck = bool(deadlock) and crash == DEADLOCKED
                 rows.append({
                     "arch": cfg.arch, "scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy,
-                    "protocol": cfg.protocol, "handler": cfg.handler, "cpus": len(cfg.calls),
+                    "poke_method": cfg.poke_method, "handler": cfg.handler, "cpus": len(cfg.calls),
                     "outcome": oid, "traces": rec["traces"], "cpu": cpu, "call": n, "function": fn,
                     "site_kind": "livepatched" if fn in run.scenario.livepatched() else "ordinary",
                     "trapped": bool(trapped), "body": body, "tracer_runs": tracer, "livepatch_ran": bool(klp),

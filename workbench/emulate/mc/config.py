@@ -1,9 +1,9 @@
 """What the model checker checks, and the terms its transition system is stated in.
 
 :class:`McConfig` is one configuration: scenario, int3 handler strategy,
-arch and int3 entry, the patching protocol (``text_poke_bp_batch()`` of
-``arch/x86/kernel/alternative.c`` and the variants around it:
-:data:`PROTOCOL_HISTORY`) and what each calling CPU calls. The system
+arch and int3 entry, the poke method (the breakpoint protocol of
+``text_poke_bp_batch()`` in ``arch/x86/kernel/alternative.c`` and the
+variants around it: :data:`POKE_METHOD_HISTORY`) and what each calling CPU calls. The system
 (:class:`workbench.emulate.mc.system.McSystem`) has threads named by
 :func:`thread_name`: the patcher ``P``, calling CPUs ``C0..C{k-1}`` and
 one interrupt thread per calling CPU ``I0..``. Its visible operations
@@ -45,16 +45,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from workbench.base.errors import check_choice, check_range
-from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, MC_HANDLERS, MC_PROTOCOLS, RANGES
+from workbench.base.vocabulary import ARCHES, ENTRIES_BY_ARCH, MC_HANDLERS, MC_POKE_METHODS, RANGES
 from workbench.kernel.int3 import get_strategy
 from workbench.kernel.tree import KernelTree, open_kernel_tree
 
-__all__ = ["Event", "HANDLERS", "MAX_CALLING_CPUS", "McConfig", "PROTOCOL_HISTORY", "dependent", "thread_name"]
+__all__ = ["Event", "HANDLERS", "MAX_CALLING_CPUS", "McConfig", "POKE_METHOD_HISTORY", "dependent", "thread_name"]
 
 #: calling CPUs the exhaustive checker accepts (the state space grows steeply past this)
 MAX_CALLING_CPUS = int(RANGES["mc_cpus"].hi)
-#: protocol -> how a batch ends (kernel history in docs/MODEL_CHECKING.md)
-PROTOCOL_HISTORY = {
+#: poke method -> how a batch ends (kernel history in docs/MODEL_CHECKING.md)
+POKE_METHOD_HISTORY = {
     "breakpoint": "int3, sync, tails, sync, first bytes, sync, nr_entries=0, sync, vec=NULL: 285a54efe386's "
                   "text_poke_bp_batch(), never released (v5.6 ships 1f676247f36a's reference count instead)",
     "racy_clear": "as breakpoint but nr_entries=0 and vec=NULL with no sync between: text_poke_bp() of "
@@ -63,13 +63,14 @@ PROTOCOL_HISTORY = {
                           "path) and no sync between the two clears",
     "fixed_clear_nosync3": "constructed: no sync after the first bytes, sync between the clears (285a54efe386's "
                            "fix, never released)",
-    "no_sync": "negative control: the breakpoint protocol with no IPI round at all",
+    "no_sync": "negative control: the breakpoint method with no IPI round at all",
     "stop_machine": "IPI every CPU into a stop, write whole instructions, release (each CPU refetches)",
 }
 #: handler variants: the strategy as shipped, or a negative control that waits with IF clear
 HANDLERS = MC_HANDLERS
-if tuple(PROTOCOL_HISTORY) != MC_PROTOCOLS:  # every named protocol has its history, in the same order
-    raise ImportError(f"model checker protocols {tuple(PROTOCOL_HISTORY)} differ from the vocabulary's {MC_PROTOCOLS}")
+if tuple(POKE_METHOD_HISTORY) != MC_POKE_METHODS:  # every named poke method has its history, in the same order
+    raise ImportError(f"model checker poke methods {tuple(POKE_METHOD_HISTORY)} differ from the vocabulary's "
+                      f"{MC_POKE_METHODS}")
 
 
 def thread_name(tid: int, k: int) -> str:
@@ -99,7 +100,7 @@ def dependent(a: Event, b: Event) -> bool:
 
 @dataclass(frozen=True)
 class McConfig:
-    """What to check: scenario, strategy, entry, protocol, and what each calling CPU calls.
+    """What to check: scenario, strategy, entry, poke method, and what each calling CPU calls.
 
     *arch* is the emulated kernel (``i386`` or ``x86_64``); *entry* one of
     its int3 entries (None: the arch's latest, v5.3 on i386, v5.2 on
@@ -113,7 +114,7 @@ class McConfig:
     scenario: str = "seed"
     strategy: str = "emulate_new"
     entry: str | None = None
-    protocol: str | None = None
+    poke_method: str | None = None
     calls: tuple = (("do_IRQ",), ("schedule",))
     handler: str = "strategy"
     coherent_fetch: bool = False
@@ -131,9 +132,9 @@ class McConfig:
         arch = check_choice("arch", self.arch, ARCHES)
         entries = ENTRIES_BY_ARCH[arch]
         entry = check_choice("entry", entries[-1] if self.entry is None else self.entry, entries)
-        proto = self.protocol or ("stop_machine" if get_strategy(self.strategy).poke_method == "stop_machine"
-                                  else "breakpoint")
-        check_choice("protocol", proto, MC_PROTOCOLS)
+        poke = self.poke_method or ("stop_machine" if get_strategy(self.strategy).poke_method == "stop_machine"
+                                    else "breakpoint")
+        check_choice("poke_method", poke, MC_POKE_METHODS)
         check_choice("handler", self.handler, HANDLERS)
         calls = tuple(tuple(c) for c in self.calls)
         check_range("cpus", len(calls), 1, MAX_CALLING_CPUS, integer=True)
@@ -141,7 +142,7 @@ class McConfig:
             check_range("calls", len(c), 1, 4, integer=True)
         check_range("n_ordinary", self.n_ordinary, 1, 64, integer=True)
         tree = None if self.kernel_tree is None else str(open_kernel_tree(self.kernel_tree, arch).root)
-        return replace(self, entry=entry, protocol=proto, calls=calls,
+        return replace(self, entry=entry, poke_method=poke, calls=calls,
                        items=None if self.items is None else tuple(self.items), kernel_tree=tree)
 
     def tree(self) -> KernelTree | None:

@@ -4,7 +4,7 @@ Models ``arch/x86/kernel/alternative.c``'s patching protocol against k
 calling CPUs through :mod:`workbench.emulate.mc.check`: the model checker's
 own :class:`~workbench.sweep.experiment.Experiment`, handed to the sweep
 engine as a plug-in (the engine knows nothing of it). Each (arch, scenario,
-strategy, entry, protocol, calls) configuration is split into independent
+strategy, entry, poke_method, calls) configuration is split into independent
 subtrees of its exploration (:func:`workbench.emulate.mc.check.subtrees`),
 and each subtree is one point of a sweep
 (:func:`workbench.sweep.engine.sweep`): it runs serially, in local
@@ -29,7 +29,7 @@ from workbench.base.errors import ConfigError, check_range
 from workbench.base.vocabulary import SPLIT
 from workbench.emulate.mc.check import bad_outcome, check, default_calls, outcome_rows, subtrees
 from workbench.emulate.mc.schedule import outcome_text, save_schedule
-from workbench.emulate.mc.config import MAX_CALLING_CPUS, PROTOCOL_HISTORY, McConfig
+from workbench.emulate.mc.config import MAX_CALLING_CPUS, POKE_METHOD_HISTORY, McConfig
 from workbench.sweep.engine import sweep
 from workbench.sweep.experiment import Experiment
 
@@ -48,7 +48,7 @@ class McExperiment(Experiment):
     """
 
     name = "mc"
-    parameters = {"arch": "i386", "scenario": "seed", "strategy": "emulate_new", "entry": None, "protocol": None,
+    parameters = {"arch": "i386", "scenario": "seed", "strategy": "emulate_new", "entry": None, "poke_method": None,
                   "calls": None, "handler": "strategy", "coherent_fetch": False, "cpus": 2, "items": None,
                   "kernel_tree_path": None, "kernel_tree": "workbench", "prefix": []}
 
@@ -61,7 +61,7 @@ class McExperiment(Experiment):
         p["prefix"] = [int(t) for t in p["prefix"] or ()]
         p["cpus"] = len(calls)
         cfg = self.config(p)
-        p["arch"], p["entry"], p["protocol"] = cfg.arch, cfg.entry, cfg.protocol
+        p["arch"], p["entry"], p["poke_method"] = cfg.arch, cfg.entry, cfg.poke_method
         # whose trampolines run: the tree's tag (version and digest of its files) keys the point's cache
         tree = cfg.tree()
         p["kernel_tree_path"] = None if tree is None else str(tree.root)
@@ -70,7 +70,7 @@ class McExperiment(Experiment):
 
     @staticmethod
     def config(p: dict) -> McConfig:
-        return McConfig(p["scenario"], p["strategy"], p["entry"], p["protocol"],
+        return McConfig(p["scenario"], p["strategy"], p["entry"], p["poke_method"],
                         tuple(tuple(c) for c in p["calls"]), p["handler"], bool(p["coherent_fetch"]),
                         items=None if p.get("items") is None else tuple(p["items"]),
                         kernel_tree=p.get("kernel_tree_path"), arch=p.get("arch", "i386")).checked()
@@ -83,7 +83,7 @@ class McExperiment(Experiment):
         cfg = self.config(params)
         # a live bar in the coordinating process only (a worker's would interleave with others')
         show = bool(context and context.get("progress")) and multiprocessing.parent_process() is None
-        with tqdm(desc=f"{cfg.arch} {cfg.strategy} {cfg.entry} {cfg.protocol}", unit=" states", disable=not show,
+        with tqdm(desc=f"{cfg.arch} {cfg.strategy} {cfg.entry} {cfg.poke_method}", unit=" states", disable=not show,
                   leave=False, file=sys.stderr, mininterval=0.5) as bar:
             def progress(stats):  # each complete execution: states explored, pruned branches
                 bar.update(stats.states - bar.n)
@@ -111,7 +111,7 @@ def _no_outcome_row(cfg) -> dict:
     explored in another subtree): it reaches no outcome, but its statistics count. Every column
     of an outcome row, typed alike (``outcome`` = -1); dropped when the subtrees are joined."""
     return {"arch": cfg.arch, "scenario": cfg.scenario, "entry": cfg.entry, "strategy": cfg.strategy,
-            "protocol": cfg.protocol, "handler": cfg.handler, "cpus": len(cfg.calls), "outcome": -1, "traces": 0,
+            "poke_method": cfg.poke_method, "handler": cfg.handler, "cpus": len(cfg.calls), "outcome": -1, "traces": 0,
             "cpu": -1, "call": -1, "function": "", "site_kind": "", "trapped": False, "body": "", "tracer_runs": 0,
             "livepatch_ran": False, "expected_before": "", "expected_after": "", "violation": 0,
             "dropped_tracer": 0, "dropped_livepatch": 0, "spurious": 0, "mixed": False, "crash": False,
@@ -135,7 +135,7 @@ def write_counterexamples(frame: pd.DataFrame, out_dir) -> list[str]:
     """Write one counterexample file per bad outcome of a :func:`check_all` frame; their paths,
     fewest context switches first."""
     files = []
-    bad = frame[frame["bad"]].drop_duplicates(["arch", "strategy", "entry", "protocol", "handler", "coherent_fetch",
+    bad = frame[frame["bad"]].drop_duplicates(["arch", "strategy", "entry", "poke_method", "handler", "coherent_fetch",
                                                "calls", "items", "outcome"]).sort_values(
         ["switches", "arch", "strategy", "entry", "outcome"], kind="stable")
     for n, r in enumerate(bad.itertuples(index=False)):
@@ -145,10 +145,10 @@ def write_counterexamples(frame: pd.DataFrame, out_dir) -> list[str]:
                 p[k] = json.loads(p[k])
         cfg = McExperiment.config(p)
         arch = "" if cfg.arch == "i386" else f"{cfg.arch}_"  # i386 files keep the names they always had
-        path = Path(out_dir) / f"cex_{n:03d}_{arch}{cfg.strategy}_{cfg.entry}_{cfg.protocol}_{cfg.handler}.json"
+        path = Path(out_dir) / f"cex_{n:03d}_{arch}{cfg.strategy}_{cfg.entry}_{cfg.poke_method}_{cfg.handler}.json"
         files.append(str(save_schedule(path, cfg, json.loads(r.schedule), r.outcome_text,
-                                       note=f"{r.switches} context switches; {cfg.arch}; protocol {cfg.protocol}: "
-                                            f"{PROTOCOL_HISTORY[cfg.protocol]}")))
+                                       note=f"{r.switches} context switches; {cfg.arch}; poke method {cfg.poke_method}: "
+                                            f"{POKE_METHOD_HISTORY[cfg.poke_method]}")))
     return files
 
 

@@ -5,7 +5,9 @@ Models nothing of the kernel itself; it records executions of
 protocol against calling CPUs) so that they can be re-executed step by step.
 
 A file holds the schema version, the configuration, the schedule (thread
-ids), the outcome it reached and a SHA-256 of all that. :func:`load_schedule`
+ids), the outcome it reached and a SHA-256 of all that (a file written
+before the poke method got its name holds ``config.protocol``: it is read
+as ``config.poke_method``). :func:`load_schedule`
 refuses a damaged file or one of another schema with a one-line
 :class:`~workbench.base.errors.ConfigError`; :func:`replay_steps` refuses a
 schedule that does not fit its configuration (a step of a thread that is
@@ -51,7 +53,7 @@ def outcome_text(outcome) -> str:
 
 def save_schedule(path, config: McConfig, schedule, outcome, note: str = "") -> Path:
     """Write a counterexample file atomically (:func:`~workbench.base.store.write_atomic`); returns its path.
-    The configuration is written resolved (:meth:`McConfig.checked`: the arch's entry, the protocol)."""
+    The configuration is written resolved (:meth:`McConfig.checked`: the arch's entry, the poke method)."""
     cfg = asdict(config.checked())
     body = {"schema": SCHEMA, "kind": _KIND, "config": json.loads(json.dumps(cfg)),
             "schedule": [int(t) for t in schedule],
@@ -61,10 +63,12 @@ def save_schedule(path, config: McConfig, schedule, outcome, note: str = "") -> 
 
 
 #: the type of each field of a file's ``config`` (McConfig's fields): what the schema accepts
-_CONFIG_TYPES = {"scenario": (str,), "strategy": (str,), "entry": (str,), "protocol": (str, type(None)),
+_CONFIG_TYPES = {"scenario": (str,), "strategy": (str,), "entry": (str,), "poke_method": (str, type(None)),
                  "calls": (list,), "handler": (str,), "coherent_fetch": (bool,), "n_ordinary": (int,),
                  "per_site": (bool,), "all_sites": (bool,), "items": (list, type(None)),
                  "kernel_tree": (str, type(None)), "arch": (str,)}
+#: a ``config`` key files once held -> the field it is read as (files written before the rename still load)
+_OLD_CONFIG_KEYS = {"protocol": "poke_method"}
 #: the top-level fields of a file and their types
 _FILE_TYPES = {"schema": (int,), "kind": (str,), "config": (dict,), "schedule": (list,), "outcome": (str,),
                "note": (str,), "sha256": (str,)}
@@ -105,6 +109,11 @@ def load_schedule(path) -> tuple[McConfig, list[int], str]:
     for key, value in doc.items():
         _typed(key, value, _FILE_TYPES[key])
     cfg = dict(doc["config"])
+    for old, new in _OLD_CONFIG_KEYS.items():
+        if old in cfg:
+            if new in cfg:
+                raise ConfigError(f"schedule file: config.{old} is the old name of config.{new}; give one, not both")
+            cfg[new] = cfg.pop(old)
     for key, value in cfg.items():
         if key not in _CONFIG_TYPES:
             raise ConfigError(f"schedule file: unknown key config.{key}; expected {', '.join(_CONFIG_TYPES)}")

@@ -131,7 +131,7 @@ class McSystem:
         cfg, im = self.config, self.image
         called = {im.functions[f].site for c in self.calls for f in c}
         tramp = {im.sym(c) for c in TRAMPOLINE_CALLS}
-        proto = cfg.protocol
+        poke = cfg.poke_method
         sync = [("send", "sync", 0), ("wait", 0, 0)]
         ops: list[tuple] = []
         for item in plan:
@@ -146,22 +146,22 @@ class McSystem:
                 ch = [c for c in item.changes if cfg.all_sites or c.addr in called or c.addr in tramp]
                 if not ch:
                     continue
-                if proto == "stop_machine":
+                if poke == "stop_machine":
                     ops += [("send", "stop", name), ("wait", 0, name)]
                     ops += [("text", c.addr, 0, c.new, name) for c in ch]
                     ops.append(("release", 0, name))
                     continue
-                synced = proto != "no_sync"
+                synced = poke != "no_sync"
                 ops.append(("publish", tuple(ch), name))
                 ops += [("text", c.addr, 0, b"\xcc", f"{name}:int3") for c in ch]
                 ops += [(o, a, f"{name}:sync1") for o, a, _ in sync] if synced else []
                 ops += [("text", c.addr, 1, c.new[1:], f"{name}:tail") for c in ch]
                 ops += [(o, a, f"{name}:sync2") for o, a, _ in sync] if synced else []
                 ops += [("text", c.addr, 0, c.new[:1], f"{name}:first") for c in ch]
-                if proto in ("breakpoint", "racy_clear"):
+                if poke in ("breakpoint", "racy_clear"):
                     ops += [(o, a, f"{name}:sync3") for o, a, _ in sync]
                 ops.append(("clear_nr", 0, name))
-                if proto in ("breakpoint", "fixed_clear_nosync3"):
+                if poke in ("breakpoint", "fixed_clear_nosync3"):
                     ops += [(o, a, f"{name}:sync4") for o, a, _ in sync]
                 ops.append(("clear_vec", 0, name))
             else:
@@ -370,7 +370,7 @@ class McSystem:
             s = self.cpu[i]
             if self.parked[i] and guarded:
                 return None
-            park = frozenset({("park", i)}) if self.config.protocol == "stop_machine" else frozenset()
+            park = frozenset({("park", i)}) if self.config.poke_method == "stop_machine" else frozenset()
             p = s.pause
             if p[0] == "done":
                 return None

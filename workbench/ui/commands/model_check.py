@@ -26,7 +26,7 @@ from pathlib import Path
 from workbench.base.errors import ConfigError, check_choice
 from workbench.base.paths import data_subdir
 from workbench.base.store import check_writable
-from workbench.base.vocabulary import (ARCHES, ENTRIES_BY_ARCH, MC_HANDLERS, MC_PROTOCOLS, RANGES, SPLIT, STRATEGIES,
+from workbench.base.vocabulary import (ARCHES, ENTRIES_BY_ARCH, MC_HANDLERS, MC_POKE_METHODS, RANGES, SPLIT, STRATEGIES,
                                        check_param)
 from workbench.ui.commands.backend import add_backend_options, backend_of
 from workbench.ui.commands.tree_option import add_kernel_tree, kernel_tree
@@ -52,8 +52,8 @@ def configure(p):
     p.add_argument("--entry", default=None,
                    help="int3 entry, or all: " + "; ".join(f"{a}: {', '.join(e)}" for a, e in ENTRIES_BY_ARCH.items())
                    + " (default: the arch's latest)")
-    p.add_argument("--protocol", default=None,
-                   help=f"force a protocol ({', '.join(MC_PROTOCOLS)}); default: the strategy's own "
+    p.add_argument("--poke-method", default=None,
+                   help=f"force a poke method ({', '.join(MC_POKE_METHODS)}); default: the strategy's own "
                         "(docs/MODEL_CHECKING.md gives each one's kernel history)")
     p.add_argument("--functions", default=None,
                    help="comma-separated traced functions, one per calling CPU in turn (default: a livepatched "
@@ -86,8 +86,8 @@ def _check_args(args) -> tuple[str, int, list[str], list[str], str]:
     chosen = list(entries) if args.entry == "all" else [entries[-1] if args.entry is None else args.entry]
     for e in chosen:
         check_choice("entry", e, entries)
-    if args.protocol is not None:
-        check_choice("protocol", args.protocol, MC_PROTOCOLS)
+    if args.poke_method is not None:
+        check_choice("poke_method", args.poke_method, MC_POKE_METHODS)
     check_choice("handler", args.handler, MC_HANDLERS)
     check_param("split", args.split)
     if args.jobs is not None:
@@ -114,7 +114,7 @@ def run(args):
         image = build_image(8, arch, tree)
         fns = [image.function(f).name for f in args.functions.split(",")]  # ConfigError naming the choices
         calls = [[fns[i % len(fns)]] for i in range(k)]
-    points = [dict(arch=arch, scenario=args.scenario, strategy=s, entry=e, protocol=args.protocol, calls=calls,
+    points = [dict(arch=arch, scenario=args.scenario, strategy=s, entry=e, poke_method=args.poke_method, calls=calls,
                    handler=args.handler, coherent_fetch=args.coherent_fetch, cpus=k,
                    kernel_tree_path=None if tree is None else str(tree.root))
               for s in names for e in entries]
@@ -123,7 +123,7 @@ def run(args):
     frame = check_all(points, backend=backend, jobs=args.jobs, scheduler=args.scheduler,
                       progress=not args.quiet, split=args.split)
     files = write_counterexamples(frame, cex_dir) if len(frame) else []
-    cols = ["arch", "strategy", "entry", "protocol", "outcome", "traces", "cpu", "function", "trapped", "body",
+    cols = ["arch", "strategy", "entry", "poke_method", "outcome", "traces", "cpu", "function", "trapped", "body",
             "tracer_runs", "livepatch_ran", "violation", "dropped_tracer", "dropped_livepatch", "spurious",
             "mixed", "crash", "crash_reason", "deadlock", "kernel_tree"]
     table = frame[cols]
@@ -137,7 +137,7 @@ def run(args):
         with pd.option_context("display.width", 250, "display.max_columns", 40, "display.max_rows", 500):
             print(table.to_string(index=False))
     else:
-        print(grouped_table(table, group=("arch", "strategy", "entry", "protocol")))
+        print(grouped_table(table, group=("arch", "strategy", "entry", "poke_method")))
     if (table["deadlock"] & (table["violation"].astype(bool) | table["dropped_livepatch"].astype(bool))).any():
         print(f"\n{DEADLOCK_NOTE}")
     per = frame.drop_duplicates(["strategy", "entry"])

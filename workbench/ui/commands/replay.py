@@ -22,7 +22,7 @@ def run(args):
         print(json.dumps(steps, indent=1))
         return 0
     if not args.quiet:  # which machine ran it, first: the arch and its entry
-        print(f"{config.arch} {config.scenario}: {config.strategy}, entry {config.entry}, protocol {config.protocol}, "
+        print(f"{config.arch} {config.scenario}: {config.strategy}, entry {config.entry}, poke method {config.poke_method}, "
               f"handler {config.handler}, calls {' | '.join(','.join(c) for c in config.calls)}")
         for s in steps[:-1]:
             cpus = "  ".join(f"{c['cpu']}@{c['at']}[{c['pause']}{'' if c['if'] else ',IF=0'}]"
