@@ -229,12 +229,7 @@ def _generated_headers(inc: Path, arch: str = "i386") -> None:
     (inc / "asm" / "asm-offsets.h").write_text(
         "/* generated from asm/defs.inc: offsets of struct pt_regs (i386), as kbuild's asm-offsets_32.c */\n"
         + "".join(f"#define {n} {EQU[n]}\n" for n in names) + f"#define PTREGS_SIZE {EQU['PT_SIZE']}\n")
-    (inc / "asm" / "segment.h").write_text(
-        "/* generated from asm/defs.inc: the kernel code and data selectors of the emulated GDT */\n"
-        f"#define __KERNEL_CS {EQU['__KERNEL_CS']:#x}\n#define __KERNEL_DS {EQU['__KERNEL_DS']:#x}\n")
-    (inc / "asm" / "ftrace.h").write_text(
-        "/* generated from asm/defs.inc: the size of the 5-byte call at every traced function's start */\n"
-        f"#define MCOUNT_INSN_SIZE {EQU['MCOUNT_INSN_SIZE']}\n#define MCOUNT_ADDR __fentry__\n")
+    _segment_and_ftrace_headers(inc, EQU, "asm/defs.inc")
 
 
 def _generated_headers_64(inc: Path) -> None:
@@ -253,11 +248,16 @@ def _generated_headers_64(inc: Path) -> None:
         "/* generated from asm_x86_64/defs.inc: what kbuild's asm-offsets_64.c gives assembly of struct pt_regs */\n"
         + "".join(f"#define pt_regs_{f} {pt_offset(f, 'x86_64')}\n" for f in pt_fields("x86_64"))
         + f"#define PTREGS_SIZE {eq['PT_SIZE']}\n")
+    _segment_and_ftrace_headers(inc, eq, "asm_x86_64/defs.inc")
+
+
+def _segment_and_ftrace_headers(inc: Path, eq: dict, source: str) -> None:
+    """``asm/segment.h`` and ``asm/ftrace.h``: the same constants on both arches, from *source*."""
     (inc / "asm" / "segment.h").write_text(
-        "/* generated from asm_x86_64/defs.inc: the kernel code and data selectors of the emulated GDT */\n"
+        f"/* generated from {source}: the kernel code and data selectors of the emulated GDT */\n"
         f"#define __KERNEL_CS {eq['__KERNEL_CS']:#x}\n#define __KERNEL_DS {eq['__KERNEL_DS']:#x}\n")
     (inc / "asm" / "ftrace.h").write_text(
-        "/* generated from asm_x86_64/defs.inc: the size of the 5-byte call at every traced function's start */\n"
+        f"/* generated from {source}: the size of the 5-byte call at every traced function's start */\n"
         f"#define MCOUNT_INSN_SIZE {eq['MCOUNT_INSN_SIZE']}\n#define MCOUNT_ADDR __fentry__\n")
 
 
