@@ -111,10 +111,10 @@ def round_nodes(timing: Timing, cpus: int) -> tuple[np.ndarray, np.ndarray]:
     :meth:`Timing.draw_rounds`' inverse CDF integrated over its uniform
     ``u in ((1-p)^(N-1), 1)`` by a tanh-sinh rule, which is exact to ~1e-12
     despite the logarithmic tail at u -> 1. One CPU online: no round at all,
-    one node at 0 ns (:meth:`Timing.round_moments`, :meth:`Timing.draw_rounds`).
+    one node at 0 ns (:meth:`Timing.sends_round`).
     """
     n, p, s, base = int(cpus) - 1, timing.irq_off_prob, timing.irq_off_scale_ns, timing.ipi_base_ns
-    if n <= 0:  # run_sync() returns at once; on_each_cpu() sends nothing to its own CPU
+    if not timing.sends_round(cpus):
         return _frozen(np.array([0.0]), np.array([1.0]))
     if p <= 0.0 or s <= 0.0:
         return _frozen(np.array([base]), np.array([1.0]))

@@ -202,14 +202,19 @@ class Timing:
 
     # -- sync rounds ---------------------------------------------------------
 
+    @staticmethod
+    def sends_round(cpus: int) -> bool:
+        """Whether a sync round on *cpus* CPUs waits for anyone: with one CPU online
+        ``run_sync()`` returns at once (arch/x86/kernel/ftrace.c v5.0-v5.5) and
+        ``on_each_cpu()`` sends no IPI to its own CPU (kernel/smp.c), so a round is 0 ns."""
+        return int(cpus) > 1
+
     def round_moments(self, cpus: int) -> tuple[float, float]:
         """Mean and variance (ns, ns^2) of one sync round on *cpus* CPUs.
 
-        One CPU online: no round at all (``run_sync()`` returns at once,
-        arch/x86/kernel/ftrace.c v5.0-v5.5; ``on_each_cpu()`` sends no IPI to
-        its own CPU, kernel/smp.c), so 0.
+        One CPU online: no round at all (:meth:`sends_round`), so 0.
         """
-        if int(cpus) <= 1:
+        if not self.sends_round(cpus):
             return 0.0, 0.0
         m1, m2 = tail_max_moments(int(cpus) - 1, self.irq_off_prob)
         s = self.irq_off_scale_ns
@@ -222,8 +227,8 @@ class Timing:
         """
         n, p, s = int(cpus) - 1, self.irq_off_prob, self.irq_off_scale_ns
         u = rng.random(size)
-        if n <= 0:
-            return np.zeros(size)  # one CPU online: no IPI, no round (round_moments)
+        if not self.sends_round(cpus):
+            return np.zeros(size)
         if p <= 0.0 or s <= 0.0:
             return np.full(size, self.ipi_base_ns)
         # 1 - u**(1/n) without cancellation; a CPU-max at or below 0 is the
