@@ -58,11 +58,13 @@ anchor: $(STAMP)
 	$(PY) -m workbench anchor $(if $(QUICK),--quick,)
 
 # The suite in two named parts, both run by `make test` (and so by .ci/run):
-#   unit      everything but the end-to-end checks, on every CPU (pytest-xdist, a module per worker,
-#             so a module fixture is computed once; JOBS=1: serially)
-#   endtoend  the end-to-end checks (E2E markers: headless Chromium, QEMU guests), one at a time;
+#   unit      everything but the end-to-end checks (pytest-xdist, a module per worker, so a module
+#             fixture is computed once; JOBS=1: serially)
+#   endtoend  the end-to-end checks (E2E markers: headless Chromium, QEMU guests), a module per worker;
 #             the browser tests need Chromium: installed with apt where allowed, else one line says what to run
-JOBS ?= auto
+# One worker more than CPUs: the Ctrl-C, kill, browser and guest checks spend much of their time
+# waiting on processes they started, and the extra worker computes meanwhile.
+JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 E2E  := browser or qemu
 test: $(STAMP)
 	$(PY) -m ruff check --quiet . && scripts/system-deps --browser --guests --kernel-source
@@ -74,7 +76,7 @@ unit: $(STAMP)
 
 endtoend: $(STAMP)
 	@scripts/system-deps --browser --guests
-	$(PY) -m pytest -q -p no:cacheprovider -m "$(E2E)"
+	$(PY) -m pytest -q -p no:cacheprovider -m "$(E2E)" $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
 
 # Debian's linux-source-6.1 tree (installed package, else apt-get download) into data/cache/kernel-source/
 kernel-source: $(STAMP)

@@ -1,4 +1,4 @@
-"""Notebooks 02 and 06 and the HTML report in a real browser: JupyterLab + headless Chromium (Playwright).
+"""Notebooks 02, 06 and 07 in a real browser: JupyterLab + headless Chromium (Playwright).
 
 What a person does: open the notebook in JupyterLab, Run > Run All Cells, look
 at the widgets, move a control and watch the output follow. The test checks
@@ -7,9 +7,8 @@ no stderr or traceback output) and that changing a dropdown and moving a
 slider changes the plot image or the HTML table/view in the page; the
 explorer's compare toggle puts A and B in the table, and the step viewer's
 "jump to next trap" button lands in the int3 entry with the frame being
-built. ``python -m workbench report --quick`` is run (as ``make report
-QUICK=1`` does) and its HTML opened from disk with the network blocked:
-every figure must load (``naturalWidth > 0``).
+built. (The HTML report in the same browser is ``test_report_browser.py``;
+the browser itself and the screenshot folder are in ``conftest.py``.)
 
 Needs the Python package ``playwright`` and a Chromium binary (Debian's
 ``chromium``: ``apt-get install -y chromium``; Playwright's own browser
@@ -180,53 +179,6 @@ def lab(tmp_path_factory):
         _stop(proc)
 
 
-# -- the browser ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the browser tests need Playwright: pip install 'playwright>=1.40,<2' "
-                    "(or set WORKBENCH_SKIP_BROWSER=1 to skip them)", pytrace=False)
-    exe = os.environ.get("WORKBENCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(exe).is_file():
-        pytest.fail(f"Chromium not found at {exe}: install it with `apt-get install -y chromium` "
-                    "(or point WORKBENCH_CHROMIUM at a Chromium binary; WORKBENCH_SKIP_BROWSER=1 skips "
-                    "these tests)", pytrace=False)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True,
-                              args=["--no-sandbox", "--disable-dev-shm-usage"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _screenshot_dir() -> Path:
-    d = Path(os.environ.get("WORKBENCH_SCREENSHOTS") or REPO / "data" / "screenshots")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-@pytest.fixture(scope="module")
-def shots():
-    return _screenshot_dir()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(30_000)
-    pg.problems = []  # uncaught page errors and console errors, for failure messages
-    pg.on("pageerror", lambda e: pg.problems.append(f"pageerror: {e}"))
-    pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
-    try:
-        yield pg
-    finally:
-        context.close()
-
-
 # -- driving JupyterLab -------------------------------------------------------------------------
 def _wait(what, probe, timeout, page=None):
     """Poll *probe* until it returns something truthy; fail with *what* after *timeout* seconds."""
@@ -244,7 +196,7 @@ def _wait(what, probe, timeout, page=None):
                                  .all_text_contents() if "|" in t)
                 if page.problems:
                     extra += "\nbrowser problems:\n" + "\n".join(page.problems[-10:])
-                shot = _screenshot_dir() / f"FAILED-{time.strftime('%H%M%S')}.png"
+                shot = page.shots / f"FAILED-{time.strftime('%H%M%S')}.png"
                 page.screenshot(path=str(shot))
                 extra += f"\nscreenshot: {shot}"
             pytest.fail(f"timed out after {timeout} s waiting for {what}{extra}", pytrace=False)
@@ -688,104 +640,3 @@ def test_07_model_checking_runs_and_its_counterexample_replays_with_the_slider(p
     assert viewer.locator(".widget-play").count(), "no play control"
     viewer.screenshot(path=str(shots / f"{name}-viewer-event.png"))
     assert not page.locator(STDERR).count(), page.locator(STDERR).all_text_contents()
-
-
-# -- the HTML report ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def quick_report():
-    """`python -m workbench report --quick` (what `make report QUICK=1` runs): the HTML file's path.
-    A successful run prints only where it wrote and how long each step took: nothing on stderr (no
-    kernel warnings, no KeyboardInterrupt from a kernel shutting down)."""
-    r = subprocess.run([sys.executable, "-m", "workbench", "report", "--quick", "--quiet"], cwd=REPO,
-                       capture_output=True, text=True, timeout=1800)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stderr == "", f"a successful report printed on stderr:\n{r.stderr[-2000:]}"
-    for line in r.stdout.splitlines():
-        assert re.fullmatch(r"wrote \S+|  [a-z ]+: \d+\.\d s", line), f"unexpected output line: {line!r}"
-    html_path = Path(r.stdout.split("wrote ")[-1].splitlines()[0].strip())
-    assert html_path.name == "report_quick.html" and html_path.is_file(), r.stdout
-    return html_path
-
-
-def test_report_html_shows_every_figure_offline(browser, shots, quick_report):
-    """The report opened from disk in Chromium with every network request refused: each figure and
-    notebook image loads, and every widget cell shows its static snapshot."""
-    html_path = quick_report
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, offline=True)
-    requests = []
-    context.route(re.compile(r"^(https?|wss?)://"), lambda route: (requests.append(route.request.url), route.abort()))
-    pg = context.new_page()
-    try:
-        pg.goto(html_path.as_uri())
-        pg.wait_for_load_state("load")
-        images = pg.evaluate("""() => Array.from(document.images, i => ({alt: i.alt, complete: i.complete,
-                                                                      w: i.naturalWidth, h: i.naturalHeight}))""")
-        figures = [i for i in images if i["alt"].startswith("fig")]
-        from workbench.figures.job import FIGURES
-
-        assert sorted(i["alt"] for i in figures) == sorted(f"{f.name}_quick" for f in FIGURES)
-        broken = [i for i in images if not (i["complete"] and i["w"] > 0 and i["h"] > 0)]
-        assert not broken, f"images that did not load: {broken}"
-        assert len(images) > len(figures), "the executed notebooks' figures are missing"
-        assert requests == [], f"the report fetched from the network: {requests}"
-        text = pg.inner_text("body")
-        assert "Provenance" in text and "quick" in text and "papermill" in text
-        # one static snapshot per widget cell: 02's viewer, 06's explorer (with its plot) and viewer, 07's
-        snaps = pg.locator(".wb-snap")
-        assert snaps.count() == 4, snaps.count()
-        assert pg.locator("#nb-06_explorer .wb-snap img[alt=plot]").count() == 1
-        # the page is no wider than the window: wide tables scroll inside their own box
-        assert pg.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-        pg.screenshot(path=str(shots / "report-top.png"))
-        pg.locator("#fig5_tradeoff_quick").scroll_into_view_if_needed()
-        pg.screenshot(path=str(shots / "report-fig5.png"))
-        pg.locator("#t-drops_vs_cpus_quick").scroll_into_view_if_needed()
-        pg.screenshot(path=str(shots / "report-table.png"))
-    finally:
-        context.close()
-
-
-# A4 less the report's @page margins (12 mm each side), in CSS pixels (96 per inch)
-_A4_CONTENT_PX = int((210 - 24) / 25.4 * 96)
-
-
-def test_report_prints_to_a4_with_nothing_cut(browser, shots, quick_report):
-    """Printed to PDF by Chromium (page.pdf, A4): laid out at the printed width no element runs past
-    the page's content box, and on every page, rendered back to an image with pdftoppm, the right
-    margin is blank (Chromium draws what overflows the page into it, up to the paper's edge)."""
-    from PIL import Image
-
-    pdftoppm = shutil.which("pdftoppm")
-    if pdftoppm is None:
-        pytest.fail("pdftoppm not found: install Debian's poppler-utils (scripts/system-deps --browser does)",
-                    pytrace=False)
-    context = browser.new_context(viewport={"width": _A4_CONTENT_PX, "height": 1000}, offline=True)
-    pg = context.new_page()
-    out = shots / "report-print"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    try:
-        pg.goto(quick_report.as_uri())
-        pg.wait_for_load_state("load")
-        pg.emulate_media(media="print")
-        wide = pg.evaluate("""(w) => Array.from(document.body.querySelectorAll('*'))
-            .filter(e => e.getBoundingClientRect().right > w + 1 && e.getClientRects().length)
-            .filter(e => !Array.from(e.children).some(c => c.getBoundingClientRect().right > w + 1))
-            .slice(0, 10).map(e => `${e.tagName}.${e.className} in ${(e.closest('section, figure') || {}).id}: `
-                                   + `${Math.round(e.getBoundingClientRect().right)} px`)""", _A4_CONTENT_PX)
-        assert not wide, f"wider than the printed page ({_A4_CONTENT_PX} px):\n" + "\n".join(wide)
-        pdf = out / "report.pdf"
-        pg.pdf(path=str(pdf), format="A4", print_background=True, prefer_css_page_size=True)
-    finally:
-        context.close()
-    subprocess.run([pdftoppm, "-r", "50", "-png", str(pdf), str(out / "page")], check=True, timeout=300)
-    pages = sorted(out.glob("page-*.png"))
-    assert len(pages) > 10, f"{len(pages)} pages"
-    cut = []
-    for p in pages:
-        im = Image.open(p).convert("L")
-        w, h = im.size
-        strip = im.crop((w - int(w * 0.04), 0, w, h))  # the right 4% of the page: inside the 12-mm margin
-        if strip.getextrema()[0] < 200:
-            cut.append(p.name)
-    assert not cut, f"content in the right margin (cut at the paper's edge) on {cut}; pages in {out}"
