@@ -371,6 +371,22 @@ def _nap(params, seed, stream, context):
     return {"y": params["x"] * params["k"], "noise": float(rng.random())}
 
 
+def _short_nap(params, seed, stream, context):
+    time.sleep(0.02)  # a race point's time: 15-40 ms
+    return {"y": params["x"]}
+
+
+def test_local_sends_points_as_long_as_race_points_to_the_pool_when_there_is_enough_work(monkeypatch):
+    """Before, a point under 0.1 s kept the whole sweep in-process, however many points: the figures
+    job's 706 race points ran on one core (30.7 s) while the pool takes 15.8 s on two."""
+    monkeypatch.setattr(sw, "PARALLEL_MIN_SECONDS", 0.0)  # enough work, whatever the grid's size
+    naps = FunctionExperiment("short nap", _short_nap, {"x": 0})
+    frame = sweep(Grid(x=list(range(6))), naps, backend="local", jobs=2, chunk_size=1, cache=False,
+                  progress=False, seed=5)
+    assert frame.attrs["sweep"]["ran"] == "parallel"
+    assert list(frame["y"]) == list(range(6))
+
+
 def test_local_runs_cheap_points_serially_and_costly_ones_in_the_pool(monkeypatch):
     cheap = sweep(Grid(x=list(range(6))), SQUARE, backend="local", jobs=2, cache=False, progress=False, seed=5)
     assert cheap.attrs["sweep"]["ran"] == "serial"

@@ -71,10 +71,12 @@ __all__ = ["Experiment", "FunctionExperiment", "Grid", "MAX_POINTS_UNFORCED", "M
            "parse_assignments", "point_stream", "save_frame", "sweep", "sweep_path"]
 
 #: The local backend runs points in this process when one takes less than this
-#: (seconds): with race points of 15-30 ms no pool beat serial by more than
-#: 1.11x on the 2-core machine, while a point of 0.1 s and more amortises the
-#: dispatch (benchmarks/bench_sweep.py prints both sides).
-PARALLEL_POINT_SECONDS = 0.1
+#: (seconds): a chunk of such points costs about as much to send as to compute.
+#: Race points take 15-40 ms, and chunks of up to 16 of them amortise the
+#: dispatch: a warm pool ran 54 of 15 ms 2.15x faster than serial on the 2-core
+#: machine, and the figures job's five sweeps (706 points) took 15.8 s in the
+#: pool against 30.7 s serially (benchmarks/bench_sweep.py prints both sides).
+PARALLEL_POINT_SECONDS = 0.005
 #: ... or when all the points together would take less than this (seconds)
 #: serially: about twice a loky pool's start-up there (workers importing the
 #: workbench and loading the outcome tables, measured by bench_sweep.py).
