@@ -12,7 +12,8 @@ every process it waited for: what the suite costs whatever else the
 machine is doing), the ratio of each to the other's and the slowest
 tests (``--durations``). A busy machine stretches wall time; CPU seconds
 are the steadier figure. Run from the checkout's root:
-``python benchmarks/bench_suite.py [--before REV] [--paths tests/x ...] [--marker EXPR] [--jobs N]``.
+``python benchmarks/bench_suite.py [--before REV [--before-jobs N]] [--paths tests/x ...] [--marker EXPR]
+[--jobs N]``.
 """
 
 from __future__ import annotations
@@ -59,11 +60,16 @@ def main(argv=None):
     ap.add_argument("--paths", nargs="*", default=[], help="test paths (default: the whole tests/ directory)")
     ap.add_argument("--marker", default="not (browser or qemu)", help="-m expression (default: the unit part)")
     ap.add_argument("--jobs", default="2", help="pytest-xdist workers, 1 for a serial run (default 2)")
+    ap.add_argument("--before-jobs", default=None, metavar="N",
+                    help="the workers of the --before run, as its Makefile had them (default: --jobs)")
     ap.add_argument("--durations", type=int, default=20, help="slowest tests to print (default 20)")
     ap.add_argument("--warm", default=None, metavar="DIR", help="copy DIR/cache into each data directory first")
     args = ap.parse_args(argv)
     select = [*args.paths, "-m", args.marker]
-    dist = [] if args.jobs == "1" else ["-n", args.jobs, "--dist", "loadscope"]
+    def dist(jobs: str) -> list[str]:
+        return [] if jobs == "1" else ["-n", jobs, "--dist", "loadscope"]
+
+    jobs = {"after": args.jobs, "before": args.before_jobs or args.jobs}
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -78,14 +84,14 @@ def main(argv=None):
             env = {**os.environ, "PYTHONPATH": str(tree), "WORKBENCH_DATA": str(data)}
             _, _, collected = _pytest(tree, ["--collect-only", *select], env)
             count = re.findall(r"(\d+)(?:/\d+)? tests? collected", collected)
-            wall, cpu, out = _pytest(tree, [*select, *dist, f"--durations={args.durations}"], env)
+            wall, cpu, out = _pytest(tree, [*select, *dist(jobs[label]), f"--durations={args.durations}"], env)
             summary = [ln for ln in out.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
             top = out.split("slowest", 1)[1].split("====", 1)[-1] if "slowest" in out else ""
             top = "\n".join(ln for ln in top.splitlines() if re.match(r"\s*\d+\.\d+s ", ln))
             results[label] = (count[-1] if count else "?", wall, cpu, summary[-1] if summary else "?", top)
     for label, (count, wall, cpu, summary, top) in results.items():
         print(f"{label}: {count} tests collected; {summary}")
-        print(f"{label}: wall {wall:7.1f} s   cpu {cpu:7.1f} s")
+        print(f"{label}: wall {wall:7.1f} s   cpu {cpu:7.1f} s   ({jobs[label]} worker(s))")
         print(f"{label}: slowest {args.durations}:\n{top}\n")
     if "before" in results:
         (cb, wb, pb, *_), (ca, wa, pa, *_) = results["before"], results["after"]
