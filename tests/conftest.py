@@ -37,11 +37,11 @@ def seed_outcome_cache():
 def pytest_sessionstart(session):
     """Under pytest-xdist (``-n N``, N > 1), compute the emulator's outcome tables once, before any worker starts.
 
-    The figures job's four tables (:data:`workbench.figures.job.OUTCOME_TABLES`)
-    are cached in the data directory that every test shares; computed here,
-    two at a time, no two workers compute the same table side by side. A
-    warm cache costs a read; a serial run leaves them to the first test that
-    needs them, as before.
+    The figures job's eight tables (:data:`workbench.figures.job.TABLES`, i386
+    and x86_64) are cached in the data directory that every test shares;
+    computed here, two at a time, no two workers compute the same table side
+    by side. A warm cache costs a read; a serial run leaves them to the first
+    test that needs them, as before.
     """
     config = session.config
     workers = getattr(config.option, "numprocesses", None)
@@ -50,10 +50,10 @@ def pytest_sessionstart(session):
     from joblib import Parallel, delayed
 
     from workbench.emulate.explore import load_outcome_table
-    from workbench.figures.job import OUTCOME_TABLES
+    from workbench.figures.job import TABLES
 
     from joblib.externals.loky import get_reusable_executor
 
-    Parallel(n_jobs=min(len(OUTCOME_TABLES), os.cpu_count() or 1))(
-        delayed(load_outcome_table)(s, e, progress=False) for s, e in OUTCOME_TABLES)
+    Parallel(n_jobs=min(len(TABLES), os.cpu_count() or 1))(
+        delayed(load_outcome_table)(s, e, progress=False, arch=a) for s, e, a in TABLES)
     get_reusable_executor().shutdown(wait=True, kill_workers=True)  # no worker outlives the warm-up
