@@ -62,6 +62,7 @@ anchor: $(STAMP)
 #             fixture is computed once; JOBS=1: serially)
 #   endtoend  the end-to-end checks (E2E markers: headless Chromium, QEMU guests), a module per worker;
 #             the browser tests need Chromium: installed with apt where allowed, else one line says what to run
+# Each part ends with its 12 slowest steps (--durations), so a log shows where the time went.
 # One worker more than CPUs: the Ctrl-C, kill, browser and guest checks spend much of their time
 # waiting on processes they started, and the extra worker computes meanwhile.
 JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
@@ -72,11 +73,11 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	@scripts/system-deps --kernel-source
-	$(PY) -m pytest -q -p no:cacheprovider -m "not ($(E2E))" $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=12 -m "not ($(E2E))" $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
 
 endtoend: $(STAMP)
 	@scripts/system-deps --browser --guests
-	$(PY) -m pytest -q -p no:cacheprovider -m "$(E2E)" $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=12 -m "$(E2E)" $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
 
 # Debian's linux-source-6.1 tree (installed package, else apt-get download) into data/cache/kernel-source/
 kernel-source: $(STAMP)
