@@ -89,9 +89,10 @@ def test_hung_guest_times_out_with_its_console_kept_and_no_qemu_left(own_data, m
         return guest_script(ns, word=word, sleep_init=True)[0], guest_script(ns, word=word)[1]
     monkeypatch.setattr(anchor_run, "guest_script", hung)
     t0 = time.monotonic()
-    # the guest reaches its init (and prints @@ HANG) about 2 s after QEMU starts on a quiet machine
+    # the guest reaches its init (prints @@ HANG) in about 2 s on a quiet machine, in tens of seconds
+    # when the end-to-end part's other workers and a cold cache load it
     with pytest.raises(ConfigError, match="did not finish in 2 tries"):
-        measure("i386", 1, (3,), timeout_s=12, retries=1, log=lambda *_: None)
+        measure("i386", 1, (3,), timeout_s=20, retries=1, log=lambda *_: None)
     assert time.monotonic() - t0 < 120
     (entry,) = (own_data / "anchor").iterdir()
     for attempt in (1, 2):  # the first try's log is kept, and the retry's
