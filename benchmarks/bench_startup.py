@@ -35,6 +35,7 @@ COMMAND_LINES = {
     "call": ["call", "--function", "do_IRQ"],
     "scenarios": ["scenarios", "--steps"],
     "explore": ["explore", "--scenario", "seed", "--strategy", "skip"],
+    "model-check": ["model-check", "--cpus", "2", "--strategy", "skip"],
     "simulate": ["simulate", "--strategy", "skip", "--cpus", "24"],
     "sweep": ["sweep", "--set", "strategy=skip", "--set", "cpus=1", "--serial", "--out", "bench"],
     "figures": ["figures", "--quick"],
