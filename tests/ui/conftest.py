@@ -2,8 +2,8 @@
 
 Used by ``test_browser.py`` (notebooks in JupyterLab) and
 ``test_report_browser.py`` (the HTML report from disk); two modules, so that
-the end-to-end part's two workers run them side by side. Each module
-launches its own browser.
+the end-to-end part's workers run them side by side. Each module launches
+its own browser.
 """
 
 from __future__ import annotations

@@ -10,9 +10,8 @@ time once cached). Only the top Makefile, ``arch/x86/kernel/ftrace_32.S``
 and ``ftrace_64.S``, ``arch/x86/entry/entry_32.S`` and the headers the
 trampolines include are extracted, into ``<data>/cache/kernel-source/``;
 a ``COMPLETE`` file written last marks a finished extraction, so an
-interrupted one is redone. Extractions of one tree take turns (a lock file
-beside it), and each writes a directory of its own that is moved into place
-whole.
+interrupted one is redone. Extractions into one cache take turns (a lock on
+its directory), so several at once never touch each other's files.
 """
 
 from __future__ import annotations
@@ -64,12 +63,7 @@ def debian_kernel_tree(series: str = "6.1", *, download: bool = True) -> Path:
     if (root / "COMPLETE").is_file():
         return root
     tarball = Path("/usr/src") / f"{pkg}.tar.xz"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # one extraction of a tree at a time (about 10 s of xz): the others wait for it, then read it
-    with open(root.parent / f"{pkg}.lock", "a") as lock, tempfile.TemporaryDirectory(prefix="wb-ksrc-") as tmp:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (root / "COMPLETE").is_file():
-            return root
+    with tempfile.TemporaryDirectory(prefix="wb-ksrc-") as tmp:
         if not tarball.is_file():
             if not download:
                 raise ConfigError(f"series: {pkg} is not installed ({tarball} missing); "
@@ -100,15 +94,20 @@ def _apt_download(pkg: str, tmp: Path) -> Path:
 def _extract(tarball: Path, pkg: str, root: Path) -> None:
     """The members of :data:`TREE_MEMBERS` from *tarball* (prefixed ``<pkg>/``) into *root*.
 
-    Each extraction writes into a directory of its own beside *root* and moves it into place
-    whole, so several at once (test workers, commands) never see or delete each other's files;
-    the first to finish wins and the others discard theirs.
+    Extractions into one cache take turns (a lock on its directory): several at once (test
+    workers, commands) never touch each other's files, and those that waited find the tree done.
     """
-    if (root / "COMPLETE").is_file():
-        return  # another extraction finished while this one waited
     root.parent.mkdir(parents=True, exist_ok=True)
-    part = Path(tempfile.mkdtemp(prefix=f"{root.name}.part-", dir=root.parent))
+    turn = os.open(root.parent, os.O_RDONLY)
     try:
+        fcntl.flock(turn, fcntl.LOCK_EX)  # about 10 s of xz for the one holding it
+        if (root / "COMPLETE").is_file():
+            return  # another extraction finished while this one waited
+        if root.exists():
+            shutil.rmtree(root)  # an interrupted extraction: start again
+        part = root.with_name(root.name + ".part")
+        if part.exists():
+            shutil.rmtree(part)
         want = {f"{pkg}/{m}": m for m in TREE_MEMBERS}
         got = set()
         with tarfile.open(tarball, "r:*") as tar:
@@ -126,14 +125,9 @@ def _extract(tarball: Path, pkg: str, root: Path) -> None:
                     break
         missing = [m for m in TREE_MEMBERS[:2] if m not in got]
         if missing:
+            shutil.rmtree(part, ignore_errors=True)
             raise ConfigError(f"series: {tarball.name} has no {', '.join(missing)}; not a kernel source tarball")
         (part / "COMPLETE").write_text(f"{tarball.name}\n" + "".join(f"{m}\n" for m in sorted(got)))
-        if root.exists() and not (root / "COMPLETE").is_file():
-            shutil.rmtree(root, ignore_errors=True)  # an extraction cut short before this code: start again
-        try:
-            os.replace(part, root)
-        except OSError:
-            if not (root / "COMPLETE").is_file():  # not another extraction's finished tree: a real error
-                raise
+        os.replace(part, root)
     finally:
-        shutil.rmtree(part, ignore_errors=True)  # gone already when it was moved into place
+        os.close(turn)  # and with it the lock
