@@ -13,6 +13,8 @@ from pathlib import Path
 
 import psutil
 
+from workbench.sweep.cache import SweepCache
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent("""
@@ -44,4 +46,12 @@ def test_killed_sweep_workers_die_with_it(tmp_path):
         proc.wait()
     _, alive = psutil.wait_procs(kids, timeout=10)
     assert not alive, [p.cmdline()[:3] for p in alive]
-    assert not list(tmp_path.rglob("*.tmp"))
+    # a SIGKILL in the middle of the parent's write leaves its temporary, named with its pid (the
+    # next write of that entry removes it); no worker wrote one, and every entry in place is whole
+    leftovers = list(tmp_path.rglob("*.tmp"))
+    assert all(f".{proc.pid}-" in p.name for p in leftovers), leftovers
+    entries = list(tmp_path.rglob("*.json"))
+    assert len(entries) >= 6
+    (version,) = {p.name for p in tmp_path.iterdir()}
+    for entry in entries:
+        assert SweepCache(tmp_path, version).get(entry.stem) not in (None, "corrupt"), entry

@@ -21,7 +21,9 @@ command line, whatever runs when it comes (a Unicorn callback, a Dask
 cluster starting, a pool's workers): SIGINT is blocked in the main thread
 and so in every thread and process started after it (a signal mask is
 inherited through ``fork`` and kept across ``execve``), and one watcher
-thread takes it with ``sigwait``. The watcher prints the line once, sends
+thread takes it with ``sigwait``. The watcher prints the line once (on the
+stderr the command started with, even while :func:`prepare_pool` has fd 2
+on ``/dev/null``), sends
 stderr to ``/dev/null`` (a callback that swallows the interrupt can print
 nothing more), kills the processes this one started (they share the
 terminal's stderr: a Dask worker that lost its scheduler, a resource
@@ -121,7 +123,10 @@ def start_worker(coordinator: int) -> None:
 
 _SHOWN = threading.Event()
 _ACKNOWLEDGED = threading.Event()
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # reentrant: a signal handler may run in the main thread while it holds it
+#: the terminal's stderr as it was when :func:`watch_interrupts` was called: the line goes there even
+#: while :func:`prepare_pool` has fd 2 on /dev/null for a tracker's start
+_TERMINAL_FD: list[int] = []
 _REARM = threading.Event()
 _WATCHING = threading.Event()
 
@@ -145,7 +150,7 @@ def _announce(message: str, status: int, grace: float) -> None:
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
-        os.write(2, (message + "\n").encode())
+        os.write(_TERMINAL_FD[0] if _TERMINAL_FD else 2, (message + "\n").encode())
         _SHOWN.set()
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -196,7 +201,9 @@ def prepare_pool() -> None:
         if loky_tracker is not None:
             loky_tracker.ensure_running()
     finally:
-        os.dup2(saved, 2)
+        with _LOCK:  # an interrupt announced meanwhile silenced stderr for good: it stays on /dev/null
+            if not _SHOWN.is_set():
+                os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
         if _WATCHING.is_set():
@@ -213,6 +220,8 @@ def watch_interrupts(message: str, *, status: int = 130, grace: float = 5.0) -> 
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         return False
     _WATCHING.set()
+    if not _TERMINAL_FD:
+        _TERMINAL_FD.append(os.dup(2))  # not inherited by children (os.dup's default)
 
     def handler(signum, frame):
         # the watcher's interrupt_main(), or a SIGINT a C library's thread took (OpenBLAS's threads
