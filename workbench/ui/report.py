@@ -7,7 +7,8 @@ runs, in order:
    full; served from the caches when nothing changed), so the figures and
    summary tables match the code;
 2. every notebook under ``notebooks/`` with papermill on its default
-   parameters, into ``data/report/notebooks/<name>.ipynb`` (the executed
+   parameters, as many at a time as ``jobs`` (default: the CPUs; one with
+   the serial backend), into ``data/report/notebooks/<name>.ipynb`` (the executed
    notebooks are kept beside the report, each with the ``.kernel.log``
    of what its kernel process wrote outside the cells);
 3. one HTML file, ``data/report/report.html`` (``report_quick.html`` for a
@@ -27,6 +28,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import platform
 import re
 import time
@@ -45,7 +47,8 @@ from workbench.base.version import code_version
 from workbench.figures.job import FIGURES, regenerate
 from workbench.ui.report_tables import table_html
 
-__all__ = ["NOTEBOOK_DIR", "ReportResult", "TOOLS", "build_report", "notebooks", "render_html", "tool_versions"]
+__all__ = ["NOTEBOOK_DIR", "ReportResult", "TOOLS", "build_report", "execute_notebooks", "notebooks", "render_html",
+           "tool_versions"]
 
 #: the paired notebooks (source checkout)
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -87,24 +90,79 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def _execute(nb: Path, outdir: Path, timeout: float) -> Path:
+def execute_notebooks(nbs: list[Path], outdir: Path, *, timeout: float, jobs: int = 1) -> list[Path]:
+    """Run each of *nbs* with papermill on its default parameters into *outdir*, *jobs* at a time.
+
+    Returns the executed copies' paths in the order of *nbs*. Each kernel
+    runs in its notebook's directory. When one notebook fails, or the
+    caller is interrupted (Ctrl-C), the notebooks not yet started are
+    dropped and the running ones' kernels are killed, so the error comes
+    at once and no kernel outlives the call.
+    """
+    import logging
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    kernels: list = []  # the kernel managers started so far (each thread appends its own)
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(nbs))), thread_name_prefix="notebook")
+    futures = [pool.submit(_execute, nb, outdir, timeout, kernels) for nb in nbs]
+    try:
+        while True:  # in short waits: an interrupt is seen within a second, signal or not
+            done, pending = wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
+            failed = [f for f in futures if f in done and f.exception() is not None]
+            if failed:
+                failed[0].result()  # the first failure in the list's order raises here
+            if not pending:
+                return [f.result() for f in futures]
+    except BaseException:
+        # the other notebooks' "Kernel died ..." after this kill is its doing, not news: not printed
+        log = logging.getLogger("papermill")
+        was, log.disabled = log.disabled, True
+        try:
+            for f in futures:
+                f.cancel()
+            for km in list(kernels):
+                _kill_kernel(km)  # its thread's cell ends with a dead kernel, and the thread with it
+            pool.shutdown(wait=True)
+        finally:
+            log.disabled = was
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _execute(nb: Path, outdir: Path, timeout: float, kernels: list) -> Path:
     """Run *nb* with papermill on its default parameters into *outdir*; the executed copy's path."""
     import papermill  # a second of start-up: imported only when notebooks are run
 
     out = outdir / nb.name
     log = out.with_suffix(".kernel.log")
     with open(log, "wb") as sink:
-        papermill.execute_notebook(str(nb), str(out), cwd=str(nb.parent), progress_bar=False,
+        # no cwd= for papermill: it changes the whole process's directory, which threads share; the
+        # kernel manager starts the kernel in the notebook's directory instead
+        papermill.execute_notebook(str(nb), str(out), progress_bar=False,
                                    kernel_name="python3", execution_timeout=int(timeout), log_output=False,
-                                   kernel_manager_class=_quiet_kernel_manager(sink))
+                                   kernel_manager_class=_quiet_kernel_manager(sink, nb.parent, kernels))
     return out
 
 
-def _quiet_kernel_manager(sink):
-    """A kernel manager whose kernel writes its own stdout/stderr to *sink* (``<name>.kernel.log``
-    beside the executed notebook), not to the terminal: ipykernel's start-up warning about TCP
-    transport and its "KeyboardInterrupt caught in kernel" at shutdown say nothing about the run
-    (what the cells print is in the notebook itself)."""
+def _kill_kernel(km) -> None:
+    """SIGKILL to the kernel *km* started (its own session, as jupyter_client starts kernels)."""
+    import signal
+
+    proc = getattr(getattr(km, "provisioner", None), "process", None)
+    if proc is not None and proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _quiet_kernel_manager(sink, cwd: Path, kernels: list):
+    """A kernel manager whose kernel starts in *cwd* and writes its own stdout/stderr to *sink*
+    (``<name>.kernel.log`` beside the executed notebook), not to the terminal: ipykernel's start-up
+    warning about TCP transport and its "KeyboardInterrupt caught in kernel" at shutdown say nothing
+    about the run (what the cells print is in the notebook itself). Each manager is added to
+    *kernels* once its kernel is started."""
     from jupyter_client.manager import AsyncKernelManager  # start-up: with papermill, only for a report
 
     class QuietKernelManager(AsyncKernelManager):
@@ -112,7 +170,10 @@ def _quiet_kernel_manager(sink):
             # Popen keyword arguments are passed down to the launcher (jupyter_client's documented kw)
             kw.setdefault("stdout", sink)
             kw.setdefault("stderr", sink)
-            return await super().start_kernel(**kw)
+            kw.setdefault("cwd", str(cwd))
+            started = await super().start_kernel(**kw)
+            kernels.append(self)
+            return started
 
     return QuietKernelManager
 
@@ -262,7 +323,8 @@ def build_report(quick: bool = False, *, outdir: Path | None = None, seed: int =
     Outputs go under *outdir* (default ``data/``): figures and tables where
     the figures job puts them, the report and executed notebooks in
     ``report/``. *backend*, *jobs* and *scheduler* run the sweeps
-    (:func:`workbench.figures.job.regenerate`). *timeout* bounds one notebook cell (s). With
+    (:func:`workbench.figures.job.regenerate`); *jobs* notebooks run at a time (default: the CPUs; one
+    with the serial backend). *timeout* bounds one notebook cell (s). With
     *run_notebooks* False the notebooks are left out (a faster report of
     the figures and tables). Raises :class:`ConfigError` for a bad seed,
     timeout or backend, or when there are no notebooks.
@@ -280,7 +342,9 @@ def build_report(quick: bool = False, *, outdir: Path | None = None, seed: int =
     seconds["figures job"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    executed = [_execute(nb, rep / "notebooks", timeout) for nb in nbs]
+    # the notebooks two or more at a time: each runs in a kernel process of its own
+    executed = execute_notebooks(nbs, rep / "notebooks", timeout=timeout,
+                                 jobs=1 if backend == "serial" else (jobs or os.cpu_count() or 1))
     seconds["notebooks"] = time.perf_counter() - t1
 
     figures = []
