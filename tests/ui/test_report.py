@@ -115,7 +115,7 @@ def test_a_notebook_kernels_own_output_goes_to_its_log_not_the_terminal(tmp_path
     src = tmp_path / "01_noise.ipynb"
     nbformat.write(nb, src)
     (tmp_path / "out").mkdir()
-    out = report._execute(src, tmp_path / "out", 120)
+    (out,) = report.execute_notebooks([src], tmp_path / "out", timeout=120)
     seen = capfd.readouterr()
     assert "noise" not in seen.out + seen.err and "TCP" not in seen.err
     log = (tmp_path / "out" / "01_noise.kernel.log").read_text()
