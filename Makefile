@@ -67,17 +67,19 @@ anchor: $(STAMP)
 # waiting on processes they started, and the extra worker computes meanwhile.
 JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 E2E  := browser or qemu
+# the modules marked slow start first (tests/conftest.py), not those with the most tests (xdist's reorder)
+XDIST = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope --no-loadscope-reorder)
 test: $(STAMP)
 	$(PY) -m ruff check --quiet . && scripts/system-deps --browser --guests --kernel-source
 	@$(MAKE) --no-print-directory unit endtoend
 
 unit: $(STAMP)
 	@scripts/system-deps --kernel-source
-	$(PY) -m pytest -q -p no:cacheprovider --durations=12 -m "not ($(E2E))" $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=12 -m "not ($(E2E))" $(XDIST)
 
 endtoend: $(STAMP)
 	@scripts/system-deps --browser --guests
-	$(PY) -m pytest -q -p no:cacheprovider --durations=12 -m "$(E2E)" $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=12 -m "$(E2E)" $(XDIST)
 
 # Debian's linux-source-6.1 tree (installed package, else apt-get download) into data/cache/kernel-source/
 kernel-source: $(STAMP)

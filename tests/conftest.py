@@ -57,3 +57,18 @@ def pytest_sessionstart(session):
     Parallel(n_jobs=min(len(TABLES), os.cpu_count() or 1))(
         delayed(load_outcome_table)(s, e, progress=False, arch=a) for s, e, a in TABLES)
     get_reusable_executor().shutdown(wait=True, kill_workers=True)  # no worker outlives the warm-up
+
+
+def pytest_collection_modifyitems(config, items):
+    """The modules marked ``slow(seconds)`` first, longest first, then the rest (a stable sort).
+
+    The longest units of work start first, so that no worker is left with
+    one at the end while the others are done (with ``--dist loadscope``
+    and ``--no-loadscope-reorder`` the workers take modules in this order).
+    The seconds are a module's measured time on two busy cores, a hint only.
+    """
+    def seconds(item) -> float:
+        mark = item.get_closest_marker("slow")
+        return float(mark.args[0]) if mark is not None and mark.args else 0.0
+
+    items.sort(key=lambda item: -seconds(item))

@@ -21,6 +21,9 @@ from workbench.emulate.mc.system import McSystem
 # one site (schedule's), both CPUs call it: small enough to enumerate every interleaving
 TINY = dict(calls=(("schedule",), ("schedule",)), items=("sites",))
 
+# about 70 s on two busy cores: started first (tests/conftest.py)
+pytestmark = pytest.mark.slow(70)
+
 
 def _crashes(result):
     return {c[5] for o in result["outcomes"] for calls in o[0] for c in calls if c[5]}

@@ -25,6 +25,9 @@ from workbench.ui.cli import main
 #: strategies whose trapped call runs a trampoline after the trap (on v5.2, which has the gap)
 _THROUGH = ("emulate_new", "emulate_old", "emulate_regs_caller")
 
+# about 30 s on two busy cores: started first (tests/conftest.py)
+pytestmark = pytest.mark.slow(30)
+
 
 @pytest.fixture(scope="module")
 def linux61():

@@ -15,6 +15,9 @@ import pytest
 
 import workbench.figures.job as figures
 
+# about 30 s on two busy cores: started first (tests/conftest.py)
+pytestmark = pytest.mark.slow(30)
+
 
 def _outputs(outdir: Path) -> dict[Path, bytes]:
     figdir = outdir / "figures"

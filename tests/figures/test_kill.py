@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +27,9 @@ SCRIPT = textwrap.dedent("""
     job.GRIDS["quick"] = {"cpus": [1, 16], "sync_round_ns": [1e4, 1e6], "sites": [1, 10], "trials": 100}
     job.regenerate(True, jobs=2, outdir=sys.argv[1], progress=False)
 """)
+
+# about 30 s on two busy cores: started first (tests/conftest.py)
+pytestmark = pytest.mark.slow(30)
 
 
 def _snapshot(d: Path) -> dict:

@@ -17,6 +17,9 @@ from workbench.sweep.engine import sweep
 
 STRATS = list(plots.STRATEGY_ORDER)
 
+# about 40 s on two busy cores: started first (tests/conftest.py)
+pytestmark = pytest.mark.slow(40)
+
 
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory):

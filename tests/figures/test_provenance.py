@@ -22,6 +22,9 @@ from workbench.figures import job as figures
 from workbench.figures import plots
 from workbench.sweep.engine import save_frame
 
+# about 25 s on two busy cores: started first (tests/conftest.py)
+pytestmark = pytest.mark.slow(25)
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):

@@ -42,6 +42,7 @@ import pytest
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow(90),  # about 90 s: started first
     pytest.mark.skipif(os.environ.get("WORKBENCH_SKIP_BROWSER") == "1",
                        reason="WORKBENCH_SKIP_BROWSER=1"),
 ]

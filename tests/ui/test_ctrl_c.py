@@ -26,6 +26,9 @@ LINE = "interrupted; finished points are cached and a rerun resumes"
 SWEEP = ["sweep", "--set", "cpus=2,3,4,5,6,7,8,9,10,11,12,13", "--set", "outcomes=none", "--set", "trials=10000000",
          "--no-cache", "--quiet", "--force"]
 
+# about 130 s on two busy cores: started first (tests/conftest.py)
+pytestmark = pytest.mark.slow(130)
+
 
 def _env(tmp_path):
     return {**os.environ, "WORKBENCH_DATA": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}

@@ -79,6 +79,9 @@ HARNESS = textwrap.dedent("""
     print(json.dumps(report))
 """)
 
+# about 100 s on two busy cores: started first (tests/conftest.py)
+pytestmark = pytest.mark.slow(100)
+
 
 def _env(tmp_path):
     return {**os.environ, "WORKBENCH_DATA": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}

@@ -13,6 +13,9 @@ PAIRS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
 EXPECTED = ["01_trampolines", "02_trapped_call", "03_stack_gap", "04_race_sweeps", "05_batching", "06_explorer",
             "07_model_checking", "08_real_kernel"]
 
+# about 40 s on two busy cores: started first (tests/conftest.py)
+pytestmark = pytest.mark.slow(40)
+
 
 def test_every_notebook_is_there_in_both_forms():
     assert [p.stem for p in PAIRS] == EXPECTED

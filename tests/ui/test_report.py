@@ -15,6 +15,9 @@ from workbench.ui import report
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# about 30 s on two busy cores: started first (tests/conftest.py)
+pytestmark = pytest.mark.slow(30)
+
 
 def test_report_of_a_quick_run_is_one_offline_file_with_every_figure(tmp_path, monkeypatch):
     monkeypatch.setitem(figures.GRIDS, "quick",

@@ -21,6 +21,7 @@ import pytest
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow(100),  # about 100 s: started first
     pytest.mark.skipif(os.environ.get("WORKBENCH_SKIP_BROWSER") == "1",
                        reason="WORKBENCH_SKIP_BROWSER=1"),
 ]
