@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.anchor.boot import boot
+from workbench.anchor.boot import POWER_OFF_GRACE_S, boot
 from workbench.anchor.console import CLASSES, parse_console
 from workbench.anchor.grid import FULL_NS, QUICK_NS
 from workbench.anchor.guest import guest_script
@@ -137,6 +137,9 @@ def measure(arch: str, cpus: int, ns: tuple, *, timeout_s: float = 600.0, retrie
                    timeout_s=timeout_s, console=console)
         run = parse_console(console.read_bytes().decode("utf-8", "replace"))
         if res.status == "ok" and len(run.updates) == len(updates):
+            if res.returncode is None:
+                log(f"anchor: the guest finished its work but did not power the machine off; QEMU was "
+                    f"stopped {POWER_OFF_GRACE_S:.0f} s after its END line (console kept at {console})")
             break
         kept = where / f"console.try{attempt + 1}.log"
         console.replace(kept)
