@@ -17,14 +17,12 @@ the workbench itself is killed.
 from __future__ import annotations
 
 import atexit
-import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.base.process import die_with_parent
+from workbench.base.process import die_with_parent, kill_group
 
 __all__ = ["POWER_OFF_GRACE_S", "BootResult", "boot", "live_qemu_pids"]
 
@@ -60,17 +58,10 @@ def live_qemu_pids() -> frozenset[int]:
     return frozenset(_LIVE)
 
 
-def _kill(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 @atexit.register
 def _kill_all() -> None:
     for pid in list(_LIVE):
-        _kill(pid)
+        kill_group(pid)
 
 
 def boot(qemu: str, vmlinuz: Path, initrd: Path, *, cpus: int, memory_mb: int, timeout_s: float,
@@ -113,7 +104,7 @@ def boot(qemu: str, vmlinuz: Path, initrd: Path, *, cpus: int, memory_mb: int, t
                     break
         finally:  # timeout, no power-off, Ctrl-C or any error: the process does not outlive this call
             if proc.poll() is None:
-                _kill(proc.pid)
+                kill_group(proc.pid)
                 proc.wait()
             _LIVE.discard(proc.pid)
     seconds = time.monotonic() - t0

@@ -56,7 +56,7 @@ import sys
 import threading
 import time
 
-__all__ = ["COORDINATOR_VARIABLE", "acknowledge_interrupt", "die_with_parent", "interrupt_shown",
+__all__ = ["COORDINATOR_VARIABLE", "acknowledge_interrupt", "die_with_parent", "interrupt_shown", "kill_group",
            "kill_marked_children", "prepare_pool", "start_watchdog", "start_worker", "watch_interrupts"]
 
 #: the environment variable that marks a process as started (directly or not) by a coordinator
@@ -114,6 +114,14 @@ def die_with_parent(expected: int | None = None) -> None:
     if os.getppid() != parent:  # the parent died before the signal was armed
         os._exit(1)
     _ARMED[:] = [parent]
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL to the process group led by *pid* (a child started in a session of its own); gone is fine."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def start_worker(coordinator: int) -> None:

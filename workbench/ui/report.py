@@ -41,6 +41,7 @@ import pandas as pd
 from workbench.base.version import VERSION as __version__
 from workbench.base.errors import ConfigError, check_range
 from workbench.base.paths import data_dir
+from workbench.base.process import kill_group
 from workbench.base.provenance import read_provenance
 from workbench.base.store import write_atomic
 from workbench.base.version import code_version
@@ -103,6 +104,8 @@ def execute_notebooks(nbs: list[Path], outdir: Path, *, timeout: float, jobs: in
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     kernels: list = []  # the kernel managers started so far (each thread appends its own)
+    log = logging.getLogger("papermill")
+    was_disabled = log.disabled
     pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(nbs))), thread_name_prefix="notebook")
     futures = [pool.submit(_execute, nb, outdir, timeout, kernels) for nb in nbs]
     try:
@@ -115,19 +118,14 @@ def execute_notebooks(nbs: list[Path], outdir: Path, *, timeout: float, jobs: in
                 return [f.result() for f in futures]
     except BaseException:
         # the other notebooks' "Kernel died ..." after this kill is its doing, not news: not printed
-        log = logging.getLogger("papermill")
-        was, log.disabled = log.disabled, True
-        try:
-            for f in futures:
-                f.cancel()
-            for km in list(kernels):
-                _kill_kernel(km)  # its thread's cell ends with a dead kernel, and the thread with it
-            pool.shutdown(wait=True)
-        finally:
-            log.disabled = was
+        log.disabled = True
+        pool.shutdown(wait=False, cancel_futures=True)  # the notebooks not started yet never start
+        for km in list(kernels):
+            _kill_kernel(km)  # its thread's cell ends with a dead kernel, and the thread with it
         raise
     finally:
         pool.shutdown(wait=True)
+        log.disabled = was_disabled
 
 
 def _execute(nb: Path, outdir: Path, timeout: float, kernels: list) -> Path:
@@ -147,14 +145,9 @@ def _execute(nb: Path, outdir: Path, timeout: float, kernels: list) -> Path:
 
 def _kill_kernel(km) -> None:
     """SIGKILL to the kernel *km* started (its own session, as jupyter_client starts kernels)."""
-    import signal
-
     proc = getattr(getattr(km, "provisioner", None), "process", None)
     if proc is not None and proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_group(proc.pid)
 
 
 def _quiet_kernel_manager(sink, cwd: Path, kernels: list):
@@ -342,7 +335,7 @@ def build_report(quick: bool = False, *, outdir: Path | None = None, seed: int =
     seconds["figures job"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    # the notebooks two or more at a time: each runs in a kernel process of its own
+    # several notebooks at a time: each runs in a kernel process of its own
     executed = execute_notebooks(nbs, rep / "notebooks", timeout=timeout,
                                  jobs=1 if backend == "serial" else (jobs or os.cpu_count() or 1))
     seconds["notebooks"] = time.perf_counter() - t1
